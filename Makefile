@@ -1,0 +1,41 @@
+# Set-up and checks. Every target creates ./.venv (with the `mammosearch` console script) first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## The main job on the embedded default: normalize the bundled sample reports.
+demo: $(STAMP)
+	$(BIN)/mammosearch normalize --sample -o normalized-sample.jsonl
+	@echo "wrote normalized-sample.jsonl"
+
+## Everything CI runs: format check, lint, type check, tests with the coverage gate.
+test: lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest --cov=mammosearch --cov-report=term --cov-fail-under=85
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python bench/normalize.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage normalized-sample.jsonl

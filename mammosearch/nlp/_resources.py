@@ -1,0 +1,42 @@
+"""Loading of the lexicon and rule files shipped in ``mammosearch/nlp/data``."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from mammosearch.errors import ConfigError
+
+__all__ = ["alternation", "compile_pattern", "load_data"]
+
+
+@cache
+def _read(name: str) -> str:
+    return resources.files("mammosearch.nlp").joinpath("data").joinpath(name).read_text(encoding="utf-8")
+
+
+def load_data(name: str) -> dict[str, Any]:
+    """Parse a shipped JSON data file (a fresh copy each call, safe to mutate)."""
+    data = json.loads(_read(name))
+    if not isinstance(data, dict):  # pragma: no cover - shipped files are objects
+        raise ConfigError(f"data file {name} must hold a JSON object")
+    return data
+
+
+def compile_pattern(pattern: str, *, source: str) -> re.Pattern[str]:
+    """Compile a regular expression of a data file, naming the file when it is invalid."""
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise ConfigError(
+            f"invalid pattern in {source}: {e}", fix="correct the regular expression"
+        ) from e
+
+
+def alternation(phrases: list[str]) -> str:
+    """A regex alternation of literal phrases, longest first, spaces matching any blank run."""
+    ordered = sorted({p.strip() for p in phrases if p.strip()}, key=len, reverse=True)
+    return "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in ordered)

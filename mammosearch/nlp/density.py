@@ -1,0 +1,203 @@
+"""Breast composition (ACR density a-d) stated in a report, in EN/ES and any edition's wording.
+
+Codes ("ACR C", "ACR 3", "ACR tipo c", "(MAMAS TIPO B)", "densidad tipo B", "patrón 2",
+"Breast density: D") are explicit and win over descriptions; descriptions are the 5th- and
+4th-edition wording in English and Spanish ("heterogeneously dense", "scattered fibroglandular
+densities", "tejido adiposo casi en su totalidad", "extremadamente densas"). Vague wording
+("dense breasts", "densidad media") never yields a category, only a warning. Patterns are data
+(``data/density.json``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from mammosearch.nlp._resources import compile_pattern, load_data
+from mammosearch.nlp.context import ContextRules, Status
+from mammosearch.nlp.mentions import CategoryMention, SideFinder
+from mammosearch.nlp.sections import Segmentation
+from mammosearch.records import DensityCategory, Laterality
+
+__all__ = ["DensityExtractor", "DensityResolution", "resolve_density"]
+
+_SRC = "density.json"
+_CODE, _DESCRIPTION, _VAGUE = 2, 1, 0
+# Where a description is not about mammographic composition (ultrasound echotexture).
+_NON_MAMMO_SECTIONS = frozenset({"ultrasound"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Code:
+    name: str
+    pattern: re.Pattern[str]
+    letter_guard: bool
+    needs_context: bool
+
+
+class DensityExtractor:
+    """Find breast-composition statements in an analysis text.
+
+    Args:
+        data: The parsed ``density.json`` (defaults to the shipped file).
+        context: Context rules (defaults to the shipped ones).
+    """
+
+    def __init__(
+        self, data: dict[str, Any] | None = None, context: ContextRules | None = None
+    ) -> None:
+        self.data = data if data is not None else load_data(_SRC)
+        self.context = context or ContextRules()
+        self.sides = SideFinder()
+        d = self.data
+        self._values: dict[str, str] = d["values"]
+        self._codes = [
+            _Code(
+                c["name"], compile_pattern(c["pattern"], source=_SRC),
+                bool(c.get("letter_guard")), bool(c.get("requires_density_context")),
+            )  # fmt: skip
+            for c in d["codes"]
+        ]
+        self.density_context = compile_pattern(d["density_context"], source=_SRC)
+        self._descriptions = compile_pattern(
+            "|".join(f"(?P<d{i}>{x['pattern']})" for i, x in enumerate(d["descriptions"])),
+            source=_SRC,
+        )
+        self._description_categories = [str(x["category"]) for x in d["descriptions"]]
+        self._vague = compile_pattern("|".join(f"(?:{x['pattern']})" for x in d["vague"]), source=_SRC)
+
+    def __call__(self, text: str, folded: str, seg: Segmentation) -> list[CategoryMention]:
+        """All composition statements of the text (vague ones with tier 0), in order."""
+        mentions: list[CategoryMention] = []
+        for code in self._codes:
+            for m in code.pattern.finditer(folded):
+                v_start, v_end = m.span("val")
+                raw = m.group("val")
+                if code.letter_guard and raw.isalpha() and len(raw) == 1:
+                    before = folded[max(0, v_start - 3) : v_start].rstrip()
+                    if not (text[v_start].isupper() or before.endswith((":", "=", "("))):
+                        continue
+                if code.needs_context and not self._has_context(folded, seg, m.start()):
+                    continue
+                mentions.append(self._mention(folded, seg, self._values[raw], m.start(), v_end, _CODE))
+        for m in self._descriptions.finditer(folded):
+            index = next(i for i in range(len(self._description_categories)) if m.group(f"d{i}"))
+            category = self._description_categories[index]
+            mentions.append(self._mention(folded, seg, category, m.start(), m.end(), _DESCRIPTION))
+        for m in self._vague.finditer(folded):
+            mentions.append(self._mention(folded, seg, "", m.start(), m.end(), _VAGUE))
+        mentions.sort(key=lambda x: (x.start, -x.end))
+        return _mark_alternatives(_dedupe(mentions), seg)
+
+    def _has_context(self, folded: str, seg: Segmentation, pos: int) -> bool:
+        sentence = seg.at(pos)
+        lo, hi = (sentence.start, sentence.end) if sentence else (max(0, pos - 80), pos + 80)
+        return self.density_context.search(folded, lo, hi) is not None
+
+    def _mention(
+        self, folded: str, seg: Segmentation, value: str, start: int, end: int, tier: int
+    ) -> CategoryMention:
+        status = self.context.status(folded, seg, start, end)
+        sentence = seg.at(start)
+        section = sentence.section if sentence else "preamble"
+        c_start, c_end = self.context.clause(folded, seg, start, end)
+        side = self.sides.loose(folded[c_start:start], folded[end:c_end])
+        if side is False:
+            side = sentence.side if sentence else None
+        return CategoryMention(
+            value=value, start=start, end=end, tier=tier,
+            side=side if isinstance(side, Laterality) else None, status=status, section=section,
+        )  # fmt: skip
+
+
+def _dedupe(mentions: list[CategoryMention]) -> list[CategoryMention]:
+    """Drop a statement contained in another of the same tier and value."""
+    kept: list[CategoryMention] = []
+    for m in mentions:
+        if any(
+            k.tier == m.tier and k.value == m.value and k.start <= m.start and m.end <= k.end
+            for k in kept
+        ):
+            continue
+        kept.append(m)
+    return kept
+
+
+def _mark_alternatives(mentions: list[CategoryMention], seg: Segmentation) -> list[CategoryMention]:
+    """Different descriptions in one sentence with no sides are alternatives, not a statement.
+
+    "Heterogeneously dense or extremely dense breasts can hide cancer" (a notification
+    letter) or "a. almost entirely fatty, b. scattered …" (a legend) state no category.
+    """
+    by_sentence: dict[int, set[str]] = {}
+    for m in mentions:
+        sentence = seg.at(m.start)
+        if m.tier == _DESCRIPTION and m.side is None and sentence is not None:
+            by_sentence.setdefault(sentence.start, set()).add(m.value)
+    mixed = {start for start, values in by_sentence.items() if len(values) > 1}
+    if not mixed:
+        return mentions
+    out = []
+    for m in mentions:
+        sentence = seg.at(m.start)
+        if m.tier == _DESCRIPTION and m.side is None and sentence and sentence.start in mixed:
+            m = CategoryMention(m.value, m.start, m.end, m.tier, m.side, Status.TEMPLATE, m.section)
+        out.append(m)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class DensityResolution:
+    """The current breast composition of a report."""
+
+    overall: CategoryMention | None
+    by_side: dict[Laterality, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+def _rank(value: str) -> int:
+    return DensityCategory(value).rank
+
+
+def resolve_density(mentions: list[CategoryMention]) -> DensityResolution:
+    """Pick the current composition: codes over descriptions, the denser side overall.
+
+    A description in an ultrasound section, or a set of three or more different descriptions
+    without sides (a template's or a notification letter's list), is not a statement about
+    this exam. Codes that disagree without a side give the denser one and a warning.
+    """
+    warnings: list[str] = []
+    current = [
+        m
+        for m in mentions
+        if m.status in (Status.CURRENT, Status.WEAK_EXPLANATORY)
+        and not (m.tier == _DESCRIPTION and m.section in _NON_MAMMO_SECTIONS)
+    ]
+    stated = [m for m in current if m.tier > _VAGUE]
+    descriptions = [m for m in stated if m.tier == _DESCRIPTION and m.side is None]
+    if len({m.value for m in descriptions}) >= 3:
+        warnings.append("W102: the report lists several density descriptions; read as a legend")
+        stated = [m for m in stated if m.tier != _DESCRIPTION]
+    if not stated:
+        if any(m.tier == _VAGUE for m in current):
+            warnings.append(
+                "W101: density is described without a BI-RADS category; left it null"
+            )
+        return DensityResolution(None, {}, tuple(warnings))
+    top = max(m.tier for m in stated)
+    stated = [m for m in stated if m.tier == top]
+    unsided = {m.value for m in stated if m.side is None}
+    if len(unsided) > 1:
+        warnings.append("W103: the report states different densities; kept the denser")
+    by_side: dict[Laterality, str] = {}
+    for m in stated:
+        if m.side in (Laterality.LEFT, Laterality.RIGHT):
+            best = by_side.get(m.side)
+            if best is None or _rank(m.value) > _rank(best):
+                by_side[m.side] = m.value
+    densest = max(_rank(m.value) for m in stated)
+    candidates = [m for m in stated if _rank(m.value) == densest]
+    unsided_best = [m for m in candidates if m.side is None]
+    overall = unsided_best[0] if unsided_best else candidates[0]
+    return DensityResolution(overall, by_side, tuple(warnings))

@@ -1,0 +1,47 @@
+"""Report language (English or Spanish) with lingua, restricted to the two languages served."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+__all__ = ["SUPPORTED_LANGUAGES", "detect_language"]
+
+SUPPORTED_LANGUAGES = ("en", "es")
+_SAMPLE_CHARS = 400
+_MIN_CONFIDENCE = 0.75
+_MIN_WORDS = 2
+# Codes and tokens that say nothing about the language ("BI-RADS 2", "ACR C", "4.5 cm").
+_NEUTRAL = re.compile(r"\b(?:bi-?rads|birads|acr|[a-d]|[0-9ivx]+[a-c]?|mm|cm|cc|mlo)\b", re.I)
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+@cache
+def _detector() -> Any:
+    from lingua import Language, LanguageDetectorBuilder
+
+    return (
+        LanguageDetectorBuilder.from_languages(Language.ENGLISH, Language.SPANISH)
+        .with_low_accuracy_mode()
+        .build()
+    )
+
+
+def detect_language(text: str) -> str | None:
+    """The report's dominant language, ``"en"`` or ``"es"``, or ``None`` when unclear.
+
+    A report of codes only ("BIRADS 2 ACR C") or too few words is ``None``; a mixed report
+    gets its dominant language.
+
+    Example:
+        >>> detect_language("Las mamas son heterogéneamente densas.")
+        'es'
+    """
+    sample = text[:_SAMPLE_CHARS]
+    if len(_WORD.findall(_NEUTRAL.sub(" ", sample))) < _MIN_WORDS:
+        return None
+    top = _detector().compute_language_confidence_values(sample)[0]
+    if top.value < _MIN_CONFIDENCE:
+        return None
+    return "en" if top.language.name == "ENGLISH" else "es"

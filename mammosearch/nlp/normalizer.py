@@ -1,0 +1,191 @@
+"""Report → :class:`~mammosearch.records.NormalizedReport`, one at a time or streamed.
+
+:class:`Normalizer` holds one spaCy pipeline per language (built on first use) and turns
+report text or bytes into normalized reports. :meth:`Normalizer.normalize_many` streams any
+number of reports through worker processes in input order, with bounded memory; a report that
+cannot be read or parsed becomes a record with ``error`` set, and the stream goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import replace
+from itertools import islice
+from typing import Any
+
+from mammosearch.errors import MammosearchError, ReportParseError
+from mammosearch.nlp._text import decode_report_bytes
+from mammosearch.nlp.language import detect_language
+from mammosearch.records import NormalizedReport
+
+__all__ = ["DEFAULT_MAX_CHARS", "Normalizer", "ReportInput", "report_id"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_CHARS = 200_000
+# One report to normalize: text, or (id, text | bytes | an error that happened reading it).
+ReportInput = str | bytes | tuple[str, "str | bytes | Exception"]
+
+
+def report_id(text: str) -> str:
+    """A stable id for a report without one (a hash: never the text itself)."""
+    return "report-" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+class Normalizer:
+    """Normalize mammography reports (EN/ES) into BI-RADS terms.
+
+    Args:
+        max_chars: Longest report accepted; longer ones are rejected with a clear error.
+
+    Example:
+        >>> n = Normalizer()
+        >>> n.normalize("Heterogeneously dense breasts. BI-RADS 2.").density.category.value
+        'C'
+    """
+
+    def __init__(self, *, max_chars: int = DEFAULT_MAX_CHARS) -> None:
+        self.max_chars = max_chars
+        self._pipelines: dict[str, Any] = {}
+
+    def pipeline(self, lang: str) -> Any:
+        """The spaCy pipeline for ``lang`` (``"en"`` or ``"es"``), built once."""
+        nlp = self._pipelines.get(lang)
+        if nlp is None:
+            from mammosearch.nlp.components import build_pipeline
+
+            nlp = self._pipelines[lang] = build_pipeline(lang)
+        return nlp
+
+    def normalize(self, text: str | bytes, id: str | None = None) -> NormalizedReport:
+        """Normalize one report.
+
+        Args:
+            text: The report, as text or as bytes (UTF-8, else a legacy Western code page).
+            id: The report id; a hash of the text when omitted.
+
+        Returns:
+            The normalized report; spans index ``text`` (as decoded, for bytes).
+
+        Raises:
+            ReportParseError: ``text`` is not text or bytes, or is longer than ``max_chars``.
+        """
+        warnings: list[str] = []
+        if isinstance(text, bytes):
+            text, warning = decode_report_bytes(text)
+            if warning:
+                warnings.append(warning)
+        if not isinstance(text, str):
+            raise ReportParseError(
+                f"a report must be str or bytes, not {type(text).__name__}",
+                fix="pass the report text",
+            )
+        if len(text) > self.max_chars:
+            raise ReportParseError(
+                f"report has {len(text)} characters; the limit is {self.max_chars}",
+                fix="split the document or raise max_report_chars in the settings",
+            )
+        from mammosearch.nlp.components import LANGUAGE_KEY, WARNINGS_KEY
+
+        language = detect_language(text)
+        nlp = self.pipeline(language or "en")
+        doc = nlp.make_doc(text)
+        doc.user_data[LANGUAGE_KEY] = language
+        doc.user_data[WARNINGS_KEY] = warnings
+        report_builder = None
+        for name, proc in nlp.pipeline:
+            if name == "mammo_report":
+                report_builder = proc
+                continue
+            doc = proc(doc)
+        if report_builder is None:  # pragma: no cover - the pipeline always has it
+            raise ReportParseError("the pipeline lacks 'mammo_report'")
+        report: NormalizedReport = report_builder.build(doc, id if id is not None else report_id(text))
+        return report
+
+    def normalize_safe(self, item: ReportInput) -> NormalizedReport:
+        """Normalize one input, turning any failure into a record with ``error`` set."""
+        if isinstance(item, tuple):
+            rid, payload = item
+        else:
+            rid, payload = None, item
+        if isinstance(payload, Exception):
+            return NormalizedReport.failed(rid or "unknown", _describe(payload))
+        try:
+            return self.normalize(payload, rid)
+        except Exception as e:  # one bad report never stops a batch
+            if not isinstance(e, MammosearchError):
+                logger.exception("unexpected %s while normalizing a report", type(e).__name__)
+            fallback = rid or (report_id(payload) if isinstance(payload, str) else "unknown")
+            return NormalizedReport.failed(fallback, _describe(e))
+
+    def normalize_many(
+        self, items: Iterable[ReportInput], *, n_process: int = 1, batch_size: int = 64
+    ) -> Iterator[NormalizedReport]:
+        """Stream reports through the normalizer, in input order.
+
+        Args:
+            items: Report texts, or ``(id, text | bytes | exception)`` pairs.
+            n_process: Worker processes; 1 runs in this process.
+            batch_size: Reports per task sent to a worker.
+
+        Yields:
+            One normalized report per input; failures carry ``error`` and never stop the
+            stream.
+        """
+        if n_process <= 1:
+            for item in items:
+                yield self.normalize_safe(item)
+            return
+        iterator = iter(items)
+        window = 4 * n_process
+        ctx = _mp_context()
+        with ProcessPoolExecutor(
+            max_workers=n_process,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(self.max_chars,),
+        ) as pool:
+            pending: deque[Future[list[NormalizedReport]]] = deque()
+            while True:
+                while len(pending) < window:
+                    batch = list(islice(iterator, batch_size))
+                    if not batch:
+                        break
+                    pending.append(pool.submit(_work, batch))
+                if not pending:
+                    return
+                yield from pending.popleft().result()
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, MammosearchError):
+        return str(error)
+    if isinstance(error, OSError):
+        return f"E020: cannot read the report ({type(error).__name__}: {error.strerror})"
+    return f"E022: the report could not be normalized ({type(error).__name__})"
+
+
+def _mp_context() -> Any:
+    import multiprocessing
+
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method)
+
+
+_WORKER: Normalizer | None = None
+
+
+def _init_worker(max_chars: int) -> None:
+    global _WORKER
+    _WORKER = Normalizer(max_chars=max_chars)
+
+
+def _work(batch: list[ReportInput]) -> list[NormalizedReport]:
+    if _WORKER is None:  # pragma: no cover - set by the initializer
+        raise RuntimeError("worker not initialised")
+    return [_WORKER.normalize_safe(item) for item in batch]

@@ -1,0 +1,227 @@
+"""Sections, side headers and sentences of a report.
+
+Reports come in every layout: headed sections ("FINDINGS:", "HALLAZGOS", "IMPRESIÓN
+DIAGNÓSTICA"), side headers ("RIGHT BREAST:", "Mama izquierda:", "MD:"), bullet lists, hard-
+wrapped lines, one paragraph without punctuation. :class:`Segmenter` turns the analysis text
+into sentences, each tagged with its section kind and the side its header names. Headers are
+data (``data/sections.json``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from mammosearch.nlp._resources import alternation, compile_pattern, load_data
+from mammosearch.records import Laterality
+
+__all__ = ["SECTION_KINDS", "Segmentation", "Segmenter", "Sentence"]
+
+SECTION_KINDS = (
+    "preamble",
+    "history",
+    "comparison",
+    "technique",
+    "composition",
+    "findings",
+    "impression",
+    "recommendation",
+    "ultrasound",
+    "other",
+)
+# Sections whose statements describe the past or the request, not the current exam.
+_CONTEXT_SECTIONS = frozenset({"history", "comparison", "technique", "preamble"})
+
+_TERMINATOR = re.compile(r"[.!?;]+(?=[\s\-)\"']|$)")
+_BULLET = re.compile(r"^\s*(?:[-*\u2022\u00b7\u25aa\u2013]|\d{1,2}[.)]|[a-d][.)])\s")
+_WRAP_MIN = 45  # a line at least this long that does not end a sentence may be hard-wrapped
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """A sentence of the analysis text with its section kind and header side."""
+
+    start: int
+    end: int
+    section: str
+    side: Laterality | None
+
+    def to_list(self) -> list[Any]:
+        """Compact serialisable form ``[start, end, section, side]``."""
+        return [self.start, self.end, self.section, self.side.value if self.side else None]
+
+    @classmethod
+    def from_list(cls, data: list[Any]) -> Sentence:
+        """Inverse of :meth:`to_list`."""
+        return cls(int(data[0]), int(data[1]), str(data[2]), Laterality(data[3]) if data[3] else None)
+
+
+class Segmentation:
+    """The sentences of one report, in order."""
+
+    __slots__ = ("_starts", "sentences")
+
+    def __init__(self, sentences: tuple[Sentence, ...]) -> None:
+        self.sentences = sentences
+        self._starts = [s.start for s in sentences]
+
+    def at(self, pos: int) -> Sentence | None:
+        """The sentence containing analysis offset ``pos``."""
+        i = bisect.bisect_right(self._starts, pos) - 1
+        if i >= 0 and pos < self.sentences[i].end:
+            return self.sentences[i]
+        return None
+
+
+class Segmenter:
+    """Split analysis text into sentences tagged with section and side.
+
+    Args:
+        data: The parsed ``sections.json`` (defaults to the shipped file).
+    """
+
+    def __init__(self, data: dict[str, Any] | None = None) -> None:
+        self.data = data if data is not None else load_data("sections.json")
+        kinds: dict[str, list[str]] = self.data["kinds"]
+        sides: dict[str, list[str]] = self.data["sides"]
+        colon_only = set(self.data.get("colon_only", []))
+        self._kind_of: dict[str, str] = {}
+        for kind, phrases in kinds.items():
+            if kind not in SECTION_KINDS:
+                raise ValueError(f"unknown section kind {kind!r} in sections.json")
+            for phrase in phrases:
+                self._kind_of[phrase] = kind
+        for side, phrases in sides.items():
+            for phrase in phrases:
+                self._kind_of[phrase] = f"side:{side}"
+        free = [p for p in self._kind_of if p not in colon_only]
+        bounded = [p for p in self._kind_of if p in colon_only]
+        lead = r"^[ \t>*#\-\u2022\u00b7]*"
+        self._header = compile_pattern(
+            lead + rf"(?P<h>{alternation(free)})[ \t]*(?P<end>:|[ \t]-[ \t]|\.?[ \t]*$)"
+            + "|" + lead + rf"(?P<hc>{alternation(bounded)})[ \t]*(?P<endc>:)",
+            source="sections.json",
+        )  # fmt: skip
+        self._generic = re.compile(
+            r"^[ \t>*#\-\u2022\u00b7]*(?P<h>[A-Za-z][\w'/&()\- ]{0,40}?)[ \t]*:", re.MULTILINE
+        )
+        self._abbrev = frozenset(self.data.get("abbreviations", []))
+
+    def _header_at(self, text: str, folded: str, start: int, end: int) -> tuple[str, int] | None:
+        """The section kind and content start of a header at the start of a line."""
+        line = folded[start:end]
+        m = self._header.match(line)
+        if m:
+            phrase = m.group("h") or m.group("hc")
+            key = re.sub(r"\s+", " ", phrase)
+            kind = self._kind_of.get(key)
+            if kind is not None:
+                return kind, start + m.end()
+        g = self._generic.match(text, start, end)
+        if g:
+            words = g.group("h").split()
+            first = g.group("h").lstrip("(")[:1]
+            if 1 <= len(words) <= 4 and first.isupper():
+                return "other", g.end()
+        return None
+
+    def _ends_sentence(self, text: str, folded: str, m: re.Match[str]) -> bool:
+        if m.group().startswith(".") and len(m.group()) == 1:
+            j = m.start()
+            i = j
+            while i > 0 and (folded[i - 1].isalpha() or folded[i - 1] == "."):
+                i -= 1
+            word = folded[i:j]
+            if word in self._abbrev or (len(word) == 1 and word.isalpha()):
+                return False
+        return True
+
+    def __call__(self, text: str, folded: str) -> Segmentation:
+        """Segment ``text`` (``folded`` is its fold, same length)."""
+        sentences: list[Sentence] = []
+        section = "preamble"
+        side: Laterality | None = None
+        side_has_content = False
+        cur_start: int | None = None
+        cur_attrs: tuple[str, Laterality | None] = (section, side)
+        prev_line = ""
+
+        def close(end: int) -> None:
+            nonlocal cur_start
+            if cur_start is not None:
+                stop = end
+                while stop > cur_start and text[stop - 1].isspace():
+                    stop -= 1
+                if stop > cur_start:
+                    sentences.append(Sentence(cur_start, stop, *cur_attrs))
+            cur_start = None
+
+        def open_at(pos: int, end: int) -> int | None:
+            nonlocal cur_start, cur_attrs
+            while pos < end and text[pos].isspace():
+                pos += 1
+            if pos >= end:
+                return None
+            if cur_start is None:
+                cur_start = pos
+                cur_attrs = (section, side)
+            return pos
+
+        line_start = 0
+        n = len(text)
+        while line_start <= n:
+            line_end = text.find("\n", line_start)
+            if line_end < 0:
+                line_end = n
+            line = text[line_start:line_end]
+            if not line.strip():
+                close(line_start)
+                if side is not None and side_has_content:
+                    side = None
+                prev_line = ""
+                line_start = line_end + 1
+                continue
+            pos = line_start
+            header = self._header_at(text, folded, line_start, line_end)
+            if header is not None:
+                close(line_start)
+                kind, pos = header
+                if kind.startswith("side:"):
+                    name = kind[5:]
+                    side = None if name == "bilateral" else Laterality(name)
+                    if section in _CONTEXT_SECTIONS:
+                        section = "findings"
+                    side_has_content = bool(text[pos:line_end].strip())
+                else:
+                    if kind == "other":
+                        if section in _CONTEXT_SECTIONS:
+                            section = "other"
+                    else:
+                        section = kind
+                    side = None
+            elif cur_start is not None and not self._continues(prev_line, line):
+                close(line_start)
+            if side is not None and text[pos:line_end].strip():
+                side_has_content = True
+            for m in _TERMINATOR.finditer(text, pos, line_end):
+                if not self._ends_sentence(text, folded, m):
+                    continue
+                open_at(pos, m.end())
+                close(m.end())
+                pos = m.end()
+            open_at(pos, line_end)
+            prev_line = line
+            line_start = line_end + 1
+        close(n)
+        return Segmentation(tuple(sentences))
+
+    @staticmethod
+    def _continues(prev_line: str, line: str) -> bool:
+        """Whether ``line`` continues a hard-wrapped sentence of ``prev_line``."""
+        prev = prev_line.rstrip()
+        if not prev or prev[-1] in ".!?;:" or _BULLET.match(line):
+            return False
+        first = line.lstrip()[:1]
+        return first.islower() or (len(prev) >= _WRAP_MIN and not first.isdigit())

@@ -1,0 +1,268 @@
+"""Orchestration of batch jobs: read inputs, run the subpackages, write outputs.
+
+For now: report normalization (:func:`normalize_reports`, behind ``mammosearch normalize``).
+Ingest → embed → index, search and assess join as their issues land.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import logging
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import IO, Any
+
+from mammosearch.config import Settings
+from mammosearch.errors import InputError, ReportParseError
+from mammosearch.nlp import Normalizer
+from mammosearch.records import NormalizedReport
+
+__all__ = [
+    "REPORT_INPUT_SUFFIXES",
+    "NormalizeSummary",
+    "iter_report_inputs",
+    "normalize_reports",
+    "sample_reports_dir",
+]
+
+logger = logging.getLogger(__name__)
+
+REPORT_INPUT_SUFFIXES = (".txt", ".csv", ".jsonl")
+_CSV_FIELD_LIMIT = 16 * 1024 * 1024
+_SNIFF_BYTES = 1 << 20
+
+ReportItem = tuple[str, "str | bytes | Exception"]
+
+
+@dataclass(slots=True)
+class NormalizeSummary:
+    """What a normalization job did.
+
+    Attributes:
+        total: Records read.
+        ok: Records normalized.
+        failed: Records that could not be read or parsed (written with ``error``).
+        errors: Failure counts by error code (``E022`` …).
+        with_density: Reports with a density category.
+        with_birads: Reports with a BI-RADS category.
+        languages: Reports per detected language (``None`` when unclear).
+        seconds: Wall time of the job.
+    """
+
+    total: int = 0
+    ok: int = 0
+    failed: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    with_density: int = 0
+    with_birads: int = 0
+    languages: Counter[str | None] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def add(self, report: NormalizedReport) -> None:
+        """Count one output record."""
+        self.total += 1
+        if report.error is not None:
+            self.failed += 1
+            self.errors[report.error.split(":", 1)[0]] += 1
+            return
+        self.ok += 1
+        self.with_density += report.density is not None
+        self.with_birads += report.birads is not None
+        self.languages[report.language] += 1
+
+    @property
+    def rate(self) -> float:
+        """Records per second."""
+        return self.total / self.seconds if self.seconds > 0 else 0.0
+
+
+def sample_reports_dir() -> Path:
+    """Folder of the bundled sample reports (written for this project; no patient data)."""
+    path = Path(str(resources.files("mammosearch.samples").joinpath("reports")))
+    if not path.is_dir():  # pragma: no cover - only in a broken install
+        raise InputError("the bundled sample reports are missing", fix="reinstall mammosearch")
+    return path
+
+
+def _read_text_file(path: Path) -> str | bytes | Exception:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        return e
+
+
+def _iter_folder(folder: Path) -> Iterator[ReportItem]:
+    files = sorted(p for p in folder.rglob("*.txt") if p.is_file())
+    stems = Counter(p.stem for p in files)
+    for p in files:
+        rid = p.stem if stems[p.stem] == 1 else p.relative_to(folder).with_suffix("").as_posix()
+        yield rid, _read_text_file(p)
+
+
+def _open_text(path: Path) -> IO[str]:
+    """Open a table of reports as text: UTF-8 when its first MiB is UTF-8, else cp1252."""
+    with path.open("rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        encoding = "utf-8-sig"
+    except UnicodeDecodeError:
+        encoding = "cp1252"
+        logger.warning("W001: input table is not UTF-8; reading it as cp1252")
+    # errors="replace": a stray bad byte later in a huge file costs one character, not the job.
+    return path.open("r", encoding=encoding, errors="replace", newline="")
+
+
+def _iter_csv(path: Path, id_column: str, text_column: str) -> Iterator[ReportItem]:
+    csv.field_size_limit(_CSV_FIELD_LIMIT)
+    with _open_text(path) as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        if text_column not in columns:
+            raise InputError(
+                f"the CSV has no column {text_column!r} (columns: {', '.join(columns) or 'none'})",
+                fix="name the report column with --text-column",
+            )
+        has_id = id_column in columns
+        for n, row in enumerate(reader, start=1):
+            rid = (row.get(id_column) or "").strip() if has_id else ""
+            text = row.get(text_column)
+            yield rid or f"row-{n}", text if text is not None else ""
+
+
+def _iter_jsonl(path: Path, id_column: str, text_column: str) -> Iterator[ReportItem]:
+    with _open_text(path) as handle:
+        for n, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            fallback = f"line-{n}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield fallback, ReportParseError(
+                    f"line {n} is not valid JSON ({e.msg})", fix="write one JSON object per line"
+                )
+                continue
+            if not isinstance(obj, dict):
+                yield fallback, ReportParseError(f"line {n} is not a JSON object")
+                continue
+            rid = obj.get(id_column)
+            text = obj.get(text_column)
+            rid = str(rid) if rid not in (None, "") else fallback
+            if text is None:
+                text = ""
+            if not isinstance(text, str):
+                yield rid, ReportParseError(
+                    f"line {n}: {text_column!r} is {type(text).__name__}, not text"
+                )
+                continue
+            yield rid, text
+
+
+def iter_report_inputs(
+    path: Path, *, id_column: str = "id", text_column: str = "text"
+) -> Iterator[ReportItem]:
+    """Read reports as ``(id, text | bytes | error)`` from a file or folder.
+
+    Args:
+        path: A ``.txt`` file (one report, id = file stem), a folder of ``.txt`` files
+            (id = file stem), a ``.csv`` with ``id_column``/``text_column``, or a ``.jsonl`` of
+            ``{"id", "text"}`` objects.
+        id_column: Column or key of the report id.
+        text_column: Column or key of the report text.
+
+    Raises:
+        InputError: The path is missing or of an unknown kind, or a CSV lacks the text column.
+    """
+    if path.is_dir():
+        return _iter_folder(path)
+    if not path.exists():
+        raise InputError(f"input not found: {path.name}", fix="check the path")
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        return iter([(path.stem, _read_text_file(path))])
+    if suffix == ".csv":
+        return _iter_csv(path, id_column, text_column)
+    if suffix in (".jsonl", ".ndjson"):
+        return _iter_jsonl(path, id_column, text_column)
+    raise InputError(
+        f"unknown input kind {suffix or '(no suffix)'!r}",
+        fix="pass a .txt file, a folder of .txt files, a .csv or a .jsonl",
+    )
+
+
+def normalize_reports(
+    input_path: Path,
+    output_path: Path,
+    *,
+    settings: Settings,
+    workers: int | None = None,
+    id_column: str = "id",
+    text_column: str = "text",
+    progress: bool = False,
+) -> NormalizeSummary:
+    """Normalize every report of ``input_path`` into JSON Lines at ``output_path``.
+
+    Output is in input order, one object per report with every key of the contract; a record
+    that cannot be read or parsed is written with ``error`` set and the job goes on. The file
+    appears atomically when the job completes.
+
+    Args:
+        input_path: See :func:`iter_report_inputs`.
+        output_path: The ``.jsonl`` to write.
+        settings: Run settings (``workers``, ``max_report_chars``).
+        workers: Worker processes (overrides ``settings.workers``).
+        id_column: Column or key of the report id (CSV, JSONL).
+        text_column: Column or key of the report text (CSV, JSONL).
+        progress: Show a progress bar on stderr.
+
+    Raises:
+        InputError: The input cannot be used at all.
+    """
+    items = iter_report_inputs(input_path, id_column=id_column, text_column=text_column)
+    n_process = workers or settings.workers
+    normalizer = Normalizer(max_chars=settings.max_report_chars)
+    summary = NormalizeSummary()
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{output_path.name}.", suffix=".tmp", dir=output_path.parent
+        )
+        stack.callback(_remove_quietly, Path(tmp_name))
+        out = stack.enter_context(os.fdopen(fd, "w", encoding="utf-8", newline="\n"))
+        bar: Any = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = stack.enter_context(tqdm(unit="report", desc="normalize", dynamic_ncols=True))
+        for report in normalizer.normalize_many(items, n_process=n_process):
+            out.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
+            summary.add(report)
+            if bar is not None:
+                bar.update(1)
+        out.flush()
+        os.fsync(out.fileno())
+        out.close()
+        os.replace(tmp_name, output_path)
+    summary.seconds = time.perf_counter() - started
+    logger.debug(
+        "normalized %d reports (%d failed) in %.1f s", summary.total, summary.failed, summary.seconds
+    )
+    return summary
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass

@@ -73,7 +73,9 @@ def _root(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version."),
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        ),
     ] = False,
 ) -> None:
     """Mammography report normalization, similar-case search and density assessment."""
@@ -106,9 +108,9 @@ def normalize(
             show_default=False,
         ),
     ] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="JSON Lines file to write.")] = Path(
-        "normalized.jsonl"
-    ),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="JSON Lines file to write.")
+    ] = Path("normalized.jsonl"),
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="Worker processes (default: settings).")
     ] = None,
@@ -117,7 +119,8 @@ def normalize(
         str, typer.Option(help="CSV column / JSONL key of the report text.")
     ] = "text",
     sample: Annotated[
-        bool, typer.Option("--sample", help="Normalize the bundled sample reports instead of INPUT.")
+        bool,
+        typer.Option("--sample", help="Normalize the bundled sample reports instead of INPUT."),
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:

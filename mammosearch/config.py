@@ -57,13 +57,15 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Overrides, then the environment, then the config file (passed as ``_file``)."""
-        file_settings = InitSettingsSource(settings_cls, init_kwargs=dict(_FILE_VALUES.get()))
+        file_settings = InitSettingsSource(settings_cls, init_kwargs=dict(_FILE_VALUES.get() or {}))
         return (init_settings, env_settings, file_settings)
 
 
 # The parsed config file of the build in progress (a context variable, so concurrent builds
 # in threads or tasks never see each other's file).
-_FILE_VALUES: ContextVar[dict[str, Any]] = ContextVar("mammosearch_config_file", default={})
+_FILE_VALUES: ContextVar[dict[str, Any] | None] = ContextVar(
+    "mammosearch_config_file", default=None
+)
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -148,8 +148,12 @@ def _iter_jsonl(path: Path, id_column: str, text_column: str) -> Iterator[Report
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                yield fallback, ReportParseError(
-                    f"line {n} is not valid JSON ({e.msg})", fix="write one JSON object per line"
+                yield (
+                    fallback,
+                    ReportParseError(
+                        f"line {n} is not valid JSON ({e.msg})",
+                        fix="write one JSON object per line",
+                    ),
                 )
                 continue
             if not isinstance(obj, dict):
@@ -161,8 +165,11 @@ def _iter_jsonl(path: Path, id_column: str, text_column: str) -> Iterator[Report
             if text is None:
                 text = ""
             if not isinstance(text, str):
-                yield rid, ReportParseError(
-                    f"line {n}: {text_column!r} is {type(text).__name__}, not text"
+                yield (
+                    rid,
+                    ReportParseError(
+                        f"line {n}: {text_column!r} is {type(text).__name__}, not text"
+                    ),
                 )
                 continue
             yield rid, text
@@ -256,13 +263,14 @@ def normalize_reports(
         os.replace(tmp_name, output_path)
     summary.seconds = time.perf_counter() - started
     logger.debug(
-        "normalized %d reports (%d failed) in %.1f s", summary.total, summary.failed, summary.seconds
+        "normalized %d reports (%d failed) in %.1f s",
+        summary.total,
+        summary.failed,
+        summary.seconds,
     )
     return summary
 
 
 def _remove_quietly(path: Path) -> None:
-    try:
+    with suppress(FileNotFoundError):
         path.unlink()
-    except FileNotFoundError:
-        pass

@@ -313,9 +313,7 @@ class FindingDescriptors:
             margin=tuple(Margin(v) for v in data.get("margin", ())),
             mass_density=tuple(MassDensity(v) for v in data.get("mass_density", ())),
             calc_morphology=tuple(CalcMorphology(v) for v in data.get("calc_morphology", ())),
-            calc_distribution=tuple(
-                CalcDistribution(v) for v in data.get("calc_distribution", ())
-            ),
+            calc_distribution=tuple(CalcDistribution(v) for v in data.get("calc_distribution", ())),
             asymmetry=AsymmetryKind(data["asymmetry"]) if data.get("asymmetry") else None,
             size_mm=float(data["size_mm"]) if data.get("size_mm") is not None else None,
         )

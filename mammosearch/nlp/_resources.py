@@ -15,7 +15,12 @@ __all__ = ["alternation", "compile_pattern", "load_data"]
 
 @cache
 def _read(name: str) -> str:
-    return resources.files("mammosearch.nlp").joinpath("data").joinpath(name).read_text(encoding="utf-8")
+    return (
+        resources.files("mammosearch.nlp")
+        .joinpath("data")
+        .joinpath(name)
+        .read_text(encoding="utf-8")
+    )
 
 
 def load_data(name: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ data (``data/birads.json``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mammosearch.nlp._resources import compile_pattern, load_data
@@ -130,9 +130,14 @@ class BiradsExtractor:
         section = sentence.section if sentence else "preamble"
         return [
             CategoryMention(
-                value=v.category, start=start, end=v.end, tier=tier,
-                side=side if isinstance(side, Laterality) else None, status=status,
-                section=section, ambiguous=alternatives,
+                value=v.category,
+                start=start,
+                end=v.end,
+                tier=tier,
+                side=side if isinstance(side, Laterality) else None,
+                status=status,
+                section=section,
+                ambiguous=alternatives,
             )  # fmt: skip
             for v in values
         ]
@@ -160,7 +165,7 @@ class BiradsExtractor:
         return _Value(BiradsCategory(category).value, start, end)
 
     def _spaced_letter_ok(self, text: str, folded: str, end: int) -> bool:
-        """"4 A" is 4A unless the letter is the Spanish preposition ("4 a la derecha")."""
+        """ "4 A" is 4A unless the letter is the Spanish preposition ("4 a la derecha")."""
         if not text[end - 1].isupper():
             return False
         following = re.match(r"\W*([a-z]+)", folded[end : end + 20])
@@ -188,14 +193,8 @@ def _mark_legends(mentions: list[CategoryMention]) -> list[CategoryMention]:
     if not legend:
         return mentions
     return [
-        _with_status(m, Status.TEMPLATE) if i in legend else m for i, m in enumerate(mentions)
+        replace(m, status=Status.TEMPLATE) if i in legend else m for i, m in enumerate(mentions)
     ]
-
-
-def _with_status(m: CategoryMention, status: Status) -> CategoryMention:
-    return CategoryMention(
-        m.value, m.start, m.end, m.tier, m.side, status, m.section, m.ambiguous
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +227,9 @@ def resolve_birads(mentions: list[CategoryMention]) -> BiradsResolution:
     top = max(m.tier for m in current)
     current = [m for m in current if m.tier == top]
     if any(m.ambiguous for m in current):
-        warnings.append("W202: a BI-RADS category is given as alternatives; kept the most worrisome")
+        warnings.append(
+            "W202: a BI-RADS category is given as alternatives; kept the most worrisome"
+        )
 
     def severity(m: CategoryMention) -> int:
         return BiradsCategory(m.value).severity

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy
 import srsly
@@ -47,6 +47,8 @@ from mammosearch.records import (
     DensityAssessment,
     DensityCategory,
     NormalizedReport,
+)
+from mammosearch.records import (
     Span as EvidenceSpan,
 )
 
@@ -135,14 +137,16 @@ class MammoTokenizer:
         return self
 
 
-@registry.tokenizers("mammosearch.Tokenizer.v1")
 def create_tokenizer() -> Callable[[Language], MammoTokenizer]:
-    """Registered tokenizer factory (``[nlp.tokenizer] @tokenizers = "mammosearch.Tokenizer.v1"``)."""
+    """Tokenizer factory, registered as ``mammosearch.Tokenizer.v1`` for spaCy configs."""
 
     def make(nlp: Language) -> MammoTokenizer:
         return MammoTokenizer(nlp.vocab)
 
     return make
+
+
+registry.tokenizers.register("mammosearch.Tokenizer.v1", func=create_tokenizer)
 
 
 def prepared_of(doc: Doc) -> PreparedText:
@@ -231,7 +235,7 @@ class SectionsComponent(_DataComponent):
                 span = doc.char_span(sentence.start, sentence.start + 1, alignment_mode="expand")
                 if span is not None:
                     flags[span.start, 0] = 1
-            doc.from_array([SENT_START], flags.astype("uint64"))
+            doc.from_array([SENT_START], cast(Any, flags.astype("uint64")))
         return doc
 
 
@@ -332,9 +336,7 @@ class ReportComponent:
             density_by_side=density_by_side,
             birads=birads,
             birads_by_side=birads_by_side,
-            standardized_text=render_standardized(
-                density, density_by_side, birads, birads_by_side
-            ),
+            standardized_text=render_standardized(density, density_by_side, birads, birads_by_side),
             warnings=tuple(warnings),
         )
 
@@ -346,9 +348,11 @@ class ReportComponent:
 if not Doc.has_extension("mammo_report"):
     Doc.set_extension(
         "mammo_report",
-        getter=lambda doc: NormalizedReport.from_dict(doc.user_data[REPORT_KEY])
-        if REPORT_KEY in doc.user_data
-        else None,
+        getter=lambda doc: (
+            NormalizedReport.from_dict(doc.user_data[REPORT_KEY])
+            if REPORT_KEY in doc.user_data
+            else None
+        ),
     )
 if not Span.has_extension("mammo_category"):
     Span.set_extension("mammo_category", getter=lambda span: span.label_ or None)
@@ -360,9 +364,7 @@ def make_language(nlp: Language, name: str) -> LanguageComponent:
     return LanguageComponent(name)
 
 
-@Language.factory(
-    "mammo_sections", assigns=["token.is_sent_start"], default_config={"data": None}
-)
+@Language.factory("mammo_sections", assigns=["token.is_sent_start"], default_config={"data": None})
 def make_sections(nlp: Language, name: str, *, data: dict[str, Any] | None) -> SectionsComponent:
     """Factory of :class:`SectionsComponent`; ``data`` overrides ``sections.json``."""
     return SectionsComponent(name, data)
@@ -406,7 +408,9 @@ def build_pipeline(lang: str = "en") -> Language:
     """
     import spacy
 
-    nlp = spacy.blank(lang, config={"nlp": {"tokenizer": {"@tokenizers": "mammosearch.Tokenizer.v1"}}})
+    nlp = spacy.blank(
+        lang, config={"nlp": {"tokenizer": {"@tokenizers": "mammosearch.Tokenizer.v1"}}}
+    )
     for name in PIPE_NAMES:
         nlp.add_pipe(name)
     return nlp

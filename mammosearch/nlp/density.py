@@ -11,7 +11,7 @@ densities", "tejido adiposo casi en su totalidad", "extremadamente densas"). Vag
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mammosearch.nlp._resources import compile_pattern, load_data
@@ -54,8 +54,10 @@ class DensityExtractor:
         self._values: dict[str, str] = d["values"]
         self._codes = [
             _Code(
-                c["name"], compile_pattern(c["pattern"], source=_SRC),
-                bool(c.get("letter_guard")), bool(c.get("requires_density_context")),
+                c["name"],
+                compile_pattern(c["pattern"], source=_SRC),
+                bool(c.get("letter_guard")),
+                bool(c.get("requires_density_context")),
             )  # fmt: skip
             for c in d["codes"]
         ]
@@ -65,7 +67,9 @@ class DensityExtractor:
             source=_SRC,
         )
         self._description_categories = [str(x["category"]) for x in d["descriptions"]]
-        self._vague = compile_pattern("|".join(f"(?:{x['pattern']})" for x in d["vague"]), source=_SRC)
+        self._vague = compile_pattern(
+            "|".join(f"(?:{x['pattern']})" for x in d["vague"]), source=_SRC
+        )
 
     def __call__(self, text: str, folded: str, seg: Segmentation) -> list[CategoryMention]:
         """All composition statements of the text (vague ones with tier 0), in order."""
@@ -80,7 +84,9 @@ class DensityExtractor:
                         continue
                 if code.needs_context and not self._has_context(folded, seg, m.start()):
                     continue
-                mentions.append(self._mention(folded, seg, self._values[raw], m.start(), v_end, _CODE))
+                mentions.append(
+                    self._mention(folded, seg, self._values[raw], m.start(), v_end, _CODE)
+                )
         for m in self._descriptions.finditer(folded):
             index = next(i for i in range(len(self._description_categories)) if m.group(f"d{i}"))
             category = self._description_categories[index]
@@ -142,8 +148,9 @@ def _mark_alternatives(mentions: list[CategoryMention], seg: Segmentation) -> li
     for m in mentions:
         sentence = seg.at(m.start)
         if m.tier == _DESCRIPTION and m.side is None and sentence and sentence.start in mixed:
-            m = CategoryMention(m.value, m.start, m.end, m.tier, m.side, Status.TEMPLATE, m.section)
-        out.append(m)
+            out.append(replace(m, status=Status.TEMPLATE))
+        else:
+            out.append(m)
     return out
 
 
@@ -181,9 +188,7 @@ def resolve_density(mentions: list[CategoryMention]) -> DensityResolution:
         stated = [m for m in stated if m.tier != _DESCRIPTION]
     if not stated:
         if any(m.tier == _VAGUE for m in current):
-            warnings.append(
-                "W101: density is described without a BI-RADS category; left it null"
-            )
+            warnings.append("W101: density is described without a BI-RADS category; left it null")
         return DensityResolution(None, {}, tuple(warnings))
     top = max(m.tier for m in stated)
     stated = [m for m in stated if m.tier == top]

@@ -13,7 +13,6 @@ import logging
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import replace
 from itertools import islice
 from typing import Any
 
@@ -104,7 +103,9 @@ class Normalizer:
             doc = proc(doc)
         if report_builder is None:  # pragma: no cover - the pipeline always has it
             raise ReportParseError("the pipeline lacks 'mammo_report'")
-        report: NormalizedReport = report_builder.build(doc, id if id is not None else report_id(text))
+        report: NormalizedReport = report_builder.build(
+            doc, id if id is not None else report_id(text)
+        )
         return report
 
     def normalize_safe(self, item: ReportInput) -> NormalizedReport:
@@ -181,7 +182,7 @@ _WORKER: Normalizer | None = None
 
 
 def _init_worker(max_chars: int) -> None:
-    global _WORKER
+    global _WORKER  # noqa: PLW0603 - one normalizer per worker process
     _WORKER = Normalizer(max_chars=max_chars)
 
 

@@ -55,7 +55,9 @@ class Sentence:
     @classmethod
     def from_list(cls, data: list[Any]) -> Sentence:
         """Inverse of :meth:`to_list`."""
-        return cls(int(data[0]), int(data[1]), str(data[2]), Laterality(data[3]) if data[3] else None)
+        return cls(
+            int(data[0]), int(data[1]), str(data[2]), Laterality(data[3]) if data[3] else None
+        )
 
 
 class Segmentation:

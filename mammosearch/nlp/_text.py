@@ -8,6 +8,7 @@ input characters it came from, so that evidence spans always index the text the 
 
 from __future__ import annotations
 
+import difflib
 import html
 import re
 import unicodedata
@@ -174,9 +175,21 @@ def prepare(text: str) -> PreparedText:
             if fixed == word.group():
                 emit_identity(w_start, w_end)
             else:
-                emit(fixed, w_start, w_end)
+                emit_aligned(word.group(), fixed, w_start)
             pos = w_end
         emit_identity(pos, end)
+
+    def emit_aligned(source: str, fixed: str, offset: int) -> None:
+        """Map a repaired word back character by character where the two agree."""
+        matcher = difflib.SequenceMatcher(None, source, fixed, autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag == "equal":
+                emit_identity(offset + i1, offset + i2)
+            elif tag == "replace":
+                emit(fixed[j1:j2], offset + i1, offset + i2)
+            elif tag == "insert":  # attach to the source character before (or the first)
+                anchor = max(i1 - 1, 0)
+                emit(fixed[j1:j2], offset + anchor, offset + anchor + 1)
 
     def emit_identity(begin: int, end: int) -> None:
         if begin < end:

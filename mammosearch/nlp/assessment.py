@@ -69,6 +69,12 @@ class BiradsExtractor:
             r"years?|anos|dias|days|x\b))",
             source=_SRC,
         )
+        self._side_more = compile_pattern(
+            r"\s*(?:[,;]|\by\b|\band\b|\be\b)?\s*(?:(?:la|el|the)\s+)?(?:(?:mama|breast)\s+)?"
+            r"(?:(?P<right>right|derech[oa]|md)|(?P<left>left|izquierd[oa]|mi))\s*[:=\-]?\s*"
+            + value,
+            source=_SRC,
+        )
         self._values: dict[str, str] = d["values"]
         self._blockers = frozenset(d.get("spaced_letter_blockers", []))
 
@@ -86,8 +92,9 @@ class BiradsExtractor:
                 if any(a <= m.start() < b for a, b in taken):
                     continue
                 sentence = seg.at(m.start())
-                if sentence is not None and self._density_context.search(
-                    folded, sentence.start, sentence.end
+                if sentence is not None and (
+                    sentence.section == "composition"
+                    or self._density_context.search(folded, sentence.start, sentence.end)
                 ):
                     continue
                 found = self._statement(text, folded, seg, m.start(), m.end(), tier=1)
@@ -111,6 +118,14 @@ class BiradsExtractor:
                 values.append(self._parse(text, folded, lm.start("val"), lm.end("val")))
                 joiners.append(lm.group("joiner").strip())
                 pos = lm.end()
+            # "BI-RADS derecha 1, izquierda 3": further values, each for its own side
+            side_values: list[tuple[_Value, Laterality]] = []
+            while (sm := self._side_more.match(folded, pos)) is not None:
+                named = Laterality.RIGHT if sm.group("right") else Laterality.LEFT
+                side_values.append(
+                    (self._parse(text, folded, sm.start("val"), sm.end("val")), named)
+                )
+                pos = sm.end()
         else:
             wm = self._gap_word.match(folded, kw_end)
             if not wm or len(wm.group("gap")) > _MAX_GAP:
@@ -118,7 +133,8 @@ class BiradsExtractor:
             gap = wm.group("gap")
             index = next(i for i in range(len(self._word_categories)) if wm.group(f"w{i}"))
             values.append(_Value(self._word_categories[index], wm.start(f"w{index}"), wm.end()))
-        last_end = values[-1].end
+            side_values = []
+        last_end = (side_values[-1][0] if side_values else values[-1]).end
         status = self.context.status(folded, seg, start, values[0].end, value_end=last_end)
         alternatives = bool(set(joiners) & {"/", "|", "or", "o"})
         if alternatives and len(values) >= 3:
@@ -128,18 +144,12 @@ class BiradsExtractor:
         if side is False:
             side = sentence.side if sentence else None
         section = sentence.section if sentence else "preamble"
+        first_side = side if isinstance(side, Laterality) else None
+        sided = [(v, first_side, alternatives) for v in values]
+        sided += [(v, named, False) for v, named in side_values]
         return [
-            CategoryMention(
-                value=v.category,
-                start=start,
-                end=v.end,
-                tier=tier,
-                side=side if isinstance(side, Laterality) else None,
-                status=status,
-                section=section,
-                ambiguous=alternatives,
-            )  # fmt: skip
-            for v in values
+            CategoryMention(v.category, start, v.end, tier, s, status, section, alt)
+            for v, s, alt in sided
         ]
 
     def _side(

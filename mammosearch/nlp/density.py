@@ -98,6 +98,8 @@ class DensityExtractor:
 
     def _has_context(self, folded: str, seg: Segmentation, pos: int) -> bool:
         sentence = seg.at(pos)
+        if sentence is not None and sentence.section == "composition":
+            return True
         lo, hi = (sentence.start, sentence.end) if sentence else (max(0, pos - 80), pos + 80)
         return self.density_context.search(folded, lo, hi) is not None
 

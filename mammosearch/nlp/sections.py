@@ -136,7 +136,7 @@ class Segmenter:
             while i > 0 and (folded[i - 1].isalpha() or folded[i - 1] == "."):
                 i -= 1
             word = folded[i:j]
-            if word in self._abbrev or (len(word) == 1 and word.isalpha()):
+            if word in self._abbrev:
                 return False
         return True
 

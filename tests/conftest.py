@@ -1,0 +1,34 @@
+"""Shared fixtures: paths to ../shared/data (skipped when absent) and the PHI canary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# A fake patient identity planted in test reports: it must never reach a log or an error.
+PHI_CANARY = "Zebulon QUIXOTEVANS MRN 99-CANARY-4417"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"../shared/data/{'/'.join(parts)} is not available on this machine")
+    return path
+
+
+def read_gold(folder: Path) -> list[dict[str, Any]]:
+    """The gold.jsonl rows of a shared report folder."""
+    with (folder / "gold.jsonl").open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+@pytest.fixture
+def phi_canary() -> str:
+    return PHI_CANARY

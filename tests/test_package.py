@@ -1,0 +1,63 @@
+"""Package-level contracts: exported names, cheap import, typing marker."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import mammosearch
+
+EXPECTED_EXPORTS = {
+    "mammosearch": {"__version__"},
+    "mammosearch.nlp": {
+        "SUPPORTED_LANGUAGES",
+        "Normalizer",
+        "ReportInput",
+        "build_pipeline",
+        "decode_report_bytes",
+        "detect_language",
+        "normalize",
+        "normalize_many",
+        "report_id",
+    },
+    "mammosearch.embeddings": set(),
+    "mammosearch.index": set(),
+    "mammosearch.classifiers": set(),
+    "mammosearch.ui": set(),
+}
+
+
+@pytest.mark.parametrize("module", sorted(EXPECTED_EXPORTS))
+def test_exported_names(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert set(mod.__all__) == EXPECTED_EXPORTS[module]
+    for name in mod.__all__:
+        assert hasattr(mod, name), f"{module}.{name} is declared but missing"
+
+
+def test_every_module_declares_all() -> None:
+    root = Path(mammosearch.__file__).parent
+    for path in root.rglob("*.py"):
+        module = ".".join(path.relative_to(root.parent).with_suffix("").parts)
+        module = module.removesuffix(".__init__")
+        mod = importlib.import_module(module)
+        assert hasattr(mod, "__all__"), f"{module} has no __all__"
+
+
+def test_import_is_cheap() -> None:
+    code = (
+        "import sys, mammosearch, mammosearch.records, mammosearch.config, mammosearch.errors, "
+        "mammosearch.registry, mammosearch.nlp\n"
+        "heavy = {'torch', 'faiss', 'spacy', 'gradio', 'open_clip', 'timm', 'lingua'}\n"
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_py_typed_is_shipped() -> None:
+    assert (Path(mammosearch.__file__).parent / "py.typed").is_file()

@@ -32,3 +32,16 @@ def read_gold(folder: Path) -> list[dict[str, Any]]:
 @pytest.fixture
 def phi_canary() -> str:
     return PHI_CANARY
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="Rewrite the golden files from the current output instead of comparing.",
+    )
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))

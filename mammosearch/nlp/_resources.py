@@ -10,7 +10,7 @@ from typing import Any
 
 from mammosearch.errors import ConfigError
 
-__all__ = ["alternation", "compile_pattern", "load_data"]
+__all__ = ["alternation", "compile_pattern", "load_data", "union"]
 
 
 @cache
@@ -39,6 +39,19 @@ def compile_pattern(pattern: str, *, source: str) -> re.Pattern[str]:
         raise ConfigError(
             f"invalid pattern in {source}: {e}", fix="correct the regular expression"
         ) from e
+
+
+def union(patterns: list[str], *, named: str | None = None) -> str:
+    """One regex matching any of ``patterns`` (``named``: group ``{named}{i}`` per pattern).
+
+    An empty list gives a pattern that never matches (not the empty pattern, which would
+    match everywhere).
+    """
+    if not patterns:
+        return "(?!)"
+    if named:
+        return "|".join(f"(?P<{named}{i}>{p})" for i, p in enumerate(patterns))
+    return "|".join(f"(?:{p})" for p in patterns)
 
 
 def alternation(phrases: list[str]) -> str:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mammosearch.nlp._resources import compile_pattern, load_data
+from mammosearch.nlp._resources import compile_pattern, load_data, union
 from mammosearch.nlp.context import ContextRules, Status
 from mammosearch.nlp.mentions import CategoryMention, SideFinder
 from mammosearch.nlp.sections import Segmentation
@@ -61,7 +61,7 @@ class BiradsExtractor:
         self._keywordless = [compile_pattern(p, source=_SRC) for p in d["keywordless"]]
         value = d["value"]
         self._gap_value = compile_pattern(f"(?P<gap>{d['gap']}){value}", source=_SRC)
-        words = "|".join(f"(?P<w{i}>{w['pattern']})" for i, w in enumerate(d["words"]))
+        words = union([w["pattern"] for w in d["words"]], named="w")
         self._word_categories = [str(w["category"]) for w in d["words"]]
         self._gap_word = compile_pattern(f"(?P<gap>{d['gap']})(?:{words})(?![a-z])", source=_SRC)
         self._more = compile_pattern(

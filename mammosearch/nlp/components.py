@@ -68,6 +68,7 @@ __all__ = [
 PREPARED_KEY = "mammosearch.prepared"
 LANGUAGE_KEY = "mammosearch.language"
 SENTENCES_KEY = "mammosearch.sentences"
+HEADERS_KEY = "mammosearch.headers"
 DENSITY_KEY = "mammosearch.density"
 BIRADS_KEY = "mammosearch.birads"
 REPORT_KEY = "mammosearch.report"
@@ -165,7 +166,8 @@ def segmentation_of(doc: Doc) -> Segmentation:
     rows = doc.user_data.get(SENTENCES_KEY)
     if rows is None:
         raise ValueError("the doc has no sections: add 'mammo_sections' before this component")
-    return Segmentation(tuple(Sentence.from_list(r) for r in rows))
+    headers = tuple(doc.user_data.get(HEADERS_KEY, ()))
+    return Segmentation(tuple(Sentence.from_list(r) for r in rows), headers)
 
 
 def _mentions_of(doc: Doc, key: str) -> list[CategoryMention]:
@@ -228,11 +230,12 @@ class SectionsComponent(_DataComponent):
         prepared = prepared_of(doc)
         seg = self.segmenter(prepared.text, prepared.folded)
         doc.user_data[SENTENCES_KEY] = [s.to_list() for s in seg.sentences]
+        doc.user_data[HEADERS_KEY] = list(seg.headers)
         if len(doc):
             flags = numpy.full((len(doc), 1), -1, dtype="int64")
             flags[0, 0] = 1
-            for sentence in seg.sentences:
-                span = doc.char_span(sentence.start, sentence.start + 1, alignment_mode="expand")
+            for start in [s.start for s in seg.sentences] + list(seg.headers):
+                span = doc.char_span(start, start + 1, alignment_mode="expand")
                 if span is not None:
                     flags[span.start, 0] = 1
             doc.from_array([SENT_START], cast(Any, flags.astype("uint64")))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mammosearch.nlp._resources import compile_pattern, load_data
+from mammosearch.nlp._resources import compile_pattern, load_data, union
 from mammosearch.nlp.sections import Segmentation
 
 __all__ = ["ConsistencyCheck"]
@@ -27,9 +27,7 @@ class ConsistencyCheck:
     def __init__(self, data: dict[str, Any] | None = None) -> None:
         self.data = data if data is not None else load_data(_SRC)
         self._low = frozenset(self.data["low_categories"])
-        self._suspicious = compile_pattern(
-            "|".join(f"(?:{p})" for p in self.data["suspicious"]), source=_SRC
-        )
+        self._suspicious = compile_pattern(union(self.data["suspicious"]), source=_SRC)
         self._negation = compile_pattern(self.data["negation"], source=_SRC)
 
     def warnings(self, folded: str, seg: Segmentation, category: str | None) -> list[str]:

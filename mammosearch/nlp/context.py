@@ -13,7 +13,7 @@ import re
 from enum import StrEnum
 from typing import Any
 
-from mammosearch.nlp._resources import compile_pattern, load_data
+from mammosearch.nlp._resources import compile_pattern, load_data, union
 from mammosearch.nlp.sections import Segmentation
 
 __all__ = ["ContextRules", "Status"]
@@ -51,7 +51,7 @@ class ContextRules:
         self._breaks = compile_pattern(self.data["clause_breaks"], source=src)
 
         def joined(key: str) -> re.Pattern[str]:
-            return compile_pattern("|".join(f"(?:{p})" for p in self.data[key]), source=src)
+            return compile_pattern(union(self.data[key]), source=src)
 
         self._prior_before = joined("prior_before")
         self._prior_adjacent = joined("prior_adjacent")

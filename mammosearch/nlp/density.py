@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mammosearch.nlp._resources import compile_pattern, load_data
+from mammosearch.nlp._resources import compile_pattern, load_data, union
 from mammosearch.nlp.context import ContextRules, Status
 from mammosearch.nlp.mentions import CategoryMention, SideFinder
 from mammosearch.nlp.sections import Segmentation
@@ -63,13 +63,10 @@ class DensityExtractor:
         ]
         self.density_context = compile_pattern(d["density_context"], source=_SRC)
         self._descriptions = compile_pattern(
-            "|".join(f"(?P<d{i}>{x['pattern']})" for i, x in enumerate(d["descriptions"])),
-            source=_SRC,
+            union([x["pattern"] for x in d["descriptions"]], named="d"), source=_SRC
         )
         self._description_categories = [str(x["category"]) for x in d["descriptions"]]
-        self._vague = compile_pattern(
-            "|".join(f"(?:{x['pattern']})" for x in d["vague"]), source=_SRC
-        )
+        self._vague = compile_pattern(union([x["pattern"] for x in d["vague"]]), source=_SRC)
 
     def __call__(self, text: str, folded: str, seg: Segmentation) -> list[CategoryMention]:
         """All composition statements of the text (vague ones with tier 0), in order."""

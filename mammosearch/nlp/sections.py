@@ -63,10 +63,11 @@ class Sentence:
 class Segmentation:
     """The sentences of one report, in order."""
 
-    __slots__ = ("_starts", "sentences")
+    __slots__ = ("_starts", "headers", "sentences")
 
-    def __init__(self, sentences: tuple[Sentence, ...]) -> None:
+    def __init__(self, sentences: tuple[Sentence, ...], headers: tuple[int, ...] = ()) -> None:
         self.sentences = sentences
+        self.headers = headers  # where each section or side header starts
         self._starts = [s.start for s in sentences]
 
     def at(self, pos: int) -> Sentence | None:
@@ -143,6 +144,7 @@ class Segmenter:
     def __call__(self, text: str, folded: str) -> Segmentation:
         """Segment ``text`` (``folded`` is its fold, same length)."""
         sentences: list[Sentence] = []
+        headers: list[int] = []
         section = "preamble"
         side: Laterality | None = None
         side_has_content = False
@@ -190,6 +192,7 @@ class Segmenter:
             if header is not None:
                 close(line_start)
                 kind, pos = header
+                headers.append(line_start + len(line) - len(line.lstrip()))
                 if kind.startswith("side:"):
                     name = kind[5:]
                     side = None if name == "bilateral" else Laterality(name)
@@ -217,7 +220,7 @@ class Segmenter:
             prev_line = line
             line_start = line_end + 1
         close(n)
-        return Segmentation(tuple(sentences))
+        return Segmentation(tuple(sentences), tuple(headers))
 
     @staticmethod
     def _continues(prev_line: str, line: str) -> bool:

@@ -53,9 +53,11 @@ class CategoryMention:
         )  # fmt: skip
 
 
-_RIGHT = r"right|derech[oa]s?|rt"
-_LEFT = r"left|izquierd[oa]s?|lt"
+_RIGHT = r"right|derech[oa]s?|rt|r(?=\s*:)"
+_LEFT = r"left|izquierd[oa]s?|lt|l(?=\s*:)"
 _BOTH = r"bilateral(?:es|mente)?|both|ambas|ambos|either|each|cada"
+# What may stand right before a side word that opens a statement ("…; izquierda: BI-RADS 3").
+_OPENING = (",", ";", "/", "|", ".", ":", "-", "(")
 
 
 class SideFinder:
@@ -73,7 +75,8 @@ class SideFinder:
         r"|(?P<md>\(?md\s*[:)])|(?P<mi>\(?mi\s*[:)]))(?![a-z])"
     )
     _tight_before = re.compile(
-        rf"(?<![a-z])(?:(?P<right>{_RIGHT})|(?P<left>{_LEFT})|(?P<both>{_BOTH})|(?P<md>\bmd)|(?P<mi>\bmi))"
+        r"(?<![a-z])(?:(?:mama|breast)\s+)?"
+        rf"(?:(?P<right>{_RIGHT})|(?P<left>{_LEFT})|(?P<both>{_BOTH})|(?P<md>\bmd)|(?P<mi>\bmi))"
         r"(?:\s+(?:breast|mama|side|lado))?(?P<sep>\W{0,4})$"
     )
     _tight_after = re.compile(
@@ -94,8 +97,10 @@ class SideFinder:
         m = self._tight_before.search(before)
         # "Right breast: BI-RADS 2" or a clause that opens with the side; not "… node in the
         # left breast BI-RADS 2" in a report without punctuation.
-        if m and (any(c in m.group("sep") for c in ":-=(") or not before[: m.start()].strip()):
-            return self._side(m)
+        if m:
+            prefix = before[: m.start()].rstrip()
+            if any(c in m.group("sep") for c in ":-=(") or not prefix or prefix.endswith(_OPENING):
+                return self._side(m)
         m = self._tight_after.search(after)
         if m:
             return self._side(m)

@@ -33,6 +33,7 @@ SECTION_KINDS = (
 )
 # Sections whose statements describe the past or the request, not the current exam.
 _CONTEXT_SECTIONS = frozenset({"history", "comparison", "technique", "preamble"})
+_SCOPED_SECTIONS = frozenset({"history", "comparison", "technique"})
 
 _TERMINATOR = re.compile(r"[.!?;]+(?=[\s\-)\"']|$)")
 _BULLET = re.compile(r"^\s*(?:[-*\u2022\u00b7\u25aa\u2013]|\d{1,2}[.)]|[a-d][.)])\s")
@@ -148,6 +149,10 @@ class Segmenter:
         section = "preamble"
         side: Laterality | None = None
         side_has_content = False
+        # A history/comparison/technique header with text on its line covers that line; one on
+        # a line of its own covers the paragraph below it. What follows is the report body.
+        scope: str | None = None
+        scope_has_content = False
         cur_start: int | None = None
         cur_attrs: tuple[str, Laterality | None] = (section, side)
         prev_line = ""
@@ -184,6 +189,8 @@ class Segmenter:
                 close(line_start)
                 if side is not None and side_has_content:
                     side = None
+                if scope == "block" and scope_has_content:
+                    section, scope = "findings", None
                 prev_line = ""
                 line_start = line_end + 1
                 continue
@@ -193,6 +200,7 @@ class Segmenter:
                 close(line_start)
                 kind, pos = header
                 headers.append(line_start + len(line) - len(line.lstrip()))
+                scope = None
                 if kind.startswith("side:"):
                     name = kind[5:]
                     side = None if name == "bilateral" else Laterality(name)
@@ -206,8 +214,17 @@ class Segmenter:
                     else:
                         section = kind
                     side = None
-            elif cur_start is not None and not self._continues(prev_line, line):
-                close(line_start)
+                    if section in _SCOPED_SECTIONS:
+                        scope_has_content = bool(text[pos:line_end].strip())
+                        scope = "inline" if scope_has_content else "block"
+            else:
+                continues = self._continues(prev_line, line)
+                if scope == "inline" and not continues:
+                    section, scope = "findings", None
+                elif scope == "block":
+                    scope_has_content = True
+                if cur_start is not None and not continues:
+                    close(line_start)
             if side is not None and text[pos:line_end].strip():
                 side_has_content = True
             for m in _TERMINATOR.finditer(text, pos, line_end):

@@ -74,3 +74,15 @@ def test_sentence_lookup() -> None:
     assert second is not None and prepared.text[second.start : second.end] == "Two."
     assert seg.at(4) is None  # the blank between sentences
     assert Laterality("left") is Laterality.LEFT
+
+
+def test_context_sections_end_with_their_line_or_paragraph() -> None:
+    inline = sentences("COMPARISON: None.\nThe breasts are heterogeneously dense.")
+    assert [s[1] for s in inline] == ["comparison", "findings"]
+    block = sentences("HISTORY:\nScreening.\nNo complaints.\n\nScattered densities.")
+    assert [s[1] for s in block] == ["history", "history", "findings"]
+    wrapped = sentences(
+        "HISTORY: 55-year-old woman with a family history of breast cancer, here for\n"
+        "screening.\nBI-RADS 1."
+    )
+    assert [s[1] for s in wrapped] == ["history", "findings"]

@@ -147,8 +147,9 @@ class BiradsExtractor:
         first_side = side if isinstance(side, Laterality) else None
         sided = [(v, first_side, alternatives) for v in values]
         sided += [(v, named, False) for v, named in side_values]
+        final = self.context.is_final(folded, seg, start)
         return [
-            CategoryMention(v.category, start, v.end, tier, s, status, section, alt)
+            CategoryMention(v.category, start, v.end, tier, s, status, section, alt, final)
             for v, s, alt in sided
         ]
 
@@ -219,8 +220,9 @@ class BiradsResolution:
 def resolve_birads(mentions: list[CategoryMention]) -> BiradsResolution:
     """Pick the current overall and per-side categories from a report's statements.
 
-    Only current statements count; the strongest wording tier present wins; the overall
-    category is the most worrisome (atlas order), its evidence the last such statement.
+    Only current statements count; the strongest wording tier present wins; a statement
+    marked final (combined, recategorized, "final assessment") supersedes the others; the
+    overall category is the most worrisome (atlas order), its evidence the last such statement.
     Statements explained only by what follows ("BI-RADS 0 indica…") count when nothing else
     is stated, with a warning.
     """
@@ -236,6 +238,10 @@ def resolve_birads(mentions: list[CategoryMention]) -> BiradsResolution:
         return BiradsResolution(None, {}, tuple(warnings))
     top = max(m.tier for m in current)
     current = [m for m in current if m.tier == top]
+    finals = [m for m in current if m.final]
+    by_side_from = current
+    if finals:  # a combined or recategorized assessment supersedes the earlier ones
+        current = finals
     if any(m.ambiguous for m in current):
         warnings.append(
             "W202: a BI-RADS category is given as alternatives; kept the most worrisome"
@@ -245,7 +251,7 @@ def resolve_birads(mentions: list[CategoryMention]) -> BiradsResolution:
         return BiradsCategory(m.value).severity
 
     by_side: dict[Laterality, str] = {}
-    for m in current:
+    for m in by_side_from:
         if m.side is not None and m.side is not Laterality.BILATERAL:
             best = by_side.get(m.side)
             if best is None or BiradsCategory(m.value).severity > BiradsCategory(best).severity:

@@ -22,6 +22,7 @@ _WINDOW_BEFORE = 90
 _WINDOW_AFTER = 60
 _PRIOR_WINDOW = 45
 _ADJACENT_WINDOW = 25
+_FINAL_WINDOW = 80
 _PRIOR_SECTIONS = frozenset({"history", "comparison"})
 _OPENERS = {"{": "}", "[": "]"}
 
@@ -59,6 +60,7 @@ class ContextRules:
         self._negation = joined("negation_before")
         self._expl_before = joined("explanatory_before")
         self._expl_after = joined("explanatory_after")
+        self._final = joined("final_before")
 
     def clause(self, folded: str, seg: Segmentation, start: int, end: int) -> tuple[int, int]:
         """Bounds of the clause around ``[start, end)``: sentence cut at clause breaks."""
@@ -106,6 +108,15 @@ class ContextRules:
         if self._expl_after.search(after):
             return Status.WEAK_EXPLANATORY
         return Status.CURRENT
+
+    def is_final(self, folded: str, seg: Segmentation, start: int) -> bool:
+        """Whether a statement supersedes the others.
+
+        The cue stands in its sentence or the header right before it: "En confrontación
+        mamográfica y ecográfica, corresponde a BI-RADS 3", "FINAL ASSESSMENT: BI-RADS 4".
+        """
+        lo = max(seg.previous_end(start), start - _FINAL_WINDOW)
+        return self._final.search(folded, lo, start) is not None
 
     @staticmethod
     def in_template(folded: str, start: int, end: int) -> bool:

@@ -25,6 +25,7 @@ class CategoryMention:
         status: Current, prior, negated, explanatory or template.
         section: Section kind it stands in.
         ambiguous: Stated as one of alternatives ("BI-RADS 3 or 4").
+        final: Stated as superseding the others (a combined or recategorized assessment).
     """
 
     value: str
@@ -35,12 +36,14 @@ class CategoryMention:
     status: Status
     section: str
     ambiguous: bool = False
+    final: bool = False
 
     def to_list(self) -> list[Any]:
         """Compact serialisable form."""
         return [
             self.value, self.start, self.end, self.tier,
             self.side.value if self.side else None, self.status.value, self.section, self.ambiguous,
+            self.final,
         ]  # fmt: skip
 
     @classmethod
@@ -49,7 +52,7 @@ class CategoryMention:
         return cls(
             value=str(data[0]), start=int(data[1]), end=int(data[2]), tier=int(data[3]),
             side=Laterality(data[4]) if data[4] else None, status=Status(data[5]),
-            section=str(data[6]), ambiguous=bool(data[7]),
+            section=str(data[6]), ambiguous=bool(data[7]), final=bool(data[8]),
         )  # fmt: skip
 
 

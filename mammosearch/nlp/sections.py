@@ -78,6 +78,13 @@ class Segmentation:
             return self.sentences[i]
         return None
 
+    def previous_end(self, pos: int) -> int:
+        """End of the last sentence that ends before ``pos`` (0 when none)."""
+        i = bisect.bisect_right(self._starts, pos) - 1
+        while i >= 0 and self.sentences[i].end > pos:
+            i -= 1
+        return self.sentences[i].end if i >= 0 else 0
+
 
 class Segmenter:
     """Split analysis text into sentences tagged with section and side.

@@ -147,3 +147,20 @@ def test_evidence_spans_the_statement() -> None:
     assert report.birads is not None
     ev = report.birads.evidence
     assert ev.text == "BI-RADS 4B" and text[ev.start : ev.end] == ev.text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "MAMOGRAFÍA: BI-RADS 0.\nECOGRAFÍA: quiste simple.\n"
+            "En confrontación mamográfica y ecográfica, corresponde a BI-RADS 2.",
+            "2",
+        ),  # fmt: skip
+        ("Screening: BI-RADS 0. After ultrasound the mass is a cyst: BI-RADS 2.", "2"),
+        ("Recategorizado a BI-RADS 3 tras ecografía. Inicialmente BI-RADS 0.", "3"),
+        ("BI-RADS 4 (previo). BI-RADS 2.", "2"),
+    ],
+)
+def test_a_final_statement_supersedes(text: str, expected: str) -> None:
+    assert category(text) == expected

@@ -11,16 +11,16 @@ data (``data/birads.json``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mammosearch.nlp._resources import compile_pattern, load_data, union
 from mammosearch.nlp.context import ContextRules, Status
-from mammosearch.nlp.mentions import CategoryMention, SideFinder
+from mammosearch.nlp.mentions import CategoryMention, Resolution, SideFinder, highest_by_side
 from mammosearch.nlp.sections import Segmentation
 from mammosearch.records import BiradsCategory, Laterality
 
-__all__ = ["BiradsExtractor", "BiradsResolution", "resolve_birads"]
+__all__ = ["BiradsExtractor", "resolve_birads"]
 
 _MAX_GAP = 40
 _LEGEND_SPAN = 300
@@ -208,16 +208,11 @@ def _mark_legends(mentions: list[CategoryMention]) -> list[CategoryMention]:
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class BiradsResolution:
-    """The current BI-RADS categories of a report."""
-
-    overall: CategoryMention | None
-    by_side: dict[Laterality, str] = field(default_factory=dict)
-    warnings: tuple[str, ...] = ()
+def _severity(value: str) -> int:
+    return BiradsCategory(value).severity
 
 
-def resolve_birads(mentions: list[CategoryMention]) -> BiradsResolution:
+def resolve_birads(mentions: list[CategoryMention]) -> Resolution:
     """Pick the current overall and per-side categories from a report's statements.
 
     Only current statements count; the strongest wording tier present wins; a statement
@@ -235,7 +230,7 @@ def resolve_birads(mentions: list[CategoryMention]) -> BiradsResolution:
                 "W201: the only BI-RADS statements read as explanations; used them as the category"
             )
     if not current:
-        return BiradsResolution(None, {}, tuple(warnings))
+        return Resolution(None, {}, tuple(warnings))
     top = max(m.tier for m in current)
     current = [m for m in current if m.tier == top]
     finals = [m for m in current if m.final]
@@ -246,16 +241,6 @@ def resolve_birads(mentions: list[CategoryMention]) -> BiradsResolution:
         warnings.append(
             "W202: a BI-RADS category is given as alternatives; kept the most worrisome"
         )
-
-    def severity(m: CategoryMention) -> int:
-        return BiradsCategory(m.value).severity
-
-    by_side: dict[Laterality, str] = {}
-    for m in by_side_from:
-        if m.side is not None and m.side is not Laterality.BILATERAL:
-            best = by_side.get(m.side)
-            if best is None or BiradsCategory(m.value).severity > BiradsCategory(best).severity:
-                by_side[m.side] = m.value
-    worst = max(severity(m) for m in current)
-    overall = [m for m in current if severity(m) == worst][-1]
-    return BiradsResolution(overall, by_side, tuple(warnings))
+    worst = max(_severity(m.value) for m in current)
+    overall = [m for m in current if _severity(m.value) == worst][-1]
+    return Resolution(overall, highest_by_side(by_side_from, _severity), tuple(warnings))

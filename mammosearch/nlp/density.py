@@ -11,16 +11,16 @@ densities", "tejido adiposo casi en su totalidad", "extremadamente densas"). Vag
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mammosearch.nlp._resources import compile_pattern, load_data, union
 from mammosearch.nlp.context import ContextRules, Status
-from mammosearch.nlp.mentions import CategoryMention, SideFinder
+from mammosearch.nlp.mentions import CategoryMention, Resolution, SideFinder, highest_by_side
 from mammosearch.nlp.sections import Segmentation
 from mammosearch.records import DensityCategory, Laterality
 
-__all__ = ["DensityExtractor", "DensityResolution", "resolve_density"]
+__all__ = ["DensityExtractor", "resolve_density"]
 
 _SRC = "density.json"
 _CODE, _DESCRIPTION, _VAGUE = 2, 1, 0
@@ -153,20 +153,11 @@ def _mark_alternatives(mentions: list[CategoryMention], seg: Segmentation) -> li
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class DensityResolution:
-    """The current breast composition of a report."""
-
-    overall: CategoryMention | None
-    by_side: dict[Laterality, str] = field(default_factory=dict)
-    warnings: tuple[str, ...] = ()
-
-
 def _rank(value: str) -> int:
     return DensityCategory(value).rank
 
 
-def resolve_density(mentions: list[CategoryMention]) -> DensityResolution:
+def resolve_density(mentions: list[CategoryMention]) -> Resolution:
     """Pick the current composition: codes over descriptions, the denser side overall.
 
     A description in an ultrasound section, or a set of three or more different descriptions
@@ -188,20 +179,14 @@ def resolve_density(mentions: list[CategoryMention]) -> DensityResolution:
     if not stated:
         if any(m.tier == _VAGUE for m in current):
             warnings.append("W101: density is described without a BI-RADS category; left it null")
-        return DensityResolution(None, {}, tuple(warnings))
+        return Resolution(None, {}, tuple(warnings))
     top = max(m.tier for m in stated)
     stated = [m for m in stated if m.tier == top]
     unsided = {m.value for m in stated if m.side is None}
     if len(unsided) > 1:
         warnings.append("W103: the report states different densities; kept the denser")
-    by_side: dict[Laterality, str] = {}
-    for m in stated:
-        if m.side in (Laterality.LEFT, Laterality.RIGHT):
-            best = by_side.get(m.side)
-            if best is None or _rank(m.value) > _rank(best):
-                by_side[m.side] = m.value
     densest = max(_rank(m.value) for m in stated)
     candidates = [m for m in stated if _rank(m.value) == densest]
     unsided_best = [m for m in candidates if m.side is None]
     overall = unsided_best[0] if unsided_best else candidates[0]
-    return DensityResolution(overall, by_side, tuple(warnings))
+    return Resolution(overall, highest_by_side(stated, _rank), tuple(warnings))

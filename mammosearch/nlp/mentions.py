@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from mammosearch.nlp.context import Status
 from mammosearch.records import Laterality
 
-__all__ = ["CategoryMention", "SideFinder"]
+__all__ = ["CategoryMention", "Resolution", "SideFinder", "highest_by_side"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,28 @@ class CategoryMention:
             side=Laterality(data[4]) if data[4] else None, status=Status(data[5]),
             section=str(data[6]), ambiguous=bool(data[7]), final=bool(data[8]),
         )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """The current category of a report: the deciding statement, per side, and warnings."""
+
+    overall: CategoryMention | None
+    by_side: dict[Laterality, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+def highest_by_side(
+    mentions: Iterable[CategoryMention], rank: Callable[[str], int]
+) -> dict[Laterality, str]:
+    """The highest-ranked value stated for each of the left and right sides."""
+    by_side: dict[Laterality, str] = {}
+    for m in mentions:
+        if m.side in (Laterality.LEFT, Laterality.RIGHT):
+            best = by_side.get(m.side)
+            if best is None or rank(m.value) > rank(best):
+                by_side[m.side] = m.value
+    return by_side
 
 
 _RIGHT = r"right|derech[oa]s?|rt|r(?=\s*:)"

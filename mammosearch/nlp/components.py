@@ -9,6 +9,8 @@ these components, registered with :meth:`spacy.language.Language.factory`:
 ``mammo_sections``  sections, side headers and sentences → ``token.is_sent_start``
 ``mammo_density``   breast-composition statements → ``doc.spans["density"]``
 ``mammo_birads``    BI-RADS statements → ``doc.spans["birads"]``
+``mammo_findings``  findings with descriptors and context → ``doc.spans["findings"]``
+``mammo_recommendation``  the management recommendation
 ``mammo_report``    the resolved :class:`~mammosearch.records.NormalizedReport` →
                     ``doc._.mammo_report``
 =================  ==========================================================================
@@ -28,29 +30,22 @@ import numpy
 import srsly
 from spacy.attrs import SENT_START
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 from spacy.util import registry
 from spacy.vocab import Vocab
 
 from mammosearch.nlp._text import PreparedText, fold, prepare
-from mammosearch.nlp.assessment import BiradsExtractor, resolve_birads
+from mammosearch.nlp.assessment import BiradsExtractor
 from mammosearch.nlp.consistency import ConsistencyCheck
 from mammosearch.nlp.context import ContextRules, Status
-from mammosearch.nlp.density import DensityExtractor, resolve_density
+from mammosearch.nlp.density import DensityExtractor
+from mammosearch.nlp.engine import Analysis, assemble_report
+from mammosearch.nlp.findings import FindingsExtractor
 from mammosearch.nlp.language import detect_language
 from mammosearch.nlp.mentions import CategoryMention
-from mammosearch.nlp.render import render_standardized
+from mammosearch.nlp.recommendation import RecommendationFinder
 from mammosearch.nlp.sections import Segmentation, Segmenter, Sentence
-from mammosearch.records import (
-    BiradsAssessment,
-    BiradsCategory,
-    DensityAssessment,
-    DensityCategory,
-    NormalizedReport,
-)
-from mammosearch.records import (
-    Span as EvidenceSpan,
-)
+from mammosearch.records import Finding, NormalizedReport, Recommendation
 
 __all__ = [
     "BIRADS_KEY",
@@ -71,9 +66,19 @@ SENTENCES_KEY = "mammosearch.sentences"
 HEADERS_KEY = "mammosearch.headers"
 DENSITY_KEY = "mammosearch.density"
 BIRADS_KEY = "mammosearch.birads"
+FINDINGS_KEY = "mammosearch.findings"
+RECOMMENDATION_KEY = "mammosearch.recommendation"
 REPORT_KEY = "mammosearch.report"
 WARNINGS_KEY = "mammosearch.warnings"
-PIPE_NAMES = ("mammo_language", "mammo_sections", "mammo_density", "mammo_birads", "mammo_report")
+PIPE_NAMES = (
+    "mammo_language",
+    "mammo_sections",
+    "mammo_density",
+    "mammo_birads",
+    "mammo_findings",
+    "mammo_recommendation",
+    "mammo_report",
+)
 
 
 # A partition of the text: blank runs, words (inner hyphens/apostrophes), numbers, other marks.
@@ -175,30 +180,32 @@ def _mentions_of(doc: Doc, key: str) -> list[CategoryMention]:
 
 
 class _DataComponent:
-    """A component whose state is one JSON rule file."""
+    """A component whose state is JSON rule files (``files`` names them, without ``.json``)."""
 
-    filename = ""
+    files: tuple[str, ...] = ()
 
     def __init__(self, name: str, data: dict[str, Any] | None) -> None:
         self.name = name
-        self._build(data)
+        self._build(data or {})
 
-    def _build(self, data: dict[str, Any] | None) -> None:
+    def _build(self, data: dict[str, Any]) -> None:
         raise NotImplementedError
 
     @property
     def data(self) -> dict[str, Any]:
+        """The rule data, one entry per file name."""
         raise NotImplementedError
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        """Write the component's rule data to ``path/<file>``."""
+        """Write the component's rule files to ``path``."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(folder / self.filename, self.data)
+        for name, content in self.data.items():
+            srsly.write_json(folder / f"{name}.json", content)
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> _DataComponent:
-        """Read the rule data written by :meth:`to_disk`."""
-        self._build(srsly.read_json(Path(path) / self.filename))
+        """Read the rule files written by :meth:`to_disk`."""
+        self._build({f: srsly.read_json(Path(path) / f"{f}.json") for f in self.files})
         return self
 
 
@@ -217,14 +224,14 @@ class LanguageComponent:
 class SectionsComponent(_DataComponent):
     """Split the report into sentences tagged with section and side."""
 
-    filename = "sections.json"
+    files = ("sections",)
 
-    def _build(self, data: dict[str, Any] | None) -> None:
-        self.segmenter = Segmenter(data)
+    def _build(self, data: dict[str, Any]) -> None:
+        self.segmenter = Segmenter(data.get("sections"))
 
     @property
     def data(self) -> dict[str, Any]:
-        return self.segmenter.data
+        return {"sections": self.segmenter.data}
 
     def __call__(self, doc: Doc) -> Doc:
         prepared = prepared_of(doc)
@@ -266,16 +273,16 @@ class _MentionComponent(_DataComponent):
 class DensityComponent(_MentionComponent):
     """Find breast-composition statements."""
 
-    filename = "density.json"
+    files = ("density",)
     key = DENSITY_KEY
     group = "density"
 
-    def _build(self, data: dict[str, Any] | None) -> None:
-        self.extractor = DensityExtractor(data, ContextRules())
+    def _build(self, data: dict[str, Any]) -> None:
+        self.extractor = DensityExtractor(data.get("density"), ContextRules())
 
     @property
     def data(self) -> dict[str, Any]:
-        return self.extractor.data
+        return {"density": self.extractor.data}
 
     def _extract(self, prepared: PreparedText, seg: Segmentation) -> list[CategoryMention]:
         return self.extractor(prepared.text, prepared.folded, seg)
@@ -284,23 +291,76 @@ class DensityComponent(_MentionComponent):
 class BiradsComponent(_MentionComponent):
     """Find BI-RADS assessment statements."""
 
-    filename = "birads.json"
+    files = ("birads",)
     key = BIRADS_KEY
     group = "birads"
 
-    def _build(self, data: dict[str, Any] | None) -> None:
-        self.extractor = BiradsExtractor(data, ContextRules())
+    def _build(self, data: dict[str, Any]) -> None:
+        self.extractor = BiradsExtractor(data.get("birads"), ContextRules())
 
     @property
     def data(self) -> dict[str, Any]:
-        return self.extractor.data
+        return {"birads": self.extractor.data}
 
     def _extract(self, prepared: PreparedText, seg: Segmentation) -> list[CategoryMention]:
         return self.extractor(prepared.text, prepared.folded, seg)
 
 
+class FindingsComponent(_DataComponent):
+    """Find findings with descriptors, side, location and context."""
+
+    files = ("findings", "location", "context_findings")
+
+    def _build(self, data: dict[str, Any]) -> None:
+        self.extractor = FindingsExtractor(
+            data.get("findings"), data.get("location"), data.get("context_findings")
+        )
+
+    @property
+    def data(self) -> dict[str, Any]:
+        x = self.extractor
+        return {
+            "findings": x.findings_data,
+            "location": x.location_data,
+            "context_findings": x.context_data,
+        }
+
+    def __call__(self, doc: Doc) -> Doc:
+        prepared = prepared_of(doc)
+        findings = self.extractor(prepared.text, prepared.folded, segmentation_of(doc))
+        doc.user_data[FINDINGS_KEY] = [f.to_dict() for f in findings]
+        spans = []
+        for f in findings:
+            span = doc.char_span(
+                f.evidence.start, f.evidence.end, label=f.type.value, alignment_mode="expand"
+            )
+            if span is not None:
+                spans.append(span)
+        doc.spans["findings"] = spans
+        return doc
+
+
+class RecommendationComponent(_DataComponent):
+    """Find the management recommendation."""
+
+    files = ("recommendations",)
+
+    def _build(self, data: dict[str, Any]) -> None:
+        self.finder = RecommendationFinder(data.get("recommendations"))
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"recommendations": self.finder.data}
+
+    def __call__(self, doc: Doc) -> Doc:
+        prepared = prepared_of(doc)
+        found = self.finder(prepared.folded, segmentation_of(doc))
+        doc.user_data[RECOMMENDATION_KEY] = found.value if found else None
+        return doc
+
+
 class ReportComponent:
-    """Resolve the statements into the report's current terms."""
+    """Resolve the stages' output into the report (``doc._.mammo_report``)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -308,39 +368,21 @@ class ReportComponent:
 
     def build(self, doc: Doc, id: str = "") -> NormalizedReport:
         """The normalized report of a processed doc."""
-        prepared = prepared_of(doc)
-
-        def evidence(m: CategoryMention) -> EvidenceSpan:
-            start, end = prepared.to_original(m.start, m.end)
-            return EvidenceSpan(prepared.original[start:end], start, end)
-
-        d = resolve_density(_mentions_of(doc, DENSITY_KEY))
-        b = resolve_birads(_mentions_of(doc, BIRADS_KEY))
-        density = None
-        if d.overall is not None:
-            density = DensityAssessment(
-                DensityCategory(d.overall.value), evidence(d.overall), d.overall.side
-            )
-        birads = None
-        if b.overall is not None:
-            birads = BiradsAssessment(BiradsCategory(b.overall.value), evidence(b.overall))
-        density_by_side = {k: DensityCategory(v) for k, v in d.by_side.items()}
-        birads_by_side = {k: BiradsCategory(v) for k, v in b.by_side.items()}
-        warnings = list(doc.user_data.get(WARNINGS_KEY, [])) + list(d.warnings + b.warnings)
-        warnings += self.consistency.warnings(
-            prepared.folded, segmentation_of(doc), b.overall.value if b.overall else None
+        recommendation = doc.user_data.get(RECOMMENDATION_KEY)
+        analysis = Analysis(
+            segmentation=segmentation_of(doc),
+            density=_mentions_of(doc, DENSITY_KEY),
+            birads=_mentions_of(doc, BIRADS_KEY),
+            findings=[Finding.from_dict(f) for f in doc.user_data.get(FINDINGS_KEY, [])],
+            recommendation=Recommendation(recommendation) if recommendation else None,
         )
-        if not prepared.text.strip():
-            warnings.append("W002: the report is empty")
-        return NormalizedReport(
+        return assemble_report(
+            prepared_of(doc),
+            analysis,
+            self.consistency,
             id=id,
             language=doc.user_data.get(LANGUAGE_KEY),
-            density=density,
-            density_by_side=density_by_side,
-            birads=birads,
-            birads_by_side=birads_by_side,
-            standardized_text=render_standardized(density, density_by_side, birads, birads_by_side),
-            warnings=tuple(warnings),
+            warnings=doc.user_data.get(WARNINGS_KEY, ()),
         )
 
     def __call__(self, doc: Doc) -> Doc:
@@ -357,8 +399,6 @@ if not Doc.has_extension("mammo_report"):
             else None
         ),
     )
-if not Span.has_extension("mammo_category"):
-    Span.set_extension("mammo_category", getter=lambda span: span.label_ or None)
 
 
 @Language.factory("mammo_language", assigns=["doc.user_data"])
@@ -369,7 +409,7 @@ def make_language(nlp: Language, name: str) -> LanguageComponent:
 
 @Language.factory("mammo_sections", assigns=["token.is_sent_start"], default_config={"data": None})
 def make_sections(nlp: Language, name: str, *, data: dict[str, Any] | None) -> SectionsComponent:
-    """Factory of :class:`SectionsComponent`; ``data`` overrides ``sections.json``."""
+    """Factory of :class:`SectionsComponent` (``data``: rule files by name)."""
     return SectionsComponent(name, data)
 
 
@@ -380,7 +420,7 @@ def make_sections(nlp: Language, name: str, *, data: dict[str, Any] | None) -> S
     default_config={"data": None},
 )
 def make_density(nlp: Language, name: str, *, data: dict[str, Any] | None) -> DensityComponent:
-    """Factory of :class:`DensityComponent`; ``data`` overrides ``density.json``."""
+    """Factory of :class:`DensityComponent` (``data``: rule files by name)."""
     return DensityComponent(name, data)
 
 
@@ -391,8 +431,29 @@ def make_density(nlp: Language, name: str, *, data: dict[str, Any] | None) -> De
     default_config={"data": None},
 )
 def make_birads(nlp: Language, name: str, *, data: dict[str, Any] | None) -> BiradsComponent:
-    """Factory of :class:`BiradsComponent`; ``data`` overrides ``birads.json``."""
+    """Factory of :class:`BiradsComponent` (``data``: rule files by name)."""
     return BiradsComponent(name, data)
+
+
+@Language.factory(
+    "mammo_findings",
+    assigns=["doc.spans"],
+    requires=["token.is_sent_start"],
+    default_config={"data": None},
+)
+def make_findings(nlp: Language, name: str, *, data: dict[str, Any] | None) -> FindingsComponent:
+    """Factory of :class:`FindingsComponent` (``data``: rule files by name)."""
+    return FindingsComponent(name, data)
+
+
+@Language.factory(
+    "mammo_recommendation", requires=["token.is_sent_start"], default_config={"data": None}
+)
+def make_recommendation(
+    nlp: Language, name: str, *, data: dict[str, Any] | None
+) -> RecommendationComponent:
+    """Factory of :class:`RecommendationComponent` (``data``: rule files by name)."""
+    return RecommendationComponent(name, data)
 
 
 @Language.factory("mammo_report", assigns=["doc._.mammo_report"])

@@ -1,16 +1,26 @@
 """Warnings for reports whose stated category contradicts their own wording.
 
-A report that states BI-RADS 1 or 2 while describing spiculated margins or pleomorphic
-calcifications keeps its stated category (the radiologist's assessment is the record) and gets
-a warning, so that a reviewer can look. Cues are data (``data/consistency.json``).
+A report that states BI-RADS 1 or 2 while describing a spiculated mass or pleomorphic
+calcifications, or BI-RADS 4 or 5 without any current finding, keeps its stated category (the
+radiologist's assessment is the record) and gets a warning, so that a reviewer can look. Cues
+are data (``data/consistency.json``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mammosearch.nlp._resources import compile_pattern, load_data, union
 from mammosearch.nlp.sections import Segmentation
+from mammosearch.records import (
+    AsymmetryKind,
+    CalcDistribution,
+    CalcMorphology,
+    Finding,
+    FindingType,
+    Margin,
+)
 
 __all__ = ["ConsistencyCheck"]
 
@@ -27,13 +37,30 @@ class ConsistencyCheck:
     def __init__(self, data: dict[str, Any] | None = None) -> None:
         self.data = data if data is not None else load_data(_SRC)
         self._low = frozenset(self.data["low_categories"])
+        self._high = frozenset(self.data["high_categories"])
         self._suspicious = compile_pattern(union(self.data["suspicious"]), source=_SRC)
         self._negation = compile_pattern(self.data["negation"], source=_SRC)
 
-    def warnings(self, folded: str, seg: Segmentation, category: str | None) -> list[str]:
-        """Warnings about ``category`` given the report's folded text."""
+    def warnings(
+        self,
+        folded: str,
+        seg: Segmentation,
+        category: str | None,
+        findings: Sequence[Finding] = (),
+    ) -> list[str]:
+        """Warnings about ``category`` given the report's wording and findings."""
+        if category is None:
+            return []
+        current = [f for f in findings if not f.negated and not f.historical]
+        if category in self._high and not current and findings:
+            return [
+                f"W204: the stated BI-RADS {category} has no current finding in the report; "
+                "kept the stated category"
+            ]
         if category not in self._low:
             return []
+        if any(_suspicious(f) for f in current):
+            return [_low_warning(category, "a finding with suspicious descriptors")]
         for m in self._suspicious.finditer(folded):
             sentence = seg.at(m.start())
             start = sentence.start if sentence else max(0, m.start() - 80)
@@ -41,8 +68,28 @@ class ConsistencyCheck:
                 continue
             if self._negation.search(folded, start, m.start()):
                 continue
-            return [
-                f"W203: the stated BI-RADS {category} contradicts suspicious wording in the "
-                f"report (at {m.start()}-{m.end()}); kept the stated category"
-            ]
+            return [_low_warning(category, f"suspicious wording (at {m.start()}-{m.end()})")]
         return []
+
+
+def _low_warning(category: str, what: str) -> str:
+    return f"W203: the stated BI-RADS {category} contradicts {what}; kept the stated category"
+
+
+_SUSPICIOUS_MORPHOLOGY = frozenset(
+    {CalcMorphology.FINE_PLEOMORPHIC, CalcMorphology.FINE_LINEAR, CalcMorphology.AMORPHOUS}
+)
+_SUSPICIOUS_DISTRIBUTION = frozenset({CalcDistribution.LINEAR, CalcDistribution.SEGMENTAL})
+
+
+def _suspicious(finding: Finding) -> bool:
+    """BI-RADS descriptors that make a finding suspicious by themselves."""
+    d = finding.descriptors
+    return (
+        Margin.SPICULATED in d.margin
+        or Margin.MICROLOBULATED in d.margin
+        or bool(_SUSPICIOUS_MORPHOLOGY & set(d.calc_morphology))
+        or bool(_SUSPICIOUS_DISTRIBUTION & set(d.calc_distribution))
+        or d.asymmetry is AsymmetryKind.DEVELOPING
+        or (finding.type is FindingType.ARCHITECTURAL_DISTORTION and not finding.uncertain)
+    )

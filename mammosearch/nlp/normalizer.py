@@ -1,7 +1,7 @@
 """Report → :class:`~mammosearch.records.NormalizedReport`, one at a time or streamed.
 
-:class:`Normalizer` holds one spaCy pipeline per language (built on first use) and turns
-report text or bytes into normalized reports. :meth:`Normalizer.normalize_many` streams any
+:class:`Normalizer` holds the report engine (built on first use) and turns report text or
+bytes into normalized reports. :meth:`Normalizer.normalize_many` streams any
 number of reports through worker processes in input order, with bounded memory; a report that
 cannot be read or parsed becomes a record with ``error`` set, and the stream goes on.
 """
@@ -17,7 +17,8 @@ from itertools import islice
 from typing import Any
 
 from mammosearch.errors import MammosearchError, ReportParseError
-from mammosearch.nlp._text import decode_report_bytes
+from mammosearch.nlp._text import decode_report_bytes, prepare
+from mammosearch.nlp.engine import ReportEngine
 from mammosearch.nlp.language import detect_language
 from mammosearch.records import NormalizedReport
 
@@ -49,16 +50,14 @@ class Normalizer:
 
     def __init__(self, *, max_chars: int = DEFAULT_MAX_CHARS) -> None:
         self.max_chars = max_chars
-        self._pipelines: dict[str, Any] = {}
+        self._engine: ReportEngine | None = None
 
-    def pipeline(self, lang: str) -> Any:
-        """The spaCy pipeline for ``lang`` (``"en"`` or ``"es"``), built once."""
-        nlp = self._pipelines.get(lang)
-        if nlp is None:
-            from mammosearch.nlp.components import build_pipeline
-
-            nlp = self._pipelines[lang] = build_pipeline(lang)
-        return nlp
+    @property
+    def engine(self) -> ReportEngine:
+        """The report engine (rules compiled on first use)."""
+        if self._engine is None:
+            self._engine = ReportEngine()
+        return self._engine
 
     def normalize(self, text: str | bytes, id: str | None = None) -> NormalizedReport:
         """Normalize one report.
@@ -88,25 +87,13 @@ class Normalizer:
                 f"report has {len(text)} characters; the limit is {self.max_chars}",
                 fix="split the document or raise max_report_chars in the settings",
             )
-        from mammosearch.nlp.components import LANGUAGE_KEY, WARNINGS_KEY
-
-        language = detect_language(text)
-        nlp = self.pipeline(language or "en")
-        doc = nlp.make_doc(text)
-        doc.user_data[LANGUAGE_KEY] = language
-        doc.user_data[WARNINGS_KEY] = warnings
-        report_builder = None
-        for name, proc in nlp.pipeline:
-            if name == "mammo_report":
-                report_builder = proc
-                continue
-            doc = proc(doc)
-        if report_builder is None:  # pragma: no cover - the pipeline always has it
-            raise ReportParseError("the pipeline lacks 'mammo_report'")
-        report: NormalizedReport = report_builder.build(
-            doc, id if id is not None else report_id(text)
+        prepared = prepare(text)
+        return self.engine.report(
+            prepared,
+            id=id if id is not None else report_id(text),
+            language=detect_language(prepared.text),
+            warnings=warnings,
         )
-        return report
 
     def normalize_safe(self, item: ReportInput) -> NormalizedReport:
         """Normalize one input, turning any failure into a record with ``error`` set."""

@@ -7,13 +7,16 @@ so that downstream text embedders and readers see one style.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mammosearch.records import (
+    AsymmetryKind,
     BiradsAssessment,
     BiradsCategory,
     DensityAssessment,
     DensityCategory,
     Finding,
+    FindingType,
     Laterality,
     Recommendation,
 )
@@ -41,17 +44,78 @@ def _sides(by_side: Mapping[Laterality, str]) -> str:
     return f" (by side: {', '.join(parts)})" if parts else ""
 
 
-def _finding_sentence(finding: Finding) -> str:
-    words = finding.type.value.replace("_", " ")
-    side = f" in the {finding.laterality.value} breast" if finding.laterality else ""
-    if finding.laterality is Laterality.BILATERAL:
-        side = " in both breasts"
-    if finding.negated:
-        return f"No {words}{side}."
-    prefix = "Possible " if finding.uncertain else ""
-    suffix = " (stable or prior)" if finding.historical else ""
-    text = f"{prefix}{words}{side}{suffix}."
-    return text[0].upper() + text[1:]
+_TYPE_WORDS = {
+    FindingType.MASS: "mass",
+    FindingType.CALCIFICATION: "calcifications",
+    FindingType.ASYMMETRY: "asymmetry",
+    FindingType.ARCHITECTURAL_DISTORTION: "architectural distortion",
+    FindingType.LYMPH_NODE: "lymph node",
+    FindingType.SKIN_THICKENING: "skin thickening",
+    FindingType.SKIN_RETRACTION: "skin retraction",
+    FindingType.NIPPLE_RETRACTION: "nipple retraction",
+    FindingType.DILATED_DUCT: "dilated duct",
+    FindingType.IMPLANT: "implant",
+    FindingType.POST_SURGICAL: "post-surgical change",
+    FindingType.OTHER: "other finding",
+}
+_QUADRANT_WORDS = {
+    "UOQ": "upper outer quadrant",
+    "UIQ": "upper inner quadrant",
+    "LOQ": "lower outer quadrant",
+    "LIQ": "lower inner quadrant",
+    "central": "central region",
+    "retroareolar": "retroareolar region",
+    "axillary_tail": "axillary tail",
+}
+_SIDE_HEADINGS = (
+    (Laterality.RIGHT, "Right breast"),
+    (Laterality.LEFT, "Left breast"),
+    (Laterality.BILATERAL, "Both breasts"),
+    (None, "Side not stated"),
+)
+
+
+def _words(values: Sequence[Any]) -> str:
+    return " ".join(str(v.value).replace("_", " ") for v in values)
+
+
+def _finding_phrase(finding: Finding) -> str:
+    """One positive finding: '[possible ][stable ]<descriptors> <type>[, details]'."""
+    d, loc = finding.descriptors, finding.location
+    before = [_words(d.shape), _words(d.mass_density) + (" density" if d.mass_density else "")]
+    before += [_words(d.calc_morphology), _words(d.calc_distribution)]
+    if d.asymmetry is not None and d.asymmetry is not AsymmetryKind.ASYMMETRY:
+        before.append(d.asymmetry.value)
+    head = " ".join(w for w in before if w) + " " + _TYPE_WORDS[finding.type]
+    details = []
+    if d.margin:
+        details.append(f"with {_words(d.margin)} margins")
+    if d.size_mm is not None:
+        details.append(f"{d.size_mm:g} mm")
+    if loc.quadrant is not None:
+        details.append(f"in the {_QUADRANT_WORDS[loc.quadrant.value]}")
+    if loc.clock is not None:
+        details.append(f"at {loc.clock}")
+    if loc.depth is not None:
+        details.append(f"{loc.depth.value} depth")
+    prefix = ("possible " if finding.uncertain else "") + ("stable " if finding.historical else "")
+    return prefix + ", ".join([head.strip(), *details])
+
+
+def _render_findings(findings: Sequence[Finding]) -> str:
+    parts: list[str] = []
+    for side, heading in _SIDE_HEADINGS:
+        present = [f for f in findings if f.laterality is side and not f.negated]
+        absent = [f for f in findings if f.laterality is side and f.negated]
+        phrases = [_finding_phrase(f) for f in present]
+        if absent:
+            names = list(dict.fromkeys(_TYPE_WORDS[f.type] for f in absent))
+            listed = ", ".join(names[:-1]) + (" or " if len(names) > 1 else "") + names[-1]
+            phrases.append(f"no {listed}")
+        if phrases:
+            text = "; ".join(phrases)
+            parts.append(f"{heading}: {text[0].upper()}{text[1:]}.")
+    return " ".join(parts)
 
 
 def render_standardized(
@@ -78,7 +142,7 @@ def render_standardized(
             f"{_DENSITY_WORDS[density.category]}{_sides(by_side)}."
         )
     if findings:
-        lines.append("Findings: " + " ".join(_finding_sentence(f) for f in findings))
+        lines.append("Findings: " + _render_findings(findings))
     if birads is None:
         lines.append("Assessment: not stated.")
     else:

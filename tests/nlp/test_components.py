@@ -63,12 +63,12 @@ def test_pipeline_round_trips_through_disk(tmp_path: Path) -> None:
     nlp = build_pipeline("en")
     data = load_data("density.json")
     data["vague"] = []  # a customised rule file survives the trip
-    nlp.replace_pipe("mammo_density", "mammo_density", config={"data": data})
+    nlp.replace_pipe("mammo_density", "mammo_density", config={"data": {"density": data}})
     nlp.to_disk(tmp_path / "pipe")
     assert (tmp_path / "pipe" / "mammo_density" / "density.json").is_file()
     loaded = spacy.load(tmp_path / "pipe")
     assert tuple(loaded.pipe_names) == PIPE_NAMES
-    assert loaded.get_pipe("mammo_density").data["vague"] == []
+    assert loaded.get_pipe("mammo_density").data["density"]["vague"] == []
     doc = loaded("The breasts are dense. Heterogeneously dense (ACR C). BI-RADS 1.")
     assert doc._.mammo_report.density.category.value == "C"
     warnings = loaded("The breasts are dense.")._.mammo_report.warnings

@@ -1,0 +1,186 @@
+"""Word tokens of folded text, longest-match phrase lookup, and typo correction to a lexicon."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from typing import Generic, TypeVar
+
+__all__ = ["PhraseIndex", "Speller", "Tokens", "phrase_words", "tokenize"]
+
+P = TypeVar("P")
+
+_WORD = re.compile(r"[^\W_]+|[,;:/&()]")
+_SPLIT = re.compile(r"[^\W_]+|[,;:/&()]")
+
+
+def phrase_words(phrase: str) -> tuple[str, ...]:
+    """The words of a lexicon phrase, split as report text is ("ill-defined" → ill, defined)."""
+    return tuple(_SPLIT.findall(phrase.lower()))
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """Word tokens of a folded text: normalised form and offsets in the analysis text."""
+
+    norms: list[str]
+    starts: list[int]
+    ends: list[int]
+
+    def __len__(self) -> int:
+        return len(self.norms)
+
+
+def tokenize(folded: str) -> Tokens:
+    """Split folded text into words and the punctuation that delimits lists and clauses."""
+    norms: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for m in _WORD.finditer(folded):
+        norms.append(m.group())
+        starts.append(m.start())
+        ends.append(m.end())
+    return Tokens(norms, starts, ends)
+
+
+class PhraseIndex(Generic[P]):
+    """Greedy longest-match lookup of multi-word phrases over a token sequence.
+
+    Args:
+        entries: ``(phrase, payload)`` pairs; a phrase may carry several payloads.
+    """
+
+    def __init__(self, entries: Iterable[tuple[str, P]]) -> None:
+        by_words: dict[tuple[str, ...], list[P]] = {}
+        for phrase, payload in entries:
+            words = phrase_words(phrase)
+            if words:
+                by_words.setdefault(words, []).append(payload)
+        self._first: dict[str, list[tuple[tuple[str, ...], list[P]]]] = {}
+        for words, payloads in by_words.items():
+            self._first.setdefault(words[0], []).append((words, payloads))
+        for options in self._first.values():
+            options.sort(key=lambda o: len(o[0]), reverse=True)
+        self.words = frozenset(w for words in by_words for w in words)
+
+    def scan(
+        self, norms: Sequence[str], lo: int = 0, hi: int | None = None
+    ) -> list[tuple[int, int, list[P]]]:
+        """Non-overlapping longest matches in ``norms[lo:hi]`` as ``(start, end, payloads)``."""
+        hi = len(norms) if hi is None else hi
+        out: list[tuple[int, int, list[P]]] = []
+        first = self._first
+        i = lo
+        while i < hi:
+            options = first.get(norms[i])
+            if options:
+                for words, payloads in options:
+                    n = len(words)
+                    if i + n <= hi and tuple(norms[i : i + n]) == words:
+                        out.append((i, i + n, payloads))
+                        i += n
+                        break
+                else:
+                    i += 1
+            else:
+                i += 1
+        return out
+
+
+@cache
+def _folded_zipf() -> dict[str, float]:
+    """Zipf frequency of accent-free lower-case words in English or Spanish (the higher).
+
+    Reports often lose their accents ("CLASIFICACION"); folding wordfreq's lists the same way
+    keeps such words recognisable as ordinary words.
+    """
+    from wordfreq import get_frequency_dict
+
+    from mammosearch.nlp._text import fold
+
+    table: dict[str, float] = {}
+    for lang in ("en", "es"):
+        for word, freq in get_frequency_dict(lang, wordlist="small").items():
+            key = fold(word)
+            zipf = math.log10(freq) + 9.0 if freq > 0 else 0.0
+            if zipf > table.get(key, 0.0):
+                table[key] = zipf
+    return table
+
+
+class Speller:
+    """Correct typos in report words toward a lexicon ("speculated" → "spiculated").
+
+    A word is corrected when it is not a lexicon word, is at least five letters long, starts
+    with the same letter as exactly one closest lexicon word within the edit budget
+    (optimal string alignment distance 1 up to seven letters, 2 beyond), and is rare in general
+    English and Spanish (word frequency from ``wordfreq``): below Zipf 3, or below Zipf 4 when a
+    lexicon anchor word ("margins", "mass") stands within two words.
+
+    Args:
+        vocabulary: The lexicon's words (what words are corrected to).
+        anchors: Words that make a nearby moderately common word a likely typo.
+        known: Other words of the report vocabulary that are never corrected.
+    """
+
+    RARE = 3.0
+    UNCOMMON = 4.0
+
+    def __init__(
+        self, vocabulary: Iterable[str], anchors: Iterable[str], known: Iterable[str] = ()
+    ) -> None:
+        self.vocabulary = frozenset(w for w in vocabulary if w.isalpha())
+        self.anchors = frozenset(anchors)
+        self.known = frozenset(known) - self.vocabulary
+        self._buckets: dict[tuple[str, int], list[str]] = {}
+        for w in self.vocabulary:
+            if len(w) >= 4:
+                self._buckets.setdefault((w[0], len(w)), []).append(w)
+        self._lookup = lru_cache(maxsize=65_536)(self._candidate)
+
+    def _candidate(self, word: str) -> tuple[str, float] | None:
+        from rapidfuzz.distance import OSA
+
+        if word in self.known:
+            return None
+        zipf = _folded_zipf().get(word, 0.0)
+        if zipf >= self.UNCOMMON:
+            return None
+        budget = 1 if len(word) <= 7 else 2
+        best: list[str] = []
+        best_d = budget + 1
+        for length in range(len(word) - budget, len(word) + budget + 1):
+            for cand in self._buckets.get((word[0], length), ()):
+                d = OSA.distance(word, cand, score_cutoff=budget)
+                if d > budget:
+                    continue
+                if d < best_d:
+                    best, best_d = [cand], d
+                elif d == best_d:
+                    best.append(cand)
+        if len(best) != 1:
+            return None
+        return best[0], zipf
+
+    def correct(self, norms: list[str]) -> list[str]:
+        """A copy of ``norms`` with likely typos replaced by their lexicon word."""
+        out = norms
+        vocabulary = self.vocabulary
+        for i, word in enumerate(norms):
+            if len(word) < 5 or word in vocabulary or not word.isalpha():
+                continue
+            found = self._lookup(word)
+            if found is None:
+                continue
+            fixed, zipf = found
+            if zipf >= self.RARE and not any(
+                norms[j] in self.anchors for j in range(max(0, i - 2), min(len(norms), i + 3))
+            ):
+                continue
+            if out is norms:
+                out = list(norms)
+            out[i] = fixed
+        return out

@@ -1,0 +1,685 @@
+"""Findings of a report: type, BI-RADS descriptors, laterality, location, size and context.
+
+Works on the word tokens of each sentence (with a header on the same line, so that
+"Calcifications: none" and "Right breast: no mass" read as one statement):
+
+1. typos are corrected toward the lexicon (:class:`~mammosearch.nlp._phrases.Speller`);
+2. finding triggers ("spiculated mass", "microcalcificaciones", "imagen nodular con caracteres
+   ganglionares"), descriptors, locations, sides and context cues are found by longest match;
+3. ConText-style rules (``data/context_findings.json``, EN and ES) mark findings negated,
+   uncertain or historical: a cue governs the first finding after (or before) it and the
+   findings chained to it by list connectors (",", "or", "ni"), so "no suspicious masses,
+   calcifications or distortion" negates all three while "no hay nódulo dominante
+   microcalcificaciones redondas" negates only the nodule;
+4. each descriptor, location and size attaches to the nearest finding that takes it; a
+   generic head ("lesión espiculada", "ill-defined opacity") with a mass descriptor becomes a
+   mass; laterality comes from the clause, the sentence, or the side header.
+
+Rules and lexicons are data: ``findings.json``, ``location.json``, ``context_findings.json``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mammosearch.nlp._phrases import PhraseIndex, Speller, Tokens, tokenize
+from mammosearch.nlp._resources import compile_pattern, load_data
+from mammosearch.nlp.sections import Segmentation, Sentence
+from mammosearch.records import (
+    AsymmetryKind,
+    CalcDistribution,
+    CalcMorphology,
+    Depth,
+    Finding,
+    FindingDescriptors,
+    FindingLocation,
+    FindingType,
+    Laterality,
+    Margin,
+    MassDensity,
+    Quadrant,
+    Shape,
+    Span,
+)
+
+__all__ = ["FindingsExtractor", "merge_findings"]
+
+_MASS_FIELDS = ("shape", "margin", "mass_density")
+_ACCEPTS: dict[str, tuple[str, ...]] = {
+    "mass": _MASS_FIELDS,
+    "calcification": ("calc_morphology", "calc_distribution"),
+    "asymmetry": ("asymmetry",),
+}
+_SIZED = frozenset({"mass", "asymmetry", "lymph_node", "calcification", "architectural_distortion"})
+_LESIONS = frozenset({"mass", "asymmetry", "lymph_node"})
+_ENUMS: dict[str, Any] = {
+    "shape": Shape,
+    "margin": Margin,
+    "mass_density": MassDensity,
+    "calc_morphology": CalcMorphology,
+    "calc_distribution": CalcDistribution,
+    "asymmetry": AsymmetryKind,
+}
+_GENERIC = "generic"
+_SIDE_WINDOW = 15  # words: a side word farther than this from a finding does not bind
+_ATTACH_WINDOW = 8  # words between a descriptor and its finding
+_HISTORY_SECTIONS = frozenset({"history", "comparison"})
+# Recommendations restate findings ("biopsia de las calcificaciones"); they add none.
+_RESTATING_SECTIONS = frozenset({"recommendation"})
+_SIZE = re.compile(
+    r"(?<![\w.,])(\d{1,3}(?:[.,]\d{1,2})?)(?:\s*(?:x|\u00d7|por)\s*(\d{1,3}(?:[.,]\d{1,2})?))?"
+    r"(?:\s*(?:x|\u00d7|por)\s*(\d{1,3}(?:[.,]\d{1,2})?))?\s*(mm|cm|mms|milimetros|centimetros)\b"
+)
+
+
+@dataclass(slots=True)
+class _Item:
+    """A finding under construction."""
+
+    kind: str  # a FindingType value or "generic"
+    start: int  # token range
+    end: int
+    implies: dict[str, str] = field(default_factory=dict)
+    descriptors: dict[str, list[str]] = field(default_factory=dict)
+    negated: bool = False
+    hypothetical: bool = False
+    uncertain: bool = False
+    historical: bool = False
+    side: Laterality | None = None
+    quadrant: str | None = None
+    clock: str | None = None
+    union: dict[str, str] | None = None
+    depth: str | None = None
+    size_mm: float | None = None
+
+    def add(self, name: str, value: str) -> None:
+        values = self.descriptors.setdefault(name, [])
+        if value not in values:
+            values.append(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cue:
+    category: str
+    direction: str
+
+
+class FindingsExtractor:
+    """Extract findings from an analysis text.
+
+    Args:
+        findings: Parsed ``findings.json`` (default: the shipped file).
+        location: Parsed ``location.json``.
+        context: Parsed ``context_findings.json``.
+    """
+
+    def __init__(
+        self,
+        findings: dict[str, Any] | None = None,
+        location: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> None:
+        self.findings_data = findings if findings is not None else load_data("findings.json")
+        self.location_data = location if location is not None else load_data("location.json")
+        self.context_data = context if context is not None else load_data("context_findings.json")
+        f, loc, ctx = self.findings_data, self.location_data, self.context_data
+
+        trigger_entries: list[tuple[str, tuple[str, dict[str, str]]]] = []
+        for t in f["triggers"]:
+            FindingType(t["type"])
+            payload = (str(t["type"]), dict(t.get("implies", {})))
+            trigger_entries += [(p, payload) for p in t["phrases"]]
+        trigger_entries += [(p, (_GENERIC, {})) for p in f["generic_heads"]]
+        self._triggers: PhraseIndex[tuple[str, dict[str, str]]] = PhraseIndex(trigger_entries)
+
+        descriptor_entries: list[tuple[str, tuple[str, str]]] = []
+        for d in f["descriptors"]:
+            _ENUMS[d["field"]](d["value"])  # validate the data against the closed sets
+            descriptor_entries += [(p, (str(d["field"]), str(d["value"]))) for p in d["phrases"]]
+        self._descriptors: PhraseIndex[tuple[str, str]] = PhraseIndex(descriptor_entries)
+
+        location_entries: list[tuple[str, tuple[str, Any]]] = []
+        for quadrant, phrases in loc["quadrants"].items():
+            Quadrant(quadrant)
+            location_entries += [(p, ("quadrant", quadrant)) for p in phrases]
+        for name, union in loc["unions"].items():
+            if name.startswith("_"):
+                continue
+            sides = {"right": union["right"], "left": union["left"]}
+            location_entries += [(p, ("union", sides)) for p in union["phrases"]]
+        for depth, phrases in loc["depth"].items():
+            Depth(depth)
+            location_entries += [(p, ("depth", depth)) for p in phrases]
+        self._locations: PhraseIndex[tuple[str, Any]] = PhraseIndex(location_entries)
+        self._clock = [compile_pattern(p, source="location.json") for p in loc["clock"]]
+
+        side_entries = [(p, (Laterality.RIGHT, p in _POSTPOSED)) for p in _RIGHT_WORDS]
+        side_entries += [(p, (Laterality.LEFT, p in _POSTPOSED)) for p in _LEFT_WORDS]
+        side_entries += [(p, (Laterality.BILATERAL, p in _POSTPOSED)) for p in _BOTH_WORDS]
+        self._sides: PhraseIndex[tuple[Laterality, bool]] = PhraseIndex(side_entries)
+
+        cue_entries: list[tuple[str, _Cue]] = []
+        for rule in ctx["rules"]:
+            cue = _Cue(str(rule["category"]), str(rule["direction"]))
+            cue_entries += [(lit, cue) for lit in rule["literals"]]
+        self._cues: PhraseIndex[_Cue] = PhraseIndex(cue_entries)
+        self._connectors = PhraseIndex([(c, True) for c in ctx["connectors"]])
+        self._max_gap = int(ctx.get("max_gap", 8))
+        self._chain_gap = int(ctx.get("chain_gap", 7))
+
+        self._reclassify = [
+            (
+                str(r["from"]),
+                str(r["to"]),
+                int(r.get("window", 6)),
+                PhraseIndex([(c, True) for c in r["cues"]]),
+            )
+            for r in f.get("reclassify", [])
+        ]
+        self._size_exclusions = [" ".join(e.split()) for e in f.get("size_exclusions", [])]
+        anchors = set(f.get("anchors", []))
+        for t in f["triggers"]:
+            anchors.update(p.split()[-1] for p in t["phrases"])
+        vocabulary = self._triggers.words | self._descriptors.words | self._locations.words
+        known = (
+            self._cues.words
+            | self._sides.words
+            | _data_words(
+                "sections.json",
+                "density.json",
+                "birads.json",
+                "context.json",
+                "recommendations.json",
+            )
+        )
+        self.speller = Speller(vocabulary, anchors, known)
+
+    # ------------------------------------------------------------------ extraction
+
+    def __call__(self, text: str, folded: str, seg: Segmentation) -> list[Finding]:
+        """All findings of the text, merged per (type, side, negated), in order."""
+        tokens = tokenize(folded)
+        if not len(tokens):
+            return []
+        norms = self.speller.correct(tokens.norms)
+        units = self._units(tokens, seg, folded)
+        exam_side = self._exam_side(norms, units)
+        found: list[Finding] = []
+        for sentence, lo, hi in units:
+            if sentence.section in _RESTATING_SECTIONS:
+                continue
+            found.extend(self._unit(text, folded, tokens, norms, lo, hi, sentence, exam_side))
+        return merge_findings(found)
+
+    def _exam_side(
+        self, norms: list[str], units: list[tuple[Sentence, int, int]]
+    ) -> Laterality | None:
+        """The side of a unilateral exam named in the report's title ("LEFT DIAGNOSTIC
+        MAMMOGRAM", "MAMOGRAFÍA DIGITALIZADA IZQUIERDA")."""
+        if not units or units[0][0].section != "preamble":
+            return None
+        _, lo, hi = units[0]
+        sides = {p[0][0] for _, _, p in self._sides.scan(norms, lo, hi)}
+        if len(sides) == 1 and Laterality.BILATERAL not in sides:
+            return next(iter(sides))
+        return None
+
+    @staticmethod
+    def _units(tokens: Tokens, seg: Segmentation, folded: str) -> list[tuple[Sentence, int, int]]:
+        """Token ranges of the sentences, each with a header on the same line before it."""
+        units: list[tuple[Sentence, int, int]] = []
+        starts = tokens.starts
+        headers = sorted(seg.headers)
+        h = 0
+        i = 0
+        n = len(starts)
+        for sentence in seg.sentences:
+            begin = sentence.start
+            while h < len(headers) and headers[h] < sentence.start:
+                if "\n" not in folded[headers[h] : sentence.start]:
+                    begin = headers[h]
+                h += 1
+            while i < n and starts[i] < begin:
+                i += 1
+            j = i
+            while j < n and starts[j] < sentence.end:
+                j += 1
+            if j > i:
+                units.append((sentence, i, j))
+            i = j
+        return units
+
+    def _unit(
+        self,
+        text: str,
+        folded: str,
+        tokens: Tokens,
+        norms: list[str],
+        lo: int,
+        hi: int,
+        sentence: Sentence,
+        exam_side: Laterality | None,
+    ) -> list[Finding]:
+        items = [
+            _Item(kind, s, e, dict(implies))
+            for s, e, payloads in self._triggers.scan(norms, lo, hi)
+            for kind, implies in payloads[:1]
+        ]
+        if not items:
+            return []
+        self._apply_reclassify(items, norms, lo, hi)
+        cues = self._cues.scan(norms, lo, hi)
+        connectors = {s for s, _, _ in self._connectors.scan(norms, lo, hi)}
+        terminators = [s for s, _, payloads in cues if payloads[0].category == "TERMINATE"]
+        negated_spans = self._apply_context(items, cues, connectors, terminators, lo, hi)
+        items = [it for it in items if not it.hypothetical]
+        self._attach_descriptors(items, norms, lo, hi, negated_spans)
+        items = [it for it in items if it.kind != _GENERIC]
+        if not items:
+            return []
+        self._attach_locations(items, text, folded, tokens, norms, lo, hi)
+        self._attach_sizes(items, folded, tokens, lo, hi)
+        self._attach_sides(items, norms, lo, hi, sentence.side or exam_side)
+        historical_section = sentence.section in _HISTORY_SECTIONS
+        out = []
+        for it in items:
+            start, end = tokens.starts[it.start], tokens.ends[it.end - 1]
+            clock = it.clock
+            if clock is None and it.union and it.side in (Laterality.LEFT, Laterality.RIGHT):
+                clock = it.union[it.side.value]
+            descriptors = {**{k: [v] for k, v in it.implies.items()}, **it.descriptors}
+            out.append(
+                Finding(
+                    type=FindingType(it.kind),
+                    evidence=Span(text[start:end], start, end),
+                    laterality=it.side,
+                    negated=it.negated,
+                    uncertain=it.uncertain and not it.negated,
+                    historical=it.historical or historical_section,
+                    descriptors=_descriptors(descriptors, it.size_mm),
+                    location=FindingLocation(
+                        Quadrant(it.quadrant) if it.quadrant else None,
+                        clock,
+                        Depth(it.depth) if it.depth else None,
+                    ),
+                )
+            )
+        return out
+
+    def _apply_reclassify(self, items: list[_Item], norms: list[str], lo: int, hi: int) -> None:
+        """ "Imagen nodular … con carácter ganglionar" is a lymph node, not a mass."""
+        for source, target, window, cues in self._reclassify:
+            hits = [s for s, _, _ in cues.scan(norms, lo, hi)]
+            if not hits:
+                continue
+            starts = sorted(it.start for it in items)
+            for it in items:
+                if it.kind != source:
+                    continue
+                following = min([s for s in starts if s > it.start] + [hi])
+                if any(it.end <= h < min(following, it.end + window) for h in hits):
+                    it.kind = target
+
+    # ------------------------------------------------------------------ context
+
+    def _apply_context(
+        self,
+        items: list[_Item],
+        cues: list[tuple[int, int, list[_Cue]]],
+        connectors: set[int],
+        terminators: list[int],
+        lo: int,
+        hi: int,
+    ) -> list[tuple[int, int]]:
+        """Set negated/uncertain/historical; return the token spans under negation."""
+        pseudo = [(s, e) for s, e, p in cues if p[0].category == "PSEUDO"]
+        negated_spans: list[tuple[int, int]] = []
+        ordered = sorted(items, key=lambda it: it.start)
+        for s, e, payloads in cues:
+            cue = payloads[0]
+            if cue.category in ("PSEUDO", "TERMINATE"):
+                continue
+            if cue.category != "HISTORICAL" and any(ps <= s and e <= pe for ps, pe in pseudo):
+                continue
+            scoped: list[_Item] = []
+            if cue.direction in ("FORWARD", "BIDIRECTIONAL"):
+                scoped += self._forward(ordered, e, connectors, terminators, hi)
+            if cue.direction in ("BACKWARD", "BIDIRECTIONAL"):
+                scoped += self._backward(ordered, s, connectors, terminators, lo)
+            for it in scoped:
+                if cue.category == "NEGATED_EXISTENCE":
+                    it.negated = True
+                elif cue.category == "HYPOTHETICAL":
+                    it.hypothetical = True
+                elif cue.category == "POSSIBLE_EXISTENCE":
+                    it.uncertain = True
+                elif cue.category == "HISTORICAL":
+                    it.historical = True
+            if cue.category == "NEGATED_EXISTENCE" and cue.direction == "FORWARD":
+                stop = min([t for t in terminators if t >= e] + [hi, e + self._max_gap])
+                last = max([it.end for it in scoped], default=stop)
+                negated_spans.append((e, max(stop, last)))
+        return negated_spans
+
+    def _forward(
+        self,
+        ordered: list[_Item],
+        cue_end: int,
+        connectors: set[int],
+        terminators: list[int],
+        hi: int,
+    ) -> list[_Item]:
+        stop = min([t for t in terminators if t >= cue_end] + [hi])
+        scoped: list[_Item] = []
+        prev_end = cue_end
+        for it in ordered:
+            if it.start < cue_end:
+                continue
+            if it.start >= stop:
+                break
+            gap = it.start - prev_end
+            if not scoped:
+                if gap > self._max_gap:
+                    break
+            elif gap > self._chain_gap or not any(prev_end <= c < it.start for c in connectors):
+                break
+            scoped.append(it)
+            prev_end = it.end
+        return scoped
+
+    def _backward(
+        self,
+        ordered: list[_Item],
+        cue_start: int,
+        connectors: set[int],
+        terminators: list[int],
+        lo: int,
+    ) -> list[_Item]:
+        stop = max([t for t in terminators if t < cue_start] + [lo - 1])
+        scoped: list[_Item] = []
+        next_start = cue_start
+        for it in reversed(ordered):
+            if it.end > cue_start:
+                continue
+            if it.start <= stop:
+                break
+            gap = next_start - it.end
+            if not scoped:
+                if gap > self._max_gap:
+                    break
+            elif gap > self._chain_gap or not any(it.end <= c < next_start for c in connectors):
+                break
+            scoped.append(it)
+            next_start = it.start
+        return scoped
+
+    # ------------------------------------------------------------------ attachment
+
+    @staticmethod
+    def _nearest(items: Sequence[_Item], pos: int, end: int) -> list[_Item]:
+        """Items by distance from the token range ``[pos, end)`` (nearest first)."""
+
+        def distance(it: _Item) -> int:
+            if it.end <= pos:
+                return pos - it.end
+            if it.start >= end:
+                return it.start - end
+            return 0
+
+        return sorted(items, key=lambda it: (distance(it), it.start < pos))
+
+    def _attach_descriptors(
+        self,
+        items: list[_Item],
+        norms: list[str],
+        lo: int,
+        hi: int,
+        negated_spans: list[tuple[int, int]],
+    ) -> None:
+        for s, e, options in self._descriptors.scan(norms, lo, hi):
+            near = [
+                it
+                for it in self._nearest(items, s, e)
+                if min(abs(it.start - e), abs(s - it.end)) <= _ATTACH_WINDOW
+            ]
+            before = next((it for it in near if it.end <= s), None)
+            after = next((it for it in near if it.start >= e), None)
+            inside = [it for it in near if it.start < e and s < it.end]
+            candidates = inside + [it for it in near if it is before or it is after]
+            if not any(self._accepts(it, options) for it in candidates):
+                # a long sentence with one finding that takes this descriptor: it is that one's
+                takers = [it for it in items if it.kind != _GENERIC and self._accepts(it, options)]
+                if len(takers) == 1:
+                    candidates = takers
+            for it in candidates:
+                chosen = self._accepts(it, options)
+                if chosen is None:
+                    continue
+                negated_here = any(a <= s < b for a, b in negated_spans)
+                if negated_here and not it.negated:
+                    break
+                name, value = chosen
+                if it.kind == _GENERIC:
+                    it.kind = "mass"
+                it.add(name, value)
+                break
+
+    @staticmethod
+    def _accepts(it: _Item, options: list[tuple[str, str]]) -> tuple[str, str] | None:
+        for name, value in options:
+            if it.kind == _GENERIC and name in _MASS_FIELDS:
+                return name, value
+            if name in _ACCEPTS.get(it.kind, ()):
+                return name, value
+        return None
+
+    def _attach_locations(
+        self,
+        items: list[_Item],
+        text: str,
+        folded: str,
+        tokens: Tokens,
+        norms: list[str],
+        lo: int,
+        hi: int,
+    ) -> None:
+        for s, e, payloads in self._locations.scan(norms, lo, hi):
+            name, value = payloads[0]
+            for it in self._nearest(items, s, e)[:1]:
+                if name == "quadrant" and it.quadrant is None:
+                    it.quadrant = value
+                elif name == "depth" and it.depth is None:
+                    it.depth = value
+                elif name == "union" and it.union is None:
+                    it.union = value
+        if lo >= hi:
+            return
+        begin, finish = tokens.starts[lo], tokens.ends[hi - 1]
+        for pattern in self._clock:
+            for m in pattern.finditer(folded, begin, finish):
+                clock = _clock(m)
+                if clock is None:
+                    continue
+                s = _token_at(tokens, m.start(), lo, hi)
+                for it in self._nearest(items, s, s + 1)[:1]:
+                    if it.clock is None:
+                        it.clock = clock
+
+    def _attach_sizes(
+        self, items: list[_Item], folded: str, tokens: Tokens, lo: int, hi: int
+    ) -> None:
+        begin, finish = tokens.starts[lo], tokens.ends[hi - 1]
+        for m in _SIZE.finditer(folded, begin, finish):
+            tail = " ".join(folded[m.end() : m.end() + 30].split())
+            if any(tail.startswith(x) for x in self._size_exclusions):
+                continue
+            values = [float(g.replace(",", ".")) for g in m.groups()[:3] if g]
+            scale = 10.0 if m.group(4) in ("cm", "centimetros") else 1.0
+            size = max(values) * scale
+            s = _token_at(tokens, m.start(), lo, hi)
+            sized = [it for it in items if it.kind in _SIZED and it.size_mm is None]
+            near = self._nearest(sized, s, s + 1)
+            # a size belongs to the nearest mass-like finding of the sentence unless another
+            # finding is right next to it ("a 16 mm group of calcifications")
+            if near and min(abs(near[0].start - s), abs(s - near[0].end)) > 3:
+                lesions = [it for it in near if it.kind in _LESIONS]
+                near = lesions or near
+            for it in near[:1]:
+                it.size_mm = round(size, 1)
+
+    def _attach_sides(
+        self, items: list[_Item], norms: list[str], lo: int, hi: int, default: Laterality | None
+    ) -> None:
+        sides = [(s, e, p[0][0], p[0][1]) for s, e, p in self._sides.scan(norms, lo, hi)]
+        bounds = [i for i in range(lo, hi) if norms[i] in (",", ";")]
+
+        def distance(x: tuple[int, int, Laterality, bool], it: _Item) -> int:
+            if x[1] <= it.start:  # before the finding; Spanish side adjectives follow their noun
+                return it.start - x[1] + (3 if x[3] else 0)
+            return max(0, x[0] - it.end)
+
+        for it in items:
+            clause_lo = max([b for b in bounds if b < it.start] + [lo - 1])
+            clause_hi = min([b for b in bounds if b >= it.end] + [hi])
+            in_clause = [x for x in sides if clause_lo < x[0] < clause_hi]
+            pool = in_clause or sides
+            near = [x for x in pool if distance(x, it) <= _SIDE_WINDOW]
+            if near:
+                values = {x[2] for x in near}
+                if in_clause or len(values) > 1:
+                    it.side = min(near, key=lambda x: distance(x, it))[2]
+                else:
+                    it.side = next(iter(values))
+            else:
+                it.side = default
+
+
+_RIGHT_WORDS = ["right", "right breast", "right side", "right sided", "derecha", "derecho",
+                "derechas", "derechos", "mama derecha", "lado derecho"]  # fmt: skip
+_LEFT_WORDS = ["left", "left breast", "left side", "left sided", "izquierda", "izquierdo",
+               "izquierdas", "izquierdos", "mama izquierda", "lado izquierdo"]  # fmt: skip
+_BOTH_WORDS = ["bilateral", "bilaterally", "bilaterales", "bilateralmente", "both breasts", "both",
+               "either breast", "each breast", "either", "ambas mamas", "ambas", "ambos",
+               "ambas regiones", "ambos lados"]  # fmt: skip
+
+
+# Spanish side adjectives, which follow the noun they qualify ("ganglio axilar izquierdo").
+_POSTPOSED = frozenset({"derecha", "derecho", "derechas", "derechos", "izquierda", "izquierdo",
+                        "izquierdas", "izquierdos", "bilaterales", "bilateralmente"})  # fmt: skip
+
+
+def _data_words(*names: str) -> frozenset[str]:
+    """Every word that appears in the strings of some shipped data files."""
+    words: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, str):
+            words.update(w for w in re.findall(r"[a-z]+", node.lower()) if len(w) >= 4)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                walk(key)
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for name in names:
+        walk(load_data(name))
+    return frozenset(words)
+
+
+def _token_at(tokens: Tokens, char: int, lo: int, hi: int) -> int:
+    for i in range(lo, hi):
+        if tokens.ends[i] > char:
+            return i
+    return hi - 1
+
+
+def _clock(m: re.Match[str]) -> str | None:
+    h1 = int(m.group("h1"))
+    m1 = int(m.group("m1") or 0) if "m1" in m.re.groupindex else 0
+    h2_raw = m.group("h2") if "h2" in m.re.groupindex else None
+    if not 1 <= h1 <= 12:
+        return None
+    if h2_raw:
+        h2 = int(h2_raw)
+        if h2 == h1 % 12 + 1 and not m1:  # "2-3 o'clock": half past the first hour
+            return f"{h1}:30"
+        return f"{h1}:{m1:02d}"
+    return f"{h1}:{m1:02d}"
+
+
+def _descriptors(values: dict[str, list[str]], size_mm: float | None) -> FindingDescriptors:
+    asymmetry = values.get("asymmetry")
+    return FindingDescriptors(
+        shape=tuple(Shape(v) for v in values.get("shape", ())),
+        margin=tuple(Margin(v) for v in values.get("margin", ())),
+        mass_density=tuple(MassDensity(v) for v in values.get("mass_density", ())),
+        calc_morphology=tuple(CalcMorphology(v) for v in values.get("calc_morphology", ())),
+        calc_distribution=tuple(CalcDistribution(v) for v in values.get("calc_distribution", ())),
+        asymmetry=AsymmetryKind(asymmetry[-1]) if asymmetry else None,
+        size_mm=size_mm,
+    )
+
+
+def merge_findings(findings: Sequence[Finding]) -> list[Finding]:
+    """Merge mentions of one finding and fold a negation stated for each side.
+
+    Mentions with the same type, side and negation are one finding (descriptors united, the
+    first location and size kept, uncertain/historical only if every mention is). A negated
+    finding stated for the left and for the right breast becomes one bilateral negation.
+    """
+    merged: dict[tuple[str, Laterality | None, bool], Finding] = {}
+    for f in findings:
+        key = (f.type.value, f.laterality, f.negated)
+        prior = merged.get(key)
+        merged[key] = f if prior is None else _merge(prior, f)
+    for kind in {k[0] for k in merged}:
+        left = merged.get((kind, Laterality.LEFT, True))
+        right = merged.get((kind, Laterality.RIGHT, True))
+        if left is not None and right is not None:
+            both = (kind, Laterality.BILATERAL, True)
+            first, second = sorted((left, right), key=lambda f: f.evidence.start)
+            folded = _merge(first, second)
+            folded = Finding(
+                folded.type, folded.evidence, Laterality.BILATERAL, True, folded.uncertain,
+                folded.historical, folded.descriptors, folded.location,
+            )  # fmt: skip
+            existing = merged.get(both)
+            merged[both] = folded if existing is None else _merge(existing, folded)
+            del merged[(kind, Laterality.LEFT, True)], merged[(kind, Laterality.RIGHT, True)]
+    return sorted(merged.values(), key=lambda f: f.evidence.start)
+
+
+def _union(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
+    return a + tuple(v for v in b if v not in a)
+
+
+def _merge(a: Finding, b: Finding) -> Finding:
+    da, db = a.descriptors, b.descriptors
+    descriptors = FindingDescriptors(
+        shape=_union(da.shape, db.shape),
+        margin=_union(da.margin, db.margin),
+        mass_density=_union(da.mass_density, db.mass_density),
+        calc_morphology=_union(da.calc_morphology, db.calc_morphology),
+        calc_distribution=_union(da.calc_distribution, db.calc_distribution),
+        asymmetry=_more_specific(da.asymmetry, db.asymmetry),
+        size_mm=da.size_mm if da.size_mm is not None else db.size_mm,
+    )
+    la, lb = a.location, b.location
+    location = FindingLocation(
+        la.quadrant or lb.quadrant, la.clock or lb.clock, la.depth or lb.depth
+    )
+    return Finding(
+        a.type, a.evidence, a.laterality, a.negated, a.uncertain and b.uncertain,
+        a.historical and b.historical, descriptors, location,
+    )  # fmt: skip
+
+
+def _more_specific(a: AsymmetryKind | None, b: AsymmetryKind | None) -> AsymmetryKind | None:
+    if a is None or a is AsymmetryKind.ASYMMETRY:
+        return b or a
+    return a

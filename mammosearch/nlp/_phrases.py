@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Generic, TypeVar
@@ -124,17 +124,24 @@ class Speller:
         vocabulary: The lexicon's words (what words are corrected to).
         anchors: Words that make a nearby moderately common word a likely typo.
         known: Other words of the report vocabulary that are never corrected.
+        classes: Words that mean the same thing ("distortion", "distorsion") share a class; a
+            typo equally close to several words of one class is corrected to one of them.
     """
 
     RARE = 3.0
     UNCOMMON = 4.0
 
     def __init__(
-        self, vocabulary: Iterable[str], anchors: Iterable[str], known: Iterable[str] = ()
+        self,
+        vocabulary: Iterable[str],
+        anchors: Iterable[str],
+        known: Iterable[str] = (),
+        classes: Mapping[str, str] | None = None,
     ) -> None:
         self.vocabulary = frozenset(w for w in vocabulary if w.isalpha())
         self.anchors = frozenset(anchors)
         self.known = frozenset(known) - self.vocabulary
+        self.classes = dict(classes or {})
         self._buckets: dict[tuple[str, int], list[str]] = {}
         for w in self.vocabulary:
             if len(w) >= 4:
@@ -161,9 +168,9 @@ class Speller:
                     best, best_d = [cand], d
                 elif d == best_d:
                     best.append(cand)
-        if len(best) != 1:
+        if len({self.classes.get(w, w) for w in best}) != 1:
             return None
-        return best[0], zipf
+        return min(best), zipf
 
     def correct(self, norms: list[str]) -> list[str]:
         """A copy of ``norms`` with likely typos replaced by their lexicon word."""

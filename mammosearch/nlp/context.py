@@ -54,6 +54,7 @@ class ContextRules:
         def joined(key: str) -> re.Pattern[str]:
             return compile_pattern(union(self.data[key]), source=src)
 
+        self._prior_subject = joined("prior_subject")
         self._prior_before = joined("prior_before")
         self._prior_adjacent = joined("prior_adjacent")
         self._prior_after = joined("prior_after")
@@ -100,7 +101,8 @@ class ContextRules:
         if self._expl_before.search(before):
             return Status.EXPLANATORY
         if (
-            self._prior_before.search(before[-_PRIOR_WINDOW:])
+            self._prior_subject.search(before)
+            or self._prior_before.search(before[-_PRIOR_WINDOW:])
             or self._prior_adjacent.search(before[-_ADJACENT_WINDOW:])
             or self._prior_after.search(after)
         ):

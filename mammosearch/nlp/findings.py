@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mammosearch.nlp._phrases import PhraseIndex, Speller, Tokens, tokenize
+from mammosearch.nlp._phrases import PhraseIndex, Speller, Tokens, phrase_words, tokenize
 from mammosearch.nlp._resources import compile_pattern, load_data
 from mammosearch.nlp.sections import Segmentation, Sentence
 from mammosearch.records import (
@@ -195,7 +195,19 @@ class FindingsExtractor:
                 "recommendations.json",
             )
         )
-        self.speller = Speller(vocabulary, anchors, known)
+        classes = {
+            words[0]: f"{kind}:{sorted(implies.items())}"
+            for phrase, (kind, implies) in trigger_entries
+            if len(words := phrase_words(phrase)) == 1
+        }
+        classes.update(
+            {
+                words[0]: f"{name}:{value}"
+                for phrase, (name, value) in descriptor_entries
+                if len(words := phrase_words(phrase)) == 1 and words[0] not in classes
+            }
+        )
+        self.speller = Speller(vocabulary, anchors, known, classes)
 
     # ------------------------------------------------------------------ extraction
 
@@ -546,7 +558,10 @@ class FindingsExtractor:
             clause_hi = min([b for b in bounds if b >= it.end] + [hi])
             in_clause = [x for x in sides if clause_lo < x[0] < clause_hi]
             pool = in_clause or sides
-            near = [x for x in pool if distance(x, it) <= _SIDE_WINDOW]
+            if len({x[2] for x in pool}) == 1:  # one side named in the sentence: it is that one
+                near = pool
+            else:
+                near = [x for x in pool if distance(x, it) <= _SIDE_WINDOW]
             if near:
                 values = {x[2] for x in near}
                 if in_clause or len(values) > 1:

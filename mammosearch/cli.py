@@ -6,6 +6,7 @@ progress go to stderr; results go to files or stdout.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -155,6 +156,59 @@ def normalize(
         if summary.errors:
             reasons = ", ".join(f"{code} × {n}" for code, n in summary.errors.most_common())
             _err.print(f"failures by code: {reasons}", highlight=False)
+
+    _run(body)
+
+
+evaluate_app = typer.Typer(
+    help="Measure each path against labelled data.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(evaluate_app, name="evaluate")
+
+
+@evaluate_app.command("reports")
+def evaluate_reports_command(
+    ctx: typer.Context,
+    gold: Annotated[Path, typer.Argument(help="Gold JSON Lines (id, density, birads, findings).")],
+    texts: Annotated[Path, typer.Argument(help="Folder with one <id>.txt per gold row.")],
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Worker processes.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    show_misses: Annotated[
+        int, typer.Option("--misses", min=0, help="List up to N reports with errors.")
+    ] = 10,
+) -> None:
+    """Density and BI-RADS accuracy and findings F1 of the normalizer on gold reports."""
+    from mammosearch.pipeline import evaluate_reports
+
+    state: _State = ctx.obj
+
+    def body() -> None:
+        scores = evaluate_reports(gold, texts, settings=state.settings(workers=workers))
+        data = scores.to_dict()
+        if as_json:
+            typer.echo(json.dumps(data, ensure_ascii=False))
+            return
+        typer.echo(f"reports                {data['reports']}")
+        typer.echo(f"density accuracy       {data['density_accuracy']:.4f}")
+        typer.echo(f"BI-RADS accuracy       {data['birads_accuracy']:.4f}")
+        if "findings" in data:
+            f = data["findings"]
+            typer.echo(
+                f"findings F1            {f['f1']:.4f}  (precision {f['precision']:.4f}, "
+                f"recall {f['recall']:.4f}; type, laterality, negated)"
+            )
+        if "descriptors" in data:
+            d = data["descriptors"]
+            typer.echo(
+                f"descriptors F1         {d['f1']:.4f}  (precision {d['precision']:.4f}, "
+                f"recall {d['recall']:.4f})"
+            )
+        if "recommendation_accuracy" in data:
+            typer.echo(f"recommendation acc.    {data['recommendation_accuracy']:.4f}")
+        for line in scores.misses[:show_misses]:
+            typer.echo(f"  miss {line}")
 
     _run(body)
 

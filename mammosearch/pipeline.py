@@ -1,6 +1,7 @@
 """Orchestration of batch jobs: read inputs, run the subpackages, write outputs.
 
-For now: report normalization (:func:`normalize_reports`, behind ``mammosearch normalize``).
+For now: report normalization (:func:`normalize_reports`, behind ``mammosearch normalize``) and
+its evaluation against gold (:func:`evaluate_reports`, behind ``mammosearch evaluate reports``).
 Ingest → embed → index, search and assess join as their issues land.
 """
 
@@ -24,11 +25,14 @@ from typing import IO, Any
 from mammosearch.config import Settings
 from mammosearch.errors import InputError, ReportParseError
 from mammosearch.nlp import Normalizer
+from mammosearch.nlp.evaluation import ReportScores, score_reports
 from mammosearch.records import NormalizedReport
 
 __all__ = [
     "REPORT_INPUT_SUFFIXES",
     "NormalizeSummary",
+    "evaluate_reports",
+    "read_gold",
     "iter_report_inputs",
     "normalize_reports",
     "sample_reports_dir",
@@ -274,3 +278,49 @@ def normalize_reports(
 def _remove_quietly(path: Path) -> None:
     with suppress(FileNotFoundError):
         path.unlink()
+
+
+def read_gold(path: Path) -> list[dict[str, Any]]:
+    """Read a gold JSON Lines file (one object with an ``id`` per line).
+
+    Raises:
+        InputError: The file is missing, or a line is not a JSON object with an ``id``.
+    """
+    if not path.is_file():
+        raise InputError(f"gold file not found: {path.name}", fix="pass a .jsonl gold file")
+    rows: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as handle:
+        for n, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"gold line {n} is not valid JSON ({e.msg})") from e
+            if not isinstance(row, dict) or "id" not in row:
+                raise InputError(f"gold line {n} is not an object with an 'id'")
+            rows.append(row)
+    return rows
+
+
+def evaluate_reports(
+    gold_path: Path, texts_dir: Path, *, settings: Settings, workers: int | None = None
+) -> ReportScores:
+    """Normalize the reports of ``texts_dir`` (``<id>.txt``) and score them against gold.
+
+    Args:
+        gold_path: Gold JSON Lines in the format of ``../shared/data/reports-examples``.
+        texts_dir: Folder with one ``<id>.txt`` per gold row.
+        settings: Run settings.
+        workers: Worker processes.
+
+    Raises:
+        InputError: The gold file or the folder is unusable.
+    """
+    rows = read_gold(gold_path)
+    if not texts_dir.is_dir():
+        raise InputError(f"texts folder not found: {texts_dir.name}", fix="pass the folder of .txt")
+    items = [(str(r["id"]), _read_text_file(texts_dir / f"{r['id']}.txt")) for r in rows]
+    normalizer = Normalizer(max_chars=settings.max_report_chars)
+    reports = normalizer.normalize_many(items, n_process=workers or settings.workers)
+    return score_reports(rows, {r.id: r for r in reports})

@@ -67,6 +67,7 @@ class ReportScores:
     recommendation_correct: int = 0
     recommendation_n: int = 0
     findings: PRF = field(default_factory=PRF)
+    findings_n: int = 0
     descriptors: PRF = field(default_factory=PRF)
     descriptors_n: int = 0
     misses: list[str] = field(default_factory=list)
@@ -85,8 +86,9 @@ class ReportScores:
             "reports": self.n,
             "density_accuracy": round(self.density_accuracy, 4),
             "birads_accuracy": round(self.birads_accuracy, 4),
-            "findings": self.findings.to_dict(),
         }
+        if self.findings_n:
+            out["findings"] = self.findings.to_dict()
         if self.descriptors_n:
             out["descriptors"] = self.descriptors.to_dict()
         if self.recommendation_n:
@@ -162,6 +164,7 @@ def score_reports(
         if not ok_birads:
             problems.append(f"BI-RADS {birads} (gold {row.get('birads')})")
         if "findings" in row:
+            scores.findings_n += 1
             gold_keys, pred_keys = finding_keys(row["findings"]), finding_keys(data["findings"])
             scores.findings.add(pred_keys, gold_keys)
             if gold_keys != pred_keys:

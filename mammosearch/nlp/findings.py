@@ -581,9 +581,13 @@ _BOTH_WORDS = ["bilateral", "bilaterally", "bilaterales", "bilateralmente", "bot
                "ambas regiones", "ambos lados"]  # fmt: skip
 
 
-# Spanish side adjectives, which follow the noun they qualify ("ganglio axilar izquierdo").
-_POSTPOSED = frozenset({"derecha", "derecho", "derechas", "derechos", "izquierda", "izquierdo",
-                        "izquierdas", "izquierdos", "bilaterales", "bilateralmente"})  # fmt: skip
+# Spanish side words, which follow the noun they qualify ("ganglio axilar izquierdo",
+# "cambios posquirúrgicos en la mama derecha"); English ones also precede it ("right breast mass").
+_POSTPOSED = frozenset(
+    w
+    for w in _RIGHT_WORDS + _LEFT_WORDS + _BOTH_WORDS
+    if w.startswith(("derech", "izquierd", "mama ", "lado ", "amb", "bilaterales", "bilateralm"))
+)
 
 
 def _data_words(*names: str) -> frozenset[str]:

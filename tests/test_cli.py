@@ -88,3 +88,30 @@ def test_console_script_is_installed(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert out.read_text(encoding="utf-8").count("\n") >= 8
+
+
+def test_evaluate_reports(tmp_path: Path) -> None:
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "r1.txt").write_text("ACR C. No masses. BI-RADS 1.", encoding="utf-8")
+    (texts / "r2.txt").write_text(
+        "Mamas grasas. Nódulo en mama izquierda. BI-RADS 3.", encoding="utf-8"
+    )
+    gold = tmp_path / "gold.jsonl"
+    rows = [
+        {"id": "r1", "density": "C", "birads": "1",
+         "findings": [{"type": "mass", "laterality": None, "negated": True}]},
+        {"id": "r2", "density": "A", "birads": "2",
+         "findings": [{"type": "mass", "laterality": "left", "negated": False}]},
+    ]  # fmt: skip
+    gold.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = runner.invoke(app, ["evaluate", "reports", str(gold), str(texts)])
+    assert result.exit_code == 0, result.output
+    assert "density accuracy       1.0000" in result.output
+    assert "BI-RADS accuracy       0.5000" in result.output
+    assert "findings F1            1.0000" in result.output
+    assert "miss r2: BI-RADS 3 (gold 2)" in result.output
+    as_json = runner.invoke(app, ["evaluate", "reports", str(gold), str(texts), "--json"])
+    assert json.loads(as_json.output)["birads_accuracy"] == 0.5
+    missing = runner.invoke(app, ["evaluate", "reports", str(tmp_path / "no.jsonl"), str(texts)])
+    assert missing.exit_code == 1 and "gold file not found" in missing.output

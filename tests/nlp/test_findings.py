@@ -1,0 +1,348 @@
+"""Findings: types, descriptors, typos, laterality, location, context, in English and Spanish."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mammosearch.nlp import normalize
+from mammosearch.records import Finding
+
+
+def findings(text: str) -> list[Finding]:
+    return list(normalize(text).findings)
+
+
+def summary(text: str) -> set[tuple[str, str | None, bool]]:
+    return {
+        (f.type.value, f.laterality.value if f.laterality else None, f.negated)
+        for f in findings(text)
+    }
+
+
+def one(text: str) -> Finding:
+    (found,) = [f for f in findings(text) if not f.negated]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("There is a mass.", "mass"),
+        ("A 9 mm nodule.", "mass"),
+        ("Nodular density in the upper outer quadrant.", "mass"),
+        ("Se observa un nódulo.", "mass"),
+        ("Imagen nodular de 8 mm.", "mass"),
+        ("Well-defined soft opacity.", "mass"),
+        ("A simple cyst.", "mass"),
+        ("Grouped microcalcifications.", "calcification"),
+        ("Microcalcificaciones agrupadas.", "calcification"),
+        ("Focal asymmetry.", "asymmetry"),
+        ("Asymmetrical increased density.", "asymmetry"),
+        ("Densidad asimétrica.", "asymmetry"),
+        ("Architectural distortion.", "architectural_distortion"),
+        ("Distorsión de la arquitectura.", "architectural_distortion"),
+        ("Intramammary lymph node.", "lymph_node"),
+        ("Axillary adenopathy seen.", "lymph_node"),
+        ("IMLN in the upper outer quadrant.", "lymph_node"),
+        ("Ganglio intramamario.", "lymph_node"),
+        ("Imágenes nodulares con caracteres ganglionares en la región axilar.", "lymph_node"),
+        ("Imagen nodular visualizada parcialmente, con carácter ganglionar.", "lymph_node"),
+        ("Skin thickening.", "skin_thickening"),
+        ("Edema pattern.", "skin_thickening"),
+        ("Edematous changes of the breast.", "skin_thickening"),
+        ("Engrosamiento cutáneo.", "skin_thickening"),
+        ("Skin retraction.", "skin_retraction"),
+        ("Nipple retraction.", "nipple_retraction"),
+        ("Pezón umbilicado.", "nipple_retraction"),
+        ("Dilated ducts.", "dilated_duct"),
+        ("Ductal extension toward the nipple.", "dilated_duct"),
+        ("Ectasia ductal.", "dilated_duct"),
+        ("Silicone implants.", "implant"),
+        ("Prótesis mamaria.", "implant"),
+        ("Surgical clips.", "post_surgical"),
+        ("Post-operative change.", "post_surgical"),
+        ("Cambios posquirúrgicos.", "post_surgical"),
+        ("Scar from a TRAM flap.", "post_surgical"),
+    ],
+)
+def test_finding_types(text: str, kind: str) -> None:
+    assert one(text).type.value == kind
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Irregular mass with spiculated margins.",
+            {"shape": ["irregular"], "margin": ["spiculated"]},
+        ),
+        (
+            "Oval circumscribed isodense mass.",
+            {"shape": ["oval"], "margin": ["circumscribed"], "mass_density": ["equal"]},
+        ),
+        ("Round mass with ill-defined margins.", {"shape": ["round"], "margin": ["indistinct"]}),
+        (
+            "Lobulated mass, microlobulated margins.",
+            {"shape": ["lobulated"], "margin": ["microlobulated"]},
+        ),
+        (
+            "Oval mass with obscured margins, high density.",
+            {"shape": ["oval"], "margin": ["obscured"], "mass_density": ["high"]},
+        ),
+        ("Fat-containing oval mass.", {"shape": ["oval"], "mass_density": ["fat_containing"]}),
+        ("Lipoma.", {"mass_density": ["fat_containing"]}),
+        (
+            "Nódulo ovalado de márgenes circunscritos.",
+            {"shape": ["oval"], "margin": ["circumscribed"]},
+        ),
+        (
+            "Nódulo irregular espiculado hiperdenso.",
+            {"shape": ["irregular"], "margin": ["spiculated"], "mass_density": ["high"]},
+        ),
+        ("Imagen nodular de bordes mal definidos.", {"margin": ["indistinct"]}),
+        ("Lesión espiculada.", {"margin": ["spiculated"]}),
+        (
+            "Fine pleomorphic calcifications in a segmental distribution.",
+            {"calc_morphology": ["fine_pleomorphic"], "calc_distribution": ["segmental"]},
+        ),
+        ("Fine linear branching calcifications.", {"calc_morphology": ["fine_linear"]}),
+        ("Linear branching calcifications.", {"calc_morphology": ["fine_linear"]}),
+        (
+            "Amorphous calcifications, grouped.",
+            {"calc_morphology": ["amorphous"], "calc_distribution": ["grouped"]},
+        ),
+        (
+            "Cluster of punctate calcifications.",
+            {"calc_morphology": ["punctate"], "calc_distribution": ["grouped"]},
+        ),
+        (
+            "Scattered vascular calcifications.",
+            {"calc_morphology": ["vascular"], "calc_distribution": ["diffuse"]},
+        ),
+        ("Coarse heterogeneous calcifications.", {"calc_morphology": ["coarse_heterogeneous"]}),
+        ("Benign macrocalcification.", {"calc_morphology": ["coarse"]}),
+        ("Popcorn calcifications.", {"calc_morphology": ["popcorn"]}),
+        ("Rod-like secretory calcifications.", {"calc_morphology": ["rod_like"]}),
+        ("Rim calcifications.", {"calc_morphology": ["rim"]}),
+        ("Dystrophic calcifications.", {"calc_morphology": ["dystrophic"]}),
+        ("Milk of calcium.", {"calc_morphology": ["milk_of_calcium"]}),
+        (
+            "Round calcifications in a regional distribution.",
+            {"calc_morphology": ["round"], "calc_distribution": ["regional"]},
+        ),
+        (
+            "Calcificaciones pleomórficas agrupadas.",
+            {"calc_morphology": ["fine_pleomorphic"], "calc_distribution": ["grouped"]},
+        ),
+        (
+            "Microcalcificaciones amorfas de distribución lineal.",
+            {"calc_morphology": ["amorphous"], "calc_distribution": ["linear"]},
+        ),
+        ("Calcificaciones groseras heterogéneas.", {"calc_morphology": ["coarse_heterogeneous"]}),
+        ("Developing asymmetry.", {"asymmetry": "developing"}),
+        ("Global asymmetry.", {"asymmetry": "global"}),
+        ("Asimetría focal.", {"asymmetry": "focal"}),
+    ],
+)
+def test_descriptors(text: str, expected: dict[str, Any]) -> None:
+    got = {k: v for k, v in one(text).descriptors.to_dict().items() if v and k != "size_mm"}
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "field", "value"),
+    [
+        ("Irregular mass with speculated margins.", "mass", "margin", "spiculated"),
+        ("Oval circumsribed mass.", "mass", "margin", "circumscribed"),
+        ("Focal asymmetrial density.", "asymmetry", None, None),
+        ("Grouped mircocalcifications.", "calcification", "calc_distribution", "grouped"),
+        ("Pleomorphic calcificaton.", "calcification", "calc_morphology", "fine_pleomorphic"),
+        ("Architectural distorton.", "architectural_distortion", None, None),
+        ("Nodulo espiculdo.", "mass", "margin", "spiculated"),
+        (
+            "Microcalcificaciones pleomorifcas.",
+            "calcification",
+            "calc_morphology",
+            "fine_pleomorphic",
+        ),
+    ],
+)
+def test_typos_are_read(text: str, kind: str, field: str | None, value: str | None) -> None:
+    found = one(text)
+    assert found.type.value == kind
+    if field:
+        assert value in found.descriptors.to_dict()[field]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Se observa el mismo patrón alrededor de la zona.",  # "around" is not "round"
+        "The patient speculated about her results.",
+        "Clasificación BIRADS II.",
+        "Modular design of the report.",
+    ],
+)
+def test_common_words_are_not_corrected_into_findings(text: str) -> None:
+    assert findings(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("No suspicious masses, calcifications or architectural distortion.",
+         {("mass", None, True), ("calcification", None, True), ("architectural_distortion", None, True)}),
+        ("No se observan nódulos, distorsiones ni microcalcificaciones sospechosas.",
+         {("mass", None, True), ("architectural_distortion", None, True), ("calcification", None, True)}),
+        ("Sin evidencia de nódulos dominantes ni distorsión en la arquitectura.",
+         {("mass", None, True), ("architectural_distortion", None, True)}),
+        ("No hay nódulos.", {("mass", None, True)}),
+        ("Negative for masses.", {("mass", None, True)}),
+        ("Masses are not seen.", {("mass", None, True)}),
+        ("No mass, but grouped calcifications are present.", {("mass", None, True), ("calcification", None, False)}),
+        ("No hay nódulos, pero se observan calcificaciones.", {("mass", None, True), ("calcification", None, False)}),
+        ("No mass. Calcifications are seen.", {("mass", None, True), ("calcification", None, False)}),
+        ("Oval mass without calcifications.", {("mass", None, False), ("calcification", None, True)}),
+        ("no hay nodulo dominante o lesion espiculada microcalcificaciones redondas dispersas",
+         {("mass", None, True), ("calcification", None, False)}),
+        ("The previously seen mass has resolved.", {("mass", None, True)}),
+        ("Heterogeneously dense, which may obscure small masses.", set()),
+        ("Mamas densas que podrían ocultar algunos nódulos pequeños.", set()),
+    ],
+)  # fmt: skip
+def test_negation_scope(text: str, expected: set[tuple[str, str | None, bool]]) -> None:
+    assert summary(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "uncertain", "historical"),
+    [
+        ("Possible architectural distortion.", True, False),
+        ("Probable intramammary lymph node.", True, False),
+        ("A mass cannot be excluded.", True, False),
+        ("Posible nódulo.", True, False),
+        ("No se puede descartar distorsión de la arquitectura.", True, False),
+        ("Stable oval mass.", False, True),
+        ("The mass is unchanged since 2019.", False, True),
+        ("Nódulo sin cambios respecto a estudio previo.", False, True),
+        ("Previously biopsied calcifications.", False, True),
+        ("Oval mass.", False, False),
+    ],
+)
+def test_uncertain_and_historical(text: str, uncertain: bool, historical: bool) -> None:
+    found = one(text)
+    assert (found.uncertain, found.historical) == (uncertain, historical)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("RIGHT BREAST: Oval mass.\nLEFT BREAST: No mass.", {("mass", "right", False), ("mass", "left", True)}),
+        ("Mama izquierda: nódulo ovalado.", {("mass", "left", False)}),
+        ("MD: nódulo.\nMI: sin nódulos.", {("mass", "right", False), ("mass", "left", True)}),
+        ("Mass in the right breast, calcifications in the left breast.", {("mass", "right", False), ("calcification", "left", False)}),
+        ("Left breast mass.", {("mass", "left", False)}),
+        ("Ganglio axilar izquierdo.", {("lymph_node", "left", False)}),
+        ("Calcificaciones gruesas bilaterales.", {("calcification", "bilateral", False)}),
+        ("No masses in either breast.", {("mass", "bilateral", True)}),
+        ("Benign calcifications in both breasts.", {("calcification", "bilateral", False)}),
+        ("En ambas mamas se observan calcificaciones.", {("calcification", "bilateral", False)}),
+        ("Right breast: no mass. Left breast: no mass.", {("mass", "bilateral", True)}),
+        ("LEFT DIAGNOSTIC MAMMOGRAM\nOval mass at 2 o'clock.", {("mass", "left", False)}),
+    ],
+)  # fmt: skip
+def test_laterality(text: str, expected: set[tuple[str, str | None, bool]]) -> None:
+    assert summary(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "quadrant", "clock", "depth"),
+    [
+        ("Mass in the upper outer quadrant at 10 o'clock, middle depth.", "UOQ", "10:00", "middle"),
+        ("Mass in the UIQ, posterior depth.", "UIQ", None, "posterior"),
+        ("Mass at 2-3 o'clock.", None, "2:30", None),
+        ("Mass in the lower inner quadrant.", "LIQ", None, None),
+        ("Subareolar mass.", "retroareolar", None, None),
+        ("Mass in the axillary tail.", "axillary_tail", None, None),
+        ("Nódulo en el CSE de la mama derecha, tercio posterior.", "UOQ", None, "posterior"),
+        ("Nódulo en cuadrante inferior interno, a las 7.", "LIQ", "7:00", None),
+        ("Nódulo en QSE.", "UOQ", None, None),
+        ("Nódulo retroareolar.", "retroareolar", None, None),
+        ("Microcalcificaciones en UCS de mama izquierda.", None, "12:00", None),
+        ("Nódulo en UCExt de la mama derecha.", None, "9:00", None),
+        ("Nódulo en UCExt de la mama izquierda.", None, "3:00", None),
+    ],
+)
+def test_location(text: str, quadrant: str | None, clock: str | None, depth: str | None) -> None:
+    loc = one(text).location
+    assert (
+        loc.quadrant.value if loc.quadrant else None,
+        loc.clock,
+        loc.depth.value if loc.depth else None,
+    ) == (quadrant, clock, depth)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("A 12 mm oval mass.", 12.0),
+        ("Irregular mass measuring 1.4 cm.", 14.0),
+        ("Mass of 2.3 x 1.5 cm.", 23.0),
+        ("Nódulo de 8 mm.", 8.0),
+        ("Mass 8 cm from the nipple.", None),
+    ],
+)
+def test_size(text: str, size: float | None) -> None:
+    assert one(text).descriptors.size_mm == size
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Recommend routine annual screening mammography.", "routine_screening"),
+        ("Se sugiere control anual.", "routine_screening"),
+        ("Short-interval follow-up in 6 months.", "short_interval_follow_up"),
+        ("Control en 6 meses.", "short_interval_follow_up"),
+        ("Additional views and ultrasound are recommended.", "additional_imaging"),
+        ("Se sugiere correlación con ecografía mamaria.", "additional_imaging"),
+        ("Ultrasound-guided core biopsy is recommended.", "biopsy"),
+        ("Se sugiere caracterización histológica de las calcificaciones.", "biopsy"),
+        ("Clinical correlation is recommended.", "clinical_correlation"),
+        ("Correlación clínica.", "clinical_correlation"),
+        ("No biopsy is needed. Routine screening.", "routine_screening"),
+        (
+            "HISTORY: Status post biopsy.\nIMPRESSION: Annual screening mammogram.",
+            "routine_screening",
+        ),
+        ("Negative mammogram.", None),
+    ],
+)
+def test_recommendation(text: str, expected: str | None) -> None:
+    found = normalize(text).recommendation
+    assert (found.value if found else None) == expected
+
+
+def test_evidence_spans_index_the_input_through_markup() -> None:
+    text = "<p>RIGHT BREAST: <b>spiculated</b> mass &amp; pleomorphic calcifications</p>"
+    for f in findings(text):
+        assert text[f.evidence.start : f.evidence.end] == f.evidence.text
+
+
+def test_findings_render_in_the_standardized_text() -> None:
+    report = normalize(
+        "RIGHT BREAST: 14 mm irregular spiculated mass at 10 o'clock. "
+        "LEFT BREAST: no masses or calcifications. BI-RADS 5."
+    )
+    assert "Right breast: Irregular mass, with spiculated margins, 14 mm, at 10:00." in (
+        report.standardized_text
+    )
+    assert "Left breast: No mass or calcifications." in report.standardized_text
+
+
+def test_suspicious_finding_with_low_category_warns() -> None:
+    report = normalize("Irregular mass with spiculated margins. BI-RADS 2.")
+    assert any(w.startswith("W203") for w in report.warnings)
+    report = normalize("No masses or calcifications. BI-RADS 5.")
+    assert any(w.startswith("W204") for w in report.warnings)

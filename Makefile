@@ -34,7 +34,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## Benchmarks print their figures. The medspaCy peer is installed for the benchmark only: its
+## pinned dependencies conflict with spaCy 3.8, so it goes in without them (see STACK-NOTES).
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps medspacy==1.3.1 PyRuSH==1.0.13 PyFastNER \
+		quicksectx loguru pysbd==0.3.4 jsonschema medspacy-quickumls six unidecode nltk pysimstring
 	$(BIN)/python bench/normalize.py
 
 clean:

@@ -26,7 +26,7 @@ from mammosearch.config import Settings
 from mammosearch.errors import InputError, ReportParseError
 from mammosearch.nlp import Normalizer
 from mammosearch.nlp.evaluation import ReportScores, score_reports
-from mammosearch.records import NormalizedReport
+from mammosearch.nlp.normalizer import ReportLine
 
 __all__ = [
     "REPORT_INPUT_SUFFIXES",
@@ -71,17 +71,17 @@ class NormalizeSummary:
     languages: Counter[str | None] = field(default_factory=Counter)
     seconds: float = 0.0
 
-    def add(self, report: NormalizedReport) -> None:
+    def add(self, line: ReportLine) -> None:
         """Count one output record."""
         self.total += 1
-        if report.error is not None:
+        if line.error is not None:
             self.failed += 1
-            self.errors[report.error.split(":", 1)[0]] += 1
+            self.errors[line.error.split(":", 1)[0]] += 1
             return
         self.ok += 1
-        self.with_density += report.density is not None
-        self.with_birads += report.birads is not None
-        self.languages[report.language] += 1
+        self.with_density += line.has_density
+        self.with_birads += line.has_birads
+        self.languages[line.language] += 1
 
     @property
     def rate(self) -> float:
@@ -256,9 +256,9 @@ def normalize_reports(
             from tqdm import tqdm
 
             bar = stack.enter_context(tqdm(unit="report", desc="normalize", dynamic_ncols=True))
-        for report in normalizer.normalize_many(items, n_process=n_process):
-            out.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
-            summary.add(report)
+        for line in normalizer.normalize_lines(items, n_process=n_process):
+            out.write(line.json + "\n")
+            summary.add(line)
             if bar is not None:
                 bar.update(1)
         out.flush()

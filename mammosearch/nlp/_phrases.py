@@ -36,14 +36,10 @@ class Tokens:
 
 def tokenize(folded: str) -> Tokens:
     """Split folded text into words and the punctuation that delimits lists and clauses."""
-    norms: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    for m in _WORD.finditer(folded):
-        norms.append(m.group())
-        starts.append(m.start())
-        ends.append(m.end())
-    return Tokens(norms, starts, ends)
+    matches = list(_WORD.finditer(folded))
+    return Tokens(
+        [m.group() for m in matches], [m.start() for m in matches], [m.end() for m in matches]
+    )
 
 
 class PhraseIndex(Generic[P]):
@@ -73,20 +69,16 @@ class PhraseIndex(Generic[P]):
         hi = len(norms) if hi is None else hi
         out: list[tuple[int, int, list[P]]] = []
         first = self._first
-        i = lo
-        while i < hi:
-            options = first.get(norms[i])
-            if options:
-                for words, payloads in options:
-                    n = len(words)
-                    if i + n <= hi and tuple(norms[i : i + n]) == words:
-                        out.append((i, i + n, payloads))
-                        i += n
-                        break
-                else:
-                    i += 1
-            else:
-                i += 1
+        free = lo  # the first position not covered by an earlier match
+        for i in [i for i in range(lo, hi) if norms[i] in first]:
+            if i < free:
+                continue
+            for words, payloads in first[norms[i]]:
+                n = len(words)
+                if i + n <= hi and (n == 1 or tuple(norms[i : i + n]) == words):
+                    out.append((i, i + n, payloads))
+                    free = i + n
+                    break
         return out
 
 
@@ -109,6 +101,9 @@ def _folded_zipf() -> dict[str, float]:
             if zipf > table.get(key, 0.0):
                 table[key] = zipf
     return table
+
+
+_PLAIN_LIMIT = 200_000  # words remembered as needing no correction (bounded memory)
 
 
 class Speller:
@@ -147,6 +142,7 @@ class Speller:
             if len(w) >= 4:
                 self._buckets.setdefault((w[0], len(w)), []).append(w)
         self._lookup = lru_cache(maxsize=65_536)(self._candidate)
+        self._plain: set[str] = set(self.vocabulary)
 
     def _candidate(self, word: str) -> tuple[str, float] | None:
         from rapidfuzz.distance import OSA
@@ -175,12 +171,15 @@ class Speller:
     def correct(self, norms: list[str]) -> list[str]:
         """A copy of ``norms`` with likely typos replaced by their lexicon word."""
         out = norms
-        vocabulary = self.vocabulary
-        for i, word in enumerate(norms):
-            if len(word) < 5 or word in vocabulary or not word.isalpha():
-                continue
-            found = self._lookup(word)
+        plain = self._plain
+        for i in [i for i, w in enumerate(norms) if w not in plain]:
+            word = norms[i]
+            found = None
+            if len(word) >= 5 and word not in self.vocabulary and word.isalpha():
+                found = self._lookup(word)
             if found is None:
+                if len(plain) < _PLAIN_LIMIT:
+                    plain.add(word)  # never a typo: skip it quickly next time
                 continue
             fixed, zipf = found
             if zipf >= self.RARE and not any(

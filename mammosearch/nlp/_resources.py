@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from mammosearch.errors import ConfigError
 
-__all__ = ["alternation", "compile_pattern", "load_data", "union"]
+__all__ = ["alternation", "compile_pattern", "load_data", "union", "word_matches"]
 
 
 @cache
@@ -39,6 +40,28 @@ def compile_pattern(pattern: str, *, source: str) -> re.Pattern[str]:
         raise ConfigError(
             f"invalid pattern in {source}: {e}", fix="correct the regular expression"
         ) from e
+
+
+def word_matches(
+    pattern: re.Pattern[str], text: str, pos: int = 0, endpos: int | None = None
+) -> Iterator[re.Match[str]]:
+    """Non-overlapping matches of ``pattern`` that start at a word boundary.
+
+    Data patterns start with a literal (no look-behind), which lets ``re`` scan for them
+    quickly; the boundary is checked here, and a rejected match is searched again one
+    character later so that a valid match inside it is not lost.
+    """
+    end = len(text) if endpos is None else endpos
+    while pos < end:
+        m = pattern.search(text, pos, end)
+        if m is None:
+            return
+        start = m.start()
+        if start > 0 and text[start - 1].isalnum():
+            pos = start + 1
+            continue
+        yield m
+        pos = max(m.end(), start + 1)
 
 
 def union(patterns: list[str], *, named: str | None = None) -> str:

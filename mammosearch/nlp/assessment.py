@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mammosearch.nlp._resources import compile_pattern, load_data, union
+from mammosearch.nlp._resources import compile_pattern, load_data, union, word_matches
 from mammosearch.nlp.context import ContextRules, Status
 from mammosearch.nlp.mentions import CategoryMention, Resolution, SideFinder, highest_by_side
 from mammosearch.nlp.sections import Segmentation
@@ -82,13 +82,13 @@ class BiradsExtractor:
         """All BI-RADS statements of the text, in order."""
         mentions: list[CategoryMention] = []
         taken: list[tuple[int, int]] = []
-        for m in self._keyword.finditer(folded):
+        for m in word_matches(self._keyword, folded):
             found = self._statement(text, folded, seg, m.start(), m.end(), tier=2)
             if found:
                 mentions.extend(found)
                 taken.append((m.start(), found[-1].end))
         for pattern in self._keywordless:
-            for m in pattern.finditer(folded):
+            for m in word_matches(pattern, folded):
                 if any(a <= m.start() < b for a, b in taken):
                     continue
                 sentence = seg.at(m.start())

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mammosearch.nlp._resources import compile_pattern, load_data, union
+from mammosearch.nlp._resources import compile_pattern, load_data, union, word_matches
 from mammosearch.nlp.context import ContextRules, Status
 from mammosearch.nlp.mentions import CategoryMention, Resolution, SideFinder, highest_by_side
 from mammosearch.nlp.sections import Segmentation
@@ -62,17 +62,28 @@ class DensityExtractor:
             for c in d["codes"]
         ]
         self.density_context = compile_pattern(d["density_context"], source=_SRC)
-        self._descriptions = compile_pattern(
-            union([x["pattern"] for x in d["descriptions"]], named="d"), source=_SRC
-        )
-        self._description_categories = [str(x["category"]) for x in d["descriptions"]]
+        # one pattern each: each starts with a literal, which ``re`` scans for quickly
+        self._descriptions = [
+            (str(x["category"]), compile_pattern(x["pattern"], source=_SRC))
+            for x in d["descriptions"]
+        ]
         self._vague = compile_pattern(union([x["pattern"] for x in d["vague"]]), source=_SRC)
 
-    def __call__(self, text: str, folded: str, seg: Segmentation) -> list[CategoryMention]:
-        """All composition statements of the text (vague ones with tier 0), in order."""
+    def __call__(
+        self, text: str, folded: str, seg: Segmentation, *, complete: bool = True
+    ) -> list[CategoryMention]:
+        """Composition statements of the text (vague ones with tier 0), in order.
+
+        Args:
+            text: The analysis text.
+            folded: Its fold.
+            seg: Its segmentation.
+            complete: Also look for descriptions and vague wording when a current code is
+                stated (they cannot change the result then; the spaCy component shows them).
+        """
         mentions: list[CategoryMention] = []
         for code in self._codes:
-            for m in code.pattern.finditer(folded):
+            for m in word_matches(code.pattern, folded):
                 v_start, v_end = m.span("val")
                 raw = m.group("val")
                 if code.letter_guard and raw.isalpha() and len(raw) == 1:
@@ -84,11 +95,14 @@ class DensityExtractor:
                 mentions.append(
                     self._mention(folded, seg, self._values[raw], m.start(), v_end, _CODE)
                 )
-        for m in self._descriptions.finditer(folded):
-            index = next(i for i in range(len(self._description_categories)) if m.group(f"d{i}"))
-            category = self._description_categories[index]
-            mentions.append(self._mention(folded, seg, category, m.start(), m.end(), _DESCRIPTION))
-        for m in self._vague.finditer(folded):
+        if not complete and any(m.status is Status.CURRENT for m in mentions):
+            return mentions
+        for category, pattern in self._descriptions:
+            for m in word_matches(pattern, folded):
+                mentions.append(
+                    self._mention(folded, seg, category, m.start(), m.end(), _DESCRIPTION)
+                )
+        for m in word_matches(self._vague, folded):
             mentions.append(self._mention(folded, seg, "", m.start(), m.end(), _VAGUE))
         mentions.sort(key=lambda x: (x.start, -x.end))
         return _mark_alternatives(_dedupe(mentions), seg)

@@ -11,7 +11,7 @@ output (a test holds the two paths equal).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from mammosearch.nlp._text import PreparedText
 from mammosearch.nlp.assessment import BiradsExtractor, resolve_birads
@@ -66,7 +66,7 @@ class ReportEngine:
         seg = self.segmenter(text, folded)
         return Analysis(
             segmentation=seg,
-            density=self.density(text, folded, seg),
+            density=self.density(text, folded, seg, complete=False),
             birads=self.birads(text, folded, seg),
             findings=self.findings(text, folded, seg),
             recommendation=self.recommendation(folded, seg),
@@ -143,5 +143,8 @@ def assemble_report(
     )
 
 
-def _with_evidence(finding: Finding, evidence: Span) -> Finding:
-    return replace(finding, evidence=evidence)
+def _with_evidence(f: Finding, evidence: Span) -> Finding:
+    return Finding(
+        f.type, evidence, f.laterality, f.negated, f.uncertain, f.historical, f.descriptors,
+        f.location,
+    )  # fmt: skip

@@ -20,6 +20,7 @@ Rules and lexicons are data: ``findings.json``, ``location.json``, ``context_fin
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -217,12 +218,18 @@ class FindingsExtractor:
         if not len(tokens):
             return []
         norms = self.speller.correct(tokens.norms)
+        triggers = [s for s, _, _ in self._triggers.scan(norms)]
+        if not triggers:
+            return []
         units = self._units(tokens, seg, folded)
         exam_side = self._exam_side(norms, units)
         found: list[Finding] = []
         for sentence, lo, hi in units:
             if sentence.section in _RESTATING_SECTIONS:
                 continue
+            i = bisect.bisect_left(triggers, lo)
+            if i == len(triggers) or triggers[i] >= hi:
+                continue  # no finding word in this sentence
             found.extend(self._unit(text, folded, tokens, norms, lo, hi, sentence, exam_side))
         return merge_findings(found)
 
@@ -293,7 +300,8 @@ class FindingsExtractor:
         if not items:
             return []
         self._attach_locations(items, text, folded, tokens, norms, lo, hi)
-        self._attach_sizes(items, folded, tokens, lo, hi)
+        if any(norms[i].isdigit() for i in range(lo, hi)):
+            self._attach_sizes(items, folded, tokens, lo, hi)
         self._attach_sides(items, norms, lo, hi, sentence.side or exam_side)
         historical_section = sentence.section in _HISTORY_SECTIONS
         out = []
@@ -322,8 +330,10 @@ class FindingsExtractor:
         return out
 
     def _apply_reclassify(self, items: list[_Item], norms: list[str], lo: int, hi: int) -> None:
-        """ "Imagen nodular … con carácter ganglionar" is a lymph node, not a mass."""
+        """A nodular image "con carácter ganglionar" is a lymph node, not a mass."""
         for source, target, window, cues in self._reclassify:
+            if not any(it.kind == source for it in items):
+                continue
             hits = [s for s, _, _ in cues.scan(norms, lo, hi)]
             if not hits:
                 continue
@@ -507,8 +517,8 @@ class FindingsExtractor:
                     it.depth = value
                 elif name == "union" and it.union is None:
                     it.union = value
-        if lo >= hi:
-            return
+        if not any(norms[i].isdigit() for i in range(lo, hi)):
+            return  # clock positions need a number
         begin, finish = tokens.starts[lo], tokens.ends[hi - 1]
         for pattern in self._clock:
             for m in pattern.finditer(folded, begin, finish):

@@ -8,9 +8,10 @@ sections win over the rest of the report, and negated or past ones ("no biopsy i
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from mammosearch.nlp._resources import compile_pattern, load_data, union
+from mammosearch.nlp._resources import compile_pattern, load_data, union, word_matches
 from mammosearch.nlp.sections import Segmentation
 from mammosearch.records import Recommendation
 
@@ -39,21 +40,34 @@ class RecommendationFinder:
 
     def __call__(self, folded: str, seg: Segmentation) -> Recommendation | None:
         """The recommendation stated in the folded analysis text, or ``None``."""
-        found: dict[Recommendation, bool] = {}
-        for kind, pattern in self._kinds:
-            for m in pattern.finditer(folded):
-                sentence = seg.at(m.start())
-                section = sentence.section if sentence else "preamble"
-                if section in _IGNORED:
-                    continue
-                lo = sentence.start if sentence else max(0, m.start() - 60)
-                before = folded[max(lo, m.start() - 60) : m.start()]
-                if self._negation.search(before) or self._past.search(before):
-                    continue
-                found[kind] = found.get(kind, False) or section in _PREFERRED
-        if not found:
-            return None
-        preferred = [k for k, _ in self._kinds if found.get(k)]
-        if preferred:
-            return preferred[0]
-        return next(k for k, _ in self._kinds if k in found)
+        preferred = [(s.start, s.end) for s in seg.sentences if s.section in _PREFERRED]
+        for ranges in (_merge(preferred), [(0, len(folded))]):
+            for kind, pattern in self._kinds:
+                for lo, hi in ranges:
+                    if self._stated(folded, seg, pattern, lo, hi):
+                        return kind
+        return None
+
+    def _stated(
+        self, folded: str, seg: Segmentation, pattern: re.Pattern[str], lo: int, hi: int
+    ) -> bool:
+        for m in word_matches(pattern, folded, lo, hi):
+            sentence = seg.at(m.start())
+            if sentence is not None and sentence.section in _IGNORED:
+                continue
+            start = sentence.start if sentence else 0
+            before = folded[max(start, m.start() - 60) : m.start()]
+            if not (self._negation.search(before) or self._past.search(before)):
+                return True
+        return False
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Adjacent sentence ranges joined into one."""
+    merged: list[tuple[int, int]] = []
+    for lo, hi in ranges:
+        if merged and lo - merged[-1][1] <= 2:
+            merged[-1] = (merged[-1][0], hi)
+        else:
+            merged.append((lo, hi))
+    return merged

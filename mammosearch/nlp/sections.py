@@ -38,6 +38,8 @@ _SCOPED_SECTIONS = frozenset({"history", "comparison", "technique"})
 _TERMINATOR = re.compile(r"[.!?;]+(?=[\s\-)\"']|$)")
 _BULLET = re.compile(r"^\s*(?:[-*\u2022\u00b7\u25aa\u2013]|\d{1,2}[.)]|[a-d][.)])\s")
 _WRAP_MIN = 45  # a line at least this long that does not end a sentence may be hard-wrapped
+_TAIL = re.compile(r"[a-z.]+$")  # the word before a full stop (abbreviation check)
+_HEADER_REACH = 60  # a header label ends within this many characters of its line's start
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,9 @@ class Segmenter:
     def _header_at(self, text: str, folded: str, start: int, end: int) -> tuple[str, int] | None:
         """The section kind and content start of a header at the start of a line."""
         line = folded[start:end]
+        head = line[:_HEADER_REACH]
+        if len(line.strip()) > _HEADER_REACH and ":" not in head and " - " not in head:
+            return None  # a long line with no label at its start is content
         m = self._header.match(line)
         if m:
             phrase = m.group("h") or m.group("hc")
@@ -139,13 +144,10 @@ class Segmenter:
         return None
 
     def _ends_sentence(self, text: str, folded: str, m: re.Match[str]) -> bool:
-        if m.group().startswith(".") and len(m.group()) == 1:
+        if m.group() == ".":
             j = m.start()
-            i = j
-            while i > 0 and (folded[i - 1].isalpha() or folded[i - 1] == "."):
-                i -= 1
-            word = folded[i:j]
-            if word in self._abbrev:
+            tail = _TAIL.search(folded, max(0, j - 8), j)
+            if tail is not None and tail.group() in self._abbrev:
                 return False
         return True
 
@@ -167,19 +169,18 @@ class Segmenter:
         def close(end: int) -> None:
             nonlocal cur_start
             if cur_start is not None:
-                stop = end
-                while stop > cur_start and text[stop - 1].isspace():
-                    stop -= 1
+                stop = cur_start + len(text[cur_start:end].rstrip())
                 if stop > cur_start:
                     sentences.append(Sentence(cur_start, stop, *cur_attrs))
             cur_start = None
 
         def open_at(pos: int, end: int) -> int | None:
             nonlocal cur_start, cur_attrs
-            while pos < end and text[pos].isspace():
-                pos += 1
-            if pos >= end:
+            chunk = text[pos:end]
+            stripped = chunk.lstrip()
+            if not stripped:
                 return None
+            pos += len(chunk) - len(stripped)
             if cur_start is None:
                 cur_start = pos
                 cur_attrs = (section, side)

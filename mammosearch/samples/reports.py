@@ -161,7 +161,7 @@ def _strip_accents(text: str) -> str:
 
 
 def _one(
-    index: int, rng: random.Random, languages: tuple[str, ...], typo_rate: float
+    index: int, rng: random.Random, languages: tuple[str, ...], typo_rate: float, min_words: int
 ) -> SyntheticReport:
     lang = rng.choice(languages)
     g = _Builder(rng, lang, typo_rate)
@@ -231,6 +231,11 @@ def _one(
         parts.append(g.pick(b["prior_birads"][lang]).format(n=prior))
     parts.append(g.pick(headers["findings"]) + " " + g.pick(b["density"][lang][density]))
     parts += body + fillers[2:]
+    words = sum(len(p.split()) for p in parts) + 12
+    while words < min_words:  # longer reports: more of the normal-anatomy sentences
+        extra = rng.choice(b["filler"][lang][3:])
+        parts.insert(rng.randrange(3, len(parts) + 1), extra)
+        words += len(extra.split())
     parts.append(g.pick(headers["impression"]) + " " + statement)
     parts.append(
         g.pick(headers["recommendation"]) + " " + g.pick(b["recommendation"][recommendation][lang])
@@ -272,7 +277,12 @@ def _style(rng: random.Random, text: str, lang: str) -> str:
 
 
 def generate_reports(
-    n: int, *, seed: int = 0, languages: tuple[str, ...] = ("en", "es"), typo_rate: float = 0.1
+    n: int,
+    *,
+    seed: int = 0,
+    languages: tuple[str, ...] = ("en", "es"),
+    typo_rate: float = 0.1,
+    min_words: int = 0,
 ) -> list[SyntheticReport]:
     """Generate ``n`` reports with their truth.
 
@@ -281,6 +291,7 @@ def generate_reports(
         seed: Seed of the random generator (same seed, same reports).
         languages: Languages to draw from.
         typo_rate: Probability that a long word of a finding phrase is misspelled.
+        min_words: Pad each report with normal-anatomy sentences up to about this length.
 
     Example:
         >>> reports = generate_reports(3, seed=1)
@@ -288,4 +299,4 @@ def generate_reports(
         ['birads', 'density', 'findings', 'id', 'language', 'recommendation']
     """
     rng = random.Random(seed)
-    return [_one(i, rng, languages, typo_rate) for i in range(n)]
+    return [_one(i, rng, languages, typo_rate, min_words) for i in range(n)]

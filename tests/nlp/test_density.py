@@ -168,3 +168,22 @@ def test_evidence_indexes_the_input() -> None:
     ev = report.density.evidence
     assert text[ev.start : ev.end] == ev.text
     assert ev.text in ("ACR density C", "density C")
+
+
+def test_codes_make_descriptions_moot_without_changing_the_result() -> None:
+    from mammosearch.nlp._text import prepare
+    from mammosearch.nlp.density import DensityExtractor, resolve_density
+    from mammosearch.nlp.sections import Segmenter
+
+    for text in [
+        "Heterogeneously dense (ACR C). The breasts are dense.",
+        "Predominantly fibro fatty breast parenchyma (ACR B)",
+        "Compared to prior (ACR D): scattered fibroglandular densities.",
+        "RIGHT: ACR C\nLEFT: extremely dense",
+    ]:
+        prepared = prepare(text)
+        seg = Segmenter()(prepared.text, prepared.folded)
+        extractor = DensityExtractor()
+        full = resolve_density(extractor(prepared.text, prepared.folded, seg))
+        quick = resolve_density(extractor(prepared.text, prepared.folded, seg, complete=False))
+        assert (full.overall, full.by_side) == (quick.overall, quick.by_side)

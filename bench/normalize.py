@@ -1,0 +1,110 @@
+"""Report normalization throughput, side by side with a plain medspaCy pipeline.
+
+Generates N synthetic EN/ES reports of about W words (mammosearch.samples.reports), then
+times, on the same texts:
+
+* mammosearch ``normalize_many`` with 1 and with 2 processes (density, BI-RADS, findings with
+  descriptors, laterality, location, context, recommendation, standardized text);
+* the peer: ``spacy.blank("en")`` + ``sentencizer`` + medspaCy ``TargetMatcher`` over the same
+  finding terms (mammosearch's trigger phrases) + medspaCy ``ConText`` with its default rules,
+  in one process. The peer only finds terms and marks their context.
+
+The peer is installed for the benchmark only (``make bench`` does it; see STACK-NOTES):
+``pip install --no-deps medspacy==1.3.1 PyRuSH==1.0.13 PyFastNER quicksectx loguru pysbd==0.3.4
+jsonschema medspacy-quickumls six unidecode nltk pysimstring``.
+
+Usage: ``python bench/normalize.py [--reports 10000] [--words 150] [--seed 0]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import time
+from typing import Any
+
+from mammosearch.nlp import Normalizer
+from mammosearch.nlp._resources import load_data
+from mammosearch.samples.reports import generate_reports
+
+
+def _peer() -> Any | None:
+    try:
+        import medspacy  # noqa: F401
+        import spacy
+        from medspacy.target_matcher import TargetRule
+    except ImportError as e:
+        print(f"peer skipped: medspaCy is not installed ({e.name}); run `make bench`")
+        return None
+    logging.getLogger("PyRuSH").setLevel(logging.WARNING)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    matcher = nlp.add_pipe("medspacy_target_matcher")
+    rules = []
+    for trigger in load_data("findings.json")["triggers"]:
+        label = trigger["type"].upper()
+        rules += [TargetRule(phrase, label) for phrase in trigger["phrases"]]
+    matcher.add(rules)
+    nlp.add_pipe("medspacy_context")
+    return nlp
+
+
+def _time(label: str, fn: Any, n: int, words: float) -> float:
+    start = time.perf_counter()
+    extracted = fn()
+    seconds = time.perf_counter() - start
+    rate = n / seconds
+    print(f"{label:<44} {seconds:8.2f} s {rate:10.0f} reports/s  ({extracted})")
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--reports", type=int, default=10_000)
+    parser.add_argument("--words", type=int, default=150)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    reports = generate_reports(args.reports, seed=args.seed, min_words=args.words)
+    texts = [r.text for r in reports]
+    words = statistics.mean(len(t.split()) for t in texts)
+    print(f"{len(texts)} synthetic reports, {words:.0f} words on average (EN/ES), "
+          f"{os.cpu_count()} CPUs, Python {platform.python_version()}")  # fmt: skip
+
+    normalizer = Normalizer()
+    normalizer.normalize("warm-up: heterogeneously dense; spiculated mass; BI-RADS 4")
+
+    def ours(n_process: int) -> str:
+        out = list(normalizer.normalize_many(texts, n_process=n_process, batch_size=128))
+        findings = sum(len(r.findings) for r in out)
+        return f"{findings} findings, {sum(r.birads is not None for r in out)} categories"
+
+    def job(n_process: int) -> str:
+        lines = list(normalizer.normalize_lines(texts, n_process=n_process, batch_size=128))
+        return f"{sum(len(line.json) for line in lines) / 1e6:.1f} MB of JSON Lines"
+
+    one = _time("mammosearch, 1 process", lambda: ours(1), len(texts), words)
+    _time("mammosearch, 2 processes (incl. start-up)", lambda: ours(2), len(texts), words)
+    _time("normalize job (JSON Lines), 1 process", lambda: job(1), len(texts), words)
+    _time("normalize job (JSON Lines), 2 processes", lambda: job(2), len(texts), words)
+    peer = _peer()
+    if peer is None:
+        return
+    peer("warm-up mass")
+
+    def theirs() -> str:
+        ents = negated = 0
+        for doc in peer.pipe(texts, batch_size=128):
+            ents += len(doc.ents)
+            negated += sum(bool(e._.is_negated) for e in doc.ents)
+        return f"{ents} terms, {negated} negated"
+
+    other = _time("medspaCy sentencizer+TargetMatcher+ConText", theirs, len(texts), words)
+    print(f"ratio, 1 process: mammosearch / medspaCy = {one / other:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

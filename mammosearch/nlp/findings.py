@@ -299,7 +299,7 @@ class FindingsExtractor:
         items = [it for it in items if it.kind != _GENERIC]
         if not items:
             return []
-        self._attach_locations(items, text, folded, tokens, norms, lo, hi)
+        self._attach_locations(items, folded, tokens, norms, lo, hi)
         if any(norms[i].isdigit() for i in range(lo, hi)):
             self._attach_sizes(items, folded, tokens, lo, hi)
         self._attach_sides(items, norms, lo, hi, sentence.side or exam_side)
@@ -501,7 +501,6 @@ class FindingsExtractor:
     def _attach_locations(
         self,
         items: list[_Item],
-        text: str,
         folded: str,
         tokens: Tokens,
         norms: list[str],

@@ -60,3 +60,18 @@ def test_languages_of_the_public_examples() -> None:
     for row in read_gold(folder):
         text = (folder / "texts" / f"{row['id']}.txt").read_text(encoding="utf-8")
         assert normalize(text).language == row["language"], row["id"]
+
+
+def test_public_examples_findings_f1() -> None:
+    from mammosearch.nlp.evaluation import score_reports
+
+    folder = shared_path("reports-examples")
+    rows = read_gold(folder)
+    predicted = {
+        row["id"]: normalize(
+            (folder / "texts" / f"{row['id']}.txt").read_text(encoding="utf-8"), id=row["id"]
+        )
+        for row in rows
+    }
+    findings = score_reports(rows, predicted).findings
+    assert findings.f1 >= 0.95, (findings.precision, findings.recall)

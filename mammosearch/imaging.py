@@ -1,6 +1,395 @@
-"""DICOM/PNG/JPEG → arrays: the only module that imports pydicom.
+"""DICOM, PNG, JPEG and TIFF mammograms → arrays: the only module that imports pydicom.
 
-Arrives with the imaging and embeddings issue; nothing is exported yet.
+:func:`read_image` decodes a file (or bytes) into a :class:`MammoImage`: pixels as a 2-D
+float32 array in [0, 1] where bright is dense (DICOM: modality LUT, VOI LUT or window, and
+MONOCHROME1 inversion applied to the stored 16-bit values, quantized only at the end), with
+laterality and view from the standard tags or, when those are missing, from the series
+description, patient-id and file-name conventions ("LEFT_CC", "RMLO"). Unknown stays unknown.
+
+:func:`breast_region` orients the breast (chest wall on the left), segments it (Otsu threshold,
+largest connected component, holes filled: film labels and burned-in markers outside the breast
+disappear), zeroes the background and crops to the breast. :func:`fit_square` resizes keeping
+the aspect ratio and pads. :func:`prepare_image` chains the two.
+
+Every failure is an :class:`~mammosearch.errors.InvalidDicomError` whose message names no
+patient data and no path.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+import io
+import logging
+import re
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mammosearch.errors import InvalidDicomError
+from mammosearch.records import View
+
+__all__ = [
+    "ImageLaterality",
+    "MammoImage",
+    "breast_mask",
+    "breast_region",
+    "fit_square",
+    "prepare_image",
+    "read_image",
+]
+
+logger = logging.getLogger(__name__)
+
+_DICM_OFFSET = 128
+_RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+_MASK_SIDE = 256  # segmentation runs on a copy this size along its longer side
+# SNOMED / DICOM codes of ViewCodeSequence (CID 4014) for the common views.
+_VIEW_CODES = {
+    "R-10242": View.CC, "399162004": View.CC, "R-10226": View.MLO, "399368009": View.MLO,
+    "R-10224": View.ML, "399260004": View.ML, "R-10228": View.LM, "399352003": View.LM,
+    "R-10230": View.LMO, "399099002": View.LMO, "R-1024A": View.XCCL, "399192003": View.XCCL,
+    "R-1024B": View.XCCM, "399101009": View.XCCM, "R-10242-FB": View.FB, "R-40AAA": View.AT,
+}  # fmt: skip
+_VIEW_WORDS = {"cranio-caudal": View.CC, "craniocaudal": View.CC, "medio-lateral oblique": View.MLO,
+               "mediolateral oblique": View.MLO, "medio-lateral": View.ML, "mediolateral": View.ML,
+               "latero-medial": View.LM, "lateromedial": View.LM,
+               "exaggerated cranio-caudal": View.XCCL}  # fmt: skip
+# "LEFT_CC", "_L_MLO", "RMLO", "R-CC", "L CC" in series descriptions, ids and file names
+_NAME_PATTERN = re.compile(
+    r"(?<![A-Z0-9])(?P<side>LEFT|RIGHT|L|R)[ _\-.]?(?P<view>XCCL|XCCM|MLO|LMO|CC|ML|LM|FB|SIO|AT)"
+    r"(?![A-Z0-9])",
+    re.IGNORECASE,
+)
+_SIDE_ONLY = re.compile(r"(?<![A-Z0-9])(?P<side>LEFT|RIGHT)(?![A-Z0-9])", re.IGNORECASE)
+
+
+class ImageLaterality(StrEnum):
+    """Which breast an image shows (DICOM ImageLaterality vocabulary)."""
+
+    L = "L"
+    R = "R"
+
+
+@dataclass(frozen=True, slots=True)
+class MammoImage:
+    """A decoded mammogram.
+
+    Attributes:
+        pixels: H×W float32 in [0, 1]; bright is dense tissue.
+        laterality: Left or right breast, ``None`` when unknown.
+        view: The view, ``None`` when unknown.
+        photometric: The source's photometric interpretation (``MONOCHROME2`` for rasters).
+        bits_stored: Bits per pixel of the source.
+        source: ``"dicom"``, ``"png"``, ``"jpeg"``, ``"tiff"`` or ``"bmp"``.
+        modality: DICOM Modality, when there is one.
+        laterality_from: Where the laterality came from (``"tag"``, ``"name"``, ``None``).
+        view_from: Where the view came from.
+        extra: Other non-identifying attributes (sizes, transfer syntax name).
+    """
+
+    pixels: NDArray[np.float32]
+    laterality: ImageLaterality | None = None
+    view: View | None = None
+    photometric: str = "MONOCHROME2"
+    bits_stored: int = 8
+    source: str = "png"
+    modality: str | None = None
+    laterality_from: str | None = None
+    view_from: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _fail(
+    what: str, fix: str = "check that the file is a mammogram (DICOM, PNG, JPEG or TIFF)"
+) -> InvalidDicomError:
+    return InvalidDicomError(what, fix=fix)
+
+
+def read_image(source: str | Path | bytes, *, name_hint: str | None = None) -> MammoImage:
+    """Decode a mammogram from a path or bytes.
+
+    Args:
+        source: A file path, or the file's bytes.
+        name_hint: A file name to read laterality and view from when the image has no tags
+            (defaults to the path's name).
+
+    Returns:
+        The decoded image.
+
+    Raises:
+        InvalidDicomError: The file is missing, empty, truncated, corrupt, not an image, or a
+            DICOM whose Modality is present and is not MG.
+    """
+    if isinstance(source, bytes):
+        data = source
+    else:
+        path = Path(source)
+        name_hint = name_hint or path.name
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise _fail("the image file does not exist", "check the path in the manifest") from None
+        except OSError as e:
+            raise _fail(f"the image file cannot be read ({e.strerror})") from None
+    if not data:
+        raise _fail("the image file is empty")
+    if _looks_like_dicom(data):
+        return _read_dicom(data, name_hint)
+    return _read_raster(data, name_hint)
+
+
+def _looks_like_dicom(data: bytes) -> bool:
+    return data[_DICM_OFFSET : _DICM_OFFSET + 4] == b"DICM"
+
+
+def _read_dicom(data: bytes, name_hint: str | None) -> MammoImage:
+    import pydicom
+    from pydicom.errors import InvalidDicomError as PydicomInvalid
+    from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
+
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data))
+    except (PydicomInvalid, EOFError, ValueError, KeyError, TypeError, OSError) as e:
+        raise _fail(f"the DICOM file is corrupt or truncated ({type(e).__name__})") from None
+    modality = str(ds.get("Modality", "") or "").upper() or None
+    if modality is not None and modality != "MG":
+        raise _fail(
+            f"the DICOM image is modality {modality}, not a mammogram (MG)",
+            "pass mammography images only",
+        )
+    if "PixelData" not in ds:
+        raise _fail("the DICOM file holds no image (no Pixel Data)")
+    try:
+        raw = ds.pixel_array
+    except Exception as e:  # pydicom raises many types for bad or unsupported pixel data
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        name = getattr(syntax, "name", "unknown transfer syntax")
+        raise _fail(
+            f"the DICOM pixel data cannot be decoded ({name}: {type(e).__name__})",
+            "install the pylibjpeg codecs or check that the file is complete",
+        ) from None
+    if raw.ndim == 3 and raw.shape[-1] in (3, 4):  # colour secondary capture: use luminance
+        raw = raw[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    elif raw.ndim == 3:  # multi-frame: the first frame
+        raw = raw[0]
+    if raw.ndim != 2 or min(raw.shape) < 8:
+        raise _fail(f"the DICOM image has an unusable shape {tuple(raw.shape)}")
+    values = apply_modality_lut(raw, ds)
+    has_voi = "VOILUTSequence" in ds or "WindowCenter" in ds
+    if has_voi:
+        values = apply_voi_lut(values, ds, index=0)
+    pixels = _to_unit(np.asarray(values, dtype=np.float32))
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    if photometric == "MONOCHROME1":
+        pixels = 1.0 - pixels
+    laterality, view, lat_from, view_from = _dicom_orientation(ds, name_hint)
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    return MammoImage(
+        pixels=pixels,
+        laterality=laterality,
+        view=view,
+        photometric=photometric,
+        bits_stored=int(ds.get("BitsStored", 16) or 16),
+        source="dicom",
+        modality=modality,
+        laterality_from=lat_from,
+        view_from=view_from,
+        extra={
+            "rows": int(raw.shape[0]),
+            "columns": int(raw.shape[1]),
+            "transfer_syntax": getattr(syntax, "name", None),
+            "voi_applied": has_voi,
+            "burned_in_annotation": str(ds.get("BurnedInAnnotation", "") or "") or None,
+        },
+    )
+
+
+def _to_unit(values: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Scale to [0, 1] over the finite range (robust to a constant image)."""
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
+        return np.zeros(values.shape, dtype=np.float32)
+    out = (values - lo) / (hi - lo)
+    return np.clip(out, 0.0, 1.0, out=out).astype(np.float32, copy=False)
+
+
+def _dicom_orientation(
+    ds: Any, name_hint: str | None
+) -> tuple[ImageLaterality | None, View | None, str | None, str | None]:
+    laterality = view = None
+    lat_from = view_from = None
+    for tag in ("ImageLaterality", "Laterality"):
+        value = str(ds.get(tag, "") or "").strip().upper()
+        if value in ("L", "R"):
+            laterality, lat_from = ImageLaterality(value), "tag"
+            break
+    position = str(ds.get("ViewPosition", "") or "").strip().upper()
+    if position in View.__members__:
+        view, view_from = View(position), "tag"
+    if view is None:
+        for item in ds.get("ViewCodeSequence", []) or []:
+            code = str(item.get("CodeValue", "") or "")
+            meaning = str(item.get("CodeMeaning", "") or "").lower()
+            view = _VIEW_CODES.get(code) or next(
+                (v for w, v in _VIEW_WORDS.items() if w in meaning), None
+            )
+            if view is not None:
+                view_from = "tag"
+                break
+    if laterality is None or view is None:
+        names = [str(ds.get("SeriesDescription", "") or ""), str(ds.get("PatientID", "") or "")]
+        names += [str(ds.get("StudyDescription", "") or ""), name_hint or ""]
+        found_lat, found_view = _orientation_from_names(names)
+        if laterality is None and found_lat is not None:
+            laterality, lat_from = found_lat, "name"
+        if view is None and found_view is not None:
+            view, view_from = found_view, "name"
+    return laterality, view, lat_from, view_from
+
+
+def _orientation_from_names(names: list[str]) -> tuple[ImageLaterality | None, View | None]:
+    """Laterality and view from naming conventions; conflicting names give ``None``."""
+    sides: set[str] = set()
+    views: set[str] = set()
+    for name in names:
+        for m in _NAME_PATTERN.finditer(name):
+            sides.add(m.group("side")[0].upper())
+            views.add(m.group("view").upper())
+        if not sides:
+            sides.update(m.group("side")[0].upper() for m in _SIDE_ONLY.finditer(name))
+    laterality = ImageLaterality(next(iter(sides))) if len(sides) == 1 else None
+    view = View(next(iter(views))) if len(views) == 1 else None
+    return laterality, view
+
+
+def _read_raster(data: bytes, name_hint: str | None) -> MammoImage:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            fmt = (img.format or "png").lower()
+            mode = img.mode
+            if mode in ("I;16", "I;16B", "I;16L", "I"):
+                array = np.asarray(img, dtype=np.float32)
+                bits = 16
+            elif mode == "F":
+                array = np.asarray(img, dtype=np.float32)
+                bits = 32
+            else:
+                array = np.asarray(img.convert("L"), dtype=np.float32)
+                bits = 8
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise _fail(f"the file is not a readable image ({type(e).__name__})") from None
+    if array.ndim != 2 or min(array.shape) < 8:
+        raise _fail(f"the image has an unusable shape {tuple(array.shape)}")
+    if bits == 8:
+        pixels = array / 255.0
+    elif bits == 16 and array.max() <= 65535:
+        pixels = _to_unit(array)
+    else:
+        pixels = _to_unit(array)
+    laterality, view = _orientation_from_names([name_hint or ""])
+    source = {"jpg": "jpeg", "tif": "tiff", "mpo": "jpeg"}.get(fmt, fmt)
+    return MammoImage(
+        pixels=pixels.astype(np.float32, copy=False),
+        laterality=laterality,
+        view=view,
+        bits_stored=bits,
+        source=source,
+        laterality_from="name" if laterality else None,
+        view_from="name" if view else None,
+        extra={"rows": int(array.shape[0]), "columns": int(array.shape[1])},
+    )
+
+
+def _downscale(pixels: NDArray[np.float32], longest: int) -> NDArray[np.float32]:
+    from PIL import Image
+
+    h, w = pixels.shape
+    scale = longest / max(h, w)
+    if scale >= 1:
+        return pixels
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(pixels, mode="F").resize(size, Image.Resampling.BOX))
+
+
+def breast_mask(pixels: NDArray[np.float32]) -> NDArray[np.bool_]:
+    """The breast (largest bright connected region, holes filled) at the image's size.
+
+    Film labels, markers and scanner text outside the breast are other components and are
+    left out. Computed on a small copy, then scaled back.
+    """
+    from PIL import Image
+    from scipy import ndimage
+    from skimage.filters import threshold_otsu
+
+    small = _downscale(pixels, _MASK_SIDE)
+    if float(small.max()) - float(small.min()) < 1e-6:
+        return np.ones(pixels.shape, dtype=bool)
+    smooth = ndimage.uniform_filter(small, size=3)
+    threshold = threshold_otsu(smooth)
+    # the breast edge is fainter than its body: a lower cut keeps the skin line
+    raw = smooth > max(threshold * 0.5, float(np.percentile(smooth, 5)) + 1e-3)
+    raw = ndimage.binary_opening(raw, iterations=2)
+    labels, count = ndimage.label(raw)
+    if count == 0:
+        return np.ones(pixels.shape, dtype=bool)
+    sizes = ndimage.sum_labels(raw, labels, index=np.arange(1, count + 1))
+    mask = ndimage.binary_fill_holes(labels == (int(np.argmax(sizes)) + 1))
+    if mask.shape == pixels.shape:
+        return np.asarray(mask, dtype=bool)
+    big = Image.fromarray(mask.astype(np.uint8) * 255).resize(
+        (pixels.shape[1], pixels.shape[0]), Image.Resampling.NEAREST
+    )
+    return np.asarray(big) > 127
+
+
+def breast_region(image: MammoImage) -> MammoImage:
+    """Orient (chest wall on the left), mask out the background and crop to the breast."""
+    pixels = image.pixels
+    mask = breast_mask(pixels)
+    cols = mask.sum(axis=0)
+    third = max(1, mask.shape[1] // 3)
+    flipped = bool(cols[-third:].sum() > cols[:third].sum())
+    if flipped:
+        pixels = pixels[:, ::-1]
+        mask = mask[:, ::-1]
+    rows_any = np.flatnonzero(mask.any(axis=1))
+    cols_any = np.flatnonzero(mask.any(axis=0))
+    if rows_any.size == 0 or cols_any.size == 0:
+        return image
+    top, bottom = int(rows_any[0]), int(rows_any[-1]) + 1
+    left, right = int(cols_any[0]), int(cols_any[-1]) + 1
+    cropped = np.where(mask[top:bottom, left:right], pixels[top:bottom, left:right], 0.0)
+    extra = dict(image.extra, flipped=flipped, crop=(top, bottom, left, right))
+    return replace(image, pixels=np.ascontiguousarray(cropped, dtype=np.float32), extra=extra)
+
+
+def fit_square(pixels: NDArray[np.float32], size: int) -> NDArray[np.float32]:
+    """Resize to fit a ``size``×``size`` square keeping the aspect ratio; pad with zeros.
+
+    The image keeps its left edge (the chest wall) and is centred vertically.
+    """
+    from PIL import Image
+
+    h, w = pixels.shape
+    scale = size / max(h, w)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resized = np.asarray(
+        Image.fromarray(np.ascontiguousarray(pixels, dtype=np.float32), mode="F").resize(
+            new, Image.Resampling.BILINEAR, reducing_gap=3.0
+        )
+    )
+    out = np.zeros((size, size), dtype=np.float32)
+    top = (size - resized.shape[0]) // 2
+    out[top : top + resized.shape[0], : resized.shape[1]] = np.clip(resized, 0.0, 1.0)
+    return out
+
+
+def prepare_image(image: MammoImage, size: int = 512) -> NDArray[np.float32]:
+    """Breast region of ``image`` fitted to a ``size``×``size`` square (float32 in [0, 1])."""
+    return fit_square(breast_region(image).pixels, size)

@@ -40,6 +40,8 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps medspacy==1.3.1 PyRuSH==1.0.13 PyFastNER \
 		quicksectx loguru pysbd==0.3.4 jsonschema medspacy-quickumls six unidecode nltk pysimstring
 	$(BIN)/python bench/normalize.py
+	$(BIN)/python bench/imaging.py
+	$(BIN)/python bench/embed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage normalized-sample.jsonl

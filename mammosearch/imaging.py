@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import warnings
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -151,7 +152,11 @@ def _read_dicom(data: bytes, name_hint: str | None) -> MammoImage:
     from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 
     try:
-        ds = pydicom.dcmread(io.BytesIO(data))
+        with warnings.catch_warnings(record=True) as caught:  # pydicom warns about odd files
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(io.BytesIO(data))
+        if caught:
+            logger.debug("pydicom reported %d warning(s) while reading an image", len(caught))
     except (PydicomInvalid, EOFError, ValueError, KeyError, TypeError, OSError) as e:
         raise _fail(f"the DICOM file is corrupt or truncated ({type(e).__name__})") from None
     modality = str(ds.get("Modality", "") or "").upper() or None
@@ -163,7 +168,9 @@ def _read_dicom(data: bytes, name_hint: str | None) -> MammoImage:
     if "PixelData" not in ds:
         raise _fail("the DICOM file holds no image (no Pixel Data)")
     try:
-        raw = ds.pixel_array
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = ds.pixel_array
     except Exception as e:  # pydicom raises many types for bad or unsupported pixel data
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         name = getattr(syntax, "name", "unknown transfer syntax")

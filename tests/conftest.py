@@ -1,6 +1,13 @@
 """Shared fixtures: paths to ../shared/data (skipped when absent) and the PHI canary."""
+# ruff: noqa: E402
 
 from __future__ import annotations
+
+import os
+
+# The default test run is offline: the Hugging Face libraries must not wait on the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import json
 from pathlib import Path

@@ -62,11 +62,46 @@ class BiomedClipEmbedder:
         import torch
 
         kind, value = parse_model_source(source)
-        self.model_id = source
+        device_ = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model, tokenizer, weights = _load(kind, value, device_)
+        self._setup(model, tokenizer, source, weights, device_, batch_size, half)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: Any,
+        tokenizer: Any,
+        *,
+        model_id: str,
+        device: str = "cpu",
+        batch_size: int = 16,
+        half: bool | None = None,
+    ) -> BiomedClipEmbedder:
+        """Wrap an open_clip model already in memory (benchmarks, research code)."""
+        import torch
+
+        self = cls.__new__(cls)
+        self._setup(model.to(device), tokenizer, model_id, None, torch.device(device), batch_size,
+                    half)  # fmt: skip
+        return self
+
+    def _setup(
+        self,
+        model: Any,
+        tokenizer: Any,
+        model_id: str,
+        weights: Path | None,
+        device: Any,
+        batch_size: int,
+        half: bool | None,
+    ) -> None:
+        import torch
+
+        self.model_id = model_id
         self.batch_size = max(1, int(batch_size))
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = device
         self.half = self.device.type == "cuda" if half is None else half
-        self._model, self._tokenizer, self.weights_path = _load(kind, value, self.device)
+        self._model, self._tokenizer, self.weights_path = model, tokenizer, weights
         if self.half:
             self._model = self._model.half()
         self._model.eval()
@@ -78,8 +113,10 @@ class BiomedClipEmbedder:
             "std": [float(x) for x in cfg.get("std", (0.26862954, 0.26130258, 0.27577711))],
         }
         self.context_length = int(getattr(self._tokenizer, "context_length", 256))
+        side = int(str(self.preprocess["size"]))
         with torch.inference_mode():
-            probe = self._model.encode_text(self._tokenizer(["probe"]).to(self.device))
+            blank = torch.zeros(1, 3, side, side, device=self.device)
+            probe = self._model.encode_image(blank.half() if self.half else blank)
         self.dim = int(probe.shape[-1])
 
     @property

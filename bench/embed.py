@@ -1,0 +1,125 @@
+"""Embedding throughput (BiomedCLIP architecture) and the weight-free baseline's signal.
+
+1. Images/second of the BiomedCLIP architecture (ViT-B/16 image tower, 224 px; random weights:
+   speed does not depend on them) through ``BiomedClipEmbedder.embed_images`` at batch 1 and
+   32, side by side with a naive per-image open_clip loop (PIL → the model's torchvision
+   transform → ``encode_image``, no batching, no inference mode). On a GPU when one is present.
+2. ``radiomics.v1`` on ../shared/data/mini-mias: leave-one-patient-out nearest-neighbour
+   accuracy of the MIAS tissue class (F/G/D; majority class 0.35; target >= 0.55).
+
+Usage: ``python bench/embed.py [--images 64] [--skip-speed] [--skip-mias]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def speed(n_images: int) -> None:
+    import open_clip
+    import torch
+    from open_clip.model import CustomTextCLIP
+    from PIL import Image
+    from transformers import BertConfig
+
+    from mammosearch.embeddings.biomedclip import BiomedClipEmbedder
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    text_cfg = {"hf_model_name": "bert-base-uncased", "hf_model_pretrained": False,
+                "hf_proj_type": "mlp", "hf_pooler_type": "cls_last_hidden_state_pooler",
+                "context_length": 256}  # fmt: skip
+    vision_cfg = {"timm_model_name": "vit_base_patch16_224", "timm_model_pretrained": False,
+                  "timm_pool": "", "timm_proj": "linear", "image_size": 224}  # fmt: skip
+    try:
+        model = CustomTextCLIP(embed_dim=512, vision_cfg=vision_cfg, text_cfg=text_cfg)
+    except OSError:  # no hub: build the BERT-base text tower from a local config
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp())
+        BertConfig().save_pretrained(folder)
+        text_cfg["hf_model_name"] = str(folder)
+        model = CustomTextCLIP(embed_dim=512, vision_cfg=vision_cfg, text_cfg=text_cfg)
+    model.eval()
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    rng = np.random.default_rng(0)
+    images = [rng.random((512, 400), dtype=np.float32) for _ in range(n_images)]
+    print(f"BiomedCLIP architecture, random weights: {params:.0f}M parameters, {device}, "
+          f"{n_images} images of 512x400")  # fmt: skip
+    for batch in (1, 32):
+        for half in [False, True] if device == "cuda" else [False]:
+            embedder = BiomedClipEmbedder.from_model(
+                model, tokenizer=None, model_id="random", device=device, batch_size=batch,
+                half=half,
+            )  # fmt: skip
+            embedder.embed_images(images[:2])
+            start = time.perf_counter()
+            embedder.embed_images(images)
+            rate = n_images / (time.perf_counter() - start)
+            label = f"mammosearch embed_images, batch {batch}{' fp16' if half else ''}"
+            print(f"{label:<46} {rate:8.1f} images/s")
+            model = model.float()
+    transform = open_clip.image_transform(224, is_train=False)
+    model = model.to(device)
+    start = time.perf_counter()
+    for img in images:
+        pil = Image.fromarray((img * 255).astype(np.uint8)).convert("RGB")
+        model.encode_image(transform(pil).unsqueeze(0).to(device))
+    naive = n_images / (time.perf_counter() - start)
+    print(f"{'naive open_clip loop, one image at a time':<46} {naive:8.1f} images/s")
+
+
+def mias() -> None:
+    from mammosearch.embeddings.radiomics import RadiomicsEmbedder
+    from mammosearch.imaging import prepare_image, read_image
+
+    folder = SHARED / "mini-mias"
+    if not folder.is_dir():
+        print("MIAS skipped: ../shared/data/mini-mias is not available")
+        return
+    with (folder / "manifest.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    start = time.perf_counter()
+    images = [prepare_image(read_image(folder / r["image"]), 512) for r in rows]
+    embedder = RadiomicsEmbedder()
+    features = embedder.features(images)
+    seconds = time.perf_counter() - start
+    embedder.set_stats({"mean": features.mean(0).tolist(), "std": features.std(0).tolist()})
+    vectors = embedder.embed_features(features)
+    labels = np.array([r["density"] for r in rows])
+    patients = np.array([r["patient_id"] for r in rows])
+    sims = vectors @ vectors.T
+    for k in (1, 5):
+        correct = 0
+        for i in range(len(rows)):
+            scores = np.where(patients != patients[i], sims[i], -np.inf)
+            top = np.argsort(-scores)[:k]
+            values, counts = np.unique(labels[top], return_counts=True)
+            correct += values[np.argmax(counts)] == labels[i]
+        print(f"radiomics.v1 MIAS leave-one-patient-out {k}-NN accuracy: {correct / len(rows):.3f}")
+    majority = max(np.mean(labels == c) for c in set(labels))
+    print(f"majority class {majority:.3f}; {len(rows)} images, {len(rows) / seconds:.1f} images/s "
+          "(read + breast crop + features)")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-mias", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_mias:
+        mias()
+    if not args.skip_speed:
+        speed(args.images)
+
+
+if __name__ == "__main__":
+    main()

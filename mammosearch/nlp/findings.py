@@ -642,14 +642,9 @@ def _clock(m: re.Match[str]) -> str | None:
 
 def _descriptors(values: dict[str, list[str]], size_mm: float | None) -> FindingDescriptors:
     asymmetry = values.get("asymmetry")
-    return FindingDescriptors(
-        shape=tuple(Shape(v) for v in values.get("shape", ())),
-        margin=tuple(Margin(v) for v in values.get("margin", ())),
-        mass_density=tuple(MassDensity(v) for v in values.get("mass_density", ())),
-        calc_morphology=tuple(CalcMorphology(v) for v in values.get("calc_morphology", ())),
-        calc_distribution=tuple(CalcDistribution(v) for v in values.get("calc_distribution", ())),
-        asymmetry=AsymmetryKind(asymmetry[-1]) if asymmetry else None,
-        size_mm=size_mm,
+    data: dict[str, Any] = {k: v for k, v in values.items() if k != "asymmetry"}
+    return FindingDescriptors.from_dict(
+        {**data, "asymmetry": asymmetry[-1] if asymmetry else None, "size_mm": size_mm}
     )
 
 

@@ -346,3 +346,25 @@ def test_suspicious_finding_with_low_category_warns() -> None:
     assert any(w.startswith("W203") for w in report.warnings)
     report = normalize("No masses or calcifications. BI-RADS 5.")
     assert any(w.startswith("W204") for w in report.warnings)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "asymmetry", "negated"),
+    [
+        (
+            "A focal asymmetry in the upper outer quadrant, not seen on CC view.",
+            "asymmetry",
+            "focal",
+            False,
+        ),
+        ("Asymmetric breast tissue.", "asymmetry", "global", False),
+        ("Focal area of increased density.", "asymmetry", "focal", False),
+        ("Calcifications are not seen.", "calcification", None, True),
+    ],
+)
+def test_view_qualifiers_and_cbis_wording(
+    text: str, kind: str, asymmetry: str | None, negated: bool
+) -> None:
+    (found,) = findings(text)
+    assert (found.type.value, found.negated) == (kind, negated)
+    assert (found.descriptors.asymmetry.value if found.descriptors.asymmetry else None) == asymmetry

@@ -106,7 +106,8 @@ class SideFinder:
         r"(?:\s+(?:breast|mama|side|lado))?(?P<sep>\W{0,4})$"
     )
     _tight_after = re.compile(
-        r"^\W{0,3}(?:(?:en|in|de|of|for|para)\s+)?(?:(?:the|la|el)\s+)?(?:(?:breast|mama)\s+)?"
+        r"^\W{0,3}(?:\([^()]{0,40}\)\W{0,3})?(?:(?:en|in|de|of|for|para)\s+)?"
+        r"(?:(?:the|la|el)\s+)?(?:(?:breast|mama)\s+)?"
         rf"(?:(?P<right>{_RIGHT})|(?P<left>{_LEFT})|(?P<both>{_BOTH})|(?P<md>md)|(?P<mi>mi))(?![a-z])"
     )
 

@@ -20,6 +20,7 @@ __all__ = [
     "CalcDistribution",
     "CalcMorphology",
     "DensityAssessment",
+    "DensityVote",
     "DensityCategory",
     "Depth",
     "Finding",
@@ -29,6 +30,7 @@ __all__ = [
     "Laterality",
     "Margin",
     "MassDensity",
+    "Neighbour",
     "NormalizedReport",
     "Quadrant",
     "Recommendation",
@@ -460,3 +462,78 @@ class NormalizedReport:
             warnings=tuple(data.get("warnings") or ()),
             error=data.get("error"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    """One retrieved image of the case index.
+
+    Attributes:
+        row_id: The index's id of the image (SQLite row id = FAISS id).
+        case_id: The exam it belongs to.
+        patient_id: Its patient (hidden in the UI).
+        score: Fused similarity (higher is closer).
+        scores: Similarity per modality (``image``, ``text``).
+        label: Its density label, when the index has one.
+        laterality: ``L``/``R`` or ``None``.
+        view: ``CC``/``MLO``… or ``None``.
+        thumbnail: Path of its thumbnail inside the index directory.
+        report: Its normalized report, when it had one.
+    """
+
+    row_id: int
+    case_id: str
+    patient_id: str
+    score: float
+    scores: Mapping[str, float] = field(default_factory=dict)
+    label: str | None = None
+    laterality: str | None = None
+    view: str | None = None
+    thumbnail: str | None = None
+    report: NormalizedReport | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the patient id is left out: results are shown to people)."""
+        return {
+            "row_id": self.row_id,
+            "case_id": self.case_id,
+            "score": round(self.score, 6),
+            "scores": {k: round(v, 6) for k, v in self.scores.items()},
+            "label": self.label,
+            "laterality": self.laterality,
+            "view": self.view,
+            "thumbnail": self.thumbnail,
+            "report": self.report.to_dict() if self.report else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DensityVote:
+    """A similarity-weighted vote of neighbours' density labels.
+
+    Attributes:
+        label: The winning label (also given when abstaining, as the best guess).
+        probabilities: Probability per label, in the label order.
+        margin: Winner's probability minus the runner-up's.
+        abstain: Too few neighbours or too small a margin to trust the vote.
+        neighbours: Row ids of the neighbours that voted for the winner.
+        reason: Why it abstained, when it did.
+    """
+
+    label: str | None
+    probabilities: Mapping[str, float]
+    margin: float
+    abstain: bool
+    neighbours: tuple[int, ...] = ()
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "label": self.label,
+            "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+            "margin": round(self.margin, 6),
+            "abstain": self.abstain,
+            "neighbours": list(self.neighbours),
+            "reason": self.reason,
+        }

@@ -1,6 +1,35 @@
-"""The case store (SQLite) and FAISS vector indexes: search, fusion and density voting.
+"""The case index: SQLite case store + FAISS vectors, search, fusion and density voting.
 
-Arrives with the case-index issue; nothing is exported yet.
+The index takes vectors, never images or models: the pipeline embeds and hands vectors in.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from mammosearch.index.case_index import (
+    FORMAT_VERSION,
+    CaseIndex,
+    EmbedderInfo,
+    IndexManifest,
+    IndexWriter,
+    SearchFilters,
+    verify_index,
+)
+from mammosearch.index.store import CaseRow, CaseStore
+from mammosearch.index.vectors import VectorIndex
+from mammosearch.index.vote import VoteParams, fit_vote, vote_density
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CaseIndex",
+    "CaseRow",
+    "CaseStore",
+    "EmbedderInfo",
+    "IndexManifest",
+    "IndexWriter",
+    "SearchFilters",
+    "VectorIndex",
+    "VoteParams",
+    "fit_vote",
+    "verify_index",
+    "vote_density",
+]

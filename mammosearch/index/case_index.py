@@ -542,6 +542,10 @@ class IndexWriter:
             kwargs = {} if exact_limit is None else {"exact_limit": exact_limit}
             self.vectors[modality] = VectorIndex.build(vectors.astype(np.float32), ids, **kwargs)
 
+    def add_file(self, name: str, data: bytes) -> None:
+        """Write an extra file (a build report) into the new index; it is checksummed too."""
+        (self.work / name).write_bytes(data)
+
     def _stage(self, name: str) -> None:
         if self._crash_after == name:
             raise RuntimeError(f"injected crash after {name}")

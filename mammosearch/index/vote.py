@@ -4,7 +4,8 @@ A neighbour's vote weighs ``softmax(similarity / temperature)``; the probabiliti
 are the summed weights. The vote abstains when fewer than ``min_neighbours`` labelled
 neighbours voted or the winner's margin over the runner-up is below ``min_margin``. Both the
 temperature and the margin are fitted on the index's own labelled images, leave one patient
-out (:func:`fit_vote`).
+out (:func:`fit_vote`): the temperature with the most correct votes (then the best
+likelihood), and the margin under which votes were no better than the majority guess.
 """
 
 from __future__ import annotations
@@ -87,15 +88,17 @@ def fit_vote(
     n = len(truth)
     if n == 0:
         return VoteParams(k=k), {}
-    best: tuple[float, float] | None = None
-    for temperature in _TEMPERATURES:
+    best: tuple[int, float, float] | None = None
+    for temperature in _TEMPERATURES:  # most correct votes; then the best likelihood
         loglik = 0.0
+        correct_votes = 0
         for i in range(n):
             vote = _vote_row(sims[i], neighbour_labels[i], labels, k, temperature)
             loglik += math.log(max(vote[0].get(truth[i], 0.0), 1e-6))
-        if best is None or loglik > best[0]:
-            best = (loglik, temperature)
-    temperature = best[1] if best else 0.05
+            correct_votes += vote[1] == truth[i]
+        if best is None or (correct_votes, loglik) > best[:2]:
+            best = (correct_votes, loglik, temperature)
+    temperature = best[2] if best else 0.05
     votes = [_vote_row(sims[i], neighbour_labels[i], labels, k, temperature) for i in range(n)]
     correct = np.array([v[1] == t for v, t in zip(votes, truth, strict=True)])
     margins = np.array([v[2] for v in votes])

@@ -1,0 +1,645 @@
+"""Case-index orchestration behind :mod:`mammosearch.pipeline`: ingest, search, assess, evaluate.
+
+The pipeline hands each subpackage what it needs: images go through :mod:`mammosearch.imaging`,
+reports through :mod:`mammosearch.nlp` (the text embedder gets the canonical
+``standardized_text``), vectors into :mod:`mammosearch.index`, which never sees a model.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mammosearch import __version__
+from mammosearch.config import Settings
+from mammosearch.embeddings import Embedder, create_embedder
+from mammosearch.errors import InputError, InvalidDicomError, MammosearchError
+from mammosearch.imaging import prepare_image, read_image
+from mammosearch.index import (
+    CaseIndex,
+    EmbedderInfo,
+    IndexWriter,
+    SearchFilters,
+    VoteParams,
+    fit_vote,
+)
+from mammosearch.nlp import Normalizer
+from mammosearch.records import DensityVote, Neighbour, NormalizedReport
+
+__all__ = [
+    "BuildReport",
+    "ManifestRow",
+    "assess_image",
+    "build_index",
+    "evaluate_retrieval",
+    "label_order",
+    "read_manifest",
+    "search_cases",
+]
+
+logger = logging.getLogger(__name__)
+
+PREPARED_SIZE = 512
+THUMB_SIZE = 256
+_KNOWN_ORDERS = (("A", "B", "C", "D"), ("F", "G", "D"))
+_EMBED_BATCH = 16
+_FIT_LIMIT = 20_000  # labelled images used to fit the vote (leave one patient out)
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRow:
+    """One row of an index manifest (DESIGN.md)."""
+
+    number: int
+    image: Path
+    case_id: str
+    patient_id: str
+    laterality: str | None
+    view: str | None
+    report: str | None
+    report_path: Path | None
+    label: str | None
+
+    @property
+    def source_key(self) -> str:
+        """A stable key of the source (what ``--update`` recognises): never shown."""
+        return hashlib.sha256(f"{self.case_id}\0{self.image}".encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class BuildReport:
+    """What an index build did."""
+
+    rows: int = 0
+    indexed: int = 0
+    already_indexed: int = 0
+    skipped: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    skipped_rows: list[dict[str, Any]] = field(default_factory=list)
+    with_report: int = 0
+    removed: int = 0
+    embedder: str = ""
+    vote_figures: dict[str, float] = field(default_factory=dict)
+
+    def skip(self, row: ManifestRow, error: MammosearchError) -> None:
+        """Count a row that could not be indexed (no patient data in the record)."""
+        self.skipped += 1
+        self.reasons[error.code] += 1
+        self.skipped_rows.append({"row": row.number, "error": str(error)})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (``build_report.json``)."""
+        return {
+            "rows": self.rows,
+            "indexed": self.indexed,
+            "already_indexed": self.already_indexed,
+            "skipped": self.skipped,
+            "reasons": dict(self.reasons),
+            "skipped_rows": self.skipped_rows,
+            "with_report": self.with_report,
+            "removed": self.removed,
+            "embedder": self.embedder,
+            "vote_figures": self.vote_figures,
+        }
+
+
+def _clean(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def read_manifest(path: Path) -> list[ManifestRow]:
+    """Read a CSV or JSONL manifest (image, case_id, patient_id, …; paths relative to it).
+
+    Raises:
+        InputError: The file is missing, of an unknown kind, or lacks a required column.
+    """
+    if not path.is_file():
+        raise InputError(f"manifest not found: {path.name}", fix="check the path")
+    base = path.parent
+    suffix = path.suffix.lower()
+    records: list[dict[str, Any]]
+    if suffix == ".csv":
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            records = list(csv.DictReader(handle))
+    elif suffix in (".jsonl", ".ndjson"):
+        records = []
+        with path.open(encoding="utf-8") as handle:
+            for n, line in enumerate(handle, start=1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise InputError(f"manifest line {n} is not valid JSON ({e.msg})") from e
+    else:
+        raise InputError(f"unknown manifest kind {suffix!r}", fix="use a .csv or a .jsonl")
+    rows = []
+    for n, record in enumerate(records, start=1):
+        missing = [c for c in ("image", "case_id", "patient_id") if not _clean(record.get(c))]
+        if missing:
+            raise InputError(
+                f"manifest row {n} lacks {', '.join(missing)}",
+                fix="every row needs image, case_id and patient_id",
+            )
+        image = Path(str(record["image"]))
+        report_path = _clean(record.get("report_path"))
+        laterality = (_clean(record.get("laterality")) or "").upper()[:1] or None
+        rows.append(
+            ManifestRow(
+                number=n,
+                image=image if image.is_absolute() else base / image,
+                case_id=str(record["case_id"]).strip(),
+                patient_id=str(record["patient_id"]).strip(),
+                laterality=laterality if laterality in ("L", "R") else None,
+                view=(_clean(record.get("view")) or "").upper() or None,
+                report=_clean(record.get("report")),
+                report_path=(
+                    Path(report_path) if Path(report_path).is_absolute() else base / report_path
+                )
+                if report_path
+                else None,  # fmt: skip
+                label=_clean(record.get("density")),
+            )
+        )
+    return rows
+
+
+def label_order(labels: set[str], explicit: Sequence[str] | None = None) -> tuple[list[str], str]:
+    """The label set in its order, and where the order came from.
+
+    Raises:
+        InputError: An explicit order misses labels of the manifest.
+    """
+    if explicit:
+        missing = labels - set(explicit)
+        if missing:
+            raise InputError(
+                f"--label-order lacks the labels {sorted(missing)}", fix="list every label"
+            )
+        return list(explicit), "explicit"
+    for order in _KNOWN_ORDERS:
+        if labels <= set(order):
+            return [label for label in order if label in labels], "known"
+    logger.warning("the label order of %d labels is not known; using sorted order", len(labels))
+    return sorted(labels), "sorted"
+
+
+def _thumbnail(prepared: NDArray[np.float32]) -> bytes:
+    from PIL import Image
+
+    image = Image.fromarray((np.clip(prepared, 0, 1) * 255).astype(np.uint8))
+    buffer = io.BytesIO()
+    image.resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BILINEAR).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _report_text(row: ManifestRow) -> str | None:
+    if row.report is not None:
+        return row.report
+    if row.report_path is not None:
+        try:
+            data = row.report_path.read_bytes()
+        except OSError as e:
+            raise InputError(f"the report file cannot be read ({e.strerror})") from None
+        from mammosearch.nlp import decode_report_bytes
+
+        return decode_report_bytes(data)[0]
+    return None
+
+
+def _embedder_info(embedder: Embedder, stats: dict[str, list[float]] | None) -> EmbedderInfo:
+    text_dim = int(getattr(embedder, "text_dim", embedder.dim))
+    return EmbedderInfo(
+        name=embedder.name,
+        model_id=embedder.model_id,
+        weights_sha256=getattr(embedder, "weights_sha256", None),
+        image_dim=embedder.dim,
+        text_dim=text_dim,
+        cross_modal=embedder.supports_cross_modal,
+        stats=stats,
+    )
+
+
+def _open_embedder(
+    name: str, model: str | None, stats: dict[str, list[float]] | None = None
+) -> Embedder:
+    options: dict[str, Any] = {}
+    if model:
+        options["source"] = model
+    if name in ("auto", "radiomics.v1") and stats is not None:
+        options["stats"] = stats
+    if name == "radiomics.v1":
+        options.pop("source", None)
+    return create_embedder(name, **options)
+
+
+@dataclass(slots=True)
+class _Item:
+    row: ManifestRow
+    thumb: bytes
+    image_input: NDArray[Any]  # prepared image, or radiomics features
+    report: NormalizedReport | None
+
+
+def build_index(
+    manifest: Path,
+    out: Path,
+    *,
+    settings: Settings,
+    embedder: str = "auto",
+    model: str | None = None,
+    update: bool = False,
+    label_order_arg: Sequence[str] | None = None,
+    progress: bool = False,
+    crash_after: str | None = None,
+) -> BuildReport:
+    """Build (or, with ``update``, extend) a case index from a manifest.
+
+    Bad rows (missing or unreadable image or report file) are skipped, counted and listed in
+    ``build_report.json``; they never stop the build.
+
+    Raises:
+        InputError: The manifest is unusable.
+        IndexIntegrityError: ``update`` on an index built by another embedder.
+        ModelLoadError: The named embedder cannot be loaded.
+    """
+    rows = read_manifest(manifest)
+    report = BuildReport(rows=len(rows))
+    existing_stats = None
+    if update and (out / "manifest.json").is_file():
+        with CaseIndex(out) as current:
+            existing_stats = current.manifest.embedder.stats
+            if embedder == "auto":
+                embedder = current.manifest.embedder.name
+            model = model or (
+                current.manifest.embedder.model_id if embedder == "biomedclip.v1" else None
+            )
+    elif (out / "manifest.json").is_file():
+        raise InputError(
+            f"an index already exists at {out.name!r}",
+            fix="pass --update to add to it, or choose another directory",
+        )
+    made = _open_embedder(embedder, model, existing_stats)
+    report.embedder = made.name
+    normalizer = Normalizer(max_chars=settings.max_report_chars)
+    radiomics = made.name == "radiomics.v1"
+    info = _embedder_info(made, existing_stats)
+    with ExitStack() as stack:
+        writer = stack.enter_context(IndexWriter(out, info, crash_after=crash_after))
+        known = writer.known_sources() if update else set()
+        items: list[_Item] = []
+        bar: Any = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = stack.enter_context(tqdm(total=len(rows), unit="image", desc="index build"))
+        for row in rows:
+            if bar is not None:
+                bar.update(1)
+            if row.source_key in known:
+                report.already_indexed += 1
+                continue
+            try:
+                image = read_image(row.image)
+                prepared = prepare_image(image, PREPARED_SIZE)
+                text = _report_text(row)
+            except (InvalidDicomError, InputError) as e:
+                report.skip(row, e)
+                continue
+            normalized = normalizer.normalize(text, id=row.case_id) if text else None
+            features: NDArray[Any] = (
+                made.features([prepared])[0] if radiomics else prepared  # type: ignore[attr-defined]
+            )
+            oriented = _with_image_orientation(row, image.laterality, image.view)
+            items.append(_Item(oriented, _thumbnail(prepared), features, normalized))
+        if radiomics and items and existing_stats is None:
+            stats_fitted = made.fit_features(np.stack([i.image_input for i in items]))  # type: ignore[attr-defined]
+            writer.embedder = _embedder_info(made, stats_fitted)
+        image_vectors = _embed_images(made, [i.image_input for i in items], radiomics)
+        texts = [(n, i.report.standardized_text) for n, i in enumerate(items) if i.report]
+        text_vectors: dict[int, NDArray[np.float32]] = {}
+        if texts:
+            vecs = made.embed_texts([t for _, t in texts])
+            text_vectors = {n: vecs[j] for j, (n, _) in enumerate(texts)}
+        for n, item in enumerate(items):
+            writer.add(_store_row(item), image_vectors[n], text_vectors.get(n), item.thumb)
+        report.indexed = len(items)
+        report.with_report = len(texts)
+        writer.rebuild_vectors()
+        labels, order_source, vote, figures = _fit_vote(writer, label_order_arg)
+        report.vote_figures = figures
+        writer.add_file("build_report.json", json.dumps(report.to_dict(), indent=2).encode())
+        writer.commit(
+            labels=labels,
+            label_order_source=order_source,
+            vote=vote,
+            vote_figures=figures,
+            settings={
+                "prepared_size": PREPARED_SIZE,
+                "thumb_size": THUMB_SIZE,
+                "max_report_chars": settings.max_report_chars,
+            },  # fmt: skip
+            package_version=__version__,
+        )
+    return report
+
+
+def _with_image_orientation(row: ManifestRow, laterality: Any, view: Any) -> ManifestRow:
+    """The manifest's laterality and view, else the image's own."""
+    from dataclasses import replace
+
+    return replace(
+        row,
+        laterality=row.laterality or (laterality.value if laterality else None),
+        view=row.view or (view.value if view else None),
+    )
+
+
+def _store_row(item: _Item) -> dict[str, Any]:
+    row = item.row
+    return {
+        "source_key": row.source_key,
+        "case_id": row.case_id,
+        "patient_id": row.patient_id,
+        "laterality": row.laterality,
+        "view": row.view,
+        "label": row.label,
+        "image_path": str(row.image),
+        "report_text": _report_text(row),
+        "report_json": json.dumps(item.report.to_dict(), ensure_ascii=False)
+        if item.report
+        else None,
+    }
+
+
+def _embed_images(
+    embedder: Embedder, inputs: Sequence[NDArray[Any]], radiomics: bool
+) -> NDArray[np.float32]:
+    if not inputs:
+        return np.zeros((0, embedder.dim), dtype=np.float32)
+    if radiomics:
+        return embedder.embed_features(np.stack(inputs))  # type: ignore[attr-defined,no-any-return]
+    out = [embedder.embed_images(list(inputs[i : i + _EMBED_BATCH]))
+           for i in range(0, len(inputs), _EMBED_BATCH)]  # fmt: skip
+    return np.concatenate(out)
+
+
+def _fit_vote(
+    writer: IndexWriter, explicit: Sequence[str] | None
+) -> tuple[list[str], str, VoteParams, dict[str, float]]:
+    """Labels, their order, and the vote fitted leave-one-patient-out on the index itself."""
+    rows = writer.store.all_rows()
+    labelled = [r for r in rows if r.label is not None]
+    labels, source = label_order({r.label for r in labelled if r.label}, explicit)
+    if len(labelled) < 2 or "image" not in writer.vectors:
+        return labels, source, VoteParams(), {}
+    labelled = labelled[:_FIT_LIMIT]
+    index = writer.vectors["image"]
+    by_patient: dict[str, list[int]] = {}
+    for r in rows:
+        by_patient.setdefault(r.patient_id, []).append(r.id)
+    label_of = {r.id: r.label for r in rows}
+    k = VoteParams().k
+    sims = np.zeros((len(labelled), k), dtype=np.float32)
+    neighbour_labels: list[list[str]] = []
+    for n, r in enumerate(labelled):
+        vector = index.index.reconstruct(int(r.id)).reshape(1, -1)
+        scores, ids = index.search(vector, k * 3, exclude=by_patient[r.patient_id])
+        got = [(float(s), label_of.get(int(i))) for s, i in zip(scores[0], ids[0], strict=True)
+               if i >= 0 and label_of.get(int(i)) is not None][:k]  # fmt: skip
+        sims[n, : len(got)] = [s for s, _ in got]
+        neighbour_labels.append([str(lab) for _, lab in got])
+    params, figures = fit_vote(
+        sims, neighbour_labels, [str(r.label) for r in labelled], labels, k=k
+    )
+    return labels, source, params, figures
+
+
+def _embed_query(
+    index: CaseIndex, embedder: Embedder, image: Path | bytes | None, text: str | None,
+    normalizer: Normalizer,
+) -> tuple[NDArray[np.float32] | None, NDArray[np.float32] | None, NormalizedReport | None, Any]:  # fmt: skip
+    image_vector = text_vector = None
+    normalized = None
+    decoded = None
+    if image is not None:
+        decoded = read_image(image)
+        prepared = prepare_image(decoded, PREPARED_SIZE)
+        image_vector = embedder.embed_images([prepared])[0]
+    if text:
+        normalized = normalizer.normalize(text)
+        text_vector = embedder.embed_texts([normalized.standardized_text])[0]
+    return image_vector, text_vector, normalized, decoded
+
+
+def open_index(directory: Path, model: str | None = None) -> tuple[CaseIndex, Embedder]:
+    """Open an index and the embedder it was built with (same name, model and statistics).
+
+    Raises:
+        InputError: No index there.
+        IndexIntegrityError: A checksum fails, or the embedder's dimension differs.
+        ModelLoadError: The index's model cannot be loaded.
+    """
+    index = CaseIndex(directory)
+    info = index.manifest.embedder
+    source = model or (info.model_id if info.name == "biomedclip.v1" else None)
+    made = _open_embedder(info.name, source, info.stats)
+    if made.name != info.name or made.dim != info.image_dim:
+        index.close()
+        from mammosearch.errors import IndexIntegrityError
+
+        raise IndexIntegrityError(
+            f"the index was built by {info.name} ({info.image_dim}-d); {made.name} "
+            f"({made.dim}-d) cannot query it",
+            fix="load the index's own model (--model)",
+        )
+    return index, made
+
+
+def search_cases(
+    directory: Path,
+    *,
+    image: Path | bytes | None = None,
+    text: str | None = None,
+    k: int = 10,
+    filters: SearchFilters | None = None,
+    weights: tuple[float, float] = (0.5, 0.5),
+    fusion: str = "weighted",
+    model: str | None = None,
+    settings: Settings | None = None,
+) -> list[Neighbour]:
+    """Embed a query image and/or report text and return the most similar cases."""
+    if image is None and not text:
+        raise InputError(
+            "give an image, a report text, or both", fix="see 'mammosearch search --help'"
+        )
+    index, embedder = open_index(directory, model)
+    try:
+        normalizer = Normalizer(max_chars=(settings.max_report_chars if settings else 200_000))
+        image_vector, text_vector, _, _ = _embed_query(index, embedder, image, text, normalizer)
+        return index.search(
+            image_vector=image_vector, text_vector=text_vector, k=k,
+            filters=filters or SearchFilters(), weights=weights, fusion=fusion,
+        )  # fmt: skip
+    finally:
+        index.close()
+
+
+def assess_image(
+    index: CaseIndex,
+    embedder: Embedder,
+    *,
+    image: Path | bytes,
+    report: str | None = None,
+    method: str = "auto",
+    k: int | None = None,
+    exclude_patient: str | None = None,
+    normalizer: Normalizer | None = None,
+) -> dict[str, Any]:
+    """Breast density of one image, with the path that decided (DESIGN.md ``assess`` JSON).
+
+    ``auto`` takes the density the report states, else the neighbours' vote; an abstaining
+    vote still answers with its best label, low confidence and a warning (the ConvNeXt
+    fallback arrives with the density-classifier issue). ``vote`` forces the vote.
+    """
+    if method not in ("auto", "vote", "convnext"):
+        raise InputError(f"unknown method {method!r}", fix="use auto, vote or convnext")
+    if method == "convnext":
+        raise InputError(
+            "the ConvNeXt density model is not available yet", fix="use --method auto or vote"
+        )
+    normalizer = normalizer or Normalizer()
+    image_vector, _, normalized, _ = _embed_query(index, embedder, image, report, normalizer)
+    warnings: list[str] = []
+    neighbours = index.search(
+        image_vector=image_vector, k=k or index.vote_params.k,
+        filters=SearchFilters(exclude_patient=exclude_patient), with_reports=False,
+    )  # fmt: skip
+    vote: DensityVote = index.vote(neighbours)
+    density: dict[str, Any]
+    stated = normalized.density.category.value if normalized and normalized.density else None
+    if method == "auto" and stated is not None and stated in index.labels:
+        probabilities = {lab: float(lab == stated) for lab in index.labels}
+        density = {"label": stated, "probabilities": probabilities, "method": "report",
+                   "confidence": 1.0}  # fmt: skip
+    else:
+        if vote.abstain:
+            warnings.append(
+                f"the neighbours' vote is not confident ({vote.reason}); its best label is given"
+            )
+        density = {
+            "label": vote.label,
+            "probabilities": dict(vote.probabilities),
+            "method": "vote",
+            "confidence": round(max(vote.probabilities.values(), default=0.0), 4)
+            if not vote.abstain
+            else round(vote.margin, 4),
+        }
+    return {
+        "density": density,
+        "vote": vote.to_dict(),
+        "convnext": None,
+        "neighbours": [n.to_dict() for n in neighbours],
+        "report": normalized.to_dict() if normalized else None,
+        "warnings": warnings,
+    }
+
+
+def iter_assessments(
+    directory: Path,
+    manifest: Path,
+    *,
+    method: str = "auto",
+    model: str | None = None,
+    exclude_own_patient: bool = True,
+) -> Iterator[dict[str, Any]]:
+    """Assess every row of a manifest with one loaded index and model (JSON objects).
+
+    A row whose image cannot be read yields an object with ``error`` set.
+    """
+    rows = read_manifest(manifest)
+    index, embedder = open_index(directory, model)
+    normalizer = Normalizer()
+    try:
+        for row in rows:
+            base = {"image": str(row.image), "case_id": row.case_id, "row": row.number}
+            try:
+                text = _report_text(row)
+                result = assess_image(
+                    index, embedder, image=row.image, report=text, method=method,
+                    exclude_patient=row.patient_id if exclude_own_patient else None,
+                    normalizer=normalizer,
+                )  # fmt: skip
+            except MammosearchError as e:
+                yield {**base, "error": str(e)}
+                continue
+            yield {**base, **result}
+    finally:
+        index.close()
+
+
+def evaluate_retrieval(
+    manifest: Path, *, embedder: str = "auto", model: str | None = None, k: int = 10,
+    settings: Settings, work_dir: Path,
+) -> dict[str, Any]:  # fmt: skip
+    """Leave-one-patient-out evaluation of the density vote and of same-label precision@k.
+
+    Builds an index of the manifest in ``work_dir`` (the vote is fitted as a normal build
+    would), then lets every labelled image vote from the other patients' images.
+    """
+    from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score, recall_score
+
+    build_index(manifest, work_dir, settings=settings, embedder=embedder, model=model)
+    with CaseIndex(work_dir) as index:
+        rows = [r for r in index.store.all_rows() if r.label is not None]
+        labels = index.labels
+        truth, predicted, precision = [], [], []
+        for r in rows:
+            vector = index.vectors["image"].index.reconstruct(int(r.id))
+            neighbours = index.search(
+                image_vector=vector, k=k, filters=SearchFilters(exclude_patient=r.patient_id),
+                with_reports=False,
+            )  # fmt: skip
+            vote = index.vote(neighbours)
+            truth.append(str(r.label))
+            predicted.append(str(vote.label))
+            same = [n.label == r.label for n in neighbours]
+            precision.append(float(np.mean(same)) if same else 0.0)
+        order = {label: i for i, label in enumerate(labels)}
+        t = [order[x] for x in truth]
+        p = [order.get(x, -1) for x in predicted]
+        return {
+            "images": len(rows),
+            "embedder": index.manifest.embedder.name,
+            "labels": labels,
+            "accuracy": round(float(np.mean(np.array(t) == np.array(p))), 4),
+            "macro_f1": round(
+                float(f1_score(t, p, average="macro", labels=list(range(len(labels))))), 4
+            ),
+            "quadratic_kappa": round(float(cohen_kappa_score(t, p, weights="quadratic")), 4),
+            "per_class_recall": {
+                label: round(float(v), 4)
+                for label, v in zip(
+                    labels,
+                    recall_score(
+                        t, p, average=None, labels=list(range(len(labels))), zero_division=0
+                    ),
+                    strict=True,
+                )  # noqa: E501
+            },
+            "confusion_matrix": confusion_matrix(t, p, labels=list(range(len(labels)))).tolist(),
+            f"precision_at_{k}": round(float(np.mean(precision)), 4),
+            "majority_rate": round(max(truth.count(x) for x in set(truth)) / len(truth), 4),
+        }

@@ -41,6 +41,9 @@ from mammosearch.records import DensityVote, Neighbour, NormalizedReport
 __all__ = [
     "BuildReport",
     "ManifestRow",
+    "iter_assessments",
+    "open_index",
+    "remove_cases",
     "assess_image",
     "build_index",
     "evaluate_retrieval",
@@ -356,6 +359,29 @@ def build_index(
     return report
 
 
+def remove_cases(directory: Path, case_ids: Sequence[str]) -> int:
+    """Remove cases from an index (atomically); returns how many images went.
+
+    Raises:
+        InputError: No index there, or none of the cases is in it.
+    """
+    with CaseIndex(directory) as current:
+        info = current.manifest.embedder
+        previous = current.manifest
+    removed = 0
+    with IndexWriter(directory, info) as writer:
+        for case_id in case_ids:
+            removed += writer.remove_case(case_id)
+        if removed == 0:
+            raise InputError(f"none of the {len(case_ids)} cases is in the index")
+        labels, source, vote, figures = _fit_vote(writer, previous.labels)
+        writer.commit(
+            labels=labels, label_order_source=source, vote=vote, vote_figures=figures,
+            settings=previous.settings, package_version=__version__,
+        )  # fmt: skip
+    return removed
+
+
 def _with_image_orientation(row: ManifestRow, laterality: Any, view: Any) -> ManifestRow:
     """The manifest's laterality and view, else the image's own."""
     from dataclasses import replace
@@ -427,21 +453,22 @@ def _fit_vote(
     return labels, source, params, figures
 
 
+Query = tuple["NDArray[np.float32] | None", "NDArray[np.float32] | None", "NormalizedReport | None"]
+
+
 def _embed_query(
-    index: CaseIndex, embedder: Embedder, image: Path | bytes | None, text: str | None,
-    normalizer: Normalizer,
-) -> tuple[NDArray[np.float32] | None, NDArray[np.float32] | None, NormalizedReport | None, Any]:  # fmt: skip
+    embedder: Embedder, image: Path | bytes | None, text: str | None, normalizer: Normalizer
+) -> Query:
+    """Embed a query image (breast-cropped like indexed ones) and/or a report's canonical text."""
     image_vector = text_vector = None
     normalized = None
-    decoded = None
     if image is not None:
-        decoded = read_image(image)
-        prepared = prepare_image(decoded, PREPARED_SIZE)
+        prepared = prepare_image(read_image(image), PREPARED_SIZE)
         image_vector = embedder.embed_images([prepared])[0]
     if text:
         normalized = normalizer.normalize(text)
         text_vector = embedder.embed_texts([normalized.standardized_text])[0]
-    return image_vector, text_vector, normalized, decoded
+    return image_vector, text_vector, normalized
 
 
 def open_index(directory: Path, model: str | None = None) -> tuple[CaseIndex, Embedder]:
@@ -488,7 +515,7 @@ def search_cases(
     index, embedder = open_index(directory, model)
     try:
         normalizer = Normalizer(max_chars=(settings.max_report_chars if settings else 200_000))
-        image_vector, text_vector, _, _ = _embed_query(index, embedder, image, text, normalizer)
+        image_vector, text_vector, _ = _embed_query(embedder, image, text, normalizer)
         return index.search(
             image_vector=image_vector, text_vector=text_vector, k=k,
             filters=filters or SearchFilters(), weights=weights, fusion=fusion,
@@ -521,7 +548,7 @@ def assess_image(
             "the ConvNeXt density model is not available yet", fix="use --method auto or vote"
         )
     normalizer = normalizer or Normalizer()
-    image_vector, _, normalized, _ = _embed_query(index, embedder, image, report, normalizer)
+    image_vector, _, normalized = _embed_query(embedder, image, report, normalizer)
     warnings: list[str] = []
     neighbours = index.search(
         image_vector=image_vector, k=k or index.vote_params.k,
@@ -541,7 +568,7 @@ def assess_image(
             )
         density = {
             "label": vote.label,
-            "probabilities": dict(vote.probabilities),
+            "probabilities": {lab: round(p, 6) for lab, p in vote.probabilities.items()},
             "method": "vote",
             "confidence": round(max(vote.probabilities.values(), default=0.0), 4)
             if not vote.abstain

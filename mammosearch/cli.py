@@ -160,6 +160,191 @@ def normalize(
     _run(body)
 
 
+index_app = typer.Typer(
+    help="Build, check and change case indexes.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(index_app, name="index")
+
+_EMBEDDER_HELP = (
+    "auto (BiomedCLIP when its weights load, else radiomics.v1), biomedclip.v1, radiomics.v1"
+)
+
+
+@index_app.command("build")
+def index_build(
+    ctx: typer.Context,
+    manifest: Annotated[Path, typer.Argument(help="CSV or JSONL manifest (DESIGN.md).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Index directory.")],
+    embedder: Annotated[str, typer.Option(help=_EMBEDDER_HELP)] = "auto",
+    model: Annotated[
+        str | None, typer.Option(help="Model source: hf-hub:ORG/NAME or local-dir:PATH.")
+    ] = None,
+    update: Annotated[bool, typer.Option("--update", help="Add only what is new.")] = False,
+    label_order: Annotated[
+        str | None, typer.Option(help="Label order, comma-separated (unknown label sets).")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Build (or --update) a case index: images, reports, vectors, thumbnails, manifest."""
+    from mammosearch.pipeline import build_index
+
+    state: _State = ctx.obj
+
+    def body() -> None:
+        order = [x.strip() for x in label_order.split(",")] if label_order else None
+        report = build_index(
+            manifest, output, settings=state.settings(), embedder=embedder, model=model,
+            update=update, label_order_arg=order, progress=progress and sys.stderr.isatty(),
+        )  # fmt: skip
+        _err.print(
+            f"{report.embedder}: indexed {report.indexed} of {report.rows} rows "
+            f"({report.already_indexed} already there, {report.skipped} skipped"
+            + (f": {dict(report.reasons)}" if report.reasons else "")
+            + f"); reports {report.with_report}; vote {report.vote_figures} → {output}",
+            highlight=False,
+        )
+
+    _run(body)
+
+
+@index_app.command("verify")
+def index_verify(
+    directory: Annotated[Path, typer.Argument(help="Index directory.")],
+) -> None:
+    """Check every checksum and the FAISS/SQLite id alignment (exit 2 on any mismatch)."""
+    from mammosearch.index import verify_index
+
+    def body() -> None:
+        manifest = verify_index(directory)
+        typer.echo(
+            f"ok: {manifest.counts['images']} images, {len(manifest.files)} files verified, "
+            f"embedder {manifest.embedder.name}"
+        )
+
+    _run(body)
+
+
+@index_app.command("remove")
+def index_remove(
+    directory: Annotated[Path, typer.Argument(help="Index directory.")],
+    case: Annotated[list[str], typer.Option("--case", help="Case id to remove (repeatable).")],
+) -> None:
+    """Remove cases from an index."""
+    from mammosearch.pipeline import remove_cases
+
+    def body() -> None:
+        removed = remove_cases(directory, case)
+        typer.echo(f"removed {removed} images of {len(case)} cases")
+
+    _run(body)
+
+
+def _neighbours_table(neighbours: list[Any]) -> None:
+    from rich.table import Table
+
+    table = Table("rank", "case", "score", "label", "side", "view", "image", "text")
+    for rank, n in enumerate(neighbours, start=1):
+        table.add_row(
+            str(rank), n.case_id, f"{n.score:.3f}", n.label or "-", n.laterality or "-",
+            n.view or "-", f"{n.scores.get('image', float('nan')):.3f}",
+            f"{n.scores.get('text', float('nan')):.3f}",
+        )  # fmt: skip
+    Console().print(table)
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    directory: Annotated[Path, typer.Argument(help="Index directory.")],
+    image: Annotated[Path | None, typer.Option(help="Query image (DICOM, PNG, JPEG).")] = None,
+    text: Annotated[str | None, typer.Option(help="Query report text.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="Neighbours.")] = 10,
+    laterality: Annotated[str | None, typer.Option(help="Only L or R.")] = None,
+    view: Annotated[str | None, typer.Option(help="Only this view (CC, MLO…).")] = None,
+    label: Annotated[str | None, typer.Option(help="Only this density label.")] = None,
+    exclude_patient: Annotated[str | None, typer.Option(help="Leave out this patient.")] = None,
+    image_weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="Image share.")] = 0.5,
+    fusion: Annotated[str, typer.Option(help="weighted or rrf.")] = "weighted",
+    model: Annotated[str | None, typer.Option(help="Model source override.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Similar cases for an image, a report text, or both."""
+    from mammosearch.index import SearchFilters
+    from mammosearch.pipeline import search_cases
+
+    state: _State = ctx.obj
+
+    def body() -> None:
+        found = search_cases(
+            directory, image=image, text=text, k=k,
+            filters=SearchFilters(laterality=laterality, view=view, label=label,
+                                  exclude_patient=exclude_patient),
+            weights=(image_weight, 1.0 - image_weight), fusion=fusion, model=model,
+            settings=state.settings(),
+        )  # fmt: skip
+        if as_json:
+            typer.echo(json.dumps([n.to_dict() for n in found], ensure_ascii=False))
+        else:
+            _neighbours_table(found)
+
+    _run(body)
+
+
+@app.command()
+def assess(
+    ctx: typer.Context,
+    directory: Annotated[Path, typer.Argument(help="Index directory.")],
+    image: Annotated[Path | None, typer.Option(help="The image to assess.")] = None,
+    report: Annotated[str | None, typer.Option(help="Its report text.")] = None,
+    report_file: Annotated[Path | None, typer.Option(help="Its report, as a file.")] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="Assess every row; JSON Lines to stdout.")
+    ] = None,
+    method: Annotated[str, typer.Option(help="auto, vote or convnext.")] = "auto",
+    model: Annotated[str | None, typer.Option(help="Model source override.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Breast density of an image with the path that decided (report, vote or ConvNeXt)."""
+    from mammosearch.pipeline import assess_image, iter_assessments, open_index
+
+    def body() -> None:
+        if manifest is not None:
+            if image is not None:
+                raise _usage("give --image or --manifest, not both")
+            for record in iter_assessments(directory, manifest, method=method, model=model):
+                sys.stdout.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+                sys.stdout.write("\n")
+            return
+        if image is None:
+            raise _usage("give --image (with --report or --report-file) or --manifest")
+        text = report
+        if report_file is not None:
+            from mammosearch.nlp import decode_report_bytes
+
+            try:
+                text = decode_report_bytes(report_file.read_bytes())[0]
+            except OSError as e:
+                raise _usage(f"the report file cannot be read ({e.strerror})") from None
+        index, embedder = open_index(directory, model)
+        try:
+            result = assess_image(index, embedder, image=image, report=text, method=method)
+        finally:
+            index.close()
+        result = {"image": str(image), "case_id": None, **result}
+        if as_json:
+            typer.echo(json.dumps(result, ensure_ascii=False))
+            return
+        d = result["density"]
+        typer.echo(f"density {d['label']} ({d['method']}, confidence {d['confidence']:.2f})")
+        typer.echo(
+            "probabilities " + ", ".join(f"{k} {v:.2f}" for k, v in d["probabilities"].items())
+        )
+        for warning in result["warnings"]:
+            typer.echo(f"warning: {warning}")
+
+    _run(body)
+
+
 evaluate_app = typer.Typer(
     help="Measure each path against labelled data.", no_args_is_help=True, rich_markup_mode=None
 )
@@ -209,6 +394,37 @@ def evaluate_reports_command(
             typer.echo(f"recommendation acc.    {data['recommendation_accuracy']:.4f}")
         for line in scores.misses[:show_misses]:
             typer.echo(f"  miss {line}")
+
+    _run(body)
+
+
+@evaluate_app.command("retrieval")
+def evaluate_retrieval_command(
+    ctx: typer.Context,
+    manifest: Annotated[Path, typer.Argument(help="Labelled manifest (CSV or JSONL).")],
+    embedder: Annotated[str, typer.Option(help=_EMBEDDER_HELP)] = "auto",
+    model: Annotated[str | None, typer.Option(help="Model source.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="Neighbours.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Leave-one-patient-out density vote (accuracy, macro-F1, kappa) and precision@k."""
+    import tempfile
+
+    from mammosearch.pipeline import evaluate_retrieval
+
+    state: _State = ctx.obj
+
+    def body() -> None:
+        with tempfile.TemporaryDirectory(prefix="mammosearch-eval-") as tmp:
+            scores = evaluate_retrieval(
+                manifest, embedder=embedder, model=model, k=k, settings=state.settings(),
+                work_dir=Path(tmp) / "index",
+            )  # fmt: skip
+        if as_json:
+            typer.echo(json.dumps(scores))
+            return
+        for key, value in scores.items():
+            typer.echo(f"{key:<22} {value}")
 
     _run(body)
 

@@ -1,7 +1,9 @@
 """Orchestration of batch jobs: read inputs, run the subpackages, write outputs.
 
-For now: report normalization (:func:`normalize_reports`, behind ``mammosearch normalize``) and
-its evaluation against gold (:func:`evaluate_reports`, behind ``mammosearch evaluate reports``).
+Report normalization (:func:`normalize_reports`, ``mammosearch normalize``) and its evaluation
+(:func:`evaluate_reports`); the case index (:func:`build_index`, :func:`remove_cases`,
+:func:`search_cases`, :func:`assess_image`, :func:`iter_assessments`,
+:func:`evaluate_retrieval`, implemented in :mod:`mammosearch._cases`).
 Ingest → embed → index, search and assess join as their issues land.
 """
 
@@ -22,6 +24,17 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
+from mammosearch._cases import (
+    BuildReport,
+    assess_image,
+    build_index,
+    evaluate_retrieval,
+    iter_assessments,
+    open_index,
+    read_manifest,
+    remove_cases,
+    search_cases,
+)
 from mammosearch.config import Settings
 from mammosearch.errors import InputError, ReportParseError
 from mammosearch.nlp import Normalizer
@@ -30,6 +43,15 @@ from mammosearch.nlp.normalizer import ReportLine
 
 __all__ = [
     "REPORT_INPUT_SUFFIXES",
+    "BuildReport",
+    "assess_image",
+    "build_index",
+    "evaluate_retrieval",
+    "iter_assessments",
+    "open_index",
+    "read_manifest",
+    "remove_cases",
+    "search_cases",
     "NormalizeSummary",
     "evaluate_reports",
     "read_gold",

@@ -1,0 +1,197 @@
+"""Index build, search, assess and evaluation through the pipeline and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from mammosearch.cli import app
+from mammosearch.config import load_settings
+from mammosearch.errors import InputError
+from mammosearch.index import CaseIndex, verify_index
+from mammosearch.pipeline import (
+    assess_image,
+    build_index,
+    evaluate_retrieval,
+    iter_assessments,
+    open_index,
+    remove_cases,
+    search_cases,
+)
+from tests.conftest import PHI_CANARY, shared_path
+
+runner = CliRunner()
+
+
+def breast_png(path: Path, density: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:240, 0:160]
+    inside = (xx / 150.0) ** 2 + ((yy - 120) / 105.0) ** 2 < 1
+    speckle = rng.random((240, 160)) < density
+    tissue = 0.3 + 0.55 * speckle * rng.uniform(0.6, 1.0, (240, 160))
+    Image.fromarray((np.where(inside, tissue, 0.02) * 255).astype(np.uint8)).save(path)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus")
+    (folder / "img").mkdir()
+    rows = []
+    for i in range(24):
+        label = "ABCD"[i % 4]
+        breast_png(folder / "img" / f"{i}.png", 0.1 + 0.25 * (i % 4), i)
+        report = f"Patient {PHI_CANARY}. ACR {label}. BI-RADS 2." if i % 3 == 0 else ""
+        rows.append({"image": f"img/{i}.png", "case_id": f"c{i // 2}", "patient_id": f"p{i // 2}",
+                     "laterality": "LR"[i % 2], "view": "CC", "report": report, "density": label})  # fmt: skip
+    rows.append({"image": "img/missing.png", "case_id": "bad", "patient_id": "pb",
+                 "laterality": "", "view": "", "report": "", "density": "A"})  # fmt: skip
+    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def index_dir(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("indexes") / "idx"
+    report = build_index(corpus / "manifest.csv", out, settings=load_settings(),
+                         embedder="radiomics.v1")  # fmt: skip
+    assert (report.indexed, report.skipped, report.reasons) == (24, 1, {"E021": 1})
+    assert report.with_report == 8
+    return out
+
+
+def test_build_writes_the_design_layout(index_dir: Path) -> None:
+    names = {p.name for p in index_dir.iterdir()}
+    assert {"manifest.json", "cases.sqlite", "image.faiss", "text.faiss", "thumbs",
+            "build_report.json"} <= names  # fmt: skip
+    manifest = verify_index(index_dir)
+    assert manifest.embedder.name == "radiomics.v1" and manifest.embedder.stats is not None
+    assert manifest.labels == ["A", "B", "C", "D"] and manifest.label_order_source == "known"
+    assert manifest.counts["images"] == 24 and manifest.counts["text_vectors"] == 8
+    assert manifest.vote_figures["loo_accuracy"] > manifest.vote_figures["majority_rate"]
+    build = json.loads((index_dir / "build_report.json").read_text(encoding="utf-8"))
+    assert build["skipped_rows"][0]["row"] == 25
+    for path in index_dir.rglob("*"):  # nothing stored or logged names the planted patient…
+        if path.suffix in (".json",):
+            assert PHI_CANARY not in path.read_text(encoding="utf-8")
+
+
+def test_search_and_filters(index_dir: Path, corpus: Path) -> None:
+    hits = search_cases(index_dir, image=corpus / "img" / "5.png", k=3)
+    assert hits[0].case_id == "c2" and hits[0].score == pytest.approx(1.0, abs=1e-4)
+    from mammosearch.index import SearchFilters
+
+    others = search_cases(index_dir, image=corpus / "img" / "5.png", k=5,
+                          filters=SearchFilters(exclude_patient="p2"))  # fmt: skip
+    assert all(h.patient_id != "p2" for h in others)
+    by_text = search_cases(index_dir, text="Breast density: ACR C. BI-RADS 2.", k=3)
+    assert by_text and all("text" in h.scores for h in by_text)
+    with pytest.raises(InputError):
+        search_cases(index_dir, k=3)
+
+
+def test_assess_paths(index_dir: Path, corpus: Path) -> None:
+    index, embedder = open_index(index_dir)
+    try:
+        stated = assess_image(index, embedder, image=corpus / "img" / "1.png",
+                              report="Mamas extremadamente densas.")  # fmt: skip
+        assert stated["density"] == {"label": "D", "probabilities": {"A": 0.0, "B": 0.0, "C": 0.0,
+                                     "D": 1.0}, "method": "report", "confidence": 1.0}  # fmt: skip
+        voted = assess_image(index, embedder, image=corpus / "img" / "1.png", method="vote",
+                             report="Mamas extremadamente densas.")  # fmt: skip
+        assert voted["density"]["method"] == "vote" and voted["vote"]["label"] in "ABCD"
+        assert len(voted["neighbours"]) == index.vote_params.k
+        with pytest.raises(InputError, match="ConvNeXt"):
+            assess_image(index, embedder, image=corpus / "img" / "1.png", method="convnext")
+    finally:
+        index.close()
+
+
+def test_assess_manifest_streams_one_object_per_row(index_dir: Path, corpus: Path) -> None:
+    records = list(iter_assessments(index_dir, corpus / "manifest.csv"))
+    assert len(records) == 25
+    assert records[-1]["error"].startswith("E021") and records[0]["case_id"] == "c0"
+    ok = [r for r in records if "error" not in r]
+    assert all(r["density"]["label"] in "ABCD" for r in ok)
+    # each image votes from other patients only
+    assert all(n["case_id"] != r["case_id"] for r in ok for n in r["neighbours"])
+
+
+def test_update_adds_only_what_is_new_and_remove(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "idx"
+    build_index(corpus / "manifest.csv", out, settings=load_settings(), embedder="radiomics.v1")
+    again = build_index(corpus / "manifest.csv", out, settings=load_settings(), update=True)
+    assert (again.indexed, again.already_indexed) == (0, 24)
+    with pytest.raises(InputError, match="already exists"):
+        build_index(corpus / "manifest.csv", out, settings=load_settings())
+    assert remove_cases(out, ["c0", "c1"]) == 4
+    with CaseIndex(out) as index:
+        assert index.manifest.counts["images"] == 20
+    verify_index(out)
+    again = build_index(corpus / "manifest.csv", out, settings=load_settings(), update=True)
+    assert again.indexed == 4
+    with pytest.raises(InputError, match="none of"):
+        remove_cases(out, ["nope"])
+
+
+def test_evaluate_retrieval(corpus: Path, tmp_path: Path) -> None:
+    scores = evaluate_retrieval(corpus / "manifest.csv", embedder="radiomics.v1",
+                                settings=load_settings(), work_dir=tmp_path / "e")  # fmt: skip
+    assert scores["images"] == 24 and scores["labels"] == ["A", "B", "C", "D"]
+    assert np.array(scores["confusion_matrix"]).sum() == 24
+    assert 0.0 <= scores["quadratic_kappa"] <= 1.0 and "precision_at_10" in scores
+
+
+def test_cli_round_trip(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    result = runner.invoke(app, ["index", "build", str(corpus / "manifest.csv"), "-o", str(out),
+                                 "--embedder", "radiomics.v1"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "indexed 24 of 25 rows" in result.output and "E021" in result.output
+    assert runner.invoke(app, ["index", "verify", str(out)]).exit_code == 0
+    found = runner.invoke(app, ["search", str(out), "--image", str(corpus / "img" / "3.png"),
+                                "-k", "2", "--json"])  # fmt: skip
+    assert found.exit_code == 0 and len(json.loads(found.output)) == 2
+    assessed = runner.invoke(app, ["assess", str(out), "--image", str(corpus / "img" / "3.png"),
+                                   "--json"])  # fmt: skip
+    assert json.loads(assessed.output)["density"]["method"] == "vote"
+    stream = runner.invoke(app, ["assess", str(out), "--manifest", str(corpus / "manifest.csv")])
+    lines = [json.loads(line) for line in stream.stdout.splitlines()]
+    assert len(lines) == 25 and all("density" in r or "error" in r for r in lines)
+    removed = runner.invoke(app, ["index", "remove", str(out), "--case", "c3"])
+    assert removed.exit_code == 0 and "removed 2 images" in removed.output
+    (out / "cases.sqlite").write_bytes(b"tampered")
+    broken = runner.invoke(app, ["index", "verify", str(out)])
+    assert broken.exit_code == 2 and "checksum" in broken.output
+    evaluated = runner.invoke(app, ["evaluate", "retrieval", str(corpus / "manifest.csv"),
+                                    "--embedder", "radiomics.v1", "--json"])  # fmt: skip
+    assert json.loads(evaluated.output)["images"] == 24
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_mias_retrieval_reaches_the_target(tmp_path: Path) -> None:
+    manifest = shared_path("mini-mias", "manifest.csv")
+    scores = evaluate_retrieval(manifest, embedder="radiomics.v1", settings=load_settings(),
+                                work_dir=tmp_path / "mias")  # fmt: skip
+    assert scores["accuracy"] >= 0.60, scores
+    assert scores["majority_rate"] < 0.4
+
+
+@pytest.mark.shared_data
+def test_cbis_ddsm_builds_with_tags(tmp_path: Path) -> None:
+    manifest = shared_path("cbis-ddsm", "manifest.csv")
+    report = build_index(manifest, tmp_path / "cbis", settings=load_settings(),
+                         embedder="radiomics.v1")  # fmt: skip
+    assert report.indexed == 8
+    with CaseIndex(tmp_path / "cbis") as index:
+        rows = index.store.all_rows()
+        assert {r.view for r in rows} == {"CC", "MLO"} and {r.label for r in rows} == {"B", "C"}

@@ -239,6 +239,7 @@ class CaseIndex:
                         fix="run 'mammosearch index verify' and rebuild the index",
                     )
         self.store = CaseStore(self.directory / STORE, read_only=True)
+        self._root = str(self.directory)
         self.vectors: dict[str, VectorIndex] = {}
         for modality in MODALITIES:
             name = f"{modality}.faiss"
@@ -349,7 +350,7 @@ class CaseIndex:
             per_modality[key] = found
         fused = _fuse(per_modality, weights, fusion)
         best = sorted(fused.items(), key=lambda kv: -kv[1])[:k]
-        rows = self.store.get([i for i, _ in best])
+        rows = self.store.get([i for i, _ in best], with_reports=with_reports)
         return [
             self._neighbour(rows[i], score, per_modality, with_reports) for i, score in best
             if i in rows
@@ -374,7 +375,7 @@ class CaseIndex:
             label=row.label,
             laterality=row.laterality,
             view=row.view,
-            thumbnail=str(self.directory / row.thumbnail),
+            thumbnail=f"{self._root}/{row.thumbnail}",
             report=report,
         )
 

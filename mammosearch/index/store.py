@@ -35,6 +35,10 @@ _COLUMNS = ("id", "source_key", "case_id", "patient_id", "laterality", "view", "
             "image_path", "thumbnail", "report_text", "report_json", "has_text_vector")  # fmt: skip
 
 
+_SELECT = ", ".join(_COLUMNS)
+_SELECT_LIGHT = _SELECT.replace("report_text, report_json", "NULL, NULL")
+
+
 @dataclass(frozen=True, slots=True)
 class CaseRow:
     """One indexed image and what the index knows about it."""
@@ -152,14 +156,15 @@ class CaseStore:
         where = " WHERE has_text_vector = 1" if with_text else ""
         return [int(r[0]) for r in self._db.execute(f"SELECT id FROM images{where} ORDER BY id")]
 
-    def get(self, ids: Sequence[int]) -> dict[int, CaseRow]:
-        """Rows by id (missing ids are absent from the result)."""
+    def get(self, ids: Sequence[int], *, with_reports: bool = True) -> dict[int, CaseRow]:
+        """Rows by id (missing ids are absent); without reports, their texts are not read."""
         out: dict[int, CaseRow] = {}
         wanted = [int(i) for i in ids]
+        columns = _SELECT if with_reports else _SELECT_LIGHT
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            query = f"SELECT {', '.join(_COLUMNS)} FROM images WHERE id IN ({marks})"
+            query = f"SELECT {columns} FROM images WHERE id IN ({marks})"
             for r in self._db.execute(query, chunk):
                 out[int(r[0])] = _row(r)
         return out

@@ -1,0 +1,92 @@
+"""Case-index query latency and throughput against raw FAISS, and approximate-search recall.
+
+For each size N (seeded, clustered 512-d unit vectors standing in for real embeddings; uniformly
+random vectors are the worst case for any approximate index), builds a case index with
+``IndexWriter`` (exact ``IndexFlatIP`` up to 50k vectors, IVF above, nprobe tuned for recall@10
+>= 0.95), then times 500 single queries at k=10 through ``CaseIndex.search`` (SQLite rows,
+neighbours) and through raw ``faiss`` on the same index, and measures recall@10 of the index
+against exact search.
+
+Usage: ``python bench/search.py [--sizes 10000 100000 1000000] [--queries 500]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mammosearch.index import CaseIndex, EmbedderInfo, IndexWriter, VoteParams
+
+DIM = 512
+
+
+def clustered(n: int, centres: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Unit vectors around ``centres`` (new images of the same kinds as the indexed ones)."""
+    noise = 0.35 * rng.normal(size=(n, DIM)).astype(np.float32)
+    x = centres[rng.integers(0, len(centres), n)] + noise
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def run(n: int, n_queries: int) -> None:
+    import faiss
+
+    rng = np.random.default_rng(n)
+    centres = rng.normal(size=(max(8, n // 500), DIM)).astype(np.float32)
+    vectors = clustered(n, centres, rng)
+    info = EmbedderInfo(name="synthetic.v1", model_id="clustered", image_dim=DIM, text_dim=DIM,
+                        cross_modal=False)  # fmt: skip
+    root = Path(tempfile.mkdtemp(prefix="mammosearch-bench-"))
+    try:
+        start = time.perf_counter()
+        with IndexWriter(root / "idx", info) as writer:
+            for i in range(n):
+                writer.add({"source_key": str(i), "case_id": f"c{i}", "patient_id": f"p{i // 4}",
+                            "laterality": "L", "view": "CC", "label": "ABCD"[i % 4],
+                            "image_path": f"{i}.png"}, vectors[i], None, b"")  # fmt: skip
+            writer.rebuild_vectors()
+            writer.commit(labels=list("ABCD"), label_order_source="known", vote=VoteParams(),
+                          vote_figures={}, settings={}, package_version="bench")  # fmt: skip
+        build = time.perf_counter() - start
+        queries = clustered(n_queries, centres, np.random.default_rng(n + 1))
+        with CaseIndex(root / "idx") as index:
+            raw = index.vectors["image"].index
+            kind = index.manifest.vectors["image"]
+            ours, theirs = [], []
+            for q in queries:
+                t = time.perf_counter()
+                index.search(image_vector=q, k=10, with_reports=False)
+                ours.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                raw.search(q[None, :], 10)
+                theirs.append(time.perf_counter() - t)
+            exact = faiss.IndexFlatIP(DIM)
+            exact.add(vectors)
+            _, truth = exact.search(queries, 10)
+            _, found = raw.search(queries, 10)
+            recall = np.mean([len(set(t + 1) & set(f)) / 10 for t, f in zip(truth, found, strict=True)])
+        p50o, p95o = np.percentile(ours, [50, 95]) * 1e3
+        p50r, p95r = np.percentile(theirs, [50, 95]) * 1e3
+        print(f"N={n:>9,} {kind['type']:<9} build {build:6.1f} s | CaseIndex p50 {p50o:6.2f} ms "
+              f"p95 {p95o:6.2f} ms {1 / np.mean(ours):7.0f} q/s | raw FAISS p50 {p50r:6.2f} ms "
+              f"p95 {p95r:6.2f} ms {1 / np.mean(theirs):7.0f} q/s | overhead "
+              f"{np.mean(ours) / np.mean(theirs):.2f}x | recall@10 {recall:.3f}")  # fmt: skip
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--queries", type=int, default=500)
+    args = parser.parse_args()
+    for n in args.sizes:
+        run(n, args.queries)
+
+
+if __name__ == "__main__":
+    main()

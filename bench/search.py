@@ -68,7 +68,9 @@ def run(n: int, n_queries: int) -> None:
             exact.add(vectors)
             _, truth = exact.search(queries, 10)
             _, found = raw.search(queries, 10)
-            recall = np.mean([len(set(t + 1) & set(f)) / 10 for t, f in zip(truth, found, strict=True)])
+            recall = np.mean(
+                [len(set(t + 1) & set(f)) / 10 for t, f in zip(truth, found, strict=True)]
+            )
         p50o, p95o = np.percentile(ours, [50, 95]) * 1e3
         p50r, p95r = np.percentile(theirs, [50, 95]) * 1e3
         print(f"N={n:>9,} {kind['type']:<9} build {build:6.1f} s | CaseIndex p50 {p50o:6.2f} ms "

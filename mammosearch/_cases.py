@@ -441,7 +441,7 @@ def _fit_vote(
     sims = np.zeros((len(labelled), k), dtype=np.float32)
     neighbour_labels: list[list[str]] = []
     for n, r in enumerate(labelled):
-        vector = index.index.reconstruct(int(r.id)).reshape(1, -1)
+        vector = index.vector(r.id).reshape(1, -1)
         scores, ids = index.search(vector, k * 3, exclude=by_patient[r.patient_id])
         got = [(float(s), label_of.get(int(i))) for s, i in zip(scores[0], ids[0], strict=True)
                if i >= 0 and label_of.get(int(i)) is not None][:k]  # fmt: skip
@@ -634,7 +634,7 @@ def evaluate_retrieval(
         labels = index.labels
         truth, predicted, precision = [], [], []
         for r in rows:
-            vector = index.vectors["image"].index.reconstruct(int(r.id))
+            vector = index.vectors["image"].vector(r.id)
             neighbours = index.search(
                 image_vector=vector, k=k, filters=SearchFilters(exclude_patient=r.patient_id),
                 with_reports=False,

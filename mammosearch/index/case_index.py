@@ -532,16 +532,11 @@ class IndexWriter:
         """Choose each modality's index type for its size (exact or IVF with tuned nprobe)."""
         self._flush()
         for modality, index in list(self.vectors.items()):
-            ids = index.ids()
-            if ids.size == 0:
-                continue
-            vectors = np.stack([index.index.reconstruct(int(i)) for i in ids]) if hasattr(
-                index.index, "id_map"
-            ) else None  # fmt: skip
-            if vectors is None:
-                continue  # an IVF index keeps its lists; it is re-trained on a full rebuild
+            contents = index.exact_contents()
+            if contents is None or contents[0].size == 0:
+                continue  # an IVF index keeps its trained lists as they are
             kwargs = {} if exact_limit is None else {"exact_limit": exact_limit}
-            self.vectors[modality] = VectorIndex.build(vectors.astype(np.float32), ids, **kwargs)
+            self.vectors[modality] = VectorIndex.build(contents[1], contents[0], **kwargs)
 
     def add_file(self, name: str, data: bytes) -> None:
         """Write an extra file (a build report) into the new index; it is checksummed too."""

@@ -124,6 +124,25 @@ class VectorIndex:
             return 0
         return int(self.index.remove_ids(faiss.IDSelectorBatch(wanted)))
 
+    def exact_contents(self) -> tuple[NDArray[np.int64], NDArray[np.float32]] | None:
+        """All ids and vectors of an exact index (insertion order); ``None`` for IVF."""
+        faiss = _faiss()
+        if not hasattr(self.index, "id_map"):
+            return None
+        ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        vectors = self.index.index.reconstruct_n(0, self.index.ntotal)
+        return ids, np.asarray(vectors, dtype=np.float32)
+
+    def vector(self, id_: int) -> NDArray[np.float32]:
+        """The stored vector of one id."""
+        faiss = _faiss()
+        if (
+            not hasattr(self.index, "id_map")
+            and self.index.direct_map.type == faiss.DirectMap.NoMap
+        ):
+            self.index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        return np.asarray(self.index.reconstruct(int(id_)), dtype=np.float32)
+
     @property
     def ntotal(self) -> int:
         """Number of vectors."""

@@ -210,6 +210,7 @@ def test_large_collections_use_an_ivf_index(tmp_path: Path) -> None:
         info = index.manifest.vectors["image"]
         assert info["type"] == "ivf_flat" and info["recall_at_10"] >= 0.9
         assert index.search(image_vector=vectors[7], k=1)[0].row_id == 8
+        np.testing.assert_allclose(index.vectors["image"].vector(8), vectors[7], atol=1e-6)
     verify_index(tmp_path / "big")
 
 

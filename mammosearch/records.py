@@ -479,6 +479,8 @@ class Neighbour:
         view: ``CC``/``MLO``… or ``None``.
         thumbnail: Path of its thumbnail inside the index directory.
         report: Its normalized report, when it had one.
+        image_path: The source image it was indexed from (for API users; the UI shows only
+            the thumbnail).
     """
 
     row_id: int
@@ -491,6 +493,7 @@ class Neighbour:
     view: str | None = None
     thumbnail: str | None = None
     report: NormalizedReport | None = None
+    image_path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the patient id is left out: results are shown to people)."""
@@ -503,6 +506,7 @@ class Neighbour:
             "laterality": self.laterality,
             "view": self.view,
             "thumbnail": self.thumbnail,
+            "image_path": self.image_path,
             "report": self.report.to_dict() if self.report else None,
         }
 

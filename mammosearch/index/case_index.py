@@ -377,6 +377,7 @@ class CaseIndex:
             view=row.view,
             thumbnail=f"{self._root}/{row.thumbnail}",
             report=report,
+            image_path=row.image_path,
         )
 
     def vote(self, neighbours: Sequence[Neighbour]) -> DensityVote:

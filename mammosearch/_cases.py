@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from mammosearch import __version__
 from mammosearch.config import Settings
 from mammosearch.embeddings import Embedder, create_embedder
+from mammosearch.embeddings.radiomics import RadiomicsEmbedder
 from mammosearch.errors import InputError, InvalidDicomError, MammosearchError
 from mammosearch.imaging import prepare_image, read_image
 from mammosearch.index import (
@@ -297,7 +298,7 @@ def build_index(
     made = _open_embedder(embedder, model, existing_stats)
     report.embedder = made.name
     normalizer = Normalizer(max_chars=settings.max_report_chars)
-    radiomics = made.name == "radiomics.v1"
+    radiomics = made if isinstance(made, RadiomicsEmbedder) else None
     info = _embedder_info(made, existing_stats)
     with ExitStack() as stack:
         writer = stack.enter_context(IndexWriter(out, info, crash_after=crash_after))
@@ -322,13 +323,11 @@ def build_index(
                 report.skip(row, e)
                 continue
             normalized = normalizer.normalize(text, id=row.case_id) if text else None
-            features: NDArray[Any] = (
-                made.features([prepared])[0] if radiomics else prepared  # type: ignore[attr-defined]
-            )
+            features: NDArray[Any] = radiomics.features([prepared])[0] if radiomics else prepared
             oriented = _with_image_orientation(row, image.laterality, image.view)
             items.append(_Item(oriented, _thumbnail(prepared), features, normalized))
         if radiomics and items and existing_stats is None:
-            stats_fitted = made.fit_features(np.stack([i.image_input for i in items]))  # type: ignore[attr-defined]
+            stats_fitted = radiomics.fit_features(np.stack([i.image_input for i in items]))
             writer.embedder = _embedder_info(made, stats_fitted)
         image_vectors = _embed_images(made, [i.image_input for i in items], radiomics)
         texts = [(n, i.report.standardized_text) for n, i in enumerate(items) if i.report]
@@ -411,12 +410,12 @@ def _store_row(item: _Item) -> dict[str, Any]:
 
 
 def _embed_images(
-    embedder: Embedder, inputs: Sequence[NDArray[Any]], radiomics: bool
+    embedder: Embedder, inputs: Sequence[NDArray[Any]], radiomics: RadiomicsEmbedder | None
 ) -> NDArray[np.float32]:
     if not inputs:
         return np.zeros((0, embedder.dim), dtype=np.float32)
-    if radiomics:
-        return embedder.embed_features(np.stack(inputs))  # type: ignore[attr-defined,no-any-return]
+    if radiomics is not None:
+        return radiomics.embed_features(np.stack(inputs))
     out = [embedder.embed_images(list(inputs[i : i + _EMBED_BATCH]))
            for i in range(0, len(inputs), _EMBED_BATCH)]  # fmt: skip
     return np.concatenate(out)

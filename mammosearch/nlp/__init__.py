@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from functools import cache
+from typing import Any
 
 from mammosearch.nlp._text import decode_report_bytes
 from mammosearch.nlp.language import SUPPORTED_LANGUAGES, detect_language
@@ -56,8 +57,9 @@ def normalize_many(
     return _default().normalize_many(texts, n_process=n_process, batch_size=batch_size)
 
 
-def build_pipeline(lang: str = "en"):  # type: ignore[no-untyped-def]  # returns spacy Language
-    """A blank spaCy pipeline with the mammosearch tokenizer and components (spaCy API)."""
+def build_pipeline(lang: str = "en") -> Any:
+    """A blank spaCy pipeline (``spacy.Language``) with the mammosearch tokenizer and
+    components; spaCy is imported only when this is called."""
     from mammosearch.nlp.components import build_pipeline as _build
 
     return _build(lang)

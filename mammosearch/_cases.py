@@ -625,12 +625,11 @@ def evaluate_retrieval(
     Builds an index of the manifest in ``work_dir`` (the vote is fitted as a normal build
     would), then lets every labelled image vote from the other patients' images.
     """
-    from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score, recall_score
+    from mammosearch.classifiers.metrics import density_metrics
 
     build_index(manifest, work_dir, settings=settings, embedder=embedder, model=model)
     with CaseIndex(work_dir) as index:
         rows = [r for r in index.store.all_rows() if r.label is not None]
-        labels = index.labels
         truth, predicted, precision = [], [], []
         for r in rows:
             vector = index.vectors["image"].vector(r.id)
@@ -638,34 +637,15 @@ def evaluate_retrieval(
                 image_vector=vector, k=k, filters=SearchFilters(exclude_patient=r.patient_id),
                 with_reports=False,
             )  # fmt: skip
-            vote = index.vote(neighbours)
             truth.append(str(r.label))
-            predicted.append(str(vote.label))
+            predicted.append(index.vote(neighbours).label)
             same = [n.label == r.label for n in neighbours]
             precision.append(float(np.mean(same)) if same else 0.0)
-        order = {label: i for i, label in enumerate(labels)}
-        t = [order[x] for x in truth]
-        p = [order.get(x, -1) for x in predicted]
+        metrics = density_metrics(truth, predicted, index.labels,
+                                  patients=[r.patient_id for r in rows])  # fmt: skip
         return {
             "images": len(rows),
             "embedder": index.manifest.embedder.name,
-            "labels": labels,
-            "accuracy": round(float(np.mean(np.array(t) == np.array(p))), 4),
-            "macro_f1": round(
-                float(f1_score(t, p, average="macro", labels=list(range(len(labels))))), 4
-            ),
-            "quadratic_kappa": round(float(cohen_kappa_score(t, p, weights="quadratic")), 4),
-            "per_class_recall": {
-                label: round(float(v), 4)
-                for label, v in zip(
-                    labels,
-                    recall_score(
-                        t, p, average=None, labels=list(range(len(labels))), zero_division=0
-                    ),
-                    strict=True,
-                )  # noqa: E501
-            },
-            "confusion_matrix": confusion_matrix(t, p, labels=list(range(len(labels)))).tolist(),
+            **metrics,
             f"precision_at_{k}": round(float(np.mean(precision)), 4),
-            "majority_rate": round(max(truth.count(x) for x in set(truth)) / len(truth), 4),
         }

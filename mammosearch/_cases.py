@@ -42,6 +42,8 @@ from mammosearch.records import DensityVote, Neighbour, NormalizedReport
 __all__ = [
     "BuildReport",
     "ManifestRow",
+    "evaluate_density",
+    "train_density",
     "iter_assessments",
     "open_index",
     "remove_cases",
@@ -649,3 +651,85 @@ def evaluate_retrieval(
             **metrics,
             f"precision_at_{k}": round(float(np.mean(precision)), 4),
         }
+
+
+def _labelled_images(manifest: Path) -> tuple[list[ManifestRow], list[NDArray[np.float32]]]:
+    """The manifest's labelled rows whose images read, with their breast-cropped images."""
+    rows, images = [], []
+    for row in read_manifest(manifest):
+        if row.label is None:
+            continue
+        try:
+            images.append(prepare_image(read_image(row.image), PREPARED_SIZE))
+        except InvalidDicomError as e:
+            logger.warning("row %d skipped: %s", row.number, e.code)
+            continue
+        rows.append(row)
+    if not rows:
+        raise InputError(
+            "the manifest has no labelled, readable images", fix="add a density column"
+        )
+    return rows, images
+
+
+def train_density(
+    manifest: Path,
+    out: Path,
+    config: Any,
+    *,
+    label_order_arg: Sequence[str] | None = None,
+    resume: bool = False,
+    progress: bool = False,
+) -> Any:
+    """Train the ConvNeXt density model on a labelled manifest; writes ``out``."""
+    from mammosearch.classifiers.convnext import train_convnext
+
+    rows, images = _labelled_images(manifest)
+    labels, _ = label_order({str(r.label) for r in rows}, label_order_arg)
+    return train_convnext(
+        images, [str(r.label) for r in rows], [r.patient_id for r in rows], labels, config,
+        out=out, resume=resume, progress=progress, data_keys=[r.source_key for r in rows],
+    )  # fmt: skip
+
+
+def evaluate_density(
+    manifest: Path,
+    config: Any,
+    *,
+    model_dir: Path | None = None,
+    folds: int = 5,
+    label_order_arg: Sequence[str] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Density accuracy of the ConvNeXt path: a trained model on the manifest, or patient-level
+    cross-validation (one model per fold, each scored on patients it never saw)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from mammosearch.classifiers.convnext import ConvNeXtDensity, train_convnext
+    from mammosearch.classifiers.metrics import density_metrics
+
+    rows, images = _labelled_images(manifest)
+    truth = [str(r.label) for r in rows]
+    patients = [r.patient_id for r in rows]
+    if model_dir is not None:
+        model = ConvNeXtDensity.load(model_dir)
+        predicted = model.predict(images)
+        return {
+            "mode": "model",
+            **density_metrics(truth, predicted, model.labels, patients=patients),
+        }
+    labels, _ = label_order(set(truth), label_order_arg)
+    predicted_cv: list[str | None] = [None] * len(rows)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
+    for fold, (train_idx, test_idx) in enumerate(splitter.split(images, truth, groups=patients)):
+        logger.info("density cross-validation: fold %d of %d", fold + 1, folds)
+        sub_images = [images[i] for i in train_idx]
+        model = train_convnext(
+            sub_images, [truth[i] for i in train_idx], [patients[i] for i in train_idx], labels,
+            config, progress=progress,
+        )  # fmt: skip
+        for i, label in zip(test_idx, model.predict([images[i] for i in test_idx]), strict=True):
+            predicted_cv[i] = label
+    metrics = density_metrics(truth, predicted_cv, labels, patients=patients)
+    return {"mode": f"{folds}-fold patient cross-validation", "arch": config.arch,
+            "image_size": config.image_size, **metrics}  # fmt: skip

@@ -398,6 +398,85 @@ def evaluate_reports_command(
     _run(body)
 
 
+def _train_config(
+    arch: str, size: int, epochs: int, batch: int, seed: int, init: Path | None
+) -> Any:
+    from mammosearch.classifiers.convnext import TrainConfig
+
+    return TrainConfig(arch=arch, image_size=size, epochs=epochs, batch_size=batch, seed=seed,
+                       init=str(init) if init else None)  # fmt: skip
+
+
+@app.command("train-density")
+def train_density_command(
+    manifest: Annotated[Path, typer.Argument(help="Labelled manifest (CSV or JSONL).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Model directory.")],
+    arch: Annotated[str, typer.Option(help="convnext_atto … convnext_base.")] = "convnext_atto",
+    size: Annotated[int, typer.Option(min=64, max=1024, help="Input size (pixels).")] = 224,
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs.")] = 30,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per step.")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed (same seed, same model).")] = 0,
+    init: Annotated[
+        Path | None, typer.Option(help="Initial weights file (.safetensors/.pth).")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint.")] = False,
+    label_order: Annotated[str | None, typer.Option(help="Label order, comma-separated.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train the ConvNeXt density model: OUTPUT/model.safetensors + OUTPUT/config.json."""
+    from mammosearch.pipeline import train_density
+
+    def body() -> None:
+        order = [x.strip() for x in label_order.split(",")] if label_order else None
+        model = train_density(
+            manifest, output, _train_config(arch, size, epochs, batch_size, seed, init),
+            label_order_arg=order, resume=resume, progress=progress and sys.stderr.isatty(),
+        )  # fmt: skip
+        best = model.config.get("best", {})
+        _err.print(
+            f"trained {arch} at {size} px on {model.config['train_images']} images; best "
+            f"validation accuracy {best.get('val_accuracy', 0):.3f}, quadratic kappa "
+            f"{best.get('val_quadratic_kappa', 0):.3f} (epoch {best.get('epoch')}) → {output}",
+            highlight=False,
+        )
+
+    _run(body)
+
+
+@evaluate_app.command("density")
+def evaluate_density_command(
+    manifest: Annotated[Path, typer.Argument(help="Labelled manifest (CSV or JSONL).")],
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Score this model instead of cross-validating.")
+    ] = None,
+    folds: Annotated[int, typer.Option(min=2, help="Patient-level folds.")] = 5,
+    arch: Annotated[str, typer.Option(help="Architecture for cross-validation.")] = "convnext_atto",
+    size: Annotated[int, typer.Option(min=64, max=1024, help="Input size.")] = 224,
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per fold.")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    plot: Annotated[Path | None, typer.Option(help="Save the confusion matrix as a PNG.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """ConvNeXt density accuracy: patient cross-validation, or a trained model (--model)."""
+    from mammosearch.classifiers.metrics import plot_confusion
+    from mammosearch.pipeline import evaluate_density
+
+    def body() -> None:
+        scores = evaluate_density(
+            manifest, _train_config(arch, size, epochs, 16, seed, None), model_dir=model,
+            folds=folds, progress=sys.stderr.isatty(),
+        )  # fmt: skip
+        if plot is not None:
+            plot_confusion(scores, plot)
+        if as_json:
+            typer.echo(json.dumps(scores))
+            return
+        for key, value in scores.items():
+            typer.echo(f"{key:<22} {value}")
+
+    _run(body)
+
+
 @evaluate_app.command("retrieval")
 def evaluate_retrieval_command(
     ctx: typer.Context,

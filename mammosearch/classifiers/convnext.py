@@ -1,0 +1,377 @@
+"""ConvNeXt density classifier: image-only, trained on a labelled manifest.
+
+A timm ConvNeXt (``convnext_atto`` … ``convnext_base``) with one grey input channel (timm sums
+a pretrained RGB stem into it) and a head for the manifest's label set. Inputs are the
+breast-cropped, chest-wall-left images of :mod:`mammosearch.imaging`, fitted to a square.
+Training: patient-level train/validation split, class-weighted loss, mammography-safe
+augmentation (vertical flips, which keep the chest wall on the left; small affine; gamma and
+contrast jitter; no colour), AdamW with a cosine schedule, early stopping on validation
+quadratic-weighted kappa, a checkpoint every epoch to resume from, determinism with a seed.
+
+A model directory holds ``model.safetensors`` and ``config.json`` (architecture, labels and
+their order, preprocessing, training-data hash, metrics); :meth:`ConvNeXtDensity.load` needs
+nothing else. The ``convnext.v1`` embedder reads the same format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mammosearch.errors import InputError, ModelLoadError
+
+__all__ = ["ConvNeXtDensity", "TrainConfig", "patient_split", "train_convnext"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "mammosearch.convnext_density.v1"
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+CHECKPOINT = "checkpoint.pt"
+_MEAN, _STD = 0.5, 0.25  # grey input normalisation (the images are in [0, 1])
+
+
+@dataclass(slots=True)
+class TrainConfig:
+    """How to train (stored in ``config.json``)."""
+
+    arch: str = "convnext_atto"
+    image_size: int = 224
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    patience: int = 8
+    val_fraction: float = 0.2
+    seed: int = 0
+    init: str | None = None  # "imagenet", a weights file, or None (from scratch)
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def patient_split(
+    patients: Sequence[str], labels: Sequence[str], fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """Train and validation indices with every patient's images on one side only."""
+    rng = random.Random(seed)
+    by_label: dict[str, list[str]] = {}
+    first_label: dict[str, str] = {}
+    for patient, label in zip(patients, labels, strict=True):
+        first_label.setdefault(patient, label)
+    for patient, label in first_label.items():
+        by_label.setdefault(label, []).append(patient)
+    validation: set[str] = set()
+    for group in by_label.values():  # stratified by each patient's first label
+        rng.shuffle(group)
+        validation.update(group[: max(1, round(len(group) * fraction))] if len(group) > 1 else [])
+    train = [i for i, p in enumerate(patients) if p not in validation]
+    val = [i for i, p in enumerate(patients) if p in validation]
+    return train, val
+
+
+def _build(arch: str, num_classes: int, init: str | None) -> Any:
+    import timm
+
+    kwargs: dict[str, Any] = {"in_chans": 1, "num_classes": num_classes}
+    if init is None:
+        logger.info("ConvNeXt %s: initial weights: none (trained from scratch)", arch)
+        return timm.create_model(arch, pretrained=False, **kwargs)
+    if init == "imagenet":
+        try:
+            model = timm.create_model(arch, pretrained=True, **kwargs)
+        except Exception as e:
+            raise ModelLoadError(
+                f"the ImageNet weights of {arch} cannot be downloaded ({type(e).__name__})",
+                fix="pass --init FILE with a local .safetensors/.pth, or train from scratch",
+            ) from e
+        logger.info("ConvNeXt %s: initial weights: ImageNet (hub)", arch)
+        return model
+    path = Path(init)
+    if not path.is_file():
+        raise ModelLoadError(f"initial weights file not found: {path.name}")
+    try:
+        model = timm.create_model(
+            arch, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs
+        )
+    except Exception as e:
+        raise ModelLoadError(f"cannot load initial weights {path.name} ({type(e).__name__})") from e
+    logger.info("ConvNeXt %s: initial weights: local file %s", arch, path.name)
+    return model
+
+
+def _augment(batch: Any, rng: np.random.Generator) -> Any:
+    """Vertical flip, small rotation/translation/scale, gamma and contrast jitter."""
+    torch = _torch()
+    import torch.nn.functional as F
+
+    n = batch.shape[0]
+    flip = torch.from_numpy(rng.random(n) < 0.5)
+    batch = torch.where(flip[:, None, None, None], batch.flip(-2), batch)
+    angle = torch.from_numpy(rng.uniform(-0.17, 0.17, n)).float()  # about ±10 degrees
+    scale = torch.from_numpy(rng.uniform(0.9, 1.1, n)).float()
+    shift = torch.from_numpy(rng.uniform(-0.05, 0.05, (n, 2))).float()
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = torch.cos(angle) / scale
+    theta[:, 0, 1] = -torch.sin(angle) / scale
+    theta[:, 1, 0] = torch.sin(angle) / scale
+    theta[:, 1, 1] = torch.cos(angle) / scale
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
+    batch = F.grid_sample(batch, grid, align_corners=False, padding_mode="zeros")
+    gamma = torch.from_numpy(rng.uniform(0.8, 1.25, (n, 1, 1, 1))).float()
+    contrast = torch.from_numpy(rng.uniform(0.9, 1.1, (n, 1, 1, 1))).float()
+    return (batch.clamp(0, 1) ** gamma * contrast).clamp(0, 1)
+
+
+def _to_tensor(images: Sequence[NDArray[np.float32]], size: int) -> Any:
+    from mammosearch.imaging import fit_square
+
+    torch = _torch()
+    stack = np.stack([fit_square(np.asarray(img, dtype=np.float32), size) for img in images])
+    return torch.from_numpy(stack[:, None])
+
+
+def _normalise(batch: Any) -> Any:
+    return (batch - _MEAN) / _STD
+
+
+@dataclass(slots=True)
+class ConvNeXtDensity:
+    """A trained density model: predicts label probabilities for breast-cropped images."""
+
+    model: Any
+    labels: list[str]
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config.get("image_size", 224))
+
+    def predict_proba(
+        self, images: Sequence[NDArray[np.float32]], *, batch_size: int = 16
+    ) -> NDArray[np.float32]:
+        """Probabilities ``n×len(labels)`` for breast-cropped H×W images in [0, 1]."""
+        torch = _torch()
+        self.model.eval()
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(images), batch_size):
+                batch = _normalise(_to_tensor(images[i : i + batch_size], self.image_size))
+                out.append(torch.softmax(self.model(batch), dim=1).numpy())
+        if not out:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32)
+
+    def predict(self, images: Sequence[NDArray[np.float32]]) -> list[str]:
+        """The most probable label of each image."""
+        return [self.labels[int(i)] for i in self.predict_proba(images).argmax(axis=1)]
+
+    def save(self, directory: Path) -> None:
+        """Write ``model.safetensors`` and ``config.json``."""
+        from safetensors.torch import save_file
+
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.contiguous() for k, v in self.model.state_dict().items()}
+        save_file(state, str(directory / WEIGHTS))
+        preprocessing = {"input": "breast-cropped, chest wall left, grey",
+                         "size": self.image_size, "mean": _MEAN, "std": _STD}  # fmt: skip
+        config = dict(self.config, format=FORMAT, labels=self.labels, preprocessing=preprocessing)
+        (directory / CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> ConvNeXtDensity:
+        """Load a model directory written by :meth:`save`.
+
+        Raises:
+            ModelLoadError: Files are missing or do not match.
+        """
+        from safetensors.torch import load_file
+
+        config_path, weights = directory / CONFIG, directory / WEIGHTS
+        if not config_path.is_file() or not weights.is_file():
+            raise ModelLoadError(
+                f"no density model in {directory.name!r} (config.json and model.safetensors)",
+                fix="train one with 'mammosearch train-density'",
+            )
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        if config.get("format") != FORMAT:
+            raise ModelLoadError(f"{directory.name!r} holds another kind of model")
+        model = _build(str(config["arch"]), len(config["labels"]), None)
+        try:
+            model.load_state_dict(load_file(str(weights)))
+        except RuntimeError as e:
+            raise ModelLoadError("the density model's weights do not match its config") from e
+        model.eval()
+        return cls(model, list(config["labels"]), config)
+
+
+def data_hash(keys: Sequence[str]) -> str:
+    """A hash of the training data's identity (never the data itself)."""
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
+
+
+def train_convnext(
+    images: Sequence[NDArray[np.float32]],
+    labels: Sequence[str],
+    patients: Sequence[str],
+    label_order: Sequence[str],
+    config: TrainConfig,
+    *,
+    out: Path | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    validation: tuple[list[int], list[int]] | None = None,
+    data_keys: Sequence[str] = (),
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> ConvNeXtDensity:
+    """Train a ConvNeXt density model (early stopping on validation quadratic kappa).
+
+    Args:
+        images: Breast-cropped images.
+        labels: Their labels.
+        patients: Their patients (the split keeps each patient on one side).
+        label_order: The label set in its order.
+        config: Architecture and optimisation.
+        out: Model directory; a checkpoint is written there every epoch.
+        resume: Continue from ``out/checkpoint.pt``.
+        progress: Show a progress bar.
+        validation: Explicit (train, validation) indices.
+        data_keys: Identity of the training images (for the data hash).
+        on_epoch: Called with each epoch's metrics.
+
+    Raises:
+        InputError: Fewer than two labels or no validation patients.
+    """
+    torch = _torch()
+    from sklearn.metrics import cohen_kappa_score
+
+    if len(set(labels)) < 2:
+        raise InputError("training needs at least two labels", fix="check the manifest")
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    order = {label: i for i, label in enumerate(label_order)}
+    y = np.array([order[label] for label in labels])
+    train_idx, val_idx = validation or patient_split(
+        patients, labels, config.val_fraction, config.seed
+    )
+    if not val_idx or not train_idx:
+        raise InputError("not enough patients for a validation split", fix="add more patients")
+    x = _to_tensor(images, config.image_size)
+    model = _build(config.arch, len(label_order), config.init)
+    counts = np.bincount(y[train_idx], minlength=len(label_order)).astype(np.float64)
+    weights = torch.tensor(
+        counts.sum() / np.maximum(counts, 1) / len(label_order), dtype=torch.float32
+    )
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    steps = math.ceil(len(train_idx) / config.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.epochs * steps)
+    start, best_kappa, best_state, stale = 0, -math.inf, None, 0
+    history: list[dict[str, float]] = []
+    checkpoint = out / CHECKPOINT if out else None
+    if resume and checkpoint and checkpoint.is_file():
+        saved = torch.load(checkpoint, weights_only=True)
+        model.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        schedule.load_state_dict(saved["schedule"])
+        start, best_kappa, stale = (
+            int(saved["epoch"]) + 1,
+            float(saved["best_kappa"]),
+            int(saved["stale"]),
+        )
+        best_state = saved["best_model"]
+        history = json.loads(saved["history"])
+        rng = np.random.default_rng(config.seed + start)
+        logger.info("resumed density training at epoch %d", start)
+    bar: Any = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.epochs, initial=start, unit="epoch", desc="train-density")
+    try:
+        for epoch in range(start, config.epochs):
+            model.train()
+            perm = rng.permutation(train_idx)
+            total = 0.0
+            for s in range(0, len(perm), config.batch_size):
+                idx = perm[s : s + config.batch_size]
+                batch = _normalise(_augment(x[idx], rng))
+                loss = loss_fn(model(batch), torch.from_numpy(y[idx]))
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                total += float(loss.detach()) * len(idx)
+            model.eval()
+            with torch.inference_mode():
+                logits = torch.cat([model(_normalise(x[val_idx[s : s + 32]]))
+                                    for s in range(0, len(val_idx), 32)])  # fmt: skip
+            pred = logits.argmax(dim=1).numpy()
+            kappa = (
+                float(cohen_kappa_score(y[val_idx], pred, weights="quadratic"))
+                if len(set(y[val_idx])) > 1
+                else 0.0
+            )
+            accuracy = float(np.mean(pred == y[val_idx]))
+            metrics = {"epoch": epoch, "loss": total / len(perm), "val_accuracy": accuracy,
+                       "val_quadratic_kappa": kappa}  # fmt: skip
+            history.append(metrics)
+            if on_epoch:
+                on_epoch(epoch, metrics)
+            if bar is not None:
+                bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['val_accuracy']:.2f}",
+                                kappa=f"{kappa:.2f}")  # fmt: skip
+                bar.update(1)
+            if kappa > best_kappa:
+                best_kappa, stale = kappa, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+            if checkpoint is not None:
+                out.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+                torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                            "schedule": schedule.state_dict(), "epoch": epoch,
+                            "best_kappa": best_kappa, "stale": stale, "best_model": best_state,
+                            "history": json.dumps(history)}, checkpoint)  # fmt: skip
+            if stale >= config.patience:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    best = max(history, key=lambda h: h["val_quadratic_kappa"]) if history else {}
+    result = ConvNeXtDensity(
+        model,
+        list(label_order),
+        {
+            **asdict(config),
+            "history": history,
+            "best": best,
+            "train_images": len(train_idx),
+            "validation_images": len(val_idx),
+            "training_data_sha256": data_hash(data_keys),
+        },  # fmt: skip
+    )
+    if out is not None:
+        result.save(out)
+    return result

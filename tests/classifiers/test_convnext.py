@@ -1,0 +1,102 @@
+"""The ConvNeXt density path end to end on a handful of images (one short epoch, tiny input)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mammosearch.classifiers.convnext import (
+    ConvNeXtDensity,
+    TrainConfig,
+    patient_split,
+    train_convnext,
+)
+from mammosearch.cli import app
+from mammosearch.errors import InputError, ModelLoadError
+from tests.test_cases import breast_png
+
+TINY = TrainConfig(image_size=64, epochs=1, batch_size=4)
+
+
+def images(n: int) -> tuple[list[np.ndarray], list[str], list[str]]:
+    rng = np.random.default_rng(0)
+    imgs = [(rng.random((90, 60)) * (0.3 + 0.3 * (i % 3))).astype(np.float32) for i in range(n)]
+    return imgs, ["FGD"[i % 3] for i in range(n)], [f"p{i // 2}" for i in range(n)]
+
+
+def test_patient_split_keeps_patients_together() -> None:
+    patients = [f"p{i // 4}" for i in range(40)]
+    labels = ["ABCD"[i // 4 % 4] for i in range(40)]
+    train, val = patient_split(patients, labels, 0.2, seed=1)
+    assert set(train).isdisjoint(val) and len(train) + len(val) == 40
+    assert {patients[i] for i in train}.isdisjoint({patients[i] for i in val})
+    assert {labels[i] for i in val} == set("ABCD")  # stratified by label
+
+
+def test_train_save_load_predict_and_resume(tmp_path: Path) -> None:
+    imgs, labels, patients = images(12)
+    out = tmp_path / "m"
+    model = train_convnext(imgs, labels, patients, ["F", "G", "D"], TINY, out=out,
+                           data_keys=[str(i) for i in range(12)])  # fmt: skip
+    assert {p.name for p in out.iterdir()} == {"model.safetensors", "config.json", "checkpoint.pt"}
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert config["labels"] == ["F", "G", "D"] and config["arch"] == "convnext_atto"
+    assert config["preprocessing"]["size"] == 64 and len(config["training_data_sha256"]) == 64
+    loaded = ConvNeXtDensity.load(out)
+    probs = loaded.predict_proba(imgs[:4])
+    assert probs.shape == (4, 3) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probs, model.predict_proba(imgs[:4]), atol=1e-5)
+    assert set(loaded.predict(imgs)) <= {"F", "G", "D"}
+    longer = TrainConfig(image_size=64, epochs=2, batch_size=4)
+    resumed = train_convnext(imgs, labels, patients, ["F", "G", "D"], longer, out=out, resume=True)
+    assert [h["epoch"] for h in resumed.config["history"]] == [0, 1]
+
+
+def test_same_seed_same_model() -> None:
+    imgs, labels, patients = images(9)
+    a = train_convnext(imgs, labels, patients, ["F", "G", "D"], TINY)
+    b = train_convnext(imgs, labels, patients, ["F", "G", "D"], TINY)
+    np.testing.assert_allclose(a.predict_proba(imgs), b.predict_proba(imgs), atol=1e-5)
+
+
+def test_errors(tmp_path: Path) -> None:
+    imgs, _, patients = images(6)
+    with pytest.raises(InputError, match="two labels"):
+        train_convnext(imgs, ["F"] * 6, patients, ["F"], TINY)
+    with pytest.raises(ModelLoadError, match="no density model"):
+        ConvNeXtDensity.load(tmp_path)
+    with pytest.raises(ModelLoadError, match="not found"):
+        train_convnext(imgs, ["F", "G"] * 3, patients, ["F", "G"],
+                       TrainConfig(image_size=64, epochs=1, init=str(tmp_path / "none.pth")))  # fmt: skip
+
+
+def test_cli_train_and_evaluate(tmp_path: Path) -> None:
+    (tmp_path / "img").mkdir()
+    rows = []
+    for i in range(16):
+        breast_png(tmp_path / "img" / f"{i}.png", 0.1 + 0.3 * (i % 3), i)
+        rows.append({"image": f"img/{i}.png", "case_id": f"c{i}", "patient_id": f"p{i // 2}",
+                     "density": "FGD"[i % 3]})  # fmt: skip
+    with (tmp_path / "m.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train-density", str(tmp_path / "m.csv"), "-o",
+                                  str(tmp_path / "model"), "--size", "64", "--epochs", "1"])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    scored = runner.invoke(app, ["evaluate", "density", str(tmp_path / "m.csv"), "--model",
+                                 str(tmp_path / "model"), "--json", "--plot",
+                                 str(tmp_path / "cm.png")])  # fmt: skip
+    assert scored.exit_code == 0, scored.output
+    data = json.loads(scored.stdout)
+    assert data["mode"] == "model" and data["n"] == 16 and (tmp_path / "cm.png").is_file()
+    cv = runner.invoke(app, ["evaluate", "density", str(tmp_path / "m.csv"), "--folds", "2",
+                             "--size", "64", "--epochs", "1", "--json"])  # fmt: skip
+    assert cv.exit_code == 0, cv.output
+    assert json.loads(cv.stdout)["mode"].startswith("2-fold")

@@ -45,6 +45,7 @@ __all__ = [
     "evaluate_density",
     "train_density",
     "iter_assessments",
+    "open_density_model",
     "open_index",
     "remove_cases",
     "assess_image",
@@ -270,11 +271,13 @@ def build_index(
     label_order_arg: Sequence[str] | None = None,
     progress: bool = False,
     crash_after: str | None = None,
+    density_model: Path | None = None,
 ) -> BuildReport:
     """Build (or, with ``update``, extend) a case index from a manifest.
 
     Bad rows (missing or unreadable image or report file) are skipped, counted and listed in
-    ``build_report.json``; they never stop the build.
+    ``build_report.json``; they never stop the build. ``density_model`` copies a trained
+    ConvNeXt model into ``DIR/density_model/``, where ``assess`` finds it.
 
     Raises:
         InputError: The manifest is unusable.
@@ -345,6 +348,12 @@ def build_index(
         labels, order_source, vote, figures = _fit_vote(writer, label_order_arg)
         report.vote_figures = figures
         writer.add_file("build_report.json", json.dumps(report.to_dict(), indent=2).encode())
+        if density_model is not None:  # a copy travels with the index (assess finds it there)
+            from mammosearch.classifiers.convnext import ConvNeXtDensity
+
+            ConvNeXtDensity.load(density_model)  # refuse what is not a density model
+            for name in ("config.json", "model.safetensors"):
+                writer.add_file(f"density_model/{name}", (density_model / name).read_bytes())
         writer.commit(
             labels=labels,
             label_order_source=order_source,
@@ -535,54 +544,90 @@ def assess_image(
     k: int | None = None,
     exclude_patient: str | None = None,
     normalizer: Normalizer | None = None,
+    density_model: Any | None = None,
 ) -> dict[str, Any]:
     """Breast density of one image, with the path that decided (DESIGN.md ``assess`` JSON).
 
-    ``auto`` takes the density the report states, else the neighbours' vote; an abstaining
-    vote still answers with its best label, low confidence and a warning (the ConvNeXt
-    fallback arrives with the density-classifier issue). ``vote`` forces the vote.
+    ``auto``: the density the report states; else a confident neighbour vote; else the
+    ConvNeXt density model (the vote margin that separates the two is tuned by cross-validation
+    and stored with the model). Without a model an unconfident vote still answers, with low
+    confidence and a warning. ``vote`` and ``convnext`` force one path (for evaluation).
+
+    Raises:
+        InputError: Unknown method, or ``convnext`` without a density model.
     """
+    from mammosearch.classifiers.policy import decide
+
     if method not in ("auto", "vote", "convnext"):
         raise InputError(f"unknown method {method!r}", fix="use auto, vote or convnext")
-    if method == "convnext":
+    if method == "convnext" and density_model is None:
         raise InputError(
-            "the ConvNeXt density model is not available yet", fix="use --method auto or vote"
+            "--method convnext needs a trained density model",
+            fix="pass --density-model DIR or set MAMMOSEARCH_DENSITY_MODEL",
         )
     normalizer = normalizer or Normalizer()
-    image_vector, _, normalized = _embed_query(embedder, image, report, normalizer)
-    warnings: list[str] = []
+    decoded = read_image(image)
+    prepared = prepare_image(decoded, PREPARED_SIZE)
+    image_vector = embedder.embed_images([prepared])[0]
+    normalized = normalizer.normalize(report) if report else None
     neighbours = index.search(
         image_vector=image_vector, k=k or index.vote_params.k,
         filters=SearchFilters(exclude_patient=exclude_patient), with_reports=False,
     )  # fmt: skip
     vote: DensityVote = index.vote(neighbours)
-    density: dict[str, Any]
+    conv = None
+    if density_model is not None and method != "vote":
+        probs = density_model.predict_proba([prepared])[0]
+        names = density_model.labels
+        conv = {
+            "label": names[int(np.argmax(probs))],
+            "probabilities": {lab: round(float(p), 6) for lab, p in zip(names, probs, strict=True)},
+        }
     stated = normalized.density.category.value if normalized and normalized.density else None
+    warnings: list[str] = []
+    density: dict[str, Any]
     if method == "auto" and stated is not None and stated in index.labels:
         probabilities = {lab: float(lab == stated) for lab in index.labels}
         density = {"label": stated, "probabilities": probabilities, "method": "report",
                    "confidence": 1.0}  # fmt: skip
+    elif method == "convnext" and conv is not None:
+        label = conv["label"]
+        density = {"label": label, "probabilities": conv["probabilities"], "method": "convnext",
+                   "confidence": conv["probabilities"][label]}  # fmt: skip
     else:
-        if vote.abstain:
-            warnings.append(
-                f"the neighbours' vote is not confident ({vote.reason}); its best label is given"
-            )
-        density = {
-            "label": vote.label,
-            "probabilities": {lab: round(p, 6) for lab, p in vote.probabilities.items()},
-            "method": "vote",
-            "confidence": round(max(vote.probabilities.values(), default=0.0), 4)
-            if not vote.abstain
-            else round(vote.margin, 4),
-        }
+        policy = (density_model.config.get("policy") or {}) if density_model is not None else {}
+        decision = decide(
+            vote_label=vote.label, vote_margin=vote.margin, vote_abstains=vote.abstain,
+            vote_probabilities=vote.probabilities,
+            convnext_probabilities=conv["probabilities"] if conv else None,
+            vote_margin_threshold=float(policy.get("vote_margin", 0.0)),
+        )  # fmt: skip
+        warnings += decision.warnings
+        if decision.method == "vote" and vote.abstain and vote.reason:
+            warnings.append(f"vote: {vote.reason}")
+        density = {"label": decision.label, "probabilities": decision.probabilities,
+                   "method": decision.method, "confidence": decision.confidence}  # fmt: skip
     return {
         "density": density,
         "vote": vote.to_dict(),
-        "convnext": None,
+        "convnext": conv,
         "neighbours": [n.to_dict() for n in neighbours],
         "report": normalized.to_dict() if normalized else None,
         "warnings": warnings,
     }
+
+
+def open_density_model(
+    explicit: Path | None, settings: Settings | None, index_dir: Path | None
+) -> Any | None:
+    """The ConvNeXt model assess uses: ``--density-model``, else the setting
+    (``MAMMOSEARCH_DENSITY_MODEL``), else one stored in the index, else none."""
+    from mammosearch.classifiers.convnext import ConvNeXtDensity
+
+    chosen = explicit or (settings.density_model if settings is not None else None)
+    if chosen is None and index_dir is not None and (index_dir / "density_model").is_dir():
+        chosen = index_dir / "density_model"
+    return ConvNeXtDensity.load(chosen) if chosen is not None else None
 
 
 def iter_assessments(
@@ -592,6 +637,7 @@ def iter_assessments(
     method: str = "auto",
     model: str | None = None,
     exclude_own_patient: bool = True,
+    density_model: Any | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Assess every row of a manifest with one loaded index and model (JSON objects).
 
@@ -608,7 +654,7 @@ def iter_assessments(
                 result = assess_image(
                     index, embedder, image=row.image, report=text, method=method,
                     exclude_patient=row.patient_id if exclude_own_patient else None,
-                    normalizer=normalizer,
+                    normalizer=normalizer, density_model=density_model,
                 )  # fmt: skip
             except MammosearchError as e:
                 yield {**base, "error": str(e)}
@@ -680,16 +726,96 @@ def train_density(
     label_order_arg: Sequence[str] | None = None,
     resume: bool = False,
     progress: bool = False,
+    policy_folds: int = 3,
 ) -> Any:
-    """Train the ConvNeXt density model on a labelled manifest; writes ``out``."""
+    """Train the ConvNeXt density model on a labelled manifest; writes ``out``.
+
+    With ``policy_folds`` >= 2, first runs patient-level cross-validation of both paths (the
+    ConvNeXt and the weight-free neighbour vote) and tunes the assess policy's vote margin on
+    their out-of-fold predictions; the policy and the fold accuracies go into ``config.json``.
+    """
     from mammosearch.classifiers.convnext import train_convnext
 
     rows, images = _labelled_images(manifest)
     labels, _ = label_order({str(r.label) for r in rows}, label_order_arg)
-    return train_convnext(
-        images, [str(r.label) for r in rows], [r.patient_id for r in rows], labels, config,
-        out=out, resume=resume, progress=progress, data_keys=[r.source_key for r in rows],
+    truth = [str(r.label) for r in rows]
+    patients = [r.patient_id for r in rows]
+    policy = None
+    if policy_folds >= 2 and not resume:
+        policy = _tune_policy(images, truth, patients, labels, config, policy_folds, progress)
+    model = train_convnext(
+        images, truth, patients, labels, config, out=out, resume=resume, progress=progress,
+        data_keys=[r.source_key for r in rows],
     )  # fmt: skip
+    if policy is not None:
+        model.config["policy"] = policy
+        model.save(out)
+    return model
+
+
+def _tune_policy(
+    images: Sequence[NDArray[np.float32]],
+    truth: list[str],
+    patients: list[str],
+    labels: list[str],
+    config: Any,
+    folds: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """Out-of-fold ConvNeXt and vote predictions, and the vote margin that combines them best."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from mammosearch.classifiers.convnext import train_convnext
+    from mammosearch.classifiers.policy import tune_policy
+    from mammosearch.index.vote import vote_density
+
+    radiomics = RadiomicsEmbedder()
+    features = radiomics.features(images)
+    n = len(truth)
+    vote_labels: list[str | None] = [None] * n
+    vote_margins = [0.0] * n
+    conv_labels = [""] * n
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
+    for fold, (train_idx, test_idx) in enumerate(splitter.split(images, truth, groups=patients)):
+        logger.info("assess policy: fold %d of %d", fold + 1, folds)
+        model = train_convnext(
+            [images[i] for i in train_idx], [truth[i] for i in train_idx],
+            [patients[i] for i in train_idx], labels, config, progress=progress,
+        )  # fmt: skip
+        for i, label in zip(test_idx, model.predict([images[i] for i in test_idx]), strict=True):
+            conv_labels[i] = label
+        radiomics.fit_features(features[train_idx])
+        train_vectors = radiomics.embed_features(features[train_idx])
+        params = _fit_vote_arrays(train_vectors, [truth[i] for i in train_idx],
+                                  [patients[i] for i in train_idx], labels)  # fmt: skip
+        test_vectors = radiomics.embed_features(features[test_idx])
+        sims = test_vectors @ train_vectors.T
+        for row, i in enumerate(test_idx):
+            top = np.argsort(-sims[row])[: params.k]
+            neighbours = [
+                Neighbour(row_id=int(j), case_id="", patient_id="", score=float(sims[row, j]),
+                          label=truth[train_idx[j]])
+                for j in top
+            ]  # fmt: skip
+            vote = vote_density(neighbours, labels, params)
+            vote_labels[i], vote_margins[i] = vote.label, vote.margin
+    return {"folds": folds, **tune_policy(truth, vote_labels, vote_margins, conv_labels)}
+
+
+def _fit_vote_arrays(
+    vectors: NDArray[np.float32], truth: list[str], patients: list[str], labels: list[str]
+) -> VoteParams:
+    """The vote fitted leave-one-patient-out on in-memory vectors."""
+    k = VoteParams().k
+    sims = vectors @ vectors.T
+    same = np.asarray(patients)[:, None] == np.asarray(patients)[None, :]
+    sims = np.where(same, -np.inf, sims)
+    order = np.argsort(-sims, axis=1)[:, :k]
+    top = np.take_along_axis(sims, order, axis=1)
+    neighbour_labels = [[truth[j] for j in row] for row in order]
+    params, _ = fit_vote(np.where(np.isfinite(top), top, -1.0).astype(np.float32),
+                         neighbour_labels, truth, labels, k=k)  # fmt: skip
+    return params
 
 
 def evaluate_density(

@@ -180,6 +180,9 @@ def index_build(
         str | None, typer.Option(help="Model source: hf-hub:ORG/NAME or local-dir:PATH.")
     ] = None,
     update: Annotated[bool, typer.Option("--update", help="Add only what is new.")] = False,
+    density_model: Annotated[
+        Path | None, typer.Option(help="Copy this trained density model into the index.")
+    ] = None,
     label_order: Annotated[
         str | None, typer.Option(help="Label order, comma-separated (unknown label sets).")
     ] = None,
@@ -195,6 +198,7 @@ def index_build(
         report = build_index(
             manifest, output, settings=state.settings(), embedder=embedder, model=model,
             update=update, label_order_arg=order, progress=progress and sys.stderr.isatty(),
+            density_model=density_model,
         )  # fmt: skip
         _err.print(
             f"{report.embedder}: indexed {report.indexed} of {report.rows} rows "
@@ -302,16 +306,30 @@ def assess(
     ] = None,
     method: Annotated[str, typer.Option(help="auto, vote or convnext.")] = "auto",
     model: Annotated[str | None, typer.Option(help="Model source override.")] = None,
+    density_model: Annotated[
+        Path | None, typer.Option(help="ConvNeXt density model directory (train-density).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Breast density of an image with the path that decided (report, vote or ConvNeXt)."""
-    from mammosearch.pipeline import assess_image, iter_assessments, open_index
+    from mammosearch.pipeline import (
+        assess_image,
+        iter_assessments,
+        open_density_model,
+        open_index,
+    )
+
+    state: _State = ctx.obj
 
     def body() -> None:
+        conv = open_density_model(density_model, state.settings(), directory)
         if manifest is not None:
             if image is not None:
                 raise _usage("give --image or --manifest, not both")
-            for record in iter_assessments(directory, manifest, method=method, model=model):
+            records = iter_assessments(
+                directory, manifest, method=method, model=model, density_model=conv
+            )
+            for record in records:
                 sys.stdout.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
                 sys.stdout.write("\n")
             return
@@ -327,7 +345,9 @@ def assess(
                 raise _usage(f"the report file cannot be read ({e.strerror})") from None
         index, embedder = open_index(directory, model)
         try:
-            result = assess_image(index, embedder, image=image, report=text, method=method)
+            result = assess_image(
+                index, embedder, image=image, report=text, method=method, density_model=conv
+            )
         finally:
             index.close()
         result = {"image": str(image), "case_id": None, **result}
@@ -421,6 +441,9 @@ def train_density_command(
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint.")] = False,
     label_order: Annotated[str | None, typer.Option(help="Label order, comma-separated.")] = None,
+    policy_folds: Annotated[
+        int, typer.Option(min=0, help="Folds that tune the assess policy (0: no tuning).")
+    ] = 3,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Train the ConvNeXt density model: OUTPUT/model.safetensors + OUTPUT/config.json."""
@@ -431,6 +454,7 @@ def train_density_command(
         model = train_density(
             manifest, output, _train_config(arch, size, epochs, batch_size, seed, init),
             label_order_arg=order, resume=resume, progress=progress and sys.stderr.isatty(),
+            policy_folds=policy_folds,
         )  # fmt: skip
         best = model.config.get("best", {})
         _err.print(
@@ -439,6 +463,10 @@ def train_density_command(
             f"{best.get('val_quadratic_kappa', 0):.3f} (epoch {best.get('epoch')}) → {output}",
             highlight=False,
         )
+        if "policy" in model.config:
+            policy = model.config["policy"]
+            _err.print(f"assess policy (out-of-fold accuracy): {policy['accuracy']}; vote decides "
+                       f"above margin {policy['vote_margin']:.3f}", highlight=False)  # fmt: skip
 
     _run(body)
 

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
         max_report_chars: Longest report accepted, in characters; longer ones are rejected
             with a clear error instead of exhausting memory.
         log_phi: Allow report text in debug logs. Off; never turn on outside a secure enclave.
+        density_model: The ConvNeXt density model ``assess`` uses when none is passed.
     """
 
     model_config = SettingsConfigDict(env_prefix="MAMMOSEARCH_", extra="forbid", frozen=True)
@@ -46,6 +47,7 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=256)
     max_report_chars: int = Field(default=200_000, ge=1_000)
     log_phi: bool = False
+    density_model: Path | None = None
 
     @classmethod
     def settings_customise_sources(

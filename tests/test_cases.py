@@ -109,7 +109,7 @@ def test_assess_paths(index_dir: Path, corpus: Path) -> None:
                              report="Mamas extremadamente densas.")  # fmt: skip
         assert voted["density"]["method"] == "vote" and voted["vote"]["label"] in "ABCD"
         assert len(voted["neighbours"]) == index.vote_params.k
-        with pytest.raises(InputError, match="ConvNeXt"):
+        with pytest.raises(InputError, match="needs a trained density model"):
             assess_image(index, embedder, image=corpus / "img" / "1.png", method="convnext")
     finally:
         index.close()
@@ -195,3 +195,36 @@ def test_cbis_ddsm_builds_with_tags(tmp_path: Path) -> None:
     with CaseIndex(tmp_path / "cbis") as index:
         rows = index.store.all_rows()
         assert {r.view for r in rows} == {"CC", "MLO"} and {r.label for r in rows} == {"B", "C"}
+
+
+def test_assess_with_a_density_model(index_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    from mammosearch.classifiers.convnext import TrainConfig
+    from mammosearch.pipeline import open_density_model, train_density
+
+    model_dir = tmp_path / "density"
+    model = train_density(corpus / "manifest.csv", model_dir,
+                          TrainConfig(image_size=64, epochs=1, batch_size=8), policy_folds=2)  # fmt: skip
+    policy = model.config["policy"]
+    assert policy["folds"] == 2 and policy["accuracy"]["combined"] >= max(
+        policy["accuracy"]["vote"], policy["accuracy"]["convnext"]
+    )
+    loaded = open_density_model(model_dir, load_settings(), None)
+    index, embedder = open_index(index_dir)
+    try:
+        forced = assess_image(index, embedder, image=corpus / "img" / "2.png", method="convnext",
+                              density_model=loaded)  # fmt: skip
+        assert forced["density"]["method"] == "convnext" and forced["convnext"]["label"] in "ABCD"
+        auto = assess_image(index, embedder, image=corpus / "img" / "2.png", density_model=loaded)
+        assert auto["density"]["method"] in ("vote", "convnext") and auto["convnext"] is not None
+    finally:
+        index.close()
+    stored = tmp_path / "with_model"
+    build_index(corpus / "manifest.csv", stored, settings=load_settings(), embedder="radiomics.v1",
+                density_model=model_dir)  # fmt: skip
+    verify_index(stored)
+    assert open_density_model(None, load_settings(), stored) is not None
+    assert open_density_model(None, load_settings(), index_dir) is None
+    result = runner.invoke(app, ["assess", str(stored), "--image", str(corpus / "img" / "2.png"),
+                                 "--method", "convnext", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["density"]["method"] == "convnext"

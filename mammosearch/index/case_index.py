@@ -541,7 +541,9 @@ class IndexWriter:
 
     def add_file(self, name: str, data: bytes) -> None:
         """Write an extra file (a build report) into the new index; it is checksummed too."""
-        (self.work / name).write_bytes(data)
+        path = self.work / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
 
     def _stage(self, name: str) -> None:
         if self._crash_after == name:

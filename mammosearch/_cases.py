@@ -293,7 +293,9 @@ def build_index(
             if embedder == "auto":
                 embedder = current.manifest.embedder.name
             model = model or (
-                current.manifest.embedder.model_id if embedder == "biomedclip.v1" else None
+                current.manifest.embedder.model_id
+                if embedder in ("biomedclip.v1", "convnext.v1")
+                else None
             )
     elif (out / "manifest.json").is_file():
         raise InputError(
@@ -491,7 +493,7 @@ def open_index(directory: Path, model: str | None = None) -> tuple[CaseIndex, Em
     """
     index = CaseIndex(directory)
     info = index.manifest.embedder
-    source = model or (info.model_id if info.name == "biomedclip.v1" else None)
+    source = model or (info.model_id if info.name in ("biomedclip.v1", "convnext.v1") else None)
     made = _open_embedder(info.name, source, info.stats)
     if made.name != info.name or made.dim != info.image_dim:
         index.close()

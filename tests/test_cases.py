@@ -228,3 +228,25 @@ def test_assess_with_a_density_model(index_dir: Path, corpus: Path, tmp_path: Pa
                                  "--method", "convnext", "--json"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["density"]["method"] == "convnext"
+
+
+def test_convnext_embedder_drives_retrieval(corpus: Path, tmp_path: Path) -> None:
+    from mammosearch.classifiers.convnext import TrainConfig
+    from mammosearch.embeddings import create_embedder
+    from mammosearch.errors import ModelLoadError
+    from mammosearch.pipeline import train_density
+
+    model_dir = tmp_path / "density"
+    train_density(corpus / "manifest.csv", model_dir,
+                  TrainConfig(image_size=64, epochs=1, batch_size=8), policy_folds=0)  # fmt: skip
+    embedder = create_embedder("convnext.v1", source=str(model_dir))
+    vectors = embedder.embed_images([np.random.default_rng(0).random((80, 50), dtype=np.float32)])
+    assert vectors.shape == (1, embedder.dim) and embedder.dim == 320
+    out = tmp_path / "cx"
+    report = build_index(corpus / "manifest.csv", out, settings=load_settings(),
+                         embedder="convnext.v1", model=str(model_dir))  # fmt: skip
+    assert report.embedder == "convnext.v1" and report.indexed == 24
+    hits = search_cases(out, image=corpus / "img" / "4.png", k=2)
+    assert hits[0].case_id == "c2"
+    with pytest.raises(ModelLoadError, match="no ConvNeXt density model"):
+        create_embedder("convnext.v1", source=str(tmp_path))

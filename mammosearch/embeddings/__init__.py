@@ -2,9 +2,9 @@
 
 Embedders are registered under versioned names: ``biomedclip.v1`` (BiomedCLIP through
 open_clip, image and text in one space), ``radiomics.v1`` (the weight-free baseline: density and
-texture descriptors for images, hashed BI-RADS terms for canonical report text); ``convnext.v1``
-arrives with the density classifier. ``auto`` is BiomedCLIP when its weights load, else the
-baseline with a warning.
+texture descriptors for images, hashed BI-RADS terms for canonical report text), ``convnext.v1``
+(penultimate features of a trained ConvNeXt density model). ``auto`` is BiomedCLIP when its
+weights load, else the baseline with a warning.
 
 Example:
     >>> from mammosearch.embeddings import create_embedder
@@ -31,7 +31,7 @@ AUTO = "auto"
 
 def _register_builtins() -> None:
     # importing the modules registers their factories (they import torch/open_clip lazily)
-    from mammosearch.embeddings import biomedclip, radiomics  # noqa: F401
+    from mammosearch.embeddings import biomedclip, convnext, radiomics  # noqa: F401
 
 
 def list_embedders() -> list[str]:

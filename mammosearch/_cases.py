@@ -42,9 +42,9 @@ from mammosearch.records import DensityVote, Neighbour, NormalizedReport
 __all__ = [
     "BuildReport",
     "ManifestRow",
-    "evaluate_density",
-    "train_density",
+    "exam_density",
     "iter_assessments",
+    "iter_exam_assessments",
     "open_density_model",
     "open_index",
     "remove_cases",
@@ -610,6 +610,7 @@ def assess_image(
         density = {"label": decision.label, "probabilities": decision.probabilities,
                    "method": decision.method, "confidence": decision.confidence}  # fmt: skip
     return {
+        "laterality": decoded.laterality.value if decoded.laterality is not None else None,
         "density": density,
         "vote": vote.to_dict(),
         "convnext": conv,
@@ -661,9 +662,62 @@ def iter_assessments(
             except MammosearchError as e:
                 yield {**base, "error": str(e)}
                 continue
+            if row.laterality:  # the manifest's own column wins over tags and file names
+                result["laterality"] = row.laterality
             yield {**base, **result}
     finally:
         index.close()
+
+
+def iter_exam_assessments(
+    directory: Path, manifest: Path, **options: Any
+) -> Iterator[dict[str, Any]]:
+    """Assess every row (as :func:`iter_assessments`, same options) and yield one object per
+    exam (``case_id``) with :func:`exam_density` and a line per view."""
+    with CaseIndex(directory) as index:
+        labels = index.labels
+    by_exam: dict[str, list[dict[str, Any]]] = {}
+    for record in iter_assessments(directory, manifest, **options):
+        by_exam.setdefault(record["case_id"], []).append(record)
+    for case_id, records in by_exam.items():
+        views = [{"image": r["image"], "laterality": r.get("laterality"),
+                  "label": (r.get("density") or {}).get("label"),
+                  "method": (r.get("density") or {}).get("method"), "error": r.get("error")}
+                 for r in records]  # fmt: skip
+        yield {"case_id": case_id, **exam_density(records, labels), "images": views}
+
+
+def exam_density(assessments: Sequence[dict[str, Any]], labels: Sequence[str]) -> dict[str, Any]:
+    """One exam's density from the assessments of its views (:func:`iter_assessments` objects).
+
+    Each breast's probabilities are the mean of its views'; each breast takes its most probable
+    label, and the exam the denser breast (later in ``labels``). Views of unknown side count as
+    one more "breast". Failed views are counted, not used.
+    """
+    rank = {label: i for i, label in enumerate(labels)}
+    sides: dict[str, list[dict[str, float]]] = {}
+    methods: Counter[str] = Counter()
+    failed = 0
+    for item in assessments:
+        density = item.get("density")
+        if "error" in item or not density or density.get("label") is None:
+            failed += 1
+            continue
+        sides.setdefault(item.get("laterality") or "unknown", []).append(density["probabilities"])
+        methods[density["method"]] += 1
+    by_side: dict[str, dict[str, Any]] = {}
+    for side, views in sorted(sides.items()):
+        mean = {lab: round(float(np.mean([v.get(lab, 0.0) for v in views])), 6) for lab in labels}
+        best = max(labels, key=lambda lab: mean[lab])
+        by_side[side] = {"label": best, "probabilities": mean, "views": len(views)}
+    overall = max((s["label"] for s in by_side.values()), key=rank.__getitem__, default=None)
+    return {
+        "density": {"label": overall, "method": "exam: denser breast"},
+        "by_side": by_side,
+        "views": sum(len(v) for v in sides.values()),
+        "failed": failed,
+        "view_methods": dict(methods),
+    }
 
 
 def evaluate_retrieval(
@@ -699,165 +753,3 @@ def evaluate_retrieval(
             **metrics,
             f"precision_at_{k}": round(float(np.mean(precision)), 4),
         }
-
-
-def _labelled_images(manifest: Path) -> tuple[list[ManifestRow], list[NDArray[np.float32]]]:
-    """The manifest's labelled rows whose images read, with their breast-cropped images."""
-    rows, images = [], []
-    for row in read_manifest(manifest):
-        if row.label is None:
-            continue
-        try:
-            images.append(prepare_image(read_image(row.image), PREPARED_SIZE))
-        except InvalidDicomError as e:
-            logger.warning("row %d skipped: %s", row.number, e.code)
-            continue
-        rows.append(row)
-    if not rows:
-        raise InputError(
-            "the manifest has no labelled, readable images", fix="add a density column"
-        )
-    return rows, images
-
-
-def train_density(
-    manifest: Path,
-    out: Path,
-    config: Any,
-    *,
-    label_order_arg: Sequence[str] | None = None,
-    resume: bool = False,
-    progress: bool = False,
-    policy_folds: int = 3,
-) -> Any:
-    """Train the ConvNeXt density model on a labelled manifest; writes ``out``.
-
-    With ``policy_folds`` >= 2, first runs patient-level cross-validation of both paths (the
-    ConvNeXt and the weight-free neighbour vote) and tunes the assess policy's vote margin on
-    their out-of-fold predictions; the policy and the fold accuracies go into ``config.json``.
-    """
-    from mammosearch.classifiers.convnext import train_convnext
-
-    rows, images = _labelled_images(manifest)
-    labels, _ = label_order({str(r.label) for r in rows}, label_order_arg)
-    truth = [str(r.label) for r in rows]
-    patients = [r.patient_id for r in rows]
-    policy = None
-    if policy_folds >= 2 and not resume:
-        policy = _tune_policy(images, truth, patients, labels, config, policy_folds, progress)
-    model = train_convnext(
-        images, truth, patients, labels, config, out=out, resume=resume, progress=progress,
-        data_keys=[r.source_key for r in rows],
-    )  # fmt: skip
-    if policy is not None:
-        model.config["policy"] = policy
-        model.save(out)
-    return model
-
-
-def _tune_policy(
-    images: Sequence[NDArray[np.float32]],
-    truth: list[str],
-    patients: list[str],
-    labels: list[str],
-    config: Any,
-    folds: int,
-    progress: bool,
-) -> dict[str, Any]:
-    """Out-of-fold ConvNeXt and vote predictions, and the vote margin that combines them best."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    from mammosearch.classifiers.convnext import train_convnext
-    from mammosearch.classifiers.policy import tune_policy
-    from mammosearch.index.vote import vote_density
-
-    radiomics = RadiomicsEmbedder()
-    features = radiomics.features(images)
-    n = len(truth)
-    vote_labels: list[str | None] = [None] * n
-    vote_margins = [0.0] * n
-    conv_labels = [""] * n
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
-    for fold, (train_idx, test_idx) in enumerate(splitter.split(images, truth, groups=patients)):
-        logger.info("assess policy: fold %d of %d", fold + 1, folds)
-        model = train_convnext(
-            [images[i] for i in train_idx], [truth[i] for i in train_idx],
-            [patients[i] for i in train_idx], labels, config, progress=progress,
-        )  # fmt: skip
-        for i, label in zip(test_idx, model.predict([images[i] for i in test_idx]), strict=True):
-            conv_labels[i] = label
-        radiomics.fit_features(features[train_idx])
-        train_vectors = radiomics.embed_features(features[train_idx])
-        params = _fit_vote_arrays(train_vectors, [truth[i] for i in train_idx],
-                                  [patients[i] for i in train_idx], labels)  # fmt: skip
-        test_vectors = radiomics.embed_features(features[test_idx])
-        sims = test_vectors @ train_vectors.T
-        for row, i in enumerate(test_idx):
-            top = np.argsort(-sims[row])[: params.k]
-            neighbours = [
-                Neighbour(row_id=int(j), case_id="", patient_id="", score=float(sims[row, j]),
-                          label=truth[train_idx[j]])
-                for j in top
-            ]  # fmt: skip
-            vote = vote_density(neighbours, labels, params)
-            vote_labels[i], vote_margins[i] = vote.label, vote.margin
-    return {"folds": folds, **tune_policy(truth, vote_labels, vote_margins, conv_labels)}
-
-
-def _fit_vote_arrays(
-    vectors: NDArray[np.float32], truth: list[str], patients: list[str], labels: list[str]
-) -> VoteParams:
-    """The vote fitted leave-one-patient-out on in-memory vectors."""
-    k = VoteParams().k
-    sims = vectors @ vectors.T
-    same = np.asarray(patients)[:, None] == np.asarray(patients)[None, :]
-    sims = np.where(same, -np.inf, sims)
-    order = np.argsort(-sims, axis=1)[:, :k]
-    top = np.take_along_axis(sims, order, axis=1)
-    neighbour_labels = [[truth[j] for j in row] for row in order]
-    params, _ = fit_vote(np.where(np.isfinite(top), top, -1.0).astype(np.float32),
-                         neighbour_labels, truth, labels, k=k)  # fmt: skip
-    return params
-
-
-def evaluate_density(
-    manifest: Path,
-    config: Any,
-    *,
-    model_dir: Path | None = None,
-    folds: int = 5,
-    label_order_arg: Sequence[str] | None = None,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Density accuracy of the ConvNeXt path: a trained model on the manifest, or patient-level
-    cross-validation (one model per fold, each scored on patients it never saw)."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    from mammosearch.classifiers.convnext import ConvNeXtDensity, train_convnext
-    from mammosearch.classifiers.metrics import density_metrics
-
-    rows, images = _labelled_images(manifest)
-    truth = [str(r.label) for r in rows]
-    patients = [r.patient_id for r in rows]
-    if model_dir is not None:
-        model = ConvNeXtDensity.load(model_dir)
-        predicted = model.predict(images)
-        return {
-            "mode": "model",
-            **density_metrics(truth, predicted, model.labels, patients=patients),
-        }
-    labels, _ = label_order(set(truth), label_order_arg)
-    predicted_cv: list[str | None] = [None] * len(rows)
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
-    for fold, (train_idx, test_idx) in enumerate(splitter.split(images, truth, groups=patients)):
-        logger.info("density cross-validation: fold %d of %d", fold + 1, folds)
-        sub_images = [images[i] for i in train_idx]
-        model = train_convnext(
-            sub_images, [truth[i] for i in train_idx], [patients[i] for i in train_idx], labels,
-            config, progress=progress,
-        )  # fmt: skip
-        for i, label in zip(test_idx, model.predict([images[i] for i in test_idx]), strict=True):
-            predicted_cv[i] = label
-    metrics = density_metrics(truth, predicted_cv, labels, patients=patients)
-    return {"mode": f"{folds}-fold patient cross-validation", "arch": config.arch,
-            "image_size": config.image_size, **metrics}  # fmt: skip

@@ -166,7 +166,8 @@ index_app = typer.Typer(
 app.add_typer(index_app, name="index")
 
 _EMBEDDER_HELP = (
-    "auto (BiomedCLIP when its weights load, else radiomics.v1), biomedclip.v1, radiomics.v1"
+    "auto (BiomedCLIP when its weights load, else radiomics.v1), biomedclip.v1, radiomics.v1, "
+    "convnext.v1 (--model: a train-density directory)"
 )
 
 
@@ -309,12 +310,16 @@ def assess(
     density_model: Annotated[
         Path | None, typer.Option(help="ConvNeXt density model directory (train-density).")
     ] = None,
+    exams: Annotated[
+        bool, typer.Option("--exams", help="With --manifest: one object per exam (case_id).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Breast density of an image with the path that decided (report, vote or ConvNeXt)."""
     from mammosearch.pipeline import (
         assess_image,
         iter_assessments,
+        iter_exam_assessments,
         open_density_model,
         open_index,
     )
@@ -326,9 +331,8 @@ def assess(
         if manifest is not None:
             if image is not None:
                 raise _usage("give --image or --manifest, not both")
-            records = iter_assessments(
-                directory, manifest, method=method, model=model, density_model=conv
-            )
+            each = iter_exam_assessments if exams else iter_assessments
+            records = each(directory, manifest, method=method, model=model, density_model=conv)
             for record in records:
                 sys.stdout.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
                 sys.stdout.write("\n")
@@ -486,7 +490,6 @@ def evaluate_density_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
     """ConvNeXt density accuracy: patient cross-validation, or a trained model (--model)."""
-    from mammosearch.classifiers.metrics import plot_confusion
     from mammosearch.pipeline import evaluate_density
 
     def body() -> None:
@@ -494,13 +497,52 @@ def evaluate_density_command(
             manifest, _train_config(arch, size, epochs, 16, seed, None), model_dir=model,
             folds=folds, progress=sys.stderr.isatty(),
         )  # fmt: skip
-        if plot is not None:
-            plot_confusion(scores, plot)
-        if as_json:
-            typer.echo(json.dumps(scores))
-            return
-        for key, value in scores.items():
-            typer.echo(f"{key:<22} {value}")
+        _print_scores(scores, as_json, plot)
+
+    _run(body)
+
+
+@evaluate_app.command("probe")
+def evaluate_probe_command(
+    manifest: Annotated[Path, typer.Argument(help="Labelled manifest (CSV or JSONL).")],
+    embedder: Annotated[str, typer.Option(help=_EMBEDDER_HELP)] = "auto",
+    model: Annotated[str | None, typer.Option(help="Model source.")] = None,
+    folds: Annotated[int, typer.Option(min=2, help="Patient-level folds.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the folds.")] = 0,
+    save: Annotated[
+        Path | None, typer.Option(help="Also fit on every row and write DIR/probe.json.")
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="Save the confusion matrix as a PNG.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Linear probe (logistic regression) on frozen image vectors: patient cross-validation."""
+    from mammosearch.pipeline import evaluate_probe
+
+    def body() -> None:
+        scores = evaluate_probe(manifest, embedder=embedder, model=model, folds=folds, seed=seed,
+                                save=save)  # fmt: skip
+        _print_scores(scores, as_json, plot)
+
+    _run(body)
+
+
+@evaluate_app.command("zero-shot")
+def evaluate_zero_shot_command(
+    manifest: Annotated[Path, typer.Argument(help="Labelled manifest (CSV or JSONL).")],
+    embedder: Annotated[str, typer.Option(help=_EMBEDDER_HELP)] = "auto",
+    model: Annotated[str | None, typer.Option(help="Model source.")] = None,
+    prompts: Annotated[
+        Path | None, typer.Option(help='Prompts JSON: {"LABEL": ["prompt", ...]}.')
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="Save the confusion matrix as a PNG.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Zero-shot density from prompt ensembles (needs an image-text model such as BiomedCLIP)."""
+    from mammosearch.pipeline import evaluate_zero_shot
+
+    def body() -> None:
+        scores = evaluate_zero_shot(manifest, embedder=embedder, model=model, prompts=prompts)
+        _print_scores(scores, as_json, plot)
 
     _run(body)
 
@@ -527,13 +569,22 @@ def evaluate_retrieval_command(
                 manifest, embedder=embedder, model=model, k=k, settings=state.settings(),
                 work_dir=Path(tmp) / "index",
             )  # fmt: skip
-        if as_json:
-            typer.echo(json.dumps(scores))
-            return
-        for key, value in scores.items():
-            typer.echo(f"{key:<22} {value}")
+        _print_scores(scores, as_json, None)
 
     _run(body)
+
+
+def _print_scores(scores: dict[str, Any], as_json: bool, plot: Path | None) -> None:
+    """Print evaluation scores (a line each, or JSON) and save the confusion-matrix plot."""
+    if plot is not None:
+        from mammosearch.classifiers.metrics import plot_confusion
+
+        plot_confusion(scores, plot)
+    if as_json:
+        typer.echo(json.dumps(scores))
+        return
+    for key, value in scores.items():
+        typer.echo(f"{key:<22} {value}")
 
 
 def _usage(message: str) -> MammosearchError:

@@ -3,8 +3,10 @@
 Report normalization (:func:`normalize_reports`, ``mammosearch normalize``) and its evaluation
 (:func:`evaluate_reports`); the case index (:func:`build_index`, :func:`remove_cases`,
 :func:`search_cases`, :func:`assess_image`, :func:`iter_assessments`,
-:func:`evaluate_retrieval`, implemented in :mod:`mammosearch._cases`).
-Ingest → embed → index, search and assess join as their issues land.
+:func:`iter_exam_assessments`, :func:`exam_density`, :func:`evaluate_retrieval`, implemented
+in :mod:`mammosearch._cases`); density models
+(:func:`train_density`, :func:`evaluate_density`, :func:`evaluate_probe`,
+:func:`evaluate_zero_shot`, implemented in :mod:`mammosearch._density`).
 """
 
 from __future__ import annotations
@@ -28,14 +30,20 @@ from mammosearch._cases import (
     BuildReport,
     assess_image,
     build_index,
-    evaluate_density,
     evaluate_retrieval,
+    exam_density,
     iter_assessments,
+    iter_exam_assessments,
     open_density_model,
     open_index,
     read_manifest,
     remove_cases,
     search_cases,
+)
+from mammosearch._density import (
+    evaluate_density,
+    evaluate_probe,
+    evaluate_zero_shot,
     train_density,
 )
 from mammosearch.config import Settings
@@ -50,8 +58,12 @@ __all__ = [
     "assess_image",
     "build_index",
     "evaluate_density",
+    "evaluate_probe",
     "evaluate_retrieval",
+    "evaluate_zero_shot",
+    "exam_density",
     "iter_assessments",
+    "iter_exam_assessments",
     "open_density_model",
     "open_index",
     "read_manifest",

@@ -52,3 +52,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BiomedCLIP-family model in the hub layout (see ``tests/tinyclip.py``)."""
+    from tests.tinyclip import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_biomedclip"))

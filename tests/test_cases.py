@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from mammosearch.pipeline import (
     assess_image,
     build_index,
     evaluate_retrieval,
+    exam_density,
     iter_assessments,
     open_index,
     remove_cases,
@@ -123,6 +125,40 @@ def test_assess_manifest_streams_one_object_per_row(index_dir: Path, corpus: Pat
     assert all(r["density"]["label"] in "ABCD" for r in ok)
     # each image votes from other patients only
     assert all(n["case_id"] != r["case_id"] for r in ok for n in r["neighbours"])
+
+
+def test_exam_density_takes_the_denser_breast() -> None:
+    def view(side: str | None, probs: dict[str, float], method: str = "vote") -> dict[str, Any]:
+        label = max(probs, key=probs.__getitem__)
+        return {"laterality": side,
+                "density": {"label": label, "probabilities": probs, "method": method}}  # fmt: skip
+
+    exam = exam_density([
+        view("L", {"A": 0.1, "B": 0.6, "C": 0.3, "D": 0.0}),
+        view("L", {"A": 0.0, "B": 0.3, "C": 0.7, "D": 0.0}, "convnext"),  # L mean: B .45, C .5
+        view("R", {"A": 0.7, "B": 0.3, "C": 0.0, "D": 0.0}),
+        {"error": "E021 unreadable"},
+    ], ["A", "B", "C", "D"])  # fmt: skip
+    assert exam["by_side"]["L"]["label"] == "C" and exam["by_side"]["L"]["views"] == 2
+    assert exam["by_side"]["R"]["label"] == "A"
+    assert exam["density"]["label"] == "C" and exam["failed"] == 1 and exam["views"] == 3
+    assert exam["view_methods"] == {"vote": 2, "convnext": 1}
+    unknown = exam_density([view(None, {"F": 0.2, "G": 0.3, "D": 0.5})], ["F", "G", "D"])
+    assert list(unknown["by_side"]) == ["unknown"] and unknown["density"]["label"] == "D"
+    assert exam_density([], ["A", "B"])["density"]["label"] is None
+
+
+def test_assess_exams_groups_views(index_dir: Path, corpus: Path) -> None:
+    result = runner.invoke(app, ["assess", str(index_dir), "--manifest",
+                                 str(corpus / "manifest.csv"), "--exams"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    exams = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(exams) == 13 and exams[-1]["case_id"] == "bad" and exams[-1]["failed"] == 1
+    for exam in exams[:-1]:
+        assert set(exam["by_side"]) == {"L", "R"} and exam["views"] == 2
+        sides = [exam["by_side"][s]["label"] for s in "LR"]
+        assert exam["density"]["label"] == max(sides, key="ABCD".index)
+        assert [v["laterality"] for v in exam["images"]] == ["L", "R"]
 
 
 def test_update_adds_only_what_is_new_and_remove(corpus: Path, tmp_path: Path) -> None:

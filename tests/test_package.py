@@ -47,7 +47,18 @@ EXPECTED_EXPORTS = {
         "verify_index",
         "vote_density",
     },
-    "mammosearch.classifiers": set(),
+    "mammosearch.classifiers": {
+        "ConvNeXtDensity",
+        "LinearProbe",
+        "TrainConfig",
+        "ZeroShotDensity",
+        "decide",
+        "density_metrics",
+        "density_prompts",
+        "plot_confusion",
+        "train_convnext",
+        "tune_policy",
+    },
     "mammosearch.ui": set(),
 }
 
@@ -72,7 +83,7 @@ def test_every_module_declares_all() -> None:
 def test_import_is_cheap() -> None:
     code = (
         "import sys, mammosearch, mammosearch.records, mammosearch.config, mammosearch.errors, "
-        "mammosearch.registry, mammosearch.nlp\n"
+        "mammosearch.registry, mammosearch.nlp, mammosearch.classifiers\n"
         "heavy = {'torch', 'faiss', 'spacy', 'gradio', 'open_clip', 'timm', 'lingua'}\n"
         "print(sorted(heavy & set(sys.modules)))"
     )

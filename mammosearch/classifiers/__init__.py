@@ -1,6 +1,26 @@
-"""ConvNeXt density model, heads on embeddings and clinical metrics.
+"""Density classifiers and their metrics.
 
-Arrives with the density-classification issue; nothing is exported yet.
+:class:`ConvNeXtDensity` (image-only ConvNeXt, :func:`train_convnext`), heads on frozen
+embeddings (:class:`LinearProbe`, :class:`ZeroShotDensity`), the assess policy
+(:func:`decide`, :func:`tune_policy`) and the clinical metrics every ``evaluate`` command
+reports (:func:`density_metrics`, :func:`plot_confusion`). Heavy libraries (torch, timm,
+scikit-learn) load when a function needs them.
 """
 
-__all__: list[str] = []
+from mammosearch.classifiers.convnext import ConvNeXtDensity, TrainConfig, train_convnext
+from mammosearch.classifiers.heads import LinearProbe, ZeroShotDensity, density_prompts
+from mammosearch.classifiers.metrics import density_metrics, plot_confusion
+from mammosearch.classifiers.policy import decide, tune_policy
+
+__all__ = [
+    "ConvNeXtDensity",
+    "LinearProbe",
+    "TrainConfig",
+    "ZeroShotDensity",
+    "decide",
+    "density_metrics",
+    "density_prompts",
+    "plot_confusion",
+    "train_convnext",
+    "tune_policy",
+]

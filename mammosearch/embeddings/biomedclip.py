@@ -113,6 +113,8 @@ class BiomedClipEmbedder:
             "std": [float(x) for x in cfg.get("std", (0.26862954, 0.26130258, 0.27577711))],
         }
         self.context_length = int(getattr(self._tokenizer, "context_length", 256))
+        scale = getattr(self._model, "logit_scale", None)
+        self.logit_scale = float(scale.exp().item()) if scale is not None else 100.0
         side = int(str(self.preprocess["size"]))
         with torch.inference_mode():
             blank = torch.zeros(1, 3, side, side, device=self.device)

@@ -11,7 +11,7 @@ import pytest
 from mammosearch.embeddings import create_embedder
 from mammosearch.embeddings.biomedclip import BiomedClipEmbedder
 from mammosearch.errors import ConfigError, ModelLoadError
-from tests.embeddings.conftest import build_tiny_model
+from tests.tinyclip import build_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,11 @@
 """A tiny BiomedCLIP-family model (timm ViT image tower + HF BERT text tower), random weights,
-saved in the Hugging Face hub layout that ``local-dir:`` and the hub cache use."""
+saved in the Hugging Face hub layout that ``local-dir:`` and the hub cache use (the
+``tiny_model_dir`` fixture of ``tests/conftest.py`` builds one per session)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import pytest
 
 _VOCAB = (
     ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -91,8 +90,3 @@ def build_tiny_model(folder: Path, *, hub_text_name: str | None = None) -> Path:
         config["model_cfg"]["text_cfg"]["hf_tokenizer_name"] = hub_text_name
         (folder / "open_clip_config.json").write_text(json.dumps(config), encoding="utf-8")
     return folder
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny_biomedclip"))

@@ -1,0 +1,287 @@
+"""Density models behind :mod:`mammosearch.pipeline`: train the ConvNeXt (with the assess policy
+tuned by cross-validation) and evaluate every density path on a labelled manifest.
+
+Every evaluation keeps a patient's images on one side of each split, and scores with
+:func:`mammosearch.classifiers.metrics.density_metrics`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mammosearch._cases import (
+    _EMBED_BATCH,
+    PREPARED_SIZE,
+    ManifestRow,
+    _open_embedder,
+    label_order,
+    read_manifest,
+)
+from mammosearch.embeddings import Embedder
+from mammosearch.embeddings.radiomics import RadiomicsEmbedder
+from mammosearch.errors import InputError, InvalidDicomError
+from mammosearch.imaging import prepare_image, read_image
+from mammosearch.index import VoteParams, fit_vote
+from mammosearch.records import Neighbour
+
+__all__ = ["evaluate_density", "evaluate_probe", "evaluate_zero_shot", "train_density"]
+
+logger = logging.getLogger(__name__)
+
+
+def _labelled_images(manifest: Path) -> tuple[list[ManifestRow], list[NDArray[np.float32]]]:
+    """The manifest's labelled rows whose images read, with their breast-cropped images."""
+    rows, images = [], []
+    for row in read_manifest(manifest):
+        if row.label is None:
+            continue
+        try:
+            images.append(prepare_image(read_image(row.image), PREPARED_SIZE))
+        except InvalidDicomError as e:
+            logger.warning("row %d skipped: %s", row.number, e.code)
+            continue
+        rows.append(row)
+    if not rows:
+        raise InputError(
+            "the manifest has no labelled, readable images", fix="add a density column"
+        )
+    return rows, images
+
+
+def train_density(
+    manifest: Path,
+    out: Path,
+    config: Any,
+    *,
+    label_order_arg: Sequence[str] | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    policy_folds: int = 3,
+) -> Any:
+    """Train the ConvNeXt density model on a labelled manifest; writes ``out``.
+
+    With ``policy_folds`` >= 2, first runs patient-level cross-validation of both paths (the
+    ConvNeXt and the weight-free neighbour vote) and tunes the assess policy's vote margin on
+    their out-of-fold predictions; the policy and the fold accuracies go into ``config.json``.
+    """
+    from mammosearch.classifiers.convnext import train_convnext
+
+    rows, images = _labelled_images(manifest)
+    labels, _ = label_order({str(r.label) for r in rows}, label_order_arg)
+    truth = [str(r.label) for r in rows]
+    patients = [r.patient_id for r in rows]
+    policy = None
+    if policy_folds >= 2 and not resume:
+        policy = _tune_policy(images, truth, patients, labels, config, policy_folds, progress)
+    model = train_convnext(
+        images, truth, patients, labels, config, out=out, resume=resume, progress=progress,
+        data_keys=[r.source_key for r in rows],
+    )  # fmt: skip
+    if policy is not None:
+        model.config["policy"] = policy
+        model.save(out)
+    return model
+
+
+def _tune_policy(
+    images: Sequence[NDArray[np.float32]],
+    truth: list[str],
+    patients: list[str],
+    labels: list[str],
+    config: Any,
+    folds: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """Out-of-fold ConvNeXt and vote predictions, and the vote margin that combines them best."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from mammosearch.classifiers.convnext import train_convnext
+    from mammosearch.classifiers.policy import tune_policy
+    from mammosearch.index.vote import vote_density
+
+    radiomics = RadiomicsEmbedder()
+    features = radiomics.features(images)
+    n = len(truth)
+    vote_labels: list[str | None] = [None] * n
+    vote_margins = [0.0] * n
+    conv_labels = [""] * n
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
+    for fold, (train_idx, test_idx) in enumerate(splitter.split(images, truth, groups=patients)):
+        logger.info("assess policy: fold %d of %d", fold + 1, folds)
+        model = train_convnext(
+            [images[i] for i in train_idx], [truth[i] for i in train_idx],
+            [patients[i] for i in train_idx], labels, config, progress=progress,
+        )  # fmt: skip
+        for i, label in zip(test_idx, model.predict([images[i] for i in test_idx]), strict=True):
+            conv_labels[i] = label
+        radiomics.fit_features(features[train_idx])
+        train_vectors = radiomics.embed_features(features[train_idx])
+        params = _fit_vote_arrays(train_vectors, [truth[i] for i in train_idx],
+                                  [patients[i] for i in train_idx], labels)  # fmt: skip
+        test_vectors = radiomics.embed_features(features[test_idx])
+        sims = test_vectors @ train_vectors.T
+        for row, i in enumerate(test_idx):
+            top = np.argsort(-sims[row])[: params.k]
+            neighbours = [
+                Neighbour(row_id=int(j), case_id="", patient_id="", score=float(sims[row, j]),
+                          label=truth[train_idx[j]])
+                for j in top
+            ]  # fmt: skip
+            vote = vote_density(neighbours, labels, params)
+            vote_labels[i], vote_margins[i] = vote.label, vote.margin
+    return {"folds": folds, **tune_policy(truth, vote_labels, vote_margins, conv_labels)}
+
+
+def _fit_vote_arrays(
+    vectors: NDArray[np.float32], truth: list[str], patients: list[str], labels: list[str]
+) -> VoteParams:
+    """The vote fitted leave-one-patient-out on in-memory vectors."""
+    k = VoteParams().k
+    sims = vectors @ vectors.T
+    same = np.asarray(patients)[:, None] == np.asarray(patients)[None, :]
+    sims = np.where(same, -np.inf, sims)
+    order = np.argsort(-sims, axis=1)[:, :k]
+    top = np.take_along_axis(sims, order, axis=1)
+    neighbour_labels = [[truth[j] for j in row] for row in order]
+    params, _ = fit_vote(np.where(np.isfinite(top), top, -1.0).astype(np.float32),
+                         neighbour_labels, truth, labels, k=k)  # fmt: skip
+    return params
+
+
+def evaluate_density(
+    manifest: Path,
+    config: Any,
+    *,
+    model_dir: Path | None = None,
+    folds: int = 5,
+    label_order_arg: Sequence[str] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Density accuracy of the ConvNeXt path: a trained model on the manifest, or patient-level
+    cross-validation (one model per fold, each scored on patients it never saw)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from mammosearch.classifiers.convnext import ConvNeXtDensity, train_convnext
+    from mammosearch.classifiers.metrics import density_metrics
+
+    rows, images = _labelled_images(manifest)
+    truth = [str(r.label) for r in rows]
+    patients = [r.patient_id for r in rows]
+    if model_dir is not None:
+        model = ConvNeXtDensity.load(model_dir)
+        predicted = model.predict(images)
+        return {
+            "mode": "model",
+            **density_metrics(truth, predicted, model.labels, patients=patients),
+        }
+    labels, _ = label_order(set(truth), label_order_arg)
+    predicted_cv: list[str | None] = [None] * len(rows)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
+    for fold, (train_idx, test_idx) in enumerate(splitter.split(images, truth, groups=patients)):
+        logger.info("density cross-validation: fold %d of %d", fold + 1, folds)
+        sub_images = [images[i] for i in train_idx]
+        model = train_convnext(
+            sub_images, [truth[i] for i in train_idx], [patients[i] for i in train_idx], labels,
+            config, progress=progress,
+        )  # fmt: skip
+        for i, label in zip(test_idx, model.predict([images[i] for i in test_idx]), strict=True):
+            predicted_cv[i] = label
+    metrics = density_metrics(truth, predicted_cv, labels, patients=patients)
+    return {"mode": f"{folds}-fold patient cross-validation", "arch": config.arch,
+            "image_size": config.image_size, **metrics}  # fmt: skip
+
+
+def _image_vectors(
+    embedder: Embedder, images: Sequence[NDArray[np.float32]]
+) -> NDArray[np.float32]:
+    """Image vectors of breast-cropped images; ``radiomics.v1`` first fits its (unsupervised)
+    feature statistics on these images, as an index build does."""
+    if isinstance(embedder, RadiomicsEmbedder):
+        features = embedder.features(images)
+        embedder.fit_features(features)
+        return embedder.embed_features(features)
+    return np.concatenate([embedder.embed_images(images[i : i + _EMBED_BATCH])
+                           for i in range(0, len(images), _EMBED_BATCH)])  # fmt: skip
+
+
+def evaluate_probe(
+    manifest: Path,
+    *,
+    embedder: str = "auto",
+    model: str | None = None,
+    folds: int = 5,
+    seed: int = 0,
+    label_order_arg: Sequence[str] | None = None,
+    save: Path | None = None,
+) -> dict[str, Any]:
+    """Patient-level cross-validated accuracy of a linear probe on frozen image vectors.
+
+    With ``save``, a probe fitted on the whole manifest is written there (``probe.json``).
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from mammosearch.classifiers.heads import LinearProbe
+    from mammosearch.classifiers.metrics import density_metrics
+
+    rows, images = _labelled_images(manifest)
+    made = _open_embedder(embedder, model)
+    vectors = _image_vectors(made, images)
+    truth = [str(r.label) for r in rows]
+    patients = [r.patient_id for r in rows]
+    labels, _ = label_order(set(truth), label_order_arg)
+    predicted: list[str | None] = [None] * len(rows)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fold, (train_idx, test_idx) in enumerate(splitter.split(vectors, truth, groups=patients)):
+        logger.info("linear probe cross-validation: fold %d of %d", fold + 1, folds)
+        probe = LinearProbe.fit(
+            vectors[train_idx], [truth[i] for i in train_idx], [patients[i] for i in train_idx],
+            labels, seed=seed, embedder=made,
+        )  # fmt: skip
+        for i, label in zip(test_idx, probe.predict(vectors[test_idx]), strict=True):
+            predicted[i] = label
+    result: dict[str, Any] = {
+        "mode": f"{folds}-fold patient cross-validation", "head": "linear probe",
+        "embedder": made.name, **density_metrics(truth, predicted, labels, patients=patients),
+    }  # fmt: skip
+    if save is not None:
+        probe = LinearProbe.fit(vectors, truth, patients, labels, seed=seed, embedder=made)
+        if isinstance(made, RadiomicsEmbedder):
+            probe.info["embedder_stats"] = made.stats
+        probe.save(save)
+    return result
+
+
+def evaluate_zero_shot(
+    manifest: Path,
+    *,
+    embedder: str = "auto",
+    model: str | None = None,
+    prompts: Path | None = None,
+    label_order_arg: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Accuracy of zero-shot density (prompt ensembles; no training) on a labelled manifest.
+
+    Raises:
+        InputError: The embedder has no shared image-text space, or no prompts fit the labels.
+    """
+    from mammosearch.classifiers.heads import ZeroShotDensity, density_prompts
+    from mammosearch.classifiers.metrics import density_metrics
+
+    rows, images = _labelled_images(manifest)
+    truth = [str(r.label) for r in rows]
+    labels, _ = label_order(set(truth), label_order_arg)
+    head = ZeroShotDensity(
+        _open_embedder(embedder, model), labels, density_prompts(labels, prompts)
+    )
+    predicted = head.predict(_image_vectors(head.embedder, images))
+    return {
+        "mode": "zero-shot (no training)", "head": "prompt ensembles",
+        "embedder": head.embedder.name, "prompts": sum(len(p) for p in head.prompts.values()),
+        **density_metrics(truth, predicted, labels, patients=[r.patient_id for r in rows]),
+    }  # fmt: skip

@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/normalize.py
 	$(BIN)/python bench/imaging.py
 	$(BIN)/python bench/embed.py
+	$(BIN)/python bench/classify.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage normalized-sample.jsonl

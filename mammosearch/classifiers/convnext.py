@@ -63,6 +63,12 @@ def _torch() -> Any:
     return torch
 
 
+def _device() -> Any:
+    """CUDA when present, else the CPU (training and prediction)."""
+    torch = _torch()
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def patient_split(
     patients: Sequence[str], labels: Sequence[str], fraction: float, seed: int
 ) -> tuple[list[int], list[int]]:
@@ -167,11 +173,12 @@ class ConvNeXtDensity:
         """Probabilities ``n×len(labels)`` for breast-cropped H×W images in [0, 1]."""
         torch = _torch()
         self.model.eval()
+        device = next(self.model.parameters()).device
         out = []
         with torch.inference_mode():
             for i in range(0, len(images), batch_size):
                 batch = _normalise(_to_tensor(images[i : i + batch_size], self.image_size))
-                out.append(torch.softmax(self.model(batch), dim=1).numpy())
+                out.append(torch.softmax(self.model(batch.to(device)), dim=1).float().cpu().numpy())
         if not out:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return np.concatenate(out).astype(np.float32)
@@ -185,7 +192,7 @@ class ConvNeXtDensity:
         from safetensors.torch import save_file
 
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.contiguous() for k, v in self.model.state_dict().items()}
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         save_file(state, str(directory / WEIGHTS))
         preprocessing = {"input": "breast-cropped, chest wall left, grey",
                          "size": self.image_size, "mean": _MEAN, "std": _STD}  # fmt: skip
@@ -273,10 +280,11 @@ def train_convnext(
     if not val_idx or not train_idx:
         raise InputError("not enough patients for a validation split", fix="add more patients")
     x = _to_tensor(images, config.image_size)
-    model = _build(config.arch, len(label_order), config.init)
+    device = _device()
+    model = _build(config.arch, len(label_order), config.init).to(device)
     counts = np.bincount(y[train_idx], minlength=len(label_order)).astype(np.float64)
     weights = torch.tensor(
-        counts.sum() / np.maximum(counts, 1) / len(label_order), dtype=torch.float32
+        counts.sum() / np.maximum(counts, 1) / len(label_order), dtype=torch.float32, device=device
     )
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
     optimiser = torch.optim.AdamW(
@@ -288,7 +296,7 @@ def train_convnext(
     history: list[dict[str, float]] = []
     checkpoint = out / CHECKPOINT if out else None
     if resume and checkpoint and checkpoint.is_file():
-        saved = torch.load(checkpoint, weights_only=True)
+        saved = torch.load(checkpoint, weights_only=True, map_location=device)
         model.load_state_dict(saved["model"])
         optimiser.load_state_dict(saved["optimiser"])
         schedule.load_state_dict(saved["schedule"])
@@ -313,8 +321,8 @@ def train_convnext(
             total = 0.0
             for s in range(0, len(perm), config.batch_size):
                 idx = perm[s : s + config.batch_size]
-                batch = _normalise(_augment(x[idx], rng))
-                loss = loss_fn(model(batch), torch.from_numpy(y[idx]))
+                batch = _normalise(_augment(x[idx], rng)).to(device)
+                loss = loss_fn(model(batch), torch.from_numpy(y[idx]).to(device))
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
@@ -322,9 +330,9 @@ def train_convnext(
                 total += float(loss.detach()) * len(idx)
             model.eval()
             with torch.inference_mode():
-                logits = torch.cat([model(_normalise(x[val_idx[s : s + 32]]))
+                logits = torch.cat([model(_normalise(x[val_idx[s : s + 32]]).to(device))
                                     for s in range(0, len(val_idx), 32)])  # fmt: skip
-            pred = logits.argmax(dim=1).numpy()
+            pred = logits.argmax(dim=1).cpu().numpy()
             kappa = (
                 float(cohen_kappa_score(y[val_idx], pred, weights="quadratic"))
                 if len(set(y[val_idx])) > 1

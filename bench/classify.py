@@ -1,0 +1,110 @@
+"""ConvNeXt density model throughput: training and inference images/second.
+
+For ``convnext_atto`` and ``convnext_tiny`` (random weights: speed does not depend on them),
+at 224 px and 320 px, on a GPU when one is present, else this CPU:
+
+- training: ``train_convnext`` itself (augmentation, class-weighted loss, AdamW + cosine, the
+  validation pass and kappa), timed over its second epoch; side by side with a bare timm loop
+  (forward, backward, AdamW step on ready tensors) on the same images, the peer;
+- inference: ``ConvNeXtDensity.predict_proba`` on breast-cropped 512x400 images (square fit,
+  normalisation, softmax), batch 16, side by side with the bare model forward.
+
+Usage: ``python bench/classify.py [--images 48] [--archs convnext_atto,convnext_tiny]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+
+
+def _bare_train(arch: str, size: int, n: int, batch: int, device: object) -> float:
+    import timm
+    import torch
+
+    model = timm.create_model(arch, pretrained=False, in_chans=1, num_classes=3).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x = torch.rand(n, 1, size, size, device=device)
+    y = torch.randint(0, 3, (n,), device=device)
+    model.train()
+    start = time.perf_counter()
+    for s in range(0, n, batch):
+        loss = loss_fn(model(x[s : s + batch]), y[s : s + batch])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    if getattr(device, "type", "") == "cuda":
+        torch.cuda.synchronize()
+    return n / (time.perf_counter() - start)
+
+
+def _bare_infer(model: object, size: int, n: int, batch: int, device: object) -> float:
+    import torch
+
+    x = torch.rand(n, 1, size, size, device=device)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for s in range(0, n, batch):
+            model(x[s : s + batch])  # type: ignore[operator]
+    if getattr(device, "type", "") == "cuda":
+        torch.cuda.synchronize()
+    return n / (time.perf_counter() - start)
+
+
+def _ours_train(
+    arch: str, size: int, images: list[np.ndarray], labels: list[str], patients: list[str]
+) -> tuple[Any, float]:
+    """A model from ``train_convnext`` and the seconds of its second epoch (validation
+    included; the first carries the set-up)."""
+    from mammosearch.classifiers.convnext import TrainConfig, train_convnext
+
+    config = TrainConfig(arch=arch, image_size=size, epochs=2, batch_size=16, patience=9)
+    ends: list[float] = []
+    model = train_convnext(images, labels, patients, ["F", "G", "D"], config,
+                           on_epoch=lambda _e, _m: ends.append(time.perf_counter()))  # fmt: skip
+    return model, ends[1] - ends[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--images", type=int, default=48)
+    parser.add_argument("--archs", default="convnext_atto,convnext_tiny")
+    parser.add_argument("--sizes", default="224,320")
+    args = parser.parse_args()
+
+    import torch
+
+    from mammosearch.classifiers.convnext import _device
+
+    device = _device()
+    name = torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU"
+    print(f"device: {name}, {torch.get_num_threads()} threads; {args.images} images per run")
+    rng = np.random.default_rng(0)
+    images = [rng.random((512, 400), dtype=np.float32) for _ in range(args.images)]
+    labels = ["FGD"[i % 3] for i in range(args.images)]
+    patients = [f"p{i // 2}" for i in range(args.images)]
+    n_train = args.images - round(args.images * 0.2)
+    print(f"{'arch':<15}{'px':>5}{'train img/s':>13}{'bare':>8}{'ratio':>7}"
+          f"{'infer img/s':>13}{'bare':>8}{'ratio':>7}")  # fmt: skip
+    for arch in args.archs.split(","):
+        for size in (int(s) for s in args.sizes.split(",")):
+            _bare_train(arch, size, 16, 16, device)  # warm-up
+            bare_train = _bare_train(arch, size, n_train, 16, device)
+            model, epoch_s = _ours_train(arch, size, images, labels, patients)
+            ours_train = n_train / epoch_s
+            model.predict_proba(images[:16])  # warm-up
+            start = time.perf_counter()
+            model.predict_proba(images, batch_size=16)
+            ours_infer = args.images / (time.perf_counter() - start)
+            bare_infer = _bare_infer(model.model, size, args.images, 16, device)
+            print(f"{arch:<15}{size:>5}{ours_train:>13.1f}{bare_train:>8.1f}"
+                  f"{ours_train / bare_train:>7.2f}{ours_infer:>13.1f}{bare_infer:>8.1f}"
+                  f"{ours_infer / bare_infer:>7.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,14 @@ from mammosearch.imaging import prepare_image, read_image
 from mammosearch.index import VoteParams, fit_vote
 from mammosearch.records import Neighbour
 
-__all__ = ["evaluate_density", "evaluate_probe", "evaluate_zero_shot", "train_density"]
+__all__ = [
+    "OutOfFold",
+    "cross_validate_paths",
+    "evaluate_density",
+    "evaluate_probe",
+    "evaluate_zero_shot",
+    "train_density",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +97,91 @@ def train_density(
     return model
 
 
+@dataclass(slots=True)
+class OutOfFold:
+    """Every density path's out-of-fold predictions from patient-level cross-validation.
+
+    Attributes:
+        labels: The label set in its order (the probability columns).
+        truth: The true label of each image.
+        patients: The patient of each image.
+        fold: The fold each image was scored in.
+        probabilities: ``{"convnext" | "vote" | "probe": n×len(labels)}``.
+        vote_margin: The vote's winner-minus-runner-up margin of each image.
+        vote_abstain: Whether the fitted vote would abstain on each image.
+    """
+
+    labels: list[str]
+    truth: list[str]
+    patients: list[str]
+    fold: NDArray[np.int64]
+    probabilities: dict[str, NDArray[np.float32]]
+    vote_margin: NDArray[np.float64]
+    vote_abstain: NDArray[np.bool_]
+
+    def predicted(self, path: str) -> list[str]:
+        """The most probable label of each image on one path."""
+        return [self.labels[int(i)] for i in self.probabilities[path].argmax(axis=1)]
+
+
+def cross_validate_paths(
+    images: Sequence[NDArray[np.float32]],
+    truth: list[str],
+    patients: list[str],
+    labels: list[str],
+    config: Any,
+    folds: int,
+    *,
+    progress: bool = False,
+) -> OutOfFold:
+    """Patient-level cross-validation of the ConvNeXt, the weight-free neighbour vote
+    (``radiomics.v1``, its statistics and vote fitted on each training fold only) and a linear
+    probe on the same radiomics vectors; every image is scored by models that never saw its
+    patient."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from mammosearch.classifiers.convnext import train_convnext
+    from mammosearch.classifiers.heads import LinearProbe
+    from mammosearch.index.vote import vote_density
+
+    radiomics = RadiomicsEmbedder()
+    features = radiomics.features(images)
+    n, width = len(truth), len(labels)
+    out = OutOfFold(
+        labels, truth, patients, np.zeros(n, dtype=np.int64),
+        {path: np.zeros((n, width), dtype=np.float32) for path in ("convnext", "vote", "probe")},
+        np.zeros(n), np.zeros(n, dtype=bool),
+    )  # fmt: skip
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
+    for fold, (train_idx, test_idx) in enumerate(splitter.split(images, truth, groups=patients)):
+        logger.info("density cross-validation: fold %d of %d", fold + 1, folds)
+        out.fold[test_idx] = fold
+        train_truth = [truth[i] for i in train_idx]
+        train_patients = [patients[i] for i in train_idx]
+        model = train_convnext([images[i] for i in train_idx], train_truth, train_patients,
+                               labels, config, progress=progress)  # fmt: skip
+        out.probabilities["convnext"][test_idx] = model.predict_proba([images[i] for i in test_idx])
+        radiomics.fit_features(features[train_idx])
+        train_vectors = radiomics.embed_features(features[train_idx])
+        test_vectors = radiomics.embed_features(features[test_idx])
+        probe = LinearProbe.fit(train_vectors, train_truth, train_patients, labels,
+                                seed=config.seed)  # fmt: skip
+        out.probabilities["probe"][test_idx] = probe.predict_proba(test_vectors)
+        params = _fit_vote_arrays(train_vectors, train_truth, train_patients, labels)
+        sims = test_vectors @ train_vectors.T
+        for row, i in enumerate(test_idx):
+            top = np.argsort(-sims[row])[: params.k]
+            neighbours = [
+                Neighbour(row_id=int(j), case_id="", patient_id="", score=float(sims[row, j]),
+                          label=train_truth[j])
+                for j in top
+            ]  # fmt: skip
+            vote = vote_density(neighbours, labels, params)
+            out.probabilities["vote"][i] = [vote.probabilities[lab] for lab in labels]
+            out.vote_margin[i], out.vote_abstain[i] = vote.margin, vote.abstain
+    return out
+
+
 def _tune_policy(
     images: Sequence[NDArray[np.float32]],
     truth: list[str],
@@ -98,44 +191,13 @@ def _tune_policy(
     folds: int,
     progress: bool,
 ) -> dict[str, Any]:
-    """Out-of-fold ConvNeXt and vote predictions, and the vote margin that combines them best."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    from mammosearch.classifiers.convnext import train_convnext
+    """The assess policy tuned on out-of-fold predictions of every path."""
     from mammosearch.classifiers.policy import tune_policy
-    from mammosearch.index.vote import vote_density
 
-    radiomics = RadiomicsEmbedder()
-    features = radiomics.features(images)
-    n = len(truth)
-    vote_labels: list[str | None] = [None] * n
-    vote_margins = [0.0] * n
-    conv_labels = [""] * n
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
-    for fold, (train_idx, test_idx) in enumerate(splitter.split(images, truth, groups=patients)):
-        logger.info("assess policy: fold %d of %d", fold + 1, folds)
-        model = train_convnext(
-            [images[i] for i in train_idx], [truth[i] for i in train_idx],
-            [patients[i] for i in train_idx], labels, config, progress=progress,
-        )  # fmt: skip
-        for i, label in zip(test_idx, model.predict([images[i] for i in test_idx]), strict=True):
-            conv_labels[i] = label
-        radiomics.fit_features(features[train_idx])
-        train_vectors = radiomics.embed_features(features[train_idx])
-        params = _fit_vote_arrays(train_vectors, [truth[i] for i in train_idx],
-                                  [patients[i] for i in train_idx], labels)  # fmt: skip
-        test_vectors = radiomics.embed_features(features[test_idx])
-        sims = test_vectors @ train_vectors.T
-        for row, i in enumerate(test_idx):
-            top = np.argsort(-sims[row])[: params.k]
-            neighbours = [
-                Neighbour(row_id=int(j), case_id="", patient_id="", score=float(sims[row, j]),
-                          label=truth[train_idx[j]])
-                for j in top
-            ]  # fmt: skip
-            vote = vote_density(neighbours, labels, params)
-            vote_labels[i], vote_margins[i] = vote.label, vote.margin
-    return {"folds": folds, **tune_policy(truth, vote_labels, vote_margins, conv_labels)}
+    oof = cross_validate_paths(images, truth, patients, labels, config, folds, progress=progress)
+    vote_labels: list[str | None] = list(oof.predicted("vote"))
+    return {"folds": folds, **tune_policy(truth, vote_labels, oof.vote_margin.tolist(),
+                                          oof.predicted("convnext"))}  # fmt: skip
 
 
 def _fit_vote_arrays(

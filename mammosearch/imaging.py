@@ -38,7 +38,9 @@ __all__ = [
     "breast_mask",
     "breast_region",
     "fit_square",
+    "pectoral_mask",
     "prepare_image",
+    "tissue_square",
     "read_image",
 ]
 
@@ -47,6 +49,8 @@ logger = logging.getLogger(__name__)
 _DICM_OFFSET = 128
 _RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 _MASK_SIDE = 256  # segmentation runs on a copy this size along its longer side
+_PECTORAL_SIDE = 128  # the pectoral line is searched on a copy this size
+_PECTORAL_MIN_CONTRAST = 0.05  # muscle minus the tissue beside it (intensities in [0, 1])
 # SNOMED / DICOM codes of ViewCodeSequence (CID 4014) for the common views.
 _VIEW_CODES = {
     "R-10242": View.CC, "399162004": View.CC, "R-10226": View.MLO, "399368009": View.MLO,
@@ -395,6 +399,75 @@ def fit_square(pixels: NDArray[np.float32], size: int) -> NDArray[np.float32]:
     top = (size - resized.shape[0]) // 2
     out[top : top + resized.shape[0], : resized.shape[1]] = np.clip(resized, 0.0, 1.0)
     return out
+
+
+def pectoral_mask(pixels: NDArray[np.float32]) -> NDArray[np.bool_]:
+    """The pectoral muscle of a breast-cropped image (chest wall left, background 0), or none.
+
+    On MLO views the muscle is a bright triangle in the upper chest-wall corner; density is read
+    on the breast tissue without it. Its edge is found as a straight line (Hough transform of
+    Canny edges in the upper chest-wall part of the breast) that runs from the top edge down to
+    the chest wall, cuts off 1-40% of the breast, and has brighter tissue on the chest-wall side
+    than beside it. Where no line passes these tests (CC views, faint muscles) the mask is
+    empty.
+    """
+    from PIL import Image
+    from scipy import ndimage
+    from skimage.feature import canny
+    from skimage.transform import hough_line, hough_line_peaks
+
+    side = _PECTORAL_SIDE
+    empty = np.zeros(pixels.shape, dtype=bool)
+    small = np.asarray(
+        Image.fromarray(np.ascontiguousarray(pixels, dtype=np.float32), mode="F").resize(
+            (side, side), Image.Resampling.BOX
+        )
+    )
+    breast = small > 0.03
+    rows, cols = np.flatnonzero(breast.any(axis=1)), np.flatnonzero(breast.any(axis=0))
+    if rows.size < 10 or cols.size < 10:
+        return empty
+    top, height, width = int(rows[0]), int(rows[-1] - rows[0] + 1), int(cols[-1] + 1)
+    smooth = ndimage.gaussian_filter(small, 2.0)
+    region = np.zeros_like(breast)
+    region[top : top + int(0.8 * height), : int(0.8 * width)] = True
+    edges = canny(smooth, sigma=1.0, low_threshold=0.005, high_threshold=0.02,
+                  mask=ndimage.binary_erosion(breast, iterations=3) & region)  # fmt: skip
+    # normals between 5 and 85 degrees: lines from the top edge down to the chest wall
+    space, angles, distances = hough_line(edges, theta=np.deg2rad(np.linspace(5, 85, 81)))
+    yy, xx = np.mgrid[0:side, 0:side]
+    best: tuple[float, float, float, float] | None = None
+    peaks = hough_line_peaks(space, angles, distances, num_peaks=8, min_distance=3, min_angle=3)
+    for _, angle, dist in zip(*peaks, strict=True):
+        c, s = float(np.cos(angle)), float(np.sin(angle))
+        x_top, y_wall = (dist - top * s) / c, dist / s
+        if not (0.08 * width < x_top < 0.85 * width and top + 0.1 * height < y_wall < top + height):
+            continue
+        along = xx * c + yy * s
+        inside = (along < dist) & breast
+        beside = (along >= dist) & (along < dist + 0.15 * width) & breast & (yy < y_wall)
+        if not (0.01 * breast.sum() < inside.sum() < 0.4 * breast.sum()) or beside.sum() < 10:
+            continue
+        contrast = float(smooth[inside].mean() - smooth[beside].mean())
+        if contrast >= _PECTORAL_MIN_CONTRAST and (best is None or contrast > best[0]):
+            best = (contrast, c, s, float(dist))
+    if best is None:
+        return empty
+    _, c, s, dist = best
+    scale = side / np.asarray(pixels.shape, dtype=np.float64)
+    rr, cc = np.mgrid[0 : pixels.shape[0], 0 : pixels.shape[1]]
+    return np.asarray((cc * scale[1] * c + rr * scale[0] * s < dist) & (pixels > 0.03), dtype=bool)
+
+
+def tissue_square(
+    pixels: NDArray[np.float32], size: int, *, without_pectoral: bool = True
+) -> NDArray[np.float32]:
+    """:func:`fit_square` of a breast-cropped image, with the pectoral muscle set to background
+    (what the density models read)."""
+    square = fit_square(np.asarray(pixels, dtype=np.float32), size)
+    if not without_pectoral:
+        return square
+    return np.where(pectoral_mask(square), 0.0, square).astype(np.float32)
 
 
 def prepare_image(image: MammoImage, size: int = 512) -> NDArray[np.float32]:

@@ -27,8 +27,10 @@ from mammosearch.imaging import (
     breast_mask,
     breast_region,
     fit_square,
+    pectoral_mask,
     prepare_image,
     read_image,
+    tissue_square,
 )
 from mammosearch.records import View
 from tests.conftest import PHI_CANARY, shared_path
@@ -255,6 +257,32 @@ def test_fit_square_keeps_aspect_and_pads() -> None:
     assert wide[:8].max() == 0.0 and wide[30].min() > 0.99  # centred vertically
 
 
+def mlo_like(muscle: bool, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A breast-cropped MLO-like image (chest wall left) and its true pectoral triangle."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:256, 0:200]
+    breast = (xx / 190.0) ** 2 + ((yy - 128) / 128.0) ** 2 < 1
+    breast |= xx < 60
+    image = np.where(breast, 0.45 + 0.08 * rng.random((256, 200)), 0.0)
+    triangle = (xx / 90.0 + yy / 150.0 < 1) & breast
+    if muscle:
+        image = np.where(triangle, 0.8 + 0.04 * rng.random((256, 200)), image)
+    return image.astype(np.float32), triangle
+
+
+def test_pectoral_muscle_is_found_on_mlo_and_not_invented() -> None:
+    image, truth = mlo_like(muscle=True)
+    found = pectoral_mask(image)
+    iou = (found & truth).sum() / (found | truth).sum()
+    assert iou > 0.8
+    plain, _ = mlo_like(muscle=False)
+    assert not pectoral_mask(plain).any()  # no bright corner: no muscle
+    assert not pectoral_mask(np.zeros((64, 64), dtype=np.float32)).any()
+    square = tissue_square(image, 128)
+    assert square.shape == (128, 128) and square[:10, :20].max() == 0.0  # muscle removed
+    assert tissue_square(image, 128, without_pectoral=False)[:10, :20].min() > 0.7
+
+
 def test_label_does_not_survive_in_the_prepared_image(tmp_path: Path) -> None:
     path = tmp_path / "l.dcm"
     write_dicom(path, phantom())
@@ -276,6 +304,8 @@ def test_all_cbis_ddsm_dicoms() -> None:
         assert min(image.pixels.shape) > 2000
         prepared = prepare_image(image, 256)
         assert prepared.shape == (256, 256) and 0.1 < (prepared > 0).mean() < 0.9
+        # the muscle shows on MLO views only
+        assert pectoral_mask(prepared).any() == (image.view is View.MLO)
 
 
 @pytest.mark.shared_data
@@ -283,11 +313,14 @@ def test_all_mias_images() -> None:
     folder = shared_path("mini-mias")
     paths = sorted((folder / "images").glob("*.png"))
     assert len(paths) == 214
+    found = 0
     for path in paths:
         image = read_image(path)
         assert image.pixels.shape == (512, 512) and image.laterality is None
         prepared = prepare_image(image, 128)
         assert prepared[:, :16].mean() > prepared[:, -16:].mean()  # chest wall on the left
+        found += bool(pectoral_mask(prepared).any())
+    assert found > 0.75 * len(paths)  # all MLO views: most show the muscle
 
 
 def test_pydicom_only_here() -> None:

@@ -51,10 +51,11 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 0.05
-    patience: int = 8
+    patience: int = 15
     val_fraction: float = 0.2
     seed: int = 0
     init: str | None = None  # "imagenet", a weights file, or None (from scratch)
+    without_pectoral: bool = True  # the pectoral muscle set to background in the input
 
 
 def _torch() -> Any:
@@ -143,11 +144,14 @@ def _augment(batch: Any, rng: np.random.Generator) -> Any:
     return (batch.clamp(0, 1) ** gamma * contrast).clamp(0, 1)
 
 
-def _to_tensor(images: Sequence[NDArray[np.float32]], size: int) -> Any:
-    from mammosearch.imaging import fit_square
+def _to_tensor(
+    images: Sequence[NDArray[np.float32]], size: int, without_pectoral: bool = True
+) -> Any:
+    from mammosearch.imaging import tissue_square
 
     torch = _torch()
-    stack = np.stack([fit_square(np.asarray(img, dtype=np.float32), size) for img in images])
+    stack = np.stack([tissue_square(img, size, without_pectoral=without_pectoral)
+                      for img in images])  # fmt: skip
     return torch.from_numpy(stack[:, None])
 
 
@@ -167,6 +171,10 @@ class ConvNeXtDensity:
     def image_size(self) -> int:
         return int(self.config.get("image_size", 224))
 
+    @property
+    def without_pectoral(self) -> bool:
+        return bool(self.config.get("without_pectoral", False))
+
     def predict_proba(
         self, images: Sequence[NDArray[np.float32]], *, batch_size: int = 16
     ) -> NDArray[np.float32]:
@@ -177,7 +185,9 @@ class ConvNeXtDensity:
         out = []
         with torch.inference_mode():
             for i in range(0, len(images), batch_size):
-                batch = _normalise(_to_tensor(images[i : i + batch_size], self.image_size))
+                batch = _normalise(
+                    _to_tensor(images[i : i + batch_size], self.image_size, self.without_pectoral)
+                )
                 out.append(torch.softmax(self.model(batch.to(device)), dim=1).float().cpu().numpy())
         if not out:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
@@ -195,7 +205,8 @@ class ConvNeXtDensity:
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         save_file(state, str(directory / WEIGHTS))
         preprocessing = {"input": "breast-cropped, chest wall left, grey",
-                         "size": self.image_size, "mean": _MEAN, "std": _STD}  # fmt: skip
+                         "size": self.image_size, "mean": _MEAN, "std": _STD,
+                         "without_pectoral": self.without_pectoral}  # fmt: skip
         config = dict(self.config, format=FORMAT, labels=self.labels, preprocessing=preprocessing)
         (directory / CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
 
@@ -279,7 +290,7 @@ def train_convnext(
     )
     if not val_idx or not train_idx:
         raise InputError("not enough patients for a validation split", fix="add more patients")
-    x = _to_tensor(images, config.image_size)
+    x = _to_tensor(images, config.image_size, config.without_pectoral)
     device = _device()
     model = _build(config.arch, len(label_order), config.init).to(device)
     counts = np.bincount(y[train_idx], minlength=len(label_order)).astype(np.float64)

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from mammosearch.embeddings.base import l2_normalize
 from mammosearch.embeddings.radiomics import RadiomicsEmbedder
 from mammosearch.errors import ModelLoadError
-from mammosearch.imaging import fit_square
+from mammosearch.imaging import tissue_square
 from mammosearch.registry import embedders
 
 __all__ = ["ConvNeXtEmbedder"]
@@ -69,6 +69,7 @@ class ConvNeXtEmbedder:
             "size": int(prep.get("size", config.get("image_size", 224))),
             "mean": float(prep.get("mean", 0.5)),
             "std": float(prep.get("std", 0.25)),
+            "without_pectoral": bool(prep.get("without_pectoral", False)),
         }
         self.model_id = f"local-dir:{folder}"
         self.weights_path = weights
@@ -84,10 +85,11 @@ class ConvNeXtEmbedder:
 
         size = int(self.preprocess["size"])
         mean, std = float(self.preprocess["mean"]), float(self.preprocess["std"])
+        pectoral = bool(self.preprocess["without_pectoral"])
         out = []
         with torch.inference_mode():
             for i in range(0, len(images), self.batch_size):
-                batch = np.stack([fit_square(np.asarray(img, dtype=np.float32), size)
+                batch = np.stack([tissue_square(img, size, without_pectoral=pectoral)
                                   for img in images[i : i + self.batch_size]])  # fmt: skip
                 tensor = (torch.from_numpy(batch[:, None]) - mean) / std
                 features = self._model.forward_head(

@@ -1,7 +1,8 @@
 """The weight-free baseline embedder, ``radiomics.v1``.
 
 Images: breast-tissue descriptors that capture density and texture, computed inside the breast
-(the non-zero pixels of a breast-cropped image): intensity statistics and histogram, the dense-
+(the non-zero pixels of a breast-cropped image, without the pectoral muscle where
+:func:`mammosearch.imaging.pectoral_mask` finds one): intensity statistics and histogram, the dense-
 tissue fraction at several levels, grey-level co-occurrence properties (scikit-image GLCM) and
 local binary pattern histograms (scikit-image LBP). Features are standardised with statistics
 fitted on a collection (:meth:`RadiomicsEmbedder.fit`, stored with an index) and L2-normalised.
@@ -22,7 +23,7 @@ from numpy.typing import NDArray
 
 from mammosearch.embeddings.base import l2_normalize
 from mammosearch.errors import ConfigError
-from mammosearch.imaging import fit_square
+from mammosearch.imaging import tissue_square
 from mammosearch.registry import embedders
 
 __all__ = ["RadiomicsEmbedder"]
@@ -44,7 +45,7 @@ def image_features(image: NDArray[np.float32]) -> NDArray[np.float64]:
     from skimage.feature import graycomatrix, graycoprops, local_binary_pattern
     from skimage.filters import threshold_otsu
 
-    square = fit_square(np.asarray(image, dtype=np.float32), _SIDE)
+    square = tissue_square(image, _SIDE)
     mask = square > 1e-3
     values = square[mask]
     if values.size < 64:
@@ -118,7 +119,7 @@ class RadiomicsEmbedder:
     """
 
     name = "radiomics.v1"
-    model_id = "radiomics.v1 (weight-free)"
+    model_id = "radiomics.v1 (weight-free; rev 2: pectoral muscle excluded)"
     supports_cross_modal = False
     preprocess: dict[str, Any] = {"size": _SIDE, "mean": None, "std": None}
     weights_sha256 = None

@@ -286,10 +286,11 @@ def build_index(
     """
     rows = read_manifest(manifest)
     report = BuildReport(rows=len(rows))
-    existing_stats = None
+    existing_stats = existing_id = None
     if update and (out / "manifest.json").is_file():
         with CaseIndex(out) as current:
             existing_stats = current.manifest.embedder.stats
+            existing_id = current.manifest.embedder.model_id
             if embedder == "auto":
                 embedder = current.manifest.embedder.name
             model = model or (
@@ -303,6 +304,13 @@ def build_index(
             fix="pass --update to add to it, or choose another directory",
         )
     made = _open_embedder(embedder, model, existing_stats)
+    if existing_id is not None and model is None and made.model_id != existing_id:
+        from mammosearch.errors import IndexIntegrityError
+
+        raise IndexIntegrityError(
+            f"the index was built by another revision of {made.name} ({existing_id!r})",
+            fix="rebuild it into a new directory instead of --update",
+        )
     report.embedder = made.name
     normalizer = Normalizer(max_chars=settings.max_report_chars)
     radiomics = made if isinstance(made, RadiomicsEmbedder) else None
@@ -495,14 +503,20 @@ def open_index(directory: Path, model: str | None = None) -> tuple[CaseIndex, Em
     info = index.manifest.embedder
     source = model or (info.model_id if info.name in ("biomedclip.v1", "convnext.v1") else None)
     made = _open_embedder(info.name, source, info.stats)
+    from mammosearch.errors import IndexIntegrityError
+
     if made.name != info.name or made.dim != info.image_dim:
         index.close()
-        from mammosearch.errors import IndexIntegrityError
-
         raise IndexIntegrityError(
             f"the index was built by {info.name} ({info.image_dim}-d); {made.name} "
             f"({made.dim}-d) cannot query it",
             fix="load the index's own model (--model)",
+        )
+    if source is None and made.model_id != info.model_id:  # a weight-free embedder's revision
+        index.close()
+        raise IndexIntegrityError(
+            f"the index was built by another revision of {info.name} ({info.model_id!r})",
+            fix="rebuild it: mammosearch index build MANIFEST -o DIR",
         )
     return index, made
 

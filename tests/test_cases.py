@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from mammosearch.cli import app
 from mammosearch.config import load_settings
-from mammosearch.errors import InputError
+from mammosearch.errors import IndexIntegrityError, InputError
 from mammosearch.index import CaseIndex, verify_index
 from mammosearch.pipeline import (
     assess_image,
@@ -176,6 +176,18 @@ def test_update_adds_only_what_is_new_and_remove(corpus: Path, tmp_path: Path) -
     assert again.indexed == 4
     with pytest.raises(InputError, match="none of"):
         remove_cases(out, ["nope"])
+
+
+def test_an_older_feature_revision_is_refused(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "idx"
+    build_index(corpus / "manifest.csv", out, settings=load_settings(), embedder="radiomics.v1")
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest["embedder"]["model_id"] = "radiomics.v1 (weight-free)"  # as rev 1 wrote it
+    (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(IndexIntegrityError, match="another revision"):
+        open_index(out)
+    with pytest.raises(IndexIntegrityError, match="another revision"):
+        build_index(corpus / "manifest.csv", out, settings=load_settings(), update=True)
 
 
 def test_evaluate_retrieval(corpus: Path, tmp_path: Path) -> None:

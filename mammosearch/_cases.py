@@ -62,6 +62,7 @@ PREPARED_SIZE = 512
 THUMB_SIZE = 256
 _KNOWN_ORDERS = (("A", "B", "C", "D"), ("F", "G", "D"))
 _EMBED_BATCH = 16
+ASSESS_METHODS = ("auto", "vote", "convnext", "probe")
 _FIT_LIMIT = 20_000  # labelled images used to fit the vote (leave one patient out)
 
 
@@ -564,23 +565,28 @@ def assess_image(
 ) -> dict[str, Any]:
     """Breast density of one image, with the path that decided (DESIGN.md ``assess`` JSON).
 
-    ``auto``: the density the report states; else a confident neighbour vote; else the
-    ConvNeXt density model (the vote margin that separates the two is tuned by cross-validation
-    and stored with the model). Without a model an unconfident vote still answers, with low
-    confidence and a warning. ``vote`` and ``convnext`` force one path (for evaluation).
+    ``auto``: the density the report states; else a confident neighbour vote; else the image
+    models of the density model (the ConvNeXt, and its radiomics probe), combined as the policy
+    tuned by cross-validation and stored with the model says. Without a model an unconfident
+    vote still answers, with low confidence and a warning. ``vote``, ``convnext`` and ``probe``
+    force one path (for evaluation).
 
     Raises:
-        InputError: Unknown method, or ``convnext`` without a density model.
+        InputError: Unknown method, or a model path without a density model (or its probe).
     """
     from mammosearch.classifiers.policy import decide
 
-    if method not in ("auto", "vote", "convnext"):
-        raise InputError(f"unknown method {method!r}", fix="use auto, vote or convnext")
-    if method == "convnext" and density_model is None:
+    if method not in ASSESS_METHODS:
         raise InputError(
-            "--method convnext needs a trained density model",
+            f"unknown method {method!r}", fix=f"use one of {', '.join(ASSESS_METHODS)}"
+        )
+    if method in ("convnext", "probe") and density_model is None:
+        raise InputError(
+            f"--method {method} needs a trained density model",
             fix="pass --density-model DIR or set MAMMOSEARCH_DENSITY_MODEL",
         )
+    if method == "probe" and getattr(density_model, "probe", None) is None:
+        raise InputError("this density model has no probe", fix="retrain it with train-density")
     normalizer = normalizer or Normalizer()
     decoded = read_image(image)
     prepared = prepare_image(decoded, PREPARED_SIZE)
@@ -591,14 +597,11 @@ def assess_image(
         filters=SearchFilters(exclude_patient=exclude_patient), with_reports=False,
     )  # fmt: skip
     vote: DensityVote = index.vote(neighbours)
-    conv = None
+    models: dict[str, dict[str, float]] = {}
     if density_model is not None and method != "vote":
-        probs = density_model.predict_proba([prepared])[0]
         names = density_model.labels
-        conv = {
-            "label": names[int(np.argmax(probs))],
-            "probabilities": {lab: round(float(p), 6) for lab, p in zip(names, probs, strict=True)},
-        }
+        for path, probs in density_model.path_probabilities([prepared]).items():
+            models[path] = {lab: round(float(p), 6) for lab, p in zip(names, probs[0], strict=True)}
     stated = normalized.density.category.value if normalized and normalized.density else None
     warnings: list[str] = []
     density: dict[str, Any]
@@ -606,28 +609,37 @@ def assess_image(
         probabilities = {lab: float(lab == stated) for lab in index.labels}
         density = {"label": stated, "probabilities": probabilities, "method": "report",
                    "confidence": 1.0}  # fmt: skip
-    elif method == "convnext" and conv is not None:
-        label = conv["label"]
-        density = {"label": label, "probabilities": conv["probabilities"], "method": "convnext",
-                   "confidence": conv["probabilities"][label]}  # fmt: skip
+    elif method in ("convnext", "probe"):
+        chosen = models[method]
+        label = max(chosen, key=chosen.__getitem__)
+        density = {"label": label, "probabilities": chosen, "method": method,
+                   "confidence": chosen[label]}  # fmt: skip
     else:
-        policy = (density_model.config.get("policy") or {}) if density_model is not None else {}
+        policy = density_model.config.get("policy") if density_model is not None else None
         decision = decide(
             vote_label=vote.label, vote_margin=vote.margin, vote_abstains=vote.abstain,
-            vote_probabilities=vote.probabilities,
-            convnext_probabilities=conv["probabilities"] if conv else None,
-            vote_margin_threshold=float(policy.get("vote_margin", 0.0)),
+            vote_probabilities=vote.probabilities, model_probabilities=models, policy=policy,
         )  # fmt: skip
         warnings += decision.warnings
         if decision.method == "vote" and vote.abstain and vote.reason:
             warnings.append(f"vote: {vote.reason}")
         density = {"label": decision.label, "probabilities": decision.probabilities,
                    "method": decision.method, "confidence": decision.confidence}  # fmt: skip
+        if decision.method == "ensemble" and policy:
+            density["weights"] = policy.get("weights")
+
+    def alone(name: str) -> dict[str, Any] | None:
+        if name not in models:
+            return None
+        return {"label": max(models[name], key=models[name].__getitem__),
+                "probabilities": models[name]}  # fmt: skip
+
     return {
         "laterality": decoded.laterality.value if decoded.laterality is not None else None,
         "density": density,
         "vote": vote.to_dict(),
-        "convnext": conv,
+        "convnext": alone("convnext"),
+        "probe": alone("probe"),
         "neighbours": [n.to_dict() for n in neighbours],
         "report": normalized.to_dict() if normalized else None,
         "warnings": warnings,

@@ -72,13 +72,17 @@ def train_density(
     progress: bool = False,
     policy_folds: int = 3,
 ) -> Any:
-    """Train the ConvNeXt density model on a labelled manifest; writes ``out``.
+    """Train the density model on a labelled manifest; writes ``out``.
 
-    With ``policy_folds`` >= 2, first runs patient-level cross-validation of both paths (the
-    ConvNeXt and the weight-free neighbour vote) and tunes the assess policy's vote margin on
-    their out-of-fold predictions; the policy and the fold accuracies go into ``config.json``.
+    The ConvNeXt (``model.safetensors``), a linear probe on ``radiomics.v1`` vectors of the same
+    images (``probe.json``), and, with ``policy_folds`` >= 2, the assess policy: patient-level
+    cross-validation of every path (ConvNeXt, probe, weight-free neighbour vote) tunes the vote
+    margin and the path weights on their out-of-fold predictions; the policy and the paths'
+    out-of-fold accuracies go into ``config.json``.
     """
     from mammosearch.classifiers.convnext import train_convnext
+    from mammosearch.classifiers.heads import LinearProbe
+    from mammosearch.classifiers.policy import tune_policy
 
     rows, images = _labelled_images(manifest)
     labels, _ = label_order({str(r.label) for r in rows}, label_order_arg)
@@ -86,14 +90,23 @@ def train_density(
     patients = [r.patient_id for r in rows]
     policy = None
     if policy_folds >= 2 and not resume:
-        policy = _tune_policy(images, truth, patients, labels, config, policy_folds, progress)
+        oof = cross_validate_paths(images, truth, patients, labels, config, policy_folds,
+                                   progress=progress)  # fmt: skip
+        tuned = tune_policy(truth, labels, oof.probabilities, oof.vote_margin, oof.vote_abstain)
+        policy = {"folds": policy_folds, **tuned}
     model = train_convnext(
         images, truth, patients, labels, config, out=out, resume=resume, progress=progress,
         data_keys=[r.source_key for r in rows],
     )  # fmt: skip
+    radiomics = RadiomicsEmbedder()
+    features = radiomics.features(images)
+    radiomics.fit_features(features)
+    model.probe = LinearProbe.fit(radiomics.embed_features(features), truth, patients, labels,
+                                  seed=config.seed, embedder=radiomics)  # fmt: skip
+    model.probe.info["embedder_stats"] = radiomics.stats
     if policy is not None:
         model.config["policy"] = policy
-        model.save(out)
+    model.save(out)
     return model
 
 
@@ -182,24 +195,6 @@ def cross_validate_paths(
     return out
 
 
-def _tune_policy(
-    images: Sequence[NDArray[np.float32]],
-    truth: list[str],
-    patients: list[str],
-    labels: list[str],
-    config: Any,
-    folds: int,
-    progress: bool,
-) -> dict[str, Any]:
-    """The assess policy tuned on out-of-fold predictions of every path."""
-    from mammosearch.classifiers.policy import tune_policy
-
-    oof = cross_validate_paths(images, truth, patients, labels, config, folds, progress=progress)
-    vote_labels: list[str | None] = list(oof.predicted("vote"))
-    return {"folds": folds, **tune_policy(truth, vote_labels, oof.vote_margin.tolist(),
-                                          oof.predicted("convnext"))}  # fmt: skip
-
-
 def _fit_vote_arrays(
     vectors: NDArray[np.float32], truth: list[str], patients: list[str], labels: list[str]
 ) -> VoteParams:
@@ -225,38 +220,56 @@ def evaluate_density(
     label_order_arg: Sequence[str] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Density accuracy of the ConvNeXt path: a trained model on the manifest, or patient-level
-    cross-validation (one model per fold, each scored on patients it never saw)."""
-    from sklearn.model_selection import StratifiedGroupKFold
+    """Density accuracy of every path, by patient-level cross-validation (each image scored by
+    models that never saw its patient), or of a trained model's paths on the manifest.
 
-    from mammosearch.classifiers.convnext import ConvNeXtDensity, train_convnext
+    Returns:
+        ``mode``, ``n``, ``labels``, ``majority_rate`` and ``paths``: the
+        :func:`~mammosearch.classifiers.metrics.density_metrics` of ``convnext``, ``probe``,
+        ``vote`` and ``combined`` (cross-validation: the assess policy, tuned for each fold on
+        the other folds' out-of-fold predictions, so its figure is not tuned on the images it
+        scores) — or of ``convnext`` and ``probe`` for a trained model.
+    """
+    from mammosearch.classifiers.convnext import ConvNeXtDensity
     from mammosearch.classifiers.metrics import density_metrics
+    from mammosearch.classifiers.policy import apply_policy, tune_policy
 
     rows, images = _labelled_images(manifest)
     truth = [str(r.label) for r in rows]
     patients = [r.patient_id for r in rows]
+    paths: dict[str, dict[str, Any]] = {}
     if model_dir is not None:
         model = ConvNeXtDensity.load(model_dir)
-        predicted = model.predict(images)
-        return {
-            "mode": "model",
-            **density_metrics(truth, predicted, model.labels, patients=patients),
-        }
-    labels, _ = label_order(set(truth), label_order_arg)
-    predicted_cv: list[str | None] = [None] * len(rows)
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
-    for fold, (train_idx, test_idx) in enumerate(splitter.split(images, truth, groups=patients)):
-        logger.info("density cross-validation: fold %d of %d", fold + 1, folds)
-        sub_images = [images[i] for i in train_idx]
-        model = train_convnext(
-            sub_images, [truth[i] for i in train_idx], [patients[i] for i in train_idx], labels,
-            config, progress=progress,
-        )  # fmt: skip
-        for i, label in zip(test_idx, model.predict([images[i] for i in test_idx]), strict=True):
-            predicted_cv[i] = label
-    metrics = density_metrics(truth, predicted_cv, labels, patients=patients)
-    return {"mode": f"{folds}-fold patient cross-validation", "arch": config.arch,
-            "image_size": config.image_size, **metrics}  # fmt: skip
+        labels = model.labels
+        for path, probs in model.path_probabilities(images).items():
+            predicted = [labels[int(i)] for i in probs.argmax(axis=1)]
+            paths[path] = density_metrics(truth, predicted, labels, patients=patients)
+        mode = "model"
+    else:
+        labels, _ = label_order(set(truth), label_order_arg)
+        oof = cross_validate_paths(images, truth, patients, labels, config, folds,
+                                   progress=progress)  # fmt: skip
+        for path in oof.probabilities:
+            paths[path] = density_metrics(truth, oof.predicted(path), labels, patients=patients)
+        combined: list[str | None] = [None] * len(truth)
+        for fold in range(folds):
+            tune, score = oof.fold != fold, oof.fold == fold
+            policy = tune_policy(
+                [t for t, keep in zip(truth, tune, strict=True) if keep], labels,
+                {p: v[tune] for p, v in oof.probabilities.items()},
+                oof.vote_margin[tune], oof.vote_abstain[tune],
+            )  # fmt: skip
+            chosen = apply_policy(policy, {p: v[score] for p, v in oof.probabilities.items()},
+                                  oof.vote_margin[score], oof.vote_abstain[score])  # fmt: skip
+            for i, c in zip(np.flatnonzero(score), chosen, strict=True):
+                combined[i] = labels[int(c)]
+        paths["combined"] = density_metrics(truth, combined, labels, patients=patients)
+        mode = f"{folds}-fold patient cross-validation"
+    first = next(iter(paths.values()))
+    return {"mode": mode, "arch": config.arch if model_dir is None else None,
+            "image_size": config.image_size if model_dir is None else None,
+            "n": first["n"], "labels": first["labels"], "majority_rate": first["majority_rate"],
+            "paths": paths}  # fmt: skip
 
 
 def _image_vectors(

@@ -305,7 +305,7 @@ def assess(
     manifest: Annotated[
         Path | None, typer.Option(help="Assess every row; JSON Lines to stdout.")
     ] = None,
-    method: Annotated[str, typer.Option(help="auto, vote or convnext.")] = "auto",
+    method: Annotated[str, typer.Option(help="auto, vote, convnext or probe.")] = "auto",
     model: Annotated[str | None, typer.Option(help="Model source override.")] = None,
     density_model: Annotated[
         Path | None, typer.Option(help="ConvNeXt density model directory (train-density).")
@@ -469,8 +469,9 @@ def train_density_command(
         )
         if "policy" in model.config:
             policy = model.config["policy"]
-            _err.print(f"assess policy (out-of-fold accuracy): {policy['accuracy']}; vote decides "
-                       f"above margin {policy['vote_margin']:.3f}", highlight=False)  # fmt: skip
+            _err.print(f"assess policy (out-of-fold accuracy): {policy['accuracy']}; the vote "
+                       f"decides above margin {policy['vote_margin']:.3f}, else the weights "
+                       f"{policy['weights']}", highlight=False)  # fmt: skip
 
     _run(body)
 
@@ -489,7 +490,8 @@ def evaluate_density_command(
     plot: Annotated[Path | None, typer.Option(help="Save the confusion matrix as a PNG.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
-    """ConvNeXt density accuracy: patient cross-validation, or a trained model (--model)."""
+    """Density accuracy of every path (ConvNeXt, probe, vote, combined) by patient
+    cross-validation, or of a trained model (--model)."""
     from mammosearch.pipeline import evaluate_density
 
     def body() -> None:
@@ -575,16 +577,31 @@ def evaluate_retrieval_command(
 
 
 def _print_scores(scores: dict[str, Any], as_json: bool, plot: Path | None) -> None:
-    """Print evaluation scores (a line each, or JSON) and save the confusion-matrix plot."""
+    """Print evaluation scores (a line each, a table of paths, or JSON) and save the confusion
+    matrix as a PNG (one per path, ``NAME-PATH.png``, when there are several)."""
+    paths: dict[str, dict[str, Any]] = scores.get("paths") or {}
     if plot is not None:
         from mammosearch.classifiers.metrics import plot_confusion
 
-        plot_confusion(scores, plot)
+        if not paths:
+            plot_confusion(scores, plot)
+        for name, metrics in paths.items():
+            plot_confusion(metrics, plot.with_name(f"{plot.stem}-{name}{plot.suffix}"),
+                           title=f"{name}: accuracy {metrics['accuracy']:.2f}")  # fmt: skip
     if as_json:
         typer.echo(json.dumps(scores))
         return
     for key, value in scores.items():
-        typer.echo(f"{key:<22} {value}")
+        if key != "paths":
+            typer.echo(f"{key:<22} {value}")
+    if paths:
+        typer.echo(f"{'path':<10}{'accuracy':>9}  {'95% CI':<16}{'macro-F1':>9}"
+                   f"{'lin. κ':>8}{'quad. κ':>9}")  # fmt: skip
+        for name, m in paths.items():
+            ci = m.get("ci95", {}).get("accuracy")
+            band = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+            typer.echo(f"{name:<10}{m['accuracy']:>9.3f}  {band:<16}{m['macro_f1']:>9.3f}"
+                       f"{m['linear_kappa']:>8.3f}{m['quadratic_kappa']:>9.3f}")  # fmt: skip
 
 
 def _usage(message: str) -> MammosearchError:

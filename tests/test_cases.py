@@ -253,17 +253,26 @@ def test_assess_with_a_density_model(index_dir: Path, corpus: Path, tmp_path: Pa
     model = train_density(corpus / "manifest.csv", model_dir,
                           TrainConfig(image_size=64, epochs=1, batch_size=8), policy_folds=2)  # fmt: skip
     policy = model.config["policy"]
-    assert policy["folds"] == 2 and policy["accuracy"]["combined"] >= max(
-        policy["accuracy"]["vote"], policy["accuracy"]["convnext"]
-    )
+    accuracy = policy["accuracy"]
+    assert policy["folds"] == 2 and set(accuracy) == {"convnext", "probe", "vote", "combined"}
+    assert accuracy["combined"] >= max(accuracy["vote"], accuracy["convnext"], accuracy["probe"])
+    assert abs(sum(policy["weights"].values()) - 1.0) < 1e-6
+    assert (model_dir / "probe.json").is_file()
     loaded = open_density_model(model_dir, load_settings(), None)
+    assert loaded.probe is not None and loaded.config["policy"] == policy
     index, embedder = open_index(index_dir)
     try:
-        forced = assess_image(index, embedder, image=corpus / "img" / "2.png", method="convnext",
-                              density_model=loaded)  # fmt: skip
-        assert forced["density"]["method"] == "convnext" and forced["convnext"]["label"] in "ABCD"
+        for method in ("convnext", "probe"):
+            forced = assess_image(index, embedder, image=corpus / "img" / "2.png", method=method,
+                                  density_model=loaded)  # fmt: skip
+            assert forced["density"]["method"] == method
+            assert forced["density"]["label"] == forced[method]["label"]
         auto = assess_image(index, embedder, image=corpus / "img" / "2.png", density_model=loaded)
-        assert auto["density"]["method"] in ("vote", "convnext") and auto["convnext"] is not None
+        assert auto["density"]["method"] in ("vote", "convnext", "probe", "ensemble")
+        assert auto["convnext"] is not None and auto["probe"] is not None
+        assert abs(sum(auto["density"]["probabilities"].values()) - 1.0) < 1e-3
+        with pytest.raises(InputError, match="unknown method"):
+            assess_image(index, embedder, image=corpus / "img" / "2.png", method="guess")
     finally:
         index.close()
     stored = tmp_path / "with_model"

@@ -161,11 +161,20 @@ def _normalise(batch: Any) -> Any:
 
 @dataclass(slots=True)
 class ConvNeXtDensity:
-    """A trained density model: predicts label probabilities for breast-cropped images."""
+    """A trained density model: predicts label probabilities for breast-cropped images.
+
+    Attributes:
+        model: The timm ConvNeXt.
+        labels: The label set in its order.
+        config: Architecture, preprocessing, training figures and the tuned assess policy.
+        probe: A :class:`~mammosearch.classifiers.heads.LinearProbe` on ``radiomics.v1``
+            vectors fitted on the same images (``probe.json`` beside the weights), or none.
+    """
 
     model: Any
     labels: list[str]
     config: dict[str, Any] = field(default_factory=dict)
+    probe: Any | None = None
 
     @property
     def image_size(self) -> int:
@@ -197,8 +206,20 @@ class ConvNeXtDensity:
         """The most probable label of each image."""
         return [self.labels[int(i)] for i in self.predict_proba(images).argmax(axis=1)]
 
+    def path_probabilities(
+        self, images: Sequence[NDArray[np.float32]]
+    ) -> dict[str, NDArray[np.float32]]:
+        """``{"convnext": n×labels, "probe": n×labels}`` (the probe when there is one)."""
+        out = {"convnext": self.predict_proba(images)}
+        if self.probe is not None:
+            from mammosearch.embeddings.radiomics import RadiomicsEmbedder
+
+            radiomics = RadiomicsEmbedder(stats=self.probe.info["embedder_stats"])
+            out["probe"] = self.probe.predict_proba(radiomics.embed_images(images))
+        return out
+
     def save(self, directory: Path) -> None:
-        """Write ``model.safetensors`` and ``config.json``."""
+        """Write ``model.safetensors``, ``config.json`` and the probe's ``probe.json``."""
         from safetensors.torch import save_file
 
         directory.mkdir(parents=True, exist_ok=True)
@@ -209,6 +230,8 @@ class ConvNeXtDensity:
                          "without_pectoral": self.without_pectoral}  # fmt: skip
         config = dict(self.config, format=FORMAT, labels=self.labels, preprocessing=preprocessing)
         (directory / CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
+        if self.probe is not None:
+            self.probe.save(directory)
 
     @classmethod
     def load(cls, directory: Path) -> ConvNeXtDensity:
@@ -234,7 +257,22 @@ class ConvNeXtDensity:
         except RuntimeError as e:
             raise ModelLoadError("the density model's weights do not match its config") from e
         model.eval()
-        return cls(model, list(config["labels"]), config)
+        return cls(model, list(config["labels"]), config, _load_probe(directory))
+
+
+def _load_probe(directory: Path) -> Any | None:
+    """The radiomics probe beside a model, unless absent or of another feature revision."""
+    from mammosearch.classifiers.heads import PROBE_FILE, LinearProbe
+    from mammosearch.embeddings.radiomics import RadiomicsEmbedder
+
+    if not (directory / PROBE_FILE).is_file():
+        return None
+    probe = LinearProbe.load(directory)
+    if probe.info.get("model_id") != RadiomicsEmbedder.model_id:
+        logger.warning("the density model's probe was fitted on another radiomics revision; "
+                       "it is not used (retrain with 'mammosearch train-density')")  # fmt: skip
+        return None
+    return probe
 
 
 def data_hash(keys: Sequence[str]) -> str:

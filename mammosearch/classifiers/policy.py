@@ -1,23 +1,36 @@
-"""The assess policy: report, then a confident neighbour vote, then the ConvNeXt prediction.
+"""The assess policy: the report, then a confident neighbour vote, then the image models.
 
-The one tuned parameter is the vote margin above which the vote decides rather than ConvNeXt.
-It is chosen on out-of-fold predictions of both paths (patient-level cross-validation on the
-training manifest), over a grid that includes "always the vote" and "always ConvNeXt", so on
-those folds the combined policy is never worse than the better path alone. It is stored in the
-model's ``config.json``.
+Two kinds of tuned parameters, both stored in the density model's ``config.json``:
+
+- ``vote_margin``: the vote decides alone when its winner-minus-runner-up margin reaches it
+  (and it does not abstain);
+- ``weights``: otherwise the image paths decide: a weighted mean of the probabilities of the
+  ConvNeXt (``convnext``), the linear probe on ``radiomics.v1`` vectors (``probe``) and the vote
+  (``vote``). One weight of 1 is that path alone.
+
+They are chosen on out-of-fold predictions of every path (patient-level cross-validation on
+the training manifest) over a grid that contains every path alone, so on those folds the
+combined policy is never worse than the best single path. Ties go to the better mean
+log-likelihood of the true labels.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-__all__ = ["Decision", "decide", "tune_policy"]
+__all__ = ["Decision", "apply_policy", "combine", "decide", "tune_policy"]
 
-ALWAYS_CONVNEXT = 2.0  # a margin no vote reaches
+ALWAYS_MODEL = 2.0  # a margin no vote reaches: the image models always decide
+ALWAYS_CONVNEXT = ALWAYS_MODEL  # the name earlier model files used
+PATHS = ("convnext", "probe", "vote")
+_STEP = 0.1
+_EPS = 1e-6
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,38 +44,94 @@ class Decision:
     warnings: tuple[str, ...] = ()
 
 
+def _simplex(paths: Sequence[str]) -> list[dict[str, float]]:
+    steps = round(1 / _STEP)
+    out = []
+    for combo in itertools.product(range(steps + 1), repeat=len(paths)):
+        if sum(combo) == steps:
+            out.append({p: round(c * _STEP, 2) for p, c in zip(paths, combo, strict=True) if c})
+    return out
+
+
+def combine(
+    probabilities: Mapping[str, NDArray[Any]], weights: Mapping[str, float]
+) -> NDArray[np.float64]:
+    """Weighted mean of the paths' probabilities (weights of missing paths are dropped and the
+    rest renormalised)."""
+    present = {p: w for p, w in weights.items() if p in probabilities and w > 0}
+    total = sum(present.values())
+    if not present:
+        raise ValueError("none of the weighted paths is available")
+    out = np.zeros_like(np.asarray(next(iter(probabilities.values())), dtype=np.float64))
+    for path, weight in present.items():
+        out += (weight / total) * np.asarray(probabilities[path], dtype=np.float64)
+    return out
+
+
 def tune_policy(
     truth: Sequence[str],
-    vote_labels: Sequence[str | None],
-    vote_margins: Sequence[float],
-    convnext_labels: Sequence[str],
+    labels: Sequence[str],
+    probabilities: Mapping[str, NDArray[np.float32]],
+    vote_margin: Sequence[float] | NDArray[Any],
+    vote_abstain: Sequence[bool] | NDArray[Any] | None = None,
 ) -> dict[str, Any]:
-    """The vote margin that maximises accuracy of the combined policy on out-of-fold predictions.
+    """The vote margin and path weights that maximise the combined accuracy.
+
+    Args:
+        truth: True labels.
+        labels: The label set in its order (probability columns).
+        probabilities: ``{path: n×len(labels)}`` out-of-fold probabilities; ``vote`` needed.
+        vote_margin: The vote's margin on each image.
+        vote_abstain: Whether the vote abstains on each image.
 
     Returns:
-        ``{"vote_margin", "accuracy": {"vote", "convnext", "combined"}, "n"}``.
+        ``{"vote_margin", "weights", "n", "accuracy": {path..., "combined"}}``.
     """
-    t = np.asarray(truth, dtype=object)
-    v = np.asarray(vote_labels, dtype=object)
-    c = np.asarray(convnext_labels, dtype=object)
-    m = np.asarray(vote_margins, dtype=np.float64)
-    candidates = sorted({0.0, ALWAYS_CONVNEXT, *np.round(m, 4).tolist()})
-    best_margin, best_accuracy = ALWAYS_CONVNEXT, -1.0
-    for threshold in candidates:
-        combined = np.where((m >= threshold) & (v != None), v, c)  # noqa: E711
-        accuracy = float(np.mean(combined == t))
-        # ties go to the larger threshold: defer to ConvNeXt unless the vote earns it
-        if accuracy > best_accuracy or (accuracy == best_accuracy and threshold > best_margin):
-            best_margin, best_accuracy = float(threshold), accuracy
+    t = np.asarray([list(labels).index(x) for x in truth])
+    probs = {p: np.asarray(v, dtype=np.float64) for p, v in probabilities.items()}
+    margins = np.asarray(vote_margin, dtype=np.float64)
+    abstain = np.zeros(len(t), bool) if vote_abstain is None else np.asarray(vote_abstain, bool)
+    vote = probs["vote"]
+    quantiles = np.round(np.quantile(margins, np.linspace(0.1, 0.9, 9)), 4).tolist()
+    candidates = sorted({0.0, ALWAYS_MODEL, *quantiles})
+    best: tuple[float, float, float, dict[str, float]] | None = None
+    rows = np.arange(len(t))
+    for weights in _simplex([p for p in PATHS if p in probs]):
+        blended = combine(probs, weights)
+        for threshold in candidates:
+            trust = (margins >= threshold) & ~abstain
+            final = np.where(trust[:, None], vote, blended)
+            accuracy = float(np.mean(final.argmax(axis=1) == t))
+            likelihood = float(np.mean(np.log(final[rows, t] + _EPS)))
+            key = (accuracy, likelihood, threshold)
+            if best is None or key > best[:3]:
+                best = (accuracy, likelihood, threshold, weights)
+    assert best is not None
     return {
-        "vote_margin": best_margin,
+        "vote_margin": best[2],
+        "weights": best[3],
         "n": len(t),
         "accuracy": {
-            "vote": round(float(np.mean(v == t)), 4),
-            "convnext": round(float(np.mean(c == t)), 4),
-            "combined": round(best_accuracy, 4),
+            **{p: round(float(np.mean(v.argmax(axis=1) == t)), 4) for p, v in probs.items()},
+            "combined": round(best[0], 4),
         },
     }
+
+
+def apply_policy(
+    policy: Mapping[str, Any],
+    probabilities: Mapping[str, NDArray[np.float32]],
+    vote_margin: Sequence[float] | NDArray[Any],
+    vote_abstain: Sequence[bool] | NDArray[Any],
+) -> NDArray[np.int64]:
+    """Label indices the policy chooses for many images at once (evaluation)."""
+    weights = policy.get("weights") or {"convnext": 1.0}
+    blended = combine(probabilities, weights)
+    threshold = float(policy.get("vote_margin", ALWAYS_MODEL))
+    trust = (np.asarray(vote_margin) >= threshold) & ~np.asarray(vote_abstain, bool)
+    vote = np.asarray(probabilities["vote"]).argmax(axis=1)
+    chosen: NDArray[np.int64] = np.where(trust, vote, blended.argmax(axis=1)).astype(np.int64)
+    return chosen
 
 
 def decide(
@@ -71,12 +140,19 @@ def decide(
     vote_margin: float,
     vote_abstains: bool,
     vote_probabilities: Mapping[str, float],
-    convnext_probabilities: Mapping[str, float] | None,
-    vote_margin_threshold: float | None,
+    model_probabilities: Mapping[str, Mapping[str, float]],
+    policy: Mapping[str, Any] | None,
 ) -> Decision:
-    """Vote or ConvNeXt for an image whose report states no density."""
+    """Vote or image models for an image whose report states no density.
+
+    Args:
+        model_probabilities: ``{"convnext": {label: p}, "probe": {...}}`` of the image models
+            that are available (none: the vote answers, with a warning when it abstains).
+        policy: The tuned ``vote_margin`` and ``weights`` (untuned: any vote that does not
+            abstain decides, else ConvNeXt alone).
+    """
     vote_probs = {k: round(float(p), 6) for k, p in vote_probabilities.items()}
-    if convnext_probabilities is None:
+    if not model_probabilities:
         notes: tuple[str, ...] = ()
         if vote_abstains:
             notes = ("the neighbours' vote is not confident and no density model is available; "
@@ -85,16 +161,27 @@ def decide(
             vote_margin if vote_abstains else max(vote_probs.values(), default=0.0), 4
         )
         return Decision(vote_label, "vote", confidence, vote_probs, notes)
-    conv = {k: round(float(p), 6) for k, p in convnext_probabilities.items()}
-    conv_label = max(conv, key=lambda k: conv[k])
-    threshold = ALWAYS_CONVNEXT if vote_margin_threshold is None else vote_margin_threshold
-    trust_vote = vote_label is not None and not vote_abstains and vote_margin >= threshold
+    policy = policy or {}  # untuned: a vote that does not abstain decides, else ConvNeXt
+    threshold = float(policy.get("vote_margin", 0.0))
+    weights = dict(policy.get("weights") or {"convnext": 1.0})
+    labels = list(vote_probs) or list(next(iter(model_probabilities.values())))
+    paths = {p: np.asarray([float(v.get(lab, 0.0)) for lab in labels])
+             for p, v in model_probabilities.items()}  # fmt: skip
+    if vote_label is not None:
+        paths["vote"] = np.asarray([vote_probs.get(lab, 0.0) for lab in labels])
+    used = {p: w for p, w in weights.items() if p in paths and w > 0}
+    if not used:  # the weighted paths are missing (e.g. no probe): the models that are here
+        used = {p: 1.0 for p in model_probabilities}
+    blended = combine(paths, used)
+    model_label = labels[int(np.argmax(blended))]
     warnings: list[str] = []
-    if vote_label is not None and vote_label != conv_label:
+    if vote_label is not None and vote_label != model_label:
         warnings.append(
-            f"the neighbours' vote ({vote_label}) and the density model ({conv_label}) disagree"
+            f"the neighbours' vote ({vote_label}) and the density model ({model_label}) disagree"
         )
-    if trust_vote:
+    if vote_label is not None and not vote_abstains and vote_margin >= threshold:
         return Decision(vote_label, "vote", round(max(vote_probs.values()), 4), vote_probs,
                         tuple(warnings))  # fmt: skip
-    return Decision(conv_label, "convnext", round(conv[conv_label], 4), conv, tuple(warnings))
+    method = next(iter(used)) if len(used) == 1 else "ensemble"
+    probs = {lab: round(float(p), 6) for lab, p in zip(labels, blended, strict=True)}
+    return Decision(model_label, method, round(probs[model_label], 4), probs, tuple(warnings))

@@ -95,8 +95,17 @@ def test_cli_train_and_evaluate(tmp_path: Path) -> None:
                                  str(tmp_path / "cm.png")])  # fmt: skip
     assert scored.exit_code == 0, scored.output
     data = json.loads(scored.stdout)
-    assert data["mode"] == "model" and data["n"] == 16 and (tmp_path / "cm.png").is_file()
+    assert (
+        data["mode"] == "model" and data["n"] == 16 and set(data["paths"]) == {"convnext", "probe"}
+    )
+    assert (tmp_path / "cm-convnext.png").is_file() and (tmp_path / "cm-probe.png").is_file()
     cv = runner.invoke(app, ["evaluate", "density", str(tmp_path / "m.csv"), "--folds", "2",
                              "--size", "64", "--epochs", "1", "--json"])  # fmt: skip
     assert cv.exit_code == 0, cv.output
-    assert json.loads(cv.stdout)["mode"].startswith("2-fold")
+    data = json.loads(cv.stdout)
+    assert data["mode"].startswith("2-fold") and data["n"] == 16
+    assert set(data["paths"]) == {"convnext", "probe", "vote", "combined"}
+    assert all(sum(map(sum, m["confusion_matrix"])) == 16 for m in data["paths"].values())
+    table = runner.invoke(app, ["evaluate", "density", str(tmp_path / "m.csv"), "--model",
+                                str(tmp_path / "model")])  # fmt: skip
+    assert table.exit_code == 0 and "quad. κ" in table.stdout and "probe" in table.stdout

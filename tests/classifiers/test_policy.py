@@ -1,39 +1,82 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from mammosearch.classifiers.policy import ALWAYS_CONVNEXT, decide, tune_policy
+from mammosearch.classifiers.policy import ALWAYS_MODEL, apply_policy, combine, decide, tune_policy
+
+LABELS = ["A", "B", "C", "D"]
 
 
-def test_tuned_policy_is_never_worse_than_either_path() -> None:
+def onehot(labels: list[str], strength: float = 0.7) -> np.ndarray:
+    out = np.full((len(labels), 4), (1 - strength) / 3)
+    out[np.arange(len(labels)), [LABELS.index(x) for x in labels]] = strength
+    return out
+
+
+def test_tuned_policy_is_never_worse_than_any_path() -> None:
     truth = ["A", "B", "C", "D", "A", "B", "C", "D"]
-    vote = ["A", "B", "A", "A", "A", "B", "A", "A"]  # right when confident
+    vote = onehot(["A", "B", "A", "A", "A", "B", "A", "A"])  # right when confident
     margins = [0.9, 0.8, 0.1, 0.05, 0.95, 0.7, 0.2, 0.1]
-    conv = ["B", "A", "C", "D", "B", "A", "C", "D"]  # right when the vote is unsure
-    tuned = tune_policy(truth, vote, margins, conv)
+    conv = onehot(["B", "A", "C", "D", "B", "A", "C", "D"])  # right when the vote is unsure
+    probe = onehot(["B", "B", "B", "B", "B", "B", "B", "B"], 0.4)
+    tuned = tune_policy(truth, LABELS, {"vote": vote, "convnext": conv, "probe": probe}, margins)
     acc = tuned["accuracy"]
-    assert acc["combined"] >= max(acc["vote"], acc["convnext"])
+    assert acc["combined"] >= max(acc["vote"], acc["convnext"], acc["probe"])
     assert acc["combined"] == 1.0 and 0.2 < tuned["vote_margin"] <= 0.7
+    chosen = apply_policy(tuned, {"vote": vote, "convnext": conv, "probe": probe}, margins,
+                          [False] * 8)  # fmt: skip
+    assert [LABELS[i] for i in chosen] == truth
 
 
-def test_ties_defer_to_the_model() -> None:
-    tuned = tune_policy(["A", "B"], ["A", "B"], [0.5, 0.5], ["A", "B"])
-    assert tuned["vote_margin"] == ALWAYS_CONVNEXT
+def test_a_blend_can_beat_every_path_alone() -> None:
+    truth = ["A", "B", "A", "B"]
+    # each path is unsure on half the images; together they are right
+    conv = np.array([[0.6, 0.4, 0, 0], [0.45, 0.55, 0, 0], [0.45, 0.55, 0, 0], [0.3, 0.7, 0, 0]])
+    probe = np.array([[0.45, 0.55, 0, 0], [0.3, 0.7, 0, 0], [0.8, 0.2, 0, 0], [0.55, 0.45, 0, 0]])
+    vote = np.full((4, 4), 0.25)
+    tuned = tune_policy(truth, LABELS, {"vote": vote, "convnext": conv, "probe": probe},
+                        [0.0] * 4, [True] * 4)  # fmt: skip
+    assert tuned["accuracy"]["combined"] == 1.0 > tuned["accuracy"]["convnext"]
+    assert set(tuned["weights"]) >= {"convnext", "probe"}
+
+
+def test_combine_renormalises_over_available_paths() -> None:
+    probs = {"convnext": np.array([[1.0, 0.0]]), "probe": np.array([[0.0, 1.0]])}
+    np.testing.assert_allclose(combine(probs, {"convnext": 0.25, "probe": 0.75}), [[0.25, 0.75]])
+    np.testing.assert_allclose(combine(probs, {"convnext": 0.5, "vote": 0.5}), [[1.0, 0.0]])
+    with pytest.raises(ValueError, match="none of the weighted paths"):
+        combine(probs, {"vote": 1.0})
 
 
 def test_decide_paths() -> None:
     probs = {"A": 0.7, "B": 0.3}
     conv = {"A": 0.2, "B": 0.8}
     vote_only = decide(vote_label="A", vote_margin=0.4, vote_abstains=True,
-                       vote_probabilities=probs, convnext_probabilities=None,
-                       vote_margin_threshold=None)  # fmt: skip
+                       vote_probabilities=probs, model_probabilities={}, policy=None)  # fmt: skip
     assert vote_only.method == "vote" and vote_only.confidence == pytest.approx(0.4)
     assert "no density model" in vote_only.warnings[0]
+    policy = {"vote_margin": 0.3, "weights": {"convnext": 1.0}}
     trusted = decide(vote_label="A", vote_margin=0.4, vote_abstains=False,
-                     vote_probabilities=probs, convnext_probabilities=conv,
-                     vote_margin_threshold=0.3)  # fmt: skip
+                     vote_probabilities=probs, model_probabilities={"convnext": conv},
+                     policy=policy)  # fmt: skip
     assert trusted.method == "vote" and trusted.label == "A" and "disagree" in trusted.warnings[0]
     model = decide(vote_label="A", vote_margin=0.2, vote_abstains=False,
-                   vote_probabilities=probs, convnext_probabilities=conv,
-                   vote_margin_threshold=0.3)  # fmt: skip
+                   vote_probabilities=probs, model_probabilities={"convnext": conv},
+                   policy=policy)  # fmt: skip
     assert (model.method, model.label, model.confidence) == ("convnext", "B", 0.8)
+    blend = decide(vote_label="A", vote_margin=0.2, vote_abstains=False, vote_probabilities=probs,
+                   model_probabilities={"convnext": conv, "probe": {"A": 0.9, "B": 0.1}},
+                   policy={"vote_margin": ALWAYS_MODEL,
+                           "weights": {"convnext": 0.5, "probe": 0.5}})  # fmt: skip
+    assert blend.method == "ensemble" and blend.label == "A"
+    assert blend.probabilities == {"A": 0.55, "B": 0.45}
+    # a policy whose probe is missing falls back on the models that are there
+    fallback = decide(vote_label="A", vote_margin=0.2, vote_abstains=True,
+                      vote_probabilities=probs, model_probabilities={"convnext": conv},
+                      policy={"vote_margin": 0.0, "weights": {"probe": 1.0}})  # fmt: skip
+    assert fallback.method == "convnext" and fallback.label == "B"
+    untuned = decide(vote_label="A", vote_margin=0.01, vote_abstains=False,
+                     vote_probabilities=probs, model_probabilities={"convnext": conv},
+                     policy=None)  # fmt: skip
+    assert untuned.method == "vote"  # untuned: a vote that does not abstain decides

@@ -2,15 +2,18 @@
 
 A timm ConvNeXt (``convnext_atto`` … ``convnext_base``) with one grey input channel (timm sums
 a pretrained RGB stem into it) and a head for the manifest's label set. Inputs are the
-breast-cropped, chest-wall-left images of :mod:`mammosearch.imaging`, fitted to a square.
+breast-cropped, chest-wall-left images of :mod:`mammosearch.imaging`, fitted to a square with
+the pectoral muscle set to background (:func:`mammosearch.imaging.tissue_square`).
 Training: patient-level train/validation split, class-weighted loss, mammography-safe
 augmentation (vertical flips, which keep the chest wall on the left; small affine; gamma and
 contrast jitter; no colour), AdamW with a cosine schedule, early stopping on validation
 quadratic-weighted kappa, a checkpoint every epoch to resume from, determinism with a seed.
 
 A model directory holds ``model.safetensors`` and ``config.json`` (architecture, labels and
-their order, preprocessing, training-data hash, metrics); :meth:`ConvNeXtDensity.load` needs
-nothing else. The ``convnext.v1`` embedder reads the same format.
+their order, preprocessing, training-data hash, metrics, the assess policy), and may hold the
+``probe.json`` of a radiomics probe fitted on the same images; :meth:`ConvNeXtDensity.load`
+needs nothing else; the ``convnext.v1`` embedder reads the same format. Training and prediction
+run on CUDA when it is present.
 """
 
 from __future__ import annotations

@@ -43,8 +43,10 @@ __all__ = [
     "BuildReport",
     "ManifestRow",
     "exam_density",
+    "image_model_probabilities",
     "iter_assessments",
     "iter_exam_assessments",
+    "load_density_model",
     "open_density_model",
     "open_index",
     "remove_cases",
@@ -600,7 +602,7 @@ def assess_image(
     models: dict[str, dict[str, float]] = {}
     if density_model is not None and method != "vote":
         names = density_model.labels
-        for path, probs in density_model.path_probabilities([prepared]).items():
+        for path, probs in image_model_probabilities(density_model, [prepared]).items():
             models[path] = {lab: round(float(p), 6) for lab, p in zip(names, probs[0], strict=True)}
     stated = normalized.density.category.value if normalized and normalized.density else None
     warnings: list[str] = []
@@ -649,14 +651,42 @@ def assess_image(
 def open_density_model(
     explicit: Path | None, settings: Settings | None, index_dir: Path | None
 ) -> Any | None:
-    """The ConvNeXt model assess uses: ``--density-model``, else the setting
+    """The density model assess uses: ``--density-model``, else the setting
     (``MAMMOSEARCH_DENSITY_MODEL``), else one stored in the index, else none."""
-    from mammosearch.classifiers.convnext import ConvNeXtDensity
-
     chosen = explicit or (settings.density_model if settings is not None else None)
     if chosen is None and index_dir is not None and (index_dir / "density_model").is_dir():
         chosen = index_dir / "density_model"
-    return ConvNeXtDensity.load(chosen) if chosen is not None else None
+    return load_density_model(chosen) if chosen is not None else None
+
+
+def load_density_model(directory: Path) -> Any:
+    """A ``train-density`` directory. Its radiomics probe is dropped, with a warning, when it
+    was fitted on another revision of ``radiomics.v1`` (its vectors would mean something else).
+
+    Raises:
+        ModelLoadError: No density model there.
+    """
+    from mammosearch.classifiers.convnext import ConvNeXtDensity
+
+    model = ConvNeXtDensity.load(directory)
+    if model.probe is not None and model.probe.info.get("model_id") != RadiomicsEmbedder.model_id:
+        logger.warning("the density model's probe was fitted on another radiomics revision; "
+                       "it is not used (retrain with 'mammosearch train-density')")  # fmt: skip
+        model.probe = None
+    return model
+
+
+def image_model_probabilities(
+    density_model: Any, images: Sequence[NDArray[np.float32]]
+) -> dict[str, NDArray[np.float32]]:
+    """``{"convnext": n×labels, "probe": n×labels}`` of a density model (the probe when it has
+    one: it reads ``radiomics.v1`` vectors standardised with the statistics it was fitted on)."""
+    out = {"convnext": density_model.predict_proba(images)}
+    probe = density_model.probe
+    if probe is not None:
+        radiomics = RadiomicsEmbedder(stats=probe.info["embedder_stats"])
+        out["probe"] = probe.predict_proba(radiomics.embed_images(images))
+    return out
 
 
 def iter_assessments(

@@ -21,7 +21,9 @@ from mammosearch._cases import (
     PREPARED_SIZE,
     ManifestRow,
     _open_embedder,
+    image_model_probabilities,
     label_order,
+    load_density_model,
     read_manifest,
 )
 from mammosearch.embeddings import Embedder
@@ -230,7 +232,6 @@ def evaluate_density(
         the other folds' out-of-fold predictions, so its figure is not tuned on the images it
         scores) — or of ``convnext`` and ``probe`` for a trained model.
     """
-    from mammosearch.classifiers.convnext import ConvNeXtDensity
     from mammosearch.classifiers.metrics import density_metrics
     from mammosearch.classifiers.policy import apply_policy, tune_policy
 
@@ -239,9 +240,9 @@ def evaluate_density(
     patients = [r.patient_id for r in rows]
     paths: dict[str, dict[str, Any]] = {}
     if model_dir is not None:
-        model = ConvNeXtDensity.load(model_dir)
+        model = load_density_model(model_dir)
         labels = model.labels
-        for path, probs in model.path_probabilities(images).items():
+        for path, probs in image_model_probabilities(model, images).items():
             predicted = [labels[int(i)] for i in probs.argmax(axis=1)]
             paths[path] = density_metrics(truth, predicted, labels, patients=patients)
         mode = "model"
@@ -351,12 +352,11 @@ def evaluate_zero_shot(
     rows, images = _labelled_images(manifest)
     truth = [str(r.label) for r in rows]
     labels, _ = label_order(set(truth), label_order_arg)
-    head = ZeroShotDensity(
-        _open_embedder(embedder, model), labels, density_prompts(labels, prompts)
-    )
-    predicted = head.predict(_image_vectors(head.embedder, images))
+    made = _open_embedder(embedder, model)
+    head = ZeroShotDensity(made, labels, density_prompts(labels, prompts))
+    predicted = head.predict(_image_vectors(made, images))
     return {
         "mode": "zero-shot (no training)", "head": "prompt ensembles",
-        "embedder": head.embedder.name, "prompts": sum(len(p) for p in head.prompts.values()),
+        "embedder": made.name, "prompts": sum(len(p) for p in head.prompts.values()),
         **density_metrics(truth, predicted, labels, patients=[r.patient_id for r in rows]),
     }  # fmt: skip

@@ -93,3 +93,27 @@ def test_import_is_cheap() -> None:
 
 def test_py_typed_is_shipped() -> None:
     assert (Path(mammosearch.__file__).parent / "py.typed").is_file()
+
+
+def test_the_four_subpackages_never_import_each_other() -> None:
+    """DESIGN.md: ui, cli → pipeline → {nlp, embeddings, index, classifiers} → core."""
+    import ast
+
+    four = {"nlp", "embeddings", "index", "classifiers"}
+    root = Path(mammosearch.__file__).parent
+    crossings = []
+    for package in four:
+        for path in (root / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                for name in names:
+                    parts = name.split(".")
+                    if (
+                        parts[0] == "mammosearch"
+                        and len(parts) > 1
+                        and parts[1] in four - {package}
+                    ):
+                        crossings.append(f"{path.relative_to(root)} imports {name}")
+    assert crossings == []

@@ -209,18 +209,6 @@ class ConvNeXtDensity:
         """The most probable label of each image."""
         return [self.labels[int(i)] for i in self.predict_proba(images).argmax(axis=1)]
 
-    def path_probabilities(
-        self, images: Sequence[NDArray[np.float32]]
-    ) -> dict[str, NDArray[np.float32]]:
-        """``{"convnext": n×labels, "probe": n×labels}`` (the probe when there is one)."""
-        out = {"convnext": self.predict_proba(images)}
-        if self.probe is not None:
-            from mammosearch.embeddings.radiomics import RadiomicsEmbedder
-
-            radiomics = RadiomicsEmbedder(stats=self.probe.info["embedder_stats"])
-            out["probe"] = self.probe.predict_proba(radiomics.embed_images(images))
-        return out
-
     def save(self, directory: Path) -> None:
         """Write ``model.safetensors``, ``config.json`` and the probe's ``probe.json``."""
         from safetensors.torch import save_file
@@ -264,18 +252,10 @@ class ConvNeXtDensity:
 
 
 def _load_probe(directory: Path) -> Any | None:
-    """The radiomics probe beside a model, unless absent or of another feature revision."""
+    """The probe saved beside a model, if any."""
     from mammosearch.classifiers.heads import PROBE_FILE, LinearProbe
-    from mammosearch.embeddings.radiomics import RadiomicsEmbedder
 
-    if not (directory / PROBE_FILE).is_file():
-        return None
-    probe = LinearProbe.load(directory)
-    if probe.info.get("model_id") != RadiomicsEmbedder.model_id:
-        logger.warning("the density model's probe was fitted on another radiomics revision; "
-                       "it is not used (retrain with 'mammosearch train-density')")  # fmt: skip
-        return None
-    return probe
+    return LinearProbe.load(directory) if (directory / PROBE_FILE).is_file() else None
 
 
 def data_hash(keys: Sequence[str]) -> str:

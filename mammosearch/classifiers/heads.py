@@ -18,15 +18,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from mammosearch.embeddings.base import Embedder, l2_normalize
 from mammosearch.errors import InputError, ModelLoadError
 
-__all__ = ["LinearProbe", "ZeroShotDensity", "density_prompts"]
+__all__ = ["ImageTextModel", "LinearProbe", "ZeroShotDensity", "density_prompts"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +33,23 @@ PROBE_FORMAT = "mammosearch.linear_probe.v1"
 PROBE_FILE = "probe.json"
 _CS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 _LOGIT_SCALE = 100.0  # CLIP's trained temperature when the model does not expose its own
+
+
+class ImageTextModel(Protocol):
+    """What zero-shot needs of an embedder (``mammosearch.embeddings``; not imported here)."""
+
+    name: str
+    model_id: str
+    dim: int
+    supports_cross_modal: bool
+
+    def embed_texts(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
+
+
+def _unit(vectors: NDArray[Any]) -> NDArray[np.float32]:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit: NDArray[np.float32] = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return unit
 
 
 def _softmax(logits: NDArray[np.float64]) -> NDArray[np.float32]:
@@ -72,7 +88,7 @@ class LinearProbe:
         *,
         folds: int = 5,
         seed: int = 0,
-        embedder: Embedder | None = None,
+        embedder: Any | None = None,
     ) -> LinearProbe:
         """Fit on ``n×dim`` vectors; the inverse regularisation ``C`` is chosen by
         patient-grouped ``folds``-fold cross-validation (log-loss) on these same rows.
@@ -219,7 +235,7 @@ class ZeroShotDensity:
 
     def __init__(
         self,
-        embedder: Embedder,
+        embedder: ImageTextModel,
         labels: Sequence[str],
         prompts: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
@@ -235,7 +251,7 @@ class ZeroShotDensity:
             raise InputError(f"no prompts for {missing}")
         self.embedder = embedder
         self.logit_scale = float(getattr(embedder, "logit_scale", _LOGIT_SCALE))
-        rows = [l2_normalize(embedder.embed_texts(self.prompts[lab]).mean(axis=0, keepdims=True))
+        rows = [_unit(embedder.embed_texts(self.prompts[lab]).mean(axis=0, keepdims=True))
                 for lab in self.labels]  # fmt: skip
         self.class_vectors = np.concatenate(rows).astype(np.float32)
         logger.info("zero-shot: %d classes, %d prompts", len(self.labels),

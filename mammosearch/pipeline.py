@@ -4,8 +4,8 @@ Report normalization (:func:`normalize_reports`, ``mammosearch normalize``) and 
 (:func:`evaluate_reports`); the case index (:func:`build_index`, :func:`remove_cases`,
 :func:`search_cases`, :func:`assess_image`, :func:`iter_assessments`,
 :func:`iter_exam_assessments`, :func:`exam_density`, :func:`evaluate_retrieval`, implemented
-in :mod:`mammosearch._cases`); density models
-(:func:`train_density`, :func:`evaluate_density`, :func:`evaluate_probe`,
+in :mod:`mammosearch._cases`); density models (:func:`load_density_model`,
+:func:`train_density`, :func:`evaluate_density`, :func:`evaluate_probe`,
 :func:`evaluate_zero_shot`, implemented in :mod:`mammosearch._density`).
 """
 
@@ -34,6 +34,7 @@ from mammosearch._cases import (
     exam_density,
     iter_assessments,
     iter_exam_assessments,
+    load_density_model,
     open_density_model,
     open_index,
     read_manifest,
@@ -64,6 +65,7 @@ __all__ = [
     "exam_density",
     "iter_assessments",
     "iter_exam_assessments",
+    "load_density_model",
     "open_density_model",
     "open_index",
     "read_manifest",

@@ -422,13 +422,11 @@ def evaluate_reports_command(
     _run(body)
 
 
-def _train_config(
-    arch: str, size: int, epochs: int, batch: int, seed: int, init: Path | None
-) -> Any:
+def _train_config(arch: str, size: int, epochs: int, batch: int, seed: int, init: str) -> Any:
     from mammosearch.classifiers.convnext import TrainConfig
 
     return TrainConfig(arch=arch, image_size=size, epochs=epochs, batch_size=batch, seed=seed,
-                       init=str(init) if init else None)  # fmt: skip
+                       init=init)  # fmt: skip
 
 
 @app.command("train-density")
@@ -441,8 +439,12 @@ def train_density_command(
     batch_size: Annotated[int, typer.Option(min=1, help="Images per step.")] = 16,
     seed: Annotated[int, typer.Option(help="Seed (same seed, same model).")] = 0,
     init: Annotated[
-        Path | None, typer.Option(help="Initial weights file (.safetensors/.pth).")
-    ] = None,
+        str,
+        typer.Option(
+            help="Initial weights: auto (ImageNet from the local hub cache when there, "
+            "else none), imagenet (download), none, or a .safetensors/.pth file."
+        ),
+    ] = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint.")] = False,
     label_order: Annotated[str | None, typer.Option(help="Label order, comma-separated.")] = None,
     policy_folds: Annotated[
@@ -487,6 +489,7 @@ def evaluate_density_command(
     size: Annotated[int, typer.Option(min=64, max=1024, help="Input size.")] = 224,
     epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per fold.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    init: Annotated[str, typer.Option(help="Initial weights (as train-density).")] = "auto",
     plot: Annotated[Path | None, typer.Option(help="Save the confusion matrix as a PNG.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
@@ -496,7 +499,7 @@ def evaluate_density_command(
 
     def body() -> None:
         scores = evaluate_density(
-            manifest, _train_config(arch, size, epochs, 16, seed, None), model_dir=model,
+            manifest, _train_config(arch, size, epochs, 16, seed, init), model_dir=model,
             folds=folds, progress=sys.stderr.isatty(),
         )  # fmt: skip
         _print_scores(scores, as_json, plot)

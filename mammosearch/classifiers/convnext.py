@@ -57,7 +57,7 @@ class TrainConfig:
     patience: int = 15
     val_fraction: float = 0.2
     seed: int = 0
-    init: str | None = None  # "imagenet", a weights file, or None (from scratch)
+    init: str | None = "auto"  # "auto" (cached ImageNet, else none), "imagenet", a file, None
     without_pectoral: bool = True  # the pectoral muscle set to background in the input
 
 
@@ -93,11 +93,44 @@ def patient_split(
     return train, val
 
 
+def _cached_imagenet(arch: str) -> str | None:
+    """The ImageNet weights of ``arch`` in the local Hugging Face cache (``HF_HUB_CACHE`` when
+    set), without the network."""
+    import os
+
+    from huggingface_hub import try_to_load_from_cache
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(arch)
+    if cfg is None or not cfg.hf_hub_id:
+        return None
+    cache = os.environ.get("HF_HUB_CACHE") or None
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        found = try_to_load_from_cache(cfg.hf_hub_id, filename, cache_dir=cache)
+        if isinstance(found, str):
+            return found
+    return None
+
+
 def _build(arch: str, num_classes: int, init: str | None) -> Any:
+    """A ConvNeXt with initial weights from ``init``: ``"auto"`` (ImageNet from the local hub
+    cache when there, else none), ``"imagenet"`` (from the hub, downloading), a weights file, or
+    ``None``/``"none"`` (from scratch)."""
     import timm
 
     kwargs: dict[str, Any] = {"in_chans": 1, "num_classes": num_classes}
-    if init is None:
+    if init == "auto":
+        cached = _cached_imagenet(arch)
+        if cached is None:
+            logger.info("ConvNeXt %s: initial weights: none (trained from scratch; no ImageNet "
+                        "weights in the local hub cache: --init imagenet downloads them, "
+                        "--init FILE reads a file)", arch)  # fmt: skip
+            return timm.create_model(arch, pretrained=False, **kwargs)
+        model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": cached},
+                                  **kwargs)  # fmt: skip
+        logger.info("ConvNeXt %s: initial weights: ImageNet (local hub cache)", arch)
+        return model
+    if init is None or init == "none":
         logger.info("ConvNeXt %s: initial weights: none (trained from scratch)", arch)
         return timm.create_model(arch, pretrained=False, **kwargs)
     if init == "imagenet":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -73,6 +75,44 @@ def test_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="not found"):
         train_convnext(imgs, ["F", "G"] * 3, patients, ["F", "G"],
                        TrainConfig(image_size=64, epochs=1, init=str(tmp_path / "none.pth")))  # fmt: skip
+
+
+def imagenet_like_weights(path: Path) -> dict[str, Any]:
+    """A convnext_atto checkpoint shaped like timm's ImageNet one (RGB stem, 1000 classes)."""
+    import timm
+    from safetensors.torch import save_file
+
+    state = timm.create_model("convnext_atto", pretrained=False).state_dict()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return state
+
+
+def test_initial_weights_from_a_file_and_from_the_hub_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    imgs, labels, patients = images(8)
+    caplog.set_level(logging.INFO, logger="mammosearch.classifiers.convnext")
+    state = imagenet_like_weights(tmp_path / "w.safetensors")
+    one_epoch = TrainConfig(image_size=64, epochs=1, batch_size=4, lr=1e-12,
+                            init=str(tmp_path / "w.safetensors"))  # fmt: skip
+    model = train_convnext(imgs, labels, patients, ["F", "G", "D"], one_epoch)
+    stem = model.model.state_dict()["stem.0.weight"]  # grey stem: timm sums the RGB filters
+    np.testing.assert_allclose(stem.numpy(), state["stem.0.weight"].sum(1, keepdim=True).numpy(),
+                               atol=1e-4)  # fmt: skip
+    assert "initial weights: local file w.safetensors" in caplog.text
+    # auto: the hub cache when the weights are there, else from scratch (never the network)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    train_convnext(imgs, labels, patients, ["F", "G", "D"], TrainConfig(image_size=64, epochs=1))
+    assert "no ImageNet weights in the local hub cache" in caplog.text
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--timm--convnext_atto.d2_in1k" / "snapshots" / "abc123"
+    imagenet_like_weights(snapshot / "model.safetensors")
+    (cache / "models--timm--convnext_atto.d2_in1k" / "refs").mkdir()
+    (cache / "models--timm--convnext_atto.d2_in1k" / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    train_convnext(imgs, labels, patients, ["F", "G", "D"], TrainConfig(image_size=64, epochs=1))
+    assert "initial weights: ImageNet (local hub cache)" in caplog.text
 
 
 def test_cli_train_and_evaluate(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ Every evaluation keeps a patient's images on one side of each split, and scores 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,7 +81,8 @@ def train_density(
     images (``probe.json``), and, with ``policy_folds`` >= 2, the assess policy: patient-level
     cross-validation of every path (ConvNeXt, probe, weight-free neighbour vote) tunes the vote
     margin and the path weights on their out-of-fold predictions; the policy and the paths'
-    out-of-fold accuracies go into ``config.json``.
+    out-of-fold accuracies go into ``config.json``. ``resume`` continues the ConvNeXt from its
+    checkpoint and keeps the policy already tuned.
     """
     from mammosearch.classifiers.convnext import train_convnext
     from mammosearch.classifiers.heads import LinearProbe
@@ -91,7 +93,9 @@ def train_density(
     truth = [str(r.label) for r in rows]
     patients = [r.patient_id for r in rows]
     policy = None
-    if policy_folds >= 2 and not resume:
+    if resume and (out / "config.json").is_file():  # keep the policy tuned before the pause
+        policy = json.loads((out / "config.json").read_text(encoding="utf-8")).get("policy")
+    elif policy_folds >= 2:
         oof = cross_validate_paths(images, truth, patients, labels, config, policy_folds,
                                    progress=progress)  # fmt: skip
         tuned = tune_policy(truth, labels, oof.probabilities, oof.vote_margin, oof.vote_abstain)

@@ -258,6 +258,9 @@ def test_assess_with_a_density_model(index_dir: Path, corpus: Path, tmp_path: Pa
     assert accuracy["combined"] >= max(accuracy["vote"], accuracy["convnext"], accuracy["probe"])
     assert abs(sum(policy["weights"].values()) - 1.0) < 1e-6
     assert (model_dir / "probe.json").is_file()
+    resumed = train_density(corpus / "manifest.csv", model_dir,
+                            TrainConfig(image_size=64, epochs=2, batch_size=8), resume=True)  # fmt: skip
+    assert resumed.config["policy"] == policy and len(resumed.config["history"]) == 2
     loaded = open_density_model(model_dir, load_settings(), None)
     assert loaded.probe is not None and loaded.config["policy"] == policy
     index, embedder = open_index(index_dir)

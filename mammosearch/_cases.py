@@ -275,12 +275,14 @@ def build_index(
     progress: bool = False,
     crash_after: str | None = None,
     density_model: Path | None = None,
+    note: str | None = None,
 ) -> BuildReport:
     """Build (or, with ``update``, extend) a case index from a manifest.
 
     Bad rows (missing or unreadable image or report file) are skipped, counted and listed in
     ``build_report.json``; they never stop the build. ``density_model`` copies a trained
-    ConvNeXt model into ``DIR/density_model/``, where ``assess`` finds it.
+    ConvNeXt model into ``DIR/density_model/``, where ``assess`` finds it. ``note`` is stored
+    in the manifest's settings and shown by the UI (the demo marks its data as synthetic).
 
     Raises:
         InputError: The manifest is unusable.
@@ -289,11 +291,12 @@ def build_index(
     """
     rows = read_manifest(manifest)
     report = BuildReport(rows=len(rows))
-    existing_stats = existing_id = None
+    existing_stats = existing_id = previous_note = None
     if update and (out / "manifest.json").is_file():
         with CaseIndex(out) as current:
             existing_stats = current.manifest.embedder.stats
             existing_id = current.manifest.embedder.model_id
+            previous_note = current.manifest.settings.get("note")
             if embedder == "auto":
                 embedder = current.manifest.embedder.name
             model = model or (
@@ -365,8 +368,9 @@ def build_index(
             from mammosearch.classifiers.convnext import ConvNeXtDensity
 
             ConvNeXtDensity.load(density_model)  # refuse what is not a density model
-            for name in ("config.json", "model.safetensors"):
-                writer.add_file(f"density_model/{name}", (density_model / name).read_bytes())
+            for name in ("config.json", "model.safetensors", "probe.json"):
+                if (density_model / name).is_file():
+                    writer.add_file(f"density_model/{name}", (density_model / name).read_bytes())
         writer.commit(
             labels=labels,
             label_order_source=order_source,
@@ -376,6 +380,7 @@ def build_index(
                 "prepared_size": PREPARED_SIZE,
                 "thumb_size": THUMB_SIZE,
                 "max_report_chars": settings.max_report_chars,
+                **({"note": note or previous_note} if note or previous_note else {}),
             },  # fmt: skip
             package_version=__version__,
         )
@@ -553,6 +558,20 @@ def search_cases(
         index.close()
 
 
+def _check_method(method: str, density_model: Any | None) -> None:
+    if method not in ASSESS_METHODS:
+        raise InputError(
+            f"unknown method {method!r}", fix=f"use one of {', '.join(ASSESS_METHODS)}"
+        )
+    if method in ("convnext", "probe") and density_model is None:
+        raise InputError(
+            f"--method {method} needs a trained density model",
+            fix="pass --density-model DIR or set MAMMOSEARCH_DENSITY_MODEL",
+        )
+    if method == "probe" and getattr(density_model, "probe", None) is None:
+        raise InputError("this density model has no probe", fix="retrain it with train-density")
+
+
 def assess_image(
     index: CaseIndex,
     embedder: Embedder,
@@ -576,24 +595,36 @@ def assess_image(
     Raises:
         InputError: Unknown method, or a model path without a density model (or its probe).
     """
-    from mammosearch.classifiers.policy import decide
-
-    if method not in ASSESS_METHODS:
-        raise InputError(
-            f"unknown method {method!r}", fix=f"use one of {', '.join(ASSESS_METHODS)}"
-        )
-    if method in ("convnext", "probe") and density_model is None:
-        raise InputError(
-            f"--method {method} needs a trained density model",
-            fix="pass --density-model DIR or set MAMMOSEARCH_DENSITY_MODEL",
-        )
-    if method == "probe" and getattr(density_model, "probe", None) is None:
-        raise InputError("this density model has no probe", fix="retrain it with train-density")
+    _check_method(method, density_model)
     normalizer = normalizer or Normalizer()
     decoded = read_image(image)
     prepared = prepare_image(decoded, PREPARED_SIZE)
     image_vector = embedder.embed_images([prepared])[0]
     normalized = normalizer.normalize(report) if report else None
+    result = assess_prepared(
+        index, prepared, image_vector, normalized, method=method, k=k,
+        exclude_patient=exclude_patient, density_model=density_model,
+    )  # fmt: skip
+    laterality = decoded.laterality.value if decoded.laterality is not None else None
+    return {"laterality": laterality, **result}
+
+
+def assess_prepared(
+    index: CaseIndex,
+    prepared: NDArray[np.float32],
+    image_vector: NDArray[np.float32],
+    normalized: NormalizedReport | None,
+    *,
+    method: str = "auto",
+    k: int | None = None,
+    exclude_patient: str | None = None,
+    density_model: Any | None = None,
+) -> dict[str, Any]:
+    """:func:`assess_image` for an image already prepared and embedded (and its report already
+    normalized), as a service that also searches with the same vector does."""
+    from mammosearch.classifiers.policy import decide
+
+    _check_method(method, density_model)
     neighbours = index.search(
         image_vector=image_vector, k=k or index.vote_params.k,
         filters=SearchFilters(exclude_patient=exclude_patient), with_reports=False,
@@ -637,7 +668,6 @@ def assess_image(
                 "probabilities": models[name]}  # fmt: skip
 
     return {
-        "laterality": decoded.laterality.value if decoded.laterality is not None else None,
         "density": density,
         "vote": vote.to_dict(),
         "convnext": alone("convnext"),

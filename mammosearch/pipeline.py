@@ -6,7 +6,9 @@ Report normalization (:func:`normalize_reports`, ``mammosearch normalize``) and 
 :func:`iter_exam_assessments`, :func:`exam_density`, :func:`evaluate_retrieval`, implemented
 in :mod:`mammosearch._cases`); density models (:func:`load_density_model`,
 :func:`train_density`, :func:`evaluate_density`, :func:`evaluate_probe`,
-:func:`evaluate_zero_shot`, implemented in :mod:`mammosearch._density`).
+:func:`evaluate_zero_shot`, implemented in :mod:`mammosearch._density`); :class:`CaseEngine`
+(an index opened once for many queries: the UI) and :func:`demo_index` (the demo's cached
+index).
 """
 
 from __future__ import annotations
@@ -41,12 +43,14 @@ from mammosearch._cases import (
     remove_cases,
     search_cases,
 )
+from mammosearch._demo import demo_index
 from mammosearch._density import (
     evaluate_density,
     evaluate_probe,
     evaluate_zero_shot,
     train_density,
 )
+from mammosearch._engine import CaseEngine, QueryResult, QueryView
 from mammosearch.config import Settings
 from mammosearch.errors import InputError, ReportParseError
 from mammosearch.nlp import Normalizer
@@ -56,6 +60,10 @@ from mammosearch.nlp.normalizer import ReportLine
 __all__ = [
     "REPORT_INPUT_SUFFIXES",
     "BuildReport",
+    "CaseEngine",
+    "QueryResult",
+    "QueryView",
+    "demo_index",
     "assess_image",
     "build_index",
     "evaluate_density",

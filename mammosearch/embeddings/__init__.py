@@ -4,7 +4,8 @@ Embedders are registered under versioned names: ``biomedclip.v1`` (BiomedCLIP th
 open_clip, image and text in one space), ``radiomics.v1`` (the weight-free baseline: density and
 texture descriptors for images, hashed BI-RADS terms for canonical report text), ``convnext.v1``
 (penultimate features of a trained ConvNeXt density model). ``auto`` is BiomedCLIP when its
-weights load, else the baseline with a warning.
+weights load, else the baseline with a warning. For a hub model, ``auto`` reads the local
+Hugging Face cache first and does not wait on a hub it cannot reach.
 
 Example:
     >>> from mammosearch.embeddings import create_embedder
@@ -55,7 +56,7 @@ def create_embedder(name: str = AUTO, /, **options: Any) -> Embedder:
     if name == AUTO:
         biomed_options = {k: v for k, v in options.items() if k != "stats"}
         try:
-            embedder: Embedder = embedders.create("biomedclip.v1", **biomed_options)
+            embedder: Embedder = _auto_biomedclip(biomed_options)
             return embedder
         except ModelLoadError as e:
             logger.warning(
@@ -68,3 +69,54 @@ def create_embedder(name: str = AUTO, /, **options: Any) -> Embedder:
             return fallback
     created: Embedder = embedders.create(name, **options)
     return created
+
+
+def _auto_biomedclip(options: dict[str, Any]) -> Embedder:
+    """BiomedCLIP for ``auto``: a hub model from the local Hugging Face cache when it is there
+    (no network), else from the hub when the hub answers; a hub that cannot be reached is
+    reported at once instead of after the download client's retries."""
+    from mammosearch.embeddings.biomedclip import DEFAULT_BIOMEDCLIP
+
+    source = str(options.get("source") or DEFAULT_BIOMEDCLIP)
+    kind, repo = parse_model_source(source)
+    if kind != "hf-hub":
+        return embedders.create("biomedclip.v1", **options)  # type: ignore[no-any-return]
+    cached = _cached_snapshot(repo)
+    if cached is not None:
+        embedder = embedders.create("biomedclip.v1", **dict(options, source=f"local-dir:{cached}"))
+        embedder.model_id = source  # the same weights (their hash is recorded with an index)
+        return embedder  # type: ignore[no-any-return]
+    if not _hub_reachable():
+        raise ModelLoadError(
+            f"{repo} is not in the local Hugging Face cache and the hub cannot be reached",
+            fix="fill the cache once on a connected machine, or pass --model local-dir:PATH",
+        )
+    return embedders.create("biomedclip.v1", **options)  # type: ignore[no-any-return]
+
+
+def _cached_snapshot(repo: str) -> str | None:
+    """The local snapshot folder of a hub repository, without the network (``HF_HUB_CACHE``
+    when set)."""
+    import os
+
+    from huggingface_hub import snapshot_download
+
+    try:
+        return str(snapshot_download(repo, local_files_only=True,
+                                     cache_dir=os.environ.get("HF_HUB_CACHE") or None))  # fmt: skip
+    except Exception:  # not cached (LocalEntryNotFoundError and friends)
+        return None
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub answers a TCP connection (never when HF_HUB_OFFLINE)."""
+    import os
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -114,3 +114,22 @@ def test_auto_falls_back_to_the_baseline(caplog: pytest.LogCaptureFixture) -> No
 
 def test_auto_prefers_biomedclip(tiny_model_dir: Path) -> None:
     assert create_embedder("auto", source=f"local-dir:{tiny_model_dir}").name == "biomedclip.v1"
+
+
+def test_auto_reads_the_hub_cache_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    repo = tmp_path / "hub" / "models--microsoft--BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
+    build_tiny_model(repo / "snapshots" / "0123abc")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abc")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    made = create_embedder("auto")
+    assert made.name == "biomedclip.v1"
+    assert made.model_id == "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
+    # nothing cached and no hub (the tests run with HF_HUB_OFFLINE=1): the baseline, without
+    # trying to download
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    caplog.set_level(logging.WARNING)
+    assert create_embedder("auto").name == "radiomics.v1"
+    assert "the hub cannot be reached" in caplog.text

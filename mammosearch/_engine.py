@@ -1,0 +1,247 @@
+"""A case index opened once and queried many times: what the UI and other services use.
+
+:class:`CaseEngine` holds the index, its embedder, the report normalizer and the density model,
+and answers a query of one exam (one or several views and/or a report) with the prepared views,
+each view's density assessment, the exam's density, the normalized report and the similar
+cases, plus the time each stage took. It adds no logic of its own beyond combining the pipeline
+functions (:func:`~mammosearch._cases.assess_prepared`, :func:`~mammosearch._cases.exam_density`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mammosearch import __version__
+from mammosearch._cases import (
+    PREPARED_SIZE,
+    assess_prepared,
+    exam_density,
+    open_density_model,
+    open_index,
+)
+from mammosearch.config import Settings, load_settings
+from mammosearch.errors import InputError
+from mammosearch.imaging import prepare_image, read_image
+from mammosearch.index import SearchFilters
+from mammosearch.nlp import Normalizer
+from mammosearch.records import Neighbour, NormalizedReport
+
+__all__ = ["CaseEngine", "QueryResult", "QueryView"]
+
+
+@dataclass(slots=True)
+class QueryView:
+    """One uploaded view: its prepared pixels and its own density assessment."""
+
+    prepared: NDArray[np.float32]
+    laterality: str | None
+    view: str | None
+    assessment: dict[str, Any]
+
+
+@dataclass(slots=True)
+class QueryResult:
+    """The answer to one exam query.
+
+    Attributes:
+        views: The uploaded views, prepared and assessed.
+        report: The normalized report, when one was given.
+        density: The exam's density (``label``, ``probabilities``, ``method``, ``confidence``),
+            or ``None`` when neither an image nor a stated density gives one.
+        neighbours: The most similar indexed images, best first.
+        warnings: What the reader should know (from the assessments).
+        timings: Seconds per stage: ``preprocess``, ``embed``, ``assess``, ``search``.
+    """
+
+    views: list[QueryView]
+    report: NormalizedReport | None
+    density: dict[str, Any] | None
+    neighbours: list[Neighbour]
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class CaseEngine:
+    """An opened case index for repeated queries (thread-safe: one query at a time).
+
+    Args:
+        directory: The index directory.
+        model: Override of the index's model source.
+        density_model: A ``train-density`` directory (else the setting, else the index's own).
+        settings: Settings (report size limit, density model).
+
+    Raises:
+        InputError: No index there.
+        IndexIntegrityError: The index fails its checks.
+        ModelLoadError: Its model cannot be loaded.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        model: str | None = None,
+        density_model: Path | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.directory = Path(directory)
+        self.index, self.embedder = open_index(self.directory, model)
+        try:
+            self.density_model = open_density_model(density_model, self.settings, self.directory)
+        except Exception:
+            self.index.close()
+            raise
+        self.normalizer = Normalizer(max_chars=self.settings.max_report_chars)
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> CaseEngine:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the index."""
+        self.index.close()
+
+    def about(self) -> dict[str, Any]:
+        """What is in use, so every result can be traced: embedder, model, index, labels."""
+        manifest = self.index.manifest
+        model = self.density_model
+        return {
+            "version": __version__,
+            "index": self.directory.name,
+            "images": int(manifest.counts.get("images", 0)),
+            "reports": int(manifest.counts.get("text_vectors", 0)),
+            "embedder": manifest.embedder.name,
+            "model_id": manifest.embedder.model_id,
+            "cross_modal": manifest.embedder.cross_modal,
+            "labels": list(self.index.labels),
+            "density_model": f"{model.config.get('arch')} at {model.image_size} px"
+            if model is not None
+            else None,
+            "note": manifest.settings.get("note"),
+        }
+
+    def query(
+        self,
+        *,
+        images: Sequence[Path | bytes] = (),
+        text: str | None = None,
+        k: int = 10,
+        filters: SearchFilters | None = None,
+        weights: tuple[float, float] = (0.5, 0.5),
+        fusion: str = "weighted",
+    ) -> QueryResult:
+        """Assess and search for one exam: its views (any number) and/or its report.
+
+        Each view is assessed on its own (report, vote or image models); the exam's density is
+        the report's when it states one, else the denser breast over the views
+        (:func:`~mammosearch._cases.exam_density`). The neighbours are the best-scoring indexed
+        images over all views, each fused with the report when there is one.
+
+        Raises:
+            InputError: Neither an image nor a report text.
+            InvalidDicomError: A view cannot be read.
+        """
+        if not images and not (text and text.strip()):
+            raise InputError("give an image, a report text, or both", fix="upload or paste one")
+        filters = filters or SearchFilters()
+        timings = {"preprocess": 0.0, "embed": 0.0, "assess": 0.0, "search": 0.0}
+        with self._lock:
+            start = time.perf_counter()
+            report = self.normalizer.normalize(text) if text and text.strip() else None
+            text_vector = None
+            if report is not None:
+                text_vector = self.embedder.embed_texts([report.standardized_text])[0]
+            timings["embed"] += time.perf_counter() - start
+            views: list[QueryView] = []
+            vectors: list[NDArray[np.float32] | None] = []
+            for image in images:
+                start = time.perf_counter()
+                decoded = read_image(image)
+                prepared = prepare_image(decoded, PREPARED_SIZE)
+                timings["preprocess"] += time.perf_counter() - start
+                start = time.perf_counter()
+                vector = self.embedder.embed_images([prepared])[0]
+                timings["embed"] += time.perf_counter() - start
+                start = time.perf_counter()
+                assessment = assess_prepared(
+                    self.index, prepared, vector, report,
+                    exclude_patient=filters.exclude_patient, density_model=self.density_model,
+                )  # fmt: skip
+                timings["assess"] += time.perf_counter() - start
+                views.append(QueryView(
+                    prepared, decoded.laterality.value if decoded.laterality else None,
+                    decoded.view.value if decoded.view else None, assessment,
+                ))  # fmt: skip
+                vectors.append(vector)
+            start = time.perf_counter()
+            best: dict[int, Neighbour] = {}
+            for vector in vectors or [None]:
+                found = self.index.search(
+                    image_vector=vector, text_vector=text_vector, k=k, filters=filters,
+                    weights=weights, fusion=fusion,
+                )  # fmt: skip
+                for hit in found:
+                    if hit.row_id not in best or hit.score > best[hit.row_id].score:
+                        best[hit.row_id] = hit
+            neighbours = sorted(best.values(), key=lambda n: -n.score)[:k]
+            timings["search"] += time.perf_counter() - start
+        return QueryResult(
+            views, report, self._exam_density(views, report), neighbours,
+            [w for v in views for w in v.assessment["warnings"]],
+            {name: round(seconds, 4) for name, seconds in timings.items()},
+        )  # fmt: skip
+
+    def _exam_density(
+        self, views: list[QueryView], report: NormalizedReport | None
+    ) -> dict[str, Any] | None:
+        labels = list(self.index.labels)
+        stated = report.density.category.value if report and report.density else None
+        if stated is not None and stated in labels:
+            return {"label": stated, "probabilities": {lab: float(lab == stated) for lab in labels},
+                    "method": "report", "confidence": 1.0}  # fmt: skip
+        if not views:
+            return None
+        if len(views) == 1:
+            return dict(views[0].assessment["density"])
+        exam = exam_density([{"laterality": v.laterality, **v.assessment} for v in views], labels)
+        label = exam["density"]["label"]
+        side = next(s for s in exam["by_side"].values() if s["label"] == label)
+        methods = sorted(exam["view_methods"])
+        return {"label": label, "probabilities": side["probabilities"],
+                "method": "+".join(methods) + " (exam: denser breast)",
+                "confidence": side["probabilities"][label]}  # fmt: skip
+
+    def case(self, row_id: int) -> dict[str, Any]:
+        """An indexed image for display: its thumbnail path (inside the index), label, view,
+        report text and normalized report.
+
+        Raises:
+            InputError: No such row.
+        """
+        with self._lock:
+            rows = self.index.store.get([int(row_id)])
+        if int(row_id) not in rows:
+            raise InputError(f"no indexed image {row_id}", fix="pick one of the results")
+        row = rows[int(row_id)]
+        return {
+            "row_id": row.id,
+            "case_id": row.case_id,
+            "label": row.label,
+            "laterality": row.laterality,
+            "view": row.view,
+            "thumbnail": str(self.directory / row.thumbnail) if row.thumbnail else None,
+            "report_text": row.report_text,
+            "report": row.report,
+        }

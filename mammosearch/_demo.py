@@ -19,7 +19,7 @@ from mammosearch._cases import build_index
 from mammosearch.config import Settings
 from mammosearch.errors import InputError
 
-__all__ = ["demo_index", "manifest_for"]
+__all__ = ["check_inputs", "demo_index", "manifest_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,3 +112,26 @@ def demo_index(
     build_index(manifest, index, settings=settings, embedder=embedder, model=model,
                 progress=progress, note=note)  # fmt: skip
     return index
+
+
+def check_inputs(work: Path, *, data: Path | None = None) -> tuple[Path, str]:
+    """A query image and a query report for ``demo --check``: for the synthetic corpus, a new
+    phantom and a new generated report (neither is in the index); for the user's data, the
+    first image of their manifest and a generated report.
+    """
+    from PIL import Image
+
+    from mammosearch._cases import read_manifest
+    from mammosearch.samples.phantoms import phantom
+    from mammosearch.samples.reports import generate_reports
+
+    text = generate_reports(1, seed=20_261_127, typo_rate=0.0)[0].text
+    if data is not None:
+        rows = read_manifest(manifest_for(data, work))
+        if not rows:
+            raise InputError("the data has no images to query", fix="check --data")
+        return rows[0].image, text
+    work.mkdir(parents=True, exist_ok=True)
+    image = work / "query_RCC.png"
+    Image.fromarray(phantom("C", "CC", "R", seed=20_261_127, lesion="mass")).save(image)
+    return image, text

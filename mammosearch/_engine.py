@@ -31,6 +31,7 @@ from mammosearch.config import Settings, load_settings
 from mammosearch.errors import InputError
 from mammosearch.imaging import prepare_image, read_image
 from mammosearch.index import SearchFilters
+from mammosearch.index.case_index import THUMBS
 from mammosearch.nlp import Normalizer
 from mammosearch.records import Neighbour, NormalizedReport
 
@@ -112,6 +113,11 @@ class CaseEngine:
     def close(self) -> None:
         """Close the index."""
         self.index.close()
+
+    @property
+    def thumbnail_dir(self) -> Path:
+        """The folder of the index's thumbnails (what a UI may serve, and nothing else)."""
+        return self.directory / THUMBS
 
     def about(self) -> dict[str, Any]:
         """What is in use, so every result can be traced: embedder, model, index, labels."""

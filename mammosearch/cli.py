@@ -607,6 +607,141 @@ def _print_scores(scores: dict[str, Any], as_json: bool, plot: Path | None) -> N
                        f"{m['linear_kappa']:>8.3f}{m['quadratic_kappa']:>9.3f}")  # fmt: skip
 
 
+_HOST = Annotated[str, typer.Option(help="Address to bind. 127.0.0.1 keeps it on this machine.")]
+_AUTH = Annotated[
+    list[str] | None,
+    typer.Option("--auth", help="user:password login (repeatable); prefer --auth-file."),
+]
+_AUTH_FILE = Annotated[
+    Path | None, typer.Option(help="File of user:password lines (keeps them out of `ps`).")
+]
+_MAX_UPLOAD = Annotated[str, typer.Option(help="Largest upload accepted, e.g. 50mb.")]
+
+
+def _launch(
+    directory: Path, settings: Settings, *, host: str, port: int | None, auth: list[str] | None,
+    auth_file: Path | None, model: str | None, density_model: Path | None, max_upload: str,
+) -> None:  # fmt: skip
+    from mammosearch.pipeline import CaseEngine
+    from mammosearch.ui import parse_auth, serve
+
+    logins = parse_auth(auth or (), auth_file)
+    if host not in ("127.0.0.1", "localhost", "::1") and not logins:
+        logger.warning("serving on %s without a login: anyone who can reach it can search", host)
+    with CaseEngine(directory, model=model, density_model=density_model, settings=settings) as e:
+        about = e.about()
+        app = serve(e, settings, host=host, port=port, auth=logins, block=False,
+                    max_upload=max_upload)  # fmt: skip
+        typer.echo(f"mammosearch UI on {app.local_url} ({about['embedder']}, "
+                   f"{about['images']} images); Ctrl+C stops it")  # fmt: skip
+        try:
+            app.block_thread()
+        finally:
+            app.close()
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    directory: Annotated[Path, typer.Argument(help="Index directory (index build).")],
+    host: _HOST = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port (default: first free from 7860).")] = None,
+    auth: _AUTH = None,
+    auth_file: _AUTH_FILE = None,
+    model: Annotated[str | None, typer.Option(help="Model source override.")] = None,
+    density_model: Annotated[
+        Path | None, typer.Option(help="ConvNeXt density model directory (train-density).")
+    ] = None,
+    max_upload: _MAX_UPLOAD = "50mb",
+) -> None:
+    """Open the search UI over an index (a browser at the printed address)."""
+    state: _State = ctx.obj
+    _run(lambda: _launch(directory, state.settings(), host=host, port=port, auth=auth,
+                         auth_file=auth_file, model=model, density_model=density_model,
+                         max_upload=max_upload))  # fmt: skip
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="A folder of images (optional labels.csv) or a manifest; "
+            "default: the bundled synthetic demo corpus."
+        ),  # fmt: skip
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Build, start, run one image and one text query, exit."),
+    ] = False,
+    embedder: Annotated[str, typer.Option(help="auto (BiomedCLIP if it loads) or a name.")] = (
+        "auto"
+    ),
+    model: Annotated[str | None, typer.Option(help="Model source for the embedder.")] = None,
+    host: _HOST = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port (default: first free from 7860).")] = None,
+    auth: _AUTH = None,
+    auth_file: _AUTH_FILE = None,
+    max_upload: _MAX_UPLOAD = "50mb",
+) -> None:
+    """The search UI on a demo index, built once and cached (no data or internet needed)."""
+    from mammosearch.pipeline import demo_index
+
+    state: _State = ctx.obj
+
+    def body() -> None:
+        settings = state.settings()
+        index = demo_index(settings, data=data, embedder=embedder, model=model, progress=True)
+        if check:
+            _demo_check(index, settings, data)
+            return
+        _launch(index, settings, host=host, port=port, auth=auth, auth_file=auth_file,
+                model=model, density_model=None, max_upload=max_upload)  # fmt: skip
+
+    _run(body)
+
+
+def _demo_check(index: Path, settings: Settings, data: Path | None) -> None:
+    import socket
+    import tempfile
+
+    from mammosearch._demo import check_inputs
+    from mammosearch.pipeline import CaseEngine
+    from mammosearch.ui import serve
+    from mammosearch.ui.client import connect, search_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="mammosearch-check-") as work, \
+            CaseEngine(index, settings=settings) as engine:  # fmt: skip
+        image, text = check_inputs(Path(work), data=data)
+        about = engine.about()
+        app = serve(engine, settings, port=port, block=False)
+        try:
+            client = connect(app.local_url)
+            by_image = search_app(client, images=[image], k=5)
+            by_text = search_app(client, text=text, k=5)
+        finally:
+            app.close()
+    note = f"; {about['note']}" if about["note"] else ""
+    typer.echo(f"demo index: {about['images']} images, embedder {about['embedder']} "
+               f"({about['model_id'] or 'no weights'}){note}")  # fmt: skip
+    for name, result in (("image query", by_image), ("text query", by_text)):
+        density = result["density"] or {}
+        top = ", ".join(f"{n['case_id']} {n['label'] or '?'} {n['score']:.2f}"
+                        for n in result["neighbours"][:3])  # fmt: skip
+        typer.echo(f"{name}: density {density.get('label')} by {density.get('method')} "
+                   f"(confidence {float(density.get('confidence') or 0):.2f}); "
+                   f"{len(result['neighbours'])} neighbours, top {top}")  # fmt: skip
+    if not by_image["neighbours"] or not by_text["neighbours"]:
+        from mammosearch.errors import InputError
+
+        raise InputError("the demo check found no neighbours", fix="rebuild the demo index")
+    typer.echo("demo check: ok")
+
+
 def _usage(message: str) -> MammosearchError:
     from mammosearch.errors import InputError
 

@@ -53,6 +53,7 @@ from mammosearch._density import (
 from mammosearch._engine import CaseEngine, QueryResult, QueryView
 from mammosearch.config import Settings
 from mammosearch.errors import InputError, ReportParseError
+from mammosearch.index import SearchFilters
 from mammosearch.nlp import Normalizer
 from mammosearch.nlp.evaluation import ReportScores, score_reports
 from mammosearch.nlp.normalizer import ReportLine
@@ -63,6 +64,7 @@ __all__ = [
     "CaseEngine",
     "QueryResult",
     "QueryView",
+    "SearchFilters",
     "demo_index",
     "assess_image",
     "build_index",

@@ -59,7 +59,7 @@ EXPECTED_EXPORTS = {
         "train_convnext",
         "tune_policy",
     },
-    "mammosearch.ui": set(),
+    "mammosearch.ui": {"build_app", "parse_auth", "report_entities", "serve"},
 }
 
 
@@ -83,7 +83,7 @@ def test_every_module_declares_all() -> None:
 def test_import_is_cheap() -> None:
     code = (
         "import sys, mammosearch, mammosearch.records, mammosearch.config, mammosearch.errors, "
-        "mammosearch.registry, mammosearch.nlp, mammosearch.classifiers\n"
+        "mammosearch.registry, mammosearch.nlp, mammosearch.classifiers, mammosearch.ui\n"
         "heavy = {'torch', 'faiss', 'spacy', 'gradio', 'open_clip', 'timm', 'lingua'}\n"
         "print(sorted(heavy & set(sys.modules)))"
     )

@@ -1,0 +1,463 @@
+"""The Gradio app: presentation over :class:`~mammosearch.pipeline.CaseEngine` and
+:func:`~mammosearch.pipeline.normalize_reports`, nothing else.
+
+Two tabs, Search (views and/or a report → the exam's density with the path that decided, the
+report's terms highlighted in its own text, similar cases) and Batch (normalize a file of
+reports), and an About panel (embedder, model, index, labels, version). The two handlers are
+public API endpoints, ``/search`` and ``/normalize``, for ``gradio_client``; everything else is
+private. Safe defaults: see :func:`serve`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mammosearch.config import Settings
+from mammosearch.errors import InputError, MammosearchError
+
+__all__ = ["IMAGE_TYPES", "REPORT_TYPES", "build_app", "parse_auth", "report_entities", "serve"]
+
+logger = logging.getLogger(__name__)
+
+IMAGE_TYPES = [".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff"]
+REPORT_TYPES = [".csv", ".jsonl", ".txt"]
+MAX_UPLOAD = "50mb"
+_ANY = "any"
+_TERM_COLOURS = {
+    "density": "#7c3aed",
+    "BI-RADS": "#dc2626",
+    "finding": "#2563eb",
+    "negated": "#6b7280",
+}
+_CSV_FIELDS = (
+    "id",
+    "language",
+    "density",
+    "birads",
+    "findings",
+    "recommendation",
+    "warnings",
+    "error",
+)
+
+
+def report_entities(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Highlight spans (``HighlightedText`` entities) of a normalized report's evidence: density,
+    BI-RADS category and findings (negated ones marked), indexing the text as given."""
+    entities = []
+    for key, name in (("density", "density"), ("birads", "BI-RADS")):
+        item = report.get(key) or {}
+        if item.get("evidence"):
+            entities.append(
+                {
+                    "entity": f"{name} {item.get('category')}",
+                    "start": item["evidence"]["start"],
+                    "end": item["evidence"]["end"],
+                }
+            )
+    for finding in report.get("findings") or []:
+        if not finding.get("evidence"):
+            continue
+        details = [
+            v
+            for values in (finding.get("descriptors") or {}).values()
+            if values
+            for v in (values if isinstance(values, list) else [values])
+        ]
+        label = "negated" if finding.get("negated") else "finding"
+        text = " ".join([finding["type"].replace("_", " "), *map(str, details)])
+        entities.append(
+            {
+                "entity": f"{label}: {text}",
+                "start": finding["evidence"]["start"],
+                "end": finding["evidence"]["end"],
+            }
+        )
+    entities.sort(key=lambda e: e["start"])
+    kept: list[dict[str, Any]] = []
+    for entity in entities:  # HighlightedText needs non-overlapping spans
+        if not kept or entity["start"] >= kept[-1]["end"]:
+            kept.append(entity)
+    return kept
+
+
+def _caption(neighbour: Any) -> str:
+    parts = [f"{neighbour.score:.2f}", f"density {neighbour.label or '?'}"]
+    if neighbour.laterality or neighbour.view:
+        parts.append(f"{neighbour.laterality or ''} {neighbour.view or ''}".strip())
+    report = neighbour.report
+    if report is not None:
+        if report.birads is not None:
+            parts.append(f"BI-RADS {report.birads.category.value}")
+        kinds = sorted({f.type.value.replace("_", " ") for f in report.findings if not f.negated})
+        if kinds:
+            parts.append(", ".join(kinds))
+    return " · ".join(parts)
+
+
+def _finding_cell(finding: dict[str, Any]) -> str:
+    negation = "no " if finding.get("negated") else ""
+    return f"{negation}{finding['type']} {finding.get('laterality') or ''}".strip()
+
+
+def _rows_of(jsonl: Path) -> list[dict[str, Any]]:
+    rows = []
+    with jsonl.open(encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            rows.append(
+                {
+                    "id": record.get("id"),
+                    "language": record.get("language"),
+                    "density": (record.get("density") or {}).get("category"),
+                    "birads": (record.get("birads") or {}).get("category"),
+                    "findings": "; ".join(_finding_cell(f) for f in record.get("findings") or []),
+                    "recommendation": record.get("recommendation"),
+                    "warnings": len(record.get("warnings") or []),
+                    "error": record.get("error"),
+                }
+            )
+    return rows
+
+
+def build_app(engine: Any, settings: Settings) -> Any:
+    """The Gradio Blocks app over an opened :class:`~mammosearch.pipeline.CaseEngine`."""
+    import gradio as gr
+
+    from mammosearch.pipeline import SearchFilters, normalize_reports
+
+    about = engine.about()
+    labels = about["labels"]
+
+    def search(
+        files: Sequence[str] | None,
+        text: str | None,
+        k: float,
+        image_weight: float,
+        laterality: str,
+        view: str,
+        label: str,
+        exclude_patient: str | None,
+    ) -> tuple[Any, ...]:
+        paths = [Path(f) for f in files or []]
+        filters = SearchFilters(
+            laterality=None if laterality == _ANY else laterality,
+            view=None if view == _ANY else view,
+            label=None if label == _ANY else label,
+            exclude_patient=(exclude_patient or "").strip() or None,
+        )
+        try:
+            result = engine.query(
+                images=paths,
+                text=text,
+                k=int(k),
+                filters=filters,
+                weights=(float(image_weight), 1.0 - float(image_weight)),
+            )
+        except MammosearchError as e:
+            raise gr.Error(str(e)) from None
+        finally:
+            for path in paths:  # uploads are deleted once read
+                path.unlink(missing_ok=True)
+        views = [
+            (
+                (v.prepared * 255).astype(np.uint8),
+                f"{v.laterality or '?'} {v.view or ''} · {v.assessment['density']['label']} "
+                f"({v.assessment['density']['method']})",
+            )
+            for v in result.views
+        ]
+        density = result.density
+        if density is None:
+            probabilities: dict[str, float] | None = None
+            decided = "No density: give an image, or a report that states one."
+        else:
+            probabilities = {k_: float(p) for k_, p in density["probabilities"].items()}
+            decided = (
+                f"**{density['label']}** decided by **{density['method']}**, confidence "
+                f"{float(density['confidence']):.2f}"
+            )
+        if result.warnings:
+            decided += "\n\n" + "\n".join(f"- {w}" for w in dict.fromkeys(result.warnings))
+        report = result.report.to_dict() if result.report is not None else None
+        highlighted = (
+            {"text": text or "", "entities": report_entities(report)}
+            if report is not None
+            else None
+        )
+        gallery = [(n.thumbnail, _caption(n)) for n in result.neighbours]
+        summary = {
+            "density": density,
+            "neighbours": [
+                {
+                    "row_id": n.row_id,
+                    "case_id": n.case_id,
+                    "score": round(n.score, 4),
+                    "label": n.label,
+                    "laterality": n.laterality,
+                    "view": n.view,
+                }
+                for n in result.neighbours
+            ],
+            "timings": result.timings,
+        }
+        return (
+            views,
+            probabilities,
+            decided,
+            highlighted,
+            report["standardized_text"] if report else "",
+            gallery,
+            summary,
+            [n.row_id for n in result.neighbours],
+        )
+
+    def select(row_ids: list[int], event: gr.SelectData) -> tuple[Any, ...]:
+        if not row_ids or event.index is None or int(event.index) >= len(row_ids):
+            return None, "", None
+        case = engine.case(row_ids[int(event.index)])
+        info = (
+            f"**{case['case_id']}** · density {case['label'] or '?'} · "
+            f"{case['laterality'] or '?'} {case['view'] or ''}"
+        )
+        terms = None
+        if case["report_text"] and case["report"]:
+            terms = {"text": case["report_text"], "entities": report_entities(case["report"])}
+            info += "\n\n" + case["report"]["standardized_text"].replace("\n", "  \n")
+        return case["thumbnail"], info, terms
+
+    select.__annotations__["event"] = gr.SelectData  # postponed annotations: Gradio needs the class
+
+    def normalize(
+        file: str | None,
+        progress: Any = gr.Progress(track_tqdm=True),  # noqa: B008 (how Gradio tracks progress)
+    ) -> tuple[Any, ...]:
+        if not file:
+            raise gr.Error("upload a CSV, JSONL or TXT file of reports")
+        source = Path(file)
+        out_dir = Path(tempfile.mkdtemp(prefix="mammosearch-batch-", dir=_upload_root()))
+        jsonl = out_dir / f"{source.stem}.normalized.jsonl"
+        try:
+            summary = normalize_reports(source, jsonl, settings=settings, workers=1, progress=True)
+        except MammosearchError as e:
+            raise gr.Error(str(e)) from None
+        finally:
+            source.unlink(missing_ok=True)
+        rows = _rows_of(jsonl)
+        table = out_dir / f"{source.stem}.normalized.csv"
+        with table.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(_CSV_FIELDS))
+            writer.writeheader()
+            writer.writerows(rows)
+        text = (
+            f"{summary.total} reports: {summary.ok} normalized, {summary.failed} failed "
+            f"{dict(summary.errors) or ''}; density in {summary.with_density}, BI-RADS in "
+            f"{summary.with_birads} ({summary.seconds:.1f} s)"
+        )
+        preview = [[r[f] for f in _CSV_FIELDS] for r in rows[:200]]
+        return preview, text, str(jsonl), str(table)
+
+    with gr.Blocks(title="mammosearch", analytics_enabled=False, delete_cache=(900, 900)) as app:
+        gr.Markdown("## mammosearch: similar mammography cases and breast density")
+        if about.get("note"):
+            gr.Markdown(f"⚠️ **{about['note']}**", elem_id="synthetic-note")
+        with gr.Tab("Search"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    files = gr.File(
+                        label="Mammogram views of one exam (DICOM, PNG, JPEG)",
+                        file_count="multiple",
+                        file_types=IMAGE_TYPES,
+                        type="filepath",
+                        elem_id="query-images",
+                    )
+                    text = gr.Textbox(label="Report (optional)", lines=6, elem_id="query-report")
+                    with gr.Accordion("Options", open=False):
+                        k = gr.Slider(1, 50, value=10, step=1, label="Neighbours (k)")
+                        weight = gr.Slider(
+                            0.0,
+                            1.0,
+                            value=0.5,
+                            step=0.05,
+                            label="Image weight (the report gets the rest)",
+                        )
+                        laterality = gr.Dropdown([_ANY, "L", "R"], value=_ANY, label="Side")
+                        view = gr.Dropdown([_ANY, "CC", "MLO"], value=_ANY, label="View")
+                        label = gr.Dropdown([_ANY, *labels], value=_ANY, label="Density label")
+                        exclude = gr.Textbox(
+                            label="Exclude this patient ID (their priors)",
+                            elem_id="exclude-patient",
+                        )
+                    button = gr.Button("Search", variant="primary", elem_id="search-btn")
+                with gr.Column(scale=2):
+                    views = gr.Gallery(
+                        label="Query views, as the models see them",
+                        columns=4,
+                        height=260,
+                        object_fit="contain",
+                        elem_id="query-views",
+                    )
+                    density = gr.Label(
+                        label="Breast density", num_top_classes=len(labels), elem_id="density"
+                    )
+                    decided = gr.Markdown(elem_id="density-method")
+                    terms = gr.HighlightedText(
+                        label="Report terms",
+                        color_map=_TERM_COLOURS,
+                        combine_adjacent=False,
+                        elem_id="report-terms",
+                    )
+                    standard = gr.Textbox(
+                        label="Standardized report",
+                        interactive=False,
+                        lines=4,
+                        elem_id="standardized",
+                    )
+            neighbours = gr.Gallery(
+                label="Similar cases (score · density · view · report)",
+                columns=6,
+                height=420,
+                object_fit="contain",
+                allow_preview=False,
+                elem_id="neighbours",
+            )
+            with gr.Row():
+                case_image = gr.Image(
+                    label="Selected case", interactive=False, height=320, elem_id="case-image"
+                )
+                with gr.Column():
+                    case_info = gr.Markdown(elem_id="case-info")
+                    case_terms = gr.HighlightedText(
+                        label="Its report", color_map=_TERM_COLOURS, elem_id="case-terms"
+                    )
+            with gr.Accordion("Result as JSON", open=False):
+                summary = gr.JSON(elem_id="result-json")
+            row_ids = gr.State([])
+            button.click(
+                search,
+                [files, text, k, weight, laterality, view, label, exclude],
+                [views, density, decided, terms, standard, neighbours, summary, row_ids],
+                api_name="search",
+            )
+            neighbours.select(
+                select, [row_ids], [case_image, case_info, case_terms], api_visibility="private"
+            )
+        with gr.Tab("Batch"):
+            batch_file = gr.File(
+                label="Reports: CSV (id, text), JSONL or TXT",
+                file_types=REPORT_TYPES,
+                type="filepath",
+                elem_id="batch-file",
+            )
+            batch_button = gr.Button("Normalize", variant="primary", elem_id="batch-btn")
+            batch_summary = gr.Markdown(elem_id="batch-summary")
+            table = gr.Dataframe(
+                headers=list(_CSV_FIELDS),
+                label="Preview (first 200)",
+                interactive=False,
+                elem_id="batch-table",
+            )
+            with gr.Row():
+                jsonl = gr.File(label="Download JSONL", elem_id="batch-jsonl")
+                csv_file = gr.File(label="Download CSV", elem_id="batch-csv")
+            batch_button.click(
+                normalize,
+                [batch_file],
+                [table, batch_summary, jsonl, csv_file],
+                api_name="normalize",
+            )
+        with gr.Accordion("About", open=False, elem_id="about"):
+            gr.JSON(value=about, label="In use")
+    return app
+
+
+def parse_auth(pairs: Sequence[str] = (), file: Path | None = None) -> list[tuple[str, str]]:
+    """Logins for :func:`serve` from ``user:password`` strings and/or a file of them (one per
+    line; blank lines and ``#`` comments skipped). A file keeps passwords out of the process list.
+
+    Raises:
+        InputError: A line without a ``user:password`` pair, or an unreadable file (the message
+            names the line number, never its content).
+    """
+    lines = [(f"--auth #{i + 1}", p) for i, p in enumerate(pairs)]
+    if file is not None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(
+                f"the auth file cannot be read ({type(e).__name__})",
+                fix="give a UTF-8 text file of user:password lines",
+            ) from None
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                lines.append((f"auth file line {number}", line.strip()))
+    logins = []
+    for where, pair in lines:
+        user, sep, password = pair.partition(":")
+        if not sep or not user.strip() or not password:
+            raise InputError(f"{where} is not user:password", fix="write it as user:password")
+        logins.append((user.strip(), password))
+    return logins
+
+
+def _upload_root() -> str:
+    return os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()
+
+
+def serve(
+    engine: Any,
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = 7860,
+    auth: Sequence[tuple[str, str]] | None = None,
+    block: bool = True,
+    max_upload: str = MAX_UPLOAD,
+) -> Any:
+    """Launch the app: bound to ``host`` (loopback by default), no share link, upload size
+    limit, no URL fetched for a client (:class:`~mammosearch.ui.guard.NoRemoteFetch`), no file
+    served but the index's thumbnails and the app's own uploads and outputs, analytics,
+    monitoring and run history off, uploads deleted after use, a request queue that runs one
+    query at a time, optional authentication.
+
+    Returns:
+        The Blocks app (``block=False``: already serving; ``app.close()`` stops it).
+    """
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    # uploads and outputs live in one private folder that the app empties (see delete_cache)
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.cache_dir / "ui-files"))
+    from starlette.middleware import Middleware
+
+    from mammosearch.ui.guard import NoRemoteFetch
+
+    app = build_app(engine, settings)
+    app.queue(default_concurrency_limit=1, max_size=32)
+    app.launch(
+        app_kwargs={"middleware": [Middleware(NoRemoteFetch)]},
+        allowed_paths=[str(engine.thumbnail_dir.resolve())],
+        server_name=host,
+        server_port=port,
+        share=False,
+        auth=list(auth) if auth else None,
+        max_file_size=max_upload,
+        show_error=False,
+        footer_links=[],
+        enable_monitoring=False,
+        ssr_mode=False,
+        run_history=False,
+        prevent_thread_lock=True,
+        quiet=True,
+    )
+    logger.info("serving on %s", app.local_url)
+    if block:
+        app.block_thread()
+    return app

@@ -1,0 +1,323 @@
+"""The running app through gradio_client and raw HTTP: search, batch, About, safety."""
+
+from __future__ import annotations
+
+import csv
+import http.client
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mammosearch.errors import InputError
+from mammosearch.samples.reports import generate_reports
+from mammosearch.ui import parse_auth, report_entities
+from tests.conftest import PHI_CANARY
+from tests.ui.conftest import Served, start
+
+DENSE_REPORT = (
+    "Bilateral digital mammography. The breasts are heterogeneously dense, which may obscure "
+    "small masses. Right breast: no suspicious mass. Left breast: an oval circumscribed mass in "
+    "the upper outer quadrant, 8 mm. No suspicious calcifications. BI-RADS 3: probably benign."
+)
+
+
+def _request(served: Served, method: str, path: str, body: bytes = b"", **headers: str) -> Any:
+    """A raw request (the path is sent exactly as given, not normalised by a client)."""
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+    connection.request(method, path, body=body or None, headers=headers)
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    return response.status, data
+
+
+def test_api_exposes_search_and_normalize_only(client: Any) -> None:
+    named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(named) == {"/search", "/normalize"}
+
+
+def test_search_by_image(client: Any, query_image: Path) -> None:
+    from mammosearch.ui.client import search_app
+
+    result = search_app(client, images=[query_image], k=6)
+    assert len(result["neighbours"]) == 6
+    scores = [n["score"] for n in result["neighbours"]]
+    assert scores == sorted(scores, reverse=True)
+    density = result["density"]
+    assert density["method"] in ("vote", "convnext", "probe")
+    assert density["label"] in "ABCD"
+    bar = result["bar"]
+    assert bar["label"] == density["label"]
+    assert {c["label"] for c in bar["confidences"]} == {"A", "B", "C", "D"}
+    assert len(result["views"]) == 1 and "R CC" in result["views"][0]["caption"]
+    assert result["terms"] == [] and result["standardized"] == ""
+    # the gallery shows the neighbours' thumbnails, captioned with score and density
+    assert len(result["gallery"]) == 6
+    first = result["gallery"][0]
+    assert Path(first["image"]).is_file()
+    assert first["caption"].startswith(
+        f"{scores[0]:.2f} · density {result['neighbours'][0]['label']}"
+    )
+    assert set(result["timings"]) == {"preprocess", "embed", "assess", "search"}
+
+
+def test_dense_phantom_gets_a_dense_vote(client: Any, query_image: Path) -> None:
+    from mammosearch.ui.client import search_app
+
+    result = search_app(client, images=[query_image], k=10)
+    labels = [n["label"] for n in result["neighbours"]]
+    assert sum(label in ("C", "D") for label in labels) >= 7, labels
+    assert result["density"]["label"] in ("C", "D")
+
+
+def test_search_by_text_highlights_terms(client: Any) -> None:
+    from mammosearch.ui.client import search_app
+
+    result = search_app(client, text=DENSE_REPORT, k=5)
+    assert result["density"] == {
+        "label": "C",
+        "probabilities": {"A": 0.0, "B": 0.0, "C": 1.0, "D": 0.0},
+        "method": "report",
+        "confidence": 1.0,
+    }
+    assert len(result["neighbours"]) == 5 and result["views"] == []
+    marked = {
+        t["token"]: t["class_or_confidence"] for t in result["terms"] if t["class_or_confidence"]
+    }
+    assert any(cls == "density C" and "heterogeneously dense" in tok for tok, cls in marked.items())
+    assert any(cls.startswith("BI-RADS 3") for cls in marked.values())
+    assert any(cls.startswith("finding: mass") for cls in marked.values())
+    assert any(cls.startswith("negated") for cls in marked.values())
+    # the highlighted tokens rebuild the text exactly
+    assert "".join(t["token"] for t in result["terms"]) == DENSE_REPORT
+    assert "heterogeneously dense" in result["standardized"].lower()
+    # the neighbours of a dense report are dense exams, the best one of the same density
+    assert result["neighbours"][0]["label"] == "C"
+    assert all(n["label"] in ("C", "D") for n in result["neighbours"])
+
+
+def test_search_by_image_and_text_with_filters(client: Any, query_image: Path) -> None:
+    from mammosearch.ui.client import search_app
+
+    result = search_app(
+        client, images=[query_image, query_image], text=DENSE_REPORT, k=8,
+        laterality="L", view="MLO", label="C",
+    )  # fmt: skip
+    assert result["density"]["method"] == "report"
+    assert len(result["views"]) == 2
+    assert result["neighbours"]
+    for n in result["neighbours"]:
+        assert (n["laterality"], n["view"], n["label"]) == ("L", "MLO", "C")
+
+
+def test_exclude_patient_leaves_their_images_out(client: Any) -> None:
+    from mammosearch.ui.client import search_app
+
+    everyone = search_app(client, text=DENSE_REPORT, k=20)
+    patient = everyone["neighbours"][0]["case_id"]  # the demo's case id is its patient id
+    without = search_app(client, text=DENSE_REPORT, k=20, exclude_patient=patient)
+    assert patient not in {n["case_id"] for n in without["neighbours"]}
+
+
+def test_search_errors_are_clear(client: Any, tmp_path: Path) -> None:
+    from gradio_client.exceptions import AppError
+
+    from mammosearch.ui.client import search_app
+
+    with pytest.raises(AppError, match="give an image, a report text, or both"):
+        search_app(client, text="   ")
+    fake = tmp_path / f"{PHI_CANARY.split()[1]}.png"
+    fake.write_bytes(b"this is not an image")
+    with pytest.raises(AppError) as caught:
+        search_app(client, images=[fake])
+    message = str(caught.value)
+    assert "E02" in message and PHI_CANARY.split()[1] not in message
+
+
+def test_batch_normalization(client: Any, tmp_path: Path) -> None:
+    from mammosearch.ui.client import normalize_file
+
+    reports = generate_reports(12, seed=7)
+    source = tmp_path / "reports.jsonl"
+    lines = [json.dumps({"id": f"r{n}", "text": r.text}) for n, r in enumerate(reports)]
+    source.write_text("\n".join([*lines, '{"id": "broken", "text": ']) + "\n", encoding="utf-8")
+    out = normalize_file(client, source)
+    assert "13 reports: 12 normalized, 1 failed" in out["summary"]
+    assert out["table"]["headers"][:4] == ["id", "language", "density", "birads"]
+    rows = out["table"]["data"]
+    assert [r[0] for r in rows] == [f"r{n}" for n in range(12)] + ["line-13"]
+    truth = [r.truth["density"] for r in reports]
+    assert sum(r[2] == t for r, t in zip(rows, truth, strict=False)) >= 11
+    records = [json.loads(line) for line in Path(out["jsonl"]).read_text("utf-8").splitlines()]
+    assert len(records) == 13 and records[-1]["error"]
+    with Path(out["csv"]).open(encoding="utf-8", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert [r["id"] for r in table] == [r[0] for r in rows]
+
+
+def test_batch_refuses_other_file_types(client: Any, tmp_path: Path) -> None:
+    from gradio_client.exceptions import AppError
+
+    from mammosearch.ui.client import normalize_file
+
+    bad = tmp_path / "reports.exe"
+    bad.write_bytes(b"MZ")
+    with pytest.raises(AppError, match="Invalid file type"):
+        normalize_file(client, bad)
+
+
+def test_about_names_what_is_in_use(served: Served) -> None:
+    status, body = _request(served, "GET", "/config")
+    assert status == 200
+    config = body.decode()
+    about = served.engine.about()
+    assert about["embedder"] == "radiomics.v1" and about["images"] == 96
+    for value in ("radiomics.v1", "SYNTHETIC DEMO DATA", about["version"]):
+        assert value in config
+
+
+def test_report_entities_do_not_overlap() -> None:
+    from mammosearch.nlp import Normalizer
+
+    report = Normalizer().normalize(DENSE_REPORT).to_dict()
+    entities = report_entities(report)
+    assert entities and all(
+        a["end"] <= b["start"] for a, b in zip(entities, entities[1:], strict=False)
+    )
+    for entity in entities:
+        assert DENSE_REPORT[entity["start"] : entity["end"]].strip()
+
+
+# ----------------------------------------------------------------------------- safety
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/gradio_api/file=/etc/passwd",
+        "/gradio_api/file=%2Fetc%2Fpasswd",
+        "/gradio_api/file=../../../../etc/passwd",
+        "/gradio_api/file=..%2f..%2f..%2f..%2fetc%2fpasswd",
+        "/gradio_api/file=/proc/self/environ",
+    ],
+)
+def test_path_traversal_is_refused(served: Served, path: str) -> None:
+    status, body = _request(served, "GET", path)
+    assert status in (403, 404)
+    assert b"root:" not in body
+
+
+def test_only_thumbnails_of_the_index_are_served(served: Served) -> None:
+    directory = served.engine.directory.resolve()
+    thumbnail = next(served.engine.thumbnail_dir.resolve().glob("*.png"))
+    assert _request(served, "GET", f"/gradio_api/file={thumbnail}")[0] == 200
+    for name in ("cases.sqlite", "manifest.json"):
+        assert _request(served, "GET", f"/gradio_api/file={directory / name}")[0] == 403
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/gradio_api/file=http://127.0.0.1:9/x.png", "/gradio_api/file=https://example.org/x.png",
+     "/gradio_api/proxy=http://127.0.0.1:9/x"],
+)  # fmt: skip
+def test_the_server_fetches_no_url(served: Served, path: str) -> None:
+    status, body = _request(served, "GET", path)
+    assert status == 403 and b"does not fetch" in body
+
+
+def test_a_file_input_naming_a_url_is_refused(served: Served) -> None:
+    payload = {
+        "data": [
+            [{"path": "http://127.0.0.1:9/x.png", "meta": {"_type": "gradio.FileData"}}],
+            "", 5, 0.5, "any", "any", "any", "",
+        ]
+    }  # fmt: skip
+    status, body = _request(
+        served, "POST", "/gradio_api/call/search", json.dumps(payload).encode(),
+        **{"Content-Type": "application/json"},
+    )  # fmt: skip
+    assert status == 403 and b"does not fetch" in body
+
+
+def test_a_file_outside_the_uploads_is_refused(served: Served) -> None:
+    payload = {
+        "data": [
+            [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}],
+            "", 5, 0.5, "any", "any", "any", "",
+        ]
+    }  # fmt: skip
+    status, body = _request(
+        served, "POST", "/gradio_api/call/search", json.dumps(payload).encode(),
+        **{"Content-Type": "application/json"},
+    )  # fmt: skip
+    assert status == 200
+    event = json.loads(body)["event_id"]
+    _, stream = _request(served, "GET", f"/gradio_api/call/search/{event}")
+    assert b"event: error" in stream and b"root:" not in stream
+
+
+def test_oversized_upload_is_refused(served: Served) -> None:
+    boundary = "mammosearchboundary"
+    big = b"\0" * (3 * 1024 * 1024)  # the test server takes 2 MB
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            f'filename="big.png"\r\nContent-Type: image/png\r\n\r\n'
+        ).encode()
+        + big
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    status, _ = _request(
+        served, "POST", "/gradio_api/upload", body,
+        **{"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )  # fmt: skip
+    assert status == 413
+
+
+def test_uploads_are_deleted_after_use(client: Any, served: Served, query_image: Path) -> None:
+    from mammosearch.ui.client import search_app
+
+    uploads = Path(os.environ["GRADIO_TEMP_DIR"])
+    search_app(client, images=[query_image], k=3)
+    assert not list(uploads.rglob(query_image.name))
+
+
+def test_login_is_required_when_configured(demo_dir: Path, ui_settings: Any) -> None:
+    from gradio_client.exceptions import AuthenticationError
+
+    from mammosearch.ui.client import connect, search_app
+
+    server = start(demo_dir, ui_settings, auth=[("reader", "s3cret-pass")])
+    try:
+        assert _request(server, "GET", "/config")[0] == 401
+        assert _request(server, "POST", "/gradio_api/upload")[0] == 401
+        with pytest.raises(AuthenticationError):
+            connect(server.url)
+        with pytest.raises(ValueError):
+            connect(server.url, auth=("reader", "wrong"))
+        logged_in = connect(server.url, auth=("reader", "s3cret-pass"))
+        assert search_app(logged_in, text=DENSE_REPORT, k=3)["density"]["label"] == "C"
+    finally:
+        server.app.close()
+        server.engine.close()
+
+
+def test_parse_auth(tmp_path: Path) -> None:
+    logins = tmp_path / "logins.txt"
+    logins.write_text("# readers\nana:pa:ss\n\n bob : pw2\n", encoding="utf-8")
+    assert parse_auth(["eve:x"], logins) == [("eve", "x"), ("ana", "pa:ss"), ("bob", " pw2")]
+    with pytest.raises(InputError, match="auth file line 2 is not user:password") as caught:
+        parse_auth([], _write(tmp_path / "bad.txt", "ok:fine\nsecret-without-colon\n"))
+    assert "secret" not in str(caught.value)
+    with pytest.raises(InputError, match="--auth #1"):
+        parse_auth(["nopassword:"])
+    with pytest.raises(InputError, match="cannot be read"):
+        parse_auth([], tmp_path / "missing.txt")
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path

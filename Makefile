@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit format bench clean
+.PHONY: demo test lint typecheck unit browser format bench clean
+
+# apt-get needs root: sudo when there is one and we are not root
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,10 +15,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-## The main job on the embedded default: normalize the bundled sample reports.
+## The main job on the embedded default: the search UI over the bundled synthetic demo corpus
+## (index built once and cached; BiomedCLIP when its weights load, the weight-free baseline
+## otherwise). DEMO_ARGS=--check runs one image and one text query through it and exits.
 demo: $(STAMP)
-	$(BIN)/mammosearch normalize --sample -o normalized-sample.jsonl
-	@echo "wrote normalized-sample.jsonl"
+	$(BIN)/mammosearch demo $(DEMO_ARGS)
 
 ## Everything CI runs: format check, lint, type check, tests with the coverage gate.
 test: lint typecheck unit
@@ -27,7 +31,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+## The browser tests drive Debian's Chromium; install it from the distribution where missing
+## (never a browser downloaded by `playwright install`).
+browser:
+	@[ -x /usr/bin/chromium ] || { echo "installing Debian's chromium for the browser tests"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+unit: $(STAMP) browser
 	$(BIN)/pytest --cov=mammosearch --cov-report=term --cov-fail-under=85
 
 format: $(STAMP)
@@ -43,6 +54,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/imaging.py
 	$(BIN)/python bench/embed.py
 	$(BIN)/python bench/classify.py
+	$(BIN)/python bench/ui.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage normalized-sample.jsonl
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage normalized-sample.jsonl \
+		test-artifacts

@@ -209,6 +209,8 @@ def build_app(engine: Any, settings: Settings) -> Any:
                 for n in result.neighbours
             ],
             "timings": result.timings,
+            "embedder": about["embedder"],
+            "model_id": about["model_id"],
         }
         return (
             views,

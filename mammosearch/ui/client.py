@@ -54,7 +54,8 @@ def search_app(
         ``density`` (the exam's result as JSON: label, probabilities, method, confidence),
         ``bar`` (the density ``Label`` as shown), ``decided`` (the method line),
         ``terms`` (highlighted report tokens), ``standardized``, ``views`` and ``gallery``
-        (the displayed images with captions), ``neighbours`` and ``timings``.
+        (the displayed images with captions), ``neighbours``, ``timings`` and ``embedder``
+        (which embedder produced the neighbours).
     """
     from gradio_client import handle_file
 
@@ -74,6 +75,7 @@ def search_app(
         "gallery": gallery or [],
         "neighbours": summary["neighbours"],
         "timings": summary["timings"],
+        "embedder": summary["embedder"],
     }
 
 

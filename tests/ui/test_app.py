@@ -62,6 +62,7 @@ def test_search_by_image(client: Any, query_image: Path) -> None:
         f"{scores[0]:.2f} · density {result['neighbours'][0]['label']}"
     )
     assert set(result["timings"]) == {"preprocess", "embed", "assess", "search"}
+    assert result["embedder"] == "radiomics.v1"
 
 
 def test_dense_phantom_gets_a_dense_vote(client: Any, query_image: Path) -> None:

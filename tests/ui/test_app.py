@@ -229,31 +229,23 @@ def test_the_server_fetches_no_url(served: Served, path: str) -> None:
     assert status == 403 and b"does not fetch" in body
 
 
-def test_a_file_input_naming_a_url_is_refused(served: Served) -> None:
-    payload = {
-        "data": [
-            [{"path": "http://127.0.0.1:9/x.png", "meta": {"_type": "gradio.FileData"}}],
-            "", 5, 0.5, "any", "any", "any", "",
-        ]
-    }  # fmt: skip
-    status, body = _request(
+def _call_search_with_file(served: Served, path: str) -> tuple[int, bytes]:
+    """A raw /search call whose file input names ``path`` instead of an upload."""
+    file = {"path": path, "meta": {"_type": "gradio.FileData"}}
+    payload = {"data": [[file], "", 5, 0.5, "any", "any", "any", ""]}
+    return _request(
         served, "POST", "/gradio_api/call/search", json.dumps(payload).encode(),
         **{"Content-Type": "application/json"},
     )  # fmt: skip
+
+
+def test_a_file_input_naming_a_url_is_refused(served: Served) -> None:
+    status, body = _call_search_with_file(served, "http://127.0.0.1:9/x.png")
     assert status == 403 and b"does not fetch" in body
 
 
 def test_a_file_outside_the_uploads_is_refused(served: Served) -> None:
-    payload = {
-        "data": [
-            [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}],
-            "", 5, 0.5, "any", "any", "any", "",
-        ]
-    }  # fmt: skip
-    status, body = _request(
-        served, "POST", "/gradio_api/call/search", json.dumps(payload).encode(),
-        **{"Content-Type": "application/json"},
-    )  # fmt: skip
+    status, body = _call_search_with_file(served, "/etc/passwd")
     assert status == 200
     event = json.loads(body)["event_id"]
     _, stream = _request(served, "GET", f"/gradio_api/call/search/{event}")

@@ -42,11 +42,16 @@ __all__ = [
     "prepare_image",
     "tissue_square",
     "read_image",
+    "MAX_PIXELS",
 ]
 
 logger = logging.getLogger(__name__)
 
 _DICM_OFFSET = 128
+# The largest image accepted, in pixel values (rows x columns x samples x frames). The largest
+# full-field detectors give about 24 million; anything declaring more is refused from its
+# header, before any pixel buffer is allocated (decompression bombs, forged dimensions).
+MAX_PIXELS = 50_000_000
 _RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 _MASK_SIDE = 256  # segmentation runs on a copy this size along its longer side
 _PECTORAL_SIDE = 128  # the pectoral line is searched on a copy this size
@@ -141,9 +146,47 @@ def read_image(source: str | Path | bytes, *, name_hint: str | None = None) -> M
             raise _fail(f"the image file cannot be read ({e.strerror})") from None
     if not data:
         raise _fail("the image file is empty")
-    if _looks_like_dicom(data):
-        return _read_dicom(data, name_hint)
-    return _read_raster(data, name_hint)
+    try:
+        if _looks_like_dicom(data):
+            return _read_dicom(data, name_hint)
+        return _read_raster(data, name_hint)
+    except InvalidDicomError:
+        raise
+    except Exception as e:  # a hostile file must not escape as anything else
+        logger.debug("image decoding failed with %s", type(e).__name__)
+        raise _fail(f"the file is malformed ({type(e).__name__})") from None
+
+
+def _check_size(pixels: int, what: str) -> None:
+    if pixels > MAX_PIXELS:
+        raise _fail(
+            f"the {what} declares {pixels:,} pixel values, over the {MAX_PIXELS:,} accepted",
+            "pass a single-frame mammogram; this looks forged or is not a 2D mammogram",
+        )
+
+
+def _check_dicom_pixels(ds: Any) -> None:
+    """Refuse, from the header alone, pixel data that is too large or shorter than declared."""
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        bits = int(ds.get("BitsAllocated", 16) or 16)
+    except (AttributeError, TypeError, ValueError):
+        raise _fail(
+            "the DICOM image header lacks valid Rows, Columns or pixel attributes"
+        ) from None
+    if min(rows, columns, samples, frames) < 1 or bits not in (1, 8, 16, 32, 64):
+        raise _fail("the DICOM image header has impossible dimensions")
+    _check_size(rows * columns * samples * frames, "DICOM image")
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is not None and not getattr(syntax, "is_compressed", True):
+        expected = (rows * columns * samples * frames * bits + 7) // 8
+        if len(ds.PixelData) < expected:
+            raise _fail(
+                "the DICOM pixel data is shorter than its header declares (truncated)",
+                "copy the file again from the archive",
+            )
 
 
 def _looks_like_dicom(data: bytes) -> bool:
@@ -161,7 +204,15 @@ def _read_dicom(data: bytes, name_hint: str | None) -> MammoImage:
             ds = pydicom.dcmread(io.BytesIO(data))
         if caught:
             logger.debug("pydicom reported %d warning(s) while reading an image", len(caught))
-    except (PydicomInvalid, EOFError, ValueError, KeyError, TypeError, OSError) as e:
+    except (
+        PydicomInvalid,
+        EOFError,
+        ValueError,
+        KeyError,
+        TypeError,
+        OSError,
+        RecursionError,
+    ) as e:
         raise _fail(f"the DICOM file is corrupt or truncated ({type(e).__name__})") from None
     modality = str(ds.get("Modality", "") or "").upper() or None
     if modality is not None and modality != "MG":
@@ -171,6 +222,7 @@ def _read_dicom(data: bytes, name_hint: str | None) -> MammoImage:
         )
     if "PixelData" not in ds:
         raise _fail("the DICOM file holds no image (no Pixel Data)")
+    _check_dicom_pixels(ds)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -281,6 +333,8 @@ def _read_raster(data: bytes, name_hint: str | None) -> MammoImage:
 
     try:
         with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size  # from the header: checked before decoding
+            _check_size(width * height * len(img.getbands()), "image")
             img.load()
             fmt = (img.format or "png").lower()
             mode = img.mode
@@ -293,6 +347,11 @@ def _read_raster(data: bytes, name_hint: str | None) -> MammoImage:
             else:
                 array = np.asarray(img.convert("L"), dtype=np.float32)
                 bits = 8
+    except Image.DecompressionBombError:  # Pillow's own check, at twice its pixel limit
+        raise _fail(
+            f"the image declares more pixel values than the {MAX_PIXELS:,} accepted",
+            "pass a mammogram; this looks like a decompression bomb",
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise _fail(f"the file is not a readable image ({type(e).__name__})") from None
     if array.ndim != 2 or min(array.shape) < 8:

@@ -150,9 +150,9 @@ def read_image(source: str | Path | bytes, *, name_hint: str | None = None) -> M
         if _looks_like_dicom(data):
             return _read_dicom(data, name_hint)
         return _read_raster(data, name_hint)
-    except InvalidDicomError:
+    except (InvalidDicomError, KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
-    except Exception as e:  # a hostile file must not escape as anything else
+    except BaseException as e:  # noqa: BLE001 - Rust codecs panic with a BaseException (pyo3)
         logger.debug("image decoding failed with %s", type(e).__name__)
         raise _fail(f"the file is malformed ({type(e).__name__})") from None
 

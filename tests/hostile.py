@@ -89,6 +89,8 @@ def hostile_files(tmp: Path) -> list[tuple[str, bytes]]:
         ("rows-columns-beyond-data", lambda: _set_us(_set_us(base, 0x28, 0x10, 4000), 0x28, 0x11, 4000)),
         ("rows-columns-huge", lambda: _set_us(_set_us(base, 0x28, 0x10, 65535), 0x28, 0x11, 65535)),
         ("rle-rows-columns-huge", lambda: _set_us(_set_us(rle, 0x28, 0x10, 65535), 0x28, 0x11, 65535)),
+        # the RLE codec (Rust) panics when a frame decodes to more than Rows x Columns
+        ("rle-rows-too-few", lambda: _set_us(rle, 0x28, 0x10, 63)),
         ("rows-zero", lambda: _set_us(base, 0x28, 0x10, 0)),
         ("wrong-vr-rows", lambda: base[:rows_at] + struct.pack("<HH", 0x28, 0x10) + b"DA"
          + struct.pack("<H", 1) + b"X" + base[rows_at + 10 :]),  # fmt: skip

@@ -607,6 +607,53 @@ def _print_scores(scores: dict[str, Any], as_json: bool, plot: Path | None) -> N
                        f"{m['linear_kappa']:>8.3f}{m['quadratic_kappa']:>9.3f}")  # fmt: skip
 
 
+@app.command()
+def deid(
+    ctx: typer.Context,
+    source: Annotated[Path, typer.Argument(help="Folder of DICOM files (searched recursively).")],
+    output: Annotated[Path, typer.Argument(help="Folder for the de-identified files.")],
+    key_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding the secret key (else MAMMOSEARCH_DEID_KEY; else random)."),
+    ] = None,
+    allow_secondary_capture: Annotated[
+        bool,
+        typer.Option(help="Pass secondary captures (digitised film archived as WSD/SYN)."),
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """De-identify DICOMs (PS3.15 Annex E Basic Profile for mammography); quarantine the rest."""
+    from mammosearch.deid import deidentify_tree
+    from mammosearch.errors import InputError
+
+    state: _State = ctx.obj
+
+    def body() -> None:
+        key: str | None = None
+        if key_file is not None:
+            try:
+                key = key_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as e:
+                what = f"the key file cannot be read ({type(e).__name__})"
+                raise InputError(what, fix="give a UTF-8 text file holding the key") from None
+            if len(key) < 16:
+                fix = "use a long random key, e.g. `openssl rand -hex 32`"
+                raise InputError("the key file holds fewer than 16 characters", fix=fix)
+        elif (secret := state.settings().deid_key) is not None and secret.get_secret_value():
+            key = secret.get_secret_value()
+        else:
+            logger.warning("no key given: a random one is used, so pseudonyms will not match "
+                           "those of other runs (--key-file or MAMMOSEARCH_DEID_KEY)")  # fmt: skip
+        report = deidentify_tree(source, output, key=key, progress=progress,
+                                 allow_secondary_capture=allow_secondary_capture)  # fmt: skip
+        quarantined = sum(report.quarantined.values())
+        typer.echo(f"{report.total} files: {report.written} de-identified in {report.studies} "
+                   f"studies, {quarantined} quarantined {dict(report.quarantined) or ''}, "
+                   f"{sum(report.failed.values())} failed {dict(report.failed) or ''}")  # fmt: skip
+
+    _run(body)
+
+
 _HOST = Annotated[str, typer.Option(help="Address to bind. 127.0.0.1 keeps it on this machine.")]
 _AUTH = Annotated[
     list[str] | None,

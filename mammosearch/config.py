@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -39,6 +39,8 @@ class Settings(BaseSettings):
             with a clear error instead of exhausting memory.
         log_phi: Allow report text in debug logs. Off; never turn on outside a secure enclave.
         density_model: The ConvNeXt density model ``assess`` uses when none is passed.
+        deid_key: The secret that keeps ``deid`` pseudonyms consistent across runs (set it in the
+            environment or a config file readable only by its owner; never on a command line).
     """
 
     model_config = SettingsConfigDict(env_prefix="MAMMOSEARCH_", extra="forbid", frozen=True)
@@ -48,6 +50,7 @@ class Settings(BaseSettings):
     max_report_chars: int = Field(default=200_000, ge=1_000)
     log_phi: bool = False
     density_model: Path | None = None
+    deid_key: SecretStr | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -37,6 +37,7 @@ __all__ = [
     "MammoImage",
     "breast_mask",
     "breast_region",
+    "dicom_orientation",
     "fit_square",
     "pectoral_mask",
     "prepare_image",
@@ -248,7 +249,7 @@ def _read_dicom(data: bytes, name_hint: str | None) -> MammoImage:
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     if photometric == "MONOCHROME1":
         pixels = 1.0 - pixels
-    laterality, view, lat_from, view_from = _dicom_orientation(ds, name_hint)
+    laterality, view, lat_from, view_from = dicom_orientation(ds, name_hint)
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     return MammoImage(
         pixels=pixels,
@@ -279,9 +280,11 @@ def _to_unit(values: NDArray[np.float32]) -> NDArray[np.float32]:
     return np.clip(out, 0.0, 1.0, out=out).astype(np.float32, copy=False)
 
 
-def _dicom_orientation(
-    ds: Any, name_hint: str | None
+def dicom_orientation(
+    ds: Any, name_hint: str | None = None
 ) -> tuple[ImageLaterality | None, View | None, str | None, str | None]:
+    """Laterality and view of a DICOM dataset, and where each came from (``"tag"`` or
+    ``"name"``): the tags, else the series/study description, patient id or file name."""
     laterality = view = None
     lat_from = view_from = None
     for tag in ("ImageLaterality", "Laterality"):

@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/embed.py
 	$(BIN)/python bench/classify.py
 	$(BIN)/python bench/ui.py
+	$(BIN)/python bench/phi.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage normalized-sample.jsonl \

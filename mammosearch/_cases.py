@@ -37,6 +37,7 @@ from mammosearch.index import (
     fit_vote,
 )
 from mammosearch.nlp import Normalizer
+from mammosearch.nlp.scrub import scrub
 from mammosearch.records import DensityVote, Neighbour, NormalizedReport
 
 __all__ = [
@@ -261,6 +262,7 @@ class _Item:
     thumb: bytes
     image_input: NDArray[Any]  # prepared image, or radiomics features
     report: NormalizedReport | None
+    text: str | None = None  # the report text as stored (scrubbed unless kept)
 
 
 def build_index(
@@ -276,6 +278,7 @@ def build_index(
     crash_after: str | None = None,
     density_model: Path | None = None,
     note: str | None = None,
+    keep_report_text: bool = False,
 ) -> BuildReport:
     """Build (or, with ``update``, extend) a case index from a manifest.
 
@@ -283,9 +286,11 @@ def build_index(
     ``build_report.json``; they never stop the build. ``density_model`` copies a trained
     ConvNeXt model into ``DIR/density_model/``, where ``assess`` finds it. ``note`` is stored
     in the manifest's settings and shown by the UI (the demo marks its data as synthetic).
+    Report text is scrubbed of PHI (:mod:`mammosearch.nlp.scrub`) before it is normalized,
+    embedded or stored, unless ``keep_report_text``; the manifest records which.
 
     Raises:
-        InputError: The manifest is unusable.
+        InputError: The manifest is unusable, or ``update`` with the other report-text policy.
         IndexIntegrityError: ``update`` on an index built by another embedder.
         ModelLoadError: The named embedder cannot be loaded.
     """
@@ -297,6 +302,14 @@ def build_index(
             existing_stats = current.manifest.embedder.stats
             existing_id = current.manifest.embedder.model_id
             previous_note = current.manifest.settings.get("note")
+            kept = current.manifest.settings.get("report_text", "original") == "original"
+            if kept != keep_report_text:
+                raise InputError(
+                    "this index stores report text "
+                    + ("as written" if kept else "scrubbed of PHI")
+                    + "; an update must do the same",
+                    fix="drop --keep-report-text" if not kept else "add --keep-report-text",
+                )
             if embedder == "auto":
                 embedder = current.manifest.embedder.name
             model = model or (
@@ -343,10 +356,12 @@ def build_index(
             except (InvalidDicomError, InputError) as e:
                 report.skip(row, e)
                 continue
+            if text and not keep_report_text:
+                text = scrub(text).text
             normalized = normalizer.normalize(text, id=row.case_id) if text else None
             features: NDArray[Any] = radiomics.features([prepared])[0] if radiomics else prepared
             oriented = _with_image_orientation(row, image.laterality, image.view)
-            items.append(_Item(oriented, _thumbnail(prepared), features, normalized))
+            items.append(_Item(oriented, _thumbnail(prepared), features, normalized, text))
         if radiomics and items and existing_stats is None:
             stats_fitted = radiomics.fit_features(np.stack([i.image_input for i in items]))
             writer.embedder = _embedder_info(made, stats_fitted)
@@ -380,6 +395,7 @@ def build_index(
                 "prepared_size": PREPARED_SIZE,
                 "thumb_size": THUMB_SIZE,
                 "max_report_chars": settings.max_report_chars,
+                "report_text": "original" if keep_report_text else "scrubbed",
                 **({"note": note or previous_note} if note or previous_note else {}),
             },  # fmt: skip
             package_version=__version__,
@@ -431,7 +447,7 @@ def _store_row(item: _Item) -> dict[str, Any]:
         "view": row.view,
         "label": row.label,
         "image_path": str(row.image),
-        "report_text": _report_text(row),
+        "report_text": item.text,
         "report_json": json.dumps(item.report.to_dict(), ensure_ascii=False)
         if item.report
         else None,

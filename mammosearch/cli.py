@@ -124,6 +124,10 @@ def normalize(
         typer.Option("--sample", help="Normalize the bundled sample reports instead of INPUT."),
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    scrub: Annotated[
+        bool,
+        typer.Option("--scrub", help="Scrub PHI first; records carry the scrubbed text."),
+    ] = False,
 ) -> None:
     """Normalize free-text reports into BI-RADS terms (one JSON object per report)."""
     from mammosearch.pipeline import normalize_reports, sample_reports_dir
@@ -145,6 +149,7 @@ def normalize(
             id_column=id_column,
             text_column=text_column,
             progress=progress and sys.stderr.isatty(),
+            scrub=scrub,
         )
         _err.print(
             f"normalized {summary.total} reports in {summary.seconds:.1f} s "
@@ -188,6 +193,13 @@ def index_build(
         str | None, typer.Option(help="Label order, comma-separated (unknown label sets).")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    keep_report_text: Annotated[
+        bool,
+        typer.Option(
+            "--keep-report-text",
+            help="Store report text as written (default: scrubbed of PHI; the manifest says).",
+        ),
+    ] = False,
 ) -> None:
     """Build (or --update) a case index: images, reports, vectors, thumbnails, manifest."""
     from mammosearch.pipeline import build_index
@@ -199,7 +211,7 @@ def index_build(
         report = build_index(
             manifest, output, settings=state.settings(), embedder=embedder, model=model,
             update=update, label_order_arg=order, progress=progress and sys.stderr.isatty(),
-            density_model=density_model,
+            density_model=density_model, keep_report_text=keep_report_text,
         )  # fmt: skip
         _err.print(
             f"{report.embedder}: indexed {report.indexed} of {report.rows} rows "

@@ -20,7 +20,7 @@ import logging
 import os
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
@@ -272,6 +272,7 @@ def normalize_reports(
     id_column: str = "id",
     text_column: str = "text",
     progress: bool = False,
+    scrub: bool = False,
 ) -> NormalizeSummary:
     """Normalize every report of ``input_path`` into JSON Lines at ``output_path``.
 
@@ -287,11 +288,19 @@ def normalize_reports(
         id_column: Column or key of the report id (CSV, JSONL).
         text_column: Column or key of the report text (CSV, JSONL).
         progress: Show a progress bar on stderr.
+        scrub: Scrub PHI from each report first (:mod:`mammosearch.nlp.scrub`); each record
+            then also carries ``text`` (the scrubbed report its evidence spans index) and
+            ``phi`` (spans replaced, by kind).
 
     Raises:
         InputError: The input cannot be used at all.
     """
-    items = iter_report_inputs(input_path, id_column=id_column, text_column=text_column)
+    items: Iterator[ReportItem] = iter_report_inputs(
+        input_path, id_column=id_column, text_column=text_column
+    )
+    scrubbed: deque[Any] = deque()
+    if scrub:
+        items = _scrubbed(items, scrubbed, settings.max_report_chars)
     n_process = workers or settings.workers
     normalizer = Normalizer(max_chars=settings.max_report_chars)
     summary = NormalizeSummary()
@@ -309,7 +318,14 @@ def normalize_reports(
 
             bar = stack.enter_context(tqdm(unit="report", desc="normalize", dynamic_ncols=True))
         for line in normalizer.normalize_lines(items, n_process=n_process):
-            out.write(line.json + "\n")
+            text = line.json
+            if scrub:
+                result = scrubbed.popleft()
+                if result is not None:
+                    record = json.loads(text)
+                    record["text"], record["phi"] = result.text, result.counts
+                    text = json.dumps(record, ensure_ascii=False)
+            out.write(text + "\n")
             summary.add(line)
             if bar is not None:
                 bar.update(1)
@@ -325,6 +341,29 @@ def normalize_reports(
         summary.seconds,
     )
     return summary
+
+
+def _scrubbed(
+    items: Iterator[ReportItem], results: deque[Any], max_chars: int
+) -> Iterator[ReportItem]:
+    """The reports with PHI scrubbed, each result queued in input order (``None`` for a record
+    that failed to read or is too long: the normalizer refuses it)."""
+    from mammosearch.nlp import decode_report_bytes
+    from mammosearch.nlp.scrub import scrub
+
+    for report_id, payload in items:
+        if isinstance(payload, Exception):
+            results.append(None)
+            yield report_id, payload
+            continue
+        text = decode_report_bytes(payload)[0] if isinstance(payload, bytes) else payload
+        if len(text) > max_chars:
+            results.append(None)
+            yield report_id, text
+            continue
+        result = scrub(text)
+        results.append(result)
+        yield report_id, result.text
 
 
 def _remove_quietly(path: Path) -> None:

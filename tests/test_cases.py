@@ -86,6 +86,24 @@ def test_build_writes_the_design_layout(index_dir: Path) -> None:
             assert PHI_CANARY not in path.read_text(encoding="utf-8")
 
 
+def test_report_text_is_scrubbed_unless_kept(
+    index_dir: Path, corpus: Path, tmp_path: Path
+) -> None:
+    stored = (index_dir / "cases.sqlite").read_bytes()
+    assert b"QUIXOTEVANS" not in stored and b"CANARY" not in stored
+    assert verify_index(index_dir).settings["report_text"] == "scrubbed"
+    with CaseIndex(index_dir) as index:
+        texts = [r.report_text for r in index.store.get(list(range(1, 25))).values()]
+    assert "Patient [NAME] MRN [ID]. ACR A. BI-RADS 2." in texts
+    kept = tmp_path / "kept"
+    build_index(corpus / "manifest.csv", kept, settings=load_settings(), embedder="radiomics.v1",
+                keep_report_text=True)  # fmt: skip
+    assert b"QUIXOTEVANS" in (kept / "cases.sqlite").read_bytes()
+    assert verify_index(kept).settings["report_text"] == "original"
+    with pytest.raises(InputError, match="an update must do the same"):
+        build_index(corpus / "manifest.csv", kept, settings=load_settings(), update=True)
+
+
 def test_search_and_filters(index_dir: Path, corpus: Path) -> None:
     hits = search_cases(index_dir, image=corpus / "img" / "5.png", k=3)
     assert hits[0].case_id == "c2" and hits[0].score == pytest.approx(1.0, abs=1e-4)

@@ -1,0 +1,150 @@
+"""PHI scrubbing of report text: what goes, what stays, recall on PHI-laden generated reports,
+no BI-RADS term lost on real reports, and the jobs that scrub."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from mammosearch.nlp import normalize
+from mammosearch.nlp.scrub import score_scrubbing, scrub
+from mammosearch.samples.phi import generate_phi_reports
+from tests.conftest import PHI_CANARY, read_gold, shared_path
+
+EN = (
+    "Patient: Maria Lopez Garcia  MRN: 12345678  DOB: 03/04/1931. Age: 93. Referring physician: "
+    "Dr. John O'Neill. Bilateral mammography at St. Mary General Hospital on March 12, 2024. The "
+    "breasts are heterogeneously dense (ACR C). Right breast: oval mass 12 mm at 10 o'clock. "
+    "BI-RADS 4A. Reported by Jane Doe, MD. Phone (212) 555-0187, jdoe@mercy.org. Address: 123 "
+    "Main Street, Springfield, IL 62704."
+)
+ES = (
+    "PACIENTE: ROSA MARTINEZ PEREZ. NHC 612345678. Nº de historia 998877. Fecha: 12 de marzo de "
+    "2024. Hospital Universitario La Paz. Mamas heterogéneamente densas (ACR c). Sin lesiones "
+    "sospechosas. BI-RADS 2. Firmado electrónicamente por Dra. Ana Pérez Ruiz. Tel. 91 234 56 78. "
+    "Domicilio: Calle de Alcalá 45, 3º B, 28014 Madrid. Paciente de 95 años."
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "gone", "kept"),
+    [
+        (EN, ["Maria", "Lopez", "12345678", "1931", "93", "O'Neill", "Mary General", "March 12",
+              "Jane Doe", "555-0187", "jdoe@", "Main Street", "62704"],
+         ["heterogeneously dense (ACR C)", "oval mass 12 mm at 10 o'clock", "BI-RADS 4A",
+          "Age: 90+", "Reported by [NAME], MD"]),
+        (ES, ["ROSA", "MARTINEZ", "612345678", "998877", "marzo", "La Paz", "Ana", "Pérez",
+              "234 56 78", "Alcalá", "28014", "95"],
+         ["Mamas heterogéneamente densas (ACR c)", "BI-RADS 2", "Paciente de 90+ años",
+          "NHC [ID]", "Dra. [NAME]"]),
+    ],
+)  # fmt: skip
+def test_phi_goes_and_birads_content_stays(text: str, gone: list[str], kept: list[str]) -> None:
+    result = scrub(text)
+    for value in gone:
+        assert value not in result.text, value
+    for value in kept:
+        assert value in result.text, value
+    before, after = normalize(text), normalize(result.text)
+    assert after.density == before.density.__class__(
+        before.density.category, after.density.evidence, before.density.laterality
+    )  # same category; the evidence now indexes the scrubbed text
+    assert after.birads is not None and after.birads.category == before.birads.category
+    evidence = after.density.evidence
+    assert result.text[evidence.start : evidence.end] == evidence.text
+
+
+def test_clinical_text_is_left_alone() -> None:
+    text = (
+        "BILATERAL SCREENING MAMMOGRAM. ACR B. No mass. BI-RADS 1: negative. Breast Imaging "
+        "Reporting and Data System. Follow-up in 12 months. Mass 8 x 6 mm at 2 o'clock, 4 cm FN. "
+        "Masses may 2 be seen. TÉCNICA: Proyecciones cráneo-caudal y oblicua. Control en 6 meses."
+    )
+    assert scrub(text).text == text
+
+
+def test_offsets_map_onto_the_scrubbed_text() -> None:
+    text = "Dr. Ana Ruiz. ACR C. BI-RADS 2."
+    result = scrub(text)
+    assert result.text == "Dr. [NAME]. ACR C. BI-RADS 2."
+    at = text.index("ACR")
+    assert result.text[result.map_offset(at) :].startswith("ACR C")
+    assert result.map_offset(text.index("Ruiz")) == result.text.index("[NAME]")
+    assert result.counts == {"NAME": 1}
+    assert [(s.kind, s.start, s.end) for s in result.spans] == [("NAME", 4, 12)]
+
+
+def test_recall_on_phi_laden_generated_reports() -> None:
+    reports = generate_phi_reports(200, seed=2026)
+    scores = score_scrubbing([(r.text, list(r.spans)) for r in reports])
+    for kind in ("ID", "NAME"):
+        assert scores[kind]["recall"] >= 0.99, (kind, scores[kind])
+    for kind, figures in scores.items():
+        assert figures["recall"] >= 0.95, (kind, figures)
+        assert figures["precision"] >= 0.95, (kind, figures)
+    # no BI-RADS term lost: the scrubbed report reads as the report without PHI did
+    for r in reports[:60]:
+        clean, scrubbed = normalize(r.base.text), normalize(scrub(r.text).text)
+        assert (scrubbed.density and scrubbed.density.category) == (
+            clean.density and clean.density.category
+        )
+        assert (scrubbed.birads and scrubbed.birads.category) == (
+            clean.birads and clean.birads.category
+        )
+        assert sorted((f.type, f.negated) for f in scrubbed.findings) == sorted(
+            (f.type, f.negated) for f in clean.findings
+        )
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    "folder",
+    ["reports-examples", "reports-real/paraguay-es", "reports-real/dmid-en"],
+)
+def test_real_reports_keep_every_birads_term(folder: str) -> None:
+    path = shared_path(*folder.split("/"))
+    gold = {row["id"]: row for row in read_gold(path)}
+    texts = {p.stem: p.read_text(encoding="utf-8") for p in sorted(path.rglob("*.txt"))}
+    checked = 0
+    for report_id, text in texts.items():
+        if report_id not in gold:
+            continue
+        before, after = normalize(text), normalize(scrub(text).text)
+        assert (after.density and after.density.category) == (
+            before.density and before.density.category
+        ), report_id
+        assert (after.birads and after.birads.category) == (
+            before.birads and before.birads.category
+        ), report_id
+        checked += 1
+    assert checked >= 19
+
+
+def test_scrubbing_is_fast_and_bounded() -> None:
+    scrub("warm up Dr. Ana Ruiz")
+    text = (EN + "\n") * 40  # ~13 KB
+    start = time.perf_counter()
+    result = scrub(text)
+    assert time.perf_counter() - start < 2.0
+    assert result.counts["NAME"] >= 80
+
+
+def test_normalize_job_scrubs(tmp_path: Path) -> None:
+    from mammosearch.config import load_settings
+    from mammosearch.pipeline import normalize_reports
+
+    source = tmp_path / "reports.jsonl"
+    good = json.dumps({"id": "a", "text": f"Paciente: {PHI_CANARY}. ACR C. BI-RADS 2."})
+    source.write_text(good + '\n{"id": "b", "text": \n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    summary = normalize_reports(source, out, settings=load_settings(None), scrub=True)
+    written = out.read_text(encoding="utf-8")
+    assert "QUIXOTEVANS" not in written and "CANARY" not in written
+    records = [json.loads(line) for line in written.splitlines()]
+    assert records[0]["phi"] == {"NAME": 1, "ID": 1}
+    assert records[0]["text"] == "Paciente: [NAME] MRN [ID]. ACR C. BI-RADS 2."
+    assert records[0]["density"]["category"] == "C"
+    assert summary.failed == 1 and "text" not in records[1]

@@ -86,9 +86,7 @@ def test_build_writes_the_design_layout(index_dir: Path) -> None:
             assert PHI_CANARY not in path.read_text(encoding="utf-8")
 
 
-def test_report_text_is_scrubbed_unless_kept(
-    index_dir: Path, corpus: Path, tmp_path: Path
-) -> None:
+def test_report_text_is_scrubbed_unless_kept(index_dir: Path, corpus: Path, tmp_path: Path) -> None:
     stored = (index_dir / "cases.sqlite").read_bytes()
     assert b"QUIXOTEVANS" not in stored and b"CANARY" not in stored
     assert verify_index(index_dir).settings["report_text"] == "scrubbed"

@@ -361,7 +361,13 @@ def train_convnext(
     history: list[dict[str, float]] = []
     checkpoint = out / CHECKPOINT if out else None
     if resume and checkpoint and checkpoint.is_file():
-        saved = torch.load(checkpoint, weights_only=True, map_location=device)
+        try:  # weights only: a checkpoint that carries code is refused, never run
+            saved = torch.load(checkpoint, weights_only=True, map_location=device)
+        except Exception as e:
+            raise ModelLoadError(
+                f"the checkpoint is not a plain weights file ({type(e).__name__})",
+                fix=f"delete {CHECKPOINT} from the output folder, or train without --resume",
+            ) from None
         model.load_state_dict(saved["model"])
         optimiser.load_state_dict(saved["optimiser"])
         schedule.load_state_dict(saved["schedule"])

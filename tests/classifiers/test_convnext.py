@@ -149,3 +149,26 @@ def test_cli_train_and_evaluate(tmp_path: Path) -> None:
     table = runner.invoke(app, ["evaluate", "density", str(tmp_path / "m.csv"), "--model",
                                 str(tmp_path / "model")])  # fmt: skip
     assert table.exit_code == 0 and "quad. κ" in table.stdout and "probe" in table.stdout
+
+
+class _Payload:
+    """Pickles to a call of ``Path.touch``: what a booby-trapped checkpoint would run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.touch, (self.marker,))
+
+
+def test_a_checkpoint_with_code_is_refused_not_run(tmp_path: Path) -> None:
+    import torch
+
+    imgs, labels, patients = images(6)
+    out = tmp_path / "m"
+    out.mkdir()
+    marker = tmp_path / "ran"
+    torch.save({"model": _Payload(marker)}, out / "checkpoint.pt")
+    with pytest.raises(ModelLoadError, match="not a plain weights file"):
+        train_convnext(imgs, ["F", "G"] * 3, patients, ["F", "G"], TINY, out=out, resume=True)
+    assert not marker.exists()

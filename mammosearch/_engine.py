@@ -33,6 +33,7 @@ from mammosearch.imaging import prepare_image, read_image
 from mammosearch.index import SearchFilters
 from mammosearch.index.case_index import THUMBS
 from mammosearch.nlp import Normalizer
+from mammosearch.nlp.scrub import scrub
 from mammosearch.records import Neighbour, NormalizedReport
 
 __all__ = ["CaseEngine", "QueryResult", "QueryView"]
@@ -54,12 +55,13 @@ class QueryResult:
 
     Attributes:
         views: The uploaded views, prepared and assessed.
-        report: The normalized report, when one was given.
+        report: The normalized report, when one was given (of ``report_text``).
         density: The exam's density (``label``, ``probabilities``, ``method``, ``confidence``),
             or ``None`` when neither an image nor a stated density gives one.
         neighbours: The most similar indexed images, best first.
         warnings: What the reader should know (from the assessments).
         timings: Seconds per stage: ``preprocess``, ``embed``, ``assess``, ``search``.
+        report_text: The report as it was read: scrubbed of PHI (its evidence spans index it).
     """
 
     views: list[QueryView]
@@ -68,6 +70,7 @@ class QueryResult:
     neighbours: list[Neighbour]
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    report_text: str | None = None
 
 
 class CaseEngine:
@@ -165,7 +168,9 @@ class CaseEngine:
         timings = {"preprocess": 0.0, "embed": 0.0, "assess": 0.0, "search": 0.0}
         with self._lock:
             start = time.perf_counter()
-            report = self.normalizer.normalize(text) if text and text.strip() else None
+            # the query is scrubbed like the indexed reports: nothing shown back carries PHI
+            scrubbed = scrub(text).text if text and text.strip() else None
+            report = self.normalizer.normalize(scrubbed) if scrubbed else None
             text_vector = None
             if report is not None:
                 text_vector = self.embedder.embed_texts([report.standardized_text])[0]
@@ -206,7 +211,7 @@ class CaseEngine:
         return QueryResult(
             views, report, self._exam_density(views, report), neighbours,
             [w for v in views for w in v.assessment["warnings"]],
-            {name: round(seconds, 4) for name, seconds in timings.items()},
+            {name: round(seconds, 4) for name, seconds in timings.items()}, scrubbed,
         )  # fmt: skip
 
     def _exam_density(

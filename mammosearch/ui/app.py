@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 IMAGE_TYPES = [".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff"]
 REPORT_TYPES = [".csv", ".jsonl", ".txt"]
 MAX_UPLOAD = "50mb"
+KEEP_FILES_S = 120  # uploads and outputs live this long (longer than the queue can wait)
 _ANY = "any"
 _TERM_COLOURS = {
     "density": "#7c3aed",
@@ -129,8 +130,14 @@ def _rows_of(jsonl: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def build_app(engine: Any, settings: Settings) -> Any:
-    """The Gradio Blocks app over an opened :class:`~mammosearch.pipeline.CaseEngine`."""
+def build_app(engine: Any, settings: Settings, *, keep_files_s: int = KEEP_FILES_S) -> Any:
+    """The Gradio Blocks app over an opened :class:`~mammosearch.pipeline.CaseEngine`.
+
+    Uploads and outputs are deleted ``keep_files_s`` seconds after they were written (swept
+    every half of that) and when the app closes. Not at once: Gradio stores an upload under the
+    hash of its content, so two people sending the same file share one path, and deleting it
+    when one query is done would pull it from under the other.
+    """
     import gradio as gr
 
     from mammosearch.pipeline import SearchFilters, normalize_reports
@@ -165,9 +172,6 @@ def build_app(engine: Any, settings: Settings) -> Any:
             )
         except MammosearchError as e:
             raise gr.Error(str(e)) from None
-        finally:
-            for path in paths:  # uploads are deleted once read
-                path.unlink(missing_ok=True)
         views = [
             (
                 (v.prepared * 255).astype(np.uint8),
@@ -190,7 +194,7 @@ def build_app(engine: Any, settings: Settings) -> Any:
             decided += "\n\n" + "\n".join(f"- {w}" for w in dict.fromkeys(result.warnings))
         report = result.report.to_dict() if result.report is not None else None
         highlighted = (
-            {"text": text or "", "entities": report_entities(report)}
+            {"text": result.report_text or "", "entities": report_entities(report)}
             if report is not None
             else None
         )
@@ -252,8 +256,6 @@ def build_app(engine: Any, settings: Settings) -> Any:
             summary = normalize_reports(source, jsonl, settings=settings, workers=1, progress=True)
         except MammosearchError as e:
             raise gr.Error(str(e)) from None
-        finally:
-            source.unlink(missing_ok=True)
         rows = _rows_of(jsonl)
         table = out_dir / f"{source.stem}.normalized.csv"
         with table.open("w", newline="", encoding="utf-8") as handle:
@@ -268,7 +270,8 @@ def build_app(engine: Any, settings: Settings) -> Any:
         preview = [[r[f] for f in _CSV_FIELDS] for r in rows[:200]]
         return preview, text, str(jsonl), str(table)
 
-    with gr.Blocks(title="mammosearch", analytics_enabled=False, delete_cache=(900, 900)) as app:
+    sweep = (max(1, keep_files_s // 2), keep_files_s)
+    with gr.Blocks(title="mammosearch", analytics_enabled=False, delete_cache=sweep) as app:
         gr.Markdown("## mammosearch: similar mammography cases and breast density")
         if about.get("note"):
             gr.Markdown(f"⚠️ **{about['note']}**", elem_id="synthetic-note")
@@ -424,12 +427,14 @@ def serve(
     auth: Sequence[tuple[str, str]] | None = None,
     block: bool = True,
     max_upload: str = MAX_UPLOAD,
+    keep_files_s: int = KEEP_FILES_S,
 ) -> Any:
     """Launch the app: bound to ``host`` (loopback by default), no share link, upload size
     limit, no URL fetched for a client (:class:`~mammosearch.ui.guard.NoRemoteFetch`), no file
     served but the index's thumbnails and the app's own uploads and outputs, analytics,
-    monitoring and run history off, uploads deleted after use, a request queue that runs one
-    query at a time, optional authentication.
+    monitoring and run history off, uploads and outputs deleted ``keep_files_s`` after they
+    were written and at shutdown (see :func:`build_app`), a request queue that runs one query at
+    a time, optional authentication.
 
     Returns:
         The Blocks app (``block=False``: already serving; ``app.close()`` stops it).
@@ -441,7 +446,7 @@ def serve(
 
     from mammosearch.ui.guard import NoRemoteFetch
 
-    app = build_app(engine, settings)
+    app = build_app(engine, settings, keep_files_s=keep_files_s)
     app.queue(default_concurrency_limit=1, max_size=32)
     app.launch(
         app_kwargs={"middleware": [Middleware(NoRemoteFetch)]},

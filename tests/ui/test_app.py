@@ -100,6 +100,18 @@ def test_search_by_text_highlights_terms(client: Any) -> None:
     assert all(n["label"] in ("C", "D") for n in result["neighbours"])
 
 
+def test_the_query_report_is_shown_scrubbed(client: Any) -> None:
+    from mammosearch.ui.client import search_app
+
+    text = f"Patient: {PHI_CANARY}. Referring: Dr. Ana Ruiz. " + DENSE_REPORT
+    result = search_app(client, text=text, k=3)
+    shown = json.dumps(result, ensure_ascii=False)
+    assert "QUIXOTEVANS" not in shown and "CANARY" not in shown and "Ruiz" not in shown
+    rebuilt = "".join(t["token"] for t in result["terms"])
+    assert rebuilt.startswith("Patient: [NAME] MRN [ID]. Referring: Dr. [NAME]. Bilateral")
+    assert result["density"]["method"] == "report" and result["density"]["label"] == "C"
+
+
 def test_search_by_image_and_text_with_filters(client: Any, query_image: Path) -> None:
     from mammosearch.ui.client import search_app
 
@@ -270,12 +282,24 @@ def test_oversized_upload_is_refused(served: Served) -> None:
     assert status == 413
 
 
-def test_uploads_are_deleted_after_use(client: Any, served: Served, query_image: Path) -> None:
-    from mammosearch.ui.client import search_app
+def test_uploads_are_deleted_after_a_while(
+    demo_dir: Path, ui_settings: Any, query_image: Path
+) -> None:
+    import time
 
-    uploads = Path(os.environ["GRADIO_TEMP_DIR"])
-    search_app(client, images=[query_image], k=3)
-    assert not list(uploads.rglob(query_image.name))
+    from mammosearch.ui.client import connect, search_app
+
+    server = start(demo_dir, ui_settings, keep_files_s=2)
+    try:
+        search_app(connect(server.url), images=[query_image], k=3)
+        uploads = Path(os.environ["GRADIO_TEMP_DIR"])
+        deadline = time.monotonic() + 20
+        while list(uploads.rglob(query_image.name)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not list(uploads.rglob(query_image.name))
+    finally:
+        server.app.close()
+        server.engine.close()
 
 
 def test_login_is_required_when_configured(demo_dir: Path, ui_settings: Any) -> None:
@@ -285,8 +309,12 @@ def test_login_is_required_when_configured(demo_dir: Path, ui_settings: Any) -> 
 
     server = start(demo_dir, ui_settings, auth=[("reader", "s3cret-pass")])
     try:
-        assert _request(server, "GET", "/config")[0] == 401
-        assert _request(server, "POST", "/gradio_api/upload")[0] == 401
+        thumbnail = next(server.engine.thumbnail_dir.resolve().glob("*.png"))
+        for method, path in [("GET", "/config"), ("GET", "/gradio_api/info"),
+                             ("POST", "/gradio_api/upload"), ("POST", "/gradio_api/call/search"),
+                             ("POST", "/gradio_api/queue/join"),
+                             ("GET", f"/gradio_api/file={thumbnail}")]:  # fmt: skip
+            assert _request(server, method, path)[0] == 401, path
         with pytest.raises(AuthenticationError):
             connect(server.url)
         with pytest.raises(ValueError):

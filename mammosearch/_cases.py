@@ -279,6 +279,7 @@ def build_index(
     density_model: Path | None = None,
     note: str | None = None,
     keep_report_text: bool = False,
+    keep_source_paths: bool = False,
 ) -> BuildReport:
     """Build (or, with ``update``, extend) a case index from a manifest.
 
@@ -287,7 +288,9 @@ def build_index(
     ConvNeXt model into ``DIR/density_model/``, where ``assess`` finds it. ``note`` is stored
     in the manifest's settings and shown by the UI (the demo marks its data as synthetic).
     Report text is scrubbed of PHI (:mod:`mammosearch.nlp.scrub`) before it is normalized,
-    embedded or stored, unless ``keep_report_text``; the manifest records which.
+    embedded or stored, unless ``keep_report_text``; source image paths (whose file names can
+    carry names and record numbers) are stored only with ``keep_source_paths``. The manifest
+    records both.
 
     Raises:
         InputError: The manifest is unusable, or ``update`` with the other report-text policy.
@@ -372,7 +375,8 @@ def build_index(
             vecs = made.embed_texts([t for _, t in texts])
             text_vectors = {n: vecs[j] for j, (n, _) in enumerate(texts)}
         for n, item in enumerate(items):
-            writer.add(_store_row(item), image_vectors[n], text_vectors.get(n), item.thumb)
+            stored = _store_row(item, keep_source_paths)
+            writer.add(stored, image_vectors[n], text_vectors.get(n), item.thumb)
         report.indexed = len(items)
         report.with_report = len(texts)
         writer.rebuild_vectors()
@@ -396,6 +400,7 @@ def build_index(
                 "thumb_size": THUMB_SIZE,
                 "max_report_chars": settings.max_report_chars,
                 "report_text": "original" if keep_report_text else "scrubbed",
+                "source_paths": "kept" if keep_source_paths else "dropped",
                 **({"note": note or previous_note} if note or previous_note else {}),
             },  # fmt: skip
             package_version=__version__,
@@ -437,7 +442,7 @@ def _with_image_orientation(row: ManifestRow, laterality: Any, view: Any) -> Man
     )
 
 
-def _store_row(item: _Item) -> dict[str, Any]:
+def _store_row(item: _Item, keep_source_paths: bool) -> dict[str, Any]:
     row = item.row
     return {
         "source_key": row.source_key,
@@ -446,7 +451,7 @@ def _store_row(item: _Item) -> dict[str, Any]:
         "laterality": row.laterality,
         "view": row.view,
         "label": row.label,
-        "image_path": str(row.image),
+        "image_path": str(row.image) if keep_source_paths else "",  # file names can hold PHI
         "report_text": item.text,
         "report_json": json.dumps(item.report.to_dict(), ensure_ascii=False)
         if item.report
@@ -616,7 +621,8 @@ def assess_image(
     decoded = read_image(image)
     prepared = prepare_image(decoded, PREPARED_SIZE)
     image_vector = embedder.embed_images([prepared])[0]
-    normalized = normalizer.normalize(report) if report else None
+    # scrubbed like indexed reports: the result (evidence spans) never carries PHI
+    normalized = normalizer.normalize(scrub(report).text) if report else None
     result = assess_prepared(
         index, prepared, image_vector, normalized, method=method, k=k,
         exclude_patient=exclude_patient, density_model=density_model,
@@ -753,7 +759,8 @@ def iter_assessments(
     normalizer = Normalizer()
     try:
         for row in rows:
-            base = {"image": str(row.image), "case_id": row.case_id, "row": row.number}
+            # rows are named by number and case id, never by path: file names can carry PHI
+            base = {"case_id": row.case_id, "row": row.number}
             try:
                 text = _report_text(row)
                 result = assess_image(

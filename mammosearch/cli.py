@@ -200,6 +200,13 @@ def index_build(
             help="Store report text as written (default: scrubbed of PHI; the manifest says).",
         ),
     ] = False,
+    keep_source_paths: Annotated[
+        bool,
+        typer.Option(
+            "--keep-source-paths",
+            help="Store the source image paths (default: not stored; file names can hold PHI).",
+        ),
+    ] = False,
 ) -> None:
     """Build (or --update) a case index: images, reports, vectors, thumbnails, manifest."""
     from mammosearch.pipeline import build_index
@@ -212,6 +219,7 @@ def index_build(
             manifest, output, settings=state.settings(), embedder=embedder, model=model,
             update=update, label_order_arg=order, progress=progress and sys.stderr.isatty(),
             density_model=density_model, keep_report_text=keep_report_text,
+            keep_source_paths=keep_source_paths,
         )  # fmt: skip
         _err.print(
             f"{report.embedder}: indexed {report.indexed} of {report.rows} rows "
@@ -366,7 +374,7 @@ def assess(
             )
         finally:
             index.close()
-        result = {"image": str(image), "case_id": None, **result}
+        result = {"case_id": None, **result}
         if as_json:
             typer.echo(json.dumps(result, ensure_ascii=False))
             return

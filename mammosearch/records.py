@@ -479,8 +479,8 @@ class Neighbour:
         view: ``CC``/``MLO``… or ``None``.
         thumbnail: Path of its thumbnail inside the index directory.
         report: Its normalized report, when it had one.
-        image_path: The source image it was indexed from (for API users; the UI shows only
-            the thumbnail).
+        image_path: The source image it was indexed from, when the index keeps source paths
+            (``index build --keep-source-paths``; the UI shows only the thumbnail).
     """
 
     row_id: int

@@ -377,7 +377,7 @@ class CaseIndex:
             view=row.view,
             thumbnail=f"{self._root}/{row.thumbnail}",
             report=report,
-            image_path=row.image_path,
+            image_path=row.image_path or None,
         )
 
     def vote(self, neighbours: Sequence[Neighbour]) -> DensityVote:

@@ -440,6 +440,9 @@ class IndexWriter:
         self._crash_after = crash_after
         self.directory.parent.mkdir(parents=True, exist_ok=True)
         _recover(self.directory)
+        if self.directory.exists():  # work folders of writers that were killed (one writer at once)
+            for abandoned in self.directory.parent.glob(f".{self.directory.name}.new-*"):
+                shutil.rmtree(abandoned, ignore_errors=True)
         self.work = self.directory.parent / f".{self.directory.name}.new-{uuid.uuid4().hex[:8]}"
         self.work.mkdir()
         (self.work / THUMBS).mkdir()

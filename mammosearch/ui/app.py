@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 IMAGE_TYPES = [".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff"]
 REPORT_TYPES = [".csv", ".jsonl", ".txt"]
 MAX_UPLOAD = "50mb"
+MAX_QUEUE = 32  # requests waiting beyond the one running; more are refused ("queue is full")
 KEEP_FILES_S = 120  # uploads and outputs live this long (longer than the queue can wait)
 _ANY = "any"
 _TERM_COLOURS = {
@@ -428,13 +429,14 @@ def serve(
     block: bool = True,
     max_upload: str = MAX_UPLOAD,
     keep_files_s: int = KEEP_FILES_S,
+    max_queue: int = MAX_QUEUE,
 ) -> Any:
     """Launch the app: bound to ``host`` (loopback by default), no share link, upload size
     limit, no URL fetched for a client (:class:`~mammosearch.ui.guard.NoRemoteFetch`), no file
     served but the index's thumbnails and the app's own uploads and outputs, analytics,
     monitoring and run history off, uploads and outputs deleted ``keep_files_s`` after they
     were written and at shutdown (see :func:`build_app`), a request queue that runs one query at
-    a time, optional authentication.
+    a time with at most ``max_queue`` waiting, optional authentication.
 
     Returns:
         The Blocks app (``block=False``: already serving; ``app.close()`` stops it).
@@ -447,7 +449,7 @@ def serve(
     from mammosearch.ui.guard import NoRemoteFetch
 
     app = build_app(engine, settings, keep_files_s=keep_files_s)
-    app.queue(default_concurrency_limit=1, max_size=32)
+    app.queue(default_concurrency_limit=1, max_size=max_queue)
     app.launch(
         app_kwargs={"middleware": [Middleware(NoRemoteFetch)]},
         allowed_paths=[str(engine.thumbnail_dir.resolve())],

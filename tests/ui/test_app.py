@@ -326,6 +326,32 @@ def test_login_is_required_when_configured(demo_dir: Path, ui_settings: Any) -> 
         server.engine.close()
 
 
+def test_one_query_runs_at_a_time_and_the_queue_is_bounded(
+    demo_dir: Path, ui_settings: Any, query_image: Path
+) -> None:
+    from gradio_client import handle_file
+
+    from mammosearch.ui.client import connect
+
+    server = start(demo_dir, ui_settings, max_queue=1)
+    try:
+        client = connect(server.url)
+        jobs = [client.submit([handle_file(str(query_image))], "", 5, 0.5, "any", "any", "any",
+                              "", api_name="/search") for _ in range(8)]  # fmt: skip
+        answered = refused = 0
+        for job in jobs:
+            try:
+                job.result(timeout=60)
+                answered += 1
+            except Exception as e:  # noqa: BLE001 - the client's QueueError, or its wrapper
+                assert "queue is full" in str(e).lower(), repr(e)
+                refused += 1
+        assert answered >= 1 and refused >= 1 and answered + refused == 8
+    finally:
+        server.app.close()
+        server.engine.close()
+
+
 def test_parse_auth(tmp_path: Path) -> None:
     logins = tmp_path / "logins.txt"
     logins.write_text("# readers\nana:pa:ss\n\n bob : pw2\n", encoding="utf-8")

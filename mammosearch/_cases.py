@@ -789,7 +789,7 @@ def iter_exam_assessments(
     for record in iter_assessments(directory, manifest, **options):
         by_exam.setdefault(record["case_id"], []).append(record)
     for case_id, records in by_exam.items():
-        views = [{"image": r["image"], "laterality": r.get("laterality"),
+        views = [{"row": r["row"], "laterality": r.get("laterality"),
                   "label": (r.get("density") or {}).get("label"),
                   "method": (r.get("density") or {}).get("method"), "error": r.get("error")}
                  for r in records]  # fmt: skip

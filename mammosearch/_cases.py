@@ -26,7 +26,7 @@ from mammosearch import __version__
 from mammosearch.config import Settings
 from mammosearch.embeddings import Embedder, create_embedder
 from mammosearch.embeddings.radiomics import RadiomicsEmbedder
-from mammosearch.errors import InputError, InvalidDicomError, MammosearchError
+from mammosearch.errors import InputError, InvalidDicomError, MammosearchError, PHILeakError
 from mammosearch.imaging import prepare_image, read_image
 from mammosearch.index import (
     CaseIndex,
@@ -354,9 +354,15 @@ def build_index(
                 continue
             try:
                 image = read_image(row.image)
+                if str(image.extra.get("burned_in_annotation") or "").upper() == "YES":
+                    raise PHILeakError(
+                        "the image declares burned-in annotation (its pixels may show who it "
+                        "is); quarantined, not indexed",
+                        fix="clean its pixels and set Burned In Annotation NO, or leave it out",
+                    )
                 prepared = prepare_image(image, PREPARED_SIZE)
                 text = _report_text(row)
-            except (InvalidDicomError, InputError) as e:
+            except (InvalidDicomError, InputError, PHILeakError) as e:
                 report.skip(row, e)
                 continue
             if text and not keep_report_text:

@@ -51,6 +51,11 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
                      "density": density})  # fmt: skip
     rows.append({"image": f"{NAME}_missing.dcm", "case_id": "E9", "patient_id": "P9",
                  "laterality": "", "view": "", "report": "", "density": "A"})  # fmt: skip
+    burned = folder / f"{NAME}_burned.dcm"
+    write_dicom(burned, phantom("C", "CC", "R", seed=99)[::4, ::4] / 255.0)
+    _plant(burned, study_uid=generate_uid(), series_uid=generate_uid(), BurnedInAnnotation="YES")
+    rows.append({"image": burned.name, "case_id": "E7", "patient_id": "P7", "laterality": "",
+                 "view": "", "report": "", "density": "C"})  # fmt: skip
     (folder / f"{NAME}_broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + NAME.encode() * 8)
     rows.append({"image": f"{NAME}_broken.dcm", "case_id": "E8", "patient_id": "P8",
                  "laterality": "", "view": "", "report": "", "density": "A"})  # fmt: skip
@@ -80,7 +85,8 @@ def test_no_planted_phi_anywhere(
     index = tmp_path / "index"
     report = build_index(archive / "manifest.csv", index, settings=settings,
                          embedder="radiomics.v1")  # fmt: skip
-    assert report.indexed == 8 and report.skipped == 2 and report.with_report == 8
+    assert report.indexed == 8 and report.skipped == 3 and report.with_report == 8
+    assert report.reasons == {"E021": 2, "E060": 1}  # missing, broken; burned-in: quarantined
     for path in index.rglob("*"):  # SQLite, FAISS, manifest, build report, thumbnails
         if path.is_file():
             _clean(path.read_bytes(), path.name)

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mammosearch import __version__
+from mammosearch._journal import Journal, RecordedError
 from mammosearch.config import Settings
 from mammosearch.embeddings import Embedder, create_embedder
 from mammosearch.embeddings.radiomics import RadiomicsEmbedder
@@ -101,6 +102,7 @@ class BuildReport:
     skipped_rows: list[dict[str, Any]] = field(default_factory=list)
     with_report: int = 0
     removed: int = 0
+    resumed: int = 0
     embedder: str = ""
     vote_figures: dict[str, float] = field(default_factory=dict)
 
@@ -121,6 +123,7 @@ class BuildReport:
             "skipped_rows": self.skipped_rows,
             "with_report": self.with_report,
             "removed": self.removed,
+            "resumed": self.resumed,
             "embedder": self.embedder,
             "vote_figures": self.vote_figures,
         }
@@ -280,6 +283,7 @@ def build_index(
     note: str | None = None,
     keep_report_text: bool = False,
     keep_source_paths: bool = False,
+    resume: bool = False,
 ) -> BuildReport:
     """Build (or, with ``update``, extend) a case index from a manifest.
 
@@ -290,7 +294,9 @@ def build_index(
     Report text is scrubbed of PHI (:mod:`mammosearch.nlp.scrub`) before it is normalized,
     embedded or stored, unless ``keep_report_text``; source image paths (whose file names can
     carry names and record numbers) are stored only with ``keep_source_paths``. The manifest
-    records both.
+    records both. Every row read is journaled beside the index; ``resume`` goes on from the
+    journal of an interrupted build with the same manifest and options (the result is the same
+    as an uninterrupted build's).
 
     Raises:
         InputError: The manifest is unusable, or ``update`` with the other report-text policy.
@@ -340,6 +346,9 @@ def build_index(
     with ExitStack() as stack:
         writer = stack.enter_context(IndexWriter(out, info, crash_after=crash_after))
         known = writer.known_sources() if update else set()
+        journal = Journal(out, Journal.key(manifest, embedder=made.name, model=made.model_id,
+                                           update=update, keep_report_text=keep_report_text,
+                                           version=__version__), resume=resume)  # fmt: skip
         items: list[_Item] = []
         bar: Any = None
         if progress:
@@ -352,25 +361,17 @@ def build_index(
             if row.source_key in known:
                 report.already_indexed += 1
                 continue
-            try:
-                image = read_image(row.image)
-                if str(image.extra.get("burned_in_annotation") or "").upper() == "YES":
-                    raise PHILeakError(
-                        "the image declares burned-in annotation (its pixels may show who it "
-                        "is); quarantined, not indexed",
-                        fix="clean its pixels and set Burned In Annotation NO, or leave it out",
-                    )
-                prepared = prepare_image(image, PREPARED_SIZE)
-                text = _report_text(row)
-            except (InvalidDicomError, InputError, PHILeakError) as e:
-                report.skip(row, e)
+            entry = journal.load(row.number)
+            if entry is None:
+                entry = _read_row(row, normalizer, radiomics, keep_report_text)
+                journal.save(row.number, **entry)
+            if "error_code" in entry:
+                report.skip(row, RecordedError(str(entry["error_code"]), str(entry["error"])))
                 continue
-            if text and not keep_report_text:
-                text = scrub(text).text
-            normalized = normalizer.normalize(text, id=row.case_id) if text else None
-            features: NDArray[Any] = radiomics.features([prepared])[0] if radiomics else prepared
-            oriented = _with_image_orientation(row, image.laterality, image.view)
-            items.append(_Item(oriented, _thumbnail(prepared), features, normalized, text))
+            items.append(_item_of(row, entry))
+        report.resumed = journal.resumed
+        if journal.resumed:
+            logger.info("resumed: %d rows read by the interrupted build", journal.resumed)
         if radiomics and items and existing_stats is None:
             stats_fitted = radiomics.fit_features(np.stack([i.image_input for i in items]))
             writer.embedder = _embedder_info(made, stats_fitted)
@@ -411,6 +412,7 @@ def build_index(
             },  # fmt: skip
             package_version=__version__,
         )
+        journal.close()
     return report
 
 
@@ -437,15 +439,51 @@ def remove_cases(directory: Path, case_ids: Sequence[str]) -> int:
     return removed
 
 
-def _with_image_orientation(row: ManifestRow, laterality: Any, view: Any) -> ManifestRow:
-    """The manifest's laterality and view, else the image's own."""
+def _read_row(
+    row: ManifestRow, normalizer: Normalizer, radiomics: Any, keep_report_text: bool
+) -> dict[str, Any]:
+    """Read, check and prepare one row: a journal entry (arrays and strings), or its error."""
+    try:
+        image = read_image(row.image)
+        if str(image.extra.get("burned_in_annotation") or "").upper() == "YES":
+            raise PHILeakError(
+                "the image declares burned-in annotation (its pixels may show who it is); "
+                "quarantined, not indexed",
+                fix="clean its pixels and set Burned In Annotation NO, or leave it out",
+            )
+        prepared = prepare_image(image, PREPARED_SIZE)
+        text = _report_text(row)
+    except (InvalidDicomError, InputError, PHILeakError) as e:
+        return {"error_code": e.code, "error": str(e)}
+    if text and not keep_report_text:
+        text = scrub(text).text
+    normalized = normalizer.normalize(text, id=row.case_id) if text else None
+    features: NDArray[Any] = radiomics.features([prepared])[0] if radiomics else prepared
+    return {
+        "thumb": np.frombuffer(_thumbnail(prepared), dtype=np.uint8),
+        "features": features,
+        "text": text or "",
+        "report": json.dumps(normalized.to_dict(), ensure_ascii=False) if normalized else "",
+        "laterality": image.laterality.value if image.laterality else "",
+        "view": image.view.value if image.view else "",
+    }
+
+
+def _item_of(row: ManifestRow, entry: dict[str, Any]) -> _Item:
+    """The build item of a journal entry."""
     from dataclasses import replace
 
-    return replace(
+    report = str(entry["report"])
+    oriented = replace(
         row,
-        laterality=row.laterality or (laterality.value if laterality else None),
-        view=row.view or (view.value if view else None),
-    )
+        laterality=row.laterality or str(entry["laterality"]) or None,
+        view=row.view or str(entry["view"]) or None,
+    )  # the manifest's laterality and view, else the image's own
+    return _Item(
+        oriented, entry["thumb"].tobytes(), entry["features"],
+        NormalizedReport.from_dict(json.loads(report)) if report else None,
+        str(entry["text"]) or None,
+    )  # fmt: skip
 
 
 def _store_row(item: _Item, keep_source_paths: bool) -> dict[str, Any]:

@@ -200,6 +200,14 @@ def index_build(
             help="Store report text as written (default: scrubbed of PHI; the manifest says).",
         ),
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Go on from where an interrupted build with the same "
+            "manifest and options stopped (rows already read are not read again).",
+        ),  # fmt: skip
+    ] = False,
     keep_source_paths: Annotated[
         bool,
         typer.Option(
@@ -219,7 +227,7 @@ def index_build(
             manifest, output, settings=state.settings(), embedder=embedder, model=model,
             update=update, label_order_arg=order, progress=progress and sys.stderr.isatty(),
             density_model=density_model, keep_report_text=keep_report_text,
-            keep_source_paths=keep_source_paths,
+            keep_source_paths=keep_source_paths, resume=resume,
         )  # fmt: skip
         _err.print(
             f"{report.embedder}: indexed {report.indexed} of {report.rows} rows "

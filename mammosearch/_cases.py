@@ -284,6 +284,7 @@ def build_index(
     keep_report_text: bool = False,
     keep_source_paths: bool = False,
     resume: bool = False,
+    allow_secondary_capture: bool = False,
 ) -> BuildReport:
     """Build (or, with ``update``, extend) a case index from a manifest.
 
@@ -294,9 +295,10 @@ def build_index(
     Report text is scrubbed of PHI (:mod:`mammosearch.nlp.scrub`) before it is normalized,
     embedded or stored, unless ``keep_report_text``; source image paths (whose file names can
     carry names and record numbers) are stored only with ``keep_source_paths``. The manifest
-    records both. Every row read is journaled beside the index; ``resume`` goes on from the
-    journal of an interrupted build with the same manifest and options (the result is the same
-    as an uninterrupted build's).
+    records both. Images that declare burned-in annotation, and secondary captures of screens
+    unless ``allow_secondary_capture``, are quarantined (skipped as E060). Every row read is
+    journaled beside the index; ``resume`` goes on from the journal of an interrupted build with
+    the same manifest and options (the result is the same as an uninterrupted build's).
 
     Raises:
         InputError: The manifest is unusable, or ``update`` with the other report-text policy.
@@ -348,6 +350,7 @@ def build_index(
         known = writer.known_sources() if update else set()
         journal = Journal(out, Journal.key(manifest, embedder=made.name, model=made.model_id,
                                            update=update, keep_report_text=keep_report_text,
+                                           allow_secondary_capture=allow_secondary_capture,
                                            version=__version__), resume=resume)  # fmt: skip
         items: list[_Item] = []
         bar: Any = None
@@ -363,7 +366,8 @@ def build_index(
                 continue
             entry = journal.load(row.number)
             if entry is None:
-                entry = _read_row(row, normalizer, radiomics, keep_report_text)
+                entry = _read_row(row, normalizer, radiomics, keep_report_text,
+                                  allow_secondary_capture)  # fmt: skip
                 journal.save(row.number, **entry)
             if "error_code" in entry:
                 report.skip(row, RecordedError(str(entry["error_code"]), str(entry["error"])))
@@ -408,6 +412,7 @@ def build_index(
                 "max_report_chars": settings.max_report_chars,
                 "report_text": "original" if keep_report_text else "scrubbed",
                 "source_paths": "kept" if keep_source_paths else "dropped",
+                "secondary_captures": "allowed" if allow_secondary_capture else "quarantined",
                 **({"note": note or previous_note} if note or previous_note else {}),
             },  # fmt: skip
             package_version=__version__,
@@ -440,7 +445,11 @@ def remove_cases(directory: Path, case_ids: Sequence[str]) -> int:
 
 
 def _read_row(
-    row: ManifestRow, normalizer: Normalizer, radiomics: Any, keep_report_text: bool
+    row: ManifestRow,
+    normalizer: Normalizer,
+    radiomics: Any,
+    keep_report_text: bool,
+    allow_secondary_capture: bool,
 ) -> dict[str, Any]:
     """Read, check and prepare one row: a journal entry (arrays and strings), or its error."""
     try:
@@ -450,6 +459,12 @@ def _read_row(
                 "the image declares burned-in annotation (its pixels may show who it is); "
                 "quarantined, not indexed",
                 fix="clean its pixels and set Burned In Annotation NO, or leave it out",
+            )
+        if image.extra.get("screen_capture") and not allow_secondary_capture:
+            raise PHILeakError(
+                "the image is a secondary capture of a screen (it may show anything that was on "
+                "it); quarantined, not indexed",
+                fix="pass --allow-secondary-capture for digitised film archived that way",
             )
         prepared = prepare_image(image, PREPARED_SIZE)
         text = _report_text(row)

@@ -208,6 +208,10 @@ def index_build(
             "manifest and options stopped (rows already read are not read again).",
         ),  # fmt: skip
     ] = False,
+    allow_secondary_capture: Annotated[
+        bool,
+        typer.Option(help="Index secondary captures (digitised film archived as WSD/SYN)."),
+    ] = False,
     keep_source_paths: Annotated[
         bool,
         typer.Option(
@@ -228,6 +232,7 @@ def index_build(
             update=update, label_order_arg=order, progress=progress and sys.stderr.isatty(),
             density_model=density_model, keep_report_text=keep_report_text,
             keep_source_paths=keep_source_paths, resume=resume,
+            allow_secondary_capture=allow_secondary_capture,
         )  # fmt: skip
         _err.print(
             f"{report.embedder}: indexed {report.indexed} of {report.rows} rows "

@@ -71,8 +71,6 @@ REMOVED = (
     "ServiceEpisodeID", "ActualHumanPerformersSequence", "HumanPerformerName",
     "HumanPerformerOrganization",
 )  # fmt: skip
-_SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # and its .1-.4 multi-frame variants
-_SCREEN_CONVERSIONS = {"WSD", "SYN"}
 _SHIFT_DAYS = (62, 730)
 
 
@@ -132,13 +130,11 @@ class Deidentifier:
         modality = str(ds.get("Modality", "") or "").upper()
         if modality and modality != "MG":
             return "not a mammogram"
+        from mammosearch.imaging import is_screen_capture
+
         sop_class = str(ds.get("SOPClassUID", "") or "")
-        conversion = str(ds.get("ConversionType", "") or "").upper()
-        if (
-            sop_class.startswith(_SECONDARY_CAPTURE)
-            and conversion in _SCREEN_CONVERSIONS
-            and not self.allow_secondary_capture
-        ):
+        conversion = str(ds.get("ConversionType", "") or "")
+        if is_screen_capture(sop_class, conversion) and not self.allow_secondary_capture:
             return "secondary capture"
         return None
 

@@ -38,6 +38,7 @@ __all__ = [
     "breast_mask",
     "breast_region",
     "dicom_orientation",
+    "is_screen_capture",
     "fit_square",
     "pectoral_mask",
     "prepare_image",
@@ -53,6 +54,7 @@ _DICM_OFFSET = 128
 # full-field detectors give about 24 million; anything declaring more is refused from its
 # header, before any pixel buffer is allocated (decompression bombs, forged dimensions).
 MAX_PIXELS = 50_000_000
+_SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 _RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 _MASK_SIDE = 256  # segmentation runs on a copy this size along its longer side
 _PECTORAL_SIDE = 128  # the pectoral line is searched on a copy this size
@@ -267,7 +269,20 @@ def _read_dicom(data: bytes, name_hint: str | None) -> MammoImage:
             "transfer_syntax": getattr(syntax, "name", None),
             "voi_applied": has_voi,
             "burned_in_annotation": str(ds.get("BurnedInAnnotation", "") or "") or None,
+            "screen_capture": is_screen_capture(
+                str(ds.get("SOPClassUID", "") or ""), str(ds.get("ConversionType", "") or "")
+            ),
         },
+    )
+
+
+def is_screen_capture(sop_class_uid: str, conversion_type: str) -> bool:
+    """Whether a DICOM is a secondary capture of a screen (SOP class Secondary Capture, or one
+    of its multi-frame variants, with Conversion Type WSD or SYN): it may show anything that
+    was on the screen, names included."""
+    return sop_class_uid.startswith(_SECONDARY_CAPTURE) and conversion_type.upper() in (
+        "WSD",
+        "SYN",
     )
 
 

@@ -215,6 +215,9 @@ def test_report_entities_do_not_overlap() -> None:
         "/gradio_api/file=../../../../etc/passwd",
         "/gradio_api/file=..%2f..%2f..%2f..%2fetc%2fpasswd",
         "/gradio_api/file=/proc/self/environ",
+        "/gradio_api/file=%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/gradio_api/file=%252e%252e%252f%252e%252e%252fetc%252fpasswd",
+        "/gradio_api/file=..%5c..%5c..%5cetc%5cpasswd",
     ],
 )
 def test_path_traversal_is_refused(served: Served, path: str) -> None:

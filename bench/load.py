@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -63,18 +62,15 @@ def main() -> None:
                                 seed=500 + n)).save(path)  # fmt: skip
         images.append(path)
     texts = [r.text for r in generate_reports(16, seed=9)]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     env = {**os.environ, "MAMMOSEARCH_CACHE_DIR": str(settings.cache_dir)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "mammosearch.cli", "-q", "serve", str(index), "--port", str(port)],
+        [sys.executable, "-m", "mammosearch.cli", "-q", "serve", str(index), "--port", "0"],
         stdout=subprocess.PIPE, stderr=open(work / "server.log", "w"), text=True, env=env,  # noqa: SIM115
     )  # fmt: skip
     try:
         assert server.stdout is not None
-        server.stdout.readline()  # the address line: listening
-        url = f"http://127.0.0.1:{port}/"
+        # the address line, printed once the server listens
+        url = server.stdout.readline().split(" on ", 1)[1].split(" ", 1)[0]
         clients = [connect(url) for _ in range(args.clients)]
         for n, client in enumerate(clients):  # warm-up round
             search_app(client, images=[images[n % len(images)]], k=10)

@@ -24,7 +24,6 @@ Usage: ``python bench/ui.py [--queries 50] [--index DIR] [--embedder auto]``
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import tempfile
 import time
@@ -61,9 +60,6 @@ def main() -> None:
         path = work / f"query{n}_{'RL'[n % 2]}CC.png"
         Image.fromarray(phantom("ABCD"[n % 4], "CC", "RL"[n % 2], seed=10_000 + n)).save(path)
         queries.append(path)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
 
     with CaseEngine(index, settings=settings) as engine:
         about = engine.about()
@@ -73,7 +69,7 @@ def main() -> None:
             start = time.perf_counter()
             engine.query(images=[path], k=10)
             library.append(time.perf_counter() - start)
-        app = serve(engine, settings, port=port, block=False)
+        app = serve(engine, settings, port=0, block=False)
         try:
             runs = {
                 "API reply": _run(connect(app.local_url), queries),

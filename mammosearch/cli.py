@@ -695,6 +695,9 @@ _AUTH = Annotated[
 _AUTH_FILE = Annotated[
     Path | None, typer.Option(help="File of user:password lines (keeps them out of `ps`).")
 ]
+_PORT = Annotated[
+    int | None, typer.Option(help="Port (default: first free from 7860; 0: any free one).")
+]
 _MAX_UPLOAD = Annotated[str, typer.Option(help="Largest upload accepted, e.g. 50mb.")]
 
 
@@ -725,7 +728,7 @@ def serve(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="Index directory (index build).")],
     host: _HOST = "127.0.0.1",
-    port: Annotated[int | None, typer.Option(help="Port (default: first free from 7860).")] = None,
+    port: _PORT = None,
     auth: _AUTH = None,
     auth_file: _AUTH_FILE = None,
     model: Annotated[str | None, typer.Option(help="Model source override.")] = None,
@@ -760,7 +763,7 @@ def demo(
     ),
     model: Annotated[str | None, typer.Option(help="Model source for the embedder.")] = None,
     host: _HOST = "127.0.0.1",
-    port: Annotated[int | None, typer.Option(help="Port (default: first free from 7860).")] = None,
+    port: _PORT = None,
     auth: _AUTH = None,
     auth_file: _AUTH_FILE = None,
     max_upload: _MAX_UPLOAD = "50mb",
@@ -783,7 +786,6 @@ def demo(
 
 
 def _demo_check(index: Path, settings: Settings, data: Path | None) -> None:
-    import socket
     import tempfile
 
     from mammosearch._demo import check_inputs
@@ -791,14 +793,11 @@ def _demo_check(index: Path, settings: Settings, data: Path | None) -> None:
     from mammosearch.ui import serve
     from mammosearch.ui.client import connect, search_app
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     with tempfile.TemporaryDirectory(prefix="mammosearch-check-") as work, \
             CaseEngine(index, settings=settings) as engine:  # fmt: skip
         image, text = check_inputs(Path(work), data=data)
         about = engine.about()
-        app = serve(engine, settings, port=port, block=False)
+        app = serve(engine, settings, port=0, block=False)
         try:
             client = connect(app.local_url)
             results = {"image query": search_app(client, images=[image], k=5)}

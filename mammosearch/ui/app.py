@@ -431,7 +431,8 @@ def serve(
     keep_files_s: int = KEEP_FILES_S,
     max_queue: int = MAX_QUEUE,
 ) -> Any:
-    """Launch the app: bound to ``host`` (loopback by default), no share link, upload size
+    """Launch the app on ``port`` (0: any free port; ``app.server_port`` says which): bound to
+    ``host`` (loopback by default), no share link, upload size
     limit, no URL fetched for a client (:class:`~mammosearch.ui.guard.NoRemoteFetch`), no file
     served but the index's thumbnails and the app's own uploads and outputs, analytics,
     monitoring and run history off, uploads and outputs deleted ``keep_files_s`` after they
@@ -451,6 +452,12 @@ def serve(
 
     from mammosearch.ui.guard import NoRemoteFetch
 
+    if port == 0:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            port = int(probe.getsockname()[1])
     app = build_app(engine, settings, keep_files_s=keep_files_s)
     app.queue(default_concurrency_limit=1, max_size=max_queue)
     app.launch(

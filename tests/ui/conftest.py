@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +11,6 @@ from typing import Any
 import pytest
 
 from mammosearch.config import Settings, load_settings
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -49,9 +42,8 @@ def start(directory: Path, settings: Settings, **options: Any) -> Served:
     from mammosearch.ui import serve
 
     engine = CaseEngine(directory, settings=settings)
-    port = free_port()
-    app = serve(engine, settings, port=port, block=False, **options)
-    return Served(app.local_url, port, engine, app, settings)
+    app = serve(engine, settings, port=0, block=False, **options)
+    return Served(app.local_url, app.server_port, engine, app, settings)
 
 
 @pytest.fixture(scope="session")

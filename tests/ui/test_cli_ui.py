@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,6 @@ from typer.testing import CliRunner
 
 from mammosearch.cli import app
 from mammosearch.config import Settings
-from tests.ui.conftest import free_port
 from tests.ui.test_app import DENSE_REPORT
 
 runner = CliRunner()
@@ -63,18 +63,18 @@ def test_serve_with_a_login_file(demo_dir: Path, ui_settings: Settings, tmp_path
 
     logins = tmp_path / "logins.txt"
     logins.write_text("reader:correct-horse\n", encoding="utf-8")
-    port = free_port()
-    command = [sys.executable, "-m", "mammosearch.cli", "serve", str(demo_dir), "--port",
-               str(port), "--auth-file", str(logins)]  # fmt: skip
+    command = [sys.executable, "-m", "mammosearch.cli", "serve", str(demo_dir), "--port", "0",
+               "--auth-file", str(logins)]  # fmt: skip
     env = {**os.environ, "MAMMOSEARCH_CACHE_DIR": str(ui_settings.cache_dir)}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                text=True)  # fmt: skip
     try:
         assert process.stdout is not None
         line = process.stdout.readline()  # printed once the server listens
-        assert line.startswith(f"mammosearch UI on http://127.0.0.1:{port}/"), line
+        address = re.match(r"mammosearch UI on (http://127\.0\.0\.1:\d+/) ", line)
+        assert address is not None, line
         assert "radiomics.v1, 96 images" in line
-        client = connect(f"http://127.0.0.1:{port}/", auth=("reader", "correct-horse"))
+        client = connect(address.group(1), auth=("reader", "correct-horse"))
         assert search_app(client, text=DENSE_REPORT, k=3)["density"]["label"] == "C"
     finally:
         process.send_signal(signal.SIGINT)

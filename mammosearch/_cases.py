@@ -28,7 +28,7 @@ from mammosearch.config import Settings
 from mammosearch.embeddings import Embedder, create_embedder
 from mammosearch.embeddings.radiomics import RadiomicsEmbedder
 from mammosearch.errors import InputError, InvalidDicomError, MammosearchError, PHILeakError
-from mammosearch.imaging import prepare_image, read_image
+from mammosearch.imaging import prepare_image, quarantine_reason, read_image
 from mammosearch.index import (
     CaseIndex,
     EmbedderInfo,
@@ -444,6 +444,20 @@ def remove_cases(directory: Path, case_ids: Sequence[str]) -> int:
     return removed
 
 
+# why an image is quarantined, as build reports say it (imaging.quarantine_reason)
+_QUARANTINED = {
+    "burned-in annotation": (
+        "the image declares burned-in annotation (its pixels may show who it is)",
+        "clean its pixels and set Burned In Annotation NO, or leave it out",
+    ),
+    "secondary capture": (
+        "the image is a secondary capture of a screen (it may show anything that was on it)",
+        "pass --allow-secondary-capture for digitised film archived that way",
+    ),
+    "not a mammogram": ("the image is not a mammogram", "pass mammography images only"),
+}
+
+
 def _read_row(
     row: ManifestRow,
     normalizer: Normalizer,
@@ -454,18 +468,15 @@ def _read_row(
     """Read, check and prepare one row: a journal entry (arrays and strings), or its error."""
     try:
         image = read_image(row.image)
-        if str(image.extra.get("burned_in_annotation") or "").upper() == "YES":
-            raise PHILeakError(
-                "the image declares burned-in annotation (its pixels may show who it is); "
-                "quarantined, not indexed",
-                fix="clean its pixels and set Burned In Annotation NO, or leave it out",
-            )
-        if image.extra.get("screen_capture") and not allow_secondary_capture:
-            raise PHILeakError(
-                "the image is a secondary capture of a screen (it may show anything that was on "
-                "it); quarantined, not indexed",
-                fix="pass --allow-secondary-capture for digitised film archived that way",
-            )
+        reason = quarantine_reason(
+            burned_in_annotation=image.extra.get("burned_in_annotation"),
+            modality=image.modality,
+            screen_capture=bool(image.extra.get("screen_capture")),
+            allow_secondary_capture=allow_secondary_capture,
+        )
+        if reason is not None:
+            what, fix = _QUARANTINED[reason]
+            raise PHILeakError(f"{what}; quarantined, not indexed", fix=fix)
         prepared = prepare_image(image, PREPARED_SIZE)
         text = _report_text(row)
     except (InvalidDicomError, InputError, PHILeakError) as e:

@@ -125,18 +125,17 @@ class Deidentifier:
 
     def quarantine_reason(self, ds: Any) -> str | None:
         """Why a dataset must not be released, or ``None``."""
-        if str(ds.get("BurnedInAnnotation", "") or "").upper() == "YES":
-            return "burned-in annotation"
-        modality = str(ds.get("Modality", "") or "").upper()
-        if modality and modality != "MG":
-            return "not a mammogram"
-        from mammosearch.imaging import is_screen_capture
+        from mammosearch.imaging import is_screen_capture, quarantine_reason
 
-        sop_class = str(ds.get("SOPClassUID", "") or "")
-        conversion = str(ds.get("ConversionType", "") or "")
-        if is_screen_capture(sop_class, conversion) and not self.allow_secondary_capture:
-            return "secondary capture"
-        return None
+        def value(keyword: str) -> str:
+            return str(ds.get(keyword, "") or "")
+
+        return quarantine_reason(
+            burned_in_annotation=value("BurnedInAnnotation"),
+            modality=value("Modality"),
+            screen_capture=is_screen_capture(value("SOPClassUID"), value("ConversionType")),
+            allow_secondary_capture=self.allow_secondary_capture,
+        )
 
     def apply(self, ds: Any, name_hint: str | None = None) -> Any:
         """De-identify ``ds`` in place (call :meth:`quarantine_reason` first). On an exception

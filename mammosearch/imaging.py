@@ -39,6 +39,7 @@ __all__ = [
     "breast_region",
     "dicom_orientation",
     "is_screen_capture",
+    "quarantine_reason",
     "fit_square",
     "pectoral_mask",
     "prepare_image",
@@ -284,6 +285,25 @@ def is_screen_capture(sop_class_uid: str, conversion_type: str) -> bool:
         "WSD",
         "SYN",
     )
+
+
+def quarantine_reason(
+    *,
+    burned_in_annotation: str | None,
+    modality: str | None,
+    screen_capture: bool,
+    allow_secondary_capture: bool = False,
+) -> str | None:
+    """Why an image must be neither released nor indexed, or ``None``: ``"burned-in
+    annotation"`` (Burned In Annotation = YES), ``"not a mammogram"`` (another modality) or
+    ``"secondary capture"`` (a screen capture, unless ``allow_secondary_capture``)."""
+    if (burned_in_annotation or "").upper() == "YES":
+        return "burned-in annotation"
+    if modality and modality.upper() != "MG":
+        return "not a mammogram"
+    if screen_capture and not allow_secondary_capture:
+        return "secondary capture"
+    return None
 
 
 def _to_unit(values: NDArray[np.float32]) -> NDArray[np.float32]:

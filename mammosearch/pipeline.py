@@ -321,10 +321,10 @@ def normalize_reports(
             text = line.json
             if scrub:
                 result = scrubbed.popleft()
-                if result is not None:
-                    record = json.loads(text)
-                    record["text"], record["phi"] = result.text, result.counts
-                    text = json.dumps(record, ensure_ascii=False)
+                if result is not None:  # two more keys, spliced in (the line is one object)
+                    extra = json.dumps({"text": result.text, "phi": result.counts},
+                                       ensure_ascii=False)  # fmt: skip
+                    text = f"{text[:-1]}, {extra[1:]}"
             out.write(text + "\n")
             summary.add(line)
             if bar is not None:

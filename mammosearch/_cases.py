@@ -27,7 +27,13 @@ from mammosearch._journal import Journal, RecordedError
 from mammosearch.config import Settings
 from mammosearch.embeddings import Embedder, create_embedder
 from mammosearch.embeddings.radiomics import RadiomicsEmbedder
-from mammosearch.errors import InputError, InvalidDicomError, MammosearchError, PHILeakError
+from mammosearch.errors import (
+    IndexIntegrityError,
+    InputError,
+    InvalidDicomError,
+    MammosearchError,
+    PHILeakError,
+)
 from mammosearch.imaging import prepare_image, quarantine_reason, read_image
 from mammosearch.index import (
     CaseIndex,
@@ -335,8 +341,6 @@ def build_index(
         )
     made = _open_embedder(embedder, model, existing_stats)
     if existing_id is not None and model is None and made.model_id != existing_id:
-        from mammosearch.errors import IndexIntegrityError
-
         raise IndexIntegrityError(
             f"the index was built by another revision of {made.name} ({existing_id!r})",
             fix="rebuild it into a new directory instead of --update",
@@ -602,8 +606,6 @@ def open_index(directory: Path, model: str | None = None) -> tuple[CaseIndex, Em
     info = index.manifest.embedder
     source = model or (info.model_id if info.name in ("biomedclip.v1", "convnext.v1") else None)
     made = _open_embedder(info.name, source, info.stats)
-    from mammosearch.errors import IndexIntegrityError
-
     if made.name != info.name or made.dim != info.image_dim:
         index.close()
         raise IndexIntegrityError(

@@ -30,6 +30,17 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+def write_manifest(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write ``rows`` as a CSV manifest (columns of the first row); returns ``path``."""
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
 def read_gold(folder: Path) -> list[dict[str, Any]]:
     """The gold.jsonl rows of a shared report folder."""
     with (folder / "gold.jsonl").open(encoding="utf-8") as handle:

@@ -4,7 +4,6 @@ thumbnail, ``search``/``assess`` JSON or ``normalize --scrub`` output."""
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from pathlib import Path
@@ -17,6 +16,7 @@ from typer.testing import CliRunner
 from mammosearch.cli import app
 from mammosearch.config import load_settings
 from mammosearch.samples.phantoms import phantom
+from tests.conftest import write_manifest
 from tests.test_deid import MRN, NAME, _plant
 from tests.test_imaging import write_dicom
 
@@ -59,10 +59,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / f"{NAME}_broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + NAME.encode() * 8)
     rows.append({"image": f"{NAME}_broken.dcm", "case_id": "E8", "patient_id": "P8",
                  "laterality": "", "view": "", "report": "", "density": "A"})  # fmt: skip
-    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_manifest(folder / "manifest.csv", rows)
     return folder
 
 

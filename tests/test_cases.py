@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from mammosearch.pipeline import (
     remove_cases,
     search_cases,
 )
-from tests.conftest import PHI_CANARY, shared_path
+from tests.conftest import PHI_CANARY, shared_path, write_manifest
 
 runner = CliRunner()
 
@@ -53,10 +52,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
                      "laterality": "LR"[i % 2], "view": "CC", "report": report, "density": label})  # fmt: skip
     rows.append({"image": "img/missing.png", "case_id": "bad", "patient_id": "pb",
                  "laterality": "", "view": "", "report": "", "density": "A"})  # fmt: skip
-    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_manifest(folder / "manifest.csv", rows)
     return folder
 
 

@@ -17,7 +17,7 @@ from mammosearch.config import load_settings
 from mammosearch.errors import InvalidDicomError, ReportParseError
 from mammosearch.imaging import read_image
 from mammosearch.nlp import normalize
-from tests.conftest import PHI_CANARY
+from tests.conftest import PHI_CANARY, write_manifest
 from tests.hostile import hostile_files
 
 SECONDS = 2.0
@@ -117,10 +117,7 @@ def test_index_build_skips_and_counts_hostile_images(
         rows.append({"image": f"images/bad{n}.dcm", "case_id": f"B{n}", "patient_id": PHI_CANARY,
                      "density": "A"})  # fmt: skip
     manifest = tmp_path / "manifest.csv"
-    with manifest.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_manifest(manifest, rows)
     settings = load_settings(None, cache_dir=tmp_path / "cache")
     report = build_index(manifest, tmp_path / "index", settings=settings, embedder="radiomics.v1")
     assert report.indexed == 4

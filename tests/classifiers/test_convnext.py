@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from pathlib import Path
@@ -20,6 +19,7 @@ from mammosearch.classifiers.convnext import (
 )
 from mammosearch.cli import app
 from mammosearch.errors import InputError, ModelLoadError
+from tests.conftest import write_manifest
 from tests.test_cases import breast_png
 
 TINY = TrainConfig(image_size=64, epochs=1, batch_size=4)
@@ -122,10 +122,7 @@ def test_cli_train_and_evaluate(tmp_path: Path) -> None:
         breast_png(tmp_path / "img" / f"{i}.png", 0.1 + 0.3 * (i % 3), i)
         rows.append({"image": f"img/{i}.png", "case_id": f"c{i}", "patient_id": f"p{i // 2}",
                      "density": "FGD"[i % 3]})  # fmt: skip
-    with (tmp_path / "m.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_manifest(tmp_path / "m.csv", rows)
     runner = CliRunner()
     trained = runner.invoke(app, ["train-density", str(tmp_path / "m.csv"), "-o",
                                   str(tmp_path / "model"), "--size", "64", "--epochs", "1"])  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from mammosearch.cli import app
 from mammosearch.embeddings import create_embedder
 from mammosearch.errors import InputError, ModelLoadError
 from mammosearch.pipeline import evaluate_probe, evaluate_zero_shot
+from tests.conftest import write_manifest
 from tests.test_cases import breast_png
 
 runner = CliRunner()
@@ -109,10 +109,7 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
         breast_png(folder / "img" / f"{i}.png", 0.1 + 0.35 * (i % 3), i)
         rows.append({"image": f"img/{i}.png", "case_id": f"c{i // 2}", "patient_id": f"p{i // 2}",
                      "density": label})  # fmt: skip
-    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_manifest(folder / "manifest.csv", rows)
     return folder / "manifest.csv"
 
 

@@ -3,7 +3,6 @@ before, or the finished new one, never a mix."""
 
 from __future__ import annotations
 
-import csv
 import os
 import random
 import signal
@@ -20,6 +19,7 @@ from PIL import Image
 from mammosearch.config import load_settings
 from mammosearch.index import CaseIndex, verify_index
 from mammosearch.samples.phantoms import phantom
+from tests.conftest import write_manifest
 
 
 def _manifest(folder: Path, n: int) -> Path:
@@ -33,10 +33,7 @@ def _manifest(folder: Path, n: int) -> Path:
         rows.append({"image": name, "case_id": f"c{i}", "patient_id": f"p{i // 2}",
                      "report": f"ACR {'ABCD'[i % 4]}. BI-RADS 1.", "density": "ABCD"[i % 4]})  # fmt: skip
     path = folder / f"manifest{n}.csv"
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_manifest(path, rows)
     return path
 
 

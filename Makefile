@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit browser format bench clean
+.PHONY: demo test lint typecheck unit system format bench clean
 
 # apt-get needs root: sudo when there is one and we are not root
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
@@ -31,14 +31,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## The browser tests drive Debian's Chromium; install it from the distribution where missing
-## (never a browser downloaded by `playwright install`).
-browser:
-	@[ -x /usr/bin/chromium ] || { echo "installing Debian's chromium for the browser tests"; \
+## The browser tests drive Debian's Chromium (never a browser downloaded by `playwright
+## install`); the case-store tests start a PostgreSQL server from Debian's package. Both are
+## installed from the distribution where missing.
+system:
+	@[ -x /usr/bin/chromium ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium and postgresql for the browser and case-store tests"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium postgresql; }
 
-unit: $(STAMP) browser
+unit: $(STAMP) system
 	$(BIN)/pytest --cov=mammosearch --cov-report=term --cov-fail-under=85
 
 format: $(STAMP)

@@ -42,7 +42,9 @@ from mammosearch.index import (
     SearchFilters,
     VoteParams,
     fit_vote,
+    load_manifest,
 )
+from mammosearch.index.store import redact_url
 from mammosearch.nlp import Normalizer
 from mammosearch.nlp.scrub import scrub
 from mammosearch.records import DensityVote, Neighbour, NormalizedReport
@@ -56,6 +58,7 @@ __all__ = [
     "iter_exam_assessments",
     "load_density_model",
     "open_density_model",
+    "migrate_index",
     "open_index",
     "remove_cases",
     "assess_image",
@@ -291,6 +294,7 @@ def build_index(
     keep_source_paths: bool = False,
     resume: bool = False,
     allow_secondary_capture: bool = False,
+    store: str | None = None,
 ) -> BuildReport:
     """Build (or, with ``update``, extend) a case index from a manifest.
 
@@ -305,17 +309,28 @@ def build_index(
     unless ``allow_secondary_capture``, are quarantined (skipped as E060). Every row read is
     journaled beside the index; ``resume`` goes on from the journal of an interrupted build with
     the same manifest and options (the result is the same as an uninterrupted build's).
+    ``store`` keeps a new index's case store in PostgreSQL (a URL) instead of SQLite. Several
+    builds may ``update`` one index at once: each reads and embeds on its own, then they take
+    turns to add their rows to the latest published index.
 
     Raises:
-        InputError: The manifest is unusable, or ``update`` with the other report-text policy.
+        InputError: The manifest is unusable, ``update`` with the other report-text policy,
+            or ``store`` given for an existing index or unusable.
         IndexIntegrityError: ``update`` on an index built by another embedder.
         ModelLoadError: The named embedder cannot be loaded.
     """
     rows = read_manifest(manifest)
     report = BuildReport(rows=len(rows))
     existing_stats = existing_id = previous_note = None
+    known: set[str] = set()
     if update and (out / "manifest.json").is_file():
         with CaseIndex(out) as current:
+            known = current.store.source_keys()
+            if store is not None and current.manifest.store.get("url") != redact_url(store):
+                raise InputError(
+                    "an existing index keeps the case store it was built with",
+                    fix="leave out --store (and MAMMOSEARCH_STORE) when you --update",
+                )
             existing_stats = current.manifest.embedder.stats
             existing_id = current.manifest.embedder.model_id
             previous_note = current.manifest.settings.get("note")
@@ -350,8 +365,6 @@ def build_index(
     radiomics = made if isinstance(made, RadiomicsEmbedder) else None
     info = _embedder_info(made, existing_stats)
     with ExitStack() as stack:
-        writer = stack.enter_context(IndexWriter(out, info, crash_after=crash_after))
-        known = writer.known_sources() if update else set()
         journal = Journal(out, Journal.key(manifest, embedder=made.name, model=made.model_id,
                                            update=update, keep_report_text=keep_report_text,
                                            allow_secondary_capture=allow_secondary_capture,
@@ -382,18 +395,24 @@ def build_index(
             logger.info("resumed: %d rows read by the interrupted build", journal.resumed)
         if radiomics and items and existing_stats is None:
             stats_fitted = radiomics.fit_features(np.stack([i.image_input for i in items]))
-            writer.embedder = _embedder_info(made, stats_fitted)
+            info = _embedder_info(made, stats_fitted)
         image_vectors = _embed_images(made, [i.image_input for i in items], radiomics)
         texts = [(n, i.report.standardized_text) for n, i in enumerate(items) if i.report]
         text_vectors: dict[int, NDArray[np.float32]] = {}
         if texts:
             vecs = made.embed_texts([t for _, t in texts])
             text_vectors = {n: vecs[j] for j, (n, _) in enumerate(texts)}
+        # writers take turns from here: the latest published index is loaded under the lock
+        writer = stack.enter_context(IndexWriter(out, info, store=store, crash_after=crash_after))
+        added_meanwhile = writer.known_sources() - known if update else set()
         for n, item in enumerate(items):
+            if item.row.source_key in added_meanwhile:  # by a build that published first
+                report.already_indexed += 1
+                continue
             stored = _store_row(item, keep_source_paths)
             writer.add(stored, image_vectors[n], text_vectors.get(n), item.thumb)
-        report.indexed = len(items)
-        report.with_report = len(texts)
+            report.indexed += 1
+            report.with_report += n in text_vectors
         writer.rebuild_vectors()
         labels, order_source, vote, figures = _fit_vote(writer, label_order_arg)
         report.vote_figures = figures
@@ -431,21 +450,38 @@ def remove_cases(directory: Path, case_ids: Sequence[str]) -> int:
     Raises:
         InputError: No index there, or none of the cases is in it.
     """
-    with CaseIndex(directory) as current:
-        info = current.manifest.embedder
-        previous = current.manifest
     removed = 0
-    with IndexWriter(directory, info) as writer:
+    with IndexWriter(directory, load_manifest(directory).embedder) as writer:
         for case_id in case_ids:
             removed += writer.remove_case(case_id)
         if removed == 0:
             raise InputError(f"none of the {len(case_ids)} cases is in the index")
-        labels, source, vote, figures = _fit_vote(writer, previous.labels)
-        writer.commit(
-            labels=labels, label_order_source=source, vote=vote, vote_figures=figures,
-            settings=previous.settings, package_version=__version__,
-        )  # fmt: skip
+        _republish(writer)
     return removed
+
+
+def migrate_index(directory: Path) -> str:
+    """Bring an index's case store to this version's schema (Alembic migrations) and publish
+    it again; returns the schema revision.
+
+    Raises:
+        InputError: No index there.
+    """
+    with IndexWriter(directory, load_manifest(directory).embedder) as writer:
+        revision = str(writer.store.revision())  # the writer migrated its store on opening
+        _republish(writer)
+    return revision
+
+
+def _republish(writer: IndexWriter) -> None:
+    """Commit a change that adds no images: labels and settings as they were, vote refitted."""
+    previous = writer.previous
+    assert previous is not None  # the callers opened an existing index
+    labels, source, vote, figures = _fit_vote(writer, previous.labels)
+    writer.commit(
+        labels=labels, label_order_source=source, vote=vote, vote_figures=figures,
+        settings=previous.settings, package_version=__version__,
+    )  # fmt: skip
 
 
 # why an image is quarantined, as build reports say it (imaging.quarantine_reason)

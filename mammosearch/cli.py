@@ -219,6 +219,13 @@ def index_build(
             help="Store the source image paths (default: not stored; file names can hold PHI).",
         ),
     ] = False,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep a new index's case store in PostgreSQL: postgresql://USER@HOST:PORT/DB "
+            "(password from PGPASSWORD or ~/.pgpass). Default: SQLite in the index directory.",
+        ),
+    ] = None,
 ) -> None:
     """Build (or --update) a case index: images, reports, vectors, thumbnails, manifest."""
     from mammosearch.pipeline import build_index
@@ -227,12 +234,13 @@ def index_build(
 
     def body() -> None:
         order = [x.strip() for x in label_order.split(",")] if label_order else None
+        settings = state.settings(store=store)
         report = build_index(
-            manifest, output, settings=state.settings(), embedder=embedder, model=model,
+            manifest, output, settings=settings, embedder=embedder, model=model,
             update=update, label_order_arg=order, progress=progress and sys.stderr.isatty(),
             density_model=density_model, keep_report_text=keep_report_text,
             keep_source_paths=keep_source_paths, resume=resume,
-            allow_secondary_capture=allow_secondary_capture,
+            allow_secondary_capture=allow_secondary_capture, store=settings.store,
         )  # fmt: skip
         _err.print(
             f"{report.embedder}: indexed {report.indexed} of {report.rows} rows "
@@ -249,7 +257,7 @@ def index_build(
 def index_verify(
     directory: Annotated[Path, typer.Argument(help="Index directory.")],
 ) -> None:
-    """Check every checksum and the FAISS/SQLite id alignment (exit 2 on any mismatch)."""
+    """Check every checksum and the id alignment of vectors and case store (exit 2 if not)."""
     from mammosearch.index import verify_index
 
     def body() -> None:
@@ -258,6 +266,19 @@ def index_verify(
             f"ok: {manifest.counts['images']} images, {len(manifest.files)} files verified, "
             f"embedder {manifest.embedder.name}"
         )
+
+    _run(body)
+
+
+@index_app.command("migrate")
+def index_migrate(
+    directory: Annotated[Path, typer.Argument(help="Index directory.")],
+) -> None:
+    """Bring an index's case store (SQLite or PostgreSQL) to this version's schema."""
+    from mammosearch.pipeline import migrate_index
+
+    def body() -> None:
+        typer.echo(f"case store at schema revision {migrate_index(directory)}")
 
     _run(body)
 

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         density_model: The ConvNeXt density model ``assess`` uses when none is passed.
         deid_key: The secret that keeps ``deid`` pseudonyms consistent across runs (set it in the
             environment or a config file readable only by its owner; never on a command line).
+        store: Where ``index build`` keeps a new index's case store: ``None`` for SQLite inside
+            the index directory, or ``postgresql://USER@HOST:PORT/DATABASE`` (the password from
+            libpq's ``PGPASSWORD`` or ``~/.pgpass``; manifests record the URL without it).
     """
 
     model_config = SettingsConfigDict(env_prefix="MAMMOSEARCH_", extra="forbid", frozen=True)
@@ -51,6 +54,7 @@ class Settings(BaseSettings):
     log_phi: bool = False
     density_model: Path | None = None
     deid_key: SecretStr | None = None
+    store: str | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -12,6 +12,7 @@ from mammosearch.index.case_index import (
     IndexManifest,
     IndexWriter,
     SearchFilters,
+    load_manifest,
     verify_index,
 )
 from mammosearch.index.store import CaseRow, CaseStore
@@ -30,6 +31,7 @@ __all__ = [
     "VectorIndex",
     "VoteParams",
     "fit_vote",
+    "load_manifest",
     "verify_index",
     "vote_density",
 ]

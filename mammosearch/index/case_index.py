@@ -5,7 +5,8 @@ Layout (DESIGN.md)::
     DIR/manifest.json     format, embedder (name, model id, weights hash, dims, statistics),
                           counts, labels and their order, vote parameters, vector index
                           parameters, SHA-256 of every other file, creation time, version
-    DIR/cases.sqlite      one row per image; the row id is its FAISS id
+    DIR/cases.sqlite      one row per image; the row id is its FAISS id (the SQLite store;
+                          a PostgreSQL store lives in its server, named by the manifest)
     DIR/image.faiss       image vectors
     DIR/text.faiss        report-text vectors (when any report was indexed)
     DIR/thumbs/<id>.png   a small display image of each preprocessed image
@@ -14,20 +15,27 @@ Layout (DESIGN.md)::
 vector files (before ``faiss.read_index``) and that the embedder matches. :class:`IndexWriter`
 changes an index by writing a complete new directory beside it and swapping the two with
 renames, so a crash leaves either the old or the new index, never a mixture; an interrupted
-swap is repaired the next time the index is opened.
+swap is repaired the next time the index is opened. Writers take turns: a lock file beside the
+directory (and, for a PostgreSQL store, the server's advisory lock) makes each one load the
+latest published index before it adds its own rows.
+
+Each publication is a generation (``manifest.generation``). A PostgreSQL store is shared, so a
+writer adds its rows under the next generation, which readers of the published manifest do not
+see (:mod:`mammosearch.index.store`); the manifest swap publishes them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +45,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mammosearch.errors import IndexIntegrityError, InputError
-from mammosearch.index.store import CaseRow, CaseStore
+from mammosearch.index.store import CaseRow, CaseStore, redact_url
 from mammosearch.index.vectors import VectorIndex
 from mammosearch.index.vote import VoteParams, vote_density
 from mammosearch.records import DensityVote, Neighbour, NormalizedReport
@@ -49,6 +57,7 @@ __all__ = [
     "IndexManifest",
     "IndexWriter",
     "SearchFilters",
+    "load_manifest",
     "verify_index",
 ]
 
@@ -59,6 +68,7 @@ MANIFEST = "manifest.json"
 STORE = "cases.sqlite"
 THUMBS = "thumbs"
 MODALITIES = ("image", "text")
+_OPEN_ATTEMPTS = 5
 
 
 class EmbedderInfo(BaseModel):
@@ -93,6 +103,8 @@ class IndexManifest(BaseModel):
     vectors: dict[str, dict[str, Any]]
     settings: dict[str, Any]
     files: dict[str, str]
+    store: dict[str, str] = {"backend": "sqlite"}
+    generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,15 +134,41 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _check_file(directory: Path, name: str, expected: str) -> bytes:
+    """The bytes of an index file, after checking them against the manifest's checksum."""
+    data = (directory / name).read_bytes()
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise IndexIntegrityError(
+            f"index file {name} does not match its checksum",
+            fix="run 'mammosearch index verify' and rebuild the index",
+        )
+    return data
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _recover(directory: Path) -> None:
-    """Finish an interrupted swap: the old directory was moved aside, the new one not in."""
+def _recover(directory: Path, *, locked: bool = False) -> None:
+    """Finish an interrupted swap: the old directory was moved aside, the new one not in.
+
+    A missing directory may also be a writer's swap in progress: unless the caller holds the
+    writers' lock (``locked``), it waits for that lock before it repairs anything.
+    """
     if directory.exists():
         for stale in directory.parent.glob(f".{directory.name}.old-*"):
             shutil.rmtree(stale, ignore_errors=True)
+        return
+    pending = [*directory.parent.glob(f".{directory.name}.new-*"),
+               *directory.parent.glob(f".{directory.name}.old-*")]  # fmt: skip
+    if not pending:
+        return
+    if not locked:
+        try:
+            with _file_lock(directory):
+                _recover(directory, locked=True)
+        except PermissionError:  # a read-only deployment: nobody writes there
+            _recover(directory, locked=True)
         return
     for candidate in sorted(directory.parent.glob(f".{directory.name}.new-*")) + sorted(
         directory.parent.glob(f".{directory.name}.old-*")
@@ -161,6 +199,25 @@ def _read_manifest(directory: Path) -> IndexManifest:
             fix="rebuild the index with this version of mammosearch",
         )
     return manifest
+
+
+def load_manifest(directory: Path) -> IndexManifest:
+    """The manifest of an index directory (after repairing an interrupted swap).
+
+    Raises:
+        InputError: There is no index there.
+        IndexIntegrityError: The manifest is invalid or of another format.
+    """
+    _recover(directory)
+    return _read_manifest(directory)
+
+
+def _open_store(directory: Path, manifest: IndexManifest) -> CaseStore:
+    """The published case store of an index, seen at the manifest's generation."""
+    where = manifest.store
+    if where.get("backend") == "postgresql":
+        return CaseStore.postgresql(where["url"], where["schema"], generation=manifest.generation)
+    return CaseStore.sqlite(directory / STORE, read_only=True, generation=manifest.generation)
 
 
 def verify_index(directory: Path, *, thumbnails: bool = True) -> IndexManifest:
@@ -219,34 +276,42 @@ class CaseIndex:
         checked: bool = False,
     ) -> None:
         self.directory = Path(directory)
-        if manifest is None:
-            _recover(self.directory)
+        if manifest is not None:
+            self._load(manifest, expect_embedder, checked)
+            return
+        _recover(self.directory)
+        for attempt in range(_OPEN_ATTEMPTS):
             manifest = _read_manifest(self.directory)
+            try:
+                self._load(manifest, expect_embedder, checked)
+                return
+            except (IndexIntegrityError, OSError):
+                # a writer may have swapped a new index in while this one was being read
+                with contextlib.suppress(InputError, IndexIntegrityError):
+                    if _read_manifest(self.directory) != manifest and attempt + 1 < _OPEN_ATTEMPTS:
+                        continue
+                raise
+
+    def _load(self, manifest: IndexManifest, expect_embedder: str | None, checked: bool) -> None:
         self.manifest = manifest
         if expect_embedder and manifest.embedder.name != expect_embedder:
             raise IndexIntegrityError(
                 f"the index was built by {manifest.embedder.name}, not {expect_embedder}",
                 fix=f"query it with {manifest.embedder.name} or rebuild it",
             )
-        if not checked:
-            for name in [STORE] + [f"{m}.faiss" for m in MODALITIES]:
-                if (
-                    name in manifest.files
-                    and _sha256(self.directory / name) != manifest.files[name]
-                ):
-                    raise IndexIntegrityError(
-                        f"index file {name} does not match its checksum",
-                        fix="run 'mammosearch index verify' and rebuild the index",
-                    )
-        self.store = CaseStore(self.directory / STORE, read_only=True)
-        self._root = str(self.directory)
-        self.vectors: dict[str, VectorIndex] = {}
+        if not checked and STORE in manifest.files:
+            _check_file(self.directory, STORE, manifest.files[STORE])
+        # each vector file is read once and checked and loaded from the same bytes, so a
+        # writer's swap in between cannot pair this manifest with another index's vectors
+        loaded: dict[str, VectorIndex] = {}
         for modality in MODALITIES:
             name = f"{modality}.faiss"
             if name in manifest.files:
-                self.vectors[modality] = VectorIndex.load(
-                    self.directory / name, manifest.vectors.get(modality, {})
-                )
+                data = _check_file(self.directory, name, manifest.files[name])
+                loaded[modality] = VectorIndex.from_bytes(data, manifest.vectors.get(modality, {}))
+        self.vectors: dict[str, VectorIndex] = loaded
+        self.store = _open_store(self.directory, manifest)
+        self._root = str(self.directory)
         v = manifest.vote
         self.vote_params = VoteParams(
             k=int(v.get("k", 10)),
@@ -424,8 +489,15 @@ class IndexWriter:
     Args:
         directory: The index directory (need not exist).
         embedder: The embedder's provenance; must match an existing index.
+        store: For a new index, a PostgreSQL URL to keep its case store in (its own schema in
+            that database); ``None`` keeps it in ``DIR/cases.sqlite``. An existing index keeps
+            the store its manifest names.
         crash_after: Test seam: raise ``RuntimeError`` after this commit stage
             (``"vectors"``, ``"manifest"``, ``"moved_old"``).
+
+    Raises:
+        IndexIntegrityError: The index was built by another embedder.
+        InputError: ``store`` is not a PostgreSQL URL or cannot be reached.
     """
 
     def __init__(
@@ -433,48 +505,88 @@ class IndexWriter:
         directory: Path,
         embedder: EmbedderInfo,
         *,
+        store: str | None = None,
         crash_after: str | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.embedder = embedder
         self._crash_after = crash_after
         self.directory.parent.mkdir(parents=True, exist_ok=True)
-        _recover(self.directory)
-        if self.directory.exists():  # work folders of writers that were killed (one writer at once)
-            for abandoned in self.directory.parent.glob(f".{self.directory.name}.new-*"):
-                shutil.rmtree(abandoned, ignore_errors=True)
-        self.work = self.directory.parent / f".{self.directory.name}.new-{uuid.uuid4().hex[:8]}"
-        self.work.mkdir()
-        (self.work / THUMBS).mkdir()
+        self._stack = contextlib.ExitStack()
+        try:
+            self._stack.enter_context(_file_lock(self.directory))
+            self._open(store)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _open(self, store: str | None) -> None:
+        _recover(self.directory, locked=True)
+        for abandoned in self.directory.parent.glob(f".{self.directory.name}.new-*"):
+            shutil.rmtree(abandoned, ignore_errors=True)  # of writers that were killed
         self.previous: IndexManifest | None = None
         self.vectors: dict[str, VectorIndex] = {}
+        self.where: dict[str, str] = {"backend": "sqlite"}
+        if store is not None:
+            schema = f"mammosearch_{uuid.uuid4().hex[:12]}"
+            self.where = {"backend": "postgresql", "url": redact_url(store), "schema": schema}
         if (self.directory / MANIFEST).is_file():
             self.previous = _read_manifest(self.directory)
+            self.where = dict(self.previous.store)
             old = self.previous.embedder
             if (old.name, old.image_dim, old.text_dim) != (
-                embedder.name, embedder.image_dim, embedder.text_dim,
+                self.embedder.name, self.embedder.image_dim, self.embedder.text_dim,
             ):  # fmt: skip
-                shutil.rmtree(self.work, ignore_errors=True)
                 raise IndexIntegrityError(
                     f"the index was built by {old.name} ({old.image_dim}-d); this run uses "
-                    f"{embedder.name} ({embedder.image_dim}-d)",
+                    f"{self.embedder.name} ({self.embedder.image_dim}-d)",
                     fix="use the same embedder or build a new index in another directory",
                 )
+        published = self.previous.generation if self.previous else 0
+        self.generation = published + 1
+        self.work = self.directory.parent / f".{self.directory.name}.new-{uuid.uuid4().hex[:8]}"
+        self._published = False
+        self.work.mkdir()
+        self._stack.callback(self._discard_work)
+        (self.work / THUMBS).mkdir()
+        if self.where["backend"] == "postgresql":
+            url = store if store is not None else self.where["url"]
+            self.store = CaseStore.postgresql(
+                url, self.where["schema"], generation=self.generation, create=True
+            )
+            self._stack.callback(self.store.close)
+            self._stack.enter_context(self.store.writer_lock())
+            self._stack.callback(self._roll_back_unpublished)  # runs before the lock goes
+            if self.store.roll_back_after(published):
+                logger.warning("rolled back rows of a writer that did not finish")
+            self.store.purge(published)
+        if self.previous is not None:
             with CaseIndex(self.directory, manifest=self.previous) as current:
-                current.store.backup_to(self.work / STORE)
+                if self.where["backend"] == "sqlite":
+                    current.store.backup_to(self.work / STORE)
                 self.vectors = dict(current.vectors)
             for thumb in (self.directory / THUMBS).glob("*.png"):
                 os.link(thumb, self.work / THUMBS / thumb.name)
-        self.store = CaseStore(self.work / STORE)
+        if self.where["backend"] == "sqlite":
+            self.store = CaseStore.sqlite(self.work / STORE, generation=self.generation)
+            self._stack.callback(self.store.close)
         self._pending = _Pending()
+
+    def _discard_work(self) -> None:
+        if not self._published:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def _roll_back_unpublished(self) -> None:
+        """Undo the rows an unpublished write added to the shared store."""
+        if not self._published:
+            with contextlib.suppress(Exception):  # the next writer rolls back what is left
+                self.store.roll_back_after(self.generation - 1)
 
     def __enter__(self) -> IndexWriter:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
-        self.store.close()
-        if exc_type is not None:
-            shutil.rmtree(self.work, ignore_errors=True)
+        self._stack.close()
 
     def known_sources(self) -> set[str]:
         """Source keys already in the index (``--update`` skips them)."""
@@ -564,7 +676,12 @@ class IndexWriter:
     ) -> IndexManifest:
         """Write vectors and manifest, then swap the new directory in."""
         self._flush()
-        self.store.close()
+        shared = self.where["backend"] == "postgresql"
+        if not shared:
+            self.store.purge(self.generation)  # this copy is private: removed rows go now
+        rows = self.store.all_rows()
+        if not shared:
+            self.store.close()
         for modality, index in self.vectors.items():
             if index.ntotal or modality == "image":
                 index.save(self.work / f"{modality}.faiss")
@@ -574,11 +691,6 @@ class IndexWriter:
             for p in sorted(self.work.rglob("*"))
             if p.is_file()
         }
-        store = CaseStore(self.work / STORE, read_only=True)
-        try:
-            rows = store.all_rows()
-        finally:
-            store.close()
         now = _now()
         manifest = IndexManifest(
             format_version=FORMAT_VERSION,
@@ -606,6 +718,8 @@ class IndexWriter:
             vectors={m: v.info for m, v in self.vectors.items() if f"{m}.faiss" in files},
             settings=settings,
             files=files,
+            store=self.where,
+            generation=self.generation,
         )
         tmp = self.work / f"{MANIFEST}.tmp"
         with tmp.open("w", encoding="utf-8") as handle:
@@ -620,6 +734,21 @@ class IndexWriter:
             os.replace(self.directory, old)
         self._stage("moved_old")
         os.replace(self.work, self.directory)
+        self._published = True
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+        if shared:  # published: rows this generation removed can go for good
+            self.store.purge(self.generation)
         return manifest
+
+
+@contextlib.contextmanager
+def _file_lock(directory: Path) -> Iterator[None]:
+    """Writers of one index directory take turns (``flock`` on a file beside it)."""
+    path = directory.parent / f".{directory.name}.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

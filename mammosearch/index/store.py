@@ -1,42 +1,67 @@
-"""The case store: one SQLite row per indexed image; the row id is the image's FAISS id."""
+"""The case store: one row per indexed image; the row id is the image's FAISS id.
+
+Two backends share one schema (``images``) and one set of Alembic migrations
+(``mammosearch/index/migrations``): **SQLite**, the embedded default, a ``cases.sqlite`` file
+inside the index directory that a writer copies, changes and swaps in with the rest of the
+directory; and **PostgreSQL**, one schema per index in a shared server, for several ``serve``
+replicas and several writers at once.
+
+Generations make a shared store safe to change while it is read. Every row records the
+generation that added it (``added_gen``) and, once removed, the generation that removed it
+(``removed_gen``). A store opened at generation ``g`` sees exactly the rows with
+``added_gen <= g`` that were not removed at or before ``g``, so a reader of the published
+index (generation ``g``, from its manifest) is not disturbed by a writer preparing ``g + 1``.
+Rows of a generation that was never published (a writer that died) are rolled back by the next
+writer; removed rows are deleted for good once the generation that removed them is published.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mammosearch.errors import IndexIntegrityError
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["CaseRow", "CaseStore"]
+from mammosearch.errors import IndexIntegrityError, InputError
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS images (
-    id INTEGER PRIMARY KEY,
-    source_key TEXT NOT NULL UNIQUE,
-    case_id TEXT NOT NULL,
-    patient_id TEXT NOT NULL,
-    laterality TEXT,
-    view TEXT,
-    label TEXT,
-    image_path TEXT NOT NULL,
-    thumbnail TEXT NOT NULL,
-    report_text TEXT,
-    report_json TEXT,
-    has_text_vector INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS images_case ON images(case_id);
-CREATE INDEX IF NOT EXISTS images_patient ON images(patient_id);
-"""
+__all__ = ["HEAD_REVISION", "CaseRow", "CaseStore", "redact_url"]
+
+logger = logging.getLogger(__name__)
+
+HEAD_REVISION = "0002"
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_CHUNK = 500
+
+_meta = sa.MetaData()
+# The current schema, for queries; migrations/ creates and changes it (keep the two in step).
+_images = sa.Table(
+    "images",
+    _meta,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("source_key", sa.Text, nullable=False, unique=True),
+    sa.Column("case_id", sa.Text, nullable=False),
+    sa.Column("patient_id", sa.Text, nullable=False),
+    sa.Column("laterality", sa.Text),
+    sa.Column("view", sa.Text),
+    sa.Column("label", sa.Text),
+    sa.Column("image_path", sa.Text, nullable=False),
+    sa.Column("thumbnail", sa.Text, nullable=False),
+    sa.Column("report_text", sa.Text),
+    sa.Column("report_json", sa.Text),
+    sa.Column("has_text_vector", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("added_gen", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("removed_gen", sa.BigInteger),
+)
 _COLUMNS = ("id", "source_key", "case_id", "patient_id", "laterality", "view", "label",
             "image_path", "thumbnail", "report_text", "report_json", "has_text_vector")  # fmt: skip
-
-
-_SELECT = ", ".join(_COLUMNS)
-_SELECT_LIGHT = _SELECT.replace("report_text, report_json", "NULL, NULL")
+_LIGHT = ("report_text", "report_json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +87,315 @@ class CaseRow:
         return json.loads(self.report_json) if self.report_json else None
 
 
+def redact_url(url: str) -> str:
+    """A store URL without its password (what manifests and messages may show)."""
+    return sa.make_url(url).render_as_string(hide_password=True).replace(":***@", "@")
+
+
+def _pg_url(url: str) -> sa.URL:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise InputError(
+            f"unsupported case store {parsed.get_backend_name()!r}",
+            fix="pass --store postgresql://USER@HOST:PORT/DATABASE (or leave it out for SQLite)",
+        )
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as e:
+        raise InputError(
+            "the PostgreSQL driver is not installed",
+            fix="pip install 'mammosearch[postgresql]'",
+        ) from e
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+class CaseStore:
+    """The case store of one index, seen at one generation.
+
+    Build one with :meth:`sqlite` or :meth:`postgresql`.
+
+    Args:
+        engine: The SQLAlchemy engine.
+        generation: The generation this store sees (and, for a writer, writes).
+        backend: ``"sqlite"`` or ``"postgresql"``.
+        schema: The PostgreSQL schema of this index (``None`` for SQLite).
+    """
+
+    def __init__(
+        self, engine: Engine, generation: int, backend: str, schema: str | None = None
+    ) -> None:
+        self.engine = engine
+        self.generation = generation
+        self.backend = backend
+        self.schema = schema
+        self._generations = True
+        try:
+            with self._connect() as conn:
+                columns = {c["name"] for c in sa.inspect(conn).get_columns("images")}
+        except sa.exc.SQLAlchemyError as e:
+            self.close()
+            raise IndexIntegrityError(
+                f"the case store cannot be opened ({_reason(e)})",
+                fix="run 'mammosearch index verify'",
+            ) from e
+        # an index written before generations: every row is visible
+        self._generations = "added_gen" in columns
+
+    @classmethod
+    def sqlite(cls, path: Path, *, read_only: bool = False, generation: int = 0) -> CaseStore:
+        """The ``cases.sqlite`` store at ``path`` (created and migrated unless ``read_only``)."""
+
+        def connect() -> sqlite3.Connection:
+            if read_only:
+                return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            return sqlite3.connect(path, check_same_thread=False)
+
+        # a pool of connections (the threads of a server query at once)
+        engine = sa.create_engine("sqlite://", creator=connect, poolclass=sa.pool.QueuePool)
+        try:
+            if not read_only:
+                _migrate(engine, None)
+        except sa.exc.SQLAlchemyError as e:
+            engine.dispose()
+            raise IndexIntegrityError(
+                f"the case store cannot be opened ({_reason(e)})",
+                fix="run 'mammosearch index verify'",
+            ) from e
+        return cls(engine, generation, "sqlite")
+
+    @classmethod
+    def postgresql(
+        cls, url: str, schema: str, *, generation: int = 0, create: bool = False
+    ) -> CaseStore:
+        """The store of one index in a PostgreSQL database (its own ``schema``).
+
+        The password comes from the URL or, better, from libpq's ``PGPASSWORD`` or
+        ``~/.pgpass``. ``create`` makes the schema and migrates it to the current revision.
+
+        Raises:
+            InputError: The URL is not a PostgreSQL URL, or the server cannot be reached.
+            IndexIntegrityError: The schema is missing or at another revision.
+        """
+        engine = sa.create_engine(
+            _pg_url(url),
+            pool_pre_ping=True,
+            connect_args={"options": f"-csearch_path={schema}"},
+        )
+        try:
+            if create:
+                with engine.begin() as conn:
+                    conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+                _migrate(engine, schema)
+            with engine.connect() as conn:
+                revision = _revision(conn)
+        except sa.exc.OperationalError as e:
+            engine.dispose()
+            raise InputError(
+                f"the case store at {redact_url(url)} cannot be reached ({_reason(e)})",
+                fix="check that PostgreSQL is running and the URL, user and password are right",
+            ) from e
+        except sa.exc.SQLAlchemyError as e:
+            engine.dispose()
+            raise IndexIntegrityError(
+                f"the case store schema {schema!r} cannot be opened ({_reason(e)})",
+                fix="run 'mammosearch index verify'",
+            ) from e
+        if revision != HEAD_REVISION:
+            engine.dispose()
+            raise IndexIntegrityError(
+                f"the case store schema {schema!r} is at revision {revision}, not {HEAD_REVISION}",
+                fix="run 'mammosearch index migrate DIR' with this version of mammosearch",
+            )
+        return cls(engine, generation, "postgresql", schema)
+
+    @contextmanager
+    def _connect(self, *, write: bool = False) -> Iterator[Connection]:
+        with self.engine.begin() if write else self.engine.connect() as conn:
+            yield conn
+
+    def _visible(self) -> Any:
+        """Rows this store's generation sees."""
+        if not self._generations:
+            return sa.true()
+        g = self.generation
+        return sa.and_(
+            _images.c.added_gen <= g,
+            sa.or_(_images.c.removed_gen.is_(None), _images.c.removed_gen > g),
+        )
+
+    def close(self) -> None:
+        """Close the connections."""
+        self.engine.dispose()
+
+    def revision(self) -> str | None:
+        """The Alembic revision of the schema (``None`` before migrations were used)."""
+        with self._connect() as conn:
+            return _revision(conn)
+
+    def add(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert rows (the dict keys are the columns without ``id``) in this store's
+        generation; returns their ids."""
+        ids: list[int] = []
+        with self._connect(write=True) as conn:
+            for row in rows:
+                values = {c: row.get(c) for c in _COLUMNS[1:-1]}
+                values["has_text_vector"] = int(bool(row.get("has_text_vector")))
+                values["added_gen"] = self.generation
+                result = conn.execute(_images.insert().values(**values))
+                key = result.inserted_primary_key
+                if key is None:  # pragma: no cover - both backends return the key
+                    raise IndexIntegrityError("the case store did not return a row id")
+                ids.append(int(key[0]))
+        return ids
+
+    def remove(self, ids: Iterable[int]) -> None:
+        """Remove rows by id as of this generation (:meth:`purge` deletes them for good)."""
+        wanted = [int(i) for i in ids]
+        with self._connect(write=True) as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                conn.execute(
+                    _images.update()
+                    .where(_images.c.id.in_(chunk), _images.c.removed_gen.is_(None))
+                    .values(removed_gen=self.generation)
+                )
+
+    def purge(self, published: int) -> int:
+        """Delete rows removed at or before the ``published`` generation; returns how many."""
+        with self._connect(write=True) as conn:
+            done = conn.execute(_images.delete().where(_images.c.removed_gen <= published))
+        return int(done.rowcount or 0)
+
+    def roll_back_after(self, published: int) -> int:
+        """Undo what writers that never published did after generation ``published``."""
+        with self._connect(write=True) as conn:
+            added = conn.execute(_images.delete().where(_images.c.added_gen > published))
+            conn.execute(
+                _images.update().where(_images.c.removed_gen > published).values(removed_gen=None)
+            )
+        return int(added.rowcount or 0)
+
+    def _ids(self, *where: Any) -> list[int]:
+        query = sa.select(_images.c.id).where(self._visible(), *where).order_by(_images.c.id)
+        with self._connect() as conn:
+            return [int(r[0]) for r in conn.execute(query)]
+
+    def ids_of_case(self, case_id: str) -> list[int]:
+        """Row ids of one case."""
+        return self._ids(_images.c.case_id == case_id)
+
+    def ids_of_patient(self, patient_id: str) -> list[int]:
+        """Row ids of one patient."""
+        return self._ids(_images.c.patient_id == patient_id)
+
+    def ids_where(
+        self, *, laterality: str | None = None, view: str | None = None, label: str | None = None
+    ) -> list[int]:
+        """Row ids matching every given attribute."""
+        pairs = (("laterality", laterality), ("view", view), ("label", label))
+        return self._ids(*[_images.c[column] == value for column, value in pairs if value])
+
+    def set_thumbnails(self, paths: dict[int, str]) -> None:
+        """Record each row's thumbnail path."""
+        if not paths:
+            return
+        with self._connect(write=True) as conn:
+            conn.execute(
+                _images.update().where(_images.c.id == sa.bindparam("row_id")),
+                [{"row_id": i, "thumbnail": p} for i, p in paths.items()],
+            )
+
+    def source_keys(self) -> set[str]:
+        """Keys of every indexed source (what ``--update`` skips)."""
+        query = sa.select(_images.c.source_key).where(self._visible())
+        with self._connect() as conn:
+            return {str(r[0]) for r in conn.execute(query)}
+
+    def ids(self, *, with_text: bool = False) -> list[int]:
+        """All row ids (or those with a text vector), ascending."""
+        return self._ids(*([_images.c.has_text_vector == 1] if with_text else []))
+
+    def _select(self, with_reports: bool) -> Any:
+        return sa.select(
+            *[
+                sa.null().label(c) if c in _LIGHT and not with_reports else _images.c[c]
+                for c in _COLUMNS
+            ]
+        ).where(self._visible())
+
+    def get(self, ids: Sequence[int], *, with_reports: bool = True) -> dict[int, CaseRow]:
+        """Rows by id (missing ids are absent); without reports, their texts are not read."""
+        out: dict[int, CaseRow] = {}
+        wanted = [int(i) for i in ids]
+        with self._connect() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                query = self._select(with_reports).where(_images.c.id.in_(chunk))
+                for r in conn.execute(query):
+                    out[int(r[0])] = _row(r)
+        return out
+
+    def all_rows(self) -> list[CaseRow]:
+        """Every row, by id."""
+        with self._connect() as conn:
+            return [_row(r) for r in conn.execute(self._select(True).order_by(_images.c.id))]
+
+    def count(self) -> int:
+        """Number of indexed images."""
+        query = sa.select(sa.func.count()).select_from(_images).where(self._visible())
+        with self._connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def check(self) -> None:
+        """The database's own consistency checks, and the schema revision.
+
+        Raises:
+            IndexIntegrityError: The database file is damaged or the schema is not current.
+        """
+        try:
+            with self._connect() as conn:
+                if self.backend == "sqlite":
+                    result = conn.exec_driver_sql("PRAGMA integrity_check").scalar_one()
+                    if result != "ok":
+                        raise IndexIntegrityError(f"the case store is damaged ({result})")
+                revision = _revision(conn)
+        except sa.exc.SQLAlchemyError as e:
+            raise IndexIntegrityError(f"the case store is damaged ({_reason(e)})") from e
+        if revision not in (HEAD_REVISION, None):
+            raise IndexIntegrityError(
+                f"the case store is at schema revision {revision}, not {HEAD_REVISION}",
+                fix="run 'mammosearch index migrate DIR' with this version of mammosearch",
+            )
+
+    def backup_to(self, path: Path) -> None:
+        """Copy a SQLite store to ``path`` (consistent even while it is open)."""
+        if self.backend != "sqlite":
+            raise InputError("only a SQLite case store is copied with its index")
+        raw = self.engine.raw_connection()
+        target = sqlite3.connect(path)
+        try:
+            source = raw.driver_connection
+            assert isinstance(source, sqlite3.Connection)
+            source.backup(target)
+        finally:
+            target.close()
+            raw.close()
+
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Hold PostgreSQL's advisory lock of this index (one writer at a time publishes)."""
+        if self.backend != "postgresql":
+            yield
+            return
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:s))"), {"s": self.schema})
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:s))"), {"s": self.schema})
+                conn.commit()
+
+
 def _row(r: Sequence[Any]) -> CaseRow:
     return CaseRow(
         id=int(r[0]), source_key=r[1], case_id=r[2], patient_id=r[3], laterality=r[4], view=r[5],
@@ -70,131 +404,29 @@ def _row(r: Sequence[Any]) -> CaseRow:
     )  # fmt: skip
 
 
-class CaseStore:
-    """SQLite store of the indexed images (the embedded default).
+def _reason(error: Exception) -> str:
+    """The kind of a database error, never its message (which can quote stored values)."""
+    return type(getattr(error, "orig", None) or error).__name__
 
-    Args:
-        path: The ``cases.sqlite`` file (created when missing).
-        read_only: Open without write access (queries of a published index).
-    """
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
-        self.path = path
-        try:
-            if read_only:
-                self._db = sqlite3.connect(
-                    f"file:{path}?mode=ro", uri=True, check_same_thread=False
-                )
-            else:
-                self._db = sqlite3.connect(path, check_same_thread=False)
-                self._db.executescript(_SCHEMA)
-        except sqlite3.Error as e:
-            raise IndexIntegrityError(
-                f"the case store cannot be opened ({e})", fix="run 'mammosearch index verify'"
-            ) from e
+def _revision(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
 
-    def close(self) -> None:
-        """Close the connection."""
-        self._db.close()
+    revision = MigrationContext.configure(conn).get_current_revision()
+    return None if revision is None else str(revision)
 
-    def add(self, rows: Sequence[dict[str, Any]]) -> list[int]:
-        """Insert rows (the dict keys are the columns without ``id``); returns their ids."""
-        ids = []
-        with self._db:
-            for row in rows:
-                cur = self._db.execute(
-                    "INSERT INTO images (source_key, case_id, patient_id, laterality, view, label,"
-                    " image_path, thumbnail, report_text, report_json, has_text_vector)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [row.get(c) for c in _COLUMNS[1:-1]] + [int(bool(row.get("has_text_vector")))],
-                )
-                if cur.lastrowid is None:  # pragma: no cover - sqlite always sets it
-                    raise IndexIntegrityError("the case store did not return a row id")
-                ids.append(int(cur.lastrowid))
-        return ids
 
-    def remove(self, ids: Iterable[int]) -> None:
-        """Delete rows by id."""
-        with self._db:
-            self._db.executemany("DELETE FROM images WHERE id = ?", [(int(i),) for i in ids])
+def _migrate(engine: Engine, schema: str | None) -> None:
+    """Bring the schema to the head revision (a store made before migrations is stamped)."""
+    from alembic import command
+    from alembic.config import Config
 
-    def ids_of_case(self, case_id: str) -> list[int]:
-        """Row ids of one case."""
-        cur = self._db.execute("SELECT id FROM images WHERE case_id = ? ORDER BY id", (case_id,))
-        return [int(r[0]) for r in cur]
-
-    def ids_of_patient(self, patient_id: str) -> list[int]:
-        """Row ids of one patient."""
-        cur = self._db.execute("SELECT id FROM images WHERE patient_id = ?", (patient_id,))
-        return [int(r[0]) for r in cur]
-
-    def ids_where(
-        self, *, laterality: str | None = None, view: str | None = None, label: str | None = None
-    ) -> list[int]:
-        """Row ids matching every given attribute."""
-        clauses, values = [], []
-        for column, value in (("laterality", laterality), ("view", view), ("label", label)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                values.append(value)
-        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        return [int(r[0]) for r in self._db.execute(f"SELECT id FROM images{where}", values)]
-
-    def set_thumbnails(self, paths: dict[int, str]) -> None:
-        """Record each row's thumbnail path."""
-        with self._db:
-            self._db.executemany(
-                "UPDATE images SET thumbnail = ? WHERE id = ?", [(p, i) for i, p in paths.items()]
-            )
-
-    def source_keys(self) -> set[str]:
-        """Keys of every indexed source (what ``--update`` skips)."""
-        return {str(r[0]) for r in self._db.execute("SELECT source_key FROM images")}
-
-    def ids(self, *, with_text: bool = False) -> list[int]:
-        """All row ids (or those with a text vector), ascending."""
-        where = " WHERE has_text_vector = 1" if with_text else ""
-        return [int(r[0]) for r in self._db.execute(f"SELECT id FROM images{where} ORDER BY id")]
-
-    def get(self, ids: Sequence[int], *, with_reports: bool = True) -> dict[int, CaseRow]:
-        """Rows by id (missing ids are absent); without reports, their texts are not read."""
-        out: dict[int, CaseRow] = {}
-        wanted = [int(i) for i in ids]
-        columns = _SELECT if with_reports else _SELECT_LIGHT
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            query = f"SELECT {columns} FROM images WHERE id IN ({marks})"
-            for r in self._db.execute(query, chunk):
-                out[int(r[0])] = _row(r)
-        return out
-
-    def all_rows(self) -> list[CaseRow]:
-        """Every row, by id."""
-        query = f"SELECT {', '.join(_COLUMNS)} FROM images ORDER BY id"
-        return [_row(r) for r in self._db.execute(query)]
-
-    def count(self) -> int:
-        """Number of indexed images."""
-        return int(self._db.execute("SELECT COUNT(*) FROM images").fetchone()[0])
-
-    def check(self) -> None:
-        """SQLite's own integrity check.
-
-        Raises:
-            IndexIntegrityError: The database file is damaged.
-        """
-        try:
-            result = self._db.execute("PRAGMA integrity_check").fetchone()[0]
-        except sqlite3.DatabaseError as e:
-            raise IndexIntegrityError(f"the case store is damaged ({e})") from e
-        if result != "ok":
-            raise IndexIntegrityError(f"the case store is damaged ({result})")
-
-    def backup_to(self, path: Path) -> None:
-        """Copy the database to ``path`` (consistent even while it is open)."""
-        target = sqlite3.connect(path)
-        try:
-            self._db.backup(target)
-        finally:
-            target.close()
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+        config.attributes["connection"] = conn
+        if "images" in tables and "alembic_version" not in tables:
+            command.stamp(config, "0001")  # the schema of format-1 indexes, before migrations
+        command.upgrade(config, "head")
+    logger.debug("case store schema %s at revision %s", schema or "(sqlite)", HEAD_REVISION)

@@ -205,13 +205,13 @@ class VectorIndex:
         _faiss().write_index(self.index, str(path))
 
     @classmethod
-    def load(cls, path: Path, info: dict[str, Any]) -> VectorIndex:
-        """Read an index written by :meth:`save` (check its checksum first)."""
+    def from_bytes(cls, data: bytes, info: dict[str, Any]) -> VectorIndex:
+        """Load an index from the bytes :meth:`save` wrote (check their checksum first)."""
         faiss = _faiss()
         try:
-            index = faiss.read_index(str(path))
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except RuntimeError as e:
-            raise IndexIntegrityError(f"the vector index {path.name} cannot be read") from e
+            raise IndexIntegrityError("a vector index file cannot be read") from e
         if "nprobe" in info:
             index.nprobe = int(info["nprobe"])
         return cls(int(index.d), index, dict(info))

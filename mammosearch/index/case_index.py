@@ -577,10 +577,14 @@ class IndexWriter:
             shutil.rmtree(self.work, ignore_errors=True)
 
     def _roll_back_unpublished(self) -> None:
-        """Undo the rows an unpublished write added to the shared store."""
+        """Undo the rows an unpublished write added to the shared store (and the schema a new
+        index made)."""
         if not self._published:
             with contextlib.suppress(Exception):  # the next writer rolls back what is left
-                self.store.roll_back_after(self.generation - 1)
+                if self.previous is None:
+                    self.store.drop()
+                else:
+                    self.store.roll_back_after(self.generation - 1)
 
     def __enter__(self) -> IndexWriter:
         return self

@@ -275,6 +275,12 @@ class CaseStore:
             )
         return int(added.rowcount or 0)
 
+    def drop(self) -> None:
+        """Delete a PostgreSQL index's schema with everything in it (a build that failed)."""
+        if self.backend == "postgresql":
+            with self._connect(write=True) as conn:
+                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
+
     def _ids(self, *where: Any) -> list[int]:
         query = sa.select(_images.c.id).where(self._visible(), *where).order_by(_images.c.id)
         with self._connect() as conn:

@@ -97,6 +97,21 @@ def test_an_exception_before_commit_rolls_back_the_shared_store(
         everything.close()
 
 
+def test_a_failed_first_build_leaves_no_schema(tmp_path: Path, postgres_url: str) -> None:
+    engine = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+    schemas = "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'mammosearch_%'"
+    with engine.connect() as conn:
+        before = conn.execute(sa.text(schemas)).scalar_one()
+    with pytest.raises(RuntimeError), IndexWriter(tmp_path / "idx", INFO, store=postgres_url) as w:
+        w.add(row(1, "A", "p"), unit(np.random.default_rng(1), 1)[0], None, b"png")
+        w._flush()
+        raise RuntimeError("stop")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(schemas)).scalar_one() == before
+    engine.dispose()
+    assert not (tmp_path / "idx").exists()
+
+
 def test_store_urls_are_checked_and_never_shown_with_passwords(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unsupported case store 'mysql'"):
         IndexWriter(tmp_path / "a", INFO, store="mysql://u@localhost/db")

@@ -71,20 +71,20 @@ def _check_reachable(address: str) -> None:
 def ray_session(options: RayOptions) -> Iterator[Cluster]:
     """Join the job's cluster; a cluster this call started is shut down at the end.
 
-    A process that already called ``ray.init`` keeps its cluster (``address`` is then
-    ignored).
+    A process that already called ``ray.init`` keeps its cluster; an explicit ``HOST:PORT``
+    that does not answer is refused all the same.
 
     Raises:
         ConfigError: Ray is missing, or no cluster answers at ``options.address``.
     """
     ray = require_ray()
+    if options.address not in (None, "auto"):
+        _check_reachable(str(options.address))
     started = False
     if not ray.is_initialized():
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if options.address is not None:
-            if options.address != "auto":
-                _check_reachable(options.address)
             kwargs = {"address": options.address, "log_to_driver": False}
         try:
             ray.init(**kwargs)

@@ -150,6 +150,14 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _corpus(tmp_path_factory.mktemp("corpus"))
 
 
+@pytest.fixture(scope="module")
+def local_index(manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """The local engine's index of ``manifest`` and its build report."""
+    out = tmp_path_factory.mktemp("local") / "idx"
+    report = build_index(manifest, out, settings=load_settings(), embedder="radiomics.v1")
+    return out, report
+
+
 def _same_index(a: Path, b: Path) -> None:
     with CaseIndex(a) as x, CaseIndex(b) as y:
         rows_x, rows_y = x.store.all_rows(), y.store.all_rows()
@@ -171,14 +179,16 @@ def _same_index(a: Path, b: Path) -> None:
         assert x.manifest.vote == y.manifest.vote and x.manifest.counts == y.manifest.counts
 
 
-def test_index_engines_build_the_same_index(manifest: Path, tmp_path: Path) -> None:
+def test_index_engines_build_the_same_index(
+    manifest: Path, local_index: tuple[Path, Any], tmp_path: Path
+) -> None:
     settings = load_settings()
-    local = build_index(manifest, tmp_path / "local", settings=settings, embedder="radiomics.v1")
+    local_dir, local = local_index
     on_ray = build_index(manifest, tmp_path / "ray", settings=settings, embedder="radiomics.v1",
                          engine="ray", ray=RayOptions(shard_rows=10))  # fmt: skip
     verify_index(tmp_path / "ray")
-    _same_index(tmp_path / "local", tmp_path / "ray")
-    expected = {k: v for k, v in local.to_dict().items()}
+    _same_index(local_dir, tmp_path / "ray")
+    expected = local.to_dict()
     assert {k: v for k, v in on_ray.to_dict().items() if k != "shards"} == expected
     assert on_ray.skipped_rows == [{"row": 6, "error": local.skipped_rows[0]["error"]}]
     assert on_ray.shards == {"total": 3, "computed": 3, "reused": 0}
@@ -191,7 +201,23 @@ def test_index_engines_build_the_same_index(manifest: Path, tmp_path: Path) -> N
     assert again.shards == {"total": 1, "computed": 1, "reused": 0}
 
 
-def test_index_build_resumes_only_the_missing_shards(manifest: Path, tmp_path: Path) -> None:
+def test_index_engines_agree_with_a_neural_embedder(
+    manifest: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """BiomedCLIP's architecture (tiny, random): vectors come embedded from the actors."""
+    settings = load_settings()
+    model = f"local-dir:{tiny_model_dir}"
+    build_index(manifest, tmp_path / "local", settings=settings, embedder="biomedclip.v1",
+                model=model)  # fmt: skip
+    on_ray = build_index(manifest, tmp_path / "ray", settings=settings, embedder="biomedclip.v1",
+                         model=model, engine="ray", ray=RayOptions(embed_batch_size=5))  # fmt: skip
+    assert on_ray.indexed == 24 and on_ray.embedder == "biomedclip.v1"
+    _same_index(tmp_path / "local", tmp_path / "ray")
+
+
+def test_index_build_resumes_only_the_missing_shards(
+    manifest: Path, local_index: tuple[Path, Any], tmp_path: Path
+) -> None:
     settings = load_settings()
     work = tmp_path / "work"
     with pytest.raises(RuntimeError, match="injected crash after 1 shards"):
@@ -202,11 +228,12 @@ def test_index_build_resumes_only_the_missing_shards(manifest: Path, tmp_path: P
     resumed = build_index(manifest, tmp_path / "idx", settings=settings, embedder="radiomics.v1",
                           engine="ray", ray=RayOptions(shard_rows=7, work_dir=work))  # fmt: skip
     assert resumed.shards == {"total": 4, "computed": 3, "reused": 1} and resumed.resumed == 7
-    build_index(manifest, tmp_path / "local", settings=settings, embedder="radiomics.v1")
-    _same_index(tmp_path / "local", tmp_path / "idx")
+    _same_index(local_index[0], tmp_path / "idx")
 
 
-def test_index_build_cli_with_a_parquet_manifest(manifest: Path, tmp_path: Path) -> None:
+def test_index_build_cli_with_a_parquet_manifest(
+    manifest: Path, local_index: tuple[Path, Any], tmp_path: Path
+) -> None:
     import csv
 
     with manifest.open(encoding="utf-8") as handle:
@@ -214,14 +241,13 @@ def test_index_build_cli_with_a_parquet_manifest(manifest: Path, tmp_path: Path)
     for row in rows:  # absolute paths: the Parquet file lives elsewhere
         row["image"] = str(manifest.parent / row["image"])
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "manifest.parquet")
-    for engine in ("local", "ray"):
-        result = runner.invoke(app, ["index", "build", str(tmp_path / "manifest.parquet"), "-o",
-                                     str(tmp_path / engine), "--embedder", "radiomics.v1",
-                                     "--engine", engine, "--no-progress"])  # fmt: skip
-        assert result.exit_code == 0, result.output
-        assert "indexed 24 of 25 rows" in result.output
+    result = runner.invoke(app, ["index", "build", str(tmp_path / "manifest.parquet"), "-o",
+                                 str(tmp_path / "ray"), "--embedder", "radiomics.v1",
+                                 "--engine", "ray", "--no-progress"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "indexed 24 of 25 rows" in result.output
     assert "ray: 1 shards, 1 computed, 0 reused" in result.output
-    _same_index(tmp_path / "local", tmp_path / "ray")
+    _same_index(local_index[0], tmp_path / "ray")  # the CSV's index, built locally
 
 
 @pytest.mark.shared_data
@@ -247,7 +273,9 @@ def test_mias_on_ray_assesses_as_the_local_build(tmp_path: Path) -> None:
     assert len(local) == 60 and local == densities(tmp_path / "ray")
 
 
-def test_errors_are_typed(reports_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_errors_are_typed(
+    reports_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = load_settings()
     with pytest.raises(ConfigError, match="not 'auto' or HOST:PORT"):
         RayOptions(address="no port here")

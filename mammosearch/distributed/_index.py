@@ -303,7 +303,7 @@ def _stages(
     )  # fmt: skip
     embed: dict[str, Any] = {"num_cpus": actor_cpus}
     pool = max(1, int(cluster.cpus // 2))
-    if cluster.gpus >= 1:  # one GPU per actor; the embedders run fp16 on CUDA
+    if cluster.gpus >= 1 and name != "radiomics.v1":  # one GPU per actor, fp16 on CUDA
         embed, pool = {"num_cpus": actor_cpus, "num_gpus": 1}, int(cluster.gpus)
     logger.info("embedding on %d %s actors", pool, "GPU" if "num_gpus" in embed else "CPU")
     return ds.map_batches(

@@ -8,6 +8,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mammosearch._parquet import INSTALL_HINT
@@ -67,6 +68,16 @@ def _check_reachable(address: str) -> None:
         ) from None
 
 
+def _auth_failed(error: BaseException) -> bool:
+    """Whether joining failed on Ray's token authentication (the cause is wrapped)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if "AuthenticationError" in type(seen).__name__ or "InvalidAuthToken" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 @contextmanager
 def ray_session(options: RayOptions) -> Iterator[Cluster]:
     """Join the job's cluster; a cluster this call started is shut down at the end.
@@ -85,10 +96,20 @@ def ray_session(options: RayOptions) -> Iterator[Cluster]:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if options.address is not None:
-            kwargs = {"address": options.address, "log_to_driver": False}
+            # the workers run this driver's mammosearch, whatever version the nodes have
+            package = Path(__file__).resolve().parents[1]
+            kwargs = {"address": options.address, "log_to_driver": False,
+                      "runtime_env": {"py_modules": [str(package)],
+                                      "excludes": ["__pycache__", "*.pyc"]}}  # fmt: skip
         try:
             ray.init(**kwargs)
         except (ConnectionError, RuntimeError, ValueError) as e:
+            if _auth_failed(e):
+                raise ConfigError(
+                    f"the Ray cluster at {options.address!r} refused this client's token",
+                    fix="set RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN or "
+                    "~/.ray/auth_token), see the Ray docs on token authentication",
+                ) from None
             raise ConfigError(
                 f"cannot join the Ray cluster at {options.address or 'a new local cluster'!r} "
                 f"({type(e).__name__})",

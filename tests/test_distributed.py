@@ -309,3 +309,20 @@ def test_the_local_engine_imports_no_ray(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_options_and_auth_refusals_are_recognised(tmp_path: Path) -> None:
+    from mammosearch.distributed._cluster import _auth_failed
+
+    assert RayOptions().parts_dir(tmp_path / "out.jsonl") == tmp_path / "out.jsonl.parts"
+    assert RayOptions(work_dir=tmp_path / "w").parts_dir(tmp_path / "idx") == tmp_path / "w"
+    for address in ("auto", "head:6379", "10.0.0.5:6379", "ray://head:10001", "[::1]:6379"):
+        assert RayOptions(address=address).address == address
+    for address in ("", "head", "head:0", "head:70000", "http://head:6379"):
+        with pytest.raises(ConfigError):
+            RayOptions(address=address)
+    with pytest.raises(ConfigError):
+        RayOptions(shard_rows=0)
+    wrapped = ConnectionError("Failed to connect to Ray cluster")
+    wrapped.__cause__ = RuntimeError("RPC error: InvalidAuthToken: token is missing")
+    assert _auth_failed(wrapped) and not _auth_failed(ConnectionError("refused"))

@@ -326,3 +326,45 @@ def test_options_and_auth_refusals_are_recognised(tmp_path: Path) -> None:
     wrapped = ConnectionError("Failed to connect to Ray cluster")
     wrapped.__cause__ = RuntimeError("RPC error: InvalidAuthToken: token is missing")
     assert _auth_failed(wrapped) and not _auth_failed(ConnectionError("refused"))
+
+
+def test_the_stages_run_in_process(manifest: Path) -> None:
+    """The map_batches functions and callable classes, called directly (what each worker does)."""
+    from mammosearch.distributed._index import (
+        EmbedActor,
+        ReportActor,
+        _frame,
+        _read_entries,
+        _shard_table,
+        prepare_batch,
+    )
+    from mammosearch.distributed._normalize import NormalizeActor, _frames
+    from mammosearch.distributed._shards import ShardStore
+    from mammosearch.pipeline import iter_report_inputs, read_manifest
+
+    rows = read_manifest(manifest)[3:7]  # the missing image is row 6
+    batch = prepare_batch(_frame(rows, 0), keep_report_text=False, allow_secondary_capture=False)
+    assert list(batch["error_code"]) == ["", "", "E021", ""] and batch["height"].iloc[0] == 512
+    batch = ReportActor(max_chars=1000)(batch)
+    assert json.loads(batch["report"].iloc[0])["density"]["category"] == "D"  # row 4: ACR D
+    batch = EmbedActor(name="radiomics.v1", model=None, stats=None, batch_size=2)(batch)
+    assert "prepared" not in batch and batch["image_vector"].iloc[0] == b""
+    assert len(batch["features"].iloc[1]) > 0 and batch["features"].iloc[2] == b""
+    assert len(batch["text_vector"].iloc[0]) == 256 * 4 and batch["text_vector"].iloc[1] == b""
+    from mammosearch.embeddings.radiomics import RadiomicsEmbedder
+
+    dim = RadiomicsEmbedder().dim
+    store = ShardStore(manifest.parent / "stages.parts")
+    store.plan(0, "0" * 64)
+    store.write(0, _shard_table(batch, (dim, dim, 256)))
+    entries = _read_entries(store, 0)
+    assert entries[6] == {"error_code": "E021", "error": batch["error"].iloc[2]}
+    assert entries[4]["features"].shape == (dim,) and "text_vector" in entries[4]
+    store.close()
+    reports = manifest.parent / "few.jsonl"
+    reports.write_text('{"id": "a", "text": "ACR B"}\nnot json\n', encoding="utf-8")
+    (frame,) = list(_frames(iter(iter_report_inputs(reports)), 10))
+    frame["shard"] = 0
+    lines = NormalizeActor(max_chars=1000, scrub=True)(frame)
+    assert json.loads(lines["json"].iloc[0])["density"]["category"] == "B"
+    assert lines["error"].iloc[1].startswith("E022") and lines["language"].iloc[1] is None

@@ -224,7 +224,10 @@ def test_index_build_resumes_only_the_missing_shards(
         build_index(manifest, tmp_path / "idx", settings=settings, embedder="radiomics.v1",
                     engine="ray", ray=RayOptions(shard_rows=7, work_dir=work,
                                                  crash_after_shards=1))  # fmt: skip
-    assert not (tmp_path / "idx").exists() and len(list(work.glob("*.parquet"))) == 1
+    (shard,) = work.glob("*.parquet")
+    assert not (tmp_path / "idx").exists()
+    texts = pq.read_table(shard, columns=["text", "report", "error"]).to_pylist()
+    assert "QUIXOTEVANS" not in json.dumps(texts) and "[NAME]" in json.dumps(texts)  # scrubbed
     resumed = build_index(manifest, tmp_path / "idx", settings=settings, embedder="radiomics.v1",
                           engine="ray", ray=RayOptions(shard_rows=7, work_dir=work))  # fmt: skip
     assert resumed.shards == {"total": 4, "computed": 3, "reused": 1} and resumed.resumed == 7

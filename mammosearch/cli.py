@@ -133,7 +133,11 @@ def _ray_options(engine: str, address: str | None, work_dir: Path | None) -> Any
     check_engine(engine)
     if engine != "ray":
         if address is not None or work_dir is not None:
-            raise _usage("--ray-address and --work-dir need --engine ray")
+            from mammosearch.errors import InputError
+
+            raise InputError(
+                "--ray-address and --work-dir need --engine ray", fix="add --engine ray"
+            )
         return None
     return RayOptions(address=address, work_dir=work_dir)
 

@@ -49,7 +49,8 @@ def ray_cluster() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def reports_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """3,000 generated EN/ES reports as JSON Lines, with a malformed line and an empty report."""
+    """3,000 generated EN/ES reports as JSON Lines, with a malformed line, an empty report and a
+    lone surrogate."""
     path = tmp_path_factory.mktemp("reports") / "reports.jsonl"
     with path.open("w", encoding="utf-8") as handle:
         for n, report in enumerate(generate_reports(3000, seed=5)):
@@ -57,6 +58,8 @@ def reports_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
             if n == 1500:
                 handle.write("this line is not JSON\n")
                 handle.write(json.dumps({"id": "empty", "text": ""}) + "\n")
+                # a lone surrogate (a JSON escape): Arrow refuses it as a string
+                handle.write(json.dumps({"id": "lone", "text": "ACR C \ud800 BI-RADS 2"}) + "\n")
     return path
 
 
@@ -71,7 +74,8 @@ def test_normalize_engines_write_the_same_file(reports_file: Path, tmp_path: Pat
                                engine="ray", ray=RayOptions(shard_rows=500))  # fmt: skip
     assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
     records = _lines(tmp_path / "ray.jsonl")
-    assert len(records) == 3002 and records[1501]["id"] == "line-1502"
+    assert len(records) == 3003 and records[1501]["id"] == "line-1502"
+    assert records[1503]["id"] == "lone" and records[1503]["density"]["category"] == "C"
     assert records[1501]["error"].startswith("E022")  # a bad record never loses good ones
     assert (on_ray.total, on_ray.ok, on_ray.failed) == (local.total, local.ok, local.failed)
     assert on_ray.languages == local.languages and on_ray.with_density == local.with_density

@@ -67,7 +67,7 @@ class NormalizeActor:
                  in zip(self.normalizer.normalize_lines(items), results, strict=True)]  # fmt: skip
         return pd.DataFrame({
             "row": batch["row"].to_numpy(), "shard": batch["shard"].to_numpy(),
-            "json": [x.json for x in lines], "error": [x.error for x in lines],
+            "json": [_encode(x.json) for x in lines], "error": [x.error for x in lines],
             "has_density": [x.has_density for x in lines],
             "has_birads": [x.has_birads for x in lines], "language": [x.language for x in lines],
         })  # fmt: skip
@@ -75,10 +75,21 @@ class NormalizeActor:
 
 def _payload(record: Any) -> tuple[str, str | bytes | Exception]:
     if record.kind == "bytes":
-        return record.id, bytes(record.data)
+        return _decode(record.id), bytes(record.data)
     if record.kind == "error":  # the error the reader met, as the local engine describes it
-        return record.id, RecordedError(str(record.error).split(":", 1)[0], str(record.error))
-    return record.id, str(record.text)
+        error = str(record.error)
+        return _decode(record.id), RecordedError(error.split(":", 1)[0], error)
+    return _decode(record.id), _decode(record.text)
+
+
+def _encode(text: str) -> bytes:
+    """Text as UTF-8 that keeps lone surrogates (a JSON ``\\ud800`` escape): Arrow's strings
+    refuse them, and the local engine reads them as they are."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _decode(data: Any) -> str:
+    return bytes(data).decode("utf-8", "surrogatepass")
 
 
 def _frames(items: Iterator[tuple[str, Any]], size: int) -> Iterator[Any]:
@@ -90,14 +101,15 @@ def _frames(items: Iterator[tuple[str, Any]], size: int) -> Iterator[Any]:
     while chunk := list(islice(items, size)):
         records = []
         for rid, payload in chunk:
-            record = {"row": row, "id": rid, "kind": "text", "text": "", "data": b"", "error": ""}
+            record = {"row": row, "id": _encode(rid), "kind": "text", "text": b"", "data": b"",
+                      "error": ""}  # fmt: skip
             if isinstance(payload, Exception):
                 failed = describe.normalize_safe((rid, payload))
                 record.update(kind="error", error=failed.error or "E020")
             elif isinstance(payload, bytes):
                 record.update(kind="bytes", data=payload)
             else:
-                record["text"] = payload
+                record["text"] = _encode(payload)
             records.append(record)
             row += 1
         yield pd.DataFrame.from_records(records)
@@ -106,16 +118,16 @@ def _frames(items: Iterator[tuple[str, Any]], size: int) -> Iterator[Any]:
 def _digest(key: str, index: int, frame: Any) -> str:
     digest = hashlib.sha256(f"{key}\0{index}\0".encode())
     for record in frame.itertuples(index=False):
-        for value in (record.id, record.kind, record.text, record.error):
-            digest.update(str(value).encode("utf-8", "surrogatepass") + b"\0")
-        digest.update(bytes(record.data) + b"\1")
+        for value in (record.id, record.text, record.data):
+            digest.update(len(value).to_bytes(8, "big") + bytes(value))
+        digest.update(f"{record.kind}\0{record.error}\1".encode())
     return digest.hexdigest()
 
 
 def _lines_table(rows: Any) -> Any:
     import pyarrow as pa
 
-    schema = pa.schema([("row", pa.int64()), ("json", pa.string()), ("error", pa.string()),
+    schema = pa.schema([("row", pa.int64()), ("json", pa.binary()), ("error", pa.string()),
                         ("has_density", pa.bool_()), ("has_birads", pa.bool_()),
                         ("language", pa.string())])  # fmt: skip
     return pa.Table.from_pandas(rows[list(_LINE_COLUMNS)], schema=schema, preserve_index=False)
@@ -125,8 +137,8 @@ def _read_lines(store: ShardStore) -> Iterator[ReportLine]:
     for index in range(len(store)):
         table = store.read(index)
         columns = [table.column(c).to_pylist() for c in _LINE_COLUMNS[1:]]
-        for values in zip(*columns, strict=True):
-            yield ReportLine(*values)
+        for line, *rest in zip(*columns, strict=True):
+            yield ReportLine(_decode(line), *rest)
 
 
 def normalize_on_ray(

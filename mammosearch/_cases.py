@@ -13,11 +13,11 @@ import io
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,6 +49,9 @@ from mammosearch.nlp import Normalizer
 from mammosearch.nlp.scrub import scrub
 from mammosearch.records import DensityVote, Neighbour, NormalizedReport
 
+if TYPE_CHECKING:
+    from mammosearch.distributed import RayOptions
+
 __all__ = [
     "BuildReport",
     "ManifestRow",
@@ -59,7 +62,10 @@ __all__ = [
     "load_density_model",
     "open_density_model",
     "migrate_index",
+    "normalize_row_report",
     "open_index",
+    "open_embedder",
+    "prepare_row",
     "remove_cases",
     "assess_image",
     "build_index",
@@ -114,6 +120,7 @@ class BuildReport:
     resumed: int = 0
     embedder: str = ""
     vote_figures: dict[str, float] = field(default_factory=dict)
+    shards: dict[str, int] = field(default_factory=dict)  # the Ray engine's shard counts
 
     def skip(self, row: ManifestRow, error: MammosearchError) -> None:
         """Count a row that could not be indexed (no patient data in the record)."""
@@ -135,6 +142,7 @@ class BuildReport:
             "resumed": self.resumed,
             "embedder": self.embedder,
             "vote_figures": self.vote_figures,
+            **({"shards": self.shards} if self.shards else {}),
         }
 
 
@@ -144,7 +152,7 @@ def _clean(value: Any) -> str | None:
 
 
 def read_manifest(path: Path) -> list[ManifestRow]:
-    """Read a CSV or JSONL manifest (image, case_id, patient_id, …; paths relative to it).
+    """Read a CSV, JSONL or Parquet manifest (image, case_id, patient_id, …; paths relative to it).
 
     Raises:
         InputError: The file is missing, of an unknown kind, or lacks a required column.
@@ -166,8 +174,14 @@ def read_manifest(path: Path) -> list[ManifestRow]:
                         records.append(json.loads(line))
                     except json.JSONDecodeError as e:
                         raise InputError(f"manifest line {n} is not valid JSON ({e.msg})") from e
+    elif suffix == ".parquet":
+        from mammosearch._parquet import iter_parquet_rows
+
+        records = list(iter_parquet_rows(path))
     else:
-        raise InputError(f"unknown manifest kind {suffix!r}", fix="use a .csv or a .jsonl")
+        raise InputError(
+            f"unknown manifest kind {suffix!r}", fix="use a .csv, a .jsonl or a .parquet"
+        )
     rows = []
     for n, record in enumerate(records, start=1):
         missing = [c for c in ("image", "case_id", "patient_id") if not _clean(record.get(c))]
@@ -255,9 +269,10 @@ def _embedder_info(embedder: Embedder, stats: dict[str, list[float]] | None) -> 
     )
 
 
-def _open_embedder(
+def open_embedder(
     name: str, model: str | None, stats: dict[str, list[float]] | None = None
 ) -> Embedder:
+    """The embedder of an index build or query (name, model source, radiomics statistics)."""
     options: dict[str, Any] = {}
     if model:
         options["source"] = model
@@ -275,6 +290,8 @@ class _Item:
     image_input: NDArray[Any]  # prepared image, or radiomics features
     report: NormalizedReport | None
     text: str | None = None  # the report text as stored (scrubbed unless kept)
+    image_vector: NDArray[np.float32] | None = None  # embedded already (Ray engine)
+    text_vector: NDArray[np.float32] | None = None
 
 
 def build_index(
@@ -295,6 +312,8 @@ def build_index(
     resume: bool = False,
     allow_secondary_capture: bool = False,
     store: str | None = None,
+    engine: str = "local",
+    ray: RayOptions | None = None,
 ) -> BuildReport:
     """Build (or, with ``update``, extend) a case index from a manifest.
 
@@ -313,12 +332,21 @@ def build_index(
     builds may ``update`` one index at once: each reads and embeds on its own, then they take
     turns to add their rows to the latest published index.
 
+    ``engine="ray"`` reads, prepares and embeds the rows on a Ray cluster
+    (:mod:`mammosearch.distributed`, options in ``ray``) into resumable Parquet shards; the
+    index is then assembled from them exactly as from the local engine's rows (``resume`` is
+    implied: finished shards are always reused).
+
     Raises:
         InputError: The manifest is unusable, ``update`` with the other report-text policy,
             or ``store`` given for an existing index or unusable.
         IndexIntegrityError: ``update`` on an index built by another embedder.
         ModelLoadError: The named embedder cannot be loaded.
+        ConfigError: ``engine`` is unknown, or Ray is missing or unreachable.
     """
+    from mammosearch.distributed import check_engine
+
+    check_engine(engine)
     rows = read_manifest(manifest)
     report = BuildReport(rows=len(rows))
     existing_stats = existing_id = previous_note = None
@@ -354,7 +382,7 @@ def build_index(
             f"an index already exists at {out.name!r}",
             fix="pass --update to add to it, or choose another directory",
         )
-    made = _open_embedder(embedder, model, existing_stats)
+    made = open_embedder(embedder, model, existing_stats)
     if existing_id is not None and model is None and made.model_id != existing_id:
         raise IndexIntegrityError(
             f"the index was built by another revision of {made.name} ({existing_id!r})",
@@ -365,10 +393,39 @@ def build_index(
     radiomics = made if isinstance(made, RadiomicsEmbedder) else None
     info = _embedder_info(made, existing_stats)
     with ExitStack() as stack:
-        journal = Journal(out, Journal.key(manifest, embedder=made.name, model=made.model_id,
-                                           update=update, keep_report_text=keep_report_text,
-                                           allow_secondary_capture=allow_secondary_capture,
-                                           version=__version__), resume=resume)  # fmt: skip
+        options = dict(
+            embedder=made.name, model=made.model_id, update=update,
+            keep_report_text=keep_report_text, allow_secondary_capture=allow_secondary_capture,
+            version=__version__,
+        )  # fmt: skip
+        entry_of: Callable[[ManifestRow], dict[str, Any]]
+        finish: Callable[[], None]
+        if engine == "ray":
+            from mammosearch.distributed import RayOptions, index_entries_on_ray
+
+            shards = index_entries_on_ray(
+                [row for row in rows if row.source_key not in known], out,
+                embedder=made.name, model=model, stats=existing_stats, settings=settings,
+                dims=(made.dim, int(getattr(made, "text_dim", made.dim))),
+                job={**options, "weights": getattr(made, "weights_sha256", None)},
+                keep_report_text=keep_report_text,
+                allow_secondary_capture=allow_secondary_capture, options=ray or RayOptions(),
+            )  # fmt: skip
+            entry_of, finish = shards.entry, shards.close
+            report.shards = dict(shards.counts)
+            report.resumed = shards.reused_rows
+        else:
+            journal = Journal(out, Journal.key(manifest, **options), resume=resume)
+
+            def entry_of(row: ManifestRow) -> dict[str, Any]:
+                entry = journal.load(row.number)
+                if entry is None:
+                    entry = _read_row(row, normalizer, radiomics, keep_report_text,
+                                      allow_secondary_capture)  # fmt: skip
+                    journal.save(row.number, **entry)
+                return entry
+
+            finish = journal.close
         items: list[_Item] = []
         bar: Any = None
         if progress:
@@ -381,27 +438,20 @@ def build_index(
             if row.source_key in known:
                 report.already_indexed += 1
                 continue
-            entry = journal.load(row.number)
-            if entry is None:
-                entry = _read_row(row, normalizer, radiomics, keep_report_text,
-                                  allow_secondary_capture)  # fmt: skip
-                journal.save(row.number, **entry)
+            entry = entry_of(row)
             if "error_code" in entry:
                 report.skip(row, RecordedError(str(entry["error_code"]), str(entry["error"])))
                 continue
             items.append(_item_of(row, entry))
-        report.resumed = journal.resumed
-        if journal.resumed:
-            logger.info("resumed: %d rows read by the interrupted build", journal.resumed)
+        if engine != "ray":
+            report.resumed = journal.resumed
+        if report.resumed:
+            logger.info("resumed: %d rows read by the interrupted build", report.resumed)
         if radiomics and items and existing_stats is None:
             stats_fitted = radiomics.fit_features(np.stack([i.image_input for i in items]))
             info = _embedder_info(made, stats_fitted)
-        image_vectors = _embed_images(made, [i.image_input for i in items], radiomics)
-        texts = [(n, i.report.standardized_text) for n, i in enumerate(items) if i.report]
-        text_vectors: dict[int, NDArray[np.float32]] = {}
-        if texts:
-            vecs = made.embed_texts([t for _, t in texts])
-            text_vectors = {n: vecs[j] for j, (n, _) in enumerate(texts)}
+        image_vectors = _image_vectors(made, items, radiomics)
+        text_vectors = _text_vectors(made, items)
         # writers take turns from here: the latest published index is loaded under the lock
         writer = stack.enter_context(IndexWriter(out, info, store=store, crash_after=crash_after))
         added_meanwhile = writer.known_sources() - known if update else set()
@@ -440,7 +490,7 @@ def build_index(
             },  # fmt: skip
             package_version=__version__,
         )
-        journal.close()
+        finish()
     return report
 
 
@@ -498,14 +548,16 @@ _QUARANTINED = {
 }
 
 
-def _read_row(
-    row: ManifestRow,
-    normalizer: Normalizer,
-    radiomics: Any,
-    keep_report_text: bool,
-    allow_secondary_capture: bool,
+def prepare_row(
+    row: ManifestRow, keep_report_text: bool, allow_secondary_capture: bool
 ) -> dict[str, Any]:
-    """Read, check and prepare one row: a journal entry (arrays and strings), or its error."""
+    """Read, check and prepare one row's image and report text (no model involved).
+
+    Returns:
+        ``prepared`` (the breast-cropped image), ``thumb`` (PNG bytes as uint8), ``text``
+        (scrubbed unless kept; ``""`` without a report), ``laterality`` and ``view`` (the
+        image's own, ``""`` when unknown); or ``error_code`` and ``error``.
+    """
     try:
         image = read_image(row.image)
         reason = quarantine_reason(
@@ -523,16 +575,36 @@ def _read_row(
         return {"error_code": e.code, "error": str(e)}
     if text and not keep_report_text:
         text = scrub(text).text
-    normalized = normalizer.normalize(text, id=row.case_id) if text else None
-    features: NDArray[Any] = radiomics.features([prepared])[0] if radiomics else prepared
     return {
+        "prepared": prepared,
         "thumb": np.frombuffer(_thumbnail(prepared), dtype=np.uint8),
-        "features": features,
         "text": text or "",
-        "report": json.dumps(normalized.to_dict(), ensure_ascii=False) if normalized else "",
         "laterality": image.laterality.value if image.laterality else "",
         "view": image.view.value if image.view else "",
     }
+
+
+def normalize_row_report(normalizer: Normalizer, case_id: str, text: str) -> str:
+    """The normalized report of a row's (prepared) text as JSON, ``""`` without one."""
+    normalized = normalizer.normalize(text, id=case_id) if text else None
+    return json.dumps(normalized.to_dict(), ensure_ascii=False) if normalized else ""
+
+
+def _read_row(
+    row: ManifestRow,
+    normalizer: Normalizer,
+    radiomics: Any,
+    keep_report_text: bool,
+    allow_secondary_capture: bool,
+) -> dict[str, Any]:
+    """Read, check and prepare one row: a journal entry (arrays and strings), or its error."""
+    entry = prepare_row(row, keep_report_text, allow_secondary_capture)
+    if "error_code" in entry:
+        return entry
+    prepared = entry.pop("prepared")
+    entry["report"] = normalize_row_report(normalizer, row.case_id, entry["text"])
+    entry["features"] = radiomics.features([prepared])[0] if radiomics else prepared
+    return entry
 
 
 def _item_of(row: ManifestRow, entry: dict[str, Any]) -> _Item:
@@ -546,9 +618,9 @@ def _item_of(row: ManifestRow, entry: dict[str, Any]) -> _Item:
         view=row.view or str(entry["view"]) or None,
     )  # the manifest's laterality and view, else the image's own
     return _Item(
-        oriented, entry["thumb"].tobytes(), entry["features"],
+        oriented, entry["thumb"].tobytes(), entry.get("features", _NO_INPUT),
         NormalizedReport.from_dict(json.loads(report)) if report else None,
-        str(entry["text"]) or None,
+        str(entry["text"]) or None, entry.get("image_vector"), entry.get("text_vector"),
     )  # fmt: skip
 
 
@@ -567,6 +639,32 @@ def _store_row(item: _Item, keep_source_paths: bool) -> dict[str, Any]:
         if item.report
         else None,
     }
+
+
+_NO_INPUT = np.zeros(0, dtype=np.float32)
+
+
+def _image_vectors(
+    embedder: Embedder, items: Sequence[_Item], radiomics: RadiomicsEmbedder | None
+) -> NDArray[np.float32]:
+    """The image vectors of the items (``n×dim``): those the Ray engine brought, else embedded
+    here (radiomics features are always standardised here, with the index's statistics)."""
+    given = [i.image_vector for i in items]
+    if items and radiomics is None and all(v is not None for v in given):
+        return np.stack([np.asarray(v, dtype=np.float32) for v in given])
+    return _embed_images(embedder, [i.image_input for i in items], radiomics)
+
+
+def _text_vectors(embedder: Embedder, items: Sequence[_Item]) -> dict[int, NDArray[np.float32]]:
+    """The vectors of the items' canonical report texts, by item position (given or embedded)."""
+    vectors = {n: np.asarray(i.text_vector, dtype=np.float32) for n, i in enumerate(items)
+               if i.report and i.text_vector is not None}  # fmt: skip
+    todo = [(n, i.report.standardized_text) for n, i in enumerate(items)
+            if i.report and n not in vectors]  # fmt: skip
+    if todo:
+        embedded = embedder.embed_texts([t for _, t in todo])
+        vectors.update({n: embedded[j] for j, (n, _) in enumerate(todo)})
+    return vectors
 
 
 def _embed_images(
@@ -641,7 +739,7 @@ def open_index(directory: Path, model: str | None = None) -> tuple[CaseIndex, Em
     index = CaseIndex(directory)
     info = index.manifest.embedder
     source = model or (info.model_id if info.name in ("biomedclip.v1", "convnext.v1") else None)
-    made = _open_embedder(info.name, source, info.stats)
+    made = open_embedder(info.name, source, info.stats)
     if made.name != info.name or made.dim != info.image_dim:
         index.close()
         raise IndexIntegrityError(

@@ -21,10 +21,10 @@ from mammosearch._cases import (
     _EMBED_BATCH,
     PREPARED_SIZE,
     ManifestRow,
-    _open_embedder,
     image_model_probabilities,
     label_order,
     load_density_model,
+    open_embedder,
     read_manifest,
 )
 from mammosearch.embeddings import Embedder
@@ -310,7 +310,7 @@ def evaluate_probe(
     from mammosearch.classifiers.metrics import density_metrics
 
     rows, images = _labelled_images(manifest)
-    made = _open_embedder(embedder, model)
+    made = open_embedder(embedder, model)
     vectors = _image_vectors(made, images)
     truth = [str(r.label) for r in rows]
     patients = [r.patient_id for r in rows]
@@ -356,7 +356,7 @@ def evaluate_zero_shot(
     rows, images = _labelled_images(manifest)
     truth = [str(r.label) for r in rows]
     labels, _ = label_order(set(truth), label_order_arg)
-    made = _open_embedder(embedder, model)
+    made = open_embedder(embedder, model)
     head = ZeroShotDensity(made, labels, density_prompts(labels, prompts))
     predicted = head.predict(_image_vectors(made, images))
     return {

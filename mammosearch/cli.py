@@ -99,13 +99,56 @@ def _run(fn: Callable[[], T]) -> T:
         raise typer.Exit(130) from None
 
 
+_EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="local (this machine's processes) or ray (a Ray cluster; resumable Parquet shards; "
+        "needs the 'distributed' extra).",
+    ),
+]
+_RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="With --engine ray: 'auto' (the cluster started here by 'ray start --head') or "
+        "HOST:PORT; default: a private local cluster.",
+    ),
+]
+_WorkDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--work-dir",
+        help="With --engine ray: the folder of the job's Parquet shards (default: OUTPUT.parts "
+        "beside the output; kept when interrupted, so the same command resumes).",
+    ),
+]
+
+
+def _ray_options(engine: str, address: str | None, work_dir: Path | None) -> Any:
+    """The Ray engine's options, or ``None`` for the local engine (a Ray flag without it is an
+    error)."""
+    from mammosearch.distributed import RayOptions, check_engine
+
+    check_engine(engine)
+    if engine != "ray":
+        if address is not None or work_dir is not None:
+            from mammosearch.errors import InputError
+
+            raise InputError(
+                "--ray-address and --work-dir need --engine ray", fix="add --engine ray"
+            )
+        return None
+    return RayOptions(address=address, work_dir=work_dir)
+
+
 @app.command()
 def normalize(
     ctx: typer.Context,
     input: Annotated[
         Path | None,
         typer.Argument(
-            help="A .txt report, a folder of .txt reports, a .csv or a .jsonl of reports.",
+            help="A .txt report, a folder of .txt reports, a .csv, .jsonl or .parquet of reports.",
             show_default=False,
         ),
     ] = None,
@@ -128,6 +171,9 @@ def normalize(
         bool,
         typer.Option("--scrub", help="Scrub PHI first; records carry the scrubbed text."),
     ] = False,
+    engine: _EngineOpt = "local",
+    ray_address: _RayAddressOpt = None,
+    work_dir: _WorkDirOpt = None,
 ) -> None:
     """Normalize free-text reports into BI-RADS terms (one JSON object per report)."""
     from mammosearch.pipeline import normalize_reports, sample_reports_dir
@@ -141,6 +187,7 @@ def normalize(
         if source is None:
             raise _usage("give INPUT (a report file, folder, .csv or .jsonl) or --sample")
         settings = state.settings(workers=workers)
+        ray = _ray_options(engine, ray_address, work_dir)
         summary = normalize_reports(
             source,
             output,
@@ -150,6 +197,8 @@ def normalize(
             text_column=text_column,
             progress=progress and sys.stderr.isatty(),
             scrub=scrub,
+            engine=engine,
+            ray=ray,
         )
         _err.print(
             f"normalized {summary.total} reports in {summary.seconds:.1f} s "
@@ -158,6 +207,12 @@ def normalize(
             f"languages {dict(summary.languages)} → {output}",
             highlight=False,
         )
+        if summary.shards:
+            _err.print(
+                f"ray: {summary.shards['total']} shards, {summary.shards['computed']} computed, "
+                f"{summary.shards['reused']} reused",
+                highlight=False,
+            )
         if summary.errors:
             reasons = ", ".join(f"{code} × {n}" for code, n in summary.errors.most_common())
             _err.print(f"failures by code: {reasons}", highlight=False)
@@ -179,7 +234,7 @@ _EMBEDDER_HELP = (
 @index_app.command("build")
 def index_build(
     ctx: typer.Context,
-    manifest: Annotated[Path, typer.Argument(help="CSV or JSONL manifest (DESIGN.md).")],
+    manifest: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet manifest (DESIGN.md).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Index directory.")],
     embedder: Annotated[str, typer.Option(help=_EMBEDDER_HELP)] = "auto",
     model: Annotated[
@@ -226,6 +281,9 @@ def index_build(
             "(password from PGPASSWORD or ~/.pgpass). Default: SQLite in the index directory.",
         ),
     ] = None,
+    engine: _EngineOpt = "local",
+    ray_address: _RayAddressOpt = None,
+    work_dir: _WorkDirOpt = None,
 ) -> None:
     """Build (or --update) a case index: images, reports, vectors, thumbnails, manifest."""
     from mammosearch.pipeline import build_index
@@ -235,13 +293,21 @@ def index_build(
     def body() -> None:
         order = [x.strip() for x in label_order.split(",")] if label_order else None
         settings = state.settings(store=store)
+        ray = _ray_options(engine, ray_address, work_dir)
         report = build_index(
             manifest, output, settings=settings, embedder=embedder, model=model,
             update=update, label_order_arg=order, progress=progress and sys.stderr.isatty(),
             density_model=density_model, keep_report_text=keep_report_text,
             keep_source_paths=keep_source_paths, resume=resume,
             allow_secondary_capture=allow_secondary_capture, store=settings.store,
+            engine=engine, ray=ray,
         )  # fmt: skip
+        if report.shards:
+            _err.print(
+                f"ray: {report.shards['total']} shards, {report.shards['computed']} computed, "
+                f"{report.shards['reused']} reused",
+                highlight=False,
+            )
         _err.print(
             f"{report.embedder}: indexed {report.indexed} of {report.rows} rows "
             f"({report.already_indexed} already there, {report.skipped} skipped"

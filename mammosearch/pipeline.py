@@ -21,12 +21,12 @@ import os
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from mammosearch._cases import (
     BuildReport,
@@ -59,6 +59,9 @@ from mammosearch.nlp import Normalizer
 from mammosearch.nlp.evaluation import ReportScores, score_reports
 from mammosearch.nlp.normalizer import ReportLine
 
+if TYPE_CHECKING:
+    from mammosearch.distributed import RayOptions
+
 __all__ = [
     "REPORT_INPUT_SUFFIXES",
     "BuildReport",
@@ -89,12 +92,15 @@ __all__ = [
     "read_gold",
     "iter_report_inputs",
     "normalize_reports",
+    "scrub_item",
+    "splice_scrub",
+    "write_report_lines",
     "sample_reports_dir",
 ]
 
 logger = logging.getLogger(__name__)
 
-REPORT_INPUT_SUFFIXES = (".txt", ".csv", ".jsonl")
+REPORT_INPUT_SUFFIXES = (".txt", ".csv", ".jsonl", ".parquet")
 _CSV_FIELD_LIMIT = 16 * 1024 * 1024
 _SNIFF_BYTES = 1 << 20
 
@@ -114,6 +120,7 @@ class NormalizeSummary:
         with_birads: Reports with a BI-RADS category.
         languages: Reports per detected language (``None`` when unclear).
         seconds: Wall time of the job.
+        shards: With ``engine="ray"``: ``{"total", "computed", "reused"}`` shard counts.
     """
 
     total: int = 0
@@ -124,6 +131,7 @@ class NormalizeSummary:
     with_birads: int = 0
     languages: Counter[str | None] = field(default_factory=Counter)
     seconds: float = 0.0
+    shards: dict[str, int] = field(default_factory=dict)
 
     def add(self, line: ReportLine) -> None:
         """Count one output record."""
@@ -233,6 +241,26 @@ def _iter_jsonl(path: Path, id_column: str, text_column: str) -> Iterator[Report
             yield rid, text
 
 
+def _iter_parquet(path: Path, id_column: str, text_column: str) -> Iterator[ReportItem]:
+    from mammosearch._parquet import iter_parquet_rows
+
+    rows = iter_parquet_rows(path, [id_column, text_column], required=[text_column])
+    for n, row in enumerate(rows, start=1):
+        rid = row.get(id_column)
+        rid = str(rid).strip() if rid not in (None, "") else ""
+        text = row.get(text_column)
+        rid = rid or f"row-{n}"
+        if text is None:
+            text = ""
+        if not isinstance(text, str | bytes):
+            yield (
+                rid,
+                ReportParseError(f"row {n}: {text_column!r} is {type(text).__name__}, not text"),
+            )
+            continue
+        yield rid, text
+
+
 def iter_report_inputs(
     path: Path, *, id_column: str = "id", text_column: str = "text"
 ) -> Iterator[ReportItem]:
@@ -241,7 +269,8 @@ def iter_report_inputs(
     Args:
         path: A ``.txt`` file (one report, id = file stem), a folder of ``.txt`` files
             (id = file stem), a ``.csv`` with ``id_column``/``text_column``, or a ``.jsonl`` of
-            ``{"id", "text"}`` objects.
+            ``{"id", "text"}`` objects, or a ``.parquet`` table with ``id_column``/``text_column``
+            (needs pyarrow).
         id_column: Column or key of the report id.
         text_column: Column or key of the report text.
 
@@ -259,9 +288,11 @@ def iter_report_inputs(
         return _iter_csv(path, id_column, text_column)
     if suffix in (".jsonl", ".ndjson"):
         return _iter_jsonl(path, id_column, text_column)
+    if suffix == ".parquet":
+        return _iter_parquet(path, id_column, text_column)
     raise InputError(
         f"unknown input kind {suffix or '(no suffix)'!r}",
-        fix="pass a .txt file, a folder of .txt files, a .csv or a .jsonl",
+        fix="pass a .txt file, a folder of .txt files, a .csv, a .jsonl or a .parquet",
     )
 
 
@@ -275,28 +306,44 @@ def normalize_reports(
     text_column: str = "text",
     progress: bool = False,
     scrub: bool = False,
+    engine: str = "local",
+    ray: RayOptions | None = None,
 ) -> NormalizeSummary:
     """Normalize every report of ``input_path`` into JSON Lines at ``output_path``.
 
     Output is in input order, one object per report with every key of the contract; a record
     that cannot be read or parsed is written with ``error`` set and the job goes on. The file
-    appears atomically when the job completes.
+    appears atomically when the job completes. Both engines write the same file.
 
     Args:
         input_path: See :func:`iter_report_inputs`.
         output_path: The ``.jsonl`` to write.
         settings: Run settings (``workers``, ``max_report_chars``).
-        workers: Worker processes (overrides ``settings.workers``).
-        id_column: Column or key of the report id (CSV, JSONL).
-        text_column: Column or key of the report text (CSV, JSONL).
+        workers: Worker processes of the local engine (overrides ``settings.workers``).
+        id_column: Column or key of the report id (CSV, JSONL, Parquet).
+        text_column: Column or key of the report text (CSV, JSONL, Parquet).
         progress: Show a progress bar on stderr.
         scrub: Scrub PHI from each report first (:mod:`mammosearch.nlp.scrub`); each record
             then also carries ``text`` (the scrubbed report its evidence spans index) and
             ``phi`` (spans replaced, by kind).
+        engine: ``local`` (this machine's processes) or ``ray`` (a Ray cluster:
+            :mod:`mammosearch.distributed`, resumable Parquet shards).
+        ray: Options of the Ray engine (cluster address, work folder).
 
     Raises:
         InputError: The input cannot be used at all.
+        ConfigError: ``engine`` is unknown, or Ray is missing or unreachable.
     """
+    from mammosearch.distributed import check_engine
+
+    check_engine(engine)
+    if engine == "ray":
+        from mammosearch.distributed import RayOptions, normalize_on_ray
+
+        return normalize_on_ray(
+            input_path, output_path, settings=settings, id_column=id_column,
+            text_column=text_column, progress=progress, scrub=scrub, options=ray or RayOptions(),
+        )  # fmt: skip
     items: Iterator[ReportItem] = iter_report_inputs(
         input_path, id_column=id_column, text_column=text_column
     )
@@ -305,6 +352,21 @@ def normalize_reports(
         items = _scrubbed(items, scrubbed, settings.max_report_chars)
     n_process = workers or settings.workers
     normalizer = Normalizer(max_chars=settings.max_report_chars)
+
+    def lines() -> Iterator[ReportLine]:
+        for line in normalizer.normalize_lines(items, n_process=n_process):
+            yield splice_scrub(line, scrubbed.popleft()) if scrub else line
+
+    return write_report_lines(lines(), output_path, progress=progress)
+
+
+def write_report_lines(
+    lines: Iterable[ReportLine], output_path: Path, *, progress: bool = False
+) -> NormalizeSummary:
+    """Write normalized report lines (in order) to a JSON Lines file, atomically, and count them.
+
+    The one writer of ``normalize`` output, for both engines.
+    """
     summary = NormalizeSummary()
     output_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -319,15 +381,8 @@ def normalize_reports(
             from tqdm import tqdm
 
             bar = stack.enter_context(tqdm(unit="report", desc="normalize", dynamic_ncols=True))
-        for line in normalizer.normalize_lines(items, n_process=n_process):
-            text = line.json
-            if scrub:
-                result = scrubbed.popleft()
-                if result is not None:  # two more keys, spliced in (the line is one object)
-                    extra = json.dumps({"text": result.text, "phi": result.counts},
-                                       ensure_ascii=False)  # fmt: skip
-                    text = f"{text[:-1]}, {extra[1:]}"
-            out.write(text + "\n")
+        for line in lines:
+            out.write(line.json + "\n")
             summary.add(line)
             if bar is not None:
                 bar.update(1)
@@ -345,27 +400,40 @@ def normalize_reports(
     return summary
 
 
-def _scrubbed(
-    items: Iterator[ReportItem], results: deque[Any], max_chars: int
-) -> Iterator[ReportItem]:
-    """The reports with PHI scrubbed, each result queued in input order (``None`` for a record
-    that failed to read or is too long: the normalizer refuses it)."""
+def splice_scrub(line: ReportLine, result: Any) -> ReportLine:
+    """A line with the scrubbed ``text`` and ``phi`` counts spliced in (``result`` from
+    :func:`scrub_item`; ``None`` leaves the line as it is). The line stays one object."""
+    if result is None:
+        return line
+    extra = json.dumps({"text": result.text, "phi": result.counts}, ensure_ascii=False)
+    return line._replace(json=f"{line.json[:-1]}, {extra[1:]}")
+
+
+def scrub_item(payload: str | bytes | Exception, max_chars: int) -> tuple[Any, Any]:
+    """One report scrubbed of PHI: ``(payload to normalize, ScrubResult or None)``.
+
+    ``None`` for a record that failed to read or is too long (the normalizer refuses it).
+    """
     from mammosearch.nlp import decode_report_bytes
     from mammosearch.nlp.scrub import scrub
 
+    if isinstance(payload, Exception):
+        return payload, None
+    text = decode_report_bytes(payload)[0] if isinstance(payload, bytes) else payload
+    if len(text) > max_chars:
+        return text, None
+    result = scrub(text)
+    return result.text, result
+
+
+def _scrubbed(
+    items: Iterator[ReportItem], results: deque[Any], max_chars: int
+) -> Iterator[ReportItem]:
+    """The reports with PHI scrubbed, each result queued in input order (:func:`scrub_item`)."""
     for report_id, payload in items:
-        if isinstance(payload, Exception):
-            results.append(None)
-            yield report_id, payload
-            continue
-        text = decode_report_bytes(payload)[0] if isinstance(payload, bytes) else payload
-        if len(text) > max_chars:
-            results.append(None)
-            yield report_id, text
-            continue
-        result = scrub(text)
+        scrubbed, result = scrub_item(payload, max_chars)
         results.append(result)
-        yield report_id, result.text
+        yield report_id, scrubbed
 
 
 def _remove_quietly(path: Path) -> None:

@@ -61,6 +61,17 @@ EXPECTED_EXPORTS = {
         "tune_policy",
     },
     "mammosearch.ui": {"build_app", "parse_auth", "report_entities", "serve"},
+    "mammosearch.distributed": {
+        "ENGINES",
+        "Cluster",
+        "RayOptions",
+        "ShardRun",
+        "check_engine",
+        "index_entries_on_ray",
+        "normalize_on_ray",
+        "ray_session",
+        "require_ray",
+    },
 }
 
 
@@ -86,8 +97,10 @@ def test_every_module_declares_all() -> None:
 def test_import_is_cheap() -> None:
     code = (
         "import sys, mammosearch, mammosearch.records, mammosearch.config, mammosearch.errors, "
-        "mammosearch.registry, mammosearch.nlp, mammosearch.classifiers, mammosearch.ui\n"
-        "heavy = {'torch', 'faiss', 'spacy', 'gradio', 'open_clip', 'timm', 'lingua'}\n"
+        "mammosearch.registry, mammosearch.nlp, mammosearch.classifiers, mammosearch.ui, "
+        "mammosearch.distributed\n"
+        "heavy = {'torch', 'faiss', 'spacy', 'gradio', 'open_clip', 'timm', 'lingua', 'ray', "
+        "'pyarrow'}\n"
         "print(sorted(heavy & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -105,3 +105,39 @@ def test_bundled_samples_exist() -> None:
     assert len(samples) >= 8
     langs = {p.stem.split("-")[2] for p in samples}
     assert {"en", "es"} <= langs
+
+
+def test_parquet_report_table(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "r.parquet"
+    pq.write_table(pa.table({"id": ["x1", None, "x3"], "text": ["BI-RADS 2", "ACR C", None]}), path)
+    assert list(iter_report_inputs(path)) == [("x1", "BI-RADS 2"), ("row-2", "ACR C"), ("x3", "")]
+    pq.write_table(pa.table({"id": ["a"], "text": [7]}), path)
+    (item,) = list(iter_report_inputs(path))
+    assert item[0] == "a" and type(item[1]).__name__ == "ReportParseError"
+    with pytest.raises(InputError, match="no column 'report'"):
+        list(iter_report_inputs(path, text_column="report"))
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(InputError, match="cannot be read as Parquet"):
+        list(iter_report_inputs(tmp_path / "bad.parquet"))
+    summary = normalize_reports(
+        tmp_path / "r.parquet", tmp_path / "o.jsonl", settings=load_settings()
+    )
+    assert (summary.total, summary.failed) == (1, 1)
+
+
+def test_parquet_manifest(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from mammosearch.pipeline import read_manifest
+
+    rows = [{"image": "a.png", "case_id": 7, "patient_id": "p", "laterality": "left",
+             "view": "cc", "report": None, "density": "B"}]  # fmt: skip
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "m.parquet")
+    (row,) = read_manifest(tmp_path / "m.parquet")
+    assert (row.image, row.case_id, row.laterality, row.view, row.report, row.label) == (
+        tmp_path / "a.png", "7", "L", "CC", None, "B")  # fmt: skip
+    (tmp_path / "m.xlsx").touch()
+    with pytest.raises(InputError, match="unknown manifest kind"):
+        read_manifest(tmp_path / "m.xlsx")

@@ -291,6 +291,9 @@ def build_index(
     keep_source_paths: bool = False,
     resume: bool = False,
     allow_secondary_capture: bool = False,
+    shards: int | None = None,
+    exact_limit: int | None = None,
+    pq_limit: int | None = None,
 ) -> BuildReport:
     """Build (or, with ``update``, extend) a case index from a manifest.
 
@@ -305,6 +308,10 @@ def build_index(
     unless ``allow_secondary_capture``, are quarantined (skipped as E060). Every row read is
     journaled beside the index; ``resume`` goes on from the journal of an interrupted build with
     the same manifest and options (the result is the same as an uninterrupted build's).
+    ``shards`` splits the vector indexes into that many files, searched together
+    (:mod:`mammosearch.index.vectors`; an update keeps an IVF index's shard count);
+    ``exact_limit`` and ``pq_limit`` override the sizes where exact search ends and IVF-PQ
+    begins (tests).
 
     Raises:
         InputError: The manifest is unusable, or ``update`` with the other report-text policy.
@@ -350,7 +357,7 @@ def build_index(
     radiomics = made if isinstance(made, RadiomicsEmbedder) else None
     info = _embedder_info(made, existing_stats)
     with ExitStack() as stack:
-        writer = stack.enter_context(IndexWriter(out, info, crash_after=crash_after))
+        writer = stack.enter_context(IndexWriter(out, info, shards=shards, crash_after=crash_after))
         known = writer.known_sources() if update else set()
         journal = Journal(out, Journal.key(manifest, embedder=made.name, model=made.model_id,
                                            update=update, keep_report_text=keep_report_text,
@@ -394,7 +401,7 @@ def build_index(
             writer.add(stored, image_vectors[n], text_vectors.get(n), item.thumb)
         report.indexed = len(items)
         report.with_report = len(texts)
-        writer.rebuild_vectors()
+        writer.rebuild_vectors(exact_limit=exact_limit, pq_limit=pq_limit)
         labels, order_source, vote, figures = _fit_vote(writer, label_order_arg)
         report.vote_figures = figures
         writer.add_file("build_report.json", json.dumps(report.to_dict(), indent=2).encode())

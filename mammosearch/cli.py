@@ -219,6 +219,15 @@ def index_build(
             help="Store the source image paths (default: not stored; file names can hold PHI).",
         ),
     ] = False,
+    shards: Annotated[
+        int | None,
+        typer.Option(
+            "--shards",
+            min=1,
+            help="Split the vector indexes into N shard files, searched together "
+            "(default: 1, or the existing index's count with --update). docs/SCALING.md.",
+        ),
+    ] = None,
 ) -> None:
     """Build (or --update) a case index: images, reports, vectors, thumbnails, manifest."""
     from mammosearch.pipeline import build_index
@@ -232,7 +241,7 @@ def index_build(
             update=update, label_order_arg=order, progress=progress and sys.stderr.isatty(),
             density_model=density_model, keep_report_text=keep_report_text,
             keep_source_paths=keep_source_paths, resume=resume,
-            allow_secondary_capture=allow_secondary_capture,
+            allow_secondary_capture=allow_secondary_capture, shards=shards,
         )  # fmt: skip
         _err.print(
             f"{report.embedder}: indexed {report.indexed} of {report.rows} rows "

@@ -6,8 +6,8 @@ Layout (DESIGN.md)::
                           counts, labels and their order, vote parameters, vector index
                           parameters, SHA-256 of every other file, creation time, version
     DIR/cases.sqlite      one row per image; the row id is its FAISS id
-    DIR/image.faiss       image vectors
-    DIR/text.faiss        report-text vectors (when any report was indexed)
+    DIR/image.faiss       image vectors (with N shards: image.shard-00-of-NN.faiss, ...)
+    DIR/text.faiss        report-text vectors (when any report was indexed), sharded likewise
     DIR/thumbs/<id>.png   a small display image of each preprocessed image
 
 :class:`CaseIndex` opens a directory read-only, after checking the checksums of the store and the
@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mammosearch.errors import IndexIntegrityError, InputError
 from mammosearch.index.store import CaseRow, CaseStore
-from mammosearch.index.vectors import VectorIndex
+from mammosearch.index.vectors import VectorIndex, shard_names
 from mammosearch.index.vote import VoteParams, vote_density
 from mammosearch.records import DensityVote, Neighbour, NormalizedReport
 
@@ -141,6 +141,12 @@ def _recover(directory: Path) -> None:
             return
 
 
+def _vector_files(manifest: IndexManifest, modality: str) -> list[str]:
+    """The vector files of a modality listed in the manifest (one per shard), or ``[]``."""
+    names = shard_names(modality, int(manifest.vectors.get(modality, {}).get("shards", 1)))
+    return names if all(name in manifest.files for name in names) else []
+
+
 def _read_manifest(directory: Path) -> IndexManifest:
     path = directory / MANIFEST
     if not path.is_file():
@@ -229,7 +235,7 @@ class CaseIndex:
                 fix=f"query it with {manifest.embedder.name} or rebuild it",
             )
         if not checked:
-            for name in [STORE] + [f"{m}.faiss" for m in MODALITIES]:
+            for name in [STORE] + [f for m in MODALITIES for f in _vector_files(manifest, m)]:
                 if (
                     name in manifest.files
                     and _sha256(self.directory / name) != manifest.files[name]
@@ -242,10 +248,9 @@ class CaseIndex:
         self._root = str(self.directory)
         self.vectors: dict[str, VectorIndex] = {}
         for modality in MODALITIES:
-            name = f"{modality}.faiss"
-            if name in manifest.files:
+            if _vector_files(manifest, modality):
                 self.vectors[modality] = VectorIndex.load(
-                    self.directory / name, manifest.vectors.get(modality, {})
+                    self.directory, modality, manifest.vectors.get(modality, {})
                 )
         v = manifest.vote
         self.vote_params = VoteParams(
@@ -424,6 +429,8 @@ class IndexWriter:
     Args:
         directory: The index directory (need not exist).
         embedder: The embedder's provenance; must match an existing index.
+        shards: Split the vector indexes into this many shards (default: as the existing
+            index, else 1). An existing IVF index keeps its shard count.
         crash_after: Test seam: raise ``RuntimeError`` after this commit stage
             (``"vectors"``, ``"manifest"``, ``"moved_old"``).
     """
@@ -433,6 +440,7 @@ class IndexWriter:
         directory: Path,
         embedder: EmbedderInfo,
         *,
+        shards: int | None = None,
         crash_after: str | None = None,
     ) -> None:
         self.directory = Path(directory)
@@ -465,8 +473,25 @@ class IndexWriter:
                 self.vectors = dict(current.vectors)
             for thumb in (self.directory / THUMBS).glob("*.png"):
                 os.link(thumb, self.work / THUMBS / thumb.name)
+        self.shards = self._shard_count(shards)
         self.store = CaseStore(self.work / STORE)
         self._pending = _Pending()
+
+    def _shard_count(self, wanted: int | None) -> int:
+        have = {v.shards for v in self.vectors.values()}
+        if wanted is not None and wanted < 1:
+            shutil.rmtree(self.work, ignore_errors=True)
+            raise InputError(f"--shards {wanted} is not a shard count", fix="use 1 or more")
+        if wanted is None:
+            return max(have, default=1)
+        fixed = {v.shards for v in self.vectors.values() if v.exact_contents() is None}
+        if fixed and fixed != {wanted}:
+            shutil.rmtree(self.work, ignore_errors=True)
+            raise InputError(
+                f"this index has {fixed.pop()} shards; an update cannot re-shard it",
+                fix="leave out --shards, or rebuild the index into a new directory",
+            )
+        return wanted
 
     def __enter__(self) -> IndexWriter:
         return self
@@ -529,18 +554,26 @@ class IndexWriter:
         if modality in self.vectors:
             self.vectors[modality].add(vectors, ids)
         else:
-            self.vectors[modality] = VectorIndex.empty(vectors.shape[1])
+            self.vectors[modality] = VectorIndex.empty(vectors.shape[1], self.shards)
             self.vectors[modality].add(vectors, ids)
 
-    def rebuild_vectors(self, exact_limit: int | None = None) -> None:
-        """Choose each modality's index type for its size (exact or IVF with tuned nprobe)."""
+    def rebuild_vectors(self, exact_limit: int | None = None, pq_limit: int | None = None) -> None:
+        """Choose each modality's index type for its size (exact, IVF-Flat or IVF-PQ, tuned).
+
+        Exact indexes are rebuilt (in :attr:`shards` shards); an IVF index keeps its trained
+        lists, and new vectors go to their shard.
+        """
         self._flush()
         for modality, index in list(self.vectors.items()):
             contents = index.exact_contents()
             if contents is None or contents[0].size == 0:
                 continue  # an IVF index keeps its trained lists as they are
             kwargs = {} if exact_limit is None else {"exact_limit": exact_limit}
-            self.vectors[modality] = VectorIndex.build(contents[1], contents[0], **kwargs)
+            if pq_limit is not None:
+                kwargs["pq_limit"] = pq_limit
+            self.vectors[modality] = VectorIndex.build(
+                contents[1], contents[0], shards=self.shards, **kwargs
+            )
 
     def add_file(self, name: str, data: bytes) -> None:
         """Write an extra file (a build report) into the new index; it is checksummed too."""
@@ -565,9 +598,12 @@ class IndexWriter:
         """Write vectors and manifest, then swap the new directory in."""
         self._flush()
         self.store.close()
+        saved: set[str] = set()
         for modality, index in self.vectors.items():
             if index.ntotal or modality == "image":
-                index.save(self.work / f"{modality}.faiss")
+                index.info["shards"] = index.shards
+                index.save(self.work, modality)
+                saved.add(modality)
         self._stage("vectors")
         files = {
             p.relative_to(self.work).as_posix(): _sha256(p)
@@ -603,7 +639,7 @@ class IndexWriter:
                 "min_margin": vote.min_margin,
             },  # fmt: skip
             vote_figures=vote_figures,
-            vectors={m: v.info for m, v in self.vectors.items() if f"{m}.faiss" in files},
+            vectors={m: v.info for m, v in self.vectors.items() if m in saved},
             settings=settings,
             files=files,
         )

@@ -95,14 +95,20 @@ def rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def run(n: int, n_queries: int, shard_counts: list[int], seed: int, workdir: Path) -> list[str]:
+def run(
+    n: int, n_queries: int, shard_counts: list[int], args: argparse.Namespace, workdir: Path
+) -> list[str]:
     import faiss
 
-    data = Synthetic(seed)
+    seed = args.seed
+    data = Synthetic(seed, args.noise)
     queries = data.chunk(2, 0, n_queries)
     tuning = data.chunk(3, 0, TUNE_QUERIES)
     both = np.concatenate([queries, tuning])
-    plans = {s: plan_index(n, DIM, shards=s, exact_limit=0, pq_limit=0) for s in shard_counts}
+    plans = {
+        s: plan_index(n, DIM, shards=s, exact_limit=0, pq_limit=0, transform=args.transform)
+        for s in shard_counts
+    }
     train_size = min(n, TRAIN_PER_LIST * max(int(p["nlist"]) for p in plans.values()))
     sample = np.concatenate([v for v, _ in _take(data.collection(n), train_size)])[:train_size]
     seconds: dict[int, float] = {}
@@ -113,19 +119,21 @@ def run(n: int, n_queries: int, shard_counts: list[int], seed: int, workdir: Pat
         seconds[shards] = time.perf_counter() - t
         print(f"  n={n:,} shards={shards}: trained in {seconds[shards]:.0f} s", flush=True)
     del sample
-    truth_seconds = 0.0
+    adding = 0.0
 
     def one_pass() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        nonlocal adding
         for vectors, ids in data.collection(n):
             for shards, index in indexes.items():
                 t = time.perf_counter()
                 index.add(vectors, ids)
                 seconds[shards] += time.perf_counter() - t
+                adding += time.perf_counter() - t
             yield vectors, ids
 
     t = time.perf_counter()
     _, truth_all = exact_neighbours(both, one_pass, 10)
-    truth_seconds = time.perf_counter() - t - sum(seconds.values())
+    truth_seconds = time.perf_counter() - t - adding
     truth, tuning_truth = truth_all[:n_queries], truth_all[n_queries:]
     rows = []
     for shards, index in indexes.items():
@@ -143,11 +151,10 @@ def run(n: int, n_queries: int, shard_counts: list[int], seed: int, workdir: Pat
         qps = n_queries / (time.perf_counter() - t)
         r10, r1 = recalls(found, truth)
         info = index.info
-        kind = (
-            f"OPQ{info['pq_m']}_{info['opq_dim']},IVF{info['nlist']},PQ{info['pq_m']}"
-            if info.get("opq")
-            else f"IVF{info['nlist']},PQ{info['pq_m']}"
-        )
+        rotation = {"svdr": "SVDR", "opq": "OPQ", "none": ""}[info["transform"]]
+        kind = f"IVF{info['nlist']},PQ{info['pq_m']}"
+        if rotation:
+            kind = f"{rotation}{info['transform_dim']},{kind}"
         rows.append(
             f"| {n:,} | {shards} | {kind} | {info['nprobe']} | {seconds[shards]:.0f} | "
             f"{size / n:.1f} | {qps:,.0f} | {r10:.3f} | {r1:.3f} | {info['recall_at_10']:.3f} |"
@@ -181,6 +188,8 @@ def main() -> None:
     parser.add_argument("--shards", default="1,4", help="shard counts to compare")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--transform", default="svdr", choices=["svdr", "opq", "none"])
+    parser.add_argument("--noise", type=float, default=NOISE, help="isotropic noise per dim")
     parser.add_argument("--quick", action="store_true", help="100k vectors, 500 queries")
     args = parser.parse_args()
     sizes = [100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
@@ -188,7 +197,8 @@ def main() -> None:
     faiss.omp_set_num_threads(args.threads)
     print(
         "STAND-IN DATA: synthetic clustered 512-d unit vectors (Gaussian clusters in a 64-d "
-        f"latent space + isotropic noise {NOISE}), not real embeddings. Target: 10-recall@10 >= "
+        f"latent space + isotropic noise {args.noise}), not real embeddings. "
+        f"Target: 10-recall@10 >= "
         f"{TARGET_RECALL} at <= {BYTES_PER_VECTOR} bytes/vector; {n_queries} held-out queries, "
         f"k=10, {args.threads} threads.",
         flush=True,
@@ -200,9 +210,7 @@ def main() -> None:
     rows: list[str] = []
     with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmp:
         for n in sizes:
-            rows += run(
-                n, n_queries, [int(s) for s in args.shards.split(",")], args.seed, Path(tmp)
-            )
+            rows += run(n, n_queries, [int(s) for s in args.shards.split(",")], args, Path(tmp))
     print("\n" + header)
     print("\n".join(rows))
 

@@ -517,6 +517,9 @@ class VectorIndex:
         faiss = _faiss()
         names = shard_names(modality, len(self.parts))
         for part, name in zip(self.parts, names, strict=True):
+            ivf = _ivf(part)
+            if ivf is not None and ivf.direct_map.type != faiss.DirectMap.NoMap:
+                ivf.set_direct_map_type(faiss.DirectMap.NoMap)  # id lookups would be saved too
             faiss.write_index(part, str(directory / name))
         return names
 

@@ -103,6 +103,18 @@ def test_budget_decides_the_code_size_of_sharded_ivf_pq(vectors: np.ndarray) -> 
     assert info["recall_target_met"] == (info["recall_at_10"] >= TARGET_RECALL)
 
 
+def test_looking_up_vectors_does_not_grow_the_saved_files(
+    vectors: np.ndarray, tmp_path: Path
+) -> None:
+    index = VectorIndex.build(vectors, ids_of(len(vectors)), shards=2, **LIMITS)
+    index.save(tmp_path, "before")
+    assert index.vector(8).shape == (DIM,) and index.vector(9).shape == (DIM,)
+    index.save(tmp_path, "after")
+    for before, after in zip(shard_names("before", 2), shard_names("after", 2), strict=True):
+        assert (tmp_path / before).stat().st_size == (tmp_path / after).stat().st_size
+    assert index.vector(8).shape == (DIM,)  # and lookups still work after a save
+
+
 def test_filters_work_through_shards(vectors: np.ndarray) -> None:
     index = VectorIndex.build(vectors, ids_of(len(vectors)), shards=4, **LIMITS)
     queries = vectors[:20]

@@ -160,6 +160,15 @@ def run(
             f"{size / n:.1f} | {qps:,.0f} | {r10:.3f} | {r1:.3f} | {info['recall_at_10']:.3f} |"
         )
         print(rows[-1], flush=True)
+        sweep = []
+        for nprobe in (1, 2, 4, 8, 16, 32, 64):
+            index.set_nprobe(nprobe)
+            t = time.perf_counter()
+            _, found = index.search(queries, 10)
+            swept = n_queries / (time.perf_counter() - t)
+            sweep.append(f"{nprobe}: {recalls(found, truth)[0]:.3f} @ {swept:,.0f} q/s")
+        index.set_nprobe(int(info["nprobe"]))
+        print(f"  sweep n={n:,} shards={shards} (nprobe: 10-recall@10 @ QPS) " + "; ".join(sweep))
     print(
         f"  exact ground truth for {len(both)} queries: {truth_seconds:.0f} s; "
         f"peak RSS {rss_gib():.1f} GiB; threads {faiss.omp_get_max_threads()}",

@@ -335,8 +335,9 @@ class VectorIndex:
     ) -> None:
         """Raise nprobe until recall@10 against exact search reaches the target.
 
-        nprobe doubles from 1; it stops at the target, or where doubling it gains less than
-        0.002 (the code size, not the lists visited, then limits recall: IVF-PQ). The measured
+        nprobe doubles from 1; it stops at the target, or where two doublings gain less than
+        0.002 (the code size, not the lists visited, then limits recall: IVF-PQ), and keeps the
+        smallest nprobe within 0.002 of the best recall seen. The measured
         10-recall@10 (overlap of top-10 sets) and 1-recall@10 go into :attr:`info`.
 
         Args:
@@ -349,22 +350,25 @@ class VectorIndex:
         own_ids = np.full(len(queries), -1, dtype=np.int64) if own is None else own
         want = _drop_self(truth, own_ids)
         k = 11 if own is not None else 10
-        best: tuple[float, float, int] | None = None
+        tried: list[tuple[float, float, int]] = []
         nlist = int(self.info.get("nlist", 1))
         for nprobe in _NPROBES:
             if nprobe > nlist:
                 break
             self.set_nprobe(nprobe)
             got = _drop_self(self.search(queries, k)[1], own_ids)
-            recall, first = _recall(got, want), _first_found(got, want)
-            if best is not None and recall - best[0] < _PLATEAU:
-                break  # doubling nprobe bought nothing: the codes, not the lists, limit recall
-            best = (recall, first, nprobe)
-            if recall >= TARGET_RECALL:
+            tried.append((_recall(got, want), _first_found(got, want), nprobe))
+            if tried[-1][0] >= TARGET_RECALL:
                 break
-        if best is None:
+            if len(tried) >= 3 and tried[-1][0] - tried[-3][0] < _PLATEAU:
+                break  # two doublings bought nothing: the codes, not the lists, limit recall
+        if not tried:
             return
-        recall, first, nprobe = best
+        top = max(r for r, _, _ in tried)
+        reached = [t for t in tried if t[0] >= TARGET_RECALL]
+        recall, first, nprobe = (
+            reached[0] if reached else next(t for t in tried if t[0] >= top - _PLATEAU)
+        )
         self.set_nprobe(nprobe)
         if recall < TARGET_RECALL:
             logger.warning(

@@ -484,7 +484,7 @@ class IndexWriter:
             raise InputError(f"--shards {wanted} is not a shard count", fix="use 1 or more")
         if wanted is None:
             return max(have, default=1)
-        fixed = {v.shards for v in self.vectors.values() if v.exact_contents() is None}
+        fixed = {v.shards for v in self.vectors.values() if v.info.get("type") != "flat"}
         if fixed and fixed != {wanted}:
             shutil.rmtree(self.work, ignore_errors=True)
             raise InputError(

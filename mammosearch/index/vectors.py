@@ -71,6 +71,7 @@ BYTES_PER_VECTOR = 80
 _ID_BYTES = 8
 _PQ_SIZES = (64, 56, 48, 40, 32, 24, 16, 8)
 _DIMS_PER_BYTE = 2
+_PQ_MIN_TRAIN = 1_000
 _TRANSFORMS = ("svdr", "opq", "none")
 _TRAIN_PER_LIST = 40
 _KMEANS_ITERATIONS = 10
@@ -126,7 +127,7 @@ def plan_index(
         return {"type": "flat", "shards": shards}
     nlist = 2 ** round(math.log2(max(16.0, 4 * math.sqrt(n))))
     nlist = int(min(65_536, nlist, max(1, n // _TRAIN_PER_LIST)))
-    if n <= pq_limit:
+    if n <= max(pq_limit, _PQ_MIN_TRAIN):  # 8-bit PQ codebooks need a few points per centroid
         return {"type": "ivf_flat", "shards": shards, "nlist": nlist}
     chosen = (min(_PQ_SIZES), dim)
     for m in _PQ_SIZES:

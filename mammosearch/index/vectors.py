@@ -158,12 +158,16 @@ def _svd_rotation(sample: NDArray[np.float32], out: int, seed: int) -> Any:
     the random rotation spreads the variance evenly over the PQ sub-vectors.
     """
     faiss = _faiss()
-    x = np.asarray(sample, dtype=np.float64)
-    _, vecs = np.linalg.eigh(x.T @ x / max(1, len(x)))
+    dim = sample.shape[1]
+    moment = np.zeros((dim, dim), dtype=np.float64)
+    for start in range(0, len(sample), 65_536):  # float64 a block at a time, not a copy of all
+        block = np.asarray(sample[start : start + 65_536], dtype=np.float64)
+        moment += block.T @ block
+    _, vecs = np.linalg.eigh(moment / max(1, len(sample)))
     top = vecs[:, ::-1][:, :out]
     spin, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(out, out)))
     matrix = np.ascontiguousarray((top @ spin).T, dtype=np.float32)
-    rotation = faiss.LinearTransform(x.shape[1], out, False)
+    rotation = faiss.LinearTransform(dim, out, False)
     faiss.copy_array_to_vector(matrix.ravel(), rotation.A)
     rotation.is_trained = True
     rotation.set_is_orthonormal()

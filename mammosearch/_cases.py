@@ -314,6 +314,9 @@ def build_index(
     store: str | None = None,
     engine: str = "local",
     ray: RayOptions | None = None,
+    shards: int | None = None,
+    exact_limit: int | None = None,
+    pq_limit: int | None = None,
 ) -> BuildReport:
     """Build (or, with ``update``, extend) a case index from a manifest.
 
@@ -336,6 +339,11 @@ def build_index(
     (:mod:`mammosearch.distributed`, options in ``ray``) into resumable Parquet shards; the
     index is then assembled from them exactly as from the local engine's rows (``resume`` is
     implied: finished shards are always reused).
+
+    ``shards`` splits the vector indexes into that many files, searched together
+    (:mod:`mammosearch.index.vectors`; an update keeps an IVF index's shard count);
+    ``exact_limit`` and ``pq_limit`` override the sizes where exact search ends and IVF-PQ
+    begins (tests).
 
     Raises:
         InputError: The manifest is unusable, ``update`` with the other report-text policy,
@@ -403,7 +411,7 @@ def build_index(
         if engine == "ray":
             from mammosearch.distributed import RayOptions, index_entries_on_ray
 
-            shards = index_entries_on_ray(
+            parts = index_entries_on_ray(
                 [row for row in rows if row.source_key not in known], out,
                 embedder=made.name, model=model, stats=existing_stats, settings=settings,
                 dims=(made.dim, int(getattr(made, "text_dim", made.dim))),
@@ -411,9 +419,9 @@ def build_index(
                 keep_report_text=keep_report_text,
                 allow_secondary_capture=allow_secondary_capture, options=ray or RayOptions(),
             )  # fmt: skip
-            entry_of, finish = shards.entry, shards.close
-            report.shards = dict(shards.counts)
-            report.resumed = shards.reused_rows
+            entry_of, finish = parts.entry, parts.close
+            report.shards = dict(parts.counts)
+            report.resumed = parts.reused_rows
         else:
             journal = Journal(out, Journal.key(manifest, **options), resume=resume)
 
@@ -453,7 +461,9 @@ def build_index(
         image_vectors = _image_vectors(made, items, radiomics)
         text_vectors = _text_vectors(made, items)
         # writers take turns from here: the latest published index is loaded under the lock
-        writer = stack.enter_context(IndexWriter(out, info, store=store, crash_after=crash_after))
+        writer = stack.enter_context(
+            IndexWriter(out, info, store=store, shards=shards, crash_after=crash_after)
+        )
         added_meanwhile = writer.known_sources() - known if update else set()
         for n, item in enumerate(items):
             if item.row.source_key in added_meanwhile:  # by a build that published first
@@ -463,7 +473,7 @@ def build_index(
             writer.add(stored, image_vectors[n], text_vectors.get(n), item.thumb)
             report.indexed += 1
             report.with_report += n in text_vectors
-        writer.rebuild_vectors()
+        writer.rebuild_vectors(exact_limit=exact_limit, pq_limit=pq_limit)
         labels, order_source, vote, figures = _fit_vote(writer, label_order_arg)
         report.vote_figures = figures
         writer.add_file("build_report.json", json.dumps(report.to_dict(), indent=2).encode())

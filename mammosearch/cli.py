@@ -284,6 +284,15 @@ def index_build(
     engine: _EngineOpt = "local",
     ray_address: _RayAddressOpt = None,
     work_dir: _WorkDirOpt = None,
+    shards: Annotated[
+        int | None,
+        typer.Option(
+            "--shards",
+            min=1,
+            help="Split the vector indexes into N shard files, searched together "
+            "(default: 1, or the existing index's count with --update). docs/SCALING.md.",
+        ),
+    ] = None,
 ) -> None:
     """Build (or --update) a case index: images, reports, vectors, thumbnails, manifest."""
     from mammosearch.pipeline import build_index
@@ -300,7 +309,7 @@ def index_build(
             density_model=density_model, keep_report_text=keep_report_text,
             keep_source_paths=keep_source_paths, resume=resume,
             allow_secondary_capture=allow_secondary_capture, store=settings.store,
-            engine=engine, ray=ray,
+            engine=engine, ray=ray, shards=shards,
         )  # fmt: skip
         if report.shards:
             _err.print(

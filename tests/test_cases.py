@@ -325,3 +325,23 @@ def test_convnext_embedder_drives_retrieval(corpus: Path, tmp_path: Path) -> Non
     assert hits[0].case_id == "c2"
     with pytest.raises(ModelLoadError, match="no ConvNeXt density model"):
         create_embedder("convnext.v1", source=str(tmp_path))
+
+
+def test_cli_sharded_index(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sharded"
+    result = runner.invoke(app, ["index", "build", str(corpus / "manifest.csv"), "-o", str(out),
+                                 "--embedder", "radiomics.v1", "--shards", "3"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["vectors"]["image"]["shards"] == 3
+    assert {f"image.shard-0{i}-of-03.faiss" for i in range(3)} <= set(manifest["files"])
+    assert runner.invoke(app, ["index", "verify", str(out)]).exit_code == 0
+    found = runner.invoke(app, ["search", str(out), "--image", str(corpus / "img" / "3.png"),
+                                "-k", "2", "--json"])  # fmt: skip
+    assert found.exit_code == 0 and len(json.loads(found.output)) == 2
+    removed = runner.invoke(app, ["index", "remove", str(out), "--case", "c3"])
+    assert removed.exit_code == 0 and "removed 2 images" in removed.output
+    assert runner.invoke(app, ["index", "verify", str(out)]).exit_code == 0
+    (out / "image.shard-01-of-03.faiss").write_bytes(b"tampered")
+    broken = runner.invoke(app, ["index", "verify", str(out)])
+    assert broken.exit_code == 2 and "shard-01-of-03" in broken.output

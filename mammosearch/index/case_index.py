@@ -7,8 +7,8 @@ Layout (DESIGN.md)::
                           parameters, SHA-256 of every other file, creation time, version
     DIR/cases.sqlite      one row per image; the row id is its FAISS id (the SQLite store;
                           a PostgreSQL store lives in its server, named by the manifest)
-    DIR/image.faiss       image vectors
-    DIR/text.faiss        report-text vectors (when any report was indexed)
+    DIR/image.faiss       image vectors (with N shards: image.shard-00-of-NN.faiss, ...)
+    DIR/text.faiss        report-text vectors (when any report was indexed), sharded likewise
     DIR/thumbs/<id>.png   a small display image of each preprocessed image
 
 :class:`CaseIndex` opens a directory read-only, after checking the checksums of the store and the
@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mammosearch.errors import IndexIntegrityError, InputError
 from mammosearch.index.store import CaseRow, CaseStore, redact_url
-from mammosearch.index.vectors import VectorIndex
+from mammosearch.index.vectors import VectorIndex, shard_names
 from mammosearch.index.vote import VoteParams, vote_density
 from mammosearch.records import DensityVote, Neighbour, NormalizedReport
 
@@ -179,6 +179,12 @@ def _recover(directory: Path, *, locked: bool = False) -> None:
             return
 
 
+def _vector_files(manifest: IndexManifest, modality: str) -> list[str]:
+    """The vector files of a modality listed in the manifest (one per shard), or ``[]``."""
+    names = shard_names(modality, int(manifest.vectors.get(modality, {}).get("shards", 1)))
+    return names if all(name in manifest.files for name in names) else []
+
+
 def _read_manifest(directory: Path) -> IndexManifest:
     path = directory / MANIFEST
     if not path.is_file():
@@ -305,9 +311,9 @@ class CaseIndex:
         # writer's swap in between cannot pair this manifest with another index's vectors
         loaded: dict[str, VectorIndex] = {}
         for modality in MODALITIES:
-            name = f"{modality}.faiss"
-            if name in manifest.files:
-                data = _check_file(self.directory, name, manifest.files[name])
+            names = _vector_files(manifest, modality)
+            if names:
+                data = [_check_file(self.directory, n, manifest.files[n]) for n in names]
                 loaded[modality] = VectorIndex.from_bytes(data, manifest.vectors.get(modality, {}))
         self.vectors: dict[str, VectorIndex] = loaded
         self.store = _open_store(self.directory, manifest)
@@ -492,6 +498,8 @@ class IndexWriter:
         store: For a new index, a PostgreSQL URL to keep its case store in (its own schema in
             that database); ``None`` keeps it in ``DIR/cases.sqlite``. An existing index keeps
             the store its manifest names.
+        shards: Split the vector indexes into this many shards (default: as the existing
+            index, else 1). An existing IVF index keeps its shard count.
         crash_after: Test seam: raise ``RuntimeError`` after this commit stage
             (``"vectors"``, ``"manifest"``, ``"moved_old"``).
 
@@ -506,6 +514,7 @@ class IndexWriter:
         embedder: EmbedderInfo,
         *,
         store: str | None = None,
+        shards: int | None = None,
         crash_after: str | None = None,
     ) -> None:
         self.directory = Path(directory)
@@ -515,12 +524,12 @@ class IndexWriter:
         self._stack = contextlib.ExitStack()
         try:
             self._stack.enter_context(_file_lock(self.directory))
-            self._open(store)
+            self._open(store, shards)
         except BaseException:
             self._stack.close()
             raise
 
-    def _open(self, store: str | None) -> None:
+    def _open(self, store: str | None, shards: int | None) -> None:
         _recover(self.directory, locked=True)
         for abandoned in self.directory.parent.glob(f".{self.directory.name}.new-*"):
             shutil.rmtree(abandoned, ignore_errors=True)  # of writers that were killed
@@ -571,6 +580,7 @@ class IndexWriter:
             self.store = CaseStore.sqlite(self.work / STORE, generation=self.generation)
             self._stack.callback(self.store.close)
         self._pending = _Pending()
+        self.shards = self._shard_count(shards)
 
     def _discard_work(self) -> None:
         if not self._published:
@@ -585,6 +595,19 @@ class IndexWriter:
                     self.store.drop()
                 else:
                     self.store.roll_back_after(self.generation - 1)
+
+    def _shard_count(self, wanted: int | None) -> int:
+        if wanted is not None and wanted < 1:
+            raise InputError(f"--shards {wanted} is not a shard count", fix="use 1 or more")
+        if wanted is None:
+            return max((v.shards for v in self.vectors.values()), default=1)
+        fixed = {v.shards for v in self.vectors.values() if v.info.get("type") != "flat"}
+        if fixed and fixed != {wanted}:
+            raise InputError(
+                f"this index has {fixed.pop()} shards; an update cannot re-shard it",
+                fix="leave out --shards, or rebuild the index into a new directory",
+            )
+        return wanted
 
     def __enter__(self) -> IndexWriter:
         return self
@@ -645,18 +668,26 @@ class IndexWriter:
         if modality in self.vectors:
             self.vectors[modality].add(vectors, ids)
         else:
-            self.vectors[modality] = VectorIndex.empty(vectors.shape[1])
+            self.vectors[modality] = VectorIndex.empty(vectors.shape[1], self.shards)
             self.vectors[modality].add(vectors, ids)
 
-    def rebuild_vectors(self, exact_limit: int | None = None) -> None:
-        """Choose each modality's index type for its size (exact or IVF with tuned nprobe)."""
+    def rebuild_vectors(self, exact_limit: int | None = None, pq_limit: int | None = None) -> None:
+        """Choose each modality's index type for its size (exact, IVF-Flat or IVF-PQ, tuned).
+
+        Exact indexes are rebuilt (in :attr:`shards` shards); an IVF index keeps its trained
+        lists, and new vectors go to their shard.
+        """
         self._flush()
         for modality, index in list(self.vectors.items()):
             contents = index.exact_contents()
             if contents is None or contents[0].size == 0:
                 continue  # an IVF index keeps its trained lists as they are
             kwargs = {} if exact_limit is None else {"exact_limit": exact_limit}
-            self.vectors[modality] = VectorIndex.build(contents[1], contents[0], **kwargs)
+            if pq_limit is not None:
+                kwargs["pq_limit"] = pq_limit
+            self.vectors[modality] = VectorIndex.build(
+                contents[1], contents[0], shards=self.shards, **kwargs
+            )
 
     def add_file(self, name: str, data: bytes) -> None:
         """Write an extra file (a build report) into the new index; it is checksummed too."""
@@ -686,9 +717,12 @@ class IndexWriter:
         rows = self.store.all_rows()
         if not shared:
             self.store.close()
+        saved: set[str] = set()
         for modality, index in self.vectors.items():
             if index.ntotal or modality == "image":
-                index.save(self.work / f"{modality}.faiss")
+                index.info["shards"] = index.shards
+                index.save(self.work, modality)
+                saved.add(modality)
         self._stage("vectors")
         files = {
             p.relative_to(self.work).as_posix(): _sha256(p)
@@ -719,7 +753,7 @@ class IndexWriter:
                 "min_margin": vote.min_margin,
             },  # fmt: skip
             vote_figures=vote_figures,
-            vectors={m: v.info for m, v in self.vectors.items() if f"{m}.faiss" in files},
+            vectors={m: v.info for m, v in self.vectors.items() if m in saved},
             settings=settings,
             files=files,
             store=self.where,

@@ -1,17 +1,48 @@
-"""FAISS vector indexes with int64 ids (the case store's row ids).
+"""FAISS vector indexes with int64 ids (the case store's row ids), in one or several shards.
 
-The index type follows the collection's size, as the FAISS guidelines advise: exact inner
-product (``IndexFlatIP`` in an ``IndexIDMap2``) up to :data:`EXACT_LIMIT` vectors; above it an
-inverted file (``IndexIVFFlat``, ``4·√n`` lists trained on a sample) whose ``nprobe`` is raised
-until recall@10 against exact search on held-out queries reaches :data:`TARGET_RECALL`; the
-measured recall is kept. Vectors are L2-normalised, so inner product is cosine similarity.
-Searches can be restricted to, or exclude, a set of ids (FAISS ``IDSelector``).
+The index type follows the collection's size, as the FAISS wiki's "Guidelines to choose an
+index" advise (``n`` vectors of ``d`` dimensions, L2-normalised, so inner product is cosine):
+
+* ``n`` ≤ :data:`EXACT_LIMIT` (50k): exact inner product (``IndexFlatIP`` in an
+  ``IndexIDMap2``); recall 1.
+* :data:`EXACT_LIMIT` < ``n`` ≤ :data:`PQ_LIMIT` (1M): ``IndexIVFFlat``, full vectors
+  (``4·d + 8`` bytes each: 2 GB for 1M 512-d vectors, which one machine holds). Measured, it
+  keeps 10-recall@10 ≈ 1 at a small ``nprobe``, which no code within the byte budget below does
+  on clustered 512-d data, so it stays the choice wherever memory allows.
+* ``n`` > :data:`PQ_LIMIT`: IVF-PQ with 8-bit codes of ``m`` bytes, ``m`` the largest of 64, 56,
+  48, 40, 32, 24, 16, 8 that keeps the index files at most :data:`BYTES_PER_VECTOR` (80) bytes
+  per vector, counting the 8-byte id kept in the inverted lists and each shard's copy of the
+  coarse centroids, codebooks and rotation. In front (``IndexPreTransform``) goes a rotation
+  onto ``2·m`` dimensions: the top singular directions of the (uncentred) training sample, then
+  a random rotation that spreads their variance over the sub-quantizers (``svdr``, computed
+  with NumPy in seconds). Measured with ``bench/scale.py`` on 100k clustered 512-d vectors
+  (docs/SCALING.md): ``svdr`` 10-recall@10 0.858, OPQ to the same 112 dimensions 0.863 but
+  15 times the training time (427 s against 29 s), plain PQ64 on 512-d 0.59 (200k). So ``svdr``
+  is the default and OPQ (``transform="opq"``) an option where its small gain is worth it.
+  Within 80 bytes the codes, not ``nprobe``, limit 10-recall@10 (0.86 at 100k, 0.74 at 1M,
+  0.67 at 5M on that data; 1-recall@10 1.0, 0.985, 0.956): the tuning stops where raising
+  ``nprobe`` no longer helps, and the manifest says whether the target was met. The 0.95 target
+  needs about 540 bytes per vector there (IVF-SQ8), or IVF-Flat.
+
+An IVF index has ``nlist`` = the power of two nearest ``4·√n`` lists (the low end of the
+guidelines' 4–16·√n: fewer centroids to keep per shard), trained by k-means (10 iterations) on a
+random sample of ``40·nlist`` vectors. Its ``nprobe`` doubles from 1 until recall@10 (overlap of
+the top-10 sets) against exact search on held-out queries reaches :data:`TARGET_RECALL`, or
+stops gaining; the measured 10-recall@10 and 1-recall@10 and every parameter go into
+:attr:`VectorIndex.info` (the index manifest).
+
+Shards: an index may be split into ``N`` shards (parts), each a clone of the one trained empty
+index (same coarse quantizer, rotation and codebooks), holding the ids ``id % N == i``. They are
+saved as separate files (:func:`shard_names`) and searched together by fan-out and merge with
+FAISS ``IndexShards``. Searches can be restricted to, or exclude, a set of ids (``IDSelector``,
+passed through ``IndexShards`` and ``IndexPreTransform`` as search parameters).
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +52,35 @@ from numpy.typing import NDArray
 
 from mammosearch.errors import IndexIntegrityError
 
-__all__ = ["EXACT_LIMIT", "TARGET_RECALL", "VectorIndex"]
+__all__ = [
+    "BYTES_PER_VECTOR",
+    "EXACT_LIMIT",
+    "PQ_LIMIT",
+    "TARGET_RECALL",
+    "VectorIndex",
+    "exact_neighbours",
+    "plan_index",
+    "shard_names",
+]
+
+logger = logging.getLogger(__name__)
 
 EXACT_LIMIT = 50_000
+PQ_LIMIT = 1_000_000
 TARGET_RECALL = 0.95
+BYTES_PER_VECTOR = 80
+_ID_BYTES = 8
+_PQ_SIZES = (64, 56, 48, 40, 32, 24, 16, 8)
+_DIMS_PER_BYTE = 2
+_PQ_MIN_TRAIN = 1_000
+_TRANSFORMS = ("svdr", "opq", "none")
+_TRAIN_PER_LIST = 40
+_KMEANS_ITERATIONS = 10
 _RECALL_QUERIES = 200
+_PLATEAU = 0.002
 _NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+Chunks = Callable[[], Iterable[tuple[NDArray[np.float32], NDArray[np.int64]]]]
 
 
 def _faiss() -> Any:
@@ -35,19 +89,210 @@ def _faiss() -> Any:
     return faiss
 
 
+def shard_names(modality: str, shards: int) -> list[str]:
+    """The file names of a modality's shards: ``image.faiss``, or ``image.shard-00-of-04.faiss``…"""
+    if shards <= 1:
+        return [f"{modality}.faiss"]
+    return [f"{modality}.shard-{i:02d}-of-{shards:02d}.faiss" for i in range(shards)]
+
+
+def plan_index(
+    n: int,
+    dim: int,
+    *,
+    shards: int = 1,
+    exact_limit: int = EXACT_LIMIT,
+    pq_limit: int = PQ_LIMIT,
+    transform: str = "svdr",
+) -> dict[str, Any]:
+    """The index type and parameters for ``n`` vectors (module docstring).
+
+    Args:
+        n: Collection size.
+        dim: Vector dimension.
+        shards: Number of shards (each keeps its own copy of the trained parts).
+        exact_limit: Exact search up to this size.
+        pq_limit: IVF-Flat up to this size, IVF-PQ above.
+        transform: IVF-PQ's rotation: ``svdr`` (truncated SVD + random rotation to
+            ``2·pq_m`` dimensions), ``opq`` (OPQ to the same size) or ``none``.
+
+    Returns:
+        ``{"type": "flat"|"ivf_flat"|"ivf_pq", "shards": N, ...}`` with ``nlist`` for IVF and
+        ``pq_m`` (code bytes), ``transform`` and ``transform_dim`` for IVF-PQ.
+    """
+    if shards < 1:
+        raise ValueError("shards must be at least 1")
+    if transform not in _TRANSFORMS:
+        raise ValueError(f"unknown transform {transform!r}: use one of {_TRANSFORMS}")
+    if n <= exact_limit:
+        return {"type": "flat", "shards": shards}
+    nlist = 2 ** round(math.log2(max(16.0, 4 * math.sqrt(n))))
+    nlist = int(min(65_536, nlist, max(1, n // _TRAIN_PER_LIST)))
+    if n <= max(pq_limit, _PQ_MIN_TRAIN):  # 8-bit PQ codebooks need a few points per centroid
+        return {"type": "ivf_flat", "shards": shards, "nlist": nlist}
+    chosen = (min(_PQ_SIZES), dim)
+    for m in _PQ_SIZES:
+        out = dim if transform == "none" else min(dim, _DIMS_PER_BYTE * m)
+        if m > out or out % m:
+            continue
+        # per shard: coarse centroids, PQ codebooks, the rotation matrix
+        fixed = nlist * out * 4 + 256 * out * 4 + (0 if transform == "none" else out * dim * 4)
+        if m + _ID_BYTES + shards * fixed / n <= BYTES_PER_VECTOR:
+            chosen = (m, out)
+            break
+    m, out = chosen
+    return {
+        "type": "ivf_pq",
+        "shards": shards,
+        "nlist": nlist,
+        "pq_m": m,
+        "transform": transform,
+        "transform_dim": out,
+    }
+
+
+def _svd_rotation(sample: NDArray[np.float32], out: int, seed: int) -> Any:
+    """A ``LinearTransform`` onto the top ``out`` singular directions, randomly rotated.
+
+    Uncentred (the second moment, not the covariance), so inner products keep their meaning;
+    the random rotation spreads the variance evenly over the PQ sub-vectors.
+    """
+    faiss = _faiss()
+    dim = sample.shape[1]
+    moment = np.zeros((dim, dim), dtype=np.float64)
+    for start in range(0, len(sample), 65_536):  # float64 a block at a time, not a copy of all
+        block = np.asarray(sample[start : start + 65_536], dtype=np.float64)
+        moment += block.T @ block
+    _, vecs = np.linalg.eigh(moment / max(1, len(sample)))
+    top = vecs[:, ::-1][:, :out]
+    spin, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(out, out)))
+    matrix = np.ascontiguousarray((top @ spin).T, dtype=np.float32)
+    rotation = faiss.LinearTransform(dim, out, False)
+    faiss.copy_array_to_vector(matrix.ravel(), rotation.A)
+    rotation.is_trained = True
+    rotation.set_is_orthonormal()
+    return rotation
+
+
+def exact_neighbours(
+    queries: NDArray[np.float32], chunks: Chunks, k: int
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Exact top-``k`` (inner product) over vectors given chunk by chunk, merged.
+
+    Args:
+        queries: ``q×d`` query vectors.
+        chunks: Called once; yields ``(vectors, ids)`` pieces of the collection.
+        k: Neighbours per query.
+
+    Returns:
+        Similarities and ids, ``q×k`` each, best first (``-1`` where fewer exist).
+    """
+    faiss = _faiss()
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    best_s = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_i = np.full((len(queries), k), -1, dtype=np.int64)
+    for vectors, ids in chunks():
+        flat = faiss.IndexFlatIP(queries.shape[1])
+        flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        s, pos = flat.search(queries, min(k, len(vectors)))
+        found = np.where(pos >= 0, np.asarray(ids, dtype=np.int64)[np.maximum(pos, 0)], -1)
+        all_s = np.concatenate([best_s, s], axis=1)
+        all_i = np.concatenate([best_i, found], axis=1)
+        order = np.argsort(-all_s, axis=1, kind="stable")[:, :k]
+        best_s = np.take_along_axis(all_s, order, axis=1)
+        best_i = np.take_along_axis(all_i, order, axis=1)
+    return best_s, best_i
+
+
+def _ivf(part: Any) -> Any:
+    """The IVF index inside a part (through an OPQ ``IndexPreTransform``), or ``None``."""
+    faiss = _faiss()
+    try:
+        return faiss.extract_index_ivf(part)
+    except RuntimeError:
+        return None
+
+
 @dataclass(slots=True)
 class VectorIndex:
-    """A FAISS index of ``dim``-dimensional vectors keyed by int64 ids."""
+    """A FAISS index of ``dim``-dimensional vectors keyed by int64 ids.
+
+    Attributes:
+        dim: Vector dimension.
+        index: What is searched: the one part, or an ``IndexShards`` over :attr:`parts`.
+        info: Type and parameters, measured recall (goes to the index manifest).
+        parts: The shards (one FAISS index each; shard ``i`` holds the ids ``id % N == i``).
+    """
 
     dim: int
     index: Any
     info: dict[str, Any] = field(default_factory=dict)
+    parts: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.parts:
+            self.parts = [self.index]
 
     @classmethod
-    def empty(cls, dim: int) -> VectorIndex:
+    def _of(cls, dim: int, parts: list[Any], info: dict[str, Any]) -> VectorIndex:
+        faiss = _faiss()
+        if len(parts) == 1:
+            return cls(dim, parts[0], info, parts)
+        shards = faiss.IndexShards(dim, False, False)  # not threaded, keep the ids given
+        for part in parts:
+            shards.add_shard(part)
+        return cls(dim, shards, info, parts)
+
+    @property
+    def shards(self) -> int:
+        """Number of shards."""
+        return len(self.parts)
+
+    @classmethod
+    def empty(cls, dim: int, shards: int = 1) -> VectorIndex:
         """An exact index with no vectors."""
         faiss = _faiss()
-        return cls(dim, faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), {"type": "flat"})
+        parts = [faiss.IndexIDMap2(faiss.IndexFlatIP(dim)) for _ in range(shards)]
+        return cls._of(dim, parts, {"type": "flat", "shards": shards})
+
+    @classmethod
+    def trained(
+        cls, plan: dict[str, Any], dim: int, sample: NDArray[np.float32], *, seed: int = 0
+    ) -> VectorIndex:
+        """An empty index of a :func:`plan_index` plan, trained on ``sample`` (``s×dim``).
+
+        The trained empty index is cloned once per shard, so every shard shares the same
+        coarse quantizer, rotation and codebooks.
+        """
+        faiss = _faiss()
+        shards = int(plan.get("shards", 1))
+        if plan["type"] == "flat":
+            return cls.empty(dim, shards)
+        nlist = int(plan["nlist"])
+        sample = np.ascontiguousarray(sample, dtype=np.float32)
+        if plan["type"] == "ivf_flat":
+            ivf: Any = faiss.IndexIVFFlat(
+                faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT
+            )
+            top: Any = ivf
+        else:
+            m, out, kind = int(plan["pq_m"]), int(plan["transform_dim"]), plan["transform"]
+            ivf = faiss.IndexIVFPQ(
+                faiss.IndexFlatIP(out), out, nlist, m, 8, faiss.METRIC_INNER_PRODUCT
+            )
+            if kind == "none":
+                top = ivf
+            elif kind == "opq":
+                top = faiss.IndexPreTransform(faiss.OPQMatrix(dim, m, out), ivf)
+            else:
+                top = faiss.IndexPreTransform(_svd_rotation(sample, out, seed), ivf)
+        ivf.cp.niter = _KMEANS_ITERATIONS
+        ivf.cp.seed = seed
+        top.train(sample)
+        parts = [top] + [faiss.clone_index(top) for _ in range(shards - 1)]
+        made = cls._of(dim, parts, dict(plan))
+        made.info["trained_on"] = len(sample)
+        return made
 
     @classmethod
     def build(
@@ -56,56 +301,109 @@ class VectorIndex:
         ids: NDArray[np.int64],
         *,
         exact_limit: int = EXACT_LIMIT,
+        pq_limit: int = PQ_LIMIT,
+        shards: int = 1,
         seed: int = 0,
     ) -> VectorIndex:
-        """Index ``vectors`` (``n×dim``, L2-normalised) under ``ids``, choosing the type by size."""
+        """Index ``vectors`` (``n×dim``, L2-normalised) under ``ids``, choosing the type by size.
+
+        Args:
+            vectors: ``n×dim`` vectors.
+            ids: ``n`` ids.
+            exact_limit: Exact search up to this many vectors.
+            pq_limit: IVF-Flat up to this many, IVF-PQ above.
+            shards: Number of shards.
+            seed: Seed of the training sample and the tuning queries.
+        """
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         n, dim = vectors.shape
-        if n <= exact_limit:
-            made = cls.empty(dim)
-            made.add(vectors, ids)
-            return made
-        faiss = _faiss()
-        nlist = int(min(65_536, max(16, 4 * math.sqrt(n))))
+        plan = plan_index(n, dim, shards=shards, exact_limit=exact_limit, pq_limit=pq_limit)
         rng = np.random.default_rng(seed)
-        sample = vectors[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
-        quantizer = faiss.IndexFlatIP(dim)
-        ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        ivf.train(sample)
-        ivf.add_with_ids(vectors, ids)
-        made = cls(dim, ivf, {"type": "ivf_flat", "nlist": nlist})
-        made._tune(vectors, ids, rng)
+        sample = np.zeros((0, dim), dtype=np.float32)
+        if plan["type"] != "flat":
+            size = min(n, _TRAIN_PER_LIST * int(plan["nlist"]))
+            sample = vectors[np.sort(rng.choice(n, size=size, replace=False))]
+        made = cls.trained(plan, dim, sample, seed=seed)
+        made.add(vectors, ids)
+        if plan["type"] != "flat":
+            picks = rng.choice(n, size=min(_RECALL_QUERIES, n), replace=False)
+            _, truth = exact_neighbours(vectors[picks], lambda: [(vectors, ids)], 11)
+            made.tune(vectors[picks], truth, own=ids[picks])
         return made
 
-    def _tune(
-        self, vectors: NDArray[np.float32], ids: NDArray[np.int64], rng: np.random.Generator
+    def tune(
+        self,
+        queries: NDArray[np.float32],
+        truth: NDArray[np.int64],
+        *,
+        own: NDArray[np.int64] | None = None,
     ) -> None:
         """Raise nprobe until recall@10 against exact search reaches the target.
 
-        The queries are indexed vectors whose own hit is left out on both sides, so the
-        recall is that of a new image of the same kind, not the trivial self match.
+        nprobe doubles from 1; it stops at the target, or where two doublings gain less than
+        0.002 (the code size, not the lists visited, then limits recall: IVF-PQ), and keeps the
+        smallest nprobe within 0.002 of the best recall seen. The measured
+        10-recall@10 (overlap of top-10 sets) and 1-recall@10 go into :attr:`info`.
+
+        Args:
+            queries: ``q×dim`` held-out queries of the indexed kind.
+            truth: ``q×k`` exact neighbour ids (k ≥ 10; k ≥ 11 when ``own`` is given).
+            own: Each query's own id when the queries are indexed vectors: the trivial self
+                match is left out on both sides, so the recall is that of a new image of the
+                same kind.
         """
-        faiss = _faiss()
-        picks = rng.choice(len(vectors), size=min(_RECALL_QUERIES, len(vectors)), replace=False)
-        queries = vectors[picks]
-        exact = faiss.IndexFlatIP(self.dim)
-        exact.add(vectors)
-        _, positions = exact.search(queries, 11)
-        truth = ids[positions]
-        recall = 0.0
+        own_ids = np.full(len(queries), -1, dtype=np.int64) if own is None else own
+        want = _drop_self(truth, own_ids)
+        k = 11 if own is not None else 10
+        tried: list[tuple[float, float, int]] = []
+        nlist = int(self.info.get("nlist", 1))
         for nprobe in _NPROBES:
-            if nprobe > self.index.nlist:
+            if nprobe > nlist:
                 break
-            self.index.nprobe = nprobe
-            _, found = self.index.search(queries, 11)
-            recall = _recall(_drop_self(found, ids[picks]), _drop_self(truth, ids[picks]))
-            if recall >= TARGET_RECALL:
+            self.set_nprobe(nprobe)
+            got = _drop_self(self.search(queries, k)[1], own_ids)
+            tried.append((_recall(got, want), _first_found(got, want), nprobe))
+            if tried[-1][0] >= TARGET_RECALL:
                 break
-        self.info.update({"nprobe": int(self.index.nprobe), "recall_at_10": round(recall, 4)})
+            if len(tried) >= 3 and tried[-1][0] - tried[-3][0] < _PLATEAU:
+                break  # two doublings bought nothing: the codes, not the lists, limit recall
+        if not tried:
+            return
+        top = max(r for r, _, _ in tried)
+        reached = [t for t in tried if t[0] >= TARGET_RECALL]
+        recall, first, nprobe = (
+            reached[0] if reached else next(t for t in tried if t[0] >= top - _PLATEAU)
+        )
+        self.set_nprobe(nprobe)
+        if recall < TARGET_RECALL:
+            logger.warning(
+                "recall@10 %.3f stays below %.2f (nprobe %d)", recall, TARGET_RECALL, nprobe
+            )
+        self.info.update(
+            {
+                "nprobe": nprobe,
+                "recall_at_10": round(recall, 4),
+                "recall_target_met": recall >= TARGET_RECALL,
+                "recall_1_at_10": round(first, 4),
+                "recall_queries": len(queries),
+            }
+        )
+
+    def set_nprobe(self, nprobe: int) -> None:
+        """Set how many inverted lists every shard visits."""
+        for part in self.parts:
+            ivf = _ivf(part)
+            if ivf is not None:
+                ivf.nprobe = int(nprobe)
+        self.info["nprobe"] = int(nprobe)
+
+    def _sync(self) -> None:
+        if len(self.parts) > 1:
+            self.index.syncWithSubIndexes()
 
     def add(self, vectors: NDArray[np.float32], ids: NDArray[np.int64]) -> None:
-        """Add vectors under ids."""
+        """Add vectors under ids (to shard ``id % shards``)."""
         if len(ids) == 0:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -114,7 +412,16 @@ class VectorIndex:
                 f"vectors of dimension {vectors.shape[-1]} do not fit this {self.dim}-d index",
                 fix="embed with the index's own embedder",
             )
-        self.index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if len(self.parts) == 1:
+            self.parts[0].add_with_ids(vectors, ids)
+            return
+        home = ids % len(self.parts)
+        for i, part in enumerate(self.parts):
+            mine = home == i
+            if mine.any():
+                part.add_with_ids(np.ascontiguousarray(vectors[mine]), ids[mine])
+        self._sync()
 
     def remove(self, ids: Iterable[int]) -> int:
         """Remove ids; returns how many were removed."""
@@ -122,48 +429,60 @@ class VectorIndex:
         wanted = np.asarray(list(ids), dtype=np.int64)
         if wanted.size == 0:
             return 0
-        return int(self.index.remove_ids(faiss.IDSelectorBatch(wanted)))
+        removed = sum(int(part.remove_ids(faiss.IDSelectorBatch(wanted))) for part in self.parts)
+        self._sync()
+        return removed
 
     def exact_contents(self) -> tuple[NDArray[np.int64], NDArray[np.float32]] | None:
-        """All ids and vectors of an exact index (insertion order); ``None`` for IVF."""
+        """All ids (ascending) and vectors of an exact index; ``None`` for IVF."""
         faiss = _faiss()
-        if not hasattr(self.index, "id_map"):
+        if not all(hasattr(part, "id_map") for part in self.parts):
             return None
-        ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
-        vectors = self.index.index.reconstruct_n(0, self.index.ntotal)
-        return ids, np.asarray(vectors, dtype=np.float32)
+        ids = np.concatenate(
+            [faiss.vector_to_array(part.id_map).astype(np.int64) for part in self.parts]
+        )
+        vectors = np.concatenate(
+            [
+                np.asarray(part.index.reconstruct_n(0, part.ntotal), dtype=np.float32).reshape(
+                    -1, self.dim
+                )
+                for part in self.parts
+            ]
+        )
+        order = np.argsort(ids, kind="stable")
+        return ids[order], vectors[order]
 
     def vector(self, id_: int) -> NDArray[np.float32]:
-        """The stored vector of one id."""
+        """The stored vector of one id (IVF-PQ: its reconstruction from the code)."""
         faiss = _faiss()
-        if (
-            not hasattr(self.index, "id_map")
-            and self.index.direct_map.type == faiss.DirectMap.NoMap
-        ):
-            self.index.set_direct_map_type(faiss.DirectMap.Hashtable)
-        return np.asarray(self.index.reconstruct(int(id_)), dtype=np.float32)
+        part = self.parts[int(id_) % len(self.parts)]
+        ivf = _ivf(part)
+        if ivf is not None and ivf.direct_map.type == faiss.DirectMap.NoMap:
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+        return np.asarray(part.reconstruct(int(id_)), dtype=np.float32)
 
     @property
     def ntotal(self) -> int:
         """Number of vectors."""
-        return int(self.index.ntotal)
+        return sum(int(part.ntotal) for part in self.parts)
 
     def ids(self) -> NDArray[np.int64]:
         """All ids, ascending."""
         faiss = _faiss()
-        if hasattr(self.index, "id_map"):
-            found = faiss.vector_to_array(self.index.id_map)
-        else:
-            invlists = self.index.invlists
-            found = np.concatenate(
-                [
-                    faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
-                    for i in range(invlists.nlist)
-                    if invlists.list_size(i)
-                ]
-                or [np.zeros(0, dtype=np.int64)]
-            )
-        return np.sort(np.asarray(found, dtype=np.int64))
+        found: list[NDArray[np.int64]] = []
+        for part in self.parts:
+            if hasattr(part, "id_map"):
+                found.append(faiss.vector_to_array(part.id_map).astype(np.int64))
+                continue
+            invlists = _ivf(part).invlists
+            found += [
+                faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+                for i in range(invlists.nlist)
+                if invlists.list_size(i)
+            ]
+        if not found:
+            return np.zeros(0, dtype=np.int64)
+        return np.sort(np.concatenate(found).astype(np.int64))
 
     def search(
         self,
@@ -193,28 +512,45 @@ class VectorIndex:
         if selector is None:
             scores, ids = self.index.search(queries, k)
         else:
+            params: Any
             if "nprobe" in self.info:
                 params = faiss.SearchParametersIVF(sel=selector, nprobe=int(self.info["nprobe"]))
+                if isinstance(self.parts[0], faiss.IndexPreTransform):
+                    params = faiss.SearchParametersPreTransform(index_params=params)
             else:
                 params = faiss.SearchParameters(sel=selector)
             scores, ids = self.index.search(queries, k, params=params)
         return scores.astype(np.float32), ids.astype(np.int64)
 
-    def save(self, path: Path) -> None:
-        """Write the index to ``path``."""
-        _faiss().write_index(self.index, str(path))
+    def save(self, directory: Path, modality: str) -> list[str]:
+        """Write each shard to ``directory`` (:func:`shard_names`); returns the file names."""
+        faiss = _faiss()
+        names = shard_names(modality, len(self.parts))
+        for part, name in zip(self.parts, names, strict=True):
+            ivf = _ivf(part)
+            if ivf is not None and ivf.direct_map.type != faiss.DirectMap.NoMap:
+                ivf.set_direct_map_type(faiss.DirectMap.NoMap)  # id lookups would be saved too
+            faiss.write_index(part, str(directory / name))
+        return names
 
     @classmethod
-    def from_bytes(cls, data: bytes, info: dict[str, Any]) -> VectorIndex:
-        """Load an index from the bytes :meth:`save` wrote (check their checksum first)."""
+    def from_bytes(cls, shards: list[bytes], info: dict[str, Any]) -> VectorIndex:
+        """Load an index from the bytes :meth:`save` wrote, one item per shard file in
+        :func:`shard_names` order (check their checksums first)."""
         faiss = _faiss()
-        try:
-            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-        except RuntimeError as e:
-            raise IndexIntegrityError("a vector index file cannot be read") from e
+        parts = []
+        for data in shards:
+            try:
+                parts.append(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)))
+            except RuntimeError as e:
+                raise IndexIntegrityError("a vector index file cannot be read") from e
+        dims = {int(part.d) for part in parts}
+        if len(dims) != 1:
+            raise IndexIntegrityError("the shards of a vector index differ in dimension")
+        made = cls._of(dims.pop(), parts, dict(info))
         if "nprobe" in info:
-            index.nprobe = int(info["nprobe"])
-        return cls(int(index.d), index, dict(info))
+            made.set_nprobe(int(info["nprobe"]))
+        return made
 
 
 def _drop_self(found: NDArray[np.int64], own: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -223,6 +559,13 @@ def _drop_self(found: NDArray[np.int64], own: NDArray[np.int64]) -> NDArray[np.i
 
 
 def _recall(found: NDArray[np.int64], truth: NDArray[np.int64]) -> float:
-    """Fraction of the exact neighbours that the approximate search found."""
-    hits = sum(len(set(f) & set(t)) for f, t in zip(found.tolist(), truth.tolist(), strict=True))
-    return hits / max(1, truth.size)
+    """10-recall@10: fraction of the exact top-10 that the approximate top-10 holds."""
+    hits = sum(
+        len(set(f) & set(t) - {-1}) for f, t in zip(found.tolist(), truth.tolist(), strict=True)
+    )
+    return hits / max(1, int((truth >= 0).sum()))
+
+
+def _first_found(found: NDArray[np.int64], truth: NDArray[np.int64]) -> float:
+    """1-recall@10: fraction of queries whose exact nearest neighbour is in the top 10."""
+    return float(np.mean([t[0] in f for f, t in zip(found.tolist(), truth.tolist(), strict=True)]))

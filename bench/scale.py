@@ -1,0 +1,228 @@
+"""Vector indexes past one machine: IVF-PQ in one shard vs several, at millions of vectors.
+
+The vectors are a synthetic STAND-IN for real image embeddings (no embedding model runs here):
+Gaussian clusters in a 64-d latent space with a decaying spectrum (latent dimension ``i`` has
+scale ``i^-0.5``; 2,048 cluster centres, within-cluster spread 0.5 of the centres' scale),
+projected to 512-d by a random orthonormal map, plus isotropic Gaussian noise (0.05 per
+dimension, about 18% of the energy), L2-normalised. They are generated chunk by chunk from the
+seed (100k vectors a chunk), so 5M vectors are never all in memory: training uses the first
+``40·nlist`` vectors (the chunks are i.i.d., so that is a random sample), then each chunk is
+generated once, added to every index under test and searched exactly for the ground truth
+(exact top-10 by inner product, merged chunk by chunk). Queries are held-out vectors of the same
+distribution (their own stream), and ``nprobe`` is tuned on another 200 held-out queries.
+
+For each size and shard count it prints: build time (training + adding, not generation), the
+index parameters (:func:`mammosearch.index.vectors.plan_index`), bytes per vector (total size
+of the saved shard files / n), queries per second at k=10 (one batch, ``--threads`` threads,
+fan-out and merge with ``IndexShards``), 10-recall@10 (overlap of the top-10 sets, the
+project's definition) and 1-recall@10 (exact nearest neighbour within the top 10). Target:
+10-recall@10 >= 0.95 at <= 80 bytes/vector.
+
+Usage::
+
+    python bench/scale.py                  # 1M and 5M, 1 vs 4 shards (long; docs/SCALING.md)
+    python bench/scale.py --sizes 1000000 --queries 1000
+    python bench/scale.py --quick          # 100k, a smoke run of a few minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from mammosearch.index.vectors import (
+    BYTES_PER_VECTOR,
+    TARGET_RECALL,
+    VectorIndex,
+    exact_neighbours,
+    plan_index,
+)
+
+DIM = 512
+LATENT = 64
+CLUSTERS = 2048
+WITHIN = 0.5
+NOISE = 0.05
+CHUNK = 100_000
+TRAIN_PER_LIST = 40
+TUNE_QUERIES = 200
+
+
+class Synthetic:
+    """Clustered unit vectors, reproducible chunk by chunk from a seed (module docstring)."""
+
+    def __init__(self, seed: int, noise: float = NOISE) -> None:
+        rng = np.random.default_rng([seed, 0])
+        self.seed, self.noise = seed, noise
+        self.scale = ((1.0 + np.arange(LATENT)) ** -0.5).astype(np.float32)
+        self.centres = (rng.normal(size=(CLUSTERS, LATENT)) * self.scale).astype(np.float32)
+        self.basis = np.linalg.qr(rng.normal(size=(DIM, LATENT)))[0].T.astype(np.float32)
+
+    def chunk(self, stream: int, number: int, size: int) -> np.ndarray:
+        """``size×512`` vectors: chunk ``number`` of ``stream`` (1 = collection, 2/3 = queries)."""
+        rng = np.random.default_rng([self.seed, stream, number])
+        pick = rng.integers(0, CLUSTERS, size)
+        z = self.centres[pick] + WITHIN * self.scale * rng.standard_normal(
+            (size, LATENT), dtype=np.float32
+        )
+        x = z @ self.basis
+        x += self.noise * rng.standard_normal((size, DIM), dtype=np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        return x
+
+    def collection(self, n: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The ``n`` indexed vectors with ids ``0..n-1``, chunk by chunk."""
+        for number, start in enumerate(range(0, n, CHUNK)):
+            size = min(CHUNK, n - start)
+            yield self.chunk(1, number, size), np.arange(start, start + size, dtype=np.int64)
+
+
+def recalls(found: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """10-recall@10 (top-10 overlap) and 1-recall@10."""
+    overlap = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)])
+    first = np.mean([t[0] in f for f, t in zip(found, truth, strict=True)])
+    return float(overlap), float(first)
+
+
+def rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def run(
+    n: int, n_queries: int, shard_counts: list[int], args: argparse.Namespace, workdir: Path
+) -> list[str]:
+    import faiss
+
+    seed = args.seed
+    data = Synthetic(seed, args.noise)
+    queries = data.chunk(2, 0, n_queries)
+    tuning = data.chunk(3, 0, TUNE_QUERIES)
+    both = np.concatenate([queries, tuning])
+    plans = {
+        s: plan_index(n, DIM, shards=s, exact_limit=0, pq_limit=0, transform=args.transform)
+        for s in shard_counts
+    }
+    train_size = min(n, TRAIN_PER_LIST * max(int(p["nlist"]) for p in plans.values()))
+    sample = np.concatenate([v for v, _ in _take(data.collection(n), train_size)])[:train_size]
+    seconds: dict[int, float] = {}
+    indexes: dict[int, VectorIndex] = {}
+    for shards, plan in plans.items():
+        t = time.perf_counter()
+        indexes[shards] = VectorIndex.trained(plan, DIM, sample, seed=seed)
+        seconds[shards] = time.perf_counter() - t
+        print(f"  n={n:,} shards={shards}: trained in {seconds[shards]:.0f} s", flush=True)
+    del sample
+    adding = 0.0
+
+    def one_pass() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        nonlocal adding
+        for vectors, ids in data.collection(n):
+            for shards, index in indexes.items():
+                t = time.perf_counter()
+                index.add(vectors, ids)
+                seconds[shards] += time.perf_counter() - t
+                adding += time.perf_counter() - t
+            yield vectors, ids
+
+    t = time.perf_counter()
+    _, truth_all = exact_neighbours(both, one_pass, 10)
+    truth_seconds = time.perf_counter() - t - adding
+    truth, tuning_truth = truth_all[:n_queries], truth_all[n_queries:]
+    rows = []
+    for shards, index in indexes.items():
+        t = time.perf_counter()
+        index.tune(tuning, tuning_truth)
+        seconds[shards] += time.perf_counter() - t
+        folder = workdir / f"n{n}-s{shards}"
+        folder.mkdir()
+        index.save(folder, "image")
+        size = sum(p.stat().st_size for p in folder.iterdir())
+        shutil.rmtree(folder)
+        index.search(queries[:10], 10)  # warm up
+        t = time.perf_counter()
+        _, found = index.search(queries, 10)
+        qps = n_queries / (time.perf_counter() - t)
+        r10, r1 = recalls(found, truth)
+        info = index.info
+        rotation = {"svdr": "SVDR", "opq": "OPQ", "none": ""}[info["transform"]]
+        kind = f"IVF{info['nlist']},PQ{info['pq_m']}"
+        if rotation:
+            kind = f"{rotation}{info['transform_dim']},{kind}"
+        rows.append(
+            f"| {n:,} | {shards} | {kind} | {info['nprobe']} | {seconds[shards]:.0f} | "
+            f"{size / n:.1f} | {qps:,.0f} | {r10:.3f} | {r1:.3f} | {info['recall_at_10']:.3f} |"
+        )
+        print(rows[-1], flush=True)
+        sweep = []
+        for nprobe in (1, 2, 4, 8, 16, 32, 64):
+            index.set_nprobe(nprobe)
+            t = time.perf_counter()
+            _, found = index.search(queries, 10)
+            swept = n_queries / (time.perf_counter() - t)
+            sweep.append(f"{nprobe}: {recalls(found, truth)[0]:.3f} @ {swept:,.0f} q/s")
+        index.set_nprobe(int(info["nprobe"]))
+        print(f"  sweep n={n:,} shards={shards} (nprobe: 10-recall@10 @ QPS) " + "; ".join(sweep))
+    print(
+        f"  exact ground truth for {len(both)} queries: {truth_seconds:.0f} s; "
+        f"peak RSS {rss_gib():.1f} GiB; threads {faiss.omp_get_max_threads()}",
+        flush=True,
+    )
+    return rows
+
+
+def _take(
+    chunks: Iterator[tuple[np.ndarray, np.ndarray]], count: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    got = 0
+    for vectors, ids in chunks:
+        if got >= count:
+            return
+        got += len(ids)
+        yield vectors, ids
+
+
+def main() -> None:
+    import faiss
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000000,5000000", help="comma-separated")
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--shards", default="1,4", help="shard counts to compare")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--transform", default="svdr", choices=["svdr", "opq", "none"])
+    parser.add_argument("--noise", type=float, default=NOISE, help="isotropic noise per dim")
+    parser.add_argument("--quick", action="store_true", help="100k vectors, 500 queries")
+    args = parser.parse_args()
+    sizes = [100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    n_queries = 500 if args.quick else args.queries
+    faiss.omp_set_num_threads(args.threads)
+    print(
+        "STAND-IN DATA: synthetic clustered 512-d unit vectors (Gaussian clusters in a 64-d "
+        f"latent space + isotropic noise {args.noise}), not real embeddings. "
+        f"Target: 10-recall@10 >= "
+        f"{TARGET_RECALL} at <= {BYTES_PER_VECTOR} bytes/vector; {n_queries} held-out queries, "
+        f"k=10, {args.threads} threads.",
+        flush=True,
+    )
+    header = (
+        "| n | shards | index | nprobe | build s | bytes/vector | QPS | 10-recall@10 | "
+        "1-recall@10 | tuned recall |\n|---|---|---|---|---|---|---|---|---|---|"
+    )
+    rows: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmp:
+        for n in sizes:
+            rows += run(n, n_queries, [int(s) for s in args.shards.split(",")], args, Path(tmp))
+    print("\n" + header)
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Search a sharded vector index with one Ray actor per shard (the shards on a cluster).
+
+Optional: needs ``ray`` (not a dependency of the package). Each actor checks one shard file
+against the index manifest's SHA-256, loads it and answers searches with the same allow /
+exclude id filters as :class:`~mammosearch.index.vectors.VectorIndex`; the caller fans a batch
+out to every actor and merges the per-shard top ``k`` by similarity, as FAISS ``IndexShards``
+does in one process. The index directory must be readable at the same path on every node (a
+shared file system). Not wired into ``search`` or ``serve`` yet: a Python API for clusters.
+
+Example:
+    >>> shards = RaySharded(Path("/shared/index"), "image", address="auto")  # doctest: +SKIP
+    >>> scores, ids = shards.search(queries, 10, exclude=[12, 13])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mammosearch.errors import IndexIntegrityError
+from mammosearch.index.case_index import load_manifest
+from mammosearch.index.vectors import VectorIndex, shard_names
+
+__all__ = ["RaySharded"]
+
+
+class _Shard:
+    """One shard file, loaded after its checksum is checked (runs inside a Ray actor)."""
+
+    def __init__(self, path: str, sha256: str, info: dict[str, Any]) -> None:
+        data = Path(path).read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise IndexIntegrityError(
+                f"index file {Path(path).name} does not match its checksum",
+                fix="run 'mammosearch index verify' and rebuild the index",
+            )
+        self.index = VectorIndex.from_bytes([data], dict(info, shards=1))
+
+    def search(
+        self,
+        queries: NDArray[np.float32],
+        k: int,
+        allow: list[int] | None,
+        exclude: list[int] | None,
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        if self.index.ntotal == 0:
+            shape = (len(queries), k)
+            return np.full(shape, -np.inf, np.float32), np.full(shape, -1, np.int64)
+        scores, ids = self.index.search(queries, k, allow=allow, exclude=exclude)
+        if ids.shape[1] < k:  # a shard smaller than k
+            pad = k - ids.shape[1]
+            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+            ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+        return scores, ids
+
+    def ntotal(self) -> int:
+        return self.index.ntotal
+
+
+class RaySharded:
+    """One Ray actor per shard of a modality's vector index, searched by fan-out and merge.
+
+    Args:
+        directory: The index directory (the same path on every node).
+        modality: ``image`` or ``text``.
+        address: Ray address (``auto``, ``ray://head:10001``); ``None`` starts a local Ray
+            unless one is running.
+        cpus_per_shard: CPUs each actor reserves.
+
+    Raises:
+        IndexIntegrityError: A shard does not match its checksum (raised by ``search``).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        modality: str = "image",
+        *,
+        address: str | None = None,
+        cpus_per_shard: float = 1.0,
+    ) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        manifest = load_manifest(Path(directory))
+        info = manifest.vectors.get(modality, {})
+        names = shard_names(modality, int(info.get("shards", 1)))
+        actor = ray.remote(num_cpus=cpus_per_shard)(_Shard)
+        self._ray = ray
+        self.actors: list[Any] = [
+            actor.remote(str(Path(directory) / name), manifest.files[name], info) for name in names
+        ]
+
+    def search(
+        self,
+        queries: NDArray[np.float32],
+        k: int,
+        *,
+        allow: Iterable[int] | None = None,
+        exclude: Iterable[int] | None = None,
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """The ``k`` best ids per query over all shards (``-1`` where fewer exist)."""
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        wanted = None if allow is None else [int(i) for i in allow]
+        unwanted = None if exclude is None else [int(i) for i in exclude]
+        parts = self._ray.get(
+            [a.search.remote(queries, int(k), wanted, unwanted) for a in self.actors]
+        )
+        scores = np.concatenate([s for s, _ in parts], axis=1)
+        ids = np.concatenate([i for _, i in parts], axis=1)
+        scores = np.where(ids >= 0, scores, -np.inf)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return (
+            np.take_along_axis(scores, order, axis=1).astype(np.float32),
+            np.take_along_axis(ids, order, axis=1).astype(np.int64),
+        )
+
+    @property
+    def ntotal(self) -> int:
+        """Number of vectors over all shards."""
+        return int(sum(self._ray.get([a.ntotal.remote() for a in self.actors])))
+
+    def close(self) -> None:
+        """Stop the actors."""
+        for a in self.actors:
+            self._ray.kill(a)
+        self.actors = []

@@ -1,0 +1,38 @@
+"""One Ray actor per shard answers as the in-process IndexShards does (local Ray)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mammosearch.index import CaseIndex
+from tests.index.test_shards import build_dir, clustered
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore")
+def test_ray_actors_answer_as_index_shards(tmp_path: Path) -> None:
+    from mammosearch.index.ray_shards import RaySharded
+
+    vectors = clustered(1500, 5)
+    build_dir(tmp_path / "idx", vectors, shards=3)  # IVF-PQ in 3 shards
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20,
+             log_to_driver=False)  # fmt: skip
+    try:
+        remote = RaySharded(tmp_path / "idx", "image", cpus_per_shard=0.5)
+        with CaseIndex(tmp_path / "idx") as index:
+            local = index.vectors["image"]
+            assert remote.ntotal == local.ntotal == 1500
+            queries = clustered(20, 5, stream=1)
+            for kw in ({}, {"allow": range(1, 1500, 4)}, {"exclude": range(1, 700)}):
+                s1, i1 = local.search(queries, 10, **kw)
+                s2, i2 = remote.search(queries, 10, **kw)
+                np.testing.assert_allclose(s1, s2, rtol=1e-5, atol=1e-5)
+                assert np.mean(i1 == i2) > 0.99  # equal up to the order of tied scores
+        remote.close()
+    finally:
+        ray.shutdown()

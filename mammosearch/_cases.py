@@ -464,6 +464,11 @@ def build_index(
         writer = stack.enter_context(
             IndexWriter(out, info, store=store, shards=shards, crash_after=crash_after)
         )
+        if writer.previous is not None and not update:  # another build published it first
+            raise InputError(
+                f"an index was built at {out.name!r} while this build was running",
+                fix="pass --update to add to it, or choose another directory",
+            )
         added_meanwhile = writer.known_sources() - known if update else set()
         for n, item in enumerate(items):
             if item.row.source_key in added_meanwhile:  # by a build that published first
@@ -536,7 +541,8 @@ def migrate_index(directory: Path) -> str:
 def _republish(writer: IndexWriter) -> None:
     """Commit a change that adds no images: labels and settings as they were, vote refitted."""
     previous = writer.previous
-    assert previous is not None  # the callers opened an existing index
+    if previous is None:  # pragma: no cover - the callers named an existing index
+        raise InputError("there is no index to change")
     labels, source, vote, figures = _fit_vote(writer, previous.labels)
     writer.commit(
         labels=labels, label_order_source=source, vote=vote, vote_figures=figures,

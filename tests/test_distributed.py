@@ -115,7 +115,8 @@ def test_normalize_resumes_only_the_missing_shards(reports_file: Path, tmp_path:
         normalize_reports(reports_file, out, settings=settings, engine="ray",
                           ray=RayOptions(shard_rows=250, work_dir=tmp_path / "work",
                                          crash_after_shards=2))  # fmt: skip
-    assert not out.exists() and len(list((tmp_path / "work").glob("*.parquet"))) == 2
+    job = tmp_path / "work" / "out.jsonl.parts"  # the job's own folder in --work-dir
+    assert not out.exists() and len(list(job.glob("*.parquet"))) == 2
     resumed = normalize_reports(reports_file, out, settings=settings, engine="ray", ray=options)
     assert resumed.shards == {"total": 4, "computed": 2, "reused": 2}
     local = tmp_path / "local.jsonl"
@@ -228,13 +229,15 @@ def test_index_build_resumes_only_the_missing_shards(
         build_index(manifest, tmp_path / "idx", settings=settings, embedder="radiomics.v1",
                     engine="ray", ray=RayOptions(shard_rows=7, work_dir=work,
                                                  crash_after_shards=1))  # fmt: skip
-    (shard,) = work.glob("*.parquet")
+    (work / "unrelated.txt").write_text("kept")  # a completed job removes only its own files
+    (shard,) = (work / "idx.parts").glob("*.parquet")
     assert not (tmp_path / "idx").exists()
     texts = pq.read_table(shard, columns=["text", "report", "error"]).to_pylist()
     assert "QUIXOTEVANS" not in json.dumps(texts) and "[NAME]" in json.dumps(texts)  # scrubbed
     resumed = build_index(manifest, tmp_path / "idx", settings=settings, embedder="radiomics.v1",
                           engine="ray", ray=RayOptions(shard_rows=7, work_dir=work))  # fmt: skip
     assert resumed.shards == {"total": 4, "computed": 3, "reused": 1} and resumed.resumed == 7
+    assert [p.name for p in work.iterdir()] == ["unrelated.txt"]
     _same_index(local_index[0], tmp_path / "idx")
 
 
@@ -322,7 +325,9 @@ def test_options_and_auth_refusals_are_recognised(tmp_path: Path) -> None:
     from mammosearch.distributed._cluster import _auth_failed
 
     assert RayOptions().parts_dir(tmp_path / "out.jsonl") == tmp_path / "out.jsonl.parts"
-    assert RayOptions(work_dir=tmp_path / "w").parts_dir(tmp_path / "idx") == tmp_path / "w"
+    assert RayOptions(work_dir=tmp_path / "w").parts_dir(tmp_path / "idx") == (
+        tmp_path / "w" / "idx.parts"
+    )
     for address in ("auto", "head:6379", "10.0.0.5:6379", "ray://head:10001", "[::1]:6379"):
         assert RayOptions(address=address).address == address
     for address in ("", "head", "head:0", "head:70000", "http://head:6379"):

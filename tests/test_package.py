@@ -65,6 +65,7 @@ EXPECTED_EXPORTS = {
         "ENGINES",
         "Cluster",
         "RayOptions",
+        "RaySharded",
         "ShardRun",
         "check_engine",
         "index_entries_on_ray",

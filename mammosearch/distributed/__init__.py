@@ -11,6 +11,8 @@ cluster has GPUs), write each finished shard as Parquet (temporary name, then re
 folder beside the output, and never compute a finished shard again: an interrupted job resumes.
 A shard's file name carries a digest of its input and the job's options, so a changed input or
 option never reuses a stale shard. The outputs are the local engine's, written by the same code.
+
+:class:`RaySharded` searches a sharded index with one Ray actor per shard (fan-out and merge).
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from mammosearch.distributed._cluster import Cluster, ray_session, require_ray
 from mammosearch.distributed._index import ShardRun, index_entries_on_ray
 from mammosearch.distributed._normalize import normalize_on_ray
 from mammosearch.distributed._options import ENGINES, RayOptions, check_engine
+from mammosearch.distributed._search import RaySharded
 
 __all__ = [
     "ENGINES",
     "Cluster",
     "RayOptions",
+    "RaySharded",
     "ShardRun",
     "check_engine",
     "index_entries_on_ray",

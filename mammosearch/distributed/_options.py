@@ -34,9 +34,10 @@ class RayOptions:
         address: ``None`` starts a private local cluster (or uses the one this process already
             joined), ``"auto"`` joins the cluster started on this machine with ``ray start``,
             ``HOST:PORT`` (or ``ray://HOST:PORT``) joins a remote one.
-        work_dir: The folder of the job's Parquet shards (default: beside the output,
-            ``OUT.parts``). Kept when a job is interrupted, so the next run resumes; removed
-            when the job completes.
+        work_dir: Where the job's Parquet shards go: in a folder of the job's own named after
+            the output, ``OUT.parts`` (default: beside the output). Kept when a job is
+            interrupted, so the next run resumes; its shard files are removed when the job
+            completes (nothing else in ``work_dir`` is touched).
         shard_rows: Input records per shard (the unit of resume).
         batch_size: Records per ``map_batches`` call of the report stage (image stages use
             their own, smaller batches).
@@ -66,4 +67,5 @@ class RayOptions:
 
     def parts_dir(self, output: Path) -> Path:
         """The work folder of a job writing ``output``."""
-        return self.work_dir or output.with_name(output.name + ".parts")
+        name = output.name + ".parts"
+        return self.work_dir / name if self.work_dir else output.with_name(name)

@@ -4,16 +4,17 @@ A job splits its input into shards of consecutive records. Each shard's file nam
 digest of the job's options and the shard's own input (texts, or manifest rows and the size and
 time of their files), so a finished shard is never computed again, and a changed input or option
 never reuses a stale one. Files are written to a temporary name and renamed: an interrupted job
-leaves whole shards only. The folder is removed when the job completes.
+leaves whole shards only. The folder holds patient data (report text, thumbnails), so it is
+made readable by its owner only; its shard files are removed when the job completes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ class ShardStore:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         for partial in folder.glob(".*.tmp"):  # a writer killed mid-file
             partial.unlink(missing_ok=True)
         self.digests: list[str] = []
@@ -84,8 +85,32 @@ class ShardStore:
         return len(self.digests)
 
     def close(self) -> None:
-        """The job completed: remove the folder."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """The job completed: remove its shard files, and the folder when nothing else is in it."""
+        for path in self.folder.glob("*.parquet"):
+            if _NAME.match(path.name):
+                path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.folder.rmdir()
+
+
+def _cluster_batches(batches: Any) -> Any:
+    """The batches of a Ray Data stream; a failed task becomes a typed error that names its
+    kind only (Ray's message carries the remote traceback and its values)."""
+    iterator = iter(batches)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except Exception as e:
+            if not type(e).__module__.startswith("ray"):
+                raise
+            raise MammosearchError(
+                f"a task on the Ray cluster failed ({type(e).__name__})",
+                fix="see the Ray logs on the cluster, then run the same command again: "
+                "finished shards are kept",
+            ) from None
+        yield batch
 
 
 def collect_shards(
@@ -118,7 +143,7 @@ def collect_shards(
     parts: dict[int, list[Any]] = {}
     got: dict[int, int] = dict.fromkeys(expected, 0)
     written = 0
-    for batch in batches:
+    for batch in _cluster_batches(batches):
         if len(batch) == 0:
             continue
         for shard, part in batch.groupby("shard", sort=False):

@@ -44,7 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from mammosearch.errors import IndexIntegrityError, InputError
+from mammosearch.errors import IndexIntegrityError, InputError, MammosearchError
 from mammosearch.index.store import CaseRow, CaseStore, redact_url
 from mammosearch.index.vectors import VectorIndex, shard_names
 from mammosearch.index.vote import VoteParams, vote_density
@@ -68,6 +68,7 @@ MANIFEST = "manifest.json"
 STORE = "cases.sqlite"
 THUMBS = "thumbs"
 MODALITIES = ("image", "text")
+_NEW_STORE = ".new-store.json"  # in a first build's work folder: the schema it made
 _OPEN_ATTEMPTS = 5
 
 
@@ -161,8 +162,8 @@ def _recover(directory: Path, *, locked: bool = False) -> None:
         return
     pending = [*directory.parent.glob(f".{directory.name}.new-*"),
                *directory.parent.glob(f".{directory.name}.old-*")]  # fmt: skip
-    if not pending:
-        return
+    if not any((p / MANIFEST).is_file() for p in pending):
+        return  # nothing to repair (a first build still writing is not an index yet)
     if not locked:
         try:
             with _file_lock(directory):
@@ -532,7 +533,8 @@ class IndexWriter:
     def _open(self, store: str | None, shards: int | None) -> None:
         _recover(self.directory, locked=True)
         for abandoned in self.directory.parent.glob(f".{self.directory.name}.new-*"):
-            shutil.rmtree(abandoned, ignore_errors=True)  # of writers that were killed
+            _drop_abandoned_schema(abandoned)  # of writers that were killed
+            shutil.rmtree(abandoned, ignore_errors=True)
         self.previous: IndexManifest | None = None
         self.vectors: dict[str, VectorIndex] = {}
         self.where: dict[str, str] = {"backend": "sqlite"}
@@ -559,6 +561,8 @@ class IndexWriter:
         self._stack.callback(self._discard_work)
         (self.work / THUMBS).mkdir()
         if self.where["backend"] == "postgresql":
+            if self.previous is None:  # a killed first build's schema is found from here
+                (self.work / _NEW_STORE).write_text(json.dumps(self.where))
             url = store if store is not None else self.where["url"]
             self.store = CaseStore.postgresql(
                 url, self.where["schema"], generation=self.generation, create=True
@@ -778,6 +782,24 @@ class IndexWriter:
         if shared:  # published: rows this generation removed can go for good
             self.store.purge(self.generation)
         return manifest
+
+
+def _drop_abandoned_schema(work: Path) -> None:
+    """Drop the PostgreSQL schema a killed first build made (it holds unpublished rows)."""
+    path = work / _NEW_STORE
+    if not path.is_file():
+        return
+    try:
+        where = json.loads(path.read_text())
+        store = CaseStore.postgresql(where["url"], where["schema"], create=True)
+    except (MammosearchError, ValueError, KeyError):
+        logger.warning("the case store schema of a killed build could not be dropped")
+        return
+    try:
+        store.drop()
+        logger.warning("dropped the case store schema of a build that was killed")
+    finally:
+        store.close()
 
 
 @contextlib.contextmanager

@@ -12,7 +12,10 @@ generation that added it (``added_gen``) and, once removed, the generation that 
 ``added_gen <= g`` that were not removed at or before ``g``, so a reader of the published
 index (generation ``g``, from its manifest) is not disturbed by a writer preparing ``g + 1``.
 Rows of a generation that was never published (a writer that died) are rolled back by the next
-writer; removed rows are deleted for good once the generation that removed them is published.
+writer; removed rows are deleted for good once the generation that removed them is published
+(a patient's withdrawal leaves no copy behind), so a reader still on an older generation no
+longer finds them: its searches skip them and may return fewer than ``k`` cases until it
+reopens the index.
 """
 
 from __future__ import annotations
@@ -132,12 +135,9 @@ class CaseStore:
         try:
             with self._connect() as conn:
                 columns = {c["name"] for c in sa.inspect(conn).get_columns("images")}
-        except sa.exc.SQLAlchemyError as e:
+        except IndexIntegrityError:
             self.close()
-            raise IndexIntegrityError(
-                f"the case store cannot be opened ({_reason(e)})",
-                fix="run 'mammosearch index verify'",
-            ) from e
+            raise
         # an index written before generations: every row is visible
         self._generations = "added_gen" in columns
 
@@ -151,16 +151,15 @@ class CaseStore:
             return sqlite3.connect(path, check_same_thread=False)
 
         # a pool of connections (the threads of a server query at once)
-        engine = sa.create_engine("sqlite://", creator=connect, poolclass=sa.pool.QueuePool)
+        engine = sa.create_engine(
+            "sqlite://", creator=connect, poolclass=sa.pool.QueuePool, hide_parameters=True
+        )
         try:
             if not read_only:
                 _migrate(engine, None)
         except sa.exc.SQLAlchemyError as e:
             engine.dispose()
-            raise IndexIntegrityError(
-                f"the case store cannot be opened ({_reason(e)})",
-                fix="run 'mammosearch index verify'",
-            ) from e
+            raise _cannot_open("the case store", e) from e
         return cls(engine, generation, "sqlite")
 
     @classmethod
@@ -179,6 +178,7 @@ class CaseStore:
         engine = sa.create_engine(
             _pg_url(url),
             pool_pre_ping=True,
+            hide_parameters=True,  # errors must not quote stored values (patient data)
             connect_args={"options": f"-csearch_path={schema}"},
         )
         try:
@@ -196,10 +196,7 @@ class CaseStore:
             ) from e
         except sa.exc.SQLAlchemyError as e:
             engine.dispose()
-            raise IndexIntegrityError(
-                f"the case store schema {schema!r} cannot be opened ({_reason(e)})",
-                fix="run 'mammosearch index verify'",
-            ) from e
+            raise _cannot_open(f"the case store schema {schema!r}", e) from e
         if revision != HEAD_REVISION:
             engine.dispose()
             raise IndexIntegrityError(
@@ -210,8 +207,15 @@ class CaseStore:
 
     @contextmanager
     def _connect(self, *, write: bool = False) -> Iterator[Connection]:
-        with self.engine.begin() if write else self.engine.connect() as conn:
-            yield conn
+        """A connection (in a transaction when ``write``); database errors become typed ones
+        that name the kind of error only."""
+        try:
+            with self.engine.begin() if write else self.engine.connect() as conn:
+                yield conn
+        except sa.exc.SQLAlchemyError as e:
+            raise IndexIntegrityError(
+                f"the case store failed ({_reason(e)})", fix="run 'mammosearch index verify'"
+            ) from e
 
     def _visible(self) -> Any:
         """Rows this store's generation sees."""
@@ -358,15 +362,12 @@ class CaseStore:
         Raises:
             IndexIntegrityError: The database file is damaged or the schema is not current.
         """
-        try:
-            with self._connect() as conn:
-                if self.backend == "sqlite":
-                    result = conn.exec_driver_sql("PRAGMA integrity_check").scalar_one()
-                    if result != "ok":
-                        raise IndexIntegrityError(f"the case store is damaged ({result})")
-                revision = _revision(conn)
-        except sa.exc.SQLAlchemyError as e:
-            raise IndexIntegrityError(f"the case store is damaged ({_reason(e)})") from e
+        with self._connect() as conn:
+            if self.backend == "sqlite":
+                result = conn.exec_driver_sql("PRAGMA integrity_check").scalar_one()
+                if result != "ok":
+                    raise IndexIntegrityError(f"the case store is damaged ({result})")
+            revision = _revision(conn)
         if revision not in (HEAD_REVISION, None):
             raise IndexIntegrityError(
                 f"the case store is at schema revision {revision}, not {HEAD_REVISION}",
@@ -381,7 +382,8 @@ class CaseStore:
         target = sqlite3.connect(path)
         try:
             source = raw.driver_connection
-            assert isinstance(source, sqlite3.Connection)
+            if not isinstance(source, sqlite3.Connection):  # pragma: no cover - sqlite3 always
+                raise IndexIntegrityError("the SQLite case store has no sqlite3 connection")
             source.backup(target)
         finally:
             target.close()
@@ -413,6 +415,12 @@ def _row(r: Sequence[Any]) -> CaseRow:
 def _reason(error: Exception) -> str:
     """The kind of a database error, never its message (which can quote stored values)."""
     return type(getattr(error, "orig", None) or error).__name__
+
+
+def _cannot_open(what: str, error: Exception) -> IndexIntegrityError:
+    return IndexIntegrityError(
+        f"{what} cannot be opened ({_reason(error)})", fix="run 'mammosearch index verify'"
+    )
 
 
 def _revision(conn: Connection) -> str | None:

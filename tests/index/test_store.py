@@ -241,3 +241,64 @@ def test_cli_builds_searches_and_verifies_with_postgresql(
         build_index(
             manifest, out, settings=load_settings(), update=True, store="postgresql://x@y/z"
         )
+
+
+def test_database_errors_never_quote_stored_values(tmp_path: Path, store: str | None) -> None:
+    directory = tmp_path / "idx"
+    write(directory, unit(np.random.default_rng(9), 4), store=store)
+    with IndexWriter(directory, INFO) as writer:
+        secret = dict(row(0, "A", "PAT-SECRET-77"), thumbnail="", report_text="Mrs Jane Roe")
+        with pytest.raises(IndexIntegrityError, match="case store failed") as caught:
+            writer.store.add([secret])  # k0 is indexed already
+        assert "SECRET" not in str(caught.value) and "Roe" not in str(caught.value)
+
+
+def _killed_first_build(directory: str, url: str) -> None:
+    import os
+    import signal
+
+    writer = IndexWriter(Path(directory), INFO, store=url)
+    writer.add(row(1, "A", "p"), unit(np.random.default_rng(1), 1)[0], None, b"png")
+    writer._flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_the_schema_of_a_killed_first_build_is_dropped(tmp_path: Path, postgres_url: str) -> None:
+    engine = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+    schemas = "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'mammosearch_%'"
+    with engine.connect() as conn:
+        before = conn.execute(sa.text(schemas)).scalar_one()
+    killed = multiprocessing.get_context("spawn").Process(
+        target=_killed_first_build, args=(str(tmp_path / "idx"), postgres_url)
+    )
+    killed.start()
+    killed.join(timeout=120)
+    assert killed.exitcode == -9
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(schemas)).scalar_one() == before + 1  # rows of nobody
+    write(tmp_path / "idx", unit(np.random.default_rng(2), 4), store=postgres_url)
+    with engine.connect() as conn:  # the next writer dropped it (and made its own)
+        assert conn.execute(sa.text(schemas)).scalar_one() == before + 1
+    engine.dispose()
+    assert verify_index(tmp_path / "idx").counts["images"] == 4
+
+
+def test_a_reader_does_not_wait_for_a_first_build(tmp_path: Path) -> None:
+    import threading
+
+    from mammosearch.index.case_index import _file_lock
+
+    (tmp_path / ".idx.new-0000").mkdir()  # a first build at work, holding the writers' lock
+    outcome: list[str] = []
+
+    def read() -> None:
+        try:
+            CaseIndex(tmp_path / "idx")
+        except InputError as e:
+            outcome.append(str(e))
+
+    with _file_lock(tmp_path / "idx"):
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(timeout=20)
+    assert outcome and "no index" in outcome[0]

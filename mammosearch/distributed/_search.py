@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mammosearch.errors import IndexIntegrityError
+from mammosearch.distributed._cluster import require_ray
+from mammosearch.errors import IndexIntegrityError, InputError
 from mammosearch.index.case_index import load_manifest
 from mammosearch.index.vectors import VectorIndex, shard_names
 
@@ -84,12 +85,16 @@ class RaySharded:
         address: str | None = None,
         cpus_per_shard: float = 1.0,
     ) -> None:
-        import ray
-
-        if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        ray = require_ray()
         manifest = load_manifest(Path(directory))
-        info = manifest.vectors.get(modality, {})
+        info = manifest.vectors.get(modality)
+        if info is None:
+            raise InputError(
+                f"this index has no {modality} vectors", fix="search the image vectors"
+            )
+        self._started = not ray.is_initialized()
+        if self._started:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
         names = shard_names(modality, int(info.get("shards", 1)))
         actor = ray.remote(num_cpus=cpus_per_shard)(_Shard)
         self._ray = ray
@@ -127,7 +132,10 @@ class RaySharded:
         return int(sum(self._ray.get([a.ntotal.remote() for a in self.actors])))
 
     def close(self) -> None:
-        """Stop the actors."""
+        """Stop the actors (and the local Ray this object started)."""
         for a in self.actors:
             self._ray.kill(a)
         self.actors = []
+        if self._started:
+            self._ray.shutdown()
+            self._started = False

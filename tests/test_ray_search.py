@@ -16,7 +16,7 @@ ray = pytest.importorskip("ray")
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore")
 def test_ray_actors_answer_as_index_shards(tmp_path: Path) -> None:
-    from mammosearch.index.ray_shards import RaySharded
+    from mammosearch.distributed import RaySharded
 
     vectors = clustered(1500, 5)
     build_dir(tmp_path / "idx", vectors, shards=3)  # IVF-PQ in 3 shards

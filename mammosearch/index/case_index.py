@@ -780,7 +780,10 @@ class IndexWriter:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         if shared:  # published: rows this generation removed can go for good
-            self.store.purge(self.generation)
+            try:
+                self.store.purge(self.generation)
+            except IndexIntegrityError:  # the next writer purges them
+                logger.warning("removed rows will be deleted by the next writer")
         return manifest
 
 

@@ -464,10 +464,10 @@ def build_index(
         writer = stack.enter_context(
             IndexWriter(out, info, store=store, shards=shards, crash_after=crash_after)
         )
-        if writer.previous is not None and not update:  # another build published it first
+        if writer.previous is not None and existing_id is None:  # another build published first
             raise InputError(
                 f"an index was built at {out.name!r} while this build was running",
-                fix="pass --update to add to it, or choose another directory",
+                fix="run the command again with --update to add to it, or choose another directory",
             )
         added_meanwhile = writer.known_sources() - known if update else set()
         for n, item in enumerate(items):

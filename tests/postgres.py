@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+# root's PATH may lack the sbin folders where util-linux puts runuser
+_RUNUSER = ("runuser", "/usr/sbin/runuser", "/sbin/runuser")
+
 
 def _bin(name: str) -> str | None:
     found = shutil.which(name)
@@ -50,7 +53,10 @@ def postgres_server() -> Iterator[str]:
     as_user: list[str] = []
     folder = Path(tempfile.mkdtemp(prefix="mammosearch-pg-"))
     if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
+        runuser = next(filter(None, map(shutil.which, _RUNUSER)), None)
+        if runuser is None:
+            pytest.fail("runuser (util-linux) is needed to start PostgreSQL as its own user")
+        as_user = [runuser, "-u", "postgres", "--"]
         shutil.chown(folder, "postgres")
     data, port = folder / "data", _free_port()
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"

@@ -286,9 +286,8 @@ class CaseIndex:
         if manifest is not None:
             self._load(manifest, expect_embedder, checked)
             return
-        _recover(self.directory)
         for attempt in range(_OPEN_ATTEMPTS):
-            manifest = _read_manifest(self.directory)
+            manifest = load_manifest(self.directory)  # waits out a writer's swap in progress
             try:
                 self._load(manifest, expect_embedder, checked)
                 return

@@ -699,7 +699,7 @@ def _fit_vote(
     writer: IndexWriter, explicit: Sequence[str] | None
 ) -> tuple[list[str], str, VoteParams, dict[str, float]]:
     """Labels, their order, and the vote fitted leave-one-patient-out on the index itself."""
-    rows = writer.store.all_rows()
+    rows = writer.store.all_rows(with_reports=False)
     labelled = [r for r in rows if r.label is not None]
     labels, source = label_order({r.label for r in labelled if r.label}, explicit)
     if len(labelled) < 2 or "image" not in writer.vectors:
@@ -1064,7 +1064,7 @@ def evaluate_retrieval(
 
     build_index(manifest, work_dir, settings=settings, embedder=embedder, model=model)
     with CaseIndex(work_dir) as index:
-        rows = [r for r in index.store.all_rows() if r.label is not None]
+        rows = [r for r in index.store.all_rows(with_reports=False) if r.label is not None]
         truth, predicted, precision = [], [], []
         for r in rows:
             vector = index.vectors["image"].vector(r.id)

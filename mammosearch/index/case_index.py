@@ -717,7 +717,7 @@ class IndexWriter:
         shared = self.where["backend"] == "postgresql"
         if not shared:
             self.store.purge(self.generation)  # this copy is private: removed rows go now
-        rows = self.store.all_rows()
+        counts = self.store.counts()
         if not shared:
             self.store.close()
         saved: set[str] = set()
@@ -739,14 +739,7 @@ class IndexWriter:
             created=self.previous.created if self.previous else now,
             updated=now,
             embedder=self.embedder,
-            counts={
-                "images": len(rows),
-                "cases": len({r.case_id for r in rows}),
-                "patients": len({r.patient_id for r in rows}),
-                "with_report": sum(r.report_json is not None for r in rows),
-                "text_vectors": sum(r.has_text_vector for r in rows),
-                "labelled": sum(r.label is not None for r in rows),
-            },
+            counts=counts,
             labels=labels,
             label_order_source=label_order_source,
             vote={

@@ -345,10 +345,25 @@ class CaseStore:
                     out[int(r[0])] = _row(r)
         return out
 
-    def all_rows(self) -> list[CaseRow]:
-        """Every row, by id."""
+    def all_rows(self, *, with_reports: bool = True) -> list[CaseRow]:
+        """Every row, by id (without reports, their texts are not read)."""
+        query = self._select(with_reports).order_by(_images.c.id)
         with self._connect() as conn:
-            return [_row(r) for r in conn.execute(self._select(True).order_by(_images.c.id))]
+            return [_row(r) for r in conn.execute(query)]
+
+    def counts(self) -> dict[str, int]:
+        """What the index manifest counts, computed by the database (no row is read)."""
+        c = _images.c
+        query = sa.select(
+            sa.func.count().label("images"),
+            sa.func.count(sa.distinct(c.case_id)).label("cases"),
+            sa.func.count(sa.distinct(c.patient_id)).label("patients"),
+            sa.func.count(c.report_json).label("with_report"),
+            sa.func.coalesce(sa.func.sum(c.has_text_vector), 0).label("text_vectors"),
+            sa.func.count(c.label).label("labelled"),
+        ).where(self._visible())
+        with self._connect() as conn:
+            return {k: int(v) for k, v in conn.execute(query).one()._mapping.items()}
 
     def count(self) -> int:
         """Number of indexed images."""

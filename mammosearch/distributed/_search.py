@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from mammosearch.distributed._cluster import require_ray
 from mammosearch.errors import IndexIntegrityError, InputError
 from mammosearch.index.case_index import load_manifest
-from mammosearch.index.vectors import VectorIndex, shard_names
+from mammosearch.index.vectors import VectorIndex, merge_top_k, shard_names
 
 __all__ = ["RaySharded"]
 
@@ -117,14 +117,7 @@ class RaySharded:
         parts = self._ray.get(
             [a.search.remote(queries, int(k), wanted, unwanted) for a in self.actors]
         )
-        scores = np.concatenate([s for s, _ in parts], axis=1)
-        ids = np.concatenate([i for _, i in parts], axis=1)
-        scores = np.where(ids >= 0, scores, -np.inf)
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return (
-            np.take_along_axis(scores, order, axis=1).astype(np.float32),
-            np.take_along_axis(ids, order, axis=1).astype(np.int64),
-        )
+        return merge_top_k([s for s, _ in parts], [i for _, i in parts], int(k))
 
     @property
     def ntotal(self) -> int:

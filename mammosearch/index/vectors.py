@@ -59,6 +59,7 @@ __all__ = [
     "TARGET_RECALL",
     "VectorIndex",
     "exact_neighbours",
+    "merge_top_k",
     "plan_index",
     "shard_names",
 ]
@@ -174,6 +175,22 @@ def _svd_rotation(sample: NDArray[np.float32], out: int, seed: int) -> Any:
     return rotation
 
 
+def merge_top_k(
+    scores: list[NDArray[np.float32]], ids: list[NDArray[np.int64]], k: int
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """The best ``k`` per query over several ``q×kᵢ`` result sets (chunks or shards).
+
+    Missing results (id ``-1``) rank last; ties keep the order of the sets given.
+    """
+    all_i = np.concatenate(ids, axis=1).astype(np.int64)
+    all_s = np.where(all_i >= 0, np.concatenate(scores, axis=1), -np.inf)
+    order = np.argsort(-all_s, axis=1, kind="stable")[:, :k]
+    return (
+        np.take_along_axis(all_s, order, axis=1).astype(np.float32),
+        np.take_along_axis(all_i, order, axis=1),
+    )
+
+
 def exact_neighbours(
     queries: NDArray[np.float32], chunks: Chunks, k: int
 ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
@@ -196,11 +213,7 @@ def exact_neighbours(
         flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
         s, pos = flat.search(queries, min(k, len(vectors)))
         found = np.where(pos >= 0, np.asarray(ids, dtype=np.int64)[np.maximum(pos, 0)], -1)
-        all_s = np.concatenate([best_s, s], axis=1)
-        all_i = np.concatenate([best_i, found], axis=1)
-        order = np.argsort(-all_s, axis=1, kind="stable")[:, :k]
-        best_s = np.take_along_axis(all_s, order, axis=1)
-        best_i = np.take_along_axis(all_i, order, axis=1)
+        best_s, best_i = merge_top_k([best_s, s], [best_i, found], k)
     return best_s, best_i
 
 

@@ -72,8 +72,24 @@ def speed(n_images: int) -> None:
     for img in images:
         pil = Image.fromarray((img * 255).astype(np.uint8)).convert("RGB")
         model.encode_image(transform(pil).unsqueeze(0).to(device))
+    if device == "cuda":
+        torch.cuda.synchronize()
     naive = n_images / (time.perf_counter() - start)
     print(f"{'naive open_clip loop, one image at a time':<46} {naive:8.1f} images/s")
+    if device == "cuda":  # the image tower alone on ready tensors: the ceiling without decoding
+        for half in (False, True):
+            tower = model.half() if half else model.float()
+            x = torch.rand(128, 3, 224, 224, device=device, dtype=next(tower.parameters()).dtype)
+            with torch.inference_mode():
+                tower.encode_image(x[:32])
+                torch.cuda.synchronize()
+                start = time.perf_counter()
+                for _ in range(4):
+                    tower.encode_image(x)
+                torch.cuda.synchronize()
+            rate = 4 * len(x) / (time.perf_counter() - start)
+            label = f"image tower alone, ready tensors, batch 128{' fp16' if half else ''}"
+            print(f"{label:<46} {rate:8.1f} images/s")
 
 
 def mias() -> None:

@@ -329,6 +329,35 @@ def train_convnext(
         InputError: Fewer than two labels or no validation patients.
     """
     torch = _torch()
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:  # deterministic for this training only, not for the rest of the process
+        return _train(
+            images, labels, patients, label_order, config, out=out, resume=resume,
+            progress=progress, validation=validation, data_keys=data_keys, on_epoch=on_epoch,
+        )  # fmt: skip
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def _train(
+    images: Sequence[NDArray[np.float32]],
+    labels: Sequence[str],
+    patients: Sequence[str],
+    label_order: Sequence[str],
+    config: TrainConfig,
+    *,
+    out: Path | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    validation: tuple[list[int], list[int]] | None = None,
+    data_keys: Sequence[str] = (),
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> ConvNeXtDensity:
+    torch = _torch()
     from sklearn.metrics import cohen_kappa_score
 
     if len(set(labels)) < 2:
@@ -336,7 +365,6 @@ def train_convnext(
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
     order = {label: i for i, label in enumerate(label_order)}
     y = np.array([order[label] for label in labels])
     train_idx, val_idx = validation or patient_split(

@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,24 +22,24 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mammosearch.distributed._cluster import require_ray
-from mammosearch.errors import IndexIntegrityError, InputError
-from mammosearch.index.case_index import load_manifest
+from mammosearch.errors import InputError
+from mammosearch.index.case_index import load_manifest, map_checked, read_checked
 from mammosearch.index.vectors import VectorIndex, merge_top_k, shard_names
 
 __all__ = ["RaySharded"]
 
 
 class _Shard:
-    """One shard file, loaded after its checksum is checked (runs inside a Ray actor)."""
+    """One shard file (and its re-ranking file), loaded after their checksums are checked
+    (runs inside a Ray actor)."""
 
-    def __init__(self, path: str, sha256: str, info: dict[str, Any]) -> None:
-        data = Path(path).read_bytes()
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise IndexIntegrityError(
-                f"index file {Path(path).name} does not match its checksum",
-                fix="run 'mammosearch index verify' and rebuild the index",
-            )
-        self.index = VectorIndex.from_bytes([data], dict(info, shards=1))
+    def __init__(self, files: list[tuple[str, str]], info: dict[str, Any], stride: int) -> None:
+        directory = Path(files[0][0]).parent
+        data = read_checked(directory, Path(files[0][0]).name, files[0][1])
+        rows = [map_checked(directory, Path(path).name, sha) for path, sha in files[1:]]
+        self.index = VectorIndex.from_bytes(
+            [data], dict(info, shards=1), rows=rows or None, stride=stride
+        )
 
     def search(
         self,
@@ -95,11 +94,22 @@ class RaySharded:
         self._started = not ray.is_initialized()
         if self._started:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        names = shard_names(modality, int(info.get("shards", 1)))
+        shards = int(info.get("shards", 1))
+        names = shard_names(modality, shards)
+        extra = shard_names(modality, shards, "f16") if info.get("rerank") else [None] * shards
         actor = ray.remote(num_cpus=cpus_per_shard)(_Shard)
         self._ray = ray
         self.actors: list[Any] = [
-            actor.remote(str(Path(directory) / name), manifest.files[name], info) for name in names
+            actor.remote(
+                [
+                    (str(Path(directory) / name), manifest.files[name])
+                    for name in (faiss_file, rerank_file)
+                    if name is not None
+                ],
+                info,
+                shards,
+            )
+            for faiss_file, rerank_file in zip(names, extra, strict=True)
         ]
 
     def search(

@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,7 +46,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mammosearch.errors import IndexIntegrityError, InputError, MammosearchError
 from mammosearch.index.store import CaseRow, CaseStore, redact_url
-from mammosearch.index.vectors import VectorIndex, shard_names
+from mammosearch.index.vectors import (
+    EXACT_LIMIT,
+    PQ_LIMIT,
+    VectorIndex,
+    map_rows,
+    shard_names,
+)
 from mammosearch.index.vote import VoteParams, vote_density
 from mammosearch.records import DensityVote, Neighbour, NormalizedReport
 
@@ -58,6 +64,8 @@ __all__ = [
     "IndexWriter",
     "SearchFilters",
     "load_manifest",
+    "map_checked",
+    "read_checked",
     "verify_index",
 ]
 
@@ -128,14 +136,18 @@ class SearchFilters:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+        return _digest(handle)
+
+
+def _digest(handle: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 
-def _check_file(directory: Path, name: str, expected: str) -> bytes:
+def read_checked(directory: Path, name: str, expected: str) -> bytes:
     """The bytes of an index file, after checking them against the manifest's checksum."""
     data = (directory / name).read_bytes()
     if hashlib.sha256(data).hexdigest() != expected:
@@ -144,6 +156,18 @@ def _check_file(directory: Path, name: str, expected: str) -> bytes:
             fix="run 'mammosearch index verify' and rebuild the index",
         )
     return data
+
+
+def map_checked(directory: Path, name: str, expected: str) -> NDArray[np.float16]:
+    """A re-ranking file memory-mapped, after checking the same open file's checksum (it is
+    not read into memory: it can be many times the size of the index)."""
+    with (directory / name).open("rb") as handle:
+        if _digest(handle) != expected:
+            raise IndexIntegrityError(
+                f"index file {name} does not match its checksum",
+                fix="run 'mammosearch index verify' and rebuild the index",
+            )
+        return map_rows(handle)
 
 
 def _now() -> str:
@@ -180,9 +204,10 @@ def _recover(directory: Path, *, locked: bool = False) -> None:
             return
 
 
-def _vector_files(manifest: IndexManifest, modality: str) -> list[str]:
-    """The vector files of a modality listed in the manifest (one per shard), or ``[]``."""
-    names = shard_names(modality, int(manifest.vectors.get(modality, {}).get("shards", 1)))
+def _vector_files(manifest: IndexManifest, modality: str, ext: str = "faiss") -> list[str]:
+    """The vector (or ``ext="f16"``: re-ranking) files of a modality listed in the manifest
+    (one per shard), or ``[]``."""
+    names = shard_names(modality, int(manifest.vectors.get(modality, {}).get("shards", 1)), ext)
     return names if all(name in manifest.files for name in names) else []
 
 
@@ -306,15 +331,21 @@ class CaseIndex:
                 fix=f"query it with {manifest.embedder.name} or rebuild it",
             )
         if not checked and STORE in manifest.files:
-            _check_file(self.directory, STORE, manifest.files[STORE])
+            read_checked(self.directory, STORE, manifest.files[STORE])
         # each vector file is read once and checked and loaded from the same bytes, so a
         # writer's swap in between cannot pair this manifest with another index's vectors
         loaded: dict[str, VectorIndex] = {}
         for modality in MODALITIES:
             names = _vector_files(manifest, modality)
             if names:
-                data = [_check_file(self.directory, n, manifest.files[n]) for n in names]
-                loaded[modality] = VectorIndex.from_bytes(data, manifest.vectors.get(modality, {}))
+                data = [read_checked(self.directory, n, manifest.files[n]) for n in names]
+                rows = [
+                    map_checked(self.directory, n, manifest.files[n])
+                    for n in _vector_files(manifest, modality, "f16")
+                ]
+                loaded[modality] = VectorIndex.from_bytes(
+                    data, manifest.vectors.get(modality, {}), rows=rows
+                )
         self.vectors: dict[str, VectorIndex] = loaded
         self.store = _open_store(self.directory, manifest)
         self._root = str(self.directory)
@@ -350,6 +381,7 @@ class CaseIndex:
         self.store.check()
         expected = {"image": self.store.ids(), "text": self.store.ids(with_text=True)}
         for modality, index in self.vectors.items():
+            index.check_rows()
             ids = index.ids().tolist()
             if ids != expected[modality]:
                 raise IndexIntegrityError(
@@ -685,11 +717,12 @@ class IndexWriter:
             contents = index.exact_contents()
             if contents is None or contents[0].size == 0:
                 continue  # an IVF index keeps its trained lists as they are
-            kwargs = {} if exact_limit is None else {"exact_limit": exact_limit}
-            if pq_limit is not None:
-                kwargs["pq_limit"] = pq_limit
             self.vectors[modality] = VectorIndex.build(
-                contents[1], contents[0], shards=self.shards, **kwargs
+                contents[1],
+                contents[0],
+                shards=self.shards,
+                exact_limit=EXACT_LIMIT if exact_limit is None else exact_limit,
+                pq_limit=PQ_LIMIT if pq_limit is None else pq_limit,
             )
 
     def add_file(self, name: str, data: bytes) -> None:

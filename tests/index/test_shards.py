@@ -86,16 +86,70 @@ def assert_same_search(a: Any, b: Any, queries: np.ndarray, *, ids_range: int) -
         assert np.mean(i1 == i2) > 0.99  # equal up to the order of tied scores
 
 
-def test_ivf_pq_shards_answer_as_the_one_index_they_were_cloned_from(vectors: np.ndarray) -> None:
-    plan = plan_index(len(vectors), DIM, **LIMITS)
+@pytest.mark.parametrize("rerank", [False, True], ids=["codes", "reranked"])
+def test_ivf_pq_shards_answer_as_the_one_index_they_were_cloned_from(
+    vectors: np.ndarray, rerank: bool
+) -> None:
+    plan = dict(plan_index(len(vectors), DIM, **LIMITS), rerank=rerank)
     trained = VectorIndex.trained(dict(plan, shards=4), DIM, vectors[:2000])
-    one = VectorIndex(DIM, faiss.clone_index(trained.parts[0]), dict(plan))
+    one = VectorIndex.from_bytes(
+        [faiss.serialize_index(trained.parts[0]).tobytes()],
+        dict(plan),
+        rows=[np.zeros(0, np.float16)] if rerank else None,
+    )
     ids = ids_of(len(vectors))
     for index in (one, trained):
         index.add(vectors, ids)
         index.set_nprobe(8)
-    assert_same_search(one, trained, clustered(50, 3, stream=1), ids_range=4000)
+        index.info["rerank_factor"] = 4
+    queries = clustered(50, 3, stream=1)
+    if not rerank:
+        assert_same_search(one, trained, queries, ids_range=4000)
+    else:  # each shard re-ranks its own candidates: a superset of the one index's
+        for kw in ({}, {"allow": range(1, 4000, 3)}, {"exclude": range(1, 2000)}):
+            s1, _ = one.search(queries, 10, **kw)
+            s4, i4 = trained.search(queries, 10, **kw)
+            assert (s4 >= s1 - 1e-6).all() and (i4 >= 0).all()
     np.testing.assert_array_equal(trained.ids(), ids)
+
+
+def test_reranking_recovers_what_the_codes_miss() -> None:
+    rng = np.random.default_rng(7)  # 64-d, no clusters: hard for codes of 32 bytes
+    vectors = rng.normal(size=(4000, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = ids_of(len(vectors))
+    codes = VectorIndex.build(vectors, ids, rerank=False, **LIMITS)
+    reranked = VectorIndex.build(vectors, ids, rerank=True, **LIMITS)
+    assert codes.info["pq_m"] == reranked.info["pq_m"] and "rerank_factor" not in codes.info
+    assert codes.info["recall_at_10"] < TARGET_RECALL  # the codes alone fall short
+    info = reranked.info
+    assert info["recall_target_met"] and info["rerank_factor"] in (2, 4, 8)
+    assert info["recall_at_10_codes"] < TARGET_RECALL <= info["recall_at_10"]
+    queries = rng.normal(size=(200, 64)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    _, truth = exact_neighbours(queries, lambda: [(vectors, ids)], 10)
+    _, found = reranked.search(queries, 10)
+    overlap = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)])
+    assert overlap >= TARGET_RECALL - 0.03  # held out, as tuned
+    scores, found = reranked.search(vectors[:5], 3)
+    np.testing.assert_array_equal(found[:, 0], ids_of(5))  # each vector finds itself first,
+    np.testing.assert_allclose(scores[:, 0], 1.0, atol=2e-3)  # scored as float16 vectors
+    np.testing.assert_allclose(reranked.vector(3), vectors[2], atol=1e-3)
+
+
+def test_an_id_without_a_reranking_row_is_caught(vectors: np.ndarray) -> None:
+    plan = plan_index(len(vectors), DIM, **LIMITS)
+    trained = VectorIndex.trained(plan, DIM, vectors[:2000])
+    trained.add(vectors[:100], ids_of(100))
+    short = VectorIndex.from_bytes(
+        [faiss.serialize_index(trained.parts[0]).tobytes()],
+        dict(plan),
+        rows=[np.zeros(50 * DIM, np.float16)],  # rows for ids 0..49 only
+    )
+    with pytest.raises(IndexIntegrityError, match="re-ranking"):
+        short.check_rows()
+    with pytest.raises(IndexIntegrityError, match="re-ranking files are missing"):
+        VectorIndex.from_bytes([faiss.serialize_index(trained.parts[0]).tobytes()], dict(plan))
 
 
 def test_budget_decides_the_code_size_of_sharded_ivf_pq(vectors: np.ndarray) -> None:
@@ -155,9 +209,12 @@ def test_sharded_index_round_trip(sharded: Path, vectors: np.ndarray) -> None:
         assert manifest.vectors[modality]["shards"] == 4
         assert manifest.vectors[modality]["type"] == "ivf_pq"
         assert set(shard_names(modality, 4)) <= set(manifest.files)
+        assert set(shard_names(modality, 4, "f16")) <= set(manifest.files)  # re-ranking rows
     assert not (sharded / "image.faiss").exists()
     with CaseIndex(sharded) as index:
         assert index.vectors["image"].shards == 4
+        rows = index.vectors["image"].rows
+        assert len(rows) == 4 and all(isinstance(r.data, np.memmap) for r in rows)  # mapped
         hits = index.search(image_vector=vectors[10], k=5)
         assert 11 in {n.row_id for n in hits}  # ids are store row ids (1-based)
         left = index.search(image_vector=vectors[10], k=5, filters=_filters(laterality="R"))
@@ -173,9 +230,10 @@ def _filters(**kw: Any) -> Any:
     return SearchFilters(**{names[k]: v for k, v in kw.items()})
 
 
-def test_a_tampered_shard_is_refused(tmp_path: Path, vectors: np.ndarray) -> None:
+@pytest.mark.parametrize("ext", ["faiss", "f16"])
+def test_a_tampered_shard_is_refused(tmp_path: Path, vectors: np.ndarray, ext: str) -> None:
     build_dir(tmp_path / "idx", vectors[:1500], shards=3)
-    shard = tmp_path / "idx" / shard_names("image", 3)[1]
+    shard = tmp_path / "idx" / shard_names("image", 3, ext)[1]
     data = bytearray(shard.read_bytes())
     data[-100] ^= 0xFF
     shard.write_bytes(bytes(data))

@@ -18,12 +18,13 @@ run on CUDA when it is present.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -296,6 +297,20 @@ def data_hash(keys: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
 
 
+@contextlib.contextmanager
+def _deterministic(torch: Any) -> Iterator[None]:
+    """PyTorch's deterministic algorithms on, then the process's own setting back."""
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
 def train_convnext(
     images: Sequence[NDArray[np.float32]],
     labels: Sequence[str],
@@ -329,156 +344,133 @@ def train_convnext(
         InputError: Fewer than two labels or no validation patients.
     """
     torch = _torch()
-    before = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-    )
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:  # deterministic for this training only, not for the rest of the process
-        return _train(
-            images, labels, patients, label_order, config, out=out, resume=resume,
-            progress=progress, validation=validation, data_keys=data_keys, on_epoch=on_epoch,
-        )  # fmt: skip
-    finally:
-        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+    with _deterministic(torch):  # for this training only, not for the rest of the process
+        from sklearn.metrics import cohen_kappa_score
 
-
-def _train(
-    images: Sequence[NDArray[np.float32]],
-    labels: Sequence[str],
-    patients: Sequence[str],
-    label_order: Sequence[str],
-    config: TrainConfig,
-    *,
-    out: Path | None = None,
-    resume: bool = False,
-    progress: bool = False,
-    validation: tuple[list[int], list[int]] | None = None,
-    data_keys: Sequence[str] = (),
-    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-) -> ConvNeXtDensity:
-    torch = _torch()
-    from sklearn.metrics import cohen_kappa_score
-
-    if len(set(labels)) < 2:
-        raise InputError("training needs at least two labels", fix="check the manifest")
-    torch.manual_seed(config.seed)
-    random.seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    order = {label: i for i, label in enumerate(label_order)}
-    y = np.array([order[label] for label in labels])
-    train_idx, val_idx = validation or patient_split(
-        patients, labels, config.val_fraction, config.seed
-    )
-    if not val_idx or not train_idx:
-        raise InputError("not enough patients for a validation split", fix="add more patients")
-    x = _to_tensor(images, config.image_size, config.without_pectoral)
-    device = _device()
-    model = _build(config.arch, len(label_order), config.init).to(device)
-    counts = np.bincount(y[train_idx], minlength=len(label_order)).astype(np.float64)
-    weights = torch.tensor(
-        counts.sum() / np.maximum(counts, 1) / len(label_order), dtype=torch.float32, device=device
-    )
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
-    optimiser = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
-    steps = math.ceil(len(train_idx) / config.batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.epochs * steps)
-    start, best_kappa, best_state, stale = 0, -math.inf, None, 0
-    history: list[dict[str, float]] = []
-    checkpoint = out / CHECKPOINT if out else None
-    if resume and checkpoint and checkpoint.is_file():
-        try:  # weights only: a checkpoint that carries code is refused, never run
-            saved = torch.load(checkpoint, weights_only=True, map_location=device)
-        except Exception as e:
-            raise ModelLoadError(
-                f"the checkpoint is not a plain weights file ({type(e).__name__})",
-                fix=f"delete {CHECKPOINT} from the output folder, or train without --resume",
-            ) from None
-        model.load_state_dict(saved["model"])
-        optimiser.load_state_dict(saved["optimiser"])
-        schedule.load_state_dict(saved["schedule"])
-        start, best_kappa, stale = (
-            int(saved["epoch"]) + 1,
-            float(saved["best_kappa"]),
-            int(saved["stale"]),
+        if len(set(labels)) < 2:
+            raise InputError("training needs at least two labels", fix="check the manifest")
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+        rng = np.random.default_rng(config.seed)
+        order = {label: i for i, label in enumerate(label_order)}
+        y = np.array([order[label] for label in labels])
+        train_idx, val_idx = validation or patient_split(
+            patients, labels, config.val_fraction, config.seed
         )
-        best_state = saved["best_model"]
-        history = json.loads(saved["history"])
-        rng = np.random.default_rng(config.seed + start)
-        logger.info("resumed density training at epoch %d", start)
-    bar: Any = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=config.epochs, initial=start, unit="epoch", desc="train-density")
-    try:
-        for epoch in range(start, config.epochs):
-            model.train()
-            perm = rng.permutation(train_idx)
-            total = 0.0
-            for s in range(0, len(perm), config.batch_size):
-                idx = perm[s : s + config.batch_size]
-                batch = _normalise(_augment(x[idx], rng)).to(device)
-                loss = loss_fn(model(batch), torch.from_numpy(y[idx]).to(device))
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                schedule.step()
-                total += float(loss.detach()) * len(idx)
-            model.eval()
-            with torch.inference_mode():
-                logits = torch.cat([model(_normalise(x[val_idx[s : s + 32]]).to(device))
-                                    for s in range(0, len(val_idx), 32)])  # fmt: skip
-            pred = logits.argmax(dim=1).cpu().numpy()
-            kappa = (
-                float(cohen_kappa_score(y[val_idx], pred, weights="quadratic"))
-                if len(set(y[val_idx])) > 1
-                else 0.0
+        if not val_idx or not train_idx:
+            raise InputError("not enough patients for a validation split", fix="add more patients")
+        x = _to_tensor(images, config.image_size, config.without_pectoral)
+        device = _device()
+        model = _build(config.arch, len(label_order), config.init).to(device)
+        counts = np.bincount(y[train_idx], minlength=len(label_order)).astype(np.float64)
+        weights = torch.tensor(
+            counts.sum() / np.maximum(counts, 1) / len(label_order),
+            dtype=torch.float32,
+            device=device,
+        )
+        loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+        optimiser = torch.optim.AdamW(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        steps = math.ceil(len(train_idx) / config.batch_size)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimiser, T_max=config.epochs * steps
+        )
+        start, best_kappa, best_state, stale = 0, -math.inf, None, 0
+        history: list[dict[str, float]] = []
+        checkpoint = out / CHECKPOINT if out else None
+        if resume and checkpoint and checkpoint.is_file():
+            try:  # weights only: a checkpoint that carries code is refused, never run
+                saved = torch.load(checkpoint, weights_only=True, map_location=device)
+            except Exception as e:
+                raise ModelLoadError(
+                    f"the checkpoint is not a plain weights file ({type(e).__name__})",
+                    fix=f"delete {CHECKPOINT} from the output folder, or train without --resume",
+                ) from None
+            model.load_state_dict(saved["model"])
+            optimiser.load_state_dict(saved["optimiser"])
+            schedule.load_state_dict(saved["schedule"])
+            start, best_kappa, stale = (
+                int(saved["epoch"]) + 1,
+                float(saved["best_kappa"]),
+                int(saved["stale"]),
             )
-            accuracy = float(np.mean(pred == y[val_idx]))
-            metrics = {"epoch": epoch, "loss": total / len(perm), "val_accuracy": accuracy,
-                       "val_quadratic_kappa": kappa}  # fmt: skip
-            history.append(metrics)
-            if on_epoch:
-                on_epoch(epoch, metrics)
+            best_state = saved["best_model"]
+            history = json.loads(saved["history"])
+            rng = np.random.default_rng(config.seed + start)
+            logger.info("resumed density training at epoch %d", start)
+        bar: Any = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=config.epochs, initial=start, unit="epoch", desc="train-density")
+        try:
+            for epoch in range(start, config.epochs):
+                model.train()
+                perm = rng.permutation(train_idx)
+                total = 0.0
+                for s in range(0, len(perm), config.batch_size):
+                    idx = perm[s : s + config.batch_size]
+                    batch = _normalise(_augment(x[idx], rng)).to(device)
+                    loss = loss_fn(model(batch), torch.from_numpy(y[idx]).to(device))
+                    optimiser.zero_grad()
+                    loss.backward()
+                    optimiser.step()
+                    schedule.step()
+                    total += float(loss.detach()) * len(idx)
+                model.eval()
+                with torch.inference_mode():
+                    logits = torch.cat([model(_normalise(x[val_idx[s : s + 32]]).to(device))
+                                        for s in range(0, len(val_idx), 32)])  # fmt: skip
+                pred = logits.argmax(dim=1).cpu().numpy()
+                kappa = (
+                    float(cohen_kappa_score(y[val_idx], pred, weights="quadratic"))
+                    if len(set(y[val_idx])) > 1
+                    else 0.0
+                )
+                accuracy = float(np.mean(pred == y[val_idx]))
+                metrics = {"epoch": epoch, "loss": total / len(perm), "val_accuracy": accuracy,
+                           "val_quadratic_kappa": kappa}  # fmt: skip
+                history.append(metrics)
+                if on_epoch:
+                    on_epoch(epoch, metrics)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{metrics['loss']:.3f}",
+                                    acc=f"{metrics['val_accuracy']:.2f}",
+                                    kappa=f"{kappa:.2f}")  # fmt: skip
+                    bar.update(1)
+                if kappa > best_kappa:
+                    best_kappa, stale = kappa, 0
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    stale += 1
+                if checkpoint is not None:
+                    out.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+                    torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                                "schedule": schedule.state_dict(), "epoch": epoch,
+                                "best_kappa": best_kappa, "stale": stale, "best_model": best_state,
+                                "history": json.dumps(history)}, checkpoint)  # fmt: skip
+                if stale >= config.patience:
+                    break
+        finally:
             if bar is not None:
-                bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['val_accuracy']:.2f}",
-                                kappa=f"{kappa:.2f}")  # fmt: skip
-                bar.update(1)
-            if kappa > best_kappa:
-                best_kappa, stale = kappa, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                stale += 1
-            if checkpoint is not None:
-                out.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
-                torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                            "schedule": schedule.state_dict(), "epoch": epoch,
-                            "best_kappa": best_kappa, "stale": stale, "best_model": best_state,
-                            "history": json.dumps(history)}, checkpoint)  # fmt: skip
-            if stale >= config.patience:
-                break
-    finally:
-        if bar is not None:
-            bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    best = max(history, key=lambda h: h["val_quadratic_kappa"]) if history else {}
-    result = ConvNeXtDensity(
-        model,
-        list(label_order),
-        {
-            **asdict(config),
-            "history": history,
-            "best": best,
-            "train_images": len(train_idx),
-            "validation_images": len(val_idx),
-            "training_data_sha256": data_hash(data_keys),
-        },  # fmt: skip
-    )
-    if out is not None:
-        result.save(out)
-    return result
+                bar.close()
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+        best = max(history, key=lambda h: h["val_quadratic_kappa"]) if history else {}
+        result = ConvNeXtDensity(
+            model,
+            list(label_order),
+            {
+                **asdict(config),
+                "history": history,
+                "best": best,
+                "train_images": len(train_idx),
+                "validation_images": len(val_idx),
+                "training_data_sha256": data_hash(data_keys),
+            },  # fmt: skip
+        )
+        if out is not None:
+            result.save(out)
+        return result

@@ -29,8 +29,10 @@ index" advise (``n`` vectors of ``d`` dimensions, L2-normalised, so inner produc
   row ``id // shards``), which readers memory-map instead of loading. A search takes the
   codes' top ``k·f`` candidates and re-scores them with their float16 vectors (exact inner
   product up to float16 rounding), so RAM holds only the ≤ 80-byte codes while recall is that
-  of exact search on the candidates: on the 1M stand-in, 10-recall@10 0.744 from the codes
-  alone, 0.994 with ``f`` = 4 (``bench/scale.py``). ``f`` is tuned with ``nprobe``.
+  of exact search on the candidates: on the stand-in, 10-recall@10 from the codes alone 0.74
+  (1M) and 0.67 (5M), re-ranked 0.977 and 0.968 with ``f`` = 4 (``bench/scale.py``,
+  docs/SCALING.md). ``f`` is tuned with ``nprobe``. The shards re-rank their own candidates
+  (``k·f`` each) and the best ``k`` are merged.
 
 An IVF index has ``nlist`` = the power of two nearest ``4·√n`` lists (the low end of the
 guidelines' 4–16·√n: fewer centroids to keep per shard), trained by k-means (10 iterations) on a

@@ -151,11 +151,15 @@ def read_checked(directory: Path, name: str, expected: str) -> bytes:
     """The bytes of an index file, after checking them against the manifest's checksum."""
     data = (directory / name).read_bytes()
     if hashlib.sha256(data).hexdigest() != expected:
-        raise IndexIntegrityError(
-            f"index file {name} does not match its checksum",
-            fix="run 'mammosearch index verify' and rebuild the index",
-        )
+        raise _mismatch(name)
     return data
+
+
+def _mismatch(name: str) -> IndexIntegrityError:
+    return IndexIntegrityError(
+        f"index file {name} does not match its checksum",
+        fix="run 'mammosearch index verify' and rebuild the index",
+    )
 
 
 def map_checked(directory: Path, name: str, expected: str) -> NDArray[np.float16]:
@@ -163,10 +167,7 @@ def map_checked(directory: Path, name: str, expected: str) -> NDArray[np.float16
     not read into memory: it can be many times the size of the index)."""
     with (directory / name).open("rb") as handle:
         if _digest(handle) != expected:
-            raise IndexIntegrityError(
-                f"index file {name} does not match its checksum",
-                fix="run 'mammosearch index verify' and rebuild the index",
-            )
+            raise _mismatch(name)
         return map_rows(handle)
 
 

@@ -33,10 +33,13 @@ class _Shard:
     """One shard file (and its re-ranking file), loaded after their checksums are checked
     (runs inside a Ray actor)."""
 
-    def __init__(self, files: list[tuple[str, str]], info: dict[str, Any], stride: int) -> None:
-        directory = Path(files[0][0]).parent
-        data = read_checked(directory, Path(files[0][0]).name, files[0][1])
-        rows = [map_checked(directory, Path(path).name, sha) for path, sha in files[1:]]
+    def __init__(
+        self, directory: str, files: list[tuple[str, str]], info: dict[str, Any], stride: int
+    ) -> None:
+        """``files``: names and checksums, the shard's ``.faiss`` file first, then its ``.f16``."""
+        (name, sha), *rerank = files
+        data = read_checked(Path(directory), name, sha)
+        rows = [map_checked(Path(directory), name, sha) for name, sha in rerank]
         self.index = VectorIndex.from_bytes(
             [data], dict(info, shards=1), rows=rows or None, stride=stride
         )
@@ -95,21 +98,13 @@ class RaySharded:
         if self._started:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         shards = int(info.get("shards", 1))
-        names = shard_names(modality, shards)
-        extra = shard_names(modality, shards, "f16") if info.get("rerank") else [None] * shards
+        kinds = ("faiss", "f16") if info.get("rerank") else ("faiss",)
+        per_shard = zip(*(shard_names(modality, shards, ext) for ext in kinds), strict=True)
         actor = ray.remote(num_cpus=cpus_per_shard)(_Shard)
         self._ray = ray
         self.actors: list[Any] = [
-            actor.remote(
-                [
-                    (str(Path(directory) / name), manifest.files[name])
-                    for name in (faiss_file, rerank_file)
-                    if name is not None
-                ],
-                info,
-                shards,
-            )
-            for faiss_file, rerank_file in zip(names, extra, strict=True)
+            actor.remote(str(directory), [(n, manifest.files[n]) for n in names], info, shards)
+            for names in per_shard
         ]
 
     def search(

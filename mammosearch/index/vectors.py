@@ -133,23 +133,22 @@ class _Rows:
     dim: int
     data: NDArray[np.float16]
     used: int = 0
-    owned: bool = False
 
     @classmethod
     def of(cls, dim: int, flat: NDArray[np.float16] | None = None) -> _Rows:
         if flat is None:
-            return cls(dim, np.zeros((0, dim), dtype=np.float16), 0, True)
+            return cls(dim, np.zeros((0, dim), dtype=np.float16))
         if flat.size % dim:
             raise IndexIntegrityError("a re-ranking file does not hold whole vectors")
         data = flat.reshape(-1, dim)
-        return cls(dim, data, len(data), False)
+        return cls(dim, data, len(data))
 
     def put(self, rows: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
         need = int(rows.max()) + 1
-        if not self.owned or need > len(self.data):
+        if not self.data.flags.writeable or need > len(self.data):  # mapped, or full
             grown = np.zeros((max(need, len(self.data) * 3 // 2, 1024), self.dim), np.float16)
             grown[: self.used] = self.data[: self.used]
-            self.data, self.owned = grown, True
+            self.data = grown
         self.data[rows] = vectors.astype(np.float16)
         self.used = max(self.used, need)
 
@@ -467,7 +466,8 @@ class VectorIndex:
                 break
             self.set_nprobe(nprobe)
             for factor in factors:
-                self.info["rerank_factor"] = factor
+                if self.rows:
+                    self.info["rerank_factor"] = factor
                 got = _drop_self(self.search(queries, k)[1], own_ids)
                 tried.append((_recall(got, want), _first_found(got, want), nprobe, factor))
                 if tried[-1][0] >= TARGET_RECALL:
@@ -501,8 +501,6 @@ class VectorIndex:
         if self.rows:
             codes = next(t[0] for t in tried if t[2] == nprobe and t[3] == 1)
             self.info.update({"rerank_factor": factor, "recall_at_10_codes": round(codes, 4)})
-        else:
-            self.info.pop("rerank_factor", None)
 
     def set_nprobe(self, nprobe: int) -> None:
         """Set how many inverted lists every shard visits."""

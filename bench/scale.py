@@ -48,6 +48,7 @@ from mammosearch.index.vectors import (
     exact_neighbours,
     map_rows,
     plan_index,
+    recalls,
     shard_names,
 )
 
@@ -88,13 +89,6 @@ class Synthetic:
         for number, start in enumerate(range(0, n, CHUNK)):
             size = min(CHUNK, n - start)
             yield self.chunk(1, number, size), np.arange(start, start + size, dtype=np.int64)
-
-
-def recalls(found: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """10-recall@10 (top-10 overlap) and 1-recall@10."""
-    overlap = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)])
-    first = np.mean([t[0] in f for f, t in zip(found, truth, strict=True)])
-    return float(overlap), float(first)
 
 
 def rss_gib() -> float:

@@ -73,6 +73,7 @@ __all__ = [
     "map_rows",
     "merge_top_k",
     "plan_index",
+    "recalls",
     "shard_names",
 ]
 
@@ -469,7 +470,7 @@ class VectorIndex:
                 if self.rows:
                     self.info["rerank_factor"] = factor
                 got = _drop_self(self.search(queries, k)[1], own_ids)
-                tried.append((_recall(got, want), _first_found(got, want), nprobe, factor))
+                tried.append((*recalls(got, want), nprobe, factor))
                 if tried[-1][0] >= TARGET_RECALL:
                     break
             best.append(max(t[0] for t in tried if t[2] == nprobe))
@@ -739,14 +740,15 @@ def _drop_self(found: NDArray[np.int64], own: NDArray[np.int64]) -> NDArray[np.i
     return np.stack([[i for i in row if i != me][:10] for row, me in zip(found, own, strict=True)])
 
 
-def _recall(found: NDArray[np.int64], truth: NDArray[np.int64]) -> float:
-    """10-recall@10: fraction of the exact top-10 that the approximate top-10 holds."""
-    hits = sum(
-        len(set(f) & set(t) - {-1}) for f, t in zip(found.tolist(), truth.tolist(), strict=True)
-    )
-    return hits / max(1, int((truth >= 0).sum()))
+def recalls(found: NDArray[np.int64], truth: NDArray[np.int64]) -> tuple[float, float]:
+    """10-recall@10 (the fraction of the exact top-10 ids that the approximate top-10 holds)
+    and 1-recall@10 (the fraction of queries whose exact nearest neighbour is in the top 10).
 
-
-def _first_found(found: NDArray[np.int64], truth: NDArray[np.int64]) -> float:
-    """1-recall@10: fraction of queries whose exact nearest neighbour is in the top 10."""
-    return float(np.mean([t[0] in f for f, t in zip(found.tolist(), truth.tolist(), strict=True)]))
+    Args:
+        found: ``q×10`` approximate result ids.
+        truth: ``q×10`` exact result ids (``-1`` where fewer exist).
+    """
+    pairs = list(zip(found.tolist(), truth.tolist(), strict=True))
+    hits = sum(len(set(f) & set(t) - {-1}) for f, t in pairs)
+    first = float(np.mean([t[0] in f for f, t in pairs]))
+    return hits / max(1, int((truth >= 0).sum())), first

@@ -414,8 +414,8 @@ def build_index(
             parts = index_entries_on_ray(
                 [row for row in rows if row.source_key not in known], out,
                 embedder=made.name, model=model, stats=existing_stats, settings=settings,
-                dims=(made.dim, int(getattr(made, "text_dim", made.dim))),
-                job={**options, "weights": getattr(made, "weights_sha256", None)},
+                dims=(info.image_dim, info.text_dim),
+                job={**options, "weights": info.weights_sha256},
                 keep_report_text=keep_report_text,
                 allow_secondary_capture=allow_secondary_capture, options=ray or RayOptions(),
             )  # fmt: skip

@@ -142,6 +142,16 @@ def _ray_options(engine: str, address: str | None, work_dir: Path | None) -> Any
     return RayOptions(address=address, work_dir=work_dir)
 
 
+def _print_shards(counts: dict[str, int]) -> None:
+    """A Ray job's shard counts (nothing for the local engine)."""
+    if counts:
+        _err.print(
+            f"ray: {counts['total']} shards, {counts['computed']} computed, "
+            f"{counts['reused']} reused",
+            highlight=False,
+        )
+
+
 @app.command()
 def normalize(
     ctx: typer.Context,
@@ -185,7 +195,7 @@ def normalize(
             raise _usage("give INPUT or --sample, not both")
         source = sample_reports_dir() if sample else input
         if source is None:
-            raise _usage("give INPUT (a report file, folder, .csv or .jsonl) or --sample")
+            raise _usage("give INPUT (a report file, folder, .csv, .jsonl or .parquet) or --sample")
         settings = state.settings(workers=workers)
         ray = _ray_options(engine, ray_address, work_dir)
         summary = normalize_reports(
@@ -207,12 +217,7 @@ def normalize(
             f"languages {dict(summary.languages)} → {output}",
             highlight=False,
         )
-        if summary.shards:
-            _err.print(
-                f"ray: {summary.shards['total']} shards, {summary.shards['computed']} computed, "
-                f"{summary.shards['reused']} reused",
-                highlight=False,
-            )
+        _print_shards(summary.shards)
         if summary.errors:
             reasons = ", ".join(f"{code} × {n}" for code, n in summary.errors.most_common())
             _err.print(f"failures by code: {reasons}", highlight=False)
@@ -311,12 +316,7 @@ def index_build(
             allow_secondary_capture=allow_secondary_capture, store=settings.store,
             engine=engine, ray=ray, shards=shards,
         )  # fmt: skip
-        if report.shards:
-            _err.print(
-                f"ray: {report.shards['total']} shards, {report.shards['computed']} computed, "
-                f"{report.shards['reused']} reused",
-                highlight=False,
-            )
+        _print_shards(report.shards)
         _err.print(
             f"{report.embedder}: indexed {report.indexed} of {report.rows} rows "
             f"({report.already_indexed} already there, {report.skipped} skipped"

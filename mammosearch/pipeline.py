@@ -247,9 +247,8 @@ def _iter_parquet(path: Path, id_column: str, text_column: str) -> Iterator[Repo
     rows = iter_parquet_rows(path, [id_column, text_column], required=[text_column])
     for n, row in enumerate(rows, start=1):
         rid = row.get(id_column)
-        rid = str(rid).strip() if rid not in (None, "") else ""
+        rid = ("" if rid is None else str(rid).strip()) or f"row-{n}"
         text = row.get(text_column)
-        rid = rid or f"row-{n}"
         if text is None:
             text = ""
         if not isinstance(text, str | bytes):

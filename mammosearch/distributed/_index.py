@@ -17,6 +17,7 @@ index assembly of :func:`mammosearch._cases.build_index`, the same as the local 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -45,8 +46,7 @@ __all__ = ["EmbedActor", "ReportActor", "ShardRun", "index_entries_on_ray", "pre
 logger = logging.getLogger(__name__)
 
 _PREPARE_BATCH = 4  # images per decoding task
-_ROW_FIELDS = ("number", "image", "case_id", "patient_id", "laterality", "view", "report",
-               "report_path", "label")  # fmt: skip
+_ROW_FIELDS = tuple(f.name for f in dataclasses.fields(ManifestRow))
 _TEXT_COLUMNS = ("error_code", "error", "text", "report", "laterality", "view")
 
 
@@ -163,7 +163,7 @@ class EmbedActor:
 
         ok = [n for n, code in enumerate(batch["error_code"]) if not code]
         images = [_image(batch, n) for n in ok]
-        batch = batch.drop(columns=["prepared"]).copy()
+        batch = batch.drop(columns=["prepared"])  # a new frame: the input stays as it was
         features, vectors = [b""] * len(batch), [b""] * len(batch)
         for start in range(0, len(ok), self.batch_size):
             chunk = images[start : start + self.batch_size]

@@ -120,7 +120,6 @@ def collect_shards(
     to_table: Callable[[Any], Any],
     *,
     crash_after: int | None = None,
-    on_shard: Callable[[], None] | None = None,
 ) -> int:
     """Group streamed result batches by shard and write each shard once all its rows are in.
 
@@ -130,7 +129,6 @@ def collect_shards(
         store: Where shards go.
         to_table: A shard's rows (a DataFrame sorted by ``row``) → pyarrow table.
         crash_after: Test seam: raise ``RuntimeError`` after writing this many shards.
-        on_shard: Called after each shard is written (progress).
 
     Returns:
         Shards written.
@@ -155,8 +153,6 @@ def collect_shards(
             rows = pd.concat(parts.pop(index)).sort_values("row", kind="stable")
             store.write(index, to_table(rows.reset_index(drop=True)))
             written += 1
-            if on_shard is not None:
-                on_shard()
             if crash_after is not None and written >= crash_after:
                 raise RuntimeError(f"injected crash after {written} shards")
     incomplete = [i for i, n in got.items() if n != expected[i]]

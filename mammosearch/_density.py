@@ -246,7 +246,8 @@ def evaluate_density(
     if model_dir is not None:
         model = load_density_model(model_dir)
         labels = model.labels
-        for path, probs in image_model_probabilities(model, images).items():
+        probabilities = image_model_probabilities(model, images)
+        for path, probs in probabilities.items():
             predicted = [labels[int(i)] for i in probs.argmax(axis=1)]
             paths[path] = density_metrics(truth, predicted, labels, patients=patients)
         mode = "model"
@@ -256,7 +257,7 @@ def evaluate_density(
                                    progress=progress)  # fmt: skip
         for path in oof.probabilities:
             paths[path] = density_metrics(truth, oof.predicted(path), labels, patients=patients)
-        combined: list[str | None] = [None] * len(truth)
+        combined = np.zeros((len(truth), len(labels)), dtype=np.float32)
         for fold in range(folds):
             tune, score = oof.fold != fold, oof.fold == fold
             policy = tune_policy(
@@ -264,17 +265,50 @@ def evaluate_density(
                 {p: v[tune] for p, v in oof.probabilities.items()},
                 oof.vote_margin[tune], oof.vote_abstain[tune],
             )  # fmt: skip
-            chosen = apply_policy(policy, {p: v[score] for p, v in oof.probabilities.items()},
-                                  oof.vote_margin[score], oof.vote_abstain[score])  # fmt: skip
-            for i, c in zip(np.flatnonzero(score), chosen, strict=True):
-                combined[i] = labels[int(c)]
-        paths["combined"] = density_metrics(truth, combined, labels, patients=patients)
+            combined[score] = apply_policy(
+                policy, {p: v[score] for p, v in oof.probabilities.items()},
+                oof.vote_margin[score], oof.vote_abstain[score],
+            )  # fmt: skip
+        probabilities = {**oof.probabilities, "combined": combined}
+        paths["combined"] = density_metrics(
+            truth, [labels[int(i)] for i in combined.argmax(axis=1)], labels, patients=patients
+        )
         mode = f"{folds}-fold patient cross-validation"
     first = next(iter(paths.values()))
     return {"mode": mode, "arch": config.arch if model_dir is None else None,
             "image_size": config.image_size if model_dir is None else None,
+            "ensemble": config.ensemble if model_dir is None else None,
             "n": first["n"], "labels": first["labels"], "majority_rate": first["majority_rate"],
-            "paths": paths}  # fmt: skip
+            "paths": paths, "exams": exam_metrics(rows, probabilities, labels)}  # fmt: skip
+
+
+def exam_metrics(
+    rows: Sequence[ManifestRow],
+    probabilities: dict[str, NDArray[np.float32]],
+    labels: list[str],
+) -> dict[str, Any]:
+    """Each path's metrics per exam (``case_id``), by the rule of ``assess --exams``: a breast's
+    probabilities are the mean of its views' (by the manifest's laterality; views of unknown side
+    count as one breast), the exam takes the denser breast's label, and its truth is its denser
+    labelled view."""
+    from mammosearch.classifiers.metrics import density_metrics
+
+    rank = {label: i for i, label in enumerate(labels)}
+    exams: dict[str, dict[str, list[int]]] = {}
+    for i, row in enumerate(rows):
+        side = row.laterality or "unknown"
+        exams.setdefault(row.case_id, {}).setdefault(side, []).append(i)
+    truth = [labels[max(rank[str(rows[i].label)] for side in sides.values() for i in side)]
+             for sides in exams.values()]  # fmt: skip
+    patients = [rows[next(iter(sides.values()))[0]].patient_id for sides in exams.values()]
+    paths = {}
+    for path, probs in probabilities.items():
+        predicted = [
+            labels[max(int(probs[side].mean(axis=0).argmax()) for side in sides.values())]
+            for sides in exams.values()
+        ]
+        paths[path] = density_metrics(truth, predicted, labels, patients=patients)
+    return {"n": len(truth), "paths": paths}
 
 
 def _image_vectors(

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from mammosearch import __version__
+from mammosearch.classifiers.convnext import TrainConfig
 from mammosearch.config import Settings, load_settings
 from mammosearch.errors import IndexIntegrityError, MammosearchError
 
@@ -551,11 +552,15 @@ def evaluate_reports_command(
     _run(body)
 
 
-def _train_config(arch: str, size: int, epochs: int, batch: int, seed: int, init: str) -> Any:
-    from mammosearch.classifiers.convnext import TrainConfig
-
+def _train_config(
+    arch: str, size: int, epochs: int, batch: int, seed: int, init: str, ensemble: int
+) -> Any:
     return TrainConfig(arch=arch, image_size=size, epochs=epochs, batch_size=batch, seed=seed,
-                       init=init)  # fmt: skip
+                       init=init, ensemble=ensemble)  # fmt: skip
+
+
+_ENSEMBLE_HELP = "ConvNeXts trained with seeds seed, seed+1, ...; their mean predicts."
+_TRAIN = TrainConfig()  # the defaults of the training options
 
 
 @app.command("train-density")
@@ -563,9 +568,12 @@ def train_density_command(
     manifest: Annotated[Path, typer.Argument(help="Labelled manifest (CSV or JSONL).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Model directory.")],
     arch: Annotated[str, typer.Option(help="convnext_atto … convnext_base.")] = "convnext_atto",
-    size: Annotated[int, typer.Option(min=64, max=1024, help="Input size (pixels).")] = 224,
-    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs.")] = 30,
+    size: Annotated[
+        int, typer.Option(min=64, max=1024, help="Input size (pixels).")
+    ] = _TRAIN.image_size,
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs.")] = _TRAIN.epochs,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per step.")] = 16,
+    ensemble: Annotated[int, typer.Option(min=1, help=_ENSEMBLE_HELP)] = _TRAIN.ensemble,
     seed: Annotated[int, typer.Option(help="Seed (same seed, same model).")] = 0,
     init: Annotated[
         str,
@@ -587,7 +595,7 @@ def train_density_command(
     def body() -> None:
         order = [x.strip() for x in label_order.split(",")] if label_order else None
         model = train_density(
-            manifest, output, _train_config(arch, size, epochs, batch_size, seed, init),
+            manifest, output, _train_config(arch, size, epochs, batch_size, seed, init, ensemble),
             label_order_arg=order, resume=resume, progress=progress and sys.stderr.isatty(),
             policy_folds=policy_folds,
         )  # fmt: skip
@@ -615,8 +623,9 @@ def evaluate_density_command(
     ] = None,
     folds: Annotated[int, typer.Option(min=2, help="Patient-level folds.")] = 5,
     arch: Annotated[str, typer.Option(help="Architecture for cross-validation.")] = "convnext_atto",
-    size: Annotated[int, typer.Option(min=64, max=1024, help="Input size.")] = 224,
-    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per fold.")] = 30,
+    size: Annotated[int, typer.Option(min=64, max=1024, help="Input size.")] = _TRAIN.image_size,
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per fold.")] = _TRAIN.epochs,
+    ensemble: Annotated[int, typer.Option(min=1, help=_ENSEMBLE_HELP)] = _TRAIN.ensemble,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     init: Annotated[str, typer.Option(help="Initial weights (as train-density).")] = "auto",
     plot: Annotated[Path | None, typer.Option(help="Save the confusion matrix as a PNG.")] = None,
@@ -628,7 +637,7 @@ def evaluate_density_command(
 
     def body() -> None:
         scores = evaluate_density(
-            manifest, _train_config(arch, size, epochs, 16, seed, init), model_dir=model,
+            manifest, _train_config(arch, size, epochs, 16, seed, init, ensemble), model_dir=model,
             folds=folds, progress=sys.stderr.isatty(),
         )  # fmt: skip
         _print_scores(scores, as_json, plot)
@@ -724,16 +733,24 @@ def _print_scores(scores: dict[str, Any], as_json: bool, plot: Path | None) -> N
         typer.echo(json.dumps(scores))
         return
     for key, value in scores.items():
-        if key != "paths":
+        if key not in ("paths", "exams"):
             typer.echo(f"{key:<22} {value}")
-    if paths:
-        typer.echo(f"{'path':<10}{'accuracy':>9}  {'95% CI':<16}{'macro-F1':>9}"
-                   f"{'lin. κ':>8}{'quad. κ':>9}")  # fmt: skip
-        for name, m in paths.items():
-            ci = m.get("ci95", {}).get("accuracy")
-            band = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
-            typer.echo(f"{name:<10}{m['accuracy']:>9.3f}  {band:<16}{m['macro_f1']:>9.3f}"
-                       f"{m['linear_kappa']:>8.3f}{m['quadratic_kappa']:>9.3f}")  # fmt: skip
+    _paths_table(paths)
+    if "exams" in scores:
+        typer.echo(f"per exam (the denser breast; {scores['exams']['n']} exams):")
+        _paths_table(scores["exams"]["paths"])
+
+
+def _paths_table(paths: dict[str, dict[str, Any]]) -> None:
+    if not paths:
+        return
+    typer.echo(f"{'path':<10}{'accuracy':>9}  {'95% CI':<16}{'macro-F1':>9}"
+               f"{'lin. κ':>8}{'quad. κ':>9}")  # fmt: skip
+    for name, m in paths.items():
+        ci = m.get("ci95", {}).get("accuracy")
+        band = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+        typer.echo(f"{name:<10}{m['accuracy']:>9.3f}  {band:<16}{m['macro_f1']:>9.3f}"
+                   f"{m['linear_kappa']:>8.3f}{m['quadratic_kappa']:>9.3f}")  # fmt: skip
 
 
 @app.command()

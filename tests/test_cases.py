@@ -160,6 +160,26 @@ def test_exam_density_takes_the_denser_breast() -> None:
     assert exam_density([], ["A", "B"])["density"]["label"] is None
 
 
+def test_exam_metrics_score_each_exam_by_its_denser_breast() -> None:
+    from mammosearch._cases import ManifestRow
+    from mammosearch._density import exam_metrics
+
+    def row(n: int, case: str, side: str | None, label: str) -> ManifestRow:
+        return ManifestRow(n, Path(f"{n}.png"), case, f"p-{case}", side, "MLO", None, None, label)
+
+    rows = [row(1, "e1", "L", "G"), row(2, "e1", "L", "G"), row(3, "e1", "R", "F"),
+            row(4, "e2", None, "D"), row(5, "e2", None, "D")]  # fmt: skip
+    probs = np.array([
+        [0.1, 0.6, 0.3], [0.2, 0.2, 0.6],  # left breast: mean G .4, D .45 -> D
+        [0.8, 0.1, 0.1],  # right: F
+        [0.1, 0.5, 0.4], [0.1, 0.2, 0.7],  # one unknown-side "breast": D .55
+    ], dtype=np.float32)  # fmt: skip
+    scores = exam_metrics(rows, {"probe": probs}, ["F", "G", "D"])
+    m = scores["paths"]["probe"]
+    assert scores["n"] == 2 and m["n"] == 2
+    assert m["confusion_matrix"] == [[0, 0, 0], [0, 0, 1], [0, 0, 1]]  # e1: G called D; e2: D
+
+
 def test_assess_exams_groups_views(index_dir: Path, corpus: Path) -> None:
     result = runner.invoke(app, ["assess", str(index_dir), "--manifest",
                                  str(corpus / "manifest.csv"), "--exams"])  # fmt: skip

@@ -10,7 +10,9 @@ contrast jitter; no colour), AdamW with a cosine schedule, early stopping on val
 quadratic-weighted kappa, a checkpoint every epoch to resume from, determinism with a seed.
 
 A model directory holds ``model.safetensors`` and ``config.json`` (architecture, labels and
-their order, preprocessing, training-data hash, metrics, the assess policy), and may hold the
+their order, preprocessing, training-data hash, metrics, the assess policy), an ensemble's other
+members as ``model-1.safetensors``, ``model-2.safetensors``, ... (``config.json`` says how
+many; each trained with its own seed and validation patients), and may hold the
 ``probe.json`` of a radiomics probe fitted on the same images; :meth:`ConvNeXtDensity.load`
 needs nothing else; the ``convnext.v1`` embedder reads the same format. Training and prediction
 run on CUDA when it is present.
@@ -50,7 +52,7 @@ class TrainConfig:
     """How to train (stored in ``config.json``)."""
 
     arch: str = "convnext_atto"
-    image_size: int = 224
+    image_size: int = 128  # from scratch on ~200 films 128 px beat 224 (README)
     epochs: int = 30
     batch_size: int = 16
     lr: float = 1e-3
@@ -58,6 +60,7 @@ class TrainConfig:
     patience: int = 15
     val_fraction: float = 0.2
     seed: int = 0
+    ensemble: int = 1  # members trained with seeds seed, seed+1, ... (own validation patients)
     init: str | None = "auto"  # "auto" (cached ImageNet, else none), "imagenet", a file, None
     without_pectoral: bool = True  # the pectoral muscle set to background in the input
 
@@ -206,12 +209,15 @@ class ConvNeXtDensity:
         config: Architecture, preprocessing, training figures and the tuned assess policy.
         probe: A :class:`~mammosearch.classifiers.heads.LinearProbe` on ``radiomics.v1``
             vectors fitted on the same images (``probe.json`` beside the weights), or none.
+        members: The ensemble's other ConvNeXts (``model-1.safetensors``, ...); predictions
+            are the mean of every network's probabilities.
     """
 
     model: Any
     labels: list[str]
     config: dict[str, Any] = field(default_factory=dict)
     probe: Any | None = None
+    members: list[Any] = field(default_factory=list)
 
     @property
     def image_size(self) -> int:
@@ -226,15 +232,19 @@ class ConvNeXtDensity:
     ) -> NDArray[np.float32]:
         """Probabilities ``n×len(labels)`` for breast-cropped H×W images in [0, 1]."""
         torch = _torch()
-        self.model.eval()
-        device = next(self.model.parameters()).device
+        networks = [self.model, *self.members]
         out = []
         with torch.inference_mode():
             for i in range(0, len(images), batch_size):
                 batch = _normalise(
                     _to_tensor(images[i : i + batch_size], self.image_size, self.without_pectoral)
                 )
-                out.append(torch.softmax(self.model(batch.to(device)), dim=1).float().cpu().numpy())
+                mean = 0.0
+                for network in networks:
+                    network.eval()
+                    device = next(network.parameters()).device
+                    mean += torch.softmax(network(batch.to(device)), dim=1).float().cpu().numpy()
+                out.append(mean / len(networks))
         if not out:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return np.concatenate(out).astype(np.float32)
@@ -248,12 +258,14 @@ class ConvNeXtDensity:
         from safetensors.torch import save_file
 
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(directory / WEIGHTS))
+        for i, network in enumerate([self.model, *self.members]):
+            state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+            save_file(state, str(directory / _weights_name(i)))
         preprocessing = {"input": "breast-cropped, chest wall left, grey",
                          "size": self.image_size, "mean": _MEAN, "std": _STD,
                          "without_pectoral": self.without_pectoral}  # fmt: skip
-        config = dict(self.config, format=FORMAT, labels=self.labels, preprocessing=preprocessing)
+        config = dict(self.config, format=FORMAT, labels=self.labels, preprocessing=preprocessing,
+                      ensemble=1 + len(self.members))  # fmt: skip
         (directory / CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
         if self.probe is not None:
             self.probe.save(directory)
@@ -276,13 +288,27 @@ class ConvNeXtDensity:
         config = json.loads(config_path.read_text(encoding="utf-8"))
         if config.get("format") != FORMAT:
             raise ModelLoadError(f"{directory.name!r} holds another kind of model")
-        model = _build(str(config["arch"]), len(config["labels"]), None)
-        try:
-            model.load_state_dict(load_file(str(weights)))
-        except RuntimeError as e:
-            raise ModelLoadError("the density model's weights do not match its config") from e
-        model.eval()
-        return cls(model, list(config["labels"]), config, _load_probe(directory))
+        networks = []
+        for i in range(int(config.get("ensemble", 1))):
+            path = directory / _weights_name(i)
+            if not path.is_file():
+                raise ModelLoadError(
+                    f"the density model's ensemble member {path.name} is missing",
+                    fix="copy the whole model folder, or train it again",
+                )
+            model = _build(str(config["arch"]), len(config["labels"]), None)
+            try:
+                model.load_state_dict(load_file(str(path)))
+            except RuntimeError as e:
+                raise ModelLoadError("the density model's weights do not match its config") from e
+            networks.append(model.eval())
+        return cls(networks[0], list(config["labels"]), config, _load_probe(directory),
+                   networks[1:])  # fmt: skip
+
+
+def _weights_name(member: int) -> str:
+    """``model.safetensors`` for the first network, ``model-<i>.safetensors`` for the others."""
+    return WEIGHTS if member == 0 else WEIGHTS.replace(".", f"-{member}.", 1)
 
 
 def _load_probe(directory: Path) -> Any | None:
@@ -327,150 +353,183 @@ def train_convnext(
 ) -> ConvNeXtDensity:
     """Train a ConvNeXt density model (early stopping on validation quadratic kappa).
 
+    With ``config.ensemble`` > 1, that many networks are trained one after another, member
+    ``i`` with seed ``config.seed + i`` and so its own validation patients; the model predicts
+    the mean of their probabilities.
+
     Args:
         images: Breast-cropped images.
         labels: Their labels.
         patients: Their patients (the split keeps each patient on one side).
         label_order: The label set in its order.
         config: Architecture and optimisation.
-        out: Model directory; a checkpoint is written there every epoch.
-        resume: Continue from ``out/checkpoint.pt``.
+        out: Model directory; a checkpoint per member is written there every epoch.
+        resume: Continue from the checkpoints in ``out`` (finished members are not retrained).
         progress: Show a progress bar.
-        validation: Explicit (train, validation) indices.
+        validation: Explicit (train, validation) indices, for every member.
         data_keys: Identity of the training images (for the data hash).
-        on_epoch: Called with each epoch's metrics.
+        on_epoch: Called with each epoch's metrics (the members' epochs one after another).
 
     Raises:
         InputError: Fewer than two labels or no validation patients.
     """
     torch = _torch()
-    with _deterministic(torch):  # for this training only, not for the rest of the process
-        from sklearn.metrics import cohen_kappa_score
+    if len(set(labels)) < 2:
+        raise InputError("training needs at least two labels", fix="check the manifest")
+    if config.ensemble < 1:
+        raise InputError("an ensemble needs at least one member", fix="use --ensemble 1 or more")
+    order = {label: i for i, label in enumerate(label_order)}
+    y = np.array([order[label] for label in labels])
+    x = _to_tensor(images, config.image_size, config.without_pectoral)
+    bar: Any = None
+    if progress:
+        from tqdm import tqdm
 
-        if len(set(labels)) < 2:
-            raise InputError("training needs at least two labels", fix="check the manifest")
-        torch.manual_seed(config.seed)
-        random.seed(config.seed)
-        rng = np.random.default_rng(config.seed)
-        order = {label: i for i, label in enumerate(label_order)}
-        y = np.array([order[label] for label in labels])
-        train_idx, val_idx = validation or patient_split(
-            patients, labels, config.val_fraction, config.seed
-        )
-        if not val_idx or not train_idx:
-            raise InputError("not enough patients for a validation split", fix="add more patients")
-        x = _to_tensor(images, config.image_size, config.without_pectoral)
-        device = _device()
-        model = _build(config.arch, len(label_order), config.init).to(device)
-        counts = np.bincount(y[train_idx], minlength=len(label_order)).astype(np.float64)
-        weights = torch.tensor(
-            counts.sum() / np.maximum(counts, 1) / len(label_order),
-            dtype=torch.float32,
-            device=device,
-        )
-        loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
-        optimiser = torch.optim.AdamW(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
-        steps = math.ceil(len(train_idx) / config.batch_size)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimiser, T_max=config.epochs * steps
-        )
-        start, best_kappa, best_state, stale = 0, -math.inf, None, 0
-        history: list[dict[str, float]] = []
-        checkpoint = out / CHECKPOINT if out else None
-        if resume and checkpoint and checkpoint.is_file():
-            try:  # weights only: a checkpoint that carries code is refused, never run
-                saved = torch.load(checkpoint, weights_only=True, map_location=device)
-            except Exception as e:
-                raise ModelLoadError(
-                    f"the checkpoint is not a plain weights file ({type(e).__name__})",
-                    fix=f"delete {CHECKPOINT} from the output folder, or train without --resume",
-                ) from None
-            model.load_state_dict(saved["model"])
-            optimiser.load_state_dict(saved["optimiser"])
-            schedule.load_state_dict(saved["schedule"])
-            start, best_kappa, stale = (
-                int(saved["epoch"]) + 1,
-                float(saved["best_kappa"]),
-                int(saved["stale"]),
-            )
-            best_state = saved["best_model"]
-            history = json.loads(saved["history"])
-            rng = np.random.default_rng(config.seed + start)
-            logger.info("resumed density training at epoch %d", start)
-        bar: Any = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=config.epochs, initial=start, unit="epoch", desc="train-density")
-        try:
-            for epoch in range(start, config.epochs):
-                model.train()
-                perm = rng.permutation(train_idx)
-                total = 0.0
-                for s in range(0, len(perm), config.batch_size):
-                    idx = perm[s : s + config.batch_size]
-                    batch = _normalise(_augment(x[idx], rng)).to(device)
-                    loss = loss_fn(model(batch), torch.from_numpy(y[idx]).to(device))
-                    optimiser.zero_grad()
-                    loss.backward()
-                    optimiser.step()
-                    schedule.step()
-                    total += float(loss.detach()) * len(idx)
-                model.eval()
-                with torch.inference_mode():
-                    logits = torch.cat([model(_normalise(x[val_idx[s : s + 32]]).to(device))
-                                        for s in range(0, len(val_idx), 32)])  # fmt: skip
-                pred = logits.argmax(dim=1).cpu().numpy()
-                kappa = (
-                    float(cohen_kappa_score(y[val_idx], pred, weights="quadratic"))
-                    if len(set(y[val_idx])) > 1
-                    else 0.0
+        bar = tqdm(total=config.epochs * config.ensemble, unit="epoch", desc="train-density")
+    networks, summaries = [], []
+    try:
+        for member in range(config.ensemble):
+            seed = config.seed + member
+            split = validation or patient_split(patients, labels, config.val_fraction, seed)
+            if not split[0] or not split[1]:
+                raise InputError(
+                    "not enough patients for a validation split", fix="add more patients"
                 )
-                accuracy = float(np.mean(pred == y[val_idx]))
-                metrics = {"epoch": epoch, "loss": total / len(perm), "val_accuracy": accuracy,
-                           "val_quadratic_kappa": kappa}  # fmt: skip
-                history.append(metrics)
-                if on_epoch:
-                    on_epoch(epoch, metrics)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{metrics['loss']:.3f}",
-                                    acc=f"{metrics['val_accuracy']:.2f}",
-                                    kappa=f"{kappa:.2f}")  # fmt: skip
-                    bar.update(1)
-                if kappa > best_kappa:
-                    best_kappa, stale = kappa, 0
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                else:
-                    stale += 1
-                if checkpoint is not None:
-                    out.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
-                    torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                                "schedule": schedule.state_dict(), "epoch": epoch,
-                                "best_kappa": best_kappa, "stale": stale, "best_model": best_state,
-                                "history": json.dumps(history)}, checkpoint)  # fmt: skip
-                if stale >= config.patience:
-                    break
-        finally:
-            if bar is not None:
-                bar.close()
-        if best_state is not None:
-            model.load_state_dict(best_state)
+            checkpoint = out / _checkpoint_name(member) if out else None
+            with _deterministic(torch):  # for this training only, not for the rest of the process
+                network, history = _train_member(
+                    x, y, split, len(label_order), config, seed,
+                    checkpoint=checkpoint, resume=resume, bar=bar, on_epoch=on_epoch,
+                )  # fmt: skip
+            networks.append(network)
+            best = max(history, key=lambda h: h["val_quadratic_kappa"]) if history else {}
+            summaries.append({"seed": seed, "history": history, "best": best,
+                              "train_images": len(split[0]),
+                              "validation_images": len(split[1])})  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
+    result = ConvNeXtDensity(
+        networks[0],
+        list(label_order),
+        {
+            **asdict(config),
+            **{k: v for k, v in summaries[0].items() if k != "seed"},
+            "members": [{k: v for k, v in m.items() if k != "history"} for m in summaries],
+            "training_data_sha256": data_hash(data_keys),
+        },
+        members=networks[1:],
+    )
+    if out is not None:
+        result.save(out)
+    return result
+
+
+def _checkpoint_name(member: int) -> str:
+    return CHECKPOINT if member == 0 else CHECKPOINT.replace(".", f"-{member}.", 1)
+
+
+def _train_member(
+    x: Any,
+    y: NDArray[np.int64],
+    split: tuple[list[int], list[int]],
+    classes: int,
+    config: TrainConfig,
+    seed: int,
+    *,
+    checkpoint: Path | None,
+    resume: bool,
+    bar: Any,
+    on_epoch: Callable[[int, dict[str, float]], None] | None,
+) -> tuple[Any, list[dict[str, float]]]:
+    """One network of :func:`train_convnext`; returns it at its best epoch, and its history."""
+    torch = _torch()
+    from sklearn.metrics import cohen_kappa_score
+
+    torch.manual_seed(seed)
+    random.seed(seed)
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = split
+    device = _device()
+    model = _build(config.arch, classes, config.init).to(device)
+    counts = np.bincount(y[train_idx], minlength=classes).astype(np.float64)
+    weights = torch.tensor(
+        counts.sum() / np.maximum(counts, 1) / classes, dtype=torch.float32, device=device
+    )
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    steps = math.ceil(len(train_idx) / config.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.epochs * steps)
+    start, best_kappa, best_state, stale = 0, -math.inf, None, 0
+    history: list[dict[str, float]] = []
+    if resume and checkpoint and checkpoint.is_file():
+        try:  # weights only: a checkpoint that carries code is refused, never run
+            saved = torch.load(checkpoint, weights_only=True, map_location=device)
+        except Exception as e:
+            raise ModelLoadError(
+                f"the checkpoint is not a plain weights file ({type(e).__name__})",
+                fix=f"delete {checkpoint.name} from the output folder, or train without --resume",
+            ) from None
+        model.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        schedule.load_state_dict(saved["schedule"])
+        start, best_kappa, stale = (
+            int(saved["epoch"]) + 1, float(saved["best_kappa"]), int(saved["stale"])
+        )  # fmt: skip
+        best_state = saved["best_model"]
+        history = json.loads(saved["history"])
+        rng = np.random.default_rng(seed + start)
+        logger.info("resumed density training at epoch %d", start)
+        if bar is not None:
+            bar.update(start)
+    for epoch in range(start, config.epochs):
+        if stale >= config.patience:  # stopped early before the pause
+            break
+        model.train()
+        perm = rng.permutation(train_idx)
+        total = 0.0
+        for s in range(0, len(perm), config.batch_size):
+            idx = perm[s : s + config.batch_size]
+            batch = _normalise(_augment(x[idx], rng)).to(device)
+            loss = loss_fn(model(batch), torch.from_numpy(y[idx]).to(device))
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += float(loss.detach()) * len(idx)
         model.eval()
-        best = max(history, key=lambda h: h["val_quadratic_kappa"]) if history else {}
-        result = ConvNeXtDensity(
-            model,
-            list(label_order),
-            {
-                **asdict(config),
-                "history": history,
-                "best": best,
-                "train_images": len(train_idx),
-                "validation_images": len(val_idx),
-                "training_data_sha256": data_hash(data_keys),
-            },  # fmt: skip
+        with torch.inference_mode():
+            logits = torch.cat([model(_normalise(x[val_idx[s : s + 32]]).to(device))
+                                for s in range(0, len(val_idx), 32)])  # fmt: skip
+        pred = logits.argmax(dim=1).cpu().numpy()
+        kappa = (
+            float(cohen_kappa_score(y[val_idx], pred, weights="quadratic"))
+            if len(set(y[val_idx])) > 1
+            else 0.0
         )
-        if out is not None:
-            result.save(out)
-        return result
+        metrics = {"epoch": epoch, "loss": total / len(perm),
+                   "val_accuracy": float(np.mean(pred == y[val_idx])),
+                   "val_quadratic_kappa": kappa}  # fmt: skip
+        history.append(metrics)
+        if on_epoch:
+            on_epoch(epoch, metrics)
+        if bar is not None:
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['val_accuracy']:.2f}",
+                            kappa=f"{kappa:.2f}")  # fmt: skip
+            bar.update(1)
+        if kappa > best_kappa:
+            best_kappa, stale = kappa, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+        if checkpoint is not None:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                        "schedule": schedule.state_dict(), "epoch": epoch,
+                        "best_kappa": best_kappa, "stale": stale, "best_model": best_state,
+                        "history": json.dumps(history)}, checkpoint)  # fmt: skip
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return model.eval(), history

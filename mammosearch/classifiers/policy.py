@@ -123,14 +123,16 @@ def apply_policy(
     probabilities: Mapping[str, NDArray[np.float32]],
     vote_margin: Sequence[float] | NDArray[Any],
     vote_abstain: Sequence[bool] | NDArray[Any],
-) -> NDArray[np.int64]:
-    """Label indices the policy chooses for many images at once (evaluation)."""
+) -> NDArray[np.float32]:
+    """The probabilities the policy answers with for many images at once (evaluation): the
+    vote's where it decides alone, else the weighted mean of the image paths. Their argmax is
+    the chosen label."""
     weights = policy.get("weights") or {"convnext": 1.0}
     blended = combine(probabilities, weights)
     threshold = float(policy.get("vote_margin", ALWAYS_MODEL))
     trust = (np.asarray(vote_margin) >= threshold) & ~np.asarray(vote_abstain, bool)
-    vote = np.asarray(probabilities["vote"]).argmax(axis=1)
-    chosen: NDArray[np.int64] = np.where(trust, vote, blended.argmax(axis=1)).astype(np.int64)
+    vote = np.asarray(probabilities["vote"], dtype=np.float32)
+    chosen: NDArray[np.float32] = np.where(trust[:, None], vote, blended).astype(np.float32)
     return chosen
 
 

@@ -2,7 +2,8 @@
 
 Reads the model directory format that ``mammosearch train-density`` writes (``config.json``
 with the architecture and preprocessing, ``model.safetensors``) without importing
-:mod:`mammosearch.classifiers`, so one trained model can also drive retrieval. Report texts
+:mod:`mammosearch.classifiers`, so one trained model can also drive retrieval. Of an ensemble
+it reads the first member (``model.safetensors``): one network, one vector space. Report texts
 get the baseline's hashed canonical-term vectors (the model has no text tower).
 """
 

@@ -4,8 +4,10 @@ Images: breast-tissue descriptors that capture density and texture, computed ins
 (the non-zero pixels of a breast-cropped image, without the pectoral muscle where
 :func:`mammosearch.imaging.pectoral_mask` finds one): intensity statistics and histogram, the dense-
 tissue fraction at several levels, grey-level co-occurrence properties (scikit-image GLCM) and
-local binary pattern histograms (scikit-image LBP). Features are standardised with statistics
-fitted on a collection (:meth:`RadiomicsEmbedder.fit`, stored with an index) and L2-normalised.
+local binary pattern histograms (scikit-image LBP) at three scales: the fine texture at 256 px
+and the coarser pattern of fibroglandular tissue on the same breast reduced to 128 and 64 px.
+Features are standardised with statistics fitted on a collection (:meth:`RadiomicsEmbedder.fit`,
+stored with an index) and L2-normalised.
 
 Texts: a hashed bag of words and word pairs (scikit-learn ``HashingVectorizer``) of the report's
 ``standardized_text``, which the pipeline passes in: one canonical English vocabulary of
@@ -36,14 +38,18 @@ _PROPS = ("contrast", "homogeneity", "energy", "correlation", "dissimilarity")
 _DENSE_LEVELS = (0.4, 0.5, 0.6, 0.7)
 _PERCENTILES = (5, 10, 25, 50, 75, 90, 95)
 _HIST_BINS = 16
+_LBP = ((8, 1), (16, 2))  # (points, radius) of each local binary pattern histogram
+_LBP_SIDES = (128, 64)  # coarser scales: the breast reduced to these squares
+_LBP_BINS = sum(points + 2 for points, _ in _LBP) * (1 + len(_LBP_SIDES))
 _TEXT_DIM = 256
 _OTHER_WEIGHT = 0.15
 
 
 def image_features(image: NDArray[np.float32]) -> NDArray[np.float64]:
     """Density and texture descriptors of a breast-cropped image (background = 0)."""
-    from skimage.feature import graycomatrix, graycoprops, local_binary_pattern
+    from skimage.feature import graycomatrix, graycoprops
     from skimage.filters import threshold_otsu
+    from skimage.transform import resize
 
     square = tissue_square(image, _SIDE)
     mask = square > 1e-3
@@ -73,11 +79,17 @@ def image_features(image: NDArray[np.float32]) -> NDArray[np.float64]:
     glcm[0, :, :, :] = 0  # pairs that touch the background say nothing about tissue
     glcm[:, 0, :, :] = 0
     texture = [graycoprops(glcm, prop).mean(axis=1) for prop in _PROPS]  # per distance
-    lbp_hists = []
-    for points, radius in ((8, 1), (16, 2)):
-        lbp = local_binary_pattern((scaled * 255).astype(np.uint8), points, radius, "uniform")
-        counts = np.bincount(lbp[mask].astype(np.int64), minlength=points + 2)[: points + 2]
-        lbp_hists.append(counts / max(counts.sum(), 1))
+    lbp_hists = _lbp_histograms(scaled, mask)
+    for side in _LBP_SIDES:
+        small = resize(square, (side, side), anti_aliasing=True, preserve_range=True)
+        small_mask = small > 1e-3
+        small_values = small[small_mask]
+        if small_values.size < 16:
+            lbp_hists += [np.zeros(points + 2) for points, _ in _LBP]
+            continue
+        lo, hi = np.percentile(small_values, [1, 99])
+        small_scaled = np.clip((small - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+        lbp_hists += _lbp_histograms(small_scaled, small_mask)
     area = float(mask.mean())
     features = np.concatenate(
         [
@@ -93,19 +105,32 @@ def image_features(image: NDArray[np.float32]) -> NDArray[np.float64]:
     return np.nan_to_num(features.astype(np.float64))
 
 
+def _lbp_histograms(scaled: NDArray[np.float64], mask: NDArray[np.bool_]) -> list[NDArray[Any]]:
+    """Uniform LBP histograms (one per :data:`_LBP` entry) of the pixels inside ``mask``."""
+    from skimage.feature import local_binary_pattern
+
+    grey = (scaled * 255).astype(np.uint8)
+    hists = []
+    for points, radius in _LBP:
+        lbp = local_binary_pattern(grey, points, radius, "uniform")
+        counts = np.bincount(lbp[mask].astype(np.int64), minlength=points + 2)[: points + 2]
+        hists.append(counts / max(counts.sum(), 1))
+    return hists
+
+
 def _group_weights() -> NDArray[np.float64]:
     """Texture (LBP histograms) carries the tissue pattern; the intensity, density and GLCM
     groups are kept at a low weight. Chosen leave-one-patient-out on MIAS tissue classes
     (1-NN 0.645 against 0.612 with equal weights)."""
     weights = np.full(_feature_count(), _OTHER_WEIGHT)
-    weights[-28:] = 1.0  # the two LBP histograms (10 + 18 bins) come last
+    weights[-_LBP_BINS:] = 1.0  # the LBP histograms come last
     return weights
 
 
 def _feature_count() -> int:
     return (
         8 + len(_PERCENTILES) + _HIST_BINS + len(_DENSE_LEVELS) + 1 + len(_DENSE_LEVELS)
-        + len(_PROPS) * len(_DISTANCES) + 10 + 18
+        + len(_PROPS) * len(_DISTANCES) + _LBP_BINS
     )  # fmt: skip
 
 
@@ -119,7 +144,7 @@ class RadiomicsEmbedder:
     """
 
     name = "radiomics.v1"
-    model_id = "radiomics.v1 (weight-free; rev 2: pectoral muscle excluded)"
+    model_id = "radiomics.v1 (weight-free; rev 3: pectoral muscle excluded, LBP at 3 scales)"
     supports_cross_modal = False
     preprocess: dict[str, Any] = {"size": _SIDE, "mean": None, "std": None}
     weights_sha256 = None

@@ -59,6 +59,39 @@ def test_train_save_load_predict_and_resume(tmp_path: Path) -> None:
     assert [h["epoch"] for h in resumed.config["history"]] == [0, 1]
 
 
+def test_an_ensemble_averages_members_with_their_own_seeds(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    imgs, labels, patients = images(12)
+    out = tmp_path / "m"
+    model = train_convnext(imgs, labels, patients, ["F", "G", "D"], replace(TINY, ensemble=2),
+                           out=out)  # fmt: skip
+    assert {p.name for p in out.iterdir()} == {
+        "model.safetensors", "model-1.safetensors", "config.json", "checkpoint.pt",
+        "checkpoint-1.pt",
+    }  # fmt: skip
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert config["ensemble"] == 2 and [m["seed"] for m in config["members"]] == [0, 1]
+    loaded = ConvNeXtDensity.load(out)
+    assert len(loaded.members) == 1
+    # the mean of the members, each alone
+    first = ConvNeXtDensity(loaded.model, loaded.labels, loaded.config).predict_proba(imgs)
+    second = ConvNeXtDensity(loaded.members[0], loaded.labels, loaded.config).predict_proba(imgs)
+    assert not np.allclose(first, second, atol=1e-4)  # another seed, another network
+    np.testing.assert_allclose(loaded.predict_proba(imgs), (first + second) / 2, atol=1e-5)
+    np.testing.assert_allclose(model.predict_proba(imgs), (first + second) / 2, atol=1e-5)
+    # resuming a finished ensemble trains nothing again
+    epochs: list[int] = []
+    train_convnext(imgs, labels, patients, ["F", "G", "D"], replace(TINY, ensemble=2), out=out,
+                   resume=True, on_epoch=lambda e, _: epochs.append(e))  # fmt: skip
+    assert epochs == []
+    (out / "model-1.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="ensemble member model-1.safetensors is missing"):
+        ConvNeXtDensity.load(out)
+    with pytest.raises(InputError, match="at least one member"):
+        train_convnext(imgs, labels, patients, ["F", "G", "D"], replace(TINY, ensemble=0))
+
+
 def test_same_seed_same_model() -> None:
     import torch
 
@@ -129,8 +162,10 @@ def test_cli_train_and_evaluate(tmp_path: Path) -> None:
     write_manifest(tmp_path / "m.csv", rows)
     runner = CliRunner()
     trained = runner.invoke(app, ["train-density", str(tmp_path / "m.csv"), "-o",
-                                  str(tmp_path / "model"), "--size", "64", "--epochs", "1"])  # fmt: skip
+                                  str(tmp_path / "model"), "--size", "64", "--epochs", "1",
+                                  "--ensemble", "2"])  # fmt: skip
     assert trained.exit_code == 0, trained.output
+    assert (tmp_path / "model" / "model-1.safetensors").is_file()
     scored = runner.invoke(app, ["evaluate", "density", str(tmp_path / "m.csv"), "--model",
                                  str(tmp_path / "model"), "--json", "--plot",
                                  str(tmp_path / "cm.png")])  # fmt: skip
@@ -146,10 +181,12 @@ def test_cli_train_and_evaluate(tmp_path: Path) -> None:
     data = json.loads(cv.stdout)
     assert data["mode"].startswith("2-fold") and data["n"] == 16
     assert set(data["paths"]) == {"convnext", "probe", "vote", "combined"}
+    assert data["exams"]["n"] == 16 and set(data["exams"]["paths"]) == set(data["paths"])
     assert all(sum(map(sum, m["confusion_matrix"])) == 16 for m in data["paths"].values())
     table = runner.invoke(app, ["evaluate", "density", str(tmp_path / "m.csv"), "--model",
                                 str(tmp_path / "model")])  # fmt: skip
     assert table.exit_code == 0 and "quad. κ" in table.stdout and "probe" in table.stdout
+    assert "per exam (the denser breast; 16 exams)" in table.stdout
 
 
 class _Payload:

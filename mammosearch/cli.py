@@ -554,7 +554,7 @@ def evaluate_reports_command(
 
 def _train_config(
     arch: str, size: int, epochs: int, batch: int, seed: int, init: str, ensemble: int
-) -> Any:
+) -> TrainConfig:
     return TrainConfig(arch=arch, image_size=size, epochs=epochs, batch_size=batch, seed=seed,
                        init=init, ensemble=ensemble)  # fmt: skip
 

@@ -260,7 +260,7 @@ class ConvNeXtDensity:
         directory.mkdir(parents=True, exist_ok=True)
         for i, network in enumerate([self.model, *self.members]):
             state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
-            save_file(state, str(directory / _weights_name(i)))
+            save_file(state, str(directory / _member_file(WEIGHTS, i)))
         preprocessing = {"input": "breast-cropped, chest wall left, grey",
                          "size": self.image_size, "mean": _MEAN, "std": _STD,
                          "without_pectoral": self.without_pectoral}  # fmt: skip
@@ -290,7 +290,7 @@ class ConvNeXtDensity:
             raise ModelLoadError(f"{directory.name!r} holds another kind of model")
         networks = []
         for i in range(int(config.get("ensemble", 1))):
-            path = directory / _weights_name(i)
+            path = directory / _member_file(WEIGHTS, i)
             if not path.is_file():
                 raise ModelLoadError(
                     f"the density model's ensemble member {path.name} is missing",
@@ -306,9 +306,10 @@ class ConvNeXtDensity:
                    networks[1:])  # fmt: skip
 
 
-def _weights_name(member: int) -> str:
-    """``model.safetensors`` for the first network, ``model-<i>.safetensors`` for the others."""
-    return WEIGHTS if member == 0 else WEIGHTS.replace(".", f"-{member}.", 1)
+def _member_file(name: str, member: int) -> str:
+    """``name`` for an ensemble's first network (``model.safetensors``), ``model-<i>.safetensors``
+    for the others (the same for checkpoints)."""
+    return name if member == 0 else name.replace(".", f"-{member}.", 1)
 
 
 def _load_probe(directory: Path) -> Any | None:
@@ -395,7 +396,7 @@ def train_convnext(
                 raise InputError(
                     "not enough patients for a validation split", fix="add more patients"
                 )
-            checkpoint = out / _checkpoint_name(member) if out else None
+            checkpoint = out / _member_file(CHECKPOINT, member) if out else None
             with _deterministic(torch):  # for this training only, not for the rest of the process
                 network, history = _train_member(
                     x, y, split, len(label_order), config, seed,
@@ -423,10 +424,6 @@ def train_convnext(
     if out is not None:
         result.save(out)
     return result
-
-
-def _checkpoint_name(member: int) -> str:
-    return CHECKPOINT if member == 0 else CHECKPOINT.replace(".", f"-{member}.", 1)
 
 
 def _train_member(

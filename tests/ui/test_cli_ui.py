@@ -78,12 +78,14 @@ def test_serve_with_a_login_file(demo_dir: Path, ui_settings: Settings, tmp_path
         assert search_app(client, text=DENSE_REPORT, k=3)["density"]["label"] == "C"
     finally:
         process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
+        try:  # communicate, not wait: a server blocked on a full stderr pipe would never exit
+            _, err = process.communicate(timeout=60)
         except subprocess.TimeoutExpired:  # pragma: no cover - a hung server fails the test
             process.kill()
-            raise
-        _, err = process.communicate()
+            _, err = process.communicate()
+            raise AssertionError(
+                f"serve did not stop on SIGINT; its log ends: {err[-2000:]}"
+            ) from None
     assert process.returncode == 0, err
     assert "correct-horse" not in err
 

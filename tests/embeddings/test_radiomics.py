@@ -45,6 +45,17 @@ def test_density_signal_orders_neighbours() -> None:
     assert int(np.argmax(vectors @ query)) in (4, 5)
 
 
+def test_lbp_histograms_at_three_scales() -> None:
+    features = RadiomicsEmbedder().features([breast(0.3)])[0]
+    assert features.shape == (139,)
+    sizes = [10, 18] * 3  # P8R1 and P16R2 uniform codes at 256, 128 and 64 px
+    cuts = np.cumsum([0, *sizes])
+    hists = [features[-84:][a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    assert all(abs(h.sum() - 1.0) < 1e-9 for h in hists)
+    # a pixel-level speckle looks like noise at 256 px and smooths out when reduced
+    assert not np.allclose(hists[0], hists[4], atol=0.05)
+
+
 def test_stats_round_trip_and_mismatch() -> None:
     fitted = RadiomicsEmbedder().fit([breast(0.2, 1), breast(0.7, 2), breast(0.4, 3)])
     stats = fitted.stats

@@ -18,7 +18,6 @@ import typer
 from rich.console import Console
 
 from mammosearch import __version__
-from mammosearch.classifiers.convnext import TrainConfig
 from mammosearch.config import Settings, load_settings
 from mammosearch.errors import IndexIntegrityError, MammosearchError
 
@@ -554,13 +553,15 @@ def evaluate_reports_command(
 
 def _train_config(
     arch: str, size: int, epochs: int, batch: int, seed: int, init: str, ensemble: int
-) -> TrainConfig:
+) -> Any:
+    from mammosearch.classifiers.convnext import TrainConfig
+
     return TrainConfig(arch=arch, image_size=size, epochs=epochs, batch_size=batch, seed=seed,
                        init=init, ensemble=ensemble)  # fmt: skip
 
 
 _ENSEMBLE_HELP = "ConvNeXts trained with seeds seed, seed+1, ...; their mean predicts."
-_TRAIN = TrainConfig()  # the defaults of the training options
+_SIZE, _EPOCHS, _ENSEMBLE = 128, 30, 1  # TrainConfig's defaults (a test holds them equal)
 
 
 @app.command("train-density")
@@ -568,12 +569,10 @@ def train_density_command(
     manifest: Annotated[Path, typer.Argument(help="Labelled manifest (CSV or JSONL).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Model directory.")],
     arch: Annotated[str, typer.Option(help="convnext_atto … convnext_base.")] = "convnext_atto",
-    size: Annotated[
-        int, typer.Option(min=64, max=1024, help="Input size (pixels).")
-    ] = _TRAIN.image_size,
-    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs.")] = _TRAIN.epochs,
+    size: Annotated[int, typer.Option(min=64, max=1024, help="Input size (pixels).")] = _SIZE,
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs.")] = _EPOCHS,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per step.")] = 16,
-    ensemble: Annotated[int, typer.Option(min=1, help=_ENSEMBLE_HELP)] = _TRAIN.ensemble,
+    ensemble: Annotated[int, typer.Option(min=1, help=_ENSEMBLE_HELP)] = _ENSEMBLE,
     seed: Annotated[int, typer.Option(help="Seed (same seed, same model).")] = 0,
     init: Annotated[
         str,
@@ -623,9 +622,9 @@ def evaluate_density_command(
     ] = None,
     folds: Annotated[int, typer.Option(min=2, help="Patient-level folds.")] = 5,
     arch: Annotated[str, typer.Option(help="Architecture for cross-validation.")] = "convnext_atto",
-    size: Annotated[int, typer.Option(min=64, max=1024, help="Input size.")] = _TRAIN.image_size,
-    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per fold.")] = _TRAIN.epochs,
-    ensemble: Annotated[int, typer.Option(min=1, help=_ENSEMBLE_HELP)] = _TRAIN.ensemble,
+    size: Annotated[int, typer.Option(min=64, max=1024, help="Input size.")] = _SIZE,
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per fold.")] = _EPOCHS,
+    ensemble: Annotated[int, typer.Option(min=1, help=_ENSEMBLE_HELP)] = _ENSEMBLE,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     init: Annotated[str, typer.Option(help="Initial weights (as train-density).")] = "auto",
     plot: Annotated[Path | None, typer.Option(help="Save the confusion matrix as a PNG.")] = None,

@@ -31,6 +31,13 @@ def images(n: int) -> tuple[list[np.ndarray], list[str], list[str]]:
     return imgs, ["FGD"[i % 3] for i in range(n)], [f"p{i // 2}" for i in range(n)]
 
 
+def test_cli_defaults_are_the_train_configs() -> None:
+    from mammosearch import cli
+
+    d = TrainConfig()
+    assert (d.image_size, d.epochs, d.ensemble) == (cli._SIZE, cli._EPOCHS, cli._ENSEMBLE)
+
+
 def test_patient_split_keeps_patients_together() -> None:
     patients = [f"p{i // 4}" for i in range(40)]
     labels = ["ABCD"[i // 4 % 4] for i in range(40)]

@@ -58,12 +58,20 @@ def test_demo_check_on_a_folder_of_images(ui_settings: Settings, tmp_path: Path)
     assert missing.exit_code == 1 and "does not exist" in missing.output
 
 
+_WITH_CTRL_C = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('mammosearch.cli', run_name='__main__', alter_sys=True)"
+)
+
+
 def test_serve_with_a_login_file(demo_dir: Path, ui_settings: Settings, tmp_path: Path) -> None:
     from mammosearch.ui.client import connect, search_app
 
     logins = tmp_path / "logins.txt"
     logins.write_text("reader:correct-horse\n", encoding="utf-8")
-    command = [sys.executable, "-m", "mammosearch.cli", "serve", str(demo_dir), "--port", "0",
+    # Ctrl+C as in a terminal: the server's SIGINT raises KeyboardInterrupt even where this
+    # process was started with SIGINT ignored (a background job inherits that)
+    command = [sys.executable, "-c", _WITH_CTRL_C, "serve", str(demo_dir), "--port", "0",
                "--auth-file", str(logins)]  # fmt: skip
     env = {**os.environ, "MAMMOSEARCH_CACHE_DIR": str(ui_settings.cache_dir)}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
@@ -81,10 +89,13 @@ def test_serve_with_a_login_file(demo_dir: Path, ui_settings: Settings, tmp_path
         try:  # communicate, not wait: a server blocked on a full stderr pipe would never exit
             _, err = process.communicate(timeout=60)
         except subprocess.TimeoutExpired:  # pragma: no cover - a hung server fails the test
+            status = Path(f"/proc/{process.pid}/status")
+            signals = [line for line in status.read_text().splitlines()
+                       if line.startswith(("Sig", "Threads"))] if status.exists() else []  # fmt: skip
             process.kill()
             _, err = process.communicate()
             raise AssertionError(
-                f"serve did not stop on SIGINT; its log ends: {err[-2000:]}"
+                f"serve did not stop on SIGINT ({signals}); its log ends: {err[-2000:]}"
             ) from None
     assert process.returncode == 0, err
     assert "correct-horse" not in err

@@ -21,6 +21,7 @@ from mammosearch._cases import (
     _EMBED_BATCH,
     PREPARED_SIZE,
     ManifestRow,
+    exam_density,
     image_model_probabilities,
     label_order,
     load_density_model,
@@ -287,26 +288,30 @@ def exam_metrics(
     probabilities: dict[str, NDArray[np.float32]],
     labels: list[str],
 ) -> dict[str, Any]:
-    """Each path's metrics per exam (``case_id``), by the rule of ``assess --exams``: a breast's
-    probabilities are the mean of its views' (by the manifest's laterality; views of unknown side
-    count as one breast), the exam takes the denser breast's label, and its truth is its denser
-    labelled view."""
+    """Each path's metrics per exam (``case_id``), decided by :func:`exam_density` as
+    ``assess --exams`` does (a breast's probabilities are the mean of its views', by the
+    manifest's laterality, views of unknown side counting as one breast; the exam takes the
+    denser breast's label); an exam's truth is its denser labelled view."""
     from mammosearch.classifiers.metrics import density_metrics
 
     rank = {label: i for i, label in enumerate(labels)}
-    exams: dict[str, dict[str, list[int]]] = {}
+    exams: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
-        side = row.laterality or "unknown"
-        exams.setdefault(row.case_id, {}).setdefault(side, []).append(i)
-    truth = [labels[max(rank[str(rows[i].label)] for side in sides.values() for i in side)]
-             for sides in exams.values()]  # fmt: skip
-    patients = [rows[next(iter(sides.values()))[0]].patient_id for sides in exams.values()]
+        exams.setdefault(row.case_id, []).append(i)
+    truth = [labels[max(rank[str(rows[i].label)] for i in views)] for views in exams.values()]
+    patients = [rows[views[0]].patient_id for views in exams.values()]
     paths = {}
     for path, probs in probabilities.items():
         predicted = [
-            labels[max(int(probs[side].mean(axis=0).argmax()) for side in sides.values())]
-            for sides in exams.values()
-        ]
+            exam_density(
+                [{"laterality": rows[i].laterality,
+                  "density": {"label": labels[int(probs[i].argmax())], "method": path,
+                              "probabilities": dict(zip(labels, probs[i].tolist(), strict=True))}}
+                 for i in views],
+                labels,
+            )["density"]["label"]
+            for views in exams.values()
+        ]  # fmt: skip
         paths[path] = density_metrics(truth, predicted, labels, patients=patients)
     return {"n": len(truth), "paths": paths}
 

@@ -232,7 +232,7 @@ class ConvNeXtDensity:
     ) -> NDArray[np.float32]:
         """Probabilities ``n×len(labels)`` for breast-cropped H×W images in [0, 1]."""
         torch = _torch()
-        networks = [self.model, *self.members]
+        networks = [network.eval() for network in (self.model, *self.members)]
         out = []
         with torch.inference_mode():
             for i in range(0, len(images), batch_size):
@@ -241,7 +241,6 @@ class ConvNeXtDensity:
                 )
                 mean = 0.0
                 for network in networks:
-                    network.eval()
                     device = next(network.parameters()).device
                     mean += torch.softmax(network(batch.to(device)), dim=1).float().cpu().numpy()
                 out.append(mean / len(networks))

@@ -56,9 +56,7 @@ def image_features(image: NDArray[np.float32]) -> NDArray[np.float64]:
     values = square[mask]
     if values.size < 64:
         return np.zeros(_feature_count(), dtype=np.float64)
-    # intensities relative to the breast's own range: robust to exposure and film
-    lo, hi = np.percentile(values, [1, 99])
-    scaled = np.clip((square - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+    scaled = _scaled(square, mask)
     inside = scaled[mask]
     mean, std = float(inside.mean()), float(inside.std())
     centred = inside - mean
@@ -83,13 +81,10 @@ def image_features(image: NDArray[np.float32]) -> NDArray[np.float64]:
     for side in _LBP_SIDES:
         small = resize(square, (side, side), anti_aliasing=True, preserve_range=True)
         small_mask = small > 1e-3
-        small_values = small[small_mask]
-        if small_values.size < 16:
+        if small_mask.sum() < 16:
             lbp_hists += [np.zeros(points + 2) for points, _ in _LBP]
             continue
-        lo, hi = np.percentile(small_values, [1, 99])
-        small_scaled = np.clip((small - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
-        lbp_hists += _lbp_histograms(small_scaled, small_mask)
+        lbp_hists += _lbp_histograms(_scaled(small, small_mask), small_mask)
     area = float(mask.mean())
     features = np.concatenate(
         [
@@ -103,6 +98,14 @@ def image_features(image: NDArray[np.float32]) -> NDArray[np.float64]:
         ]
     )
     return np.nan_to_num(features.astype(np.float64))
+
+
+def _scaled(square: NDArray[Any], mask: NDArray[np.bool_]) -> NDArray[Any]:
+    """Intensities relative to the breast's own 1st-99th percentile range (robust to exposure
+    and film), clipped to [0, 1]."""
+    lo, hi = np.percentile(square[mask], [1, 99])
+    scaled: NDArray[Any] = np.clip((square - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+    return scaled
 
 
 def _lbp_histograms(scaled: NDArray[np.float64], mask: NDArray[np.bool_]) -> list[NDArray[Any]]:

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from mammosearch import __version__
 from mammosearch.config import Settings, load_settings
-from mammosearch.errors import IndexIntegrityError, MammosearchError
+from mammosearch.errors import IndexIntegrityError, InputError, MammosearchError
 
 __all__ = ["app", "main"]
 
@@ -128,13 +128,11 @@ _WorkDirOpt = Annotated[
 def _ray_options(engine: str, address: str | None, work_dir: Path | None) -> Any:
     """The Ray engine's options, or ``None`` for the local engine (a Ray flag without it is an
     error)."""
-    from mammosearch.distributed import RayOptions, check_engine
+    from mammosearch.pipeline import RayOptions, check_engine
 
     check_engine(engine)
     if engine != "ray":
         if address is not None or work_dir is not None:
-            from mammosearch.errors import InputError
-
             raise InputError(
                 "--ray-address and --work-dir need --engine ray", fix="add --engine ray"
             )
@@ -192,10 +190,13 @@ def normalize(
 
     def body() -> None:
         if sample and input is not None:
-            raise _usage("give INPUT or --sample, not both")
+            raise _usage("give INPUT or --sample, not both", "normalize")
         source = sample_reports_dir() if sample else input
         if source is None:
-            raise _usage("give INPUT (a report file, folder, .csv, .jsonl or .parquet) or --sample")
+            raise _usage(
+                "give INPUT (a report file, folder, .csv, .jsonl or .parquet) or --sample",
+                "normalize",
+            )
         settings = state.settings(workers=workers)
         ray = _ray_options(engine, ray_address, work_dir)
         summary = normalize_reports(
@@ -333,7 +334,7 @@ def index_verify(
     directory: Annotated[Path, typer.Argument(help="Index directory.")],
 ) -> None:
     """Check every checksum and the id alignment of vectors and case store (exit 2 if not)."""
-    from mammosearch.index import verify_index
+    from mammosearch.pipeline import verify_index
 
     def body() -> None:
         manifest = verify_index(directory)
@@ -403,8 +404,7 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Similar cases for an image, a report text, or both."""
-    from mammosearch.index import SearchFilters
-    from mammosearch.pipeline import search_cases
+    from mammosearch.pipeline import SearchFilters, search_cases
 
     state: _State = ctx.obj
 
@@ -451,6 +451,7 @@ def assess(
         iter_exam_assessments,
         open_density_model,
         open_index,
+        read_report_file,
     )
 
     state: _State = ctx.obj
@@ -459,31 +460,28 @@ def assess(
         conv = open_density_model(density_model, state.settings(), directory)
         if manifest is not None:
             if image is not None:
-                raise _usage("give --image or --manifest, not both")
-            each = iter_exam_assessments if exams else iter_assessments
-            records = each(directory, manifest, method=method, model=model, density_model=conv)
+                raise _usage("give --image or --manifest, not both", "assess")
+            records = (
+                iter_exam_assessments(directory, manifest, method=method, model=model,
+                                      density_model=conv)
+                if exams
+                else (a.to_dict() for a in iter_assessments(
+                    directory, manifest, method=method, model=model, density_model=conv))
+            )  # fmt: skip
             for record in records:
                 sys.stdout.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
                 sys.stdout.write("\n")
             return
         if image is None:
-            raise _usage("give --image (with --report or --report-file) or --manifest")
-        text = report
-        if report_file is not None:
-            from mammosearch.nlp import decode_report_bytes
-
-            try:
-                text = decode_report_bytes(report_file.read_bytes())[0]
-            except OSError as e:
-                raise _usage(f"the report file cannot be read ({e.strerror})") from None
+            raise _usage("give --image (with --report or --report-file) or --manifest", "assess")
+        text = read_report_file(report_file) if report_file is not None else report
         index, embedder = open_index(directory, model)
         try:
             result = assess_image(
                 index, embedder, image=image, report=text, method=method, density_model=conv
-            )
+            ).to_dict()
         finally:
             index.close()
-        result = {"case_id": None, **result}
         if as_json:
             typer.echo(json.dumps(result, ensure_ascii=False))
             return
@@ -554,7 +552,7 @@ def evaluate_reports_command(
 def _train_config(
     arch: str, size: int, epochs: int, batch: int, seed: int, init: str, ensemble: int
 ) -> Any:
-    from mammosearch.classifiers.convnext import TrainConfig
+    from mammosearch.pipeline import TrainConfig
 
     return TrainConfig(arch=arch, image_size=size, epochs=epochs, batch_size=batch, seed=seed,
                        init=init, ensemble=ensemble)  # fmt: skip
@@ -721,7 +719,7 @@ def _print_scores(scores: dict[str, Any], as_json: bool, plot: Path | None) -> N
     matrix as a PNG (one per path, ``NAME-PATH.png``, when there are several)."""
     paths: dict[str, dict[str, Any]] = scores.get("paths") or {}
     if plot is not None:
-        from mammosearch.classifiers.metrics import plot_confusion
+        from mammosearch.pipeline import plot_confusion
 
         if not paths:
             plot_confusion(scores, plot)
@@ -768,29 +766,14 @@ def deid(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """De-identify DICOMs (PS3.15 Annex E Basic Profile for mammography); quarantine the rest."""
-    from mammosearch.deid import deidentify_tree
-    from mammosearch.errors import InputError
+    from mammosearch.pipeline import deidentify
 
     state: _State = ctx.obj
 
     def body() -> None:
-        key: str | None = None
-        if key_file is not None:
-            try:
-                key = key_file.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as e:
-                what = f"the key file cannot be read ({type(e).__name__})"
-                raise InputError(what, fix="give a UTF-8 text file holding the key") from None
-            if len(key) < 16:
-                fix = "use a long random key, e.g. `openssl rand -hex 32`"
-                raise InputError("the key file holds fewer than 16 characters", fix=fix)
-        elif (secret := state.settings().deid_key) is not None and secret.get_secret_value():
-            key = secret.get_secret_value()
-        else:
-            logger.warning("no key given: a random one is used, so pseudonyms will not match "
-                           "those of other runs (--key-file or MAMMOSEARCH_DEID_KEY)")  # fmt: skip
-        report = deidentify_tree(source, output, key=key, progress=progress,
-                                 allow_secondary_capture=allow_secondary_capture)  # fmt: skip
+        report = deidentify(source, output, settings=state.settings(), key_file=key_file,
+                            progress=progress,
+                            allow_secondary_capture=allow_secondary_capture)  # fmt: skip
         quarantined = sum(report.quarantined.values())
         typer.echo(f"{report.total} files: {report.written} de-identified in {report.studies} "
                    f"studies, {quarantined} quarantined {dict(report.quarantined) or ''}, "
@@ -817,15 +800,16 @@ def _launch(
     directory: Path, settings: Settings, *, host: str, port: int | None, auth: list[str] | None,
     auth_file: Path | None, model: str | None, density_model: Path | None, max_upload: str,
 ) -> None:  # fmt: skip
-    from mammosearch.pipeline import CaseEngine
+    from mammosearch.pipeline import CaseService
     from mammosearch.ui import parse_auth, serve
 
     logins = parse_auth(auth or (), auth_file)
     if host not in ("127.0.0.1", "localhost", "::1") and not logins:
         logger.warning("serving on %s without a login: anyone who can reach it can search", host)
-    with CaseEngine(directory, model=model, density_model=density_model, settings=settings) as e:
-        about = e.about()
-        app = serve(e, settings, host=host, port=port, auth=logins, block=False,
+    with CaseService(directory, model=model, density_model=density_model,
+                     settings=settings) as service:  # fmt: skip
+        about = service.about()
+        app = serve(service, settings, host=host, port=port, auth=logins, block=False,
                     max_upload=max_upload)  # fmt: skip
         typer.echo(f"mammosearch UI on {app.local_url} ({about['embedder']}, "
                    f"{about['images']} images); Ctrl+C stops it")  # fmt: skip
@@ -889,7 +873,10 @@ def demo(
         settings = state.settings()
         index = demo_index(settings, data=data, embedder=embedder, model=model, progress=True)
         if check:
-            _demo_check(index, settings, data)
+            from mammosearch.ui import demo_check
+
+            for line in demo_check(index, settings, data=data):
+                typer.echo(line)
             return
         _launch(index, settings, host=host, port=port, auth=auth, auth_file=auth_file,
                 model=model, density_model=None, max_upload=max_upload)  # fmt: skip
@@ -897,49 +884,8 @@ def demo(
     _run(body)
 
 
-def _demo_check(index: Path, settings: Settings, data: Path | None) -> None:
-    import tempfile
-
-    from mammosearch._demo import check_inputs
-    from mammosearch.pipeline import CaseEngine
-    from mammosearch.ui import serve
-    from mammosearch.ui.client import connect, search_app
-
-    with tempfile.TemporaryDirectory(prefix="mammosearch-check-") as work, \
-            CaseEngine(index, settings=settings) as engine:  # fmt: skip
-        image, text = check_inputs(Path(work), data=data)
-        about = engine.about()
-        app = serve(engine, settings, port=0, block=False)
-        try:
-            client = connect(app.local_url)
-            results = {"image query": search_app(client, images=[image], k=5)}
-            if about["reports"]:
-                results["text query"] = search_app(client, text=text, k=5)
-        finally:
-            app.close()
-    note = f"; {about['note']}" if about["note"] else ""
-    typer.echo(f"demo index: {about['images']} images, embedder {about['embedder']} "
-               f"({about['model_id'] or 'no weights'}){note}")  # fmt: skip
-    for name, result in results.items():
-        density = result["density"] or {}
-        top = ", ".join(f"{n['case_id']} {n['label'] or '?'} {n['score']:.2f}"
-                        for n in result["neighbours"][:3])  # fmt: skip
-        typer.echo(f"{name}: density {density.get('label')} by {density.get('method')} "
-                   f"(confidence {float(density.get('confidence') or 0):.2f}); "
-                   f"{len(result['neighbours'])} neighbours, top {top}")  # fmt: skip
-    if "text query" not in results:
-        typer.echo("text query: skipped (the data has no reports)")
-    if not all(result["neighbours"] for result in results.values()):
-        from mammosearch.errors import InputError
-
-        raise InputError("the demo check found no neighbours", fix="rebuild the demo index")
-    typer.echo("demo check: ok")
-
-
-def _usage(message: str) -> MammosearchError:
-    from mammosearch.errors import InputError
-
-    return InputError(message, fix="see 'mammosearch normalize --help'")
+def _usage(message: str, command: str) -> MammosearchError:
+    return InputError(message, fix=f"see 'mammosearch {command} --help'")
 
 
 def main() -> None:

@@ -10,7 +10,8 @@ Every error the library raises on purpose derives from :class:`MammosearchError`
     ├── ModelLoadError (E030)          weights or configs that cannot be found or loaded
     ├── RegistryError (E040)           unknown or duplicate embedder / classifier name
     ├── IndexIntegrityError (E050)     checksum, id-alignment or provenance mismatch
-    └── PHILeakError (E060)            patient data about to leave through a log or output
+    ├── PHILeakError (E060)            patient data about to leave through a log or output
+    └── RecordedError (any code)       a row's error as an earlier run recorded it (resume)
 
 Messages say what failed, the offending non-PHI value and the fix. They never contain
 report text, names, identifiers or UIDs. The CLI maps :class:`IndexIntegrityError` to exit
@@ -27,6 +28,7 @@ __all__ = [
     "MammosearchError",
     "ModelLoadError",
     "PHILeakError",
+    "RecordedError",
     "RegistryError",
     "ReportParseError",
 ]
@@ -100,3 +102,16 @@ class PHILeakError(MammosearchError):
     """Protected health information was about to be logged, stored or shown."""
 
     code = "E060"
+
+
+class RecordedError(MammosearchError):
+    """A row's error as an earlier run recorded it (same code and message): a resumed build's
+    journal or a Ray job's shard gives back the error, not the exception."""
+
+    def __init__(self, code: str, text: str) -> None:
+        self._text = text
+        self.code = code
+        super().__init__(text)
+
+    def __str__(self) -> str:
+        return self._text

@@ -510,6 +510,18 @@ class Neighbour:
             "report": self.report.to_dict() if self.report else None,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Neighbour:
+        """Read :meth:`to_dict`'s form back (its patient id stays unknown: ``""``)."""
+        report = data.get("report")
+        return cls(
+            row_id=int(data["row_id"]), case_id=str(data["case_id"]), patient_id="",
+            score=float(data["score"]), scores=dict(data.get("scores") or {}),
+            label=data.get("label"), laterality=data.get("laterality"), view=data.get("view"),
+            thumbnail=data.get("thumbnail"), image_path=data.get("image_path"),
+            report=NormalizedReport.from_dict(report) if report else None,
+        )  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class DensityVote:
@@ -541,3 +553,13 @@ class DensityVote:
             "neighbours": list(self.neighbours),
             "reason": self.reason,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DensityVote:
+        """Read :meth:`to_dict`'s form back."""
+        return cls(
+            label=data.get("label"), probabilities=dict(data.get("probabilities") or {}),
+            margin=float(data.get("margin", 0.0)), abstain=bool(data.get("abstain")),
+            neighbours=tuple(int(n) for n in data.get("neighbours") or ()),
+            reason=data.get("reason"),
+        )  # fmt: skip

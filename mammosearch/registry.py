@@ -1,8 +1,8 @@
 """Tiny registries that map versioned names (``biomedclip.v1``) to factories.
 
-One :class:`Registry` per kind: :data:`embedders`, :data:`classifiers` and
-:data:`density_voters`. Registering a name twice is an error; an unknown name raises an error
-that lists the available names. Subpackages register their implementations when they are
+One :class:`Registry` per kind: :data:`embedders` and :data:`classifiers` (density models).
+Registering a name twice is an error; an unknown name raises an error that lists the
+available names. Subpackages register their implementations when they are
 imported; the registries themselves import nothing heavy.
 """
 
@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from mammosearch.errors import RegistryError
 
-__all__ = ["Registry", "classifiers", "density_voters", "embedders"]
+__all__ = ["Registry", "classifiers", "embedders"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,4 +91,3 @@ class Registry(Generic[F]):
 
 embedders: Registry[Callable[..., Any]] = Registry("embedder")
 classifiers: Registry[Callable[..., Any]] = Registry("classifier")
-density_voters: Registry[Callable[..., Any]] = Registry("density voter")

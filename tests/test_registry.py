@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mammosearch.errors import RegistryError
-from mammosearch.registry import Registry, classifiers, density_voters, embedders
+from mammosearch.registry import Registry, classifiers, embedders
 
 
 def test_register_create_and_list() -> None:
@@ -47,8 +48,15 @@ def test_names_must_be_versioned(name: str) -> None:
 
 
 def test_module_registries_exist() -> None:
-    assert {embedders.kind, classifiers.kind, density_voters.kind} == {
-        "embedder",
-        "classifier",
-        "density voter",
-    }
+    assert {embedders.kind, classifiers.kind} == {"embedder", "classifier"}
+
+
+def test_density_models_load_through_the_classifiers_registry(tmp_path: Path) -> None:
+    from mammosearch.classifiers import create_classifier, list_classifiers, load_density_model
+
+    assert "convnext_density.v1" in list_classifiers()
+    with pytest.raises(RegistryError, match="convnext_density.v1"):
+        create_classifier("nope.v1", directory=tmp_path)
+    (tmp_path / "config.json").write_text('{"classifier": "nope.v1"}', encoding="utf-8")
+    with pytest.raises(RegistryError, match="unknown classifier 'nope.v1'"):
+        load_density_model(tmp_path)

@@ -3,10 +3,17 @@
 :class:`ConvNeXtDensity` (image-only ConvNeXt, :func:`train_convnext`), heads on frozen
 embeddings (:class:`LinearProbe`, :class:`ZeroShotDensity`), the assess policy
 (:func:`decide`, :func:`tune_policy`) and the clinical metrics every ``evaluate`` command
-reports (:func:`density_metrics`, :func:`plot_confusion`). Heavy libraries (torch, timm,
-scikit-learn) load when a function needs them.
+reports (:func:`density_metrics`, :func:`plot_confusion`). Saved models load through the
+classifiers registry (:func:`load_density_model`, :func:`create_classifier`). Heavy libraries
+(torch, timm, scikit-learn) load when a function needs them.
 """
 
+from mammosearch.classifiers.base import (
+    DensityClassifier,
+    create_classifier,
+    list_classifiers,
+    load_density_model,
+)
 from mammosearch.classifiers.convnext import ConvNeXtDensity, TrainConfig, train_convnext
 from mammosearch.classifiers.heads import LinearProbe, ZeroShotDensity, density_prompts
 from mammosearch.classifiers.metrics import density_metrics, plot_confusion
@@ -14,6 +21,10 @@ from mammosearch.classifiers.policy import decide, tune_policy
 
 __all__ = [
     "ConvNeXtDensity",
+    "DensityClassifier",
+    "create_classifier",
+    "list_classifiers",
+    "load_density_model",
     "LinearProbe",
     "TrainConfig",
     "ZeroShotDensity",

@@ -35,12 +35,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mammosearch.errors import InputError, ModelLoadError
+from mammosearch.registry import classifiers
 
 __all__ = ["ConvNeXtDensity", "TrainConfig", "patient_split", "train_convnext"]
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "mammosearch.convnext_density.v1"
+NAME = "convnext_density.v1"  # its name in the classifiers registry
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 CHECKPOINT = "checkpoint.pt"
@@ -263,8 +265,8 @@ class ConvNeXtDensity:
         preprocessing = {"input": "breast-cropped, chest wall left, grey",
                          "size": self.image_size, "mean": _MEAN, "std": _STD,
                          "without_pectoral": self.without_pectoral}  # fmt: skip
-        config = dict(self.config, format=FORMAT, labels=self.labels, preprocessing=preprocessing,
-                      ensemble=1 + len(self.members))  # fmt: skip
+        config = dict(self.config, format=FORMAT, classifier=NAME, labels=self.labels,
+                      preprocessing=preprocessing, ensemble=1 + len(self.members))  # fmt: skip
         (directory / CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
         if self.probe is not None:
             self.probe.save(directory)
@@ -303,6 +305,12 @@ class ConvNeXtDensity:
             networks.append(model.eval())
         return cls(networks[0], list(config["labels"]), config, _load_probe(directory),
                    networks[1:])  # fmt: skip
+
+
+@classifiers.register(NAME)
+def load_convnext_density(*, directory: Path) -> ConvNeXtDensity:
+    """Factory of :class:`ConvNeXtDensity` (``directory``: what ``train-density`` wrote)."""
+    return ConvNeXtDensity.load(directory)
 
 
 def _member_file(name: str, member: int) -> str:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mammosearch._parquet import INSTALL_HINT
 from mammosearch.distributed._options import _ADDRESS, RayOptions
 from mammosearch.errors import ConfigError
+from mammosearch.pipeline.parquet import INSTALL_HINT
 
 __all__ = ["Cluster", "ray_session", "require_ray"]
 

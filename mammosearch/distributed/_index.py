@@ -12,7 +12,8 @@ are not done into the object store. Ray Data then runs three stages:
 
 The driver writes each shard (row number, errors, thumbnail, texts, normalized report JSON,
 vectors as fixed-size lists) as Parquet when all its rows are back, and hands the rows to the
-index assembly of :func:`mammosearch._cases.build_index`, the same as the local engine's.
+index assembly of :func:`mammosearch.pipeline.build_index` (through its Ray engine,
+:class:`mammosearch.pipeline.engines.RayEngine`), the same as the local engine's.
 """
 
 from __future__ import annotations
@@ -28,18 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from mammosearch._cases import (
-    PREPARED_SIZE,
-    ManifestRow,
-    normalize_row_report,
-    open_embedder,
-    prepare_row,
-)
 from mammosearch.config import Settings
 from mammosearch.distributed._cluster import Cluster, ray_session, require_ray
 from mammosearch.distributed._options import RayOptions
 from mammosearch.distributed._shards import ShardStore, collect_shards, job_key
+from mammosearch.embeddings import FittedEmbedder, open_embedder
 from mammosearch.nlp import Normalizer
+from mammosearch.pipeline.records import ManifestRow
+from mammosearch.pipeline.stages import image_inputs, normalize_row_report, prepare_row
 
 __all__ = ["EmbedActor", "ReportActor", "ShardRun", "index_entries_on_ray", "prepare_batch"]
 
@@ -74,20 +71,9 @@ class ShardRun:
         self.store.close()
 
 
-def _row_of(record: Any) -> ManifestRow:
-    def optional(value: Any) -> str | None:
-        return str(value) if value else None
-
-    return ManifestRow(
-        number=int(record.number), image=Path(record.image), case_id=str(record.case_id),
-        patient_id=str(record.patient_id), laterality=optional(record.laterality),
-        view=optional(record.view), report=optional(record.report),
-        report_path=Path(record.report_path) if record.report_path else None,
-        label=optional(record.label),
-    )  # fmt: skip
-
-
-def prepare_batch(batch: Any, *, keep_report_text: bool, allow_secondary_capture: bool) -> Any:
+def prepare_batch(
+    batch: Any, *, size: int, keep_report_text: bool, allow_secondary_capture: bool
+) -> Any:
     """Stage 1 (CPU tasks): read, check and prepare the rows of a pandas batch.
 
     Returns:
@@ -97,19 +83,19 @@ def prepare_batch(batch: Any, *, keep_report_text: bool, allow_secondary_capture
     import pandas as pd
 
     out = []
-    for record in batch.itertuples(index=False):
-        row = _row_of(record)
-        entry = prepare_row(row, keep_report_text, allow_secondary_capture)
-        prepared = entry.get("prepared")
+    for record in batch.to_dict("records"):
+        row = ManifestRow.from_dict(record)
+        done = prepare_row(row, size=size, keep_report_text=keep_report_text,
+                           allow_secondary_capture=allow_secondary_capture)  # fmt: skip
+        prepared = done.image_input if done.ok else None
         out.append({
-            "row": row.number, "shard": int(record.shard), "case_id": row.case_id,
-            "error_code": str(entry.get("error_code", "")), "error": str(entry.get("error", "")),
-            "thumb": entry["thumb"].tobytes() if "thumb" in entry else b"",
+            "row": row.number, "shard": int(record["shard"]), "case_id": row.case_id,
+            "error_code": done.error_code or "", "error": done.error or "", "thumb": done.thumb,
             "prepared": prepared.astype(np.float32).tobytes() if prepared is not None else b"",
             "height": int(prepared.shape[0]) if prepared is not None else 0,
             "width": int(prepared.shape[1]) if prepared is not None else 0,
-            "text": str(entry.get("text", "")), "laterality": str(entry.get("laterality", "")),
-            "view": str(entry.get("view", "")),
+            "text": done.text or "", "laterality": done.row.laterality or "",
+            "view": done.row.view or "",
         })  # fmt: skip
     return pd.DataFrame.from_records(out)
 
@@ -151,10 +137,8 @@ class EmbedActor:
         self, *, name: str, model: str | None, stats: dict[str, list[float]] | None,
         batch_size: int,
     ) -> None:  # fmt: skip
-        from mammosearch.embeddings.radiomics import RadiomicsEmbedder
-
         self.embedder = open_embedder(name, model, stats)
-        self.radiomics = isinstance(self.embedder, RadiomicsEmbedder)
+        self.fitted = isinstance(self.embedder, FittedEmbedder)
         self.batch_size = batch_size
 
     def __call__(self, batch: Any) -> Any:
@@ -167,8 +151,9 @@ class EmbedActor:
         features, vectors = [b""] * len(batch), [b""] * len(batch)
         for start in range(0, len(ok), self.batch_size):
             chunk = images[start : start + self.batch_size]
-            if self.radiomics:
-                done = self.embedder.features(chunk)  # type: ignore[attr-defined]
+            done: Sequence[Any]
+            if self.fitted:  # features only: the statistics are fitted over the whole index
+                done = image_inputs(self.embedder, chunk)
                 target = features
             else:
                 done = self.embedder.embed_images(chunk)
@@ -207,12 +192,7 @@ def _stat(path: Path | None) -> str:
 def _frame(rows: Sequence[ManifestRow], index: int) -> Any:
     import pandas as pd
 
-    records = [{
-        "number": r.number, "image": str(r.image), "case_id": r.case_id,
-        "patient_id": r.patient_id, "laterality": r.laterality or "", "view": r.view or "",
-        "report": r.report or "", "report_path": str(r.report_path or ""), "label": r.label or "",
-        "shard": index,
-    } for r in rows]  # fmt: skip
+    records = [{**r.to_dict(), "shard": index} for r in rows]
     return pd.DataFrame.from_records(records)
 
 
@@ -285,15 +265,15 @@ def _read_entries(store: ShardStore, index: int) -> dict[int, dict[str, Any]]:
 
 def _stages(
     ds: Any, cluster: Cluster, *, name: str, model: str | None,
-    stats: dict[str, list[float]] | None, settings: Settings, keep_report_text: bool,
-    allow_secondary_capture: bool, options: RayOptions,
+    stats: dict[str, list[float]] | None, settings: Settings, size: int, keep_report_text: bool,
+    allow_secondary_capture: bool, weight_free: bool, options: RayOptions,
 ) -> Any:  # fmt: skip
     """The three stages over a dataset of manifest rows (resources sized to the cluster)."""
     ray = require_ray()
     actor_cpus = 0.5 if cluster.small else 1.0
     ds = ds.map_batches(
         prepare_batch, batch_size=_PREPARE_BATCH, batch_format="pandas", num_cpus=1,
-        fn_kwargs={"keep_report_text": keep_report_text,
+        fn_kwargs={"size": size, "keep_report_text": keep_report_text,
                    "allow_secondary_capture": allow_secondary_capture},
     )  # fmt: skip
     ds = ds.map_batches(
@@ -303,7 +283,7 @@ def _stages(
     )  # fmt: skip
     embed: dict[str, Any] = {"num_cpus": actor_cpus}
     pool = max(1, int(cluster.cpus // 2))
-    if cluster.gpus >= 1 and name != "radiomics.v1":  # one GPU per actor, fp16 on CUDA
+    if cluster.gpus >= 1 and not weight_free:  # one GPU per actor, fp16 on CUDA
         embed, pool = {"num_cpus": actor_cpus, "num_gpus": 1}, int(cluster.gpus)
     logger.info("embedding on %d %s actors", pool, "GPU" if "num_gpus" in embed else "CPU")
     return ds.map_batches(
@@ -322,11 +302,14 @@ def index_entries_on_ray(
     model: str | None,
     stats: dict[str, list[float]] | None,
     settings: Settings,
+    size: int,
     dims: tuple[int, int],
     job: dict[str, Any],
     keep_report_text: bool,
     allow_secondary_capture: bool,
     options: RayOptions,
+    fitted: bool = False,
+    weight_free: bool = False,
 ) -> ShardRun:
     """Read, prepare and embed manifest rows on a Ray cluster, into resumable Parquet shards.
 
@@ -335,13 +318,16 @@ def index_entries_on_ray(
         out: The index directory (the shards go to ``OUT.parts`` unless ``options.work_dir``).
         embedder: The embedder's resolved registry name.
         model: Its model source (``None``: its default).
-        stats: Radiomics statistics of the index being extended.
+        stats: The fitted statistics of the index being extended.
         settings: Run settings (``max_report_chars``).
+        size: The side of the breast-cropped square the embedder takes.
         dims: Image and text vector dimensions.
         job: What every shard depends on (embedder, model id, weights, privacy options, version).
         keep_report_text: Keep report text as written (else scrubbed of PHI).
         allow_secondary_capture: Index secondary captures.
         options: Cluster address, work folder, shard and batch sizes.
+        fitted: The embedder is fitted on the index (its features travel, not its vectors).
+        weight_free: The embedder has no weights (its actors never take a GPU).
 
     Returns:
         The rows' entries for the index assembly, and the shard counts.
@@ -351,9 +337,7 @@ def index_entries_on_ray(
     """
     ray = require_ray()
     store = ShardStore(options.parts_dir(out))
-    key = job_key(
-        kind="index", prepared_size=PREPARED_SIZE, max_chars=settings.max_report_chars, **job
-    )
+    key = job_key(kind="index", prepared_size=size, max_chars=settings.max_report_chars, **job)
     run = ShardRun(store)
     chunks = [rows[i : i + options.shard_rows] for i in range(0, len(rows), options.shard_rows)]
     pending = [i for i, chunk in enumerate(chunks) if not store.plan(i, _digest(key, i, chunk))]
@@ -365,10 +349,11 @@ def index_entries_on_ray(
             refs = [ray.put(_frame(chunks[i], i)) for i in pending]
             ds = _stages(
                 ray.data.from_pandas_refs(refs), cluster, name=embedder, model=model, stats=stats,
-                settings=settings, keep_report_text=keep_report_text,
-                allow_secondary_capture=allow_secondary_capture, options=options,
+                settings=settings, size=size, keep_report_text=keep_report_text,
+                allow_secondary_capture=allow_secondary_capture, weight_free=weight_free,
+                options=options,
             )  # fmt: skip
-            feature_dim = dims[0] if embedder == "radiomics.v1" else 1
+            feature_dim = dims[0] if fitted else 1
             run.counts["computed"] = collect_shards(
                 ds.iter_batches(batch_format="pandas", batch_size=None),
                 {i: len(chunks[i]) for i in pending}, store,

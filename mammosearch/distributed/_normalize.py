@@ -5,7 +5,7 @@ errors), cuts it into shards and puts the shards that are not done yet into the 
 Ray Data runs them through a pool of :class:`NormalizeActor` (one report engine per actor),
 and the driver writes each shard's JSON lines as a Parquet file as soon as all its rows are
 back. The output file is then written from the shards in input order by the same writer as
-the local engine (:func:`mammosearch.pipeline.write_report_lines`).
+the local engine (:func:`mammosearch.pipeline.reports.write_report_lines`).
 """
 
 from __future__ import annotations
@@ -16,19 +16,19 @@ import time
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mammosearch import __version__
-from mammosearch._journal import RecordedError
 from mammosearch.config import Settings
 from mammosearch.distributed._cluster import ray_session, require_ray
 from mammosearch.distributed._options import RayOptions
 from mammosearch.distributed._shards import ShardStore, collect_shards, job_key
+from mammosearch.errors import RecordedError
 from mammosearch.nlp import Normalizer
 from mammosearch.nlp.normalizer import ReportLine
-
-if TYPE_CHECKING:
-    from mammosearch.pipeline import NormalizeSummary
+from mammosearch.pipeline.records import NormalizeSummary
+from mammosearch.pipeline.reports import iter_report_inputs, write_report_lines
+from mammosearch.pipeline.stages import scrub_item, splice_scrub
 
 __all__ = ["NormalizeActor", "normalize_on_ray"]
 
@@ -54,8 +54,6 @@ class NormalizeActor:
         """Normalize a pandas batch (``row``, ``shard``, ``id``, ``kind``, ``text``, ``data``,
         ``error``) into JSON lines (``row``, ``shard``, ``json`` and the summary columns)."""
         import pandas as pd
-
-        from mammosearch.pipeline import scrub_item, splice_scrub
 
         items = [_payload(r) for r in batch.itertuples(index=False)]
         results: list[Any] = [None] * len(items)
@@ -155,15 +153,13 @@ def normalize_on_ray(
     """:func:`mammosearch.pipeline.normalize_reports` on a Ray cluster (same output file).
 
     Returns:
-        The job's :class:`~mammosearch.pipeline.NormalizeSummary`, with ``shards`` counts
+        The job's :class:`~mammosearch.pipeline.records.NormalizeSummary`, with ``shards`` counts
         (``total``, ``computed``, ``reused``).
 
     Raises:
         InputError: The input cannot be used at all.
         ConfigError: Ray is missing, or no cluster answers at ``options.address``.
     """
-    from mammosearch.pipeline import iter_report_inputs, write_report_lines
-
     ray = require_ray()
     started = time.perf_counter()
     items = iter_report_inputs(input_path, id_column=id_column, text_column=text_column)

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mammosearch._parquet import pyarrow_modules, write_table_atomic
 from mammosearch.errors import MammosearchError
+from mammosearch.pipeline.parquet import pyarrow_modules, write_table_atomic
 
 __all__ = ["ShardStore", "collect_shards", "job_key"]
 

@@ -18,16 +18,25 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from mammosearch.embeddings.base import Embedder, l2_normalize, parse_model_source
+from mammosearch.embeddings.base import (
+    PREPARED_SIZE,
+    Embedder,
+    FittedEmbedder,
+    l2_normalize,
+    parse_model_source,
+)
 from mammosearch.errors import ModelLoadError
 from mammosearch.registry import embedders
 
-__all__ = ["AUTO", "Embedder", "create_embedder", "l2_normalize", "list_embedders",
+__all__ = ["AUTO", "PREPARED_SIZE", "WEIGHT_FREE", "Embedder", "FittedEmbedder",
+           "create_embedder", "l2_normalize", "list_embedders", "open_embedder",
            "parse_model_source"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
 AUTO = "auto"
+WEIGHT_FREE = "radiomics.v1"  # the baseline that needs no download (and the probe's vectors)
+_WITH_STATS = (AUTO, WEIGHT_FREE)  # the names whose embedder may take fitted statistics
 
 
 def _register_builtins() -> None:
@@ -69,6 +78,24 @@ def create_embedder(name: str = AUTO, /, **options: Any) -> Embedder:
             return fallback
     created: Embedder = embedders.create(name, **options)
     return created
+
+
+def open_embedder(
+    name: str, source: str | None = None, stats: dict[str, list[float]] | None = None
+) -> Embedder:
+    """The embedder of an index build or query: a name, its model source (ignored by the
+    weight-free baseline) and the statistics an index fitted (used by the weight-free one).
+
+    Raises:
+        RegistryError: Unknown name.
+        ModelLoadError: The model cannot be loaded.
+    """
+    options: dict[str, Any] = {}
+    if source and name != WEIGHT_FREE:
+        options["source"] = source
+    if name in _WITH_STATS and stats is not None:
+        options["stats"] = stats
+    return create_embedder(name, **options)
 
 
 def _auto_biomedclip(options: dict[str, Any]) -> Embedder:

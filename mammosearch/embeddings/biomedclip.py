@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mammosearch.embeddings.base import LOCAL_DIR, l2_normalize, parse_model_source
+from mammosearch.embeddings.base import LOCAL_DIR, PREPARED_SIZE, l2_normalize, parse_model_source
 from mammosearch.errors import ModelLoadError
 from mammosearch.imaging import fit_square
 from mammosearch.registry import embedders
@@ -50,6 +50,7 @@ class BiomedClipEmbedder:
 
     name = "biomedclip.v1"
     supports_cross_modal = True
+    prepared_size = PREPARED_SIZE
 
     def __init__(
         self,
@@ -120,6 +121,7 @@ class BiomedClipEmbedder:
             blank = torch.zeros(1, 3, side, side, device=self.device)
             probe = self._model.encode_image(blank.half() if self.half else blank)
         self.dim = int(probe.shape[-1])
+        self.text_dim = self.dim  # one space for images and texts
 
     @property
     def weights_sha256(self) -> str | None:

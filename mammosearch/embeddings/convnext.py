@@ -18,7 +18,7 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from mammosearch.embeddings.base import l2_normalize
+from mammosearch.embeddings.base import PREPARED_SIZE, l2_normalize
 from mammosearch.embeddings.radiomics import RadiomicsEmbedder
 from mammosearch.errors import ModelLoadError
 from mammosearch.imaging import tissue_square
@@ -42,6 +42,7 @@ class ConvNeXtEmbedder:
 
     name = "convnext.v1"
     supports_cross_modal = False
+    prepared_size = PREPARED_SIZE
 
     def __init__(self, source: str, *, batch_size: int = 16) -> None:
         import timm

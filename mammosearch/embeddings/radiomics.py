@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mammosearch.embeddings.base import l2_normalize
+from mammosearch.embeddings.base import PREPARED_SIZE, l2_normalize
 from mammosearch.errors import ConfigError
 from mammosearch.imaging import tissue_square
 from mammosearch.registry import embedders
@@ -149,6 +149,7 @@ class RadiomicsEmbedder:
     name = "radiomics.v1"
     model_id = "radiomics.v1 (weight-free; rev 3: pectoral muscle excluded, LBP at 3 scales)"
     supports_cross_modal = False
+    prepared_size = PREPARED_SIZE
     preprocess: dict[str, Any] = {"size": _SIDE, "mean": None, "std": None}
     weights_sha256 = None
 

@@ -1,4 +1,4 @@
-"""The Gradio app: presentation over :class:`~mammosearch.pipeline.CaseEngine` and
+"""The Gradio app: presentation over :class:`~mammosearch.pipeline.CaseService` and
 :func:`~mammosearch.pipeline.normalize_reports`, nothing else.
 
 Two tabs, Search (views and/or a report → the exam's density with the path that decided, the
@@ -50,6 +50,11 @@ _CSV_FIELDS = (
     "warnings",
     "error",
 )
+
+
+def _density_label(density: Any) -> str:
+    """``label (method)`` of a view's density decision."""
+    return f"{density.label} ({density.method})" if density is not None else "-"
 
 
 def report_entities(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -131,8 +136,8 @@ def _rows_of(jsonl: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def build_app(engine: Any, settings: Settings, *, keep_files_s: int = KEEP_FILES_S) -> Any:
-    """The Gradio Blocks app over an opened :class:`~mammosearch.pipeline.CaseEngine`.
+def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILES_S) -> Any:
+    """The Gradio Blocks app over an opened :class:`~mammosearch.pipeline.CaseService`.
 
     Uploads and outputs are deleted ``keep_files_s`` seconds after they were written (swept
     every half of that) and when the app closes. Not at once: Gradio stores an upload under the
@@ -143,7 +148,7 @@ def build_app(engine: Any, settings: Settings, *, keep_files_s: int = KEEP_FILES
 
     from mammosearch.pipeline import SearchFilters, normalize_reports
 
-    about = engine.about()
+    about = service.about()
     labels = about["labels"]
 
     def search(
@@ -164,7 +169,7 @@ def build_app(engine: Any, settings: Settings, *, keep_files_s: int = KEEP_FILES
             exclude_patient=(exclude_patient or "").strip() or None,
         )
         try:
-            result = engine.query(
+            result = service.query(
                 images=paths,
                 text=text,
                 k=int(k),
@@ -176,12 +181,11 @@ def build_app(engine: Any, settings: Settings, *, keep_files_s: int = KEEP_FILES
         views = [
             (
                 (v.prepared * 255).astype(np.uint8),
-                f"{v.laterality or '?'} {v.view or ''} · {v.assessment['density']['label']} "
-                f"({v.assessment['density']['method']})",
+                f"{v.laterality or '?'} {v.view or ''} · {_density_label(v.assessment.density)}",
             )
             for v in result.views
         ]
-        density = result.density
+        density = result.density.to_dict() if result.density is not None else None
         if density is None:
             probabilities: dict[str, float] | None = None
             decided = "No density: give an image, or a report that states one."
@@ -231,7 +235,7 @@ def build_app(engine: Any, settings: Settings, *, keep_files_s: int = KEEP_FILES
     def select(row_ids: list[int], event: gr.SelectData) -> tuple[Any, ...]:
         if not row_ids or event.index is None or int(event.index) >= len(row_ids):
             return None, "", None
-        case = engine.case(row_ids[int(event.index)])
+        case = service.case(row_ids[int(event.index)])
         info = (
             f"**{case['case_id']}** · density {case['label'] or '?'} · "
             f"{case['laterality'] or '?'} {case['view'] or ''}"
@@ -420,7 +424,7 @@ def _upload_root() -> str:
 
 
 def serve(
-    engine: Any,
+    service: Any,
     settings: Settings,
     *,
     host: str = "127.0.0.1",
@@ -458,11 +462,11 @@ def serve(
         with socket.socket() as probe:
             probe.bind((host, 0))
             port = int(probe.getsockname()[1])
-    app = build_app(engine, settings, keep_files_s=keep_files_s)
+    app = build_app(service, settings, keep_files_s=keep_files_s)
     app.queue(default_concurrency_limit=1, max_size=max_queue)
     app.launch(
         app_kwargs={"middleware": [Middleware(NoRemoteFetch)]},
-        allowed_paths=[str(engine.thumbnail_dir.resolve())],
+        allowed_paths=[str(service.thumbnail_dir.resolve())],
         server_name=host,
         server_port=port,
         share=False,

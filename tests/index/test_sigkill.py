@@ -77,6 +77,7 @@ def test_sigkill_during_an_update_keeps_an_index(tmp_path: Path) -> None:
 
 def test_resume_goes_on_from_the_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import mammosearch._cases as cases
+
     from mammosearch.pipeline import build_index
 
     folder = tmp_path / "data"

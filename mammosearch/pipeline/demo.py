@@ -15,9 +15,10 @@ import shutil
 from pathlib import Path
 
 from mammosearch import __version__
-from mammosearch._cases import build_index
 from mammosearch.config import Settings
 from mammosearch.errors import InputError
+from mammosearch.pipeline.build import build_index
+from mammosearch.pipeline.manifest import read_manifest
 
 __all__ = ["check_inputs", "demo_index", "manifest_for"]
 
@@ -121,7 +122,6 @@ def check_inputs(work: Path, *, data: Path | None = None) -> tuple[Path, str]:
     """
     from PIL import Image
 
-    from mammosearch._cases import read_manifest
     from mammosearch.samples.phantoms import phantom
     from mammosearch.samples.reports import generate_reports
 

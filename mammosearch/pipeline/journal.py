@@ -19,23 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from mammosearch.errors import MammosearchError
-
-__all__ = ["Journal", "RecordedError"]
+__all__ = ["Journal"]
 
 logger = logging.getLogger(__name__)
-
-
-class RecordedError(MammosearchError):
-    """A row's error as an earlier run recorded it (same code and message)."""
-
-    def __init__(self, code: str, text: str) -> None:
-        self._text = text
-        self.code = code
-        super().__init__(text)
-
-    def __str__(self) -> str:
-        return self._text
 
 
 class Journal:

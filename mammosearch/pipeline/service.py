@@ -1,10 +1,10 @@
 """A case index opened once and queried many times: what the UI and other services use.
 
-:class:`CaseEngine` holds the index, its embedder, the report normalizer and the density model,
+:class:`CaseService` holds the index, its embedder, the report normalizer and the density model,
 and answers a query of one exam (one or several views and/or a report) with the prepared views,
 each view's density assessment, the exam's density, the normalized report and the similar
 cases, plus the time each stage took. It adds no logic of its own beyond combining the pipeline
-functions (:func:`~mammosearch._cases.assess_prepared`, :func:`~mammosearch._cases.exam_density`).
+stages (:func:`~.assess.assess_prepared`, :func:`~.assess.exam_density`).
 """
 
 from __future__ import annotations
@@ -20,23 +20,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mammosearch import __version__
-from mammosearch._cases import (
-    PREPARED_SIZE,
-    assess_prepared,
-    exam_density,
-    open_density_model,
-    open_index,
-)
 from mammosearch.config import Settings, load_settings
+from mammosearch.embeddings import FittedEmbedder
 from mammosearch.errors import InputError
-from mammosearch.imaging import prepare_image, read_image
-from mammosearch.index import SearchFilters
-from mammosearch.index.case_index import THUMBS
+from mammosearch.index import THUMBS, SearchFilters
 from mammosearch.nlp import Normalizer
 from mammosearch.nlp.scrub import scrub
+from mammosearch.pipeline.assess import assess_prepared, exam_density, open_density_model
+from mammosearch.pipeline.records import Assessment, DensityDecision
+from mammosearch.pipeline.search import open_index
+from mammosearch.pipeline.stages import embed_inputs, embed_texts, image_inputs, prepare_query
 from mammosearch.records import Neighbour, NormalizedReport
 
-__all__ = ["CaseEngine", "QueryResult", "QueryView"]
+__all__ = ["CaseService", "QueryResult", "QueryView"]
 
 
 @dataclass(slots=True)
@@ -46,7 +42,7 @@ class QueryView:
     prepared: NDArray[np.float32]
     laterality: str | None
     view: str | None
-    assessment: dict[str, Any]
+    assessment: Assessment
 
 
 @dataclass(slots=True)
@@ -56,8 +52,8 @@ class QueryResult:
     Attributes:
         views: The uploaded views, prepared and assessed.
         report: The normalized report, when one was given (of ``report_text``).
-        density: The exam's density (``label``, ``probabilities``, ``method``, ``confidence``),
-            or ``None`` when neither an image nor a stated density gives one.
+        density: The exam's density, or ``None`` when neither an image nor a stated density
+            gives one.
         neighbours: The most similar indexed images, best first.
         warnings: What the reader should know (from the assessments).
         timings: Seconds per stage: ``preprocess``, ``embed``, ``assess``, ``search``.
@@ -66,14 +62,14 @@ class QueryResult:
 
     views: list[QueryView]
     report: NormalizedReport | None
-    density: dict[str, Any] | None
+    density: DensityDecision | None
     neighbours: list[Neighbour]
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     report_text: str | None = None
 
 
-class CaseEngine:
+class CaseService:
     """An opened case index for repeated queries (thread-safe: one query at a time).
 
     Args:
@@ -107,7 +103,7 @@ class CaseEngine:
         self.normalizer = Normalizer(max_chars=self.settings.max_report_chars)
         self._lock = threading.Lock()
 
-    def __enter__(self) -> CaseEngine:
+    def __enter__(self) -> CaseService:
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -155,7 +151,7 @@ class CaseEngine:
 
         Each view is assessed on its own (report, vote or image models); the exam's density is
         the report's when it states one, else the denser breast over the views
-        (:func:`~mammosearch._cases.exam_density`). The neighbours are the best-scoring indexed
+        (:func:`~.assess.exam_density`). The neighbours are the best-scoring indexed
         images over all views, each fused with the report when there is one.
 
         Raises:
@@ -173,22 +169,24 @@ class CaseEngine:
             report = self.normalizer.normalize(scrubbed) if scrubbed else None
             text_vector = None
             if report is not None:
-                text_vector = self.embedder.embed_texts([report.standardized_text])[0]
+                text_vector = embed_texts(self.embedder, [report.standardized_text])[0]
             timings["embed"] += time.perf_counter() - start
+            fitted = isinstance(self.embedder, FittedEmbedder)
             views: list[QueryView] = []
             vectors: list[NDArray[np.float32] | None] = []
             for image in images:
                 start = time.perf_counter()
-                decoded = read_image(image)
-                prepared = prepare_image(decoded, PREPARED_SIZE)
+                decoded, prepared = prepare_query(image, self.embedder.prepared_size)
                 timings["preprocess"] += time.perf_counter() - start
                 start = time.perf_counter()
-                vector = self.embedder.embed_images([prepared])[0]
+                inputs = image_inputs(self.embedder, [prepared])
+                vector = embed_inputs(self.embedder, inputs)[0]
                 timings["embed"] += time.perf_counter() - start
                 start = time.perf_counter()
                 assessment = assess_prepared(
                     self.index, prepared, vector, report,
                     exclude_patient=filters.exclude_patient, density_model=self.density_model,
+                    features=inputs if fitted else None, features_of=self.embedder.model_id,
                 )  # fmt: skip
                 timings["assess"] += time.perf_counter() - start
                 views.append(QueryView(
@@ -210,29 +208,30 @@ class CaseEngine:
             timings["search"] += time.perf_counter() - start
         return QueryResult(
             views, report, self._exam_density(views, report), neighbours,
-            [w for v in views for w in v.assessment["warnings"]],
+            [w for v in views for w in v.assessment.warnings],
             {name: round(seconds, 4) for name, seconds in timings.items()}, scrubbed,
         )  # fmt: skip
 
     def _exam_density(
         self, views: list[QueryView], report: NormalizedReport | None
-    ) -> dict[str, Any] | None:
+    ) -> DensityDecision | None:
         labels = list(self.index.labels)
         stated = report.density.category.value if report and report.density else None
         if stated is not None and stated in labels:
-            return {"label": stated, "probabilities": {lab: float(lab == stated) for lab in labels},
-                    "method": "report", "confidence": 1.0}  # fmt: skip
+            return DensityDecision(stated, {lab: float(lab == stated) for lab in labels},
+                                   "report", 1.0)  # fmt: skip
         if not views:
             return None
         if len(views) == 1:
-            return dict(views[0].assessment["density"])
-        exam = exam_density([{"laterality": v.laterality, **v.assessment} for v in views], labels)
+            return views[0].assessment.density
+        exam = exam_density([{**v.assessment.to_dict(), "laterality": v.laterality}
+                             for v in views], labels)  # fmt: skip
         label = exam["density"]["label"]
         side = next(s for s in exam["by_side"].values() if s["label"] == label)
         methods = sorted(exam["view_methods"])
-        return {"label": label, "probabilities": side["probabilities"],
-                "method": "+".join(methods) + " (exam: denser breast)",
-                "confidence": side["probabilities"][label]}  # fmt: skip
+        return DensityDecision(label, side["probabilities"],
+                               "+".join(methods) + " (exam: denser breast)",
+                               side["probabilities"][label])  # fmt: skip
 
     def case(self, row_id: int) -> dict[str, Any]:
         """An indexed image for display: its thumbnail path (inside the index), label, view,

@@ -1,5 +1,5 @@
-"""Density models behind :mod:`mammosearch.pipeline`: train the ConvNeXt (with the assess policy
-tuned by cross-validation) and evaluate every density path on a labelled manifest.
+"""Density models: train the ConvNeXt with its radiomics probe and the assess policy tuned by
+patient-level cross-validation, and evaluate every density path on a labelled manifest.
 
 Every evaluation keeps a patient's images on one side of each split, and scores with
 :func:`mammosearch.classifiers.metrics.density_metrics`.
@@ -17,44 +17,54 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mammosearch._cases import (
-    _EMBED_BATCH,
-    PREPARED_SIZE,
-    ManifestRow,
-    exam_density,
-    image_model_probabilities,
-    label_order,
-    load_density_model,
-    open_embedder,
-    read_manifest,
-)
-from mammosearch.embeddings import Embedder
-from mammosearch.embeddings.radiomics import RadiomicsEmbedder
-from mammosearch.errors import InputError, InvalidDicomError
+from mammosearch.classifiers import LinearProbe, density_metrics, train_convnext, tune_policy
+from mammosearch.classifiers.policy import apply_policy
+from mammosearch.embeddings import WEIGHT_FREE, FittedEmbedder, create_embedder
+from mammosearch.errors import ConfigError, InputError, InvalidDicomError
 from mammosearch.imaging import prepare_image, read_image
-from mammosearch.index import VoteParams, fit_vote
+from mammosearch.index import VectorIndex, vote_density
+from mammosearch.pipeline.assess import DensityModel, exam_density
+from mammosearch.pipeline.manifest import label_order, read_manifest
+from mammosearch.pipeline.records import ManifestRow
+from mammosearch.pipeline.stages import fit_vote_by_patient
 from mammosearch.records import Neighbour
 
 __all__ = [
     "OutOfFold",
     "cross_validate_paths",
     "evaluate_density",
-    "evaluate_probe",
-    "evaluate_zero_shot",
+    "exam_metrics",
+    "labelled_images",
     "train_density",
+    "weight_free_embedder",
 ]
 
 logger = logging.getLogger(__name__)
 
 
-def _labelled_images(manifest: Path) -> tuple[list[ManifestRow], list[NDArray[np.float32]]]:
+def weight_free_embedder() -> FittedEmbedder:
+    """The weight-free embedder whose vectors the density model's probe and the evaluated
+    vote read (fitted on each training set).
+
+    Raises:
+        ConfigError: It is not an embedder fitted on its data (a registry mix-up).
+    """
+    made = create_embedder(WEIGHT_FREE)
+    if not isinstance(made, FittedEmbedder):  # pragma: no cover - the registry's own embedder
+        raise ConfigError(f"{WEIGHT_FREE} is not fitted on its data")
+    return made
+
+
+def labelled_images(
+    manifest: Path, size: int
+) -> tuple[list[ManifestRow], list[NDArray[np.float32]]]:
     """The manifest's labelled rows whose images read, with their breast-cropped images."""
     rows, images = [], []
     for row in read_manifest(manifest):
         if row.label is None:
             continue
         try:
-            images.append(prepare_image(read_image(row.image), PREPARED_SIZE))
+            images.append(prepare_image(read_image(row.image), size))
         except InvalidDicomError as e:
             logger.warning("row %d skipped: %s", row.number, e.code)
             continue
@@ -85,11 +95,8 @@ def train_density(
     out-of-fold accuracies go into ``config.json``. ``resume`` continues the ConvNeXt from its
     checkpoint and keeps the policy already tuned.
     """
-    from mammosearch.classifiers.convnext import train_convnext
-    from mammosearch.classifiers.heads import LinearProbe
-    from mammosearch.classifiers.policy import tune_policy
 
-    rows, images = _labelled_images(manifest)
+    rows, images = labelled_images(manifest, weight_free_embedder().prepared_size)
     labels, _ = label_order({str(r.label) for r in rows}, label_order_arg)
     truth = [str(r.label) for r in rows]
     patients = [r.patient_id for r in rows]
@@ -105,7 +112,7 @@ def train_density(
         images, truth, patients, labels, config, out=out, resume=resume, progress=progress,
         data_keys=[r.source_key for r in rows],
     )  # fmt: skip
-    radiomics = RadiomicsEmbedder()
+    radiomics = weight_free_embedder()
     features = radiomics.features(images)
     radiomics.fit_features(features)
     model.probe = LinearProbe.fit(radiomics.embed_features(features), truth, patients, labels,
@@ -117,6 +124,7 @@ def train_density(
     return model
 
 
+@dataclass(slots=True)
 @dataclass(slots=True)
 class OutOfFold:
     """Every density path's out-of-fold predictions from patient-level cross-validation.
@@ -160,11 +168,7 @@ def cross_validate_paths(
     patient."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from mammosearch.classifiers.convnext import train_convnext
-    from mammosearch.classifiers.heads import LinearProbe
-    from mammosearch.index.vote import vote_density
-
-    radiomics = RadiomicsEmbedder()
+    radiomics = weight_free_embedder()
     features = radiomics.features(images)
     n, width = len(truth), len(labels)
     out = OutOfFold(
@@ -187,7 +191,11 @@ def cross_validate_paths(
         probe = LinearProbe.fit(train_vectors, train_truth, train_patients, labels,
                                 seed=config.seed)  # fmt: skip
         out.probabilities["probe"][test_idx] = probe.predict_proba(test_vectors)
-        params = _fit_vote_arrays(train_vectors, train_truth, train_patients, labels)
+        params, _ = fit_vote_by_patient(
+            VectorIndex.build(train_vectors, np.arange(len(train_idx), dtype=np.int64)),
+            [(n, p, t) for n, (p, t) in enumerate(zip(train_patients, train_truth, strict=True))],
+            labels,
+        )
         sims = test_vectors @ train_vectors.T
         for row, i in enumerate(test_idx):
             top = np.argsort(-sims[row])[: params.k]
@@ -200,22 +208,6 @@ def cross_validate_paths(
             out.probabilities["vote"][i] = [vote.probabilities[lab] for lab in labels]
             out.vote_margin[i], out.vote_abstain[i] = vote.margin, vote.abstain
     return out
-
-
-def _fit_vote_arrays(
-    vectors: NDArray[np.float32], truth: list[str], patients: list[str], labels: list[str]
-) -> VoteParams:
-    """The vote fitted leave-one-patient-out on in-memory vectors."""
-    k = VoteParams().k
-    sims = vectors @ vectors.T
-    same = np.asarray(patients)[:, None] == np.asarray(patients)[None, :]
-    sims = np.where(same, -np.inf, sims)
-    order = np.argsort(-sims, axis=1)[:, :k]
-    top = np.take_along_axis(sims, order, axis=1)
-    neighbour_labels = [[truth[j] for j in row] for row in order]
-    params, _ = fit_vote(np.where(np.isfinite(top), top, -1.0).astype(np.float32),
-                         neighbour_labels, truth, labels, k=k)  # fmt: skip
-    return params
 
 
 def evaluate_density(
@@ -237,17 +229,15 @@ def evaluate_density(
         the other folds' out-of-fold predictions, so its figure is not tuned on the images it
         scores) — or of ``convnext`` and ``probe`` for a trained model.
     """
-    from mammosearch.classifiers.metrics import density_metrics
-    from mammosearch.classifiers.policy import apply_policy, tune_policy
 
-    rows, images = _labelled_images(manifest)
+    rows, images = labelled_images(manifest, weight_free_embedder().prepared_size)
     truth = [str(r.label) for r in rows]
     patients = [r.patient_id for r in rows]
     paths: dict[str, dict[str, Any]] = {}
     if model_dir is not None:
-        model = load_density_model(model_dir)
+        model = DensityModel.load(model_dir)
         labels = model.labels
-        probabilities = image_model_probabilities(model, images)
+        probabilities = model.probabilities(images)
         for path, probs in probabilities.items():
             predicted = [labels[int(i)] for i in probs.argmax(axis=1)]
             paths[path] = density_metrics(truth, predicted, labels, patients=patients)
@@ -292,7 +282,6 @@ def exam_metrics(
     ``assess --exams`` does (a breast's probabilities are the mean of its views', by the
     manifest's laterality, views of unknown side counting as one breast; the exam takes the
     denser breast's label); an exam's truth is its denser labelled view."""
-    from mammosearch.classifiers.metrics import density_metrics
 
     rank = {label: i for i, label in enumerate(labels)}
     exams: dict[str, list[int]] = {}
@@ -314,92 +303,3 @@ def exam_metrics(
         ]  # fmt: skip
         paths[path] = density_metrics(truth, predicted, labels, patients=patients)
     return {"n": len(truth), "paths": paths}
-
-
-def _image_vectors(
-    embedder: Embedder, images: Sequence[NDArray[np.float32]]
-) -> NDArray[np.float32]:
-    """Image vectors of breast-cropped images; ``radiomics.v1`` first fits its (unsupervised)
-    feature statistics on these images, as an index build does."""
-    if isinstance(embedder, RadiomicsEmbedder):
-        features = embedder.features(images)
-        embedder.fit_features(features)
-        return embedder.embed_features(features)
-    return np.concatenate([embedder.embed_images(images[i : i + _EMBED_BATCH])
-                           for i in range(0, len(images), _EMBED_BATCH)])  # fmt: skip
-
-
-def evaluate_probe(
-    manifest: Path,
-    *,
-    embedder: str = "auto",
-    model: str | None = None,
-    folds: int = 5,
-    seed: int = 0,
-    label_order_arg: Sequence[str] | None = None,
-    save: Path | None = None,
-) -> dict[str, Any]:
-    """Patient-level cross-validated accuracy of a linear probe on frozen image vectors.
-
-    With ``save``, a probe fitted on the whole manifest is written there (``probe.json``).
-    """
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    from mammosearch.classifiers.heads import LinearProbe
-    from mammosearch.classifiers.metrics import density_metrics
-
-    rows, images = _labelled_images(manifest)
-    made = open_embedder(embedder, model)
-    vectors = _image_vectors(made, images)
-    truth = [str(r.label) for r in rows]
-    patients = [r.patient_id for r in rows]
-    labels, _ = label_order(set(truth), label_order_arg)
-    predicted: list[str | None] = [None] * len(rows)
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for fold, (train_idx, test_idx) in enumerate(splitter.split(vectors, truth, groups=patients)):
-        logger.info("linear probe cross-validation: fold %d of %d", fold + 1, folds)
-        probe = LinearProbe.fit(
-            vectors[train_idx], [truth[i] for i in train_idx], [patients[i] for i in train_idx],
-            labels, seed=seed, embedder=made,
-        )  # fmt: skip
-        for i, label in zip(test_idx, probe.predict(vectors[test_idx]), strict=True):
-            predicted[i] = label
-    result: dict[str, Any] = {
-        "mode": f"{folds}-fold patient cross-validation", "head": "linear probe",
-        "embedder": made.name, **density_metrics(truth, predicted, labels, patients=patients),
-    }  # fmt: skip
-    if save is not None:
-        probe = LinearProbe.fit(vectors, truth, patients, labels, seed=seed, embedder=made)
-        if isinstance(made, RadiomicsEmbedder):
-            probe.info["embedder_stats"] = made.stats
-        probe.save(save)
-    return result
-
-
-def evaluate_zero_shot(
-    manifest: Path,
-    *,
-    embedder: str = "auto",
-    model: str | None = None,
-    prompts: Path | None = None,
-    label_order_arg: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """Accuracy of zero-shot density (prompt ensembles; no training) on a labelled manifest.
-
-    Raises:
-        InputError: The embedder has no shared image-text space, or no prompts fit the labels.
-    """
-    from mammosearch.classifiers.heads import ZeroShotDensity, density_prompts
-    from mammosearch.classifiers.metrics import density_metrics
-
-    rows, images = _labelled_images(manifest)
-    truth = [str(r.label) for r in rows]
-    labels, _ = label_order(set(truth), label_order_arg)
-    made = open_embedder(embedder, model)
-    head = ZeroShotDensity(made, labels, density_prompts(labels, prompts))
-    predicted = head.predict(_image_vectors(made, images))
-    return {
-        "mode": "zero-shot (no training)", "head": "prompt ensembles",
-        "embedder": made.name, "prompts": sum(len(p) for p in head.prompts.values()),
-        **density_metrics(truth, predicted, labels, patients=[r.patient_id for r in rows]),
-    }  # fmt: skip

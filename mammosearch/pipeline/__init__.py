@@ -1,0 +1,114 @@
+"""The public API of mammosearch: the jobs, the opened-index service, and their records.
+
+What ``cli``, ``ui``, the benchmarks and users import. Each job is a module named by what it
+does; they compose the stages of :mod:`.stages` and run on an engine of :mod:`.engines`:
+
+- reports: :func:`normalize_reports` (``normalize``), :func:`evaluate_reports`;
+- the case index: :func:`build_index`, :func:`remove_cases`, :func:`migrate_index`,
+  :func:`verify_index`, :func:`search_cases`, :func:`assess_image`, :func:`iter_assessments`,
+  :func:`iter_exam_assessments`, :func:`exam_density`, :func:`evaluate_retrieval`;
+- density models: :func:`train_density`, :func:`open_density_model`, :func:`evaluate_density`,
+  :func:`evaluate_probe`, :func:`evaluate_zero_shot`;
+- :class:`CaseService` (an index opened once for many queries: the UI) and
+  :func:`demo_index` (the demo's cached index); :func:`deidentify` (DICOM de-identification).
+
+Example:
+    >>> from mammosearch.pipeline import BuildOptions
+    >>> BuildOptions(embedder="radiomics.v1").engine
+    'local'
+"""
+
+from __future__ import annotations
+
+from mammosearch.classifiers import TrainConfig, plot_confusion
+from mammosearch.distributed._options import ENGINES, RayOptions, check_engine
+from mammosearch.index import SearchFilters, verify_index
+from mammosearch.pipeline.assess import (
+    ASSESS_METHODS,
+    DensityModel,
+    assess_image,
+    exam_density,
+    iter_assessments,
+    iter_exam_assessments,
+    open_density_model,
+)
+from mammosearch.pipeline.build import build_index, migrate_index, remove_cases
+from mammosearch.pipeline.deidentify import deidentify
+from mammosearch.pipeline.demo import check_inputs, demo_index
+from mammosearch.pipeline.density import evaluate_density, train_density
+from mammosearch.pipeline.evaluate import (
+    evaluate_probe,
+    evaluate_reports,
+    evaluate_retrieval,
+    evaluate_zero_shot,
+)
+from mammosearch.pipeline.manifest import read_manifest
+from mammosearch.pipeline.normalize import normalize_reports
+from mammosearch.pipeline.records import (
+    Assessment,
+    BuildOptions,
+    BuildReport,
+    DensityDecision,
+    ManifestRow,
+    ModelOpinion,
+    NormalizeSummary,
+    PreparedRow,
+)
+from mammosearch.pipeline.reports import (
+    REPORT_INPUT_SUFFIXES,
+    iter_report_inputs,
+    read_gold,
+    read_report_file,
+    sample_reports_dir,
+)
+from mammosearch.pipeline.search import open_index, search_cases
+from mammosearch.pipeline.service import CaseService, QueryResult, QueryView
+
+__all__ = [
+    "ASSESS_METHODS",
+    "ENGINES",
+    "REPORT_INPUT_SUFFIXES",
+    "Assessment",
+    "BuildOptions",
+    "BuildReport",
+    "CaseService",
+    "DensityDecision",
+    "DensityModel",
+    "ManifestRow",
+    "ModelOpinion",
+    "NormalizeSummary",
+    "PreparedRow",
+    "QueryResult",
+    "QueryView",
+    "RayOptions",
+    "SearchFilters",
+    "TrainConfig",
+    "assess_image",
+    "build_index",
+    "check_engine",
+    "check_inputs",
+    "deidentify",
+    "demo_index",
+    "evaluate_density",
+    "evaluate_probe",
+    "evaluate_reports",
+    "evaluate_retrieval",
+    "evaluate_zero_shot",
+    "exam_density",
+    "iter_assessments",
+    "iter_exam_assessments",
+    "iter_report_inputs",
+    "migrate_index",
+    "normalize_reports",
+    "open_density_model",
+    "open_index",
+    "plot_confusion",
+    "read_gold",
+    "read_manifest",
+    "read_report_file",
+    "remove_cases",
+    "sample_reports_dir",
+    "search_cases",
+    "train_density",
+    "verify_index",
+]

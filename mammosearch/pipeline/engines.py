@@ -1,0 +1,238 @@
+"""Engines: where a batch job's per-record work runs. The seam between the jobs and Ray.
+
+``normalize`` and ``index build`` call one small interface, :class:`Engine`:
+
+- :class:`LocalEngine`: this machine's processes; ``index build`` keeps a journal of the rows it
+  prepared (:mod:`.journal`) so that ``--resume`` goes on after an interruption;
+- :class:`RayEngine`: a Ray cluster (:mod:`mammosearch.distributed`, imported only when a job
+  runs there), resumable through its Parquet shards.
+
+Both run the same stages (:mod:`.stages`) and hand the jobs the same records, so the outputs
+are the same whichever engine ran.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from mammosearch.config import Settings
+from mammosearch.distributed._options import RayOptions, check_engine
+from mammosearch.embeddings import Embedder, FittedEmbedder
+from mammosearch.nlp import Normalizer
+from mammosearch.nlp.normalizer import ReportLine
+from mammosearch.pipeline.journal import Journal
+from mammosearch.pipeline.records import ManifestRow, NormalizeSummary, PreparedRow
+from mammosearch.pipeline.reports import ReportItem, iter_report_inputs, write_report_lines
+from mammosearch.pipeline.stages import prepare_row, scrub_item, splice_scrub
+
+__all__ = ["Engine", "LocalEngine", "PreparedRows", "RayEngine", "RowJob", "get_engine"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RowJob:
+    """What preparing the rows of one index build depends on.
+
+    Attributes:
+        manifest: The manifest file (its bytes key the local journal).
+        embedder: The build's embedder (resolved: never ``auto``).
+        source: The model source the user or the existing index gave (``None``: default).
+        stats: The existing index's fitted statistics, for an update.
+        settings: Run settings.
+        keep_report_text: Keep report text as written (else scrubbed of PHI).
+        allow_secondary_capture: Index secondary captures.
+        resume: Go on from an interrupted build's journal (the local engine).
+        key: What every prepared row depends on (embedder, model, privacy options, version).
+    """
+
+    manifest: Path
+    embedder: Embedder
+    source: str | None
+    stats: dict[str, list[float]] | None
+    settings: Settings
+    keep_report_text: bool
+    allow_secondary_capture: bool
+    resume: bool
+    key: dict[str, Any] = field(default_factory=dict)
+
+
+class PreparedRows(Protocol):
+    """The prepared rows of a build, as an engine hands them over."""
+
+    @property
+    def resumed(self) -> int:
+        """Rows an earlier, interrupted run had prepared."""
+        ...
+
+    @property
+    def shards(self) -> dict[str, int]:
+        """Shard counts (``total``, ``computed``, ``reused``); empty without shards."""
+        ...
+
+    def get(self, row: ManifestRow) -> PreparedRow:
+        """The prepared row of a manifest row (prepared now, or by an earlier run)."""
+        ...
+
+    def close(self) -> None:
+        """The index committed: forget the journal or shards."""
+        ...
+
+
+class Engine(Protocol):
+    """Where ``normalize`` and ``index build`` run their per-record stages."""
+
+    name: str
+
+    def normalize(
+        self, input_path: Path, output_path: Path, *, settings: Settings, workers: int | None,
+        id_column: str, text_column: str, progress: bool, scrub: bool,
+    ) -> NormalizeSummary:  # fmt: skip
+        """Normalize every report of ``input_path`` into JSON Lines at ``output_path``."""
+        ...
+
+    def prepare(self, rows: Sequence[ManifestRow], out: Path, job: RowJob) -> PreparedRows:
+        """Prepare the rows of an index build into ``out``."""
+        ...
+
+
+@dataclass(slots=True)
+class _Journaled:
+    """The local engine's rows: prepared on demand, each journaled as it is done."""
+
+    journal: Journal
+    job: RowJob
+    normalizer: Normalizer
+    shards: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def resumed(self) -> int:
+        return self.journal.resumed
+
+    def get(self, row: ManifestRow) -> PreparedRow:
+        entry = self.journal.load(row.number)
+        if entry is not None:
+            return PreparedRow.from_entry(row, entry)
+        fitted = isinstance(self.job.embedder, FittedEmbedder)
+        prepared = prepare_row(
+            row, size=self.job.embedder.prepared_size, keep_report_text=self.job.keep_report_text,
+            allow_secondary_capture=self.job.allow_secondary_capture, normalizer=self.normalizer,
+            embedder=self.job.embedder if fitted else None,
+        )  # fmt: skip
+        self.journal.save(row.number, **prepared.to_entry())
+        return prepared
+
+    def close(self) -> None:
+        self.journal.close()
+
+
+class LocalEngine:
+    """This machine's processes (``--engine local``, the default)."""
+
+    name = "local"
+
+    def normalize(
+        self, input_path: Path, output_path: Path, *, settings: Settings, workers: int | None,
+        id_column: str, text_column: str, progress: bool, scrub: bool,
+    ) -> NormalizeSummary:  # fmt: skip
+        """Normalize with ``workers`` processes (spaCy's ``n_process``); see
+        :func:`mammosearch.pipeline.normalize_reports`."""
+        items: Iterator[ReportItem] = iter_report_inputs(
+            input_path, id_column=id_column, text_column=text_column
+        )
+        scrubbed: deque[Any] = deque()
+        if scrub:
+            items = _scrubbed(items, scrubbed, settings.max_report_chars)
+        normalizer = Normalizer(max_chars=settings.max_report_chars)
+
+        def lines() -> Iterator[ReportLine]:
+            for line in normalizer.normalize_lines(items, n_process=workers or settings.workers):
+                yield splice_scrub(line, scrubbed.popleft()) if scrub else line
+
+        return write_report_lines(lines(), output_path, progress=progress)
+
+    def prepare(self, rows: Sequence[ManifestRow], out: Path, job: RowJob) -> PreparedRows:
+        """Rows prepared here, one at a time, journaled beside ``out``."""
+        journal = Journal(out, Journal.key(job.manifest, **job.key), resume=job.resume)
+        return _Journaled(journal, job, Normalizer(max_chars=job.settings.max_report_chars))
+
+
+def _scrubbed(
+    items: Iterator[ReportItem], results: deque[Any], max_chars: int
+) -> Iterator[ReportItem]:
+    """The reports with PHI scrubbed, each result queued in input order (:func:`scrub_item`)."""
+    for report_id, payload in items:
+        scrubbed, result = scrub_item(payload, max_chars)
+        results.append(result)
+        yield report_id, scrubbed
+
+
+@dataclass(slots=True)
+class _Sharded:
+    """The Ray engine's rows, read back from its shards."""
+
+    run: Any
+    resumed: int
+    shards: dict[str, int]
+
+    def get(self, row: ManifestRow) -> PreparedRow:
+        return PreparedRow.from_entry(row, self.run.entries[row.number])
+
+    def close(self) -> None:
+        self.run.close()
+
+
+class RayEngine:
+    """A Ray cluster (``--engine ray``): Ray Data stages, resumable Parquet shards.
+
+    Args:
+        options: Cluster address, work folder, shard and batch sizes.
+    """
+
+    name = "ray"
+
+    def __init__(self, options: RayOptions | None = None) -> None:
+        self.options = options or RayOptions()
+
+    def normalize(
+        self, input_path: Path, output_path: Path, *, settings: Settings, workers: int | None,
+        id_column: str, text_column: str, progress: bool, scrub: bool,
+    ) -> NormalizeSummary:  # fmt: skip
+        """Normalize on Ray actors (``workers`` does not apply: the cluster's CPUs do)."""
+        from mammosearch.distributed import normalize_on_ray
+
+        return normalize_on_ray(
+            input_path, output_path, settings=settings, id_column=id_column,
+            text_column=text_column, progress=progress, scrub=scrub, options=self.options,
+        )  # fmt: skip
+
+    def prepare(self, rows: Sequence[ManifestRow], out: Path, job: RowJob) -> PreparedRows:
+        """Rows prepared and embedded on the cluster (all of them, before this returns)."""
+        from mammosearch.distributed import index_entries_on_ray
+
+        embedder = job.embedder
+        run = index_entries_on_ray(
+            rows, out, embedder=embedder.name, model=job.source, stats=job.stats,
+            settings=job.settings, size=embedder.prepared_size,
+            dims=(embedder.dim, embedder.text_dim), job=job.key,
+            keep_report_text=job.keep_report_text,
+            allow_secondary_capture=job.allow_secondary_capture, options=self.options,
+            fitted=isinstance(embedder, FittedEmbedder),
+            weight_free=embedder.weights_sha256 is None and isinstance(embedder, FittedEmbedder),
+        )  # fmt: skip
+        return _Sharded(run, run.reused_rows, dict(run.counts))
+
+
+def get_engine(name: str, ray: RayOptions | None = None) -> Engine:
+    """The engine of a name (``local`` or ``ray``).
+
+    Raises:
+        ConfigError: Unknown name.
+    """
+    check_engine(name)
+    return RayEngine(ray) if name == "ray" else LocalEngine()

@@ -1,0 +1,106 @@
+"""Index manifests: read a CSV, JSONL or Parquet manifest into :class:`ManifestRow` records, and
+the order of its density labels (DESIGN.md, "Manifest")."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mammosearch.errors import InputError
+from mammosearch.pipeline.parquet import iter_parquet_rows
+from mammosearch.pipeline.records import ManifestRow
+
+__all__ = ["KNOWN_ORDERS", "ManifestRow", "label_order", "read_manifest"]
+
+logger = logging.getLogger(__name__)
+
+KNOWN_ORDERS = (("A", "B", "C", "D"), ("F", "G", "D"))
+
+
+def _clean(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            return list(csv.DictReader(handle))
+    if suffix in (".jsonl", ".ndjson"):
+        records = []
+        with path.open(encoding="utf-8") as handle:
+            for n, line in enumerate(handle, start=1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise InputError(f"manifest line {n} is not valid JSON ({e.msg})") from e
+        return records
+    if suffix == ".parquet":
+        return list(iter_parquet_rows(path))
+    raise InputError(f"unknown manifest kind {suffix!r}", fix="use a .csv, a .jsonl or a .parquet")
+
+
+def read_manifest(path: Path) -> list[ManifestRow]:
+    """Read a CSV, JSONL or Parquet manifest (image, case_id, patient_id, …; paths relative to it).
+
+    Raises:
+        InputError: The file is missing, of an unknown kind, or lacks a required column.
+    """
+    if not path.is_file():
+        raise InputError(f"manifest not found: {path.name}", fix="check the path")
+    base = path.parent
+    rows = []
+    for n, record in enumerate(_records(path), start=1):
+        missing = [c for c in ("image", "case_id", "patient_id") if not _clean(record.get(c))]
+        if missing:
+            raise InputError(
+                f"manifest row {n} lacks {', '.join(missing)}",
+                fix="every row needs image, case_id and patient_id",
+            )
+        image = Path(str(record["image"]))
+        report_path = _clean(record.get("report_path"))
+        laterality = (_clean(record.get("laterality")) or "").upper()[:1] or None
+        rows.append(
+            ManifestRow(
+                number=n,
+                image=image if image.is_absolute() else base / image,
+                case_id=str(record["case_id"]).strip(),
+                patient_id=str(record["patient_id"]).strip(),
+                laterality=laterality if laterality in ("L", "R") else None,
+                view=(_clean(record.get("view")) or "").upper() or None,
+                report=_clean(record.get("report")),
+                report_path=(
+                    Path(report_path) if Path(report_path).is_absolute() else base / report_path
+                )
+                if report_path
+                else None,  # fmt: skip
+                label=_clean(record.get("density")),
+            )
+        )
+    return rows
+
+
+def label_order(labels: set[str], explicit: Sequence[str] | None = None) -> tuple[list[str], str]:
+    """The label set in its order, and where the order came from.
+
+    Raises:
+        InputError: An explicit order misses labels of the manifest.
+    """
+    if explicit:
+        missing = labels - set(explicit)
+        if missing:
+            raise InputError(
+                f"--label-order lacks the labels {sorted(missing)}", fix="list every label"
+            )
+        return list(explicit), "explicit"
+    for order in KNOWN_ORDERS:
+        if labels <= set(order):
+            return [label for label in order if label in labels], "known"
+    logger.warning("the label order of %d labels is not known; using sorted order", len(labels))
+    return sorted(labels), "sorted"

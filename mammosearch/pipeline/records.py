@@ -1,0 +1,468 @@
+"""The typed records of the pipeline: what crosses its module boundaries and its outputs.
+
+Each is a dataclass with one JSON form (``to_dict`` / ``from_dict``) that the CLI, the UI, the
+JSON Lines outputs, the build journal and the Ray shards share:
+
+- :class:`ManifestRow`: one row of an index manifest, as read (:mod:`.manifest`);
+- :class:`PreparedRow`: a row after the *prepare* stage (image checked, breast-cropped and made
+  into the embedder's input, thumbnail, report scrubbed and normalized), or its error;
+- :class:`BuildOptions` and :class:`BuildReport`: what ``index build`` is asked and what it did;
+- :class:`DensityDecision`, :class:`ModelOpinion` and :class:`Assessment`: ``assess``;
+- :class:`NormalizeSummary`: what a ``normalize`` job did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mammosearch.errors import MammosearchError
+from mammosearch.nlp.normalizer import ReportLine
+from mammosearch.records import DensityVote, Neighbour, NormalizedReport
+
+__all__ = [
+    "MODEL_PATHS",
+    "Assessment",
+    "BuildOptions",
+    "BuildReport",
+    "DensityDecision",
+    "ManifestRow",
+    "ModelOpinion",
+    "NormalizeSummary",
+    "PreparedRow",
+]
+
+# the density model's own opinions an assessment always reports (``null`` without a model)
+MODEL_PATHS = ("convnext", "probe")
+_NO_INPUT = np.zeros(0, dtype=np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRow:
+    """One row of an index manifest (DESIGN.md).
+
+    Attributes:
+        number: Its 1-based row number (how messages name it: paths can carry PHI).
+        image: The image file.
+        case_id: The exam.
+        patient_id: The patient.
+        laterality: ``L``/``R`` or ``None``.
+        view: ``CC``/``MLO``… or ``None``.
+        report: The report text, when the manifest holds it.
+        report_path: The report file, when the manifest names one.
+        label: The density label, when labelled.
+    """
+
+    number: int
+    image: Path
+    case_id: str
+    patient_id: str
+    laterality: str | None
+    view: str | None
+    report: str | None
+    report_path: Path | None
+    label: str | None
+
+    @property
+    def source_key(self) -> str:
+        """A stable key of the source (what ``--update`` recognises): never shown."""
+        return hashlib.sha256(f"{self.case_id}\0{self.image}".encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (paths as strings; ``""`` for what is missing)."""
+        return {
+            "number": self.number, "image": str(self.image), "case_id": self.case_id,
+            "patient_id": self.patient_id, "laterality": self.laterality or "",
+            "view": self.view or "", "report": self.report or "",
+            "report_path": str(self.report_path or ""), "label": self.label or "",
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ManifestRow:
+        """Read :meth:`to_dict`'s form back."""
+
+        def optional(key: str) -> str | None:
+            value = data.get(key)
+            return str(value) if value else None
+
+        report_path = optional("report_path")
+        return cls(
+            number=int(data["number"]), image=Path(str(data["image"])),
+            case_id=str(data["case_id"]), patient_id=str(data["patient_id"]),
+            laterality=optional("laterality"), view=optional("view"), report=optional("report"),
+            report_path=Path(report_path) if report_path else None, label=optional("label"),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRow:
+    """A manifest row after the prepare stage, ready to embed and store; or why it is not.
+
+    Attributes:
+        row: The manifest row, its laterality and view completed from the image's own.
+        error_code: The code of the error that skipped the row (``E021`` …), or ``None``.
+        error: Its message (no patient data).
+        thumb: The display thumbnail (PNG bytes).
+        text: The report text as stored: scrubbed unless kept; ``None`` without a report.
+        report: The normalized report, or ``None``.
+        image_input: What the embedder's :meth:`embed_inputs` takes: the breast-cropped image,
+            or the features of an embedder fitted on the index.
+        image_vector: The image vector, when a stage already embedded it (Ray actors).
+        text_vector: The report-text vector, likewise.
+    """
+
+    row: ManifestRow
+    error_code: str | None = None
+    error: str | None = None
+    thumb: bytes = b""
+    text: str | None = None
+    report: NormalizedReport | None = None
+    image_input: NDArray[Any] = field(default_factory=lambda: _NO_INPUT)
+    image_vector: NDArray[np.float32] | None = None
+    text_vector: NDArray[np.float32] | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the row can be indexed."""
+        return self.error_code is None
+
+    def failure(self) -> MammosearchError:
+        """The row's error as an exception (for counting), when it has one."""
+        from mammosearch.errors import RecordedError
+
+        return RecordedError(str(self.error_code), str(self.error))
+
+    def to_entry(self) -> dict[str, Any]:
+        """The journal's and the Ray shards' form: arrays and strings only."""
+        if not self.ok:
+            return {"error_code": self.error_code, "error": self.error or ""}
+        entry: dict[str, Any] = {
+            "thumb": np.frombuffer(self.thumb, dtype=np.uint8),
+            "text": self.text or "",
+            "report": json.dumps(self.report.to_dict(), ensure_ascii=False) if self.report else "",
+            "laterality": self.row.laterality or "",
+            "view": self.row.view or "",
+            "features": self.image_input,
+        }
+        for name in ("image_vector", "text_vector"):
+            if getattr(self, name) is not None:
+                entry[name] = getattr(self, name)
+        return entry
+
+    @classmethod
+    def from_entry(cls, row: ManifestRow, entry: Mapping[str, Any]) -> PreparedRow:
+        """Read :meth:`to_entry`'s form back; the manifest's laterality and view win over the
+        image's own."""
+        if "error_code" in entry and str(entry["error_code"]):
+            return cls(row, error_code=str(entry["error_code"]), error=str(entry["error"]))
+        report = str(entry.get("report", ""))
+        oriented = replace(
+            row,
+            laterality=row.laterality or str(entry.get("laterality", "")) or None,
+            view=row.view or str(entry.get("view", "")) or None,
+        )
+        thumb = entry.get("thumb", b"")
+        return cls(
+            oriented,
+            thumb=thumb.tobytes() if isinstance(thumb, np.ndarray) else bytes(thumb),
+            text=str(entry.get("text", "")) or None,
+            report=NormalizedReport.from_dict(json.loads(report)) if report else None,
+            image_input=entry.get("features", _NO_INPUT),
+            image_vector=entry.get("image_vector"),
+            text_vector=entry.get("text_vector"),
+        )
+
+    def store_row(self, *, keep_source_path: bool) -> dict[str, Any]:
+        """The case store's row of this image (source paths only when kept: names can hold
+        PHI)."""
+        row = self.row
+        return {
+            "source_key": row.source_key,
+            "case_id": row.case_id,
+            "patient_id": row.patient_id,
+            "laterality": row.laterality,
+            "view": row.view,
+            "label": row.label,
+            "image_path": str(row.image) if keep_source_path else "",
+            "report_text": self.text,
+            "report_json": json.dumps(self.report.to_dict(), ensure_ascii=False)
+            if self.report
+            else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    """How ``index build`` runs (everything but the manifest, the output and the settings).
+
+    Attributes:
+        embedder: Registry name, or ``auto`` (BiomedCLIP when its weights load, else the
+            weight-free baseline).
+        model: The embedder's model source (``hf-hub:…``, ``local-dir:…``).
+        update: Add to an existing index (only what is new).
+        label_order: The label order, for label sets of unknown order.
+        density_model: A ``train-density`` directory copied into the index.
+        note: A note stored in the manifest and shown by the UI.
+        keep_report_text: Store report text as written (else scrubbed of PHI).
+        keep_source_paths: Store source image paths (file names can carry PHI).
+        resume: Go on from the journal of an interrupted build with the same inputs.
+        allow_secondary_capture: Index secondary captures (digitised film).
+        store: A PostgreSQL URL for a new index's case store (else SQLite).
+        engine: ``local`` or ``ray``.
+        ray: The Ray engine's options (``mammosearch.distributed.RayOptions``).
+        shards: Vector index shards.
+        exact_limit: Where exact search ends (tests).
+        pq_limit: Where IVF-PQ begins (tests).
+        crash_after: A test seam: stop after this step of the index writer.
+        progress: Show a progress bar.
+    """
+
+    embedder: str = "auto"
+    model: str | None = None
+    update: bool = False
+    label_order: Sequence[str] | None = None
+    density_model: Path | None = None
+    note: str | None = None
+    keep_report_text: bool = False
+    keep_source_paths: bool = False
+    resume: bool = False
+    allow_secondary_capture: bool = False
+    store: str | None = None
+    engine: str = "local"
+    ray: Any = None
+    shards: int | None = None
+    exact_limit: int | None = None
+    pq_limit: int | None = None
+    crash_after: str | None = None
+    progress: bool = False
+
+
+@dataclass(slots=True)
+class BuildReport:
+    """What an index build did (``build_report.json``)."""
+
+    rows: int = 0
+    indexed: int = 0
+    already_indexed: int = 0
+    skipped: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    skipped_rows: list[dict[str, Any]] = field(default_factory=list)
+    with_report: int = 0
+    removed: int = 0
+    resumed: int = 0
+    embedder: str = ""
+    vote_figures: dict[str, float] = field(default_factory=dict)
+    shards: dict[str, int] = field(default_factory=dict)  # the Ray engine's shard counts
+
+    def skip(self, row: ManifestRow, error: MammosearchError) -> None:
+        """Count a row that could not be indexed (no patient data in the record)."""
+        self.skipped += 1
+        self.reasons[error.code] += 1
+        self.skipped_rows.append({"row": row.number, "error": str(error)})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "rows": self.rows,
+            "indexed": self.indexed,
+            "already_indexed": self.already_indexed,
+            "skipped": self.skipped,
+            "reasons": dict(self.reasons),
+            "skipped_rows": self.skipped_rows,
+            "with_report": self.with_report,
+            "removed": self.removed,
+            "resumed": self.resumed,
+            "embedder": self.embedder,
+            "vote_figures": self.vote_figures,
+            **({"shards": self.shards} if self.shards else {}),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BuildReport:
+        """Read :meth:`to_dict`'s form back."""
+        return cls(
+            rows=int(data["rows"]), indexed=int(data["indexed"]),
+            already_indexed=int(data["already_indexed"]), skipped=int(data["skipped"]),
+            reasons=Counter(data.get("reasons") or {}),
+            skipped_rows=list(data.get("skipped_rows") or []),
+            with_report=int(data["with_report"]), removed=int(data.get("removed", 0)),
+            resumed=int(data.get("resumed", 0)), embedder=str(data.get("embedder", "")),
+            vote_figures=dict(data.get("vote_figures") or {}),
+            shards=dict(data.get("shards") or {}),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class DensityDecision:
+    """The density an assessment gives, and the path that decided.
+
+    Attributes:
+        label: The density label (``None`` when nothing could decide).
+        probabilities: Probability per label.
+        method: ``report``, ``vote``, ``convnext``, ``probe``, ``ensemble`` or an exam's rule.
+        confidence: The chosen label's probability.
+        weights: The ensemble's weights per path, when an ensemble decided.
+    """
+
+    label: str | None
+    probabilities: Mapping[str, float]
+    method: str
+    confidence: float
+    weights: Mapping[str, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        out: dict[str, Any] = {"label": self.label, "probabilities": dict(self.probabilities),
+                               "method": self.method, "confidence": self.confidence}  # fmt: skip
+        if self.weights is not None:
+            out["weights"] = dict(self.weights)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DensityDecision:
+        """Read :meth:`to_dict`'s form back."""
+        weights = data.get("weights")
+        return cls(data.get("label"), dict(data.get("probabilities") or {}), str(data["method"]),
+                   float(data.get("confidence") or 0.0),
+                   dict(weights) if weights is not None else None)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOpinion:
+    """One image model's own answer (the density model's ConvNeXt or its probe)."""
+
+    label: str
+    probabilities: Mapping[str, float]
+
+    @classmethod
+    def of(cls, probabilities: Mapping[str, float]) -> ModelOpinion:
+        """The opinion whose label is the most probable one."""
+        return cls(max(probabilities, key=probabilities.__getitem__), dict(probabilities))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"label": self.label, "probabilities": dict(self.probabilities)}
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """The density of one image, with every path's opinion (``assess``'s JSON object).
+
+    Attributes:
+        density: The decision (``None`` only for a failed row).
+        vote: The neighbours' vote.
+        opinions: The density model's paths (:data:`MODEL_PATHS`) that answered.
+        neighbours: The neighbours that voted.
+        report: The normalized report (scrubbed), when one was given.
+        warnings: What the reader should know.
+        laterality: The image's side (``L``/``R``), when known.
+        case_id: The exam, for manifest rows.
+        row: The manifest row number, for manifest rows.
+        error: Why the row could not be assessed.
+    """
+
+    density: DensityDecision | None
+    vote: DensityVote | None = None
+    opinions: Mapping[str, ModelOpinion] = field(default_factory=dict)
+    neighbours: tuple[Neighbour, ...] = ()
+    report: NormalizedReport | None = None
+    warnings: tuple[str, ...] = ()
+    laterality: str | None = None
+    case_id: str | None = None
+    row: int | None = None
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, case_id: str, row: int, error: str) -> Assessment:
+        """A manifest row that could not be assessed."""
+        return cls(None, case_id=case_id, row=row, error=error)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``case_id``, ``row`` (manifest rows), ``laterality``, ``density``,
+        ``vote``, ``convnext``, ``probe``, ``neighbours``, ``report``, ``warnings``; a failed
+        row has ``case_id``, ``row`` and ``error`` only."""
+        out: dict[str, Any] = {"case_id": self.case_id}
+        if self.row is not None:
+            out["row"] = self.row
+        if self.error is not None:
+            return {**out, "error": self.error}
+        out["laterality"] = self.laterality
+        out["density"] = self.density.to_dict() if self.density else None
+        out["vote"] = self.vote.to_dict() if self.vote else None
+        for path in MODEL_PATHS:
+            opinion = self.opinions.get(path)
+            out[path] = opinion.to_dict() if opinion else None
+        out["neighbours"] = [n.to_dict() for n in self.neighbours]
+        out["report"] = self.report.to_dict() if self.report else None
+        out["warnings"] = list(self.warnings)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Assessment:
+        """Read :meth:`to_dict`'s form back."""
+        row = data.get("row")
+        if data.get("error") is not None:
+            return cls.failed(str(data.get("case_id")), int(row or 0), str(data["error"]))
+        density, vote, report = data.get("density"), data.get("vote"), data.get("report")
+        return cls(
+            density=DensityDecision.from_dict(density) if density else None,
+            vote=DensityVote.from_dict(vote) if vote else None,
+            opinions={p: ModelOpinion(str(data[p]["label"]), dict(data[p]["probabilities"]))
+                      for p in MODEL_PATHS if data.get(p)},
+            neighbours=tuple(Neighbour.from_dict(n) for n in data.get("neighbours") or ()),
+            report=NormalizedReport.from_dict(report) if report else None,
+            warnings=tuple(data.get("warnings") or ()), laterality=data.get("laterality"),
+            case_id=data.get("case_id"), row=int(row) if row is not None else None,
+        )  # fmt: skip
+
+
+@dataclass(slots=True)
+class NormalizeSummary:
+    """What a normalization job did.
+
+    Attributes:
+        total: Records read.
+        ok: Records normalized.
+        failed: Records that could not be read or parsed (written with ``error``).
+        errors: Failure counts by error code (``E022`` …).
+        with_density: Reports with a density category.
+        with_birads: Reports with a BI-RADS category.
+        languages: Reports per detected language (``None`` when unclear).
+        seconds: Wall time of the job.
+        shards: With ``engine="ray"``: ``{"total", "computed", "reused"}`` shard counts.
+    """
+
+    total: int = 0
+    ok: int = 0
+    failed: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    with_density: int = 0
+    with_birads: int = 0
+    languages: Counter[str | None] = field(default_factory=Counter)
+    seconds: float = 0.0
+    shards: dict[str, int] = field(default_factory=dict)
+
+    def add(self, line: ReportLine) -> None:
+        """Count one output record."""
+        self.total += 1
+        if line.error is not None:
+            self.failed += 1
+            self.errors[line.error.split(":", 1)[0]] += 1
+            return
+        self.ok += 1
+        self.with_density += line.has_density
+        self.with_birads += line.has_birads
+        self.languages[line.language] += 1
+
+    @property
+    def rate(self) -> float:
+        """Records per second."""
+        return self.total / self.seconds if self.seconds > 0 else 0.0

@@ -18,7 +18,7 @@ from mammosearch.cli import app
 from mammosearch.config import load_settings
 from mammosearch.errors import IndexIntegrityError, InputError
 from mammosearch.index import CaseIndex, IndexWriter, load_manifest, verify_index
-from mammosearch.index.case_index import _sha256
+from mammosearch.index.manifest import _sha256
 from mammosearch.index.store import HEAD_REVISION, CaseStore, redact_url
 from mammosearch.pipeline import build_index, migrate_index, search_cases
 from tests.conftest import write_manifest
@@ -286,7 +286,7 @@ def test_the_schema_of_a_killed_first_build_is_dropped(tmp_path: Path, postgres_
 def test_a_reader_does_not_wait_for_a_first_build(tmp_path: Path) -> None:
     import threading
 
-    from mammosearch.index.case_index import _file_lock
+    from mammosearch.index._recovery import _file_lock
 
     (tmp_path / ".idx.new-0000").mkdir()  # a first build at work, holding the writers' lock
     outcome: list[str] = []

@@ -6,7 +6,7 @@ queries (one 640x480 PNG view each, k=10) through ``gradio_client``, as a script
 would, and prints p50/p95 of:
 
 - end to end: upload, queue, handler, output encoding, transfer, the client's parsing;
-- the handler's stages as ``CaseEngine`` times them: preprocess (decode, breast crop, fit),
+- the handler's stages as ``CaseService`` times them: preprocess (decode, breast crop, fit),
   embed, assess (the density path), search;
 - rendering: end to end minus those stages (upload, queue, outputs encoded and sent, the
   client's work).
@@ -15,7 +15,7 @@ Twice: the API reply alone (what a script reading the JSON result waits for), an
 client also fetching the 11 images of the reply one after another (the query view and ten
 thumbnails, as ``gradio_client`` does; a browser fetches them in parallel).
 
-The peer is the same query through the library, in process (``CaseEngine.query``): the ratio
+The peer is the same query through the library, in process (``CaseService.query``): the ratio
 is what the web layer costs.
 
 Usage: ``python bench/ui.py [--queries 50] [--index DIR] [--embedder auto]``
@@ -47,7 +47,7 @@ def main() -> None:
     from PIL import Image
 
     from mammosearch.config import load_settings
-    from mammosearch.pipeline import CaseEngine, demo_index
+    from mammosearch.pipeline import CaseService, demo_index
     from mammosearch.samples.phantoms import phantom
     from mammosearch.ui import serve
     from mammosearch.ui.client import connect
@@ -61,7 +61,7 @@ def main() -> None:
         Image.fromarray(phantom("ABCD"[n % 4], "CC", "RL"[n % 2], seed=10_000 + n)).save(path)
         queries.append(path)
 
-    with CaseEngine(index, settings=settings) as engine:
+    with CaseService(index, settings=settings) as engine:
         about = engine.about()
         # the peer: the library in process
         library = []

@@ -301,7 +301,7 @@ def index_build(
     ] = None,
 ) -> None:
     """Build (or --update) a case index: images, reports, vectors, thumbnails, manifest."""
-    from mammosearch.pipeline import build_index
+    from mammosearch.pipeline import BuildOptions, build_index
 
     state: _State = ctx.obj
 
@@ -309,14 +309,14 @@ def index_build(
         order = [x.strip() for x in label_order.split(",")] if label_order else None
         settings = state.settings(store=store)
         ray = _ray_options(engine, ray_address, work_dir)
-        report = build_index(
-            manifest, output, settings=settings, embedder=embedder, model=model,
-            update=update, label_order_arg=order, progress=progress and sys.stderr.isatty(),
-            density_model=density_model, keep_report_text=keep_report_text,
-            keep_source_paths=keep_source_paths, resume=resume,
-            allow_secondary_capture=allow_secondary_capture, store=settings.store,
-            engine=engine, ray=ray, shards=shards,
+        options = BuildOptions(
+            embedder=embedder, model=model, update=update, label_order=order,
+            progress=progress and sys.stderr.isatty(), density_model=density_model,
+            keep_report_text=keep_report_text, keep_source_paths=keep_source_paths,
+            resume=resume, allow_secondary_capture=allow_secondary_capture,
+            store=settings.store, engine=engine, ray=ray, shards=shards,
         )  # fmt: skip
+        report = build_index(manifest, output, settings=settings, options=options)
         _print_shards(report.shards)
         _err.print(
             f"{report.embedder}: indexed {report.indexed} of {report.rows} rows "

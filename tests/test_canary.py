@@ -93,7 +93,7 @@ def test_no_planted_phi_anywhere(
     _clean(json.dumps([n.to_dict() for n in found], default=str), "search JSON")
     opened, embedder = open_index(index)
     try:
-        assessed = assess_image(opened, embedder, image=dicom, report=_report("C"))
+        assessed = assess_image(opened, embedder, image=dicom, report=_report("C")).to_dict()
     finally:
         opened.close()
     _clean(json.dumps(assessed, default=str), "assess JSON")

@@ -116,11 +116,11 @@ def test_assess_paths(index_dir: Path, corpus: Path) -> None:
     index, embedder = open_index(index_dir)
     try:
         stated = assess_image(index, embedder, image=corpus / "img" / "1.png",
-                              report="Mamas extremadamente densas.")  # fmt: skip
+                              report="Mamas extremadamente densas.").to_dict()  # fmt: skip
         assert stated["density"] == {"label": "D", "probabilities": {"A": 0.0, "B": 0.0, "C": 0.0,
                                      "D": 1.0}, "method": "report", "confidence": 1.0}  # fmt: skip
         voted = assess_image(index, embedder, image=corpus / "img" / "1.png", method="vote",
-                             report="Mamas extremadamente densas.")  # fmt: skip
+                             report="Mamas extremadamente densas.").to_dict()  # fmt: skip
         assert voted["density"]["method"] == "vote" and voted["vote"]["label"] in "ABCD"
         assert len(voted["neighbours"]) == index.vote_params.k
         with pytest.raises(InputError, match="needs a trained density model"):
@@ -130,7 +130,7 @@ def test_assess_paths(index_dir: Path, corpus: Path) -> None:
 
 
 def test_assess_manifest_streams_one_object_per_row(index_dir: Path, corpus: Path) -> None:
-    records = list(iter_assessments(index_dir, corpus / "manifest.csv"))
+    records = [a.to_dict() for a in iter_assessments(index_dir, corpus / "manifest.csv")]
     assert len(records) == 25
     assert records[-1]["error"].startswith("E021") and records[0]["case_id"] == "c0"
     ok = [r for r in records if "error" not in r]
@@ -161,8 +161,8 @@ def test_exam_density_takes_the_denser_breast() -> None:
 
 
 def test_exam_metrics_score_each_exam_by_its_denser_breast() -> None:
-    from mammosearch._cases import ManifestRow
-    from mammosearch._density import exam_metrics
+    from mammosearch.pipeline import ManifestRow
+    from mammosearch.pipeline.density import exam_metrics
 
     def row(n: int, case: str, side: str | None, label: str) -> ManifestRow:
         return ManifestRow(n, Path(f"{n}.png"), case, f"p-{case}", side, "MLO", None, None, label)
@@ -302,10 +302,11 @@ def test_assess_with_a_density_model(index_dir: Path, corpus: Path, tmp_path: Pa
     try:
         for method in ("convnext", "probe"):
             forced = assess_image(index, embedder, image=corpus / "img" / "2.png", method=method,
-                                  density_model=loaded)  # fmt: skip
+                                  density_model=loaded).to_dict()  # fmt: skip
             assert forced["density"]["method"] == method
             assert forced["density"]["label"] == forced[method]["label"]
-        auto = assess_image(index, embedder, image=corpus / "img" / "2.png", density_model=loaded)
+        auto = assess_image(index, embedder, image=corpus / "img" / "2.png",
+                            density_model=loaded).to_dict()  # fmt: skip
         assert auto["density"]["method"] in ("vote", "convnext", "probe", "ensemble")
         assert auto["convnext"] is not None and auto["probe"] is not None
         assert abs(sum(auto["density"]["probabilities"].values()) - 1.0) < 1e-3

@@ -277,7 +277,7 @@ def test_mias_on_ray_assesses_as_the_local_build(tmp_path: Path) -> None:
 
     def densities(index: Path) -> list[tuple[Any, ...]]:
         return [(r["case_id"], r["density"]["label"], r["density"]["method"],
-                 round(r["density"]["confidence"], 5)) for r in iter_assessments(index, subset)]  # fmt: skip
+                 round(r["density"]["confidence"], 5)) for r in (a.to_dict() for a in iter_assessments(index, subset))]  # fmt: skip
 
     local = densities(tmp_path / "local")
     assert len(local) == 60 and local == densities(tmp_path / "ray")

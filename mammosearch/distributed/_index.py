@@ -151,7 +151,7 @@ class EmbedActor:
         features, vectors = [b""] * len(batch), [b""] * len(batch)
         for start in range(0, len(ok), self.batch_size):
             chunk = images[start : start + self.batch_size]
-            done: Sequence[Any]
+            done: Any
             if self.fitted:  # features only: the statistics are fitted over the whole index
                 done = image_inputs(self.embedder, chunk)
                 target = features

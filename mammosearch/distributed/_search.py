@@ -23,8 +23,14 @@ from numpy.typing import NDArray
 
 from mammosearch.distributed._cluster import require_ray
 from mammosearch.errors import InputError
-from mammosearch.index.case_index import load_manifest, map_checked, read_checked
-from mammosearch.index.vectors import VectorIndex, merge_top_k, shard_names
+from mammosearch.index import (
+    VectorIndex,
+    load_manifest,
+    map_checked,
+    merge_top_k,
+    read_checked,
+    shard_names,
+)
 
 __all__ = ["RaySharded"]
 

@@ -125,7 +125,6 @@ def train_density(
 
 
 @dataclass(slots=True)
-@dataclass(slots=True)
 class OutOfFold:
     """Every density path's out-of-fold predictions from patient-level cross-validation.
 

@@ -76,27 +76,26 @@ def test_sigkill_during_an_update_keeps_an_index(tmp_path: Path) -> None:
 
 
 def test_resume_goes_on_from_the_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import mammosearch._cases as cases
-
+    import mammosearch.pipeline.engines as cases
     from mammosearch.pipeline import build_index
 
     folder = tmp_path / "data"
     folder.mkdir()
     manifest = _manifest(folder, 24)
-    read_row = cases._read_row
+    read_row = cases.prepare_row
     calls = {"n": 0}
 
-    def dies_after_ten(*args: Any) -> dict[str, Any]:
+    def dies_after_ten(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] > 10:
             raise KeyboardInterrupt  # as a kill would stop it, mid-loop
-        return read_row(*args)
+        return read_row(*args, **kwargs)
 
     index = tmp_path / "index"
-    monkeypatch.setattr(cases, "_read_row", dies_after_ten)
+    monkeypatch.setattr(cases, "prepare_row", dies_after_ten)
     with pytest.raises(KeyboardInterrupt):
         build_index(manifest, index, settings=load_settings(None), embedder="radiomics.v1")
-    monkeypatch.setattr(cases, "_read_row", read_row)
+    monkeypatch.setattr(cases, "prepare_row", read_row)
     assert not index.exists() and len(list((tmp_path / ".index.journal").glob("*.npz"))) == 10
     resumed = build_index(manifest, index, settings=load_settings(None), embedder="radiomics.v1",
                           resume=True)  # fmt: skip
@@ -106,11 +105,11 @@ def test_resume_goes_on_from_the_journal(tmp_path: Path, monkeypatch: pytest.Mon
     assert _rows(index) == _rows(reference)
     # a resume with other options starts over instead of mixing
     again = tmp_path / "again"
-    monkeypatch.setattr(cases, "_read_row", dies_after_ten)
+    monkeypatch.setattr(cases, "prepare_row", dies_after_ten)
     calls["n"] = 0
     with pytest.raises(KeyboardInterrupt):
         build_index(manifest, again, settings=load_settings(None), embedder="radiomics.v1")
-    monkeypatch.setattr(cases, "_read_row", read_row)
+    monkeypatch.setattr(cases, "prepare_row", read_row)
     fresh = build_index(manifest, again, settings=load_settings(None), embedder="radiomics.v1",
                         resume=True, keep_report_text=True)  # fmt: skip
     assert fresh.resumed == 0 and fresh.indexed == 24

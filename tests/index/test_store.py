@@ -307,7 +307,7 @@ def test_a_reader_does_not_wait_for_a_first_build(tmp_path: Path) -> None:
 def test_a_build_refuses_an_index_published_while_it_ran(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mammosearch._cases as cases
+    import mammosearch.pipeline.build as cases
 
     (tmp_path / "img").mkdir()
     rows = []
@@ -317,14 +317,14 @@ def test_a_build_refuses_an_index_published_while_it_ran(
                      "laterality": "L", "view": "CC", "density": "ABCD"[i]})  # fmt: skip
     manifest = write_manifest(tmp_path / "manifest.csv", rows)
     out = tmp_path / "idx"
-    embed_texts = cases._text_vectors
+    embed_texts = cases.report_vectors
 
     def another_build_publishes_first(*args: object) -> object:
-        monkeypatch.setattr(cases, "_text_vectors", embed_texts)
+        monkeypatch.setattr(cases, "report_vectors", embed_texts)
         build_index(manifest, out, settings=load_settings(), embedder="radiomics.v1")  # it wins
         return embed_texts(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(cases, "_text_vectors", another_build_publishes_first)
+    monkeypatch.setattr(cases, "report_vectors", another_build_publishes_first)
     with pytest.raises(InputError, match="built at 'idx' while this build was running"):
         build_index(manifest, out, settings=load_settings(), embedder="radiomics.v1")
     assert verify_index(out).counts["images"] == 4  # the other build's index, untouched

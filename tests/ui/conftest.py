@@ -38,10 +38,10 @@ def demo_dir(ui_settings: Settings) -> Path:
 
 
 def start(directory: Path, settings: Settings, **options: Any) -> Served:
-    from mammosearch.pipeline import CaseEngine
+    from mammosearch.pipeline import CaseService
     from mammosearch.ui import serve
 
-    engine = CaseEngine(directory, settings=settings)
+    engine = CaseService(directory, settings=settings)
     app = serve(engine, settings, port=0, block=False, **options)
     return Served(app.local_url, app.server_port, engine, app, settings)
 

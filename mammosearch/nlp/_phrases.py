@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Generic, TypeVar
@@ -141,6 +141,12 @@ class Speller:
         for w in self.vocabulary:
             if len(w) >= 4:
                 self._buckets.setdefault((w[0], len(w)), []).append(w)
+        # other report words: a typo as close to one of them ("calsificacion" for
+        # "clasificacion") is not corrected into the lexicon
+        self._known_buckets: dict[tuple[str, int], list[str]] = {}
+        for w in self.known:
+            if len(w) >= 4 and w.isalpha():
+                self._known_buckets.setdefault((w[0], len(w)), []).append(w)
         self._lookup = lru_cache(maxsize=65_536)(self._candidate)
         self._plain: set[str] = set(self.vocabulary)
 
@@ -166,13 +172,22 @@ class Speller:
                     best.append(cand)
         if len({self.classes.get(w, w) for w in best}) != 1:
             return None
+        for length in range(len(word) - best_d, len(word) + best_d + 1):
+            for other in self._known_buckets.get((word[0], length), ()):
+                if OSA.distance(word, other, score_cutoff=best_d) <= best_d:
+                    return None
         return min(best), zipf
 
-    def correct(self, norms: list[str]) -> list[str]:
-        """A copy of ``norms`` with likely typos replaced by their lexicon word."""
+    def correct(self, norms: list[str], keep: Collection[int] = ()) -> list[str]:
+        """A copy of ``norms`` with likely typos replaced by their lexicon word.
+
+        Args:
+            norms: Folded words.
+            keep: Positions never corrected (proper names, signature and label lines).
+        """
         out = norms
         plain = self._plain
-        for i in [i for i, w in enumerate(norms) if w not in plain]:
+        for i in [i for i, w in enumerate(norms) if w not in plain and i not in keep]:
             word = norms[i]
             found = None
             if len(word) >= 5 and word not in self.vocabulary and word.isalpha():

@@ -28,6 +28,7 @@ from typing import Any
 
 from mammosearch.nlp._phrases import PhraseIndex, Speller, Tokens, phrase_words, tokenize
 from mammosearch.nlp._resources import compile_pattern, load_data
+from mammosearch.nlp._resources import union as union_patterns
 from mammosearch.nlp.sections import Segmentation, Sentence
 from mammosearch.records import (
     AsymmetryKind,
@@ -95,6 +96,16 @@ class _Item:
     union: dict[str, str] | None = None
     depth: str | None = None
     size_mm: float | None = None
+    qualifier_start: int | None = None  # the evidence, with a qualifier ("no suspicious ...")
+    qualifier_end: int | None = None
+
+    @property
+    def ev_start(self) -> int:
+        return self.start if self.qualifier_start is None else min(self.start, self.qualifier_start)
+
+    @property
+    def ev_end(self) -> int:
+        return self.end if self.qualifier_end is None else max(self.end, self.qualifier_end)
 
     def add(self, name: str, value: str) -> None:
         values = self.descriptors.setdefault(name, [])
@@ -133,6 +144,9 @@ class FindingsExtractor:
             FindingType(t["type"])
             payload = (str(t["type"]), dict(t.get("implies", {})))
             trigger_entries += [(p, payload) for p in t["phrases"]]
+        for c in f.get("compounds", []):
+            kinds = [FindingType(k).value for k in c["types"]]
+            trigger_entries += [(p, ("|".join(kinds), {})) for p in c["phrases"]]
         trigger_entries += [(p, (_GENERIC, {})) for p in f["generic_heads"]]
         self._triggers: PhraseIndex[tuple[str, dict[str, str]]] = PhraseIndex(trigger_entries)
 
@@ -181,6 +195,30 @@ class FindingsExtractor:
             for r in f.get("reclassify", [])
         ]
         self._size_exclusions = [" ".join(e.split()) for e in f.get("size_exclusions", [])]
+        char = f.get("characterised_as", {})
+        self._char_from = frozenset(char.get("from", ()))
+        self._char_cues = PhraseIndex([(c, True) for c in char.get("cues", [])])
+        self._char_articles = frozenset(char.get("articles", ()))
+        qualifier_entries: list[tuple[str, tuple[str, str]]] = []
+        for word, where in f.get("qualifiers", {}).items():
+            if word.startswith("_"):
+                continue
+            qualifier_entries += [(p, ("before", word)) for p in where["before"]]
+            qualifier_entries += [(p, ("after", word)) for p in where["after"]]
+        self._qualifiers: PhraseIndex[tuple[str, str]] = PhraseIndex(qualifier_entries)
+        self._normal = [
+            (FindingType(kind).value, compile_pattern(union_patterns(patterns), source="findings.json"))
+            for kind, patterns in f.get("normal_statements", {}).items()
+            if not kind.startswith("_")
+        ]
+        self._label_lines = compile_pattern(
+            union_patterns(f.get("label_lines", ["(?!x)x"])), source="findings.json"
+        )
+        us = ctx.get("ultrasound", {})
+        self._us_after = [compile_pattern(p, source="context_findings.json")
+                          for p in us.get("after", [])]  # fmt: skip
+        self._us_sentence = [compile_pattern(p, source="context_findings.json")
+                             for p in us.get("sentence", [])]  # fmt: skip
         anchors = set(f.get("anchors", []))
         for t in f["triggers"]:
             anchors.update(p.split()[-1] for p in t["phrases"])
@@ -217,8 +255,11 @@ class FindingsExtractor:
         tokens = tokenize(folded)
         if not len(tokens):
             return []
-        norms = self.speller.correct(tokens.norms)
+        norms = self.speller.correct(tokens.norms, self._keep(text, folded, tokens))
         triggers = [s for s, _, _ in self._triggers.scan(norms)]
+        normal = self._normal_statements(folded, tokens)
+        if normal:
+            triggers = sorted({*triggers, *(s for _, s, _ in normal)})
         if not triggers:
             return []
         units = self._units(tokens, seg, folded)
@@ -230,8 +271,35 @@ class FindingsExtractor:
             i = bisect.bisect_left(triggers, lo)
             if i == len(triggers) or triggers[i] >= hi:
                 continue  # no finding word in this sentence
-            found.extend(self._unit(text, folded, tokens, norms, lo, hi, sentence, exam_side))
+            statements = [x for x in normal if lo <= x[1] < hi]
+            found.extend(
+                self._unit(text, folded, tokens, norms, lo, hi, sentence, exam_side, statements)
+            )
         return merge_findings(found)
+
+    def _keep(self, text: str, folded: str, tokens: Tokens) -> set[int]:
+        """Words never corrected toward the lexicon: capitalised words in mixed-case text
+        (proper names such as "Quispe") and every word of a signature or label line."""
+        keep: set[int] = set()
+        for i, (s, e) in enumerate(zip(tokens.starts, tokens.ends, strict=True)):
+            if e - s >= 2 and text[s].isupper() and any(c.islower() for c in text[s + 1 : e]):
+                keep.add(i)
+        for m in self._label_lines.finditer(folded):
+            lo = bisect.bisect_left(tokens.starts, m.start())
+            hi = bisect.bisect_left(tokens.starts, m.end())
+            keep.update(range(lo, hi))
+        return keep
+
+    def _normal_statements(self, folded: str, tokens: Tokens) -> list[tuple[str, int, int]]:
+        """(type, first token, end token) of statements that a finding type is normal."""
+        out: list[tuple[str, int, int]] = []
+        for kind, pattern in self._normal:
+            for m in pattern.finditer(folded):
+                s = bisect.bisect_left(tokens.ends, m.start() + 1)
+                e = bisect.bisect_left(tokens.starts, m.end())
+                if s < e:
+                    out.append((kind, s, e))
+        return out
 
     def _exam_side(
         self, norms: list[str], units: list[tuple[Sentence, int, int]]
@@ -281,24 +349,38 @@ class FindingsExtractor:
         hi: int,
         sentence: Sentence,
         exam_side: Laterality | None,
+        statements: Sequence[tuple[str, int, int]] = (),
     ) -> list[Finding]:
         items = [
-            _Item(kind, s, e, dict(implies))
+            _Item(part, s, e, dict(implies))
             for s, e, payloads in self._triggers.scan(norms, lo, hi)
             for kind, implies in payloads[:1]
+            for part in kind.split("|")
         ]
+        items = self._drop_ultrasound(items, folded, tokens, lo, hi)
+        for kind, s, e in statements:
+            inside = [it for it in items if it.kind in (kind, _GENERIC) and s <= it.start < e]
+            for it in inside:
+                it.kind, it.negated = kind, True
+            if not inside:
+                items.append(_Item(kind, s, e, negated=True))
+        items.sort(key=lambda it: (it.start, it.end))
         if not items:
             return []
         self._apply_reclassify(items, norms, lo, hi)
+        items = self._apply_characterised(items, norms, lo, hi)
+        items += self._elided(items, norms, lo, hi)
+        items.sort(key=lambda it: (it.start, it.end))
         cues = self._cues.scan(norms, lo, hi)
         connectors = {s for s, _, _ in self._connectors.scan(norms, lo, hi)}
         terminators = [s for s, _, payloads in cues if payloads[0].category == "TERMINATE"]
-        negated_spans = self._apply_context(items, cues, connectors, terminators, lo, hi)
+        negated_spans = self._apply_context(items, cues, connectors, terminators, lo, hi, norms)
         items = [it for it in items if not it.hypothetical]
         self._attach_descriptors(items, norms, lo, hi, negated_spans)
         items = [it for it in items if it.kind != _GENERIC]
         if not items:
             return []
+        self._qualify(items, norms, lo, hi)
         self._attach_locations(items, folded, tokens, norms, lo, hi)
         if any(norms[i].isdigit() for i in range(lo, hi)):
             self._attach_sizes(items, folded, tokens, lo, hi)
@@ -306,7 +388,7 @@ class FindingsExtractor:
         historical_section = sentence.section in _HISTORY_SECTIONS
         out = []
         for it in items:
-            start, end = tokens.starts[it.start], tokens.ends[it.end - 1]
+            start, end = tokens.starts[it.ev_start], tokens.ends[it.ev_end - 1]
             clock = it.clock
             if clock is None and it.union and it.side in (Laterality.LEFT, Laterality.RIGHT):
                 clock = it.union[it.side.value]
@@ -345,6 +427,94 @@ class FindingsExtractor:
                 if any(it.end <= h < min(following, it.end + window) for h in hits):
                     it.kind = target
 
+    def _drop_ultrasound(
+        self, items: list[_Item], folded: str, tokens: Tokens, lo: int, hi: int
+    ) -> list[_Item]:
+        """Items of an ultrasound statement removed: they are not coded (DESIGN)."""
+        if not items:
+            return items
+        begin, finish = tokens.starts[lo], tokens.ends[hi - 1]
+        if any(p.search(folded, begin, finish) for p in self._us_sentence):
+            return []
+        cuts = [m.end() for p in self._us_after if (m := p.search(folded, begin, finish))]
+        if not cuts:
+            return items
+        cut = min(cuts)
+        return [it for it in items if tokens.starts[it.start] < cut]
+
+    def _apply_characterised(
+        self, items: list[_Item], norms: list[str], lo: int, hi: int
+    ) -> list[_Item]:
+        """A mass "with the characteristics of intramammary lymph nodes" is that node: the
+        earlier mention takes the later one's type and the later one is dropped."""
+        if not self._char_from or len(items) < 2:
+            return items
+        dropped: set[int] = set()
+        for cs, ce, _ in self._char_cues.scan(norms, lo, hi):
+            j = ce
+            while j < hi and j < ce + 2 and norms[j] in self._char_articles:
+                j += 1
+            targets = [it for it in items if it.start == j and it.kind != _GENERIC]
+            before = [it for it in items if it.end <= cs and id(it) not in dropped]
+            if not targets or not before:
+                continue
+            source = max(before, key=lambda it: (it.end, it.start))
+            if source.kind not in self._char_from:
+                continue
+            target = targets[0]
+            source.kind = target.kind
+            source.implies.update(target.implies)
+            dropped.add(id(target))
+        return [it for it in items if id(it) not in dropped]
+
+    def _elided(self, items: list[_Item], norms: list[str], lo: int, hi: int) -> list[_Item]:
+        """Findings named only by a descriptor and another side ("calcificaciones puntiformes
+        en ambas mamas y una anular en la mama derecha"): a finding of the same type."""
+        accepting = [it for it in items if it.kind in _ACCEPTS]
+        if not accepting:
+            return []
+        sides = [s for s, _, _ in self._sides.scan(norms, lo, hi)]
+        if len(sides) < 2:
+            return []
+        starts = sorted(it.start for it in items)
+        descriptors = {s: (e, opts) for s, e, opts in self._descriptors.scan(norms, lo, hi)}
+        extra: list[_Item] = []
+        for it in accepting:
+            following = min([s for s in starts if s >= it.end] + [hi])
+            for c in range(it.end, min(following, it.end + 12)):
+                if norms[c] not in _AND_WORDS:
+                    continue
+                if not any(it.end <= x < c for x in sides):
+                    break  # the first finding names no side of its own before "and"
+                j = c + 1
+                while j < hi and j < c + 3 and norms[j] in _ELIDED_ARTICLES:
+                    j += 1
+                k = j
+                while k in descriptors and any(
+                    name in _ACCEPTS[it.kind] for name, _ in descriptors[k][1]
+                ):
+                    k = descriptors[k][0]
+                if k == j or not any(k <= x < k + 4 for x in sides):
+                    break
+                if any(c < s < k + 4 for s in starts):
+                    break
+                extra.append(_Item(it.kind, j, k))
+                break
+        return extra
+
+    def _qualify(self, items: list[_Item], norms: list[str], lo: int, hi: int) -> None:
+        """Stretch a negated finding's evidence over its qualifier ("no suspicious ...")."""
+        negated = [it for it in items if it.negated]
+        if not negated:
+            return
+        for s, e, payloads in self._qualifiers.scan(norms, lo, hi):
+            where = payloads[0][0]
+            for it in negated:
+                if where == "before" and e == it.start:
+                    it.qualifier_start = s
+                elif where == "after" and s == it.end:
+                    it.qualifier_end = e
+
     # ------------------------------------------------------------------ context
 
     def _apply_context(
@@ -355,6 +525,7 @@ class FindingsExtractor:
         terminators: list[int],
         lo: int,
         hi: int,
+        norms: list[str],
     ) -> list[tuple[int, int]]:
         """Set negated/uncertain/historical; return the token spans under negation."""
         pseudo = [(s, e) for s, e, p in cues if p[0].category == "PSEUDO"]
@@ -368,13 +539,13 @@ class FindingsExtractor:
                 continue
             scoped: list[_Item] = []
             if cue.direction in ("FORWARD", "BIDIRECTIONAL"):
-                scoped += self._forward(ordered, e, connectors, terminators, hi)
+                scoped += self._forward(ordered, e, connectors, terminators, hi, norms)
             if cue.direction in ("BACKWARD", "BIDIRECTIONAL"):
-                scoped += self._backward(ordered, s, connectors, terminators, lo)
+                scoped += self._backward(ordered, s, connectors, terminators, lo, norms)
             for it in scoped:
                 if cue.category == "NEGATED_EXISTENCE":
                     it.negated = True
-                elif cue.category == "HYPOTHETICAL":
+                elif cue.category in ("HYPOTHETICAL", "REMOVED"):
                     it.hypothetical = True
                 elif cue.category == "POSSIBLE_EXISTENCE":
                     it.uncertain = True
@@ -393,6 +564,7 @@ class FindingsExtractor:
         connectors: set[int],
         terminators: list[int],
         hi: int,
+        norms: list[str],
     ) -> list[_Item]:
         stop = min([t for t in terminators if t >= cue_end] + [hi])
         scoped: list[_Item] = []
@@ -406,10 +578,15 @@ class FindingsExtractor:
             if not scoped:
                 if gap > self._max_gap:
                     break
+            elif gap < 0:
+                pass  # another finding named by the same words ("skin thickening or retraction")
             elif gap > self._chain_gap or not any(prev_end <= c < it.start for c in connectors):
-                break
+                # "a dominant mass lesion, ...", "an area of distortion": a generic head next to
+                # a finding word belongs to the same list item
+                if not _same_item(scoped[-1], it, norms):
+                    break
             scoped.append(it)
-            prev_end = it.end
+            prev_end = max(prev_end, it.end)
         return scoped
 
     def _backward(
@@ -419,6 +596,7 @@ class FindingsExtractor:
         connectors: set[int],
         terminators: list[int],
         lo: int,
+        norms: list[str],
     ) -> list[_Item]:
         stop = max([t for t in terminators if t < cue_start] + [lo - 1])
         scoped: list[_Item] = []
@@ -432,10 +610,13 @@ class FindingsExtractor:
             if not scoped:
                 if gap > self._max_gap:
                     break
+            elif gap < 0:
+                pass
             elif gap > self._chain_gap or not any(it.end <= c < next_start for c in connectors):
-                break
+                if not _same_item(it, scoped[-1], norms):
+                    break
             scoped.append(it)
-            next_start = it.start
+            next_start = min(next_start, it.start)
         return scoped
 
     # ------------------------------------------------------------------ attachment
@@ -585,7 +766,10 @@ _RIGHT_WORDS = ["right", "right breast", "right side", "right sided", "derecha",
                 "derechas", "derechos", "mama derecha", "lado derecho"]  # fmt: skip
 _LEFT_WORDS = ["left", "left breast", "left side", "left sided", "izquierda", "izquierdo",
                "izquierdas", "izquierdos", "mama izquierda", "lado izquierdo"]  # fmt: skip
-_BOTH_WORDS = ["bilateral", "bilaterally", "bilaterales", "bilateralmente", "both breasts", "both",
+_AND_WORDS = frozenset({"y", "e", "and"})
+_ELIDED_ARTICLES = frozenset({"un", "una", "unas", "unos", "algunas", "algunos", "a", "an", "one",
+                              "some", "other", "otra", "otras", "otro", "otros"})  # fmt: skip
+_BOTH_WORDS = ["neither breast", "bilateral", "bilaterally", "bilaterales", "bilateralmente", "both breasts", "both",
                "either breast", "each breast", "either", "ambas mamas", "ambas", "ambos",
                "ambas regiones", "ambos lados"]  # fmt: skip
 
@@ -597,6 +781,17 @@ _POSTPOSED = frozenset(
     for w in _RIGHT_WORDS + _LEFT_WORDS + _BOTH_WORDS
     if w.startswith(("derech", "izquierd", "mama ", "lado ", "amb", "bilaterales", "bilateralm"))
 )
+
+
+def _same_item(first: _Item, second: _Item, norms: list[str]) -> bool:
+    """Whether two adjacent mentions name one list item: a finding word and a generic head
+    ("mass lesion", "nodulo lesion") or a generic head "of" a finding ("area of distortion")."""
+    gap = second.start - first.end
+    if first.kind != _GENERIC and second.kind == _GENERIC:
+        return gap == 0
+    if first.kind == _GENERIC and second.kind != _GENERIC:
+        return gap == 0 or (gap == 1 and norms[first.end] in ("of", "de"))
+    return False
 
 
 def _data_words(*names: str) -> frozenset[str]:

@@ -211,9 +211,9 @@ class FindingsExtractor:
             for kind, patterns in f.get("normal_statements", {}).items()
             if not kind.startswith("_")
         ]
-        self._label_lines = compile_pattern(
-            union_patterns(f.get("label_lines", ["(?!x)x"])), source="findings.json"
-        )
+        self._label_lines = [
+            compile_pattern(x, source="findings.json") for x in f.get("label_lines", [])
+        ]
         us = ctx.get("ultrasound", {})
         self._us_after = [compile_pattern(p, source="context_findings.json")
                           for p in us.get("after", [])]  # fmt: skip
@@ -284,10 +284,11 @@ class FindingsExtractor:
         for i, (s, e) in enumerate(zip(tokens.starts, tokens.ends, strict=True)):
             if e - s >= 2 and text[s].isupper() and any(c.islower() for c in text[s + 1 : e]):
                 keep.add(i)
-        for m in self._label_lines.finditer(folded):
-            lo = bisect.bisect_left(tokens.starts, m.start())
-            hi = bisect.bisect_left(tokens.starts, m.end())
-            keep.update(range(lo, hi))
+        for pattern in self._label_lines:
+            for m in pattern.finditer(folded):
+                lo = bisect.bisect_left(tokens.starts, m.start())
+                hi = bisect.bisect_left(tokens.starts, m.end())
+                keep.update(range(lo, hi))
         return keep
 
     def _normal_statements(self, folded: str, tokens: Tokens) -> list[tuple[str, int, int]]:

@@ -24,6 +24,7 @@ __all__ = ["DensityExtractor", "resolve_density"]
 
 _SRC = "density.json"
 _CODE, _DESCRIPTION, _VAGUE = 2, 1, 0
+_BESIDE = 30  # characters between a density code and the atlas words it restates
 # Where a description is not about mammographic composition (ultrasound echotexture).
 _NON_MAMMO_SECTIONS = frozenset({"ultrasound"})
 
@@ -96,7 +97,16 @@ class DensityExtractor:
                     self._mention(folded, seg, self._values[raw], m.start(), v_end, _CODE)
                 )
         if not complete and any(m.status is Status.CURRENT for m in mentions):
-            return mentions
+            # only the atlas words right beside a code can change it ("extremely dense (ACR C/D)")
+            for code in [m for m in mentions if m.tier == _CODE]:
+                lo, hi = max(0, code.start - _BESIDE), min(len(folded), code.end + _BESIDE)
+                for category, pattern in self._descriptions:
+                    for m in word_matches(pattern, folded, lo, hi):
+                        mentions.append(
+                            self._mention(folded, seg, category, m.start(), m.end(), _DESCRIPTION)
+                        )
+            mentions.sort(key=lambda x: (x.start, -x.end))
+            return _dedupe(mentions)
         for category, pattern in self._descriptions:
             for m in word_matches(pattern, folded):
                 mentions.append(
@@ -167,6 +177,31 @@ def _mark_alternatives(mentions: list[CategoryMention], seg: Segmentation) -> li
     return out
 
 
+def _words_decide(stated: list[CategoryMention]) -> tuple[list[CategoryMention], bool]:
+    """A code with atlas words of another category right beside it takes the words' category
+    ("extremely dense (ACR C/D)" is D); returns the mentions and whether any disagreed."""
+    codes = [m for m in stated if m.tier == _CODE]
+    words = [m for m in stated if m.tier == _DESCRIPTION]
+    if not codes or not words:
+        return stated, False
+    out: list[CategoryMention] = []
+    disagree = False
+    for m in stated:
+        if m.tier == _CODE:
+            beside = [
+                w
+                for w in words
+                if w.side == m.side
+                and (0 <= m.start - w.end <= _BESIDE or 0 <= w.start - m.end <= _BESIDE)
+            ]
+            values = {w.value for w in beside}
+            if len(values) == 1 and m.value not in values:
+                m = replace(m, value=values.pop())
+                disagree = True
+        out.append(m)
+    return out, disagree
+
+
 def _rank(value: str) -> int:
     return DensityCategory(value).rank
 
@@ -186,6 +221,11 @@ def resolve_density(mentions: list[CategoryMention]) -> Resolution:
         and not (m.tier == _DESCRIPTION and m.section in _NON_MAMMO_SECTIONS)
     ]
     stated = [m for m in current if m.tier > _VAGUE]
+    stated, disagree = _words_decide(stated)
+    if disagree:
+        warnings.append(
+            "W104: a density letter disagrees with the atlas words beside it; the words decide"
+        )
     descriptions = [m for m in stated if m.tier == _DESCRIPTION and m.side is None]
     if len({m.value for m in descriptions}) >= 3:
         warnings.append("W102: the report lists several density descriptions; read as a legend")

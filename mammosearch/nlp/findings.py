@@ -689,9 +689,15 @@ class FindingsExtractor:
         lo: int,
         hi: int,
     ) -> None:
+        heads = _dependent_heads(items, norms)
         for s, e, payloads in self._locations.scan(norms, lo, hi):
             name, value = payloads[0]
             for it in self._nearest(items, s, e)[:1]:
+                head = heads.get(id(it))
+                if head is not None:
+                    if e == it.start:
+                        break  # "central microcalcification": a place inside the lesion
+                    it = head  # "... with central calcification seen in the inner quadrant"
                 if name == "quadrant" and it.quadrant is None:
                     it.quadrant = value
                 elif name == "depth" and it.depth is None:
@@ -768,6 +774,7 @@ _RIGHT_WORDS = ["right", "right breast", "right side", "right sided", "derecha",
 _LEFT_WORDS = ["left", "left breast", "left side", "left sided", "izquierda", "izquierdo",
                "izquierdas", "izquierdos", "mama izquierda", "lado izquierdo"]  # fmt: skip
 _AND_WORDS = frozenset({"y", "e", "and"})
+_WITH_WORDS = frozenset({"with", "con", "showing", "containing", "contains", "contiene"})
 _ELIDED_ARTICLES = frozenset({"un", "una", "unas", "unos", "algunas", "algunos", "a", "an", "one",
                               "some", "other", "otra", "otras", "otro", "otros"})  # fmt: skip
 _BOTH_WORDS = ["neither breast", "bilateral", "bilaterally", "bilaterales", "bilateralmente", "both breasts", "both",
@@ -782,6 +789,24 @@ _POSTPOSED = frozenset(
     for w in _RIGHT_WORDS + _LEFT_WORDS + _BOTH_WORDS
     if w.startswith(("derech", "izquierd", "mama ", "lado ", "amb", "bilaterales", "bilateralm"))
 )
+
+
+def _dependent_heads(items: Sequence[_Item], norms: list[str]) -> dict[int, _Item]:
+    """Findings introduced by "with"/"con" after a lesion ("opacity with spiculated margin and
+    central microcalcification"), mapped (by ``id``) to that lesion: their locations are its."""
+    heads: dict[int, _Item] = {}
+    ordered = sorted(items, key=lambda it: it.start)
+    for i, it in enumerate(ordered):
+        if i == 0:
+            continue
+        prev = ordered[i - 1]
+        head = heads.get(id(prev), prev)
+        if head.kind not in _LESIONS and head.kind not in ("architectural_distortion", _GENERIC):
+            continue
+        between = norms[head.end : it.start]
+        if any(w in _WITH_WORDS for w in between) and not any(w in (";", ".") for w in between):
+            heads[id(it)] = head
+    return heads
 
 
 def _same_item(first: _Item, second: _Item, norms: list[str]) -> bool:

@@ -26,7 +26,7 @@ from mammosearch.records import (
     Recommendation,
 )
 
-__all__ = ["render_standardized"]
+__all__ = ["negation_qualifier", "render_standardized"]
 
 _DENSITY_WORDS = {
     DensityCategory.A: "the breasts are almost entirely fatty",
@@ -119,8 +119,9 @@ def _qualifier_patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
     return tuple(out)
 
 
-def _qualifier(finding: Finding) -> str:
-    """The qualifier a negated finding's evidence carries ("no suspicious ..."), or ""."""
+def negation_qualifier(finding: Finding) -> str:
+    """The qualifier a finding's evidence carries ("suspicious " in "no suspicious
+    calcifications"), with a trailing space, or "" when it has none."""
     text = fold(finding.evidence.text)
     text = " ".join(re.findall(r"[a-z0-9]+", text))
     for word, pattern in _qualifier_patterns():
@@ -136,7 +137,7 @@ def _render_findings(findings: Sequence[Finding]) -> str:
         absent = [f for f in findings if f.laterality is side and f.negated]
         phrases = [_finding_phrase(f) for f in present]
         if absent:
-            names = list(dict.fromkeys(_qualifier(f) + _TYPE_WORDS[f.type] for f in absent))
+            names = list(dict.fromkeys(negation_qualifier(f) + _TYPE_WORDS[f.type] for f in absent))
             listed = ", ".join(names[:-1]) + (" or " if len(names) > 1 else "") + names[-1]
             phrases.append(f"no {listed}")
         if phrases:

@@ -25,6 +25,7 @@ __all__ = ["DensityExtractor", "resolve_density"]
 _SRC = "density.json"
 _CODE, _DESCRIPTION, _VAGUE = 2, 1, 0
 _BESIDE = 30  # characters between a density code and the atlas words it restates
+_ALTERNATIVE = re.compile(r"\s*(?:/|-|\bo\b|\bor\b)\s*(?:[a-d]|[1-4])(?![a-z0-9])")
 # Where a description is not about mammographic composition (ultrasound echotexture).
 _NON_MAMMO_SECTIONS = frozenset({"ultrasound"})
 
@@ -93,13 +94,15 @@ class DensityExtractor:
                         continue
                 if code.needs_context and not self._has_context(folded, seg, m.start()):
                     continue
-                mentions.append(
-                    self._mention(folded, seg, self._values[raw], m.start(), v_end, _CODE)
-                )
+                mention = self._mention(folded, seg, self._values[raw], m.start(), v_end, _CODE)
+                if _ALTERNATIVE.match(folded, v_end):
+                    mention = replace(mention, ambiguous=True)  # "ACR C/D"
+                mentions.append(mention)
         if not complete and any(m.status is Status.CURRENT for m in mentions):
             # only the atlas words right beside a code can change it ("extremely dense (ACR C/D)")
             for code in [m for m in mentions if m.tier == _CODE]:
-                lo, hi = max(0, code.start - _BESIDE), min(len(folded), code.end + _BESIDE)
+                lo = max(0, code.start - _BESIDE - 60)  # the words may be long
+                hi = min(len(folded), code.end + _BESIDE + 60)
                 for category, pattern in self._descriptions:
                     for m in word_matches(pattern, folded, lo, hi):
                         mentions.append(
@@ -177,15 +180,19 @@ def _mark_alternatives(mentions: list[CategoryMention], seg: Segmentation) -> li
     return out
 
 
-def _words_decide(stated: list[CategoryMention]) -> tuple[list[CategoryMention], bool]:
-    """A code with atlas words of another category right beside it takes the words' category
-    ("extremely dense (ACR C/D)" is D); returns the mentions and whether any disagreed."""
+def _words_decide(stated: list[CategoryMention]) -> tuple[list[CategoryMention], list[str]]:
+    """Atlas words right beside a code that disagree with it.
+
+    A code stated as alternatives ("extremely dense (ACR C/D)") takes the words' category (D),
+    with warning W104. A single letter is kept (the letter is what the real corpora's labels
+    are), with warning W105. Returns the mentions and the warnings.
+    """
     codes = [m for m in stated if m.tier == _CODE]
     words = [m for m in stated if m.tier == _DESCRIPTION]
     if not codes or not words:
-        return stated, False
+        return stated, []
     out: list[CategoryMention] = []
-    disagree = False
+    notes: list[str] = []
     for m in stated:
         if m.tier == _CODE:
             beside = [
@@ -196,10 +203,19 @@ def _words_decide(stated: list[CategoryMention]) -> tuple[list[CategoryMention],
             ]
             values = {w.value for w in beside}
             if len(values) == 1 and m.value not in values:
-                m = replace(m, value=values.pop())
-                disagree = True
+                if m.ambiguous:
+                    m = replace(m, value=values.pop(), ambiguous=False)
+                    notes.append(
+                        "W104: a density code gives alternatives and the atlas words beside it "
+                        "choose one; the words decide"
+                    )
+                else:
+                    notes.append(
+                        "W105: a density letter disagrees with the atlas words beside it; "
+                        "kept the letter"
+                    )
         out.append(m)
-    return out, disagree
+    return out, list(dict.fromkeys(notes))
 
 
 def _rank(value: str) -> int:
@@ -221,11 +237,8 @@ def resolve_density(mentions: list[CategoryMention]) -> Resolution:
         and not (m.tier == _DESCRIPTION and m.section in _NON_MAMMO_SECTIONS)
     ]
     stated = [m for m in current if m.tier > _VAGUE]
-    stated, disagree = _words_decide(stated)
-    if disagree:
-        warnings.append(
-            "W104: a density letter disagrees with the atlas words beside it; the words decide"
-        )
+    stated, notes = _words_decide(stated)
+    warnings.extend(notes)
     descriptions = [m for m in stated if m.tier == _DESCRIPTION and m.side is None]
     if len({m.value for m in descriptions}) >= 3:
         warnings.append("W102: the report lists several density descriptions; read as a legend")

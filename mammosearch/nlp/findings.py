@@ -96,6 +96,7 @@ class _Item:
     union: dict[str, str] | None = None
     depth: str | None = None
     size_mm: float | None = None
+    fixed_side: Laterality | None = None  # named right after an elided finding
     qualifier_start: int | None = None  # the evidence, with a qualifier ("no suspicious ...")
     qualifier_end: int | None = None
 
@@ -474,7 +475,8 @@ class FindingsExtractor:
         accepting = [it for it in items if it.kind in _ACCEPTS]
         if not accepting:
             return []
-        sides = [s for s, _, _ in self._sides.scan(norms, lo, hi)]
+        side_hits = self._sides.scan(norms, lo, hi)
+        sides = [s for s, _, _ in side_hits]
         if len(sides) < 2:
             return []
         starts = sorted(it.start for it in items)
@@ -499,7 +501,8 @@ class FindingsExtractor:
                     break
                 if any(c < s < k + 4 for s in starts):
                     break
-                extra.append(_Item(it.kind, j, k))
+                side = next(p[0][0] for s, _, p in side_hits if k <= s < k + 4)
+                extra.append(_Item(it.kind, j, k, fixed_side=side))
                 break
         return extra
 
@@ -751,6 +754,9 @@ class FindingsExtractor:
             return max(0, x[0] - it.end)
 
         for it in items:
+            if it.fixed_side is not None:
+                it.side = it.fixed_side
+                continue
             clause_lo = max([b for b in bounds if b < it.start] + [lo - 1])
             clause_hi = min([b for b in bounds if b >= it.end] + [hi])
             in_clause = [x for x in sides if clause_lo < x[0] < clause_hi]

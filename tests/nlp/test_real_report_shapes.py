@@ -350,7 +350,7 @@ def test_a_classification_of_something_else_is_no_category() -> None:
     [
         ("The breasts are extremely dense (ACR C/D).", "D"),
         ("Mamas extremadamente densas (ACR tipo C o D).", "D"),
-        ("Almost entirely fatty breasts (ACR A-B).", "A"),
+        ("Scattered areas of fibroglandular density (ACR A-B).", "B"),
     ],
 )
 def test_atlas_words_choose_among_the_letters_with_a_warning(text: str, density: str) -> None:

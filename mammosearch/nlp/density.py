@@ -199,7 +199,7 @@ def _words_decide(stated: list[CategoryMention]) -> tuple[list[CategoryMention],
                 w
                 for w in words
                 if w.side == m.side
-                and (0 <= m.start - w.end <= _BESIDE or 0 <= w.start - m.end <= _BESIDE)
+                and max(m.start - w.end, w.start - m.end) <= _BESIDE
             ]
             values = {w.value for w in beside}
             if len(values) == 1 and m.value not in values:

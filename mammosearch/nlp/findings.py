@@ -71,6 +71,8 @@ _ATTACH_WINDOW = 8  # words between a descriptor and its finding
 _HISTORY_SECTIONS = frozenset({"history", "comparison"})
 # Recommendations restate findings ("biopsia de las calcificaciones"); they add none.
 _RESTATING_SECTIONS = frozenset({"recommendation"})
+# DESIGN: the ultrasound part of a combined report is not coded.
+_SKIPPED_SECTIONS = _RESTATING_SECTIONS | {"ultrasound"}
 _SIZE = re.compile(
     r"(?<![\w.,])(\d{1,3}(?:[.,]\d{1,2})?)(?:\s*(?:x|\u00d7|por)\s*(\d{1,3}(?:[.,]\d{1,2})?))?"
     r"(?:\s*(?:x|\u00d7|por)\s*(\d{1,3}(?:[.,]\d{1,2})?))?\s*(mm|cm|mms|milimetros|centimetros)\b"
@@ -199,7 +201,6 @@ class FindingsExtractor:
         char = f.get("characterised_as", {})
         self._char_from = frozenset(char.get("from", ()))
         self._char_cues = PhraseIndex([(c, True) for c in char.get("cues", [])])
-        self._char_articles = frozenset(char.get("articles", ()))
         qualifier_entries: list[tuple[str, tuple[str, str]]] = []
         for word, where in f.get("qualifiers", {}).items():
             if word.startswith("_"):
@@ -267,7 +268,7 @@ class FindingsExtractor:
         exam_side = self._exam_side(norms, units)
         found: list[Finding] = []
         for sentence, lo, hi in units:
-            if sentence.section in _RESTATING_SECTIONS:
+            if sentence.section in _SKIPPED_SECTIONS:
                 continue
             i = bisect.bisect_left(triggers, lo)
             if i == len(triggers) or triggers[i] >= hi:
@@ -361,7 +362,7 @@ class FindingsExtractor:
         ]
         items = self._drop_ultrasound(items, folded, tokens, lo, hi)
         for kind, s, e in statements:
-            inside = [it for it in items if it.kind in (kind, _GENERIC) and s <= it.start < e]
+            inside = [it for it in items if it.kind in (kind, _GENERIC) and it.start < e and s < it.end]
             for it in inside:
                 it.kind, it.negated = kind, True
             if not inside:
@@ -453,20 +454,23 @@ class FindingsExtractor:
             return items
         dropped: set[int] = set()
         for cs, ce, _ in self._char_cues.scan(norms, lo, hi):
-            j = ce
-            while j < hi and j < ce + 2 and norms[j] in self._char_articles:
-                j += 1
-            targets = [it for it in items if it.start == j and it.kind != _GENERIC]
+            # the next finding word, a few modifiers on ("an involuting fibroadenoma")
+            targets = [
+                it
+                for it in items
+                if ce <= it.start <= ce + _CHAR_REACH
+                and it.kind != _GENERIC
+                and not any(w in _CLAUSE_ENDS for w in norms[ce : it.start])
+            ]
             before = [it for it in items if it.end <= cs and id(it) not in dropped]
             if not targets or not before:
                 continue
             source = max(before, key=lambda it: (it.end, it.start))
-            if source.kind not in self._char_from:
-                continue
             target = targets[0]
-            source.kind = target.kind
-            source.implies.update(target.implies)
-            dropped.add(id(target))
+            if source.kind in self._char_from:
+                source.kind = target.kind
+                source.implies.update(target.implies)
+            dropped.add(id(target))  # one finding, and its interpretation
         return [it for it in items if id(it) not in dropped]
 
     def _elided(self, items: list[_Item], norms: list[str], lo: int, hi: int) -> list[_Item]:
@@ -780,6 +784,8 @@ _RIGHT_WORDS = ["right", "right breast", "right side", "right sided", "derecha",
 _LEFT_WORDS = ["left", "left breast", "left side", "left sided", "izquierda", "izquierdo",
                "izquierdas", "izquierdos", "mama izquierda", "lado izquierdo"]  # fmt: skip
 _AND_WORDS = frozenset({"y", "e", "and"})
+_CLAUSE_ENDS = frozenset({",", ";", ".", ":"})
+_CHAR_REACH = 3  # words between a "characterised as" cue and the finding word it names
 _WITH_WORDS = frozenset({"with", "con", "showing", "containing", "contains", "contiene"})
 _ELIDED_ARTICLES = frozenset({"un", "una", "unas", "unos", "algunas", "algunos", "a", "an", "one",
                               "some", "other", "otra", "otras", "otro", "otros"})  # fmt: skip

@@ -401,3 +401,40 @@ def test_real_typos_are_still_corrected() -> None:
     assert keys("Grouped microcalcfications in the left breast.") == {
         ("calcification", "left", False)
     }
+
+
+# More shapes: headers, interpretations, the ultrasound part ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Axillae: Normal.", {("lymph_node", None, True)}),
+        ("Axilas: libres.", {("lymph_node", None, True)}),
+        ("The axillary lymph nodes are within normal limits.", {("lymph_node", None, True)}),
+        (
+            "Coarse popcorn calcification in the right breast, consistent with an involuting "
+            "fibroadenoma.",
+            {("calcification", "right", False)},
+        ),
+        (
+            "Imagen nodular en mama izquierda, compatible con ganglio intramamario.",
+            {("lymph_node", "left", False)},
+        ),
+    ],
+)
+def test_more_shapes(text: str, expected: set[Key]) -> None:
+    assert keys(text) == expected
+
+
+def test_the_ultrasound_part_of_a_combined_report_is_not_coded() -> None:
+    text = (
+        "MAMMOGRAPHY: No suspicious masses or calcifications. BI-RADS 2.\n\n"
+        "ULTRASOUND:\nA 6 mm simple cyst at 3 o'clock in the left breast.\n"
+    )
+    assert ("mass", "left", False) not in keys(text)
+    blob = (
+        "mamografia bilateral sin nodulos ecografia mamaria hallazgos quiste simple en la mama "
+        "izquierda birads 2"
+    )
+    assert keys(blob) == {("mass", "bilateral", True)}

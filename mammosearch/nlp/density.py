@@ -100,9 +100,9 @@ class DensityExtractor:
                 mentions.append(mention)
         if not complete and any(m.status is Status.CURRENT for m in mentions):
             # only the atlas words right beside a code can change it ("extremely dense (ACR C/D)")
-            for code in [m for m in mentions if m.tier == _CODE]:
-                lo = max(0, code.start - _BESIDE - 60)  # the words may be long
-                hi = min(len(folded), code.end + _BESIDE + 60)
+            for stated in [m for m in mentions if m.tier == _CODE]:
+                lo = max(0, stated.start - _BESIDE - 60)  # the words may be long
+                hi = min(len(folded), stated.end + _BESIDE + 60)
                 for category, pattern in self._descriptions:
                     for m in word_matches(pattern, folded, lo, hi):
                         mentions.append(
@@ -193,13 +193,13 @@ def _words_decide(stated: list[CategoryMention]) -> tuple[list[CategoryMention],
         return stated, []
     out: list[CategoryMention] = []
     notes: list[str] = []
-    for m in stated:
+    for mention in stated:
+        m = mention
         if m.tier == _CODE:
             beside = [
                 w
                 for w in words
-                if w.side == m.side
-                and max(m.start - w.end, w.start - m.end) <= _BESIDE
+                if w.side == m.side and max(m.start - w.end, w.start - m.end) <= _BESIDE
             ]
             values = {w.value for w in beside}
             if len(values) == 1 and m.value not in values:

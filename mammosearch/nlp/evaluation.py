@@ -306,7 +306,9 @@ def score_reports(
             scores.findings.add(pred_keys, gold_keys)
             for kind in {k[0] for k in gold_keys | pred_keys}:
                 prf = scores.by_type.setdefault(kind, PRF())
-                prf.add({k for k in pred_keys if k[0] == kind}, {k for k in gold_keys if k[0] == kind})
+                prf.add(
+                    {k for k in pred_keys if k[0] == kind}, {k for k in gold_keys if k[0] == kind}
+                )
             _add_errors(scores.errors, classify_errors(str(row["id"]), gold_keys, pred_keys))
             if gold_keys != pred_keys:
                 problems.append(

@@ -209,7 +209,10 @@ class FindingsExtractor:
             qualifier_entries += [(p, ("after", word)) for p in where["after"]]
         self._qualifiers: PhraseIndex[tuple[str, str]] = PhraseIndex(qualifier_entries)
         self._normal = [
-            (FindingType(kind).value, compile_pattern(union_patterns(patterns), source="findings.json"))
+            (
+                FindingType(kind).value,
+                compile_pattern(union_patterns(patterns), source="findings.json"),
+            )
             for kind, patterns in f.get("normal_statements", {}).items()
             if not kind.startswith("_")
         ]
@@ -362,7 +365,9 @@ class FindingsExtractor:
         ]
         items = self._drop_ultrasound(items, folded, tokens, lo, hi)
         for kind, s, e in statements:
-            inside = [it for it in items if it.kind in (kind, _GENERIC) and it.start < e and s < it.end]
+            inside = [
+                it for it in items if it.kind in (kind, _GENERIC) and it.start < e and s < it.end
+            ]
             for it in inside:
                 it.kind, it.negated = kind, True
             if not inside:
@@ -588,11 +593,12 @@ class FindingsExtractor:
                     break
             elif gap < 0:
                 pass  # another finding named by the same words ("skin thickening or retraction")
-            elif gap > self._chain_gap or not any(prev_end <= c < it.start for c in connectors):
+            elif (
+                gap > self._chain_gap or not any(prev_end <= c < it.start for c in connectors)
+            ) and not _same_item(scoped[-1], it, norms):
                 # "a dominant mass lesion, ...", "an area of distortion": a generic head next to
-                # a finding word belongs to the same list item
-                if not _same_item(scoped[-1], it, norms):
-                    break
+                # a finding word belongs to the same list item; anything else ends the list
+                break
             scoped.append(it)
             prev_end = max(prev_end, it.end)
         return scoped
@@ -620,9 +626,10 @@ class FindingsExtractor:
                     break
             elif gap < 0:
                 pass
-            elif gap > self._chain_gap or not any(it.end <= c < next_start for c in connectors):
-                if not _same_item(it, scoped[-1], norms):
-                    break
+            elif (
+                gap > self._chain_gap or not any(it.end <= c < next_start for c in connectors)
+            ) and not _same_item(it, scoped[-1], norms):
+                break
             scoped.append(it)
             next_start = min(next_start, it.start)
         return scoped
@@ -699,12 +706,12 @@ class FindingsExtractor:
         heads = _dependent_heads(items, norms)
         for s, e, payloads in self._locations.scan(norms, lo, hi):
             name, value = payloads[0]
-            for it in self._nearest(items, s, e)[:1]:
-                head = heads.get(id(it))
-                if head is not None:
-                    if e == it.start:
-                        break  # "central microcalcification": a place inside the lesion
-                    it = head  # "... with central calcification seen in the inner quadrant"
+            for nearest in self._nearest(items, s, e)[:1]:
+                head = heads.get(id(nearest))
+                if head is not None and e == nearest.start:
+                    break  # "central microcalcification": a place inside the lesion
+                # "... with central calcification seen in the inner quadrant": the lesion's place
+                it = nearest if head is None else head
                 if name == "quadrant" and it.quadrant is None:
                     it.quadrant = value
                 elif name == "depth" and it.depth is None:
@@ -789,9 +796,9 @@ _CHAR_REACH = 3  # words between a "characterised as" cue and the finding word i
 _WITH_WORDS = frozenset({"with", "con", "showing", "containing", "contains", "contiene"})
 _ELIDED_ARTICLES = frozenset({"un", "una", "unas", "unos", "algunas", "algunos", "a", "an", "one",
                               "some", "other", "otra", "otras", "otro", "otros"})  # fmt: skip
-_BOTH_WORDS = ["neither breast", "bilateral", "bilaterally", "bilaterales", "bilateralmente", "both breasts", "both",
-               "either breast", "each breast", "either", "ambas mamas", "ambas", "ambos",
-               "ambas regiones", "ambos lados"]  # fmt: skip
+_BOTH_WORDS = ["neither breast", "bilateral", "bilaterally", "bilaterales", "bilateralmente",
+               "both breasts", "both", "either breast", "each breast", "either", "ambas mamas",
+               "ambas", "ambos", "ambas regiones", "ambos lados"]  # fmt: skip
 
 
 # Spanish side words, which follow the noun they qualify ("ganglio axilar izquierdo",

@@ -2,8 +2,10 @@
 
 Kinds are tried in priority order (biopsy, additional imaging, short-interval follow-up,
 clinical correlation, routine screening); statements in the recommendation section win over
-the impression, and both over the rest of the report, and negated or past ones ("no biopsy is needed",
-"status post biopsy") do not count. Patterns are data (``data/recommendations.json``).
+the impression, and both over the rest of the report; negated or past ones ("no biopsy is
+needed", "status post biopsy") and a modality named as a past result or a report section
+("ecografia mamaria previa informa", "ultrasound findings") do not count. Patterns are data
+(``data/recommendations.json``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ from typing import Any
 
 from mammosearch.nlp._resources import alternation, load_data
 from mammosearch.nlp._text import fold
-
 from mammosearch.records import (
     AsymmetryKind,
     BiradsAssessment,

@@ -68,8 +68,7 @@ def _score(corpus: str, half: str) -> ReportScores:
     ids = [r["id"] for r in _split() if r["corpus"] == corpus and r["half"] == half]
     rows = [gold[i] for i in ids]
     predicted = {
-        i: normalize((folder / "texts" / f"{i}.txt").read_text(encoding="utf-8"), id=i)
-        for i in ids
+        i: normalize((folder / "texts" / f"{i}.txt").read_text(encoding="utf-8"), id=i) for i in ids
     }
     return score_reports(rows, predicted)
 

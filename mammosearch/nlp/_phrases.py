@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Generic, TypeVar
@@ -178,16 +178,24 @@ class Speller:
                     return None
         return min(best), zipf
 
-    def correct(self, norms: list[str], keep: Collection[int] = ()) -> list[str]:
+    @property
+    def plain(self) -> set[str]:
+        """Words known to need no correction (the lexicon and words seen before)."""
+        return self._plain
+
+    def correct(
+        self, norms: list[str], protected: Callable[[int], bool] | None = None
+    ) -> list[str]:
         """A copy of ``norms`` with likely typos replaced by their lexicon word.
 
         Args:
             norms: Folded words.
-            keep: Positions never corrected (proper names, signature and label lines).
+            protected: Whether the word at a position must never be corrected (a proper name,
+                a signature or label line); asked only about words that would be corrected.
         """
         out = norms
         plain = self._plain
-        for i in [i for i, w in enumerate(norms) if w not in plain and i not in keep]:
+        for i in [i for i, w in enumerate(norms) if w not in plain]:
             word = norms[i]
             found = None
             if len(word) >= 5 and word not in self.vocabulary and word.isalpha():
@@ -197,6 +205,8 @@ class Speller:
                     plain.add(word)  # never a typo: skip it quickly next time
                 continue
             fixed, zipf = found
+            if protected is not None and protected(i):
+                continue
             if zipf >= self.RARE and not any(
                 norms[j] in self.anchors for j in range(max(0, i - 2), min(len(norms), i + 3))
             ):

@@ -58,11 +58,11 @@ class ConsistencyCheck:
         """
         out: list[str] = []
         for f in findings:
-            values = f.descriptors.to_dict()
-            for rule in self._contradictions:
-                field, mine, against = rule
-                raw = values.get(field) or []
-                have = set(raw if isinstance(raw, list) else [raw])
+            d = f.descriptors
+            if len(d.margin) + len(d.shape) + len(d.mass_density) + len(d.calc_distribution) < 2:
+                continue
+            for field, mine, against in self._contradictions:
+                have = {v.value for v in getattr(d, field)}
                 if have & mine and have & against:
                     pair = ", ".join(sorted(have & (mine | against)))
                     out.append(
@@ -72,11 +72,23 @@ class ConsistencyCheck:
         absent_both = {
             f.type
             for f in findings
-            if f.negated
-            and f.laterality is Laterality.BILATERAL
-            and not f.historical
-            and not negation_qualifier(f)
+            if f.negated and f.laterality is Laterality.BILATERAL and not f.historical
         }
+        if absent_both:
+            sided = {
+                f.type
+                for f in findings
+                if not f.negated and f.laterality in (Laterality.LEFT, Laterality.RIGHT)
+            }
+            absent_both = {
+                f.type
+                for f in findings
+                if f.type in sided
+                and f.negated
+                and f.laterality is Laterality.BILATERAL
+                and not f.historical
+                and not negation_qualifier(f)
+            }
         for f in findings:
             sided = f.laterality in (Laterality.LEFT, Laterality.RIGHT)
             if not f.negated and sided and not f.historical and f.type in absent_both:

@@ -70,6 +70,11 @@ class DensityExtractor:
             for x in d["descriptions"]
         ]
         self._vague = compile_pattern(union([x["pattern"] for x in d["vague"]]), source=_SRC)
+        # all descriptions in one pattern, for the few characters beside a code
+        self._beside = compile_pattern(
+            union([x["pattern"] for x in d["descriptions"]], named="d"), source=_SRC
+        )
+        self._beside_values = {f"d{i}": str(x["category"]) for i, x in enumerate(d["descriptions"])}
 
     def __call__(
         self, text: str, folded: str, seg: Segmentation, *, complete: bool = True
@@ -99,15 +104,15 @@ class DensityExtractor:
                     mention = replace(mention, ambiguous=True)  # "ACR C/D"
                 mentions.append(mention)
         if not complete and any(m.status is Status.CURRENT for m in mentions):
-            # only the atlas words right beside a code can change it ("extremely dense (ACR C/D)")
-            for stated in [m for m in mentions if m.tier == _CODE]:
+            # the atlas words right beside a code's alternatives choose ("extremely dense (ACR C/D)")
+            for stated in [m for m in mentions if m.tier == _CODE and m.ambiguous]:
                 lo = max(0, stated.start - _BESIDE - 60)  # the words may be long
                 hi = min(len(folded), stated.end + _BESIDE + 60)
-                for category, pattern in self._descriptions:
-                    for m in word_matches(pattern, folded, lo, hi):
-                        mentions.append(
-                            self._mention(folded, seg, category, m.start(), m.end(), _DESCRIPTION)
-                        )
+                for m in word_matches(self._beside, folded, lo, hi):
+                    category = self._beside_values[str(m.lastgroup)]
+                    mentions.append(
+                        self._mention(folded, seg, category, m.start(), m.end(), _DESCRIPTION)
+                    )
             mentions.sort(key=lambda x: (x.start, -x.end))
             return _dedupe(mentions)
         for category, pattern in self._descriptions:
@@ -184,10 +189,10 @@ def _words_decide(stated: list[CategoryMention]) -> tuple[list[CategoryMention],
     """Atlas words right beside a code that disagree with it.
 
     A code stated as alternatives ("extremely dense (ACR C/D)") takes the words' category (D),
-    with warning W104. A single letter is kept (the letter is what the real corpora's labels
-    are), with warning W105. Returns the mentions and the warnings.
+    with warning W104. A single letter is kept as it is (the letter is what the real corpora
+    label). Returns the mentions and the warnings.
     """
-    codes = [m for m in stated if m.tier == _CODE]
+    codes = [m for m in stated if m.tier == _CODE and m.ambiguous]
     words = [m for m in stated if m.tier == _DESCRIPTION]
     if not codes or not words:
         return stated, []
@@ -195,7 +200,7 @@ def _words_decide(stated: list[CategoryMention]) -> tuple[list[CategoryMention],
     notes: list[str] = []
     for mention in stated:
         m = mention
-        if m.tier == _CODE:
+        if m.tier == _CODE and m.ambiguous:
             beside = [
                 w
                 for w in words
@@ -203,17 +208,11 @@ def _words_decide(stated: list[CategoryMention]) -> tuple[list[CategoryMention],
             ]
             values = {w.value for w in beside}
             if len(values) == 1 and m.value not in values:
-                if m.ambiguous:
-                    m = replace(m, value=values.pop(), ambiguous=False)
-                    notes.append(
-                        "W104: a density code gives alternatives and the atlas words beside it "
-                        "choose one; the words decide"
-                    )
-                else:
-                    notes.append(
-                        "W105: a density letter disagrees with the atlas words beside it; "
-                        "kept the letter"
-                    )
+                m = replace(m, value=values.pop(), ambiguous=False)
+                notes.append(
+                    "W104: a density code gives alternatives and the atlas words beside it "
+                    "choose one; the words decide"
+                )
         out.append(m)
     return out, list(dict.fromkeys(notes))
 

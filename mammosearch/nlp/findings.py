@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -260,7 +260,8 @@ class FindingsExtractor:
         tokens = tokenize(folded)
         if not len(tokens):
             return []
-        norms = self.speller.correct(tokens.norms, self._keep(text, folded, tokens))
+        norms = self.speller.correct(tokens.norms, self._protector(text, folded, tokens))
+        us_here = any(w in folded for w in _US_WORDS)
         triggers = [s for s, _, _ in self._triggers.scan(norms)]
         normal = self._normal_statements(folded, tokens)
         if normal:
@@ -278,23 +279,33 @@ class FindingsExtractor:
                 continue  # no finding word in this sentence
             statements = [x for x in normal if lo <= x[1] < hi]
             found.extend(
-                self._unit(text, folded, tokens, norms, lo, hi, sentence, exam_side, statements)
+                self._unit(
+                    text, folded, tokens, norms, lo, hi, sentence, exam_side, statements, us_here
+                )
             )
         return merge_findings(found)
 
-    def _keep(self, text: str, folded: str, tokens: Tokens) -> set[int]:
-        """Words never corrected toward the lexicon: capitalised words in mixed-case text
-        (proper names such as "Quispe") and every word of a signature or label line."""
-        keep: set[int] = set()
-        for i, (s, e) in enumerate(zip(tokens.starts, tokens.ends, strict=True)):
+    def _protector(self, text: str, folded: str, tokens: Tokens) -> Callable[[int], bool]:
+        """Whether a word is never corrected toward the lexicon: a capitalised word in
+        mixed-case text (a proper name such as "Quispe") or a word of a signature or label
+        line. Label lines are searched only when a correction is about to be made."""
+        labels: set[int] | None = None
+
+        def protected(i: int) -> bool:
+            nonlocal labels
+            s, e = tokens.starts[i], tokens.ends[i]
             if e - s >= 2 and text[s].isupper() and any(c.islower() for c in text[s + 1 : e]):
-                keep.add(i)
-        for pattern in self._label_lines:
-            for m in pattern.finditer(folded):
-                lo = bisect.bisect_left(tokens.starts, m.start())
-                hi = bisect.bisect_left(tokens.starts, m.end())
-                keep.update(range(lo, hi))
-        return keep
+                return True
+            if labels is None:
+                labels = set()
+                for pattern in self._label_lines:
+                    for m in pattern.finditer(folded):
+                        lo = bisect.bisect_left(tokens.starts, m.start())
+                        hi = bisect.bisect_left(tokens.starts, m.end())
+                        labels.update(range(lo, hi))
+            return i in labels
+
+        return protected
 
     def _normal_statements(self, folded: str, tokens: Tokens) -> list[tuple[str, int, int]]:
         """(type, first token, end token) of statements that a finding type is normal."""
@@ -356,6 +367,7 @@ class FindingsExtractor:
         sentence: Sentence,
         exam_side: Laterality | None,
         statements: Sequence[tuple[str, int, int]] = (),
+        us_here: bool = True,
     ) -> list[Finding]:
         items = [
             _Item(part, s, e, dict(implies))
@@ -363,7 +375,8 @@ class FindingsExtractor:
             for kind, implies in payloads[:1]
             for part in kind.split("|")
         ]
-        items = self._drop_ultrasound(items, folded, tokens, lo, hi)
+        if us_here:
+            items = self._drop_ultrasound(items, folded, tokens, lo, hi)
         for kind, s, e in statements:
             inside = [
                 it for it in items if it.kind in (kind, _GENERIC) and it.start < e and s < it.end
@@ -482,7 +495,7 @@ class FindingsExtractor:
         """Findings named only by a descriptor and another side ("calcificaciones puntiformes
         en ambas mamas y una anular en la mama derecha"): a finding of the same type."""
         accepting = [it for it in items if it.kind in _ACCEPTS]
-        if not accepting:
+        if not accepting or not any(norms[i] in _AND_WORDS for i in range(lo, hi)):
             return []
         side_hits = self._sides.scan(norms, lo, hi)
         sides = [s for s, _, _ in side_hits]
@@ -792,6 +805,8 @@ _LEFT_WORDS = ["left", "left breast", "left side", "left sided", "izquierda", "i
                "izquierdas", "izquierdos", "mama izquierda", "lado izquierdo"]  # fmt: skip
 _AND_WORDS = frozenset({"y", "e", "and"})
 _CLAUSE_ENDS = frozenset({",", ";", ".", ":"})
+# a report naming none of these has no ultrasound statement to look for
+_US_WORDS = ("ecograf", "ultrason", "ultrasound", "sonogra", "usg")
 _CHAR_REACH = 3  # words between a "characterised as" cue and the finding word it names
 _WITH_WORDS = frozenset({"with", "con", "showing", "containing", "contains", "contiene"})
 _ELIDED_ARTICLES = frozenset({"un", "una", "unas", "unos", "algunas", "algunos", "a", "an", "one",

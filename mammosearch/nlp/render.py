@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from mammosearch.nlp._resources import alternation, load_data
@@ -121,8 +121,14 @@ def _qualifier_patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
 def negation_qualifier(finding: Finding) -> str:
     """The qualifier a finding's evidence carries ("suspicious " in "no suspicious
     calcifications"), with a trailing space, or "" when it has none."""
-    text = fold(finding.evidence.text)
-    text = " ".join(re.findall(r"[a-z0-9]+", text))
+    return _qualifier_of(finding.evidence.text)
+
+
+@lru_cache(maxsize=4096)
+def _qualifier_of(evidence: str) -> str:
+    if " " not in evidence.strip() and "-" not in evidence:
+        return ""  # one word: the finding word alone
+    text = " ".join(re.findall(r"[a-z0-9]+", fold(evidence)))
     for word, pattern in _qualifier_patterns():
         if pattern.search(text):
             return word + " "

@@ -75,7 +75,7 @@ class ConsistencyCheck:
             if f.negated and f.laterality is Laterality.BILATERAL and not f.historical
         }
         if absent_both:
-            sided = {
+            present_sided = {
                 f.type
                 for f in findings
                 if not f.negated and f.laterality in (Laterality.LEFT, Laterality.RIGHT)
@@ -83,7 +83,7 @@ class ConsistencyCheck:
             absent_both = {
                 f.type
                 for f in findings
-                if f.type in sided
+                if f.type in present_sided
                 and f.negated
                 and f.laterality is Laterality.BILATERAL
                 and not f.historical

@@ -104,7 +104,7 @@ class DensityExtractor:
                     mention = replace(mention, ambiguous=True)  # "ACR C/D"
                 mentions.append(mention)
         if not complete and any(m.status is Status.CURRENT for m in mentions):
-            # the atlas words right beside a code's alternatives choose ("extremely dense (ACR C/D)")
+            # atlas words right beside a code's alternatives choose ("extremely dense (ACR C/D)")
             for stated in [m for m in mentions if m.tier == _CODE and m.ambiguous]:
                 lo = max(0, stated.start - _BESIDE - 60)  # the words may be long
                 hi = min(len(folded), stated.end + _BESIDE + 60)

@@ -289,27 +289,27 @@ class FindingsExtractor:
         """Whether a word is never corrected toward the lexicon: a capitalised word in
         mixed-case text (a proper name such as "Quispe") or a word of a signature or label
         line. Label lines are searched only when a correction is about to be made."""
-        labels: set[int] | None = None
 
         def protected(i: int) -> bool:
-            nonlocal labels
             s, e = tokens.starts[i], tokens.ends[i]
             if e - s >= 2 and text[s].isupper() and any(c.islower() for c in text[s + 1 : e]):
                 return True
-            if labels is None:
-                labels = set()
-                for pattern in self._label_lines:
-                    for m in pattern.finditer(folded):
-                        lo = bisect.bisect_left(tokens.starts, m.start())
-                        hi = bisect.bisect_left(tokens.starts, m.end())
-                        labels.update(range(lo, hi))
-            return i in labels
+            line_start = folded.rfind("\n", 0, s) + 1
+            line_end = folded.find("\n", e)
+            line_end = len(folded) if line_end < 0 else line_end
+            return any(
+                m.start() <= s < m.end()
+                for pattern in self._label_lines
+                for m in pattern.finditer(folded, line_start, line_end)
+            )
 
         return protected
 
     def _normal_statements(self, folded: str, tokens: Tokens) -> list[tuple[str, int, int]]:
         """(type, first token, end token) of statements that a finding type is normal."""
         out: list[tuple[str, int, int]] = []
+        if not any(w in folded for w in _NORMAL_WORDS):
+            return out
         for kind, pattern in self._normal:
             for m in pattern.finditer(folded):
                 s = bisect.bisect_left(tokens.ends, m.start() + 1)
@@ -377,6 +377,11 @@ class FindingsExtractor:
         ]
         if us_here:
             items = self._drop_ultrasound(items, folded, tokens, lo, hi)
+        if not items and statements:
+            # only "the axillae are unremarkable": a negated finding with a side, nothing more
+            items = [_Item(kind, s, e, negated=True) for kind, s, e in statements]
+            self._attach_sides(items, norms, lo, hi, sentence.side or exam_side)
+            return self._build(text, tokens, items, sentence)
         for kind, s, e in statements:
             inside = [
                 it for it in items if it.kind in (kind, _GENERIC) and it.start < e and s < it.end
@@ -406,6 +411,11 @@ class FindingsExtractor:
         if any(norms[i].isdigit() for i in range(lo, hi)):
             self._attach_sizes(items, folded, tokens, lo, hi)
         self._attach_sides(items, norms, lo, hi, sentence.side or exam_side)
+        return self._build(text, tokens, items, sentence)
+
+    @staticmethod
+    def _build(text: str, tokens: Tokens, items: list[_Item], sentence: Sentence) -> list[Finding]:
+        """The findings of finished items."""
         historical_section = sentence.section in _HISTORY_SECTIONS
         out = []
         for it in items:
@@ -807,6 +817,8 @@ _AND_WORDS = frozenset({"y", "e", "and"})
 _CLAUSE_ENDS = frozenset({",", ";", ".", ":"})
 # a report naming none of these has no ultrasound statement to look for
 _US_WORDS = ("ecograf", "ultrason", "ultrasound", "sonogra", "usg")
+# a report naming none of these states no normal node or axilla (normal_statements)
+_NORMAL_WORDS = ("axil", "node", "gangli", "adenopat")
 _CHAR_REACH = 3  # words between a "characterised as" cue and the finding word it names
 _WITH_WORDS = frozenset({"with", "con", "showing", "containing", "contains", "contiene"})
 _ELIDED_ARTICLES = frozenset({"un", "una", "unas", "unos", "algunas", "algunos", "a", "an", "one",

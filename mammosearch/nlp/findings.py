@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mammosearch.nlp._phrases import PhraseIndex, Speller, Tokens, phrase_words, tokenize
-from mammosearch.nlp._resources import compile_pattern, load_data
-from mammosearch.nlp._resources import union as union_patterns
+from mammosearch.nlp._resources import compile_pattern, load_data, word_matches
 from mammosearch.nlp.sections import Segmentation, Sentence
 from mammosearch.records import (
     AsymmetryKind,
@@ -209,12 +208,10 @@ class FindingsExtractor:
             qualifier_entries += [(p, ("after", word)) for p in where["after"]]
         self._qualifiers: PhraseIndex[tuple[str, str]] = PhraseIndex(qualifier_entries)
         self._normal = [
-            (
-                FindingType(kind).value,
-                compile_pattern(union_patterns(patterns), source="findings.json"),
-            )
+            (FindingType(kind).value, compile_pattern(pattern, source="findings.json"))
             for kind, patterns in f.get("normal_statements", {}).items()
             if not kind.startswith("_")
+            for pattern in patterns
         ]
         self._label_lines = [
             compile_pattern(x, source="findings.json") for x in f.get("label_lines", [])
@@ -311,7 +308,7 @@ class FindingsExtractor:
         if not any(w in folded for w in _NORMAL_WORDS):
             return out
         for kind, pattern in self._normal:
-            for m in pattern.finditer(folded):
+            for m in word_matches(pattern, folded):
                 s = bisect.bisect_left(tokens.ends, m.start() + 1)
                 e = bisect.bisect_left(tokens.starts, m.end())
                 if s < e:
@@ -465,6 +462,9 @@ class FindingsExtractor:
         if not items:
             return items
         begin, finish = tokens.starts[lo], tokens.ends[hi - 1]
+        part = folded[begin:finish]
+        if not any(w in part for w in _US_WORDS):
+            return items
         if any(p.search(folded, begin, finish) for p in self._us_sentence):
             return []
         cuts = [m.end() for p in self._us_after if (m := p.search(folded, begin, finish))]

@@ -200,6 +200,7 @@ class FindingsExtractor:
         char = f.get("characterised_as", {})
         self._char_from = frozenset(char.get("from", ()))
         self._char_cues = PhraseIndex([(c, True) for c in char.get("cues", [])])
+        self._char_first = frozenset(phrase_words(c)[0] for c in char.get("cues", []))
         qualifier_entries: list[tuple[str, tuple[str, str]]] = []
         for word, where in f.get("qualifiers", {}).items():
             if word.startswith("_"):
@@ -207,6 +208,7 @@ class FindingsExtractor:
             qualifier_entries += [(p, ("before", word)) for p in where["before"]]
             qualifier_entries += [(p, ("after", word)) for p in where["after"]]
         self._qualifiers: PhraseIndex[tuple[str, str]] = PhraseIndex(qualifier_entries)
+        self._qualifier_first = frozenset(phrase_words(q)[0] for q, _ in qualifier_entries)
         self._normal = [
             (FindingType(kind).value, compile_pattern(pattern, source="findings.json"))
             for kind, patterns in f.get("normal_statements", {}).items()
@@ -478,7 +480,7 @@ class FindingsExtractor:
     ) -> list[_Item]:
         """A mass "with the characteristics of intramammary lymph nodes" is that node: the
         earlier mention takes the later one's type and the later one is dropped."""
-        if not self._char_from or len(items) < 2:
+        if len(items) < 2 or self._char_first.isdisjoint(norms[lo:hi]):
             return items
         dropped: set[int] = set()
         for cs, ce, _ in self._char_cues.scan(norms, lo, hi):
@@ -505,7 +507,7 @@ class FindingsExtractor:
         """Findings named only by a descriptor and another side ("calcificaciones puntiformes
         en ambas mamas y una anular en la mama derecha"): a finding of the same type."""
         accepting = [it for it in items if it.kind in _ACCEPTS]
-        if not accepting or not any(norms[i] in _AND_WORDS for i in range(lo, hi)):
+        if not accepting or _AND_WORDS.isdisjoint(norms[lo:hi]):
             return []
         side_hits = self._sides.scan(norms, lo, hi)
         sides = [s for s, _, _ in side_hits]
@@ -541,7 +543,7 @@ class FindingsExtractor:
     def _qualify(self, items: list[_Item], norms: list[str], lo: int, hi: int) -> None:
         """Stretch a negated finding's evidence over its qualifier ("no suspicious ...")."""
         negated = [it for it in items if it.negated]
-        if not negated:
+        if not negated or self._qualifier_first.isdisjoint(norms[lo:hi]):
             return
         for s, e, payloads in self._qualifiers.scan(norms, lo, hi):
             where = payloads[0][0]
@@ -726,7 +728,7 @@ class FindingsExtractor:
         lo: int,
         hi: int,
     ) -> None:
-        heads = _dependent_heads(items, norms)
+        heads = {} if _WITH_WORDS.isdisjoint(norms[lo:hi]) else _dependent_heads(items, norms)
         for s, e, payloads in self._locations.scan(norms, lo, hi):
             name, value = payloads[0]
             for nearest in self._nearest(items, s, e)[:1]:

@@ -210,7 +210,11 @@ class FindingsExtractor:
         self._qualifiers: PhraseIndex[tuple[str, str]] = PhraseIndex(qualifier_entries)
         self._qualifier_first = frozenset(phrase_words(q)[0] for q, _ in qualifier_entries)
         self._normal = [
-            (FindingType(kind).value, compile_pattern(pattern, source="findings.json"))
+            (
+                FindingType(kind).value,
+                _literal_prefix(pattern),
+                compile_pattern(pattern, source="findings.json"),
+            )
             for kind, patterns in f.get("normal_statements", {}).items()
             if not kind.startswith("_")
             for pattern in patterns
@@ -309,7 +313,9 @@ class FindingsExtractor:
         out: list[tuple[str, int, int]] = []
         if not any(w in folded for w in _NORMAL_WORDS):
             return out
-        for kind, pattern in self._normal:
+        for kind, prefix, pattern in self._normal:
+            if prefix not in folded:
+                continue  # the pattern's first word is nowhere in the report
             for m in word_matches(pattern, folded):
                 s = bisect.bisect_left(tokens.ends, m.start() + 1)
                 e = bisect.bisect_left(tokens.starts, m.end())
@@ -418,7 +424,10 @@ class FindingsExtractor:
         historical_section = sentence.section in _HISTORY_SECTIONS
         out = []
         for it in items:
-            start, end = tokens.starts[it.ev_start], tokens.ends[it.ev_end - 1]
+            first, last = it.start, it.end
+            if it.qualifier_start is not None or it.qualifier_end is not None:
+                first, last = it.ev_start, it.ev_end
+            start, end = tokens.starts[first], tokens.ends[last - 1]
             clock = it.clock
             if clock is None and it.union and it.side in (Laterality.LEFT, Laterality.RIGHT):
                 clock = it.union[it.side.value]
@@ -436,7 +445,9 @@ class FindingsExtractor:
                         Quadrant(it.quadrant) if it.quadrant else None,
                         clock,
                         Depth(it.depth) if it.depth else None,
-                    ),
+                    )
+                    if it.quadrant or clock or it.depth
+                    else _NO_LOCATION,
                 )
             )
         return out
@@ -839,6 +850,15 @@ _POSTPOSED = frozenset(
 )
 
 
+def _literal_prefix(pattern: str) -> str:
+    """The literal letters a data pattern starts with ("axil" for "axil(?:a|ae)...")."""
+    m = re.match(r"[a-z ]+", pattern)
+    prefix = m.group() if m else ""
+    # a letter followed by "?" or "*" is optional: stop before it
+    optional = pattern[len(prefix) : len(prefix) + 1] in ("?", "*")
+    return prefix[:-1] if optional else prefix
+
+
 def _dependent_heads(items: Sequence[_Item], norms: list[str]) -> dict[int, _Item]:
     """Findings introduced by "with"/"con" after a lesion ("opacity with spiculated margin and
     central microcalcification"), mapped (by ``id``) to that lesion: their locations are its."""
@@ -909,7 +929,13 @@ def _clock(m: re.Match[str]) -> str | None:
     return f"{h1}:{m1:02d}"
 
 
+_NO_DESCRIPTORS = FindingDescriptors()
+_NO_LOCATION = FindingLocation()
+
+
 def _descriptors(values: dict[str, list[str]], size_mm: float | None) -> FindingDescriptors:
+    if not values and size_mm is None:
+        return _NO_DESCRIPTORS  # frozen: one shared empty value
     asymmetry = values.get("asymmetry")
     data: dict[str, Any] = {k: v for k, v in values.items() if k != "asymmetry"}
     return FindingDescriptors.from_dict(

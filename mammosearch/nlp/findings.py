@@ -189,7 +189,7 @@ class FindingsExtractor:
 
         self._reclassify = [
             (
-                str(r["from"]),
+                frozenset([r["from"]] if isinstance(r["from"], str) else r["from"]),
                 str(r["to"]),
                 int(r.get("window", 6)),
                 PhraseIndex([(c, True) for c in r["cues"]]),
@@ -400,8 +400,10 @@ class FindingsExtractor:
             return []
         self._apply_reclassify(items, norms, lo, hi)
         items = self._apply_characterised(items, norms, lo, hi)
-        items += self._elided(items, norms, lo, hi)
-        items.sort(key=lambda it: (it.start, it.end))
+        elided = self._elided(items, norms, lo, hi)
+        if elided:
+            items += elided
+            items.sort(key=lambda it: (it.start, it.end))
         cues = self._cues.scan(norms, lo, hi)
         connectors = {s for s, _, _ in self._connectors.scan(norms, lo, hi)}
         terminators = [s for s, _, payloads in cues if payloads[0].category == "TERMINATE"]
@@ -454,15 +456,15 @@ class FindingsExtractor:
 
     def _apply_reclassify(self, items: list[_Item], norms: list[str], lo: int, hi: int) -> None:
         """A nodular image "con carácter ganglionar" is a lymph node, not a mass."""
-        for source, target, window, cues in self._reclassify:
-            if not any(it.kind == source for it in items):
+        for sources, target, window, cues in self._reclassify:
+            if not any(it.kind in sources for it in items):
                 continue
             hits = [s for s, _, _ in cues.scan(norms, lo, hi)]
             if not hits:
                 continue
             starts = sorted(it.start for it in items)
             for it in items:
-                if it.kind != source:
+                if it.kind not in sources:
                     continue
                 following = min([s for s in starts if s > it.start] + [hi])
                 if any(it.end <= h < min(following, it.end + window) for h in hits):

@@ -36,10 +36,11 @@ class Tokens:
 
 def tokenize(folded: str) -> Tokens:
     """Split folded text into words and the punctuation that delimits lists and clauses."""
-    matches = list(_WORD.finditer(folded))
-    return Tokens(
-        [m.group() for m in matches], [m.start() for m in matches], [m.end() for m in matches]
-    )
+    spans = [m.span() for m in _WORD.finditer(folded)]
+    if not spans:
+        return Tokens([], [], [])
+    starts, ends = (list(x) for x in zip(*spans, strict=True))
+    return Tokens(_WORD.findall(folded), starts, ends)
 
 
 class PhraseIndex(Generic[P]):
@@ -55,11 +56,11 @@ class PhraseIndex(Generic[P]):
             words = phrase_words(phrase)
             if words:
                 by_words.setdefault(words, []).append(payload)
-        self._first: dict[str, list[tuple[tuple[str, ...], list[P]]]] = {}
+        self._first: dict[str, list[tuple[tuple[str, ...], int, list[P]]]] = {}
         for words, payloads in by_words.items():
-            self._first.setdefault(words[0], []).append((words, payloads))
+            self._first.setdefault(words[0], []).append((words, len(words), payloads))
         for options in self._first.values():
-            options.sort(key=lambda o: len(o[0]), reverse=True)
+            options.sort(key=lambda o: o[1], reverse=True)
         self.words = frozenset(w for words in by_words for w in words)
 
     def scan(
@@ -73,8 +74,7 @@ class PhraseIndex(Generic[P]):
         for i in [i for i in range(lo, hi) if norms[i] in first]:
             if i < free:
                 continue
-            for words, payloads in first[norms[i]]:
-                n = len(words)
+            for words, n, payloads in first[norms[i]]:
                 if i + n <= hi and (n == 1 or tuple(norms[i : i + n]) == words):
                     out.append((i, i + n, payloads))
                     free = i + n

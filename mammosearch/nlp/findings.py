@@ -415,7 +415,8 @@ class FindingsExtractor:
             return []
         self._qualify(items, norms, lo, hi)
         self._attach_locations(items, folded, tokens, norms, lo, hi)
-        if any(norms[i].isdigit() for i in range(lo, hi)):
+        has_digit = any(w.isdigit() for w in norms[lo:hi])
+        if has_digit:
             self._attach_sizes(items, folded, tokens, lo, hi)
         self._attach_sides(items, norms, lo, hi, sentence.side or exam_side)
         return self._build(text, tokens, items, sentence)
@@ -756,7 +757,7 @@ class FindingsExtractor:
                     it.depth = value
                 elif name == "union" and it.union is None:
                     it.union = value
-        if not any(norms[i].isdigit() for i in range(lo, hi)):
+        if not any(w.isdigit() for w in norms[lo:hi]):
             return  # clock positions need a number
         begin, finish = tokens.starts[lo], tokens.ends[hi - 1]
         for pattern in self._clock:

@@ -75,7 +75,9 @@ class PhraseIndex(Generic[P]):
             if i < free:
                 continue
             for words, n, payloads in first[norms[i]]:
-                if i + n <= hi and (n == 1 or tuple(norms[i : i + n]) == words):
+                if i + n <= hi and (
+                    n == 1 or (norms[i + 1] == words[1] and tuple(norms[i : i + n]) == words)
+                ):
                     out.append((i, i + n, payloads))
                     free = i + n
                     break

@@ -414,8 +414,8 @@ class FindingsExtractor:
         if not items:
             return []
         self._qualify(items, norms, lo, hi)
-        self._attach_locations(items, folded, tokens, norms, lo, hi)
-        has_digit = any(w.isdigit() for w in norms[lo:hi])
+        has_digit = _DIGIT.search(folded, tokens.starts[lo], tokens.ends[hi - 1]) is not None
+        self._attach_locations(items, folded, tokens, norms, lo, hi, has_digit)
         if has_digit:
             self._attach_sizes(items, folded, tokens, lo, hi)
         self._attach_sides(items, norms, lo, hi, sentence.side or exam_side)
@@ -741,6 +741,7 @@ class FindingsExtractor:
         norms: list[str],
         lo: int,
         hi: int,
+        has_digit: bool = True,
     ) -> None:
         heads = {} if _WITH_WORDS.isdisjoint(norms[lo:hi]) else _dependent_heads(items, norms)
         for s, e, payloads in self._locations.scan(norms, lo, hi):
@@ -757,7 +758,7 @@ class FindingsExtractor:
                     it.depth = value
                 elif name == "union" and it.union is None:
                     it.union = value
-        if not any(w.isdigit() for w in norms[lo:hi]):
+        if not has_digit:
             return  # clock positions need a number
         begin, finish = tokens.starts[lo], tokens.ends[hi - 1]
         for pattern in self._clock:
@@ -831,6 +832,7 @@ _LEFT_WORDS = ["left", "left breast", "left side", "left sided", "izquierda", "i
                "izquierdas", "izquierdos", "mama izquierda", "lado izquierdo"]  # fmt: skip
 _AND_WORDS = frozenset({"y", "e", "and"})
 _CLAUSE_ENDS = frozenset({",", ";", ".", ":"})
+_DIGIT = re.compile(r"\d")
 # a report naming none of these has no ultrasound statement to look for
 _US_WORDS = ("ecograf", "ultrason", "ultrasound", "sonogra", "usg")
 # a report naming none of these states no normal node or axilla (normal_statements)

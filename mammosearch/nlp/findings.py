@@ -797,7 +797,11 @@ class FindingsExtractor:
         self, items: list[_Item], norms: list[str], lo: int, hi: int, default: Laterality | None
     ) -> None:
         sides = [(s, e, p[0][0], p[0][1]) for s, e, p in self._sides.scan(norms, lo, hi)]
-        bounds = [i for i in range(lo, hi) if norms[i] in (",", ";")]
+        if not sides:
+            for it in items:
+                it.side = it.fixed_side if it.fixed_side is not None else default
+            return
+        bounds = [lo + k for k, w in enumerate(norms[lo:hi]) if w == "," or w == ";"]
 
         def distance(x: tuple[int, int, Laterality, bool], it: _Item) -> int:
             if x[1] <= it.start:  # before the finding; Spanish side adjectives follow their noun

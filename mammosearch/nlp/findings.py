@@ -209,15 +209,25 @@ class FindingsExtractor:
             qualifier_entries += [(p, ("after", word)) for p in where["after"]]
         self._qualifiers: PhraseIndex[tuple[str, str]] = PhraseIndex(qualifier_entries)
         self._qualifier_first = frozenset(phrase_words(q)[0] for q, _ in qualifier_entries)
+        # patterns that start with the same literal word are searched as one
+        grouped: dict[tuple[str, str], list[str]] = {}
+        for kind, patterns in f.get("normal_statements", {}).items():
+            if kind.startswith("_"):
+                continue
+            for pattern in patterns:
+                prefix = _literal_prefix(pattern)
+                grouped.setdefault((FindingType(kind).value, prefix), []).append(
+                    pattern[len(prefix) :]
+                )
         self._normal = [
             (
-                FindingType(kind).value,
-                _literal_prefix(pattern),
-                compile_pattern(pattern, source="findings.json"),
+                kind,
+                prefix,
+                compile_pattern(
+                    re.escape(prefix) + "(?:" + "|".join(rests) + ")", source="findings.json"
+                ),
             )
-            for kind, patterns in f.get("normal_statements", {}).items()
-            if not kind.startswith("_")
-            for pattern in patterns
+            for (kind, prefix), rests in grouped.items()
         ]
         self._label_lines = [
             compile_pattern(x, source="findings.json") for x in f.get("label_lines", [])

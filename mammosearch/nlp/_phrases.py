@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Generic, TypeVar
@@ -36,10 +36,11 @@ class Tokens:
 
 def tokenize(folded: str) -> Tokens:
     """Split folded text into words and the punctuation that delimits lists and clauses."""
-    matches = list(_WORD.finditer(folded))
-    return Tokens(
-        [m.group() for m in matches], [m.start() for m in matches], [m.end() for m in matches]
-    )
+    spans = [m.span() for m in _WORD.finditer(folded)]
+    if not spans:
+        return Tokens([], [], [])
+    starts, ends = (list(x) for x in zip(*spans, strict=True))
+    return Tokens(_WORD.findall(folded), starts, ends)
 
 
 class PhraseIndex(Generic[P]):
@@ -55,11 +56,11 @@ class PhraseIndex(Generic[P]):
             words = phrase_words(phrase)
             if words:
                 by_words.setdefault(words, []).append(payload)
-        self._first: dict[str, list[tuple[tuple[str, ...], list[P]]]] = {}
+        self._first: dict[str, list[tuple[tuple[str, ...], int, list[P]]]] = {}
         for words, payloads in by_words.items():
-            self._first.setdefault(words[0], []).append((words, payloads))
+            self._first.setdefault(words[0], []).append((words, len(words), payloads))
         for options in self._first.values():
-            options.sort(key=lambda o: len(o[0]), reverse=True)
+            options.sort(key=lambda o: o[1], reverse=True)
         self.words = frozenset(w for words in by_words for w in words)
 
     def scan(
@@ -73,9 +74,10 @@ class PhraseIndex(Generic[P]):
         for i in [i for i in range(lo, hi) if norms[i] in first]:
             if i < free:
                 continue
-            for words, payloads in first[norms[i]]:
-                n = len(words)
-                if i + n <= hi and (n == 1 or tuple(norms[i : i + n]) == words):
+            for words, n, payloads in first[norms[i]]:
+                if i + n <= hi and (
+                    n == 1 or (norms[i + 1] == words[1] and tuple(norms[i : i + n]) == words)
+                ):
                     out.append((i, i + n, payloads))
                     free = i + n
                     break
@@ -141,6 +143,12 @@ class Speller:
         for w in self.vocabulary:
             if len(w) >= 4:
                 self._buckets.setdefault((w[0], len(w)), []).append(w)
+        # other report words: a typo as close to one of them ("calsificacion" for
+        # "clasificacion") is not corrected into the lexicon
+        self._known_buckets: dict[tuple[str, int], list[str]] = {}
+        for w in self.known:
+            if len(w) >= 4 and w.isalpha():
+                self._known_buckets.setdefault((w[0], len(w)), []).append(w)
         self._lookup = lru_cache(maxsize=65_536)(self._candidate)
         self._plain: set[str] = set(self.vocabulary)
 
@@ -166,10 +174,27 @@ class Speller:
                     best.append(cand)
         if len({self.classes.get(w, w) for w in best}) != 1:
             return None
+        for length in range(len(word) - best_d, len(word) + best_d + 1):
+            for other in self._known_buckets.get((word[0], length), ()):
+                if OSA.distance(word, other, score_cutoff=best_d) <= best_d:
+                    return None
         return min(best), zipf
 
-    def correct(self, norms: list[str]) -> list[str]:
-        """A copy of ``norms`` with likely typos replaced by their lexicon word."""
+    @property
+    def plain(self) -> set[str]:
+        """Words known to need no correction (the lexicon and words seen before)."""
+        return self._plain
+
+    def correct(
+        self, norms: list[str], protected: Callable[[int], bool] | None = None
+    ) -> list[str]:
+        """A copy of ``norms`` with likely typos replaced by their lexicon word.
+
+        Args:
+            norms: Folded words.
+            protected: Whether the word at a position must never be corrected (a proper name,
+                a signature or label line); asked only about words that would be corrected.
+        """
         out = norms
         plain = self._plain
         for i in [i for i, w in enumerate(norms) if w not in plain]:
@@ -182,6 +207,8 @@ class Speller:
                     plain.add(word)  # never a typo: skip it quickly next time
                 continue
             fixed, zipf = found
+            if protected is not None and protected(i):
+                continue
             if zipf >= self.RARE and not any(
                 norms[j] in self.anchors for j in range(max(0, i - 2), min(len(norms), i + 3))
             ):

@@ -2,8 +2,10 @@
 
 A report that states BI-RADS 1 or 2 while describing a spiculated mass or pleomorphic
 calcifications, or BI-RADS 4 or 5 without any current finding, keeps its stated category (the
-radiologist's assessment is the record) and gets a warning, so that a reviewer can look. Cues
-are data (``data/consistency.json``).
+radiologist's assessment is the record) and gets a warning, so that a reviewer can look. So does
+a finding that carries contradictory descriptors (margin circumscribed and spiculated: W205) and
+a finding stated present on one side while the same type, unqualified, is stated absent for
+both breasts (W206). Cues are data (``data/consistency.json``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mammosearch.nlp._resources import compile_pattern, load_data, union
+from mammosearch.nlp.render import negation_qualifier
 from mammosearch.nlp.sections import Segmentation
 from mammosearch.records import (
     AsymmetryKind,
@@ -19,6 +22,7 @@ from mammosearch.records import (
     CalcMorphology,
     Finding,
     FindingType,
+    Laterality,
     Margin,
 )
 
@@ -40,6 +44,61 @@ class ConsistencyCheck:
         self._high = frozenset(self.data["high_categories"])
         self._suspicious = compile_pattern(union(self.data["suspicious"]), source=_SRC)
         self._negation = compile_pattern(self.data["negation"], source=_SRC)
+        self._contradictions = [
+            (str(r["field"]), frozenset(r["values"]), frozenset(r["against"]))
+            for r in self.data.get("contradictory_descriptors", [])
+        ]
+
+    def finding_warnings(self, findings: Sequence[Finding]) -> list[str]:
+        """Warnings about findings that contradict themselves or each other.
+
+        W205: one finding carries contradictory descriptors; W206: a finding present on one
+        side while the same type is stated absent, without a qualifier, for both breasts.
+        Messages name types and descriptor values only, never report text.
+        """
+        out: list[str] = []
+        for f in findings:
+            d = f.descriptors
+            if len(d.margin) + len(d.shape) + len(d.mass_density) + len(d.calc_distribution) < 2:
+                continue
+            for field, mine, against in self._contradictions:
+                have = {v.value for v in getattr(d, field)}
+                if have & mine and have & against:
+                    pair = ", ".join(sorted(have & (mine | against)))
+                    out.append(
+                        f"W205: a {f.type.value} carries contradictory {field} descriptors "
+                        f"({pair}); kept both"
+                    )
+        absent_both = {
+            f.type
+            for f in findings
+            if f.negated and f.laterality is Laterality.BILATERAL and not f.historical
+        }
+        if absent_both:
+            present_sided = {
+                f.type
+                for f in findings
+                if not f.negated and f.laterality in (Laterality.LEFT, Laterality.RIGHT)
+            }
+            absent_both = {
+                f.type
+                for f in findings
+                if f.type in present_sided
+                and f.negated
+                and f.laterality is Laterality.BILATERAL
+                and not f.historical
+                and not negation_qualifier(f)
+            }
+        for f in findings:
+            sided = f.laterality in (Laterality.LEFT, Laterality.RIGHT)
+            if not f.negated and sided and not f.historical and f.type in absent_both:
+                side = f.laterality.value if f.laterality else ""
+                out.append(
+                    f"W206: a {f.type.value} is stated in the {side} breast while the report "
+                    "states none in either breast"
+                )
+                absent_both.discard(f.type)
+        return list(dict.fromkeys(out))
 
     def warnings(
         self,

@@ -24,6 +24,8 @@ __all__ = ["DensityExtractor", "resolve_density"]
 
 _SRC = "density.json"
 _CODE, _DESCRIPTION, _VAGUE = 2, 1, 0
+_BESIDE = 30  # characters between a density code and the atlas words it restates
+_ALTERNATIVE = re.compile(r"\s*(?:/|-|\bo\b|\bor\b)\s*(?:[a-d]|[1-4])(?![a-z0-9])")
 # Where a description is not about mammographic composition (ultrasound echotexture).
 _NON_MAMMO_SECTIONS = frozenset({"ultrasound"})
 
@@ -68,6 +70,11 @@ class DensityExtractor:
             for x in d["descriptions"]
         ]
         self._vague = compile_pattern(union([x["pattern"] for x in d["vague"]]), source=_SRC)
+        # all descriptions in one pattern, for the few characters beside a code
+        self._beside = compile_pattern(
+            union([x["pattern"] for x in d["descriptions"]], named="d"), source=_SRC
+        )
+        self._beside_values = {f"d{i}": str(x["category"]) for i, x in enumerate(d["descriptions"])}
 
     def __call__(
         self, text: str, folded: str, seg: Segmentation, *, complete: bool = True
@@ -92,11 +99,22 @@ class DensityExtractor:
                         continue
                 if code.needs_context and not self._has_context(folded, seg, m.start()):
                     continue
-                mentions.append(
-                    self._mention(folded, seg, self._values[raw], m.start(), v_end, _CODE)
-                )
+                mention = self._mention(folded, seg, self._values[raw], m.start(), v_end, _CODE)
+                if _ALTERNATIVE.match(folded, v_end):
+                    mention = replace(mention, ambiguous=True)  # "ACR C/D"
+                mentions.append(mention)
         if not complete and any(m.status is Status.CURRENT for m in mentions):
-            return mentions
+            # atlas words right beside a code's alternatives choose ("extremely dense (ACR C/D)")
+            for stated in [m for m in mentions if m.tier == _CODE and m.ambiguous]:
+                lo = max(0, stated.start - _BESIDE - 60)  # the words may be long
+                hi = min(len(folded), stated.end + _BESIDE + 60)
+                for m in word_matches(self._beside, folded, lo, hi):
+                    category = self._beside_values[str(m.lastgroup)]
+                    mentions.append(
+                        self._mention(folded, seg, category, m.start(), m.end(), _DESCRIPTION)
+                    )
+            mentions.sort(key=lambda x: (x.start, -x.end))
+            return _dedupe(mentions)
         for category, pattern in self._descriptions:
             for m in word_matches(pattern, folded):
                 mentions.append(
@@ -167,6 +185,38 @@ def _mark_alternatives(mentions: list[CategoryMention], seg: Segmentation) -> li
     return out
 
 
+def _words_decide(stated: list[CategoryMention]) -> tuple[list[CategoryMention], list[str]]:
+    """Atlas words right beside a code that disagree with it.
+
+    A code stated as alternatives ("extremely dense (ACR C/D)") takes the words' category (D),
+    with warning W104. A single letter is kept as it is (the letter is what the real corpora
+    label). Returns the mentions and the warnings.
+    """
+    codes = [m for m in stated if m.tier == _CODE and m.ambiguous]
+    words = [m for m in stated if m.tier == _DESCRIPTION]
+    if not codes or not words:
+        return stated, []
+    out: list[CategoryMention] = []
+    notes: list[str] = []
+    for mention in stated:
+        m = mention
+        if m.tier == _CODE and m.ambiguous:
+            beside = [
+                w
+                for w in words
+                if w.side == m.side and max(m.start - w.end, w.start - m.end) <= _BESIDE
+            ]
+            values = {w.value for w in beside}
+            if len(values) == 1 and m.value not in values:
+                m = replace(m, value=values.pop(), ambiguous=False)
+                notes.append(
+                    "W104: a density code gives alternatives and the atlas words beside it "
+                    "choose one; the words decide"
+                )
+        out.append(m)
+    return out, list(dict.fromkeys(notes))
+
+
 def _rank(value: str) -> int:
     return DensityCategory(value).rank
 
@@ -186,6 +236,8 @@ def resolve_density(mentions: list[CategoryMention]) -> Resolution:
         and not (m.tier == _DESCRIPTION and m.section in _NON_MAMMO_SECTIONS)
     ]
     stated = [m for m in current if m.tier > _VAGUE]
+    stated, notes = _words_decide(stated)
+    warnings.extend(notes)
     descriptions = [m for m in stated if m.tier == _DESCRIPTION and m.side is None]
     if len({m.value for m in descriptions}) >= 3:
         warnings.append("W102: the report lists several density descriptions; read as a legend")

@@ -125,6 +125,7 @@ def assemble_report(
     notes += consistency.warnings(
         prepared.folded, analysis.segmentation, birads.category.value if birads else None, findings
     )
+    notes += consistency.finding_warnings(findings)
     if not prepared.text.strip():
         notes.append("W002: the report is empty")
     return NormalizedReport(

@@ -7,6 +7,12 @@ report, after the folding the annotations use: ``post_surgical``, ``dilated_duct
 ``implant`` count as ``other``; a null laterality and ``bilateral`` are the same; the same
 statement for the left and the right breast is one bilateral finding. Descriptors are compared
 as sets of (type, descriptor, value) over positive findings.
+
+Finding errors are sorted into classes so that one can see where a corpus fails
+(:class:`FindingErrors`): a gold finding found with the other negation is a *wrong negation*,
+one found on another side a *wrong side*; the rest are *missed* or *extra*. Each finding type
+gets its own precision, recall and F1 (:attr:`ReportScores.by_type`); :func:`format_scores`
+renders all of it as text for ``mammosearch evaluate reports``.
 """
 
 from __future__ import annotations
@@ -17,7 +23,15 @@ from typing import Any
 
 from mammosearch.records import NormalizedReport
 
-__all__ = ["PRF", "ReportScores", "finding_keys", "score_reports"]
+__all__ = [
+    "PRF",
+    "FindingErrors",
+    "ReportScores",
+    "classify_errors",
+    "finding_keys",
+    "format_scores",
+    "score_reports",
+]
 
 _FOLD_TYPES = {"post_surgical": "other", "dilated_duct": "other", "implant": "other"}
 _DESCRIPTOR_FIELDS = ("shape", "margin", "mass_density", "calc_morphology", "calc_distribution",
@@ -58,6 +72,31 @@ class PRF:
 
 
 @dataclass(slots=True)
+class FindingErrors:
+    """Finding errors by class, with the report ids and keys behind them.
+
+    Attributes:
+        missed: Gold findings absent from the output (no same type and side with the other
+            negation, no same type and negation on another side).
+        extra: Output findings absent from the gold, not explained by the classes below.
+        wrong_side: Gold findings found with the same type and negation on another side.
+        wrong_negation: Gold findings found with the same type and side but the other negation.
+        examples: One line per error, ``"<id>: <class> <type> <side> <negated|present>"``.
+    """
+
+    missed: int = 0
+    extra: int = 0
+    wrong_side: int = 0
+    wrong_negation: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"missed": self.missed, "extra": self.extra, "wrong_side": self.wrong_side,
+                "wrong_negation": self.wrong_negation, "examples": self.examples}  # fmt: skip
+
+
+@dataclass(slots=True)
 class ReportScores:
     """Scores of a set of normalized reports against gold."""
 
@@ -71,6 +110,8 @@ class ReportScores:
     descriptors: PRF = field(default_factory=PRF)
     descriptors_n: int = 0
     misses: list[str] = field(default_factory=list)
+    errors: FindingErrors = field(default_factory=FindingErrors)
+    by_type: dict[str, PRF] = field(default_factory=dict)
 
     @property
     def density_accuracy(self) -> float:
@@ -89,6 +130,8 @@ class ReportScores:
         }
         if self.findings_n:
             out["findings"] = self.findings.to_dict()
+            out["finding_errors"] = self.errors.to_dict()
+            out["findings_by_type"] = {k: v.to_dict() for k, v in sorted(self.by_type.items())}
         if self.descriptors_n:
             out["descriptors"] = self.descriptors.to_dict()
         if self.recommendation_n:
@@ -114,6 +157,100 @@ def finding_keys(findings: Iterable[Mapping[str, Any]]) -> set[tuple[str, str, b
             keys -= {(kind, "left", negated), (kind, "right", negated)}
             keys.add((kind, "bilateral", negated))
     return keys
+
+
+def classify_errors(
+    report_id: str, gold: set[tuple[str, str, bool]], predicted: set[tuple[str, str, bool]]
+) -> FindingErrors:
+    """Sort one report's finding differences into missed, extra, wrong side, wrong negation.
+
+    Args:
+        report_id: Used in the example lines.
+        gold: Folded gold keys (:func:`finding_keys`).
+        predicted: Folded output keys.
+
+    Example:
+        >>> e = classify_errors("r1", {("mass", "left", False)}, {("mass", "left", True)})
+        >>> (e.wrong_negation, e.missed, e.extra)
+        (1, 0, 0)
+    """
+    errors = FindingErrors()
+    missed = sorted(gold - predicted)
+    extra = set(predicted - gold)
+
+    def note(kind: str, key: tuple[str, str, bool]) -> None:
+        state = "negated" if key[2] else "present"
+        errors.examples.append(f"{report_id}: {kind} {key[0]} {key[1]} {state}")
+
+    for key in missed:
+        kind, side, negated = key
+        flipped = (kind, side, not negated)
+        moved = next((k for k in sorted(extra) if k[0] == kind and k[2] == negated), None)
+        if flipped in extra:
+            extra.discard(flipped)
+            errors.wrong_negation += 1
+            note("wrong_negation", key)
+        elif moved is not None:
+            extra.discard(moved)
+            errors.wrong_side += 1
+            note("wrong_side", key)
+        else:
+            errors.missed += 1
+            note("missed", key)
+    for key in sorted(extra):
+        errors.extra += 1
+        note("extra", key)
+    return errors
+
+
+def _add_errors(total: FindingErrors, more: FindingErrors) -> None:
+    total.missed += more.missed
+    total.extra += more.extra
+    total.wrong_side += more.wrong_side
+    total.wrong_negation += more.wrong_negation
+    total.examples.extend(more.examples)
+
+
+def format_scores(scores: ReportScores, *, examples: int = 20) -> str:
+    """The scores as plain text: accuracies, findings F1, error classes and a per-type table.
+
+    Args:
+        scores: What :func:`score_reports` returned.
+        examples: How many error lines to list at most (report ids and keys, never text).
+    """
+    lines = [
+        f"reports: {scores.n}",
+        f"density accuracy: {scores.density_accuracy:.3f}",
+        f"BI-RADS accuracy: {scores.birads_accuracy:.3f}",
+    ]
+    if scores.recommendation_n:
+        rate = scores.recommendation_correct / scores.recommendation_n
+        lines.append(f"recommendation accuracy: {rate:.3f}")
+    if scores.findings_n:
+        f = scores.findings
+        lines.append(
+            f"findings: P {f.precision:.3f} R {f.recall:.3f} F1 {f.f1:.3f} "
+            f"(tp {f.tp}, fp {f.fp}, fn {f.fn})"
+        )
+        e = scores.errors
+        lines.append(
+            f"finding errors: missed {e.missed}, extra {e.extra}, wrong side {e.wrong_side}, "
+            f"wrong negation {e.wrong_negation}"
+        )
+        lines.append(f"{'type':<26}{'tp':>5}{'fp':>5}{'fn':>5}{'P':>8}{'R':>8}{'F1':>8}")
+        for kind, prf in sorted(scores.by_type.items()):
+            lines.append(
+                f"{kind:<26}{prf.tp:>5}{prf.fp:>5}{prf.fn:>5}"
+                f"{prf.precision:>8.3f}{prf.recall:>8.3f}{prf.f1:>8.3f}"
+            )
+        for line in e.examples[:examples]:
+            lines.append(f"  {line}")
+        if len(e.examples) > examples:
+            lines.append(f"  ... {len(e.examples) - examples} more")
+    if scores.descriptors_n:
+        d = scores.descriptors
+        lines.append(f"descriptors: P {d.precision:.3f} R {d.recall:.3f} F1 {d.f1:.3f}")
+    return "\n".join(lines)
 
 
 def _descriptor_keys(findings: Iterable[Mapping[str, Any]]) -> set[tuple[str, str, str]]:
@@ -167,6 +304,12 @@ def score_reports(
             scores.findings_n += 1
             gold_keys, pred_keys = finding_keys(row["findings"]), finding_keys(data["findings"])
             scores.findings.add(pred_keys, gold_keys)
+            for kind in {k[0] for k in gold_keys | pred_keys}:
+                prf = scores.by_type.setdefault(kind, PRF())
+                prf.add(
+                    {k for k in pred_keys if k[0] == kind}, {k for k in gold_keys if k[0] == kind}
+                )
+            _add_errors(scores.errors, classify_errors(str(row["id"]), gold_keys, pred_keys))
             if gold_keys != pred_keys:
                 problems.append(
                     f"findings missed {sorted(gold_keys - pred_keys)} extra "

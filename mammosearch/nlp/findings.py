@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mammosearch.nlp._phrases import PhraseIndex, Speller, Tokens, phrase_words, tokenize
-from mammosearch.nlp._resources import compile_pattern, load_data
+from mammosearch.nlp._resources import compile_pattern, load_data, word_matches
 from mammosearch.nlp.sections import Segmentation, Sentence
 from mammosearch.records import (
     AsymmetryKind,
@@ -70,6 +70,8 @@ _ATTACH_WINDOW = 8  # words between a descriptor and its finding
 _HISTORY_SECTIONS = frozenset({"history", "comparison"})
 # Recommendations restate findings ("biopsia de las calcificaciones"); they add none.
 _RESTATING_SECTIONS = frozenset({"recommendation"})
+# DESIGN: the ultrasound part of a combined report is not coded.
+_SKIPPED_SECTIONS = _RESTATING_SECTIONS | {"ultrasound"}
 _SIZE = re.compile(
     r"(?<![\w.,])(\d{1,3}(?:[.,]\d{1,2})?)(?:\s*(?:x|\u00d7|por)\s*(\d{1,3}(?:[.,]\d{1,2})?))?"
     r"(?:\s*(?:x|\u00d7|por)\s*(\d{1,3}(?:[.,]\d{1,2})?))?\s*(mm|cm|mms|milimetros|centimetros)\b"
@@ -95,6 +97,17 @@ class _Item:
     union: dict[str, str] | None = None
     depth: str | None = None
     size_mm: float | None = None
+    fixed_side: Laterality | None = None  # named right after an elided finding
+    qualifier_start: int | None = None  # the evidence, with a qualifier ("no suspicious ...")
+    qualifier_end: int | None = None
+
+    @property
+    def ev_start(self) -> int:
+        return self.start if self.qualifier_start is None else min(self.start, self.qualifier_start)
+
+    @property
+    def ev_end(self) -> int:
+        return self.end if self.qualifier_end is None else max(self.end, self.qualifier_end)
 
     def add(self, name: str, value: str) -> None:
         values = self.descriptors.setdefault(name, [])
@@ -133,6 +146,9 @@ class FindingsExtractor:
             FindingType(t["type"])
             payload = (str(t["type"]), dict(t.get("implies", {})))
             trigger_entries += [(p, payload) for p in t["phrases"]]
+        for c in f.get("compounds", []):
+            kinds = [FindingType(k).value for k in c["types"]]
+            trigger_entries += [(p, ("|".join(kinds), {})) for p in c["phrases"]]
         trigger_entries += [(p, (_GENERIC, {})) for p in f["generic_heads"]]
         self._triggers: PhraseIndex[tuple[str, dict[str, str]]] = PhraseIndex(trigger_entries)
 
@@ -173,7 +189,7 @@ class FindingsExtractor:
 
         self._reclassify = [
             (
-                str(r["from"]),
+                frozenset([r["from"]] if isinstance(r["from"], str) else r["from"]),
                 str(r["to"]),
                 int(r.get("window", 6)),
                 PhraseIndex([(c, True) for c in r["cues"]]),
@@ -181,6 +197,46 @@ class FindingsExtractor:
             for r in f.get("reclassify", [])
         ]
         self._size_exclusions = [" ".join(e.split()) for e in f.get("size_exclusions", [])]
+        char = f.get("characterised_as", {})
+        self._char_from = frozenset(char.get("from", ()))
+        self._char_cues = PhraseIndex([(c, True) for c in char.get("cues", [])])
+        self._char_first = frozenset(phrase_words(c)[0] for c in char.get("cues", []))
+        qualifier_entries: list[tuple[str, tuple[str, str]]] = []
+        for word, where in f.get("qualifiers", {}).items():
+            if word.startswith("_"):
+                continue
+            qualifier_entries += [(p, ("before", word)) for p in where["before"]]
+            qualifier_entries += [(p, ("after", word)) for p in where["after"]]
+        self._qualifiers: PhraseIndex[tuple[str, str]] = PhraseIndex(qualifier_entries)
+        self._qualifier_first = frozenset(phrase_words(q)[0] for q, _ in qualifier_entries)
+        # patterns that start with the same literal word are searched as one
+        grouped: dict[tuple[str, str], list[str]] = {}
+        for kind, patterns in f.get("normal_statements", {}).items():
+            if kind.startswith("_"):
+                continue
+            for pattern in patterns:
+                prefix = _literal_prefix(pattern)
+                grouped.setdefault((FindingType(kind).value, prefix), []).append(
+                    pattern[len(prefix) :]
+                )
+        self._normal = [
+            (
+                kind,
+                prefix,
+                compile_pattern(
+                    re.escape(prefix) + "(?:" + "|".join(rests) + ")", source="findings.json"
+                ),
+            )
+            for (kind, prefix), rests in grouped.items()
+        ]
+        self._label_lines = [
+            compile_pattern(x, source="findings.json") for x in f.get("label_lines", [])
+        ]
+        us = ctx.get("ultrasound", {})
+        self._us_after = [compile_pattern(p, source="context_findings.json")
+                          for p in us.get("after", [])]  # fmt: skip
+        self._us_sentence = [compile_pattern(p, source="context_findings.json")
+                             for p in us.get("sentence", [])]  # fmt: skip
         anchors = set(f.get("anchors", []))
         for t in f["triggers"]:
             anchors.update(p.split()[-1] for p in t["phrases"])
@@ -217,21 +273,65 @@ class FindingsExtractor:
         tokens = tokenize(folded)
         if not len(tokens):
             return []
-        norms = self.speller.correct(tokens.norms)
+        norms = self.speller.correct(tokens.norms, self._protector(text, folded, tokens))
+        us_here = any(w in folded for w in _US_WORDS)
         triggers = [s for s, _, _ in self._triggers.scan(norms)]
+        normal = self._normal_statements(folded, tokens)
+        if normal:
+            triggers = sorted({*triggers, *(s for _, s, _ in normal)})
         if not triggers:
             return []
         units = self._units(tokens, seg, folded)
         exam_side = self._exam_side(norms, units)
         found: list[Finding] = []
         for sentence, lo, hi in units:
-            if sentence.section in _RESTATING_SECTIONS:
+            if sentence.section in _SKIPPED_SECTIONS:
                 continue
             i = bisect.bisect_left(triggers, lo)
             if i == len(triggers) or triggers[i] >= hi:
                 continue  # no finding word in this sentence
-            found.extend(self._unit(text, folded, tokens, norms, lo, hi, sentence, exam_side))
+            statements = [x for x in normal if lo <= x[1] < hi]
+            found.extend(
+                self._unit(
+                    text, folded, tokens, norms, lo, hi, sentence, exam_side, statements, us_here
+                )
+            )
         return merge_findings(found)
+
+    def _protector(self, text: str, folded: str, tokens: Tokens) -> Callable[[int], bool]:
+        """Whether a word is never corrected toward the lexicon: a capitalised word in
+        mixed-case text (a proper name such as "Quispe") or a word of a signature or label
+        line. Label lines are searched only when a correction is about to be made."""
+
+        def protected(i: int) -> bool:
+            s, e = tokens.starts[i], tokens.ends[i]
+            if e - s >= 2 and text[s].isupper() and any(c.islower() for c in text[s + 1 : e]):
+                return True
+            line_start = folded.rfind("\n", 0, s) + 1
+            line_end = folded.find("\n", e)
+            line_end = len(folded) if line_end < 0 else line_end
+            return any(
+                m.start() <= s < m.end()
+                for pattern in self._label_lines
+                for m in pattern.finditer(folded, line_start, line_end)
+            )
+
+        return protected
+
+    def _normal_statements(self, folded: str, tokens: Tokens) -> list[tuple[str, int, int]]:
+        """(type, first token, end token) of statements that a finding type is normal."""
+        out: list[tuple[str, int, int]] = []
+        if not any(w in folded for w in _NORMAL_WORDS):
+            return out
+        for kind, prefix, pattern in self._normal:
+            if prefix not in folded:
+                continue  # the pattern's first word is nowhere in the report
+            for m in word_matches(pattern, folded):
+                s = bisect.bisect_left(tokens.ends, m.start() + 1)
+                e = bisect.bisect_left(tokens.starts, m.end())
+                if s < e:
+                    out.append((kind, s, e))
+        return out
 
     def _exam_side(
         self, norms: list[str], units: list[tuple[Sentence, int, int]]
@@ -281,32 +381,66 @@ class FindingsExtractor:
         hi: int,
         sentence: Sentence,
         exam_side: Laterality | None,
+        statements: Sequence[tuple[str, int, int]] = (),
+        us_here: bool = True,
     ) -> list[Finding]:
         items = [
-            _Item(kind, s, e, dict(implies))
+            _Item(part, s, e, dict(implies))
             for s, e, payloads in self._triggers.scan(norms, lo, hi)
             for kind, implies in payloads[:1]
+            for part in kind.split("|")
         ]
+        if us_here:
+            items = self._drop_ultrasound(items, folded, tokens, lo, hi)
+        if not items and statements:
+            # only "the axillae are unremarkable": a negated finding with a side, nothing more
+            items = [_Item(kind, s, e, negated=True) for kind, s, e in statements]
+            self._attach_sides(items, norms, lo, hi, sentence.side or exam_side)
+            return self._build(text, tokens, items, sentence)
+        for kind, s, e in statements:
+            inside = [
+                it for it in items if it.kind in (kind, _GENERIC) and it.start < e and s < it.end
+            ]
+            for it in inside:
+                it.kind, it.negated = kind, True
+            if not inside:
+                items.append(_Item(kind, s, e, negated=True))
+        items.sort(key=lambda it: (it.start, it.end))
         if not items:
             return []
         self._apply_reclassify(items, norms, lo, hi)
+        items = self._apply_characterised(items, norms, lo, hi)
+        elided = self._elided(items, norms, lo, hi)
+        if elided:
+            items += elided
+            items.sort(key=lambda it: (it.start, it.end))
         cues = self._cues.scan(norms, lo, hi)
         connectors = {s for s, _, _ in self._connectors.scan(norms, lo, hi)}
         terminators = [s for s, _, payloads in cues if payloads[0].category == "TERMINATE"]
-        negated_spans = self._apply_context(items, cues, connectors, terminators, lo, hi)
+        negated_spans = self._apply_context(items, cues, connectors, terminators, lo, hi, norms)
         items = [it for it in items if not it.hypothetical]
         self._attach_descriptors(items, norms, lo, hi, negated_spans)
         items = [it for it in items if it.kind != _GENERIC]
         if not items:
             return []
-        self._attach_locations(items, folded, tokens, norms, lo, hi)
-        if any(norms[i].isdigit() for i in range(lo, hi)):
+        self._qualify(items, norms, lo, hi)
+        has_digit = _DIGIT.search(folded, tokens.starts[lo], tokens.ends[hi - 1]) is not None
+        self._attach_locations(items, folded, tokens, norms, lo, hi, has_digit)
+        if has_digit:
             self._attach_sizes(items, folded, tokens, lo, hi)
         self._attach_sides(items, norms, lo, hi, sentence.side or exam_side)
+        return self._build(text, tokens, items, sentence)
+
+    @staticmethod
+    def _build(text: str, tokens: Tokens, items: list[_Item], sentence: Sentence) -> list[Finding]:
+        """The findings of finished items."""
         historical_section = sentence.section in _HISTORY_SECTIONS
         out = []
         for it in items:
-            start, end = tokens.starts[it.start], tokens.ends[it.end - 1]
+            first, last = it.start, it.end
+            if it.qualifier_start is not None or it.qualifier_end is not None:
+                first, last = it.ev_start, it.ev_end
+            start, end = tokens.starts[first], tokens.ends[last - 1]
             clock = it.clock
             if clock is None and it.union and it.side in (Laterality.LEFT, Laterality.RIGHT):
                 clock = it.union[it.side.value]
@@ -324,26 +458,124 @@ class FindingsExtractor:
                         Quadrant(it.quadrant) if it.quadrant else None,
                         clock,
                         Depth(it.depth) if it.depth else None,
-                    ),
+                    )
+                    if it.quadrant or clock or it.depth
+                    else _NO_LOCATION,
                 )
             )
         return out
 
     def _apply_reclassify(self, items: list[_Item], norms: list[str], lo: int, hi: int) -> None:
         """A nodular image "con carácter ganglionar" is a lymph node, not a mass."""
-        for source, target, window, cues in self._reclassify:
-            if not any(it.kind == source for it in items):
+        for sources, target, window, cues in self._reclassify:
+            if not any(it.kind in sources for it in items):
                 continue
             hits = [s for s, _, _ in cues.scan(norms, lo, hi)]
             if not hits:
                 continue
             starts = sorted(it.start for it in items)
             for it in items:
-                if it.kind != source:
+                if it.kind not in sources:
                     continue
                 following = min([s for s in starts if s > it.start] + [hi])
                 if any(it.end <= h < min(following, it.end + window) for h in hits):
                     it.kind = target
+
+    def _drop_ultrasound(
+        self, items: list[_Item], folded: str, tokens: Tokens, lo: int, hi: int
+    ) -> list[_Item]:
+        """Items of an ultrasound statement removed: they are not coded (DESIGN)."""
+        if not items:
+            return items
+        begin, finish = tokens.starts[lo], tokens.ends[hi - 1]
+        part = folded[begin:finish]
+        if not any(w in part for w in _US_WORDS):
+            return items
+        if any(p.search(folded, begin, finish) for p in self._us_sentence):
+            return []
+        cuts = [m.end() for p in self._us_after if (m := p.search(folded, begin, finish))]
+        if not cuts:
+            return items
+        cut = min(cuts)
+        return [it for it in items if tokens.starts[it.start] < cut]
+
+    def _apply_characterised(
+        self, items: list[_Item], norms: list[str], lo: int, hi: int
+    ) -> list[_Item]:
+        """A mass "with the characteristics of intramammary lymph nodes" is that node: the
+        earlier mention takes the later one's type and the later one is dropped."""
+        if len(items) < 2 or self._char_first.isdisjoint(norms[lo:hi]):
+            return items
+        dropped: set[int] = set()
+        for cs, ce, _ in self._char_cues.scan(norms, lo, hi):
+            # the next finding word, a few modifiers on ("an involuting fibroadenoma")
+            targets = [
+                it
+                for it in items
+                if ce <= it.start <= ce + _CHAR_REACH
+                and it.kind != _GENERIC
+                and not any(w in _CLAUSE_ENDS for w in norms[ce : it.start])
+            ]
+            before = [it for it in items if it.end <= cs and id(it) not in dropped]
+            if not targets or not before:
+                continue
+            source = max(before, key=lambda it: (it.end, it.start))
+            target = targets[0]
+            if source.kind in self._char_from:
+                source.kind = target.kind
+                source.implies.update(target.implies)
+            dropped.add(id(target))  # one finding, and its interpretation
+        return [it for it in items if id(it) not in dropped]
+
+    def _elided(self, items: list[_Item], norms: list[str], lo: int, hi: int) -> list[_Item]:
+        """Findings named only by a descriptor and another side ("calcificaciones puntiformes
+        en ambas mamas y una anular en la mama derecha"): a finding of the same type."""
+        accepting = [it for it in items if it.kind in _ACCEPTS]
+        if not accepting or _AND_WORDS.isdisjoint(norms[lo:hi]):
+            return []
+        side_hits = self._sides.scan(norms, lo, hi)
+        sides = [s for s, _, _ in side_hits]
+        if len(sides) < 2:
+            return []
+        starts = sorted(it.start for it in items)
+        descriptors = {s: (e, opts) for s, e, opts in self._descriptors.scan(norms, lo, hi)}
+        extra: list[_Item] = []
+        for it in accepting:
+            following = min([s for s in starts if s >= it.end] + [hi])
+            for c in range(it.end, min(following, it.end + 12)):
+                if norms[c] not in _AND_WORDS:
+                    continue
+                if not any(it.end <= x < c for x in sides):
+                    break  # the first finding names no side of its own before "and"
+                j = c + 1
+                while j < hi and j < c + 3 and norms[j] in _ELIDED_ARTICLES:
+                    j += 1
+                k = j
+                while k in descriptors and any(
+                    name in _ACCEPTS[it.kind] for name, _ in descriptors[k][1]
+                ):
+                    k = descriptors[k][0]
+                if k == j or not any(k <= x < k + 4 for x in sides):
+                    break
+                if any(c < s < k + 4 for s in starts):
+                    break
+                side = next(p[0][0] for s, _, p in side_hits if k <= s < k + 4)
+                extra.append(_Item(it.kind, j, k, fixed_side=side))
+                break
+        return extra
+
+    def _qualify(self, items: list[_Item], norms: list[str], lo: int, hi: int) -> None:
+        """Stretch a negated finding's evidence over its qualifier ("no suspicious ...")."""
+        negated = [it for it in items if it.negated]
+        if not negated or self._qualifier_first.isdisjoint(norms[lo:hi]):
+            return
+        for s, e, payloads in self._qualifiers.scan(norms, lo, hi):
+            where = payloads[0][0]
+            for it in negated:
+                if where == "before" and e == it.start:
+                    it.qualifier_start = s
+                elif where == "after" and s == it.end:
+                    it.qualifier_end = e
 
     # ------------------------------------------------------------------ context
 
@@ -355,6 +587,7 @@ class FindingsExtractor:
         terminators: list[int],
         lo: int,
         hi: int,
+        norms: list[str],
     ) -> list[tuple[int, int]]:
         """Set negated/uncertain/historical; return the token spans under negation."""
         pseudo = [(s, e) for s, e, p in cues if p[0].category == "PSEUDO"]
@@ -368,13 +601,13 @@ class FindingsExtractor:
                 continue
             scoped: list[_Item] = []
             if cue.direction in ("FORWARD", "BIDIRECTIONAL"):
-                scoped += self._forward(ordered, e, connectors, terminators, hi)
+                scoped += self._forward(ordered, e, connectors, terminators, hi, norms)
             if cue.direction in ("BACKWARD", "BIDIRECTIONAL"):
-                scoped += self._backward(ordered, s, connectors, terminators, lo)
+                scoped += self._backward(ordered, s, connectors, terminators, lo, norms)
             for it in scoped:
                 if cue.category == "NEGATED_EXISTENCE":
                     it.negated = True
-                elif cue.category == "HYPOTHETICAL":
+                elif cue.category in ("HYPOTHETICAL", "REMOVED"):
                     it.hypothetical = True
                 elif cue.category == "POSSIBLE_EXISTENCE":
                     it.uncertain = True
@@ -393,6 +626,7 @@ class FindingsExtractor:
         connectors: set[int],
         terminators: list[int],
         hi: int,
+        norms: list[str],
     ) -> list[_Item]:
         stop = min([t for t in terminators if t >= cue_end] + [hi])
         scoped: list[_Item] = []
@@ -406,10 +640,16 @@ class FindingsExtractor:
             if not scoped:
                 if gap > self._max_gap:
                     break
-            elif gap > self._chain_gap or not any(prev_end <= c < it.start for c in connectors):
+            elif gap < 0:
+                pass  # another finding named by the same words ("skin thickening or retraction")
+            elif (
+                gap > self._chain_gap or not any(prev_end <= c < it.start for c in connectors)
+            ) and not _same_item(scoped[-1], it, norms):
+                # "a dominant mass lesion, ...", "an area of distortion": a generic head next to
+                # a finding word belongs to the same list item; anything else ends the list
                 break
             scoped.append(it)
-            prev_end = it.end
+            prev_end = max(prev_end, it.end)
         return scoped
 
     def _backward(
@@ -419,6 +659,7 @@ class FindingsExtractor:
         connectors: set[int],
         terminators: list[int],
         lo: int,
+        norms: list[str],
     ) -> list[_Item]:
         stop = max([t for t in terminators if t < cue_start] + [lo - 1])
         scoped: list[_Item] = []
@@ -432,10 +673,14 @@ class FindingsExtractor:
             if not scoped:
                 if gap > self._max_gap:
                     break
-            elif gap > self._chain_gap or not any(it.end <= c < next_start for c in connectors):
+            elif gap < 0:
+                pass
+            elif (
+                gap > self._chain_gap or not any(it.end <= c < next_start for c in connectors)
+            ) and not _same_item(it, scoped[-1], norms):
                 break
             scoped.append(it)
-            next_start = it.start
+            next_start = min(next_start, it.start)
         return scoped
 
     # ------------------------------------------------------------------ attachment
@@ -506,17 +751,24 @@ class FindingsExtractor:
         norms: list[str],
         lo: int,
         hi: int,
+        has_digit: bool = True,
     ) -> None:
+        heads = {} if _WITH_WORDS.isdisjoint(norms[lo:hi]) else _dependent_heads(items, norms)
         for s, e, payloads in self._locations.scan(norms, lo, hi):
             name, value = payloads[0]
-            for it in self._nearest(items, s, e)[:1]:
+            for nearest in self._nearest(items, s, e)[:1]:
+                head = heads.get(id(nearest))
+                if head is not None and e == nearest.start:
+                    break  # "central microcalcification": a place inside the lesion
+                # "... with central calcification seen in the inner quadrant": the lesion's place
+                it = nearest if head is None else head
                 if name == "quadrant" and it.quadrant is None:
                     it.quadrant = value
                 elif name == "depth" and it.depth is None:
                     it.depth = value
                 elif name == "union" and it.union is None:
                     it.union = value
-        if not any(norms[i].isdigit() for i in range(lo, hi)):
+        if not has_digit:
             return  # clock positions need a number
         begin, finish = tokens.starts[lo], tokens.ends[hi - 1]
         for pattern in self._clock:
@@ -555,7 +807,11 @@ class FindingsExtractor:
         self, items: list[_Item], norms: list[str], lo: int, hi: int, default: Laterality | None
     ) -> None:
         sides = [(s, e, p[0][0], p[0][1]) for s, e, p in self._sides.scan(norms, lo, hi)]
-        bounds = [i for i in range(lo, hi) if norms[i] in (",", ";")]
+        if not sides:
+            for it in items:
+                it.side = it.fixed_side if it.fixed_side is not None else default
+            return
+        bounds = [lo + k for k, w in enumerate(norms[lo:hi]) if w == "," or w == ";"]
 
         def distance(x: tuple[int, int, Laterality, bool], it: _Item) -> int:
             if x[1] <= it.start:  # before the finding; Spanish side adjectives follow their noun
@@ -563,6 +819,9 @@ class FindingsExtractor:
             return max(0, x[0] - it.end)
 
         for it in items:
+            if it.fixed_side is not None:
+                it.side = it.fixed_side
+                continue
             clause_lo = max([b for b in bounds if b < it.start] + [lo - 1])
             clause_hi = min([b for b in bounds if b >= it.end] + [hi])
             in_clause = [x for x in sides if clause_lo < x[0] < clause_hi]
@@ -585,9 +844,20 @@ _RIGHT_WORDS = ["right", "right breast", "right side", "right sided", "derecha",
                 "derechas", "derechos", "mama derecha", "lado derecho"]  # fmt: skip
 _LEFT_WORDS = ["left", "left breast", "left side", "left sided", "izquierda", "izquierdo",
                "izquierdas", "izquierdos", "mama izquierda", "lado izquierdo"]  # fmt: skip
-_BOTH_WORDS = ["bilateral", "bilaterally", "bilaterales", "bilateralmente", "both breasts", "both",
-               "either breast", "each breast", "either", "ambas mamas", "ambas", "ambos",
-               "ambas regiones", "ambos lados"]  # fmt: skip
+_AND_WORDS = frozenset({"y", "e", "and"})
+_CLAUSE_ENDS = frozenset({",", ";", ".", ":"})
+_DIGIT = re.compile(r"\d")
+# a report naming none of these has no ultrasound statement to look for
+_US_WORDS = ("ecograf", "ultrason", "ultrasound", "sonogra", "usg")
+# a report naming none of these states no normal node or axilla (normal_statements)
+_NORMAL_WORDS = ("axil", "node", "gangli", "adenopat")
+_CHAR_REACH = 3  # words between a "characterised as" cue and the finding word it names
+_WITH_WORDS = frozenset({"with", "con", "showing", "containing", "contains", "contiene"})
+_ELIDED_ARTICLES = frozenset({"un", "una", "unas", "unos", "algunas", "algunos", "a", "an", "one",
+                              "some", "other", "otra", "otras", "otro", "otros"})  # fmt: skip
+_BOTH_WORDS = ["neither breast", "bilateral", "bilaterally", "bilaterales", "bilateralmente",
+               "both breasts", "both", "either breast", "each breast", "either", "ambas mamas",
+               "ambas", "ambos", "ambas regiones", "ambos lados"]  # fmt: skip
 
 
 # Spanish side words, which follow the noun they qualify ("ganglio axilar izquierdo",
@@ -597,6 +867,44 @@ _POSTPOSED = frozenset(
     for w in _RIGHT_WORDS + _LEFT_WORDS + _BOTH_WORDS
     if w.startswith(("derech", "izquierd", "mama ", "lado ", "amb", "bilaterales", "bilateralm"))
 )
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The literal letters a data pattern starts with ("axil" for "axil(?:a|ae)...")."""
+    m = re.match(r"[a-z ]+", pattern)
+    prefix = m.group() if m else ""
+    # a letter followed by "?" or "*" is optional: stop before it
+    optional = pattern[len(prefix) : len(prefix) + 1] in ("?", "*")
+    return prefix[:-1] if optional else prefix
+
+
+def _dependent_heads(items: Sequence[_Item], norms: list[str]) -> dict[int, _Item]:
+    """Findings introduced by "with"/"con" after a lesion ("opacity with spiculated margin and
+    central microcalcification"), mapped (by ``id``) to that lesion: their locations are its."""
+    heads: dict[int, _Item] = {}
+    ordered = sorted(items, key=lambda it: it.start)
+    for i, it in enumerate(ordered):
+        if i == 0:
+            continue
+        prev = ordered[i - 1]
+        head = heads.get(id(prev), prev)
+        if head.kind not in _LESIONS and head.kind not in ("architectural_distortion", _GENERIC):
+            continue
+        between = norms[head.end : it.start]
+        if any(w in _WITH_WORDS for w in between) and not any(w in (";", ".") for w in between):
+            heads[id(it)] = head
+    return heads
+
+
+def _same_item(first: _Item, second: _Item, norms: list[str]) -> bool:
+    """Whether two adjacent mentions name one list item: a finding word and a generic head
+    ("mass lesion", "nodulo lesion") or a generic head "of" a finding ("area of distortion")."""
+    gap = second.start - first.end
+    if first.kind != _GENERIC and second.kind == _GENERIC:
+        return gap == 0
+    if first.kind == _GENERIC and second.kind != _GENERIC:
+        return gap == 0 or (gap == 1 and norms[first.end] in ("of", "de"))
+    return False
 
 
 def _data_words(*names: str) -> frozenset[str]:
@@ -640,7 +948,13 @@ def _clock(m: re.Match[str]) -> str | None:
     return f"{h1}:{m1:02d}"
 
 
+_NO_DESCRIPTORS = FindingDescriptors()
+_NO_LOCATION = FindingLocation()
+
+
 def _descriptors(values: dict[str, list[str]], size_mm: float | None) -> FindingDescriptors:
+    if not values and size_mm is None:
+        return _NO_DESCRIPTORS  # frozen: one shared empty value
     asymmetry = values.get("asymmetry")
     data: dict[str, Any] = {k: v for k, v in values.items() if k != "asymmetry"}
     return FindingDescriptors.from_dict(

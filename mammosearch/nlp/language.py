@@ -81,8 +81,8 @@ def detect_language(text: str) -> str | None:
     if len(words) < _MIN_WORDS:
         return None
     # Clear-cut reports are decided by their function words; lingua decides the rest.
-    en = sum(w in _EN_MARKERS for w in words)
-    es = sum(w in _ES_MARKERS for w in words)
+    en = sum(map(_EN_MARKERS.__contains__, words))
+    es = sum(map(_ES_MARKERS.__contains__, words))
     if en >= _CLEAR and es * _MARGIN <= en:
         return "en"
     if es >= _CLEAR and en * _MARGIN <= es:

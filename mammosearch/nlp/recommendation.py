@@ -1,9 +1,11 @@
 """The management recommendation a report states (EN/ES).
 
 Kinds are tried in priority order (biopsy, additional imaging, short-interval follow-up,
-clinical correlation, routine screening); statements in the recommendation or impression
-sections win over the rest of the report, and negated or past ones ("no biopsy is needed",
-"status post biopsy") do not count. Patterns are data (``data/recommendations.json``).
+clinical correlation, routine screening); statements in the recommendation section win over
+the impression, and both over the rest of the report; negated or past ones ("no biopsy is
+needed", "status post biopsy") and a modality named as a past result or a report section
+("ecografia mamaria previa informa", "ultrasound findings") do not count. Patterns are data
+(``data/recommendations.json``).
 """
 
 from __future__ import annotations
@@ -37,11 +39,15 @@ class RecommendationFinder:
         ]
         self._negation = compile_pattern(self.data["negation"], source=_SRC)
         self._past = compile_pattern(self.data["past"], source=_SRC)
+        self._result_after = compile_pattern(self.data.get("result_after", "(?!)"), source=_SRC)
 
     def __call__(self, folded: str, seg: Segmentation) -> Recommendation | None:
         """The recommendation stated in the folded analysis text, or ``None``."""
+        stated = [(s.start, s.end) for s in seg.sentences if s.section == "recommendation"]
         preferred = [(s.start, s.end) for s in seg.sentences if s.section in _PREFERRED]
-        for ranges in (_merge(preferred), [(0, len(folded))]):
+        for ranges in (_merge(stated), _merge(preferred), [(0, len(folded))]):
+            if not ranges:
+                continue
             for kind, pattern in self._kinds:
                 for lo, hi in ranges:
                     if self._stated(folded, seg, pattern, lo, hi):
@@ -57,8 +63,11 @@ class RecommendationFinder:
                 continue
             start = sentence.start if sentence else 0
             before = folded[max(start, m.start() - 60) : m.start()]
-            if not (self._negation.search(before) or self._past.search(before)):
-                return True
+            if self._negation.search(before) or self._past.search(before):
+                continue
+            if self._result_after.match(folded, m.end(), min(hi, m.end() + 60)):
+                continue  # "ecografia mamaria previa informa ...": a result, not advice
+            return True
         return False
 
 

@@ -6,9 +6,13 @@ so that downstream text embedders and readers see one style.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from functools import cache, lru_cache
 from typing import Any
 
+from mammosearch.nlp._resources import alternation, load_data
+from mammosearch.nlp._text import fold
 from mammosearch.records import (
     AsymmetryKind,
     BiradsAssessment,
@@ -21,7 +25,7 @@ from mammosearch.records import (
     Recommendation,
 )
 
-__all__ = ["render_standardized"]
+__all__ = ["negation_qualifier", "render_standardized"]
 
 _DENSITY_WORDS = {
     DensityCategory.A: "the breasts are almost entirely fatty",
@@ -102,6 +106,35 @@ def _finding_phrase(finding: Finding) -> str:
     return prefix + ", ".join([head.strip(), *details])
 
 
+@cache
+def _qualifier_patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """(English word, pattern over folded evidence) of the qualifiers in findings.json."""
+    out = []
+    for word, where in load_data("findings.json").get("qualifiers", {}).items():
+        if word.startswith("_"):
+            continue
+        phrases = [*where["before"], *where["after"]]
+        out.append((word, re.compile(rf"\b(?:{alternation(phrases)})\b")))
+    return tuple(out)
+
+
+def negation_qualifier(finding: Finding) -> str:
+    """The qualifier a finding's evidence carries ("suspicious " in "no suspicious
+    calcifications"), with a trailing space, or "" when it has none."""
+    return _qualifier_of(finding.evidence.text)
+
+
+@lru_cache(maxsize=4096)
+def _qualifier_of(evidence: str) -> str:
+    if " " not in evidence.strip() and "-" not in evidence:
+        return ""  # one word: the finding word alone
+    text = " ".join(re.findall(r"[a-z0-9]+", fold(evidence)))
+    for word, pattern in _qualifier_patterns():
+        if pattern.search(text):
+            return word + " "
+    return ""
+
+
 def _render_findings(findings: Sequence[Finding]) -> str:
     parts: list[str] = []
     for side, heading in _SIDE_HEADINGS:
@@ -109,7 +142,7 @@ def _render_findings(findings: Sequence[Finding]) -> str:
         absent = [f for f in findings if f.laterality is side and f.negated]
         phrases = [_finding_phrase(f) for f in present]
         if absent:
-            names = list(dict.fromkeys(_TYPE_WORDS[f.type] for f in absent))
+            names = list(dict.fromkeys(negation_qualifier(f) + _TYPE_WORDS[f.type] for f in absent))
             listed = ", ".join(names[:-1]) + (" or " if len(names) > 1 else "") + names[-1]
             phrases.append(f"no {listed}")
         if phrases:

@@ -254,4 +254,6 @@ class Segmenter:
         if not prev or prev[-1] in ".!?;:" or _BULLET.match(line):
             return False
         first = line.lstrip()[:1]
+        if prev[-1] == ")" and first.isupper():
+            return False  # a closed parenthesis, then a capital: "(CLASIFICACION DE KAJAVA)"
         return first.islower() or (len(prev) >= _WRAP_MIN and not first.isdigit())

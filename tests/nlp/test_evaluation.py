@@ -52,3 +52,54 @@ def test_scores_count_what_they_should() -> None:
 def test_missing_prediction_counts_as_empty() -> None:
     s = score_reports([{"id": "x", "density": "A", "birads": "1"}], {})
     assert s.density_accuracy == 0.0 and "findings" not in s.to_dict()
+
+
+def test_errors_are_sorted_into_classes() -> None:
+    from mammosearch.nlp.evaluation import classify_errors
+
+    gold = {
+        ("mass", "left", False),
+        ("calcification", "bilateral", True),
+        ("lymph_node", "right", False),
+        ("asymmetry", "left", False),
+    }
+    predicted = {
+        ("mass", "left", True),  # wrong negation
+        ("calcification", "bilateral", True),  # right
+        ("lymph_node", "left", False),  # wrong side
+        ("other", "bilateral", False),  # extra
+    }  # asymmetry: missed
+    e = classify_errors("r9", gold, predicted)
+    assert (e.missed, e.extra, e.wrong_side, e.wrong_negation) == (1, 1, 1, 1)
+    assert "r9: wrong_negation mass left present" in e.examples
+    assert "r9: wrong_side lymph_node right present" in e.examples
+    assert "r9: missed asymmetry left present" in e.examples
+    assert "r9: extra other bilateral present" in e.examples
+
+
+def test_per_type_table_and_text() -> None:
+    from mammosearch.nlp import normalize
+    from mammosearch.nlp.evaluation import format_scores, score_reports
+
+    gold = [
+        {
+            "id": "a",
+            "density": None,
+            "birads": "2",
+            "findings": [
+                {"type": "calcification", "laterality": "left", "negated": False},
+                {"type": "mass", "laterality": None, "negated": True},
+            ],
+        }
+    ]
+    text = "BILATERAL MAMMOGRAM.\nBenign calcifications in the right breast. No masses. BI-RADS 2."
+    scores = score_reports(gold, {"a": normalize(text, id="a")})
+    assert scores.by_type["mass"].tp == 1
+    assert scores.by_type["calcification"].fn == 1 and scores.by_type["calcification"].fp == 1
+    assert scores.errors.wrong_side == 1
+    out = format_scores(scores)
+    assert "wrong side 1" in out and "calcification" in out and "a: wrong_side" in out
+    assert "Benign" not in out  # counts and ids, never report text
+    data = scores.to_dict()
+    assert data["finding_errors"]["wrong_side"] == 1
+    assert set(data["findings_by_type"]) == {"calcification", "mass"}

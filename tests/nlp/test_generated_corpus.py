@@ -27,9 +27,22 @@ def test_density_and_category(scores: dict[str, object]) -> None:
 
 
 def test_findings_f1(scores: dict[str, object]) -> None:
-    findings = scores["findings"]
-    assert isinstance(findings, dict)
-    assert findings["f1"] >= 0.97
+    """A robustness check, not accuracy (the generator and the rules share this project).
+
+    The generator's truth leaves "the axillary regions are unremarkable" uncoded, while DESIGN
+    codes normal or unremarkable axillae as a negated lymph node (issue 18): those are the
+    only extra findings, so lymph nodes are held to recall and the other types to F1.
+    """
+    by_type = scores["findings_by_type"]
+    assert isinstance(by_type, dict)
+    for kind, prf in by_type.items():
+        if kind == "lymph_node":
+            assert prf["recall"] >= 0.95
+        else:
+            assert prf["f1"] >= 0.97, kind
+    errors = scores["finding_errors"]
+    assert isinstance(errors, dict)
+    assert all(" lymph_node " in line for line in errors["examples"]), errors["examples"][:5]
 
 
 def test_descriptor_f1(scores: dict[str, object]) -> None:

@@ -74,4 +74,4 @@ def test_public_examples_findings_f1() -> None:
         for row in rows
     }
     findings = score_reports(rows, predicted).findings
-    assert findings.f1 >= 0.95, (findings.precision, findings.recall)
+    assert findings.f1 >= 0.99, (findings.precision, findings.recall)  # measured 1.000

@@ -1,10 +1,11 @@
 """Training that must learn: ConvNeXt and the linear probe on a small synthetic task.
 
 Synthetic phantoms (:func:`mammosearch.samples.phantoms.phantom`) of two clearly different
-densities, BI-RADS A (about 8% fibroglandular tissue) and D (about 85%), CC and MLO views of both
-sides, each a patient of its own, reduced 4× to 160×120 to keep the test fast. A few epochs
-must lower the training loss, change the weights and classify held-out phantoms (other seeds)
-well above chance (0.5): at least 14 of 16, which a coin reaches with probability 0.002.
+densities, BI-RADS A (about 8% fibroglandular tissue) and D (about 85%), labelled "fatty" and
+"dense" in that order (not the alphabet's), CC and MLO views of both sides, each a patient of
+its own, reduced 4× to 160×120 to keep the test fast. A few epochs must lower the training loss,
+change the weights and classify held-out phantoms (other seeds) well above chance (0.5): at
+least 14 of 16, which a coin reaches with probability 0.002.
 
 The ConvNeXt is timm's ``test_convnext`` (0.2M parameters, the smallest of the family) so that
 four epochs take seconds on two cores; the training loop is the one every architecture runs.
@@ -22,7 +23,8 @@ from mammosearch.classifiers.convnext import ConvNeXtDensity, TrainConfig, train
 from mammosearch.samples.phantoms import phantom
 
 Data = tuple[list[np.ndarray], list[str], list[str]]
-LABELS = ["A", "D"]
+DENSITY = {"A": "fatty", "D": "dense"}  # phantom class → label
+LABELS = ["fatty", "dense"]  # in their order, which is not the alphabet's
 HELD_OUT_ACCURACY = 14 / 16
 FAST = TrainConfig(arch="test_convnext", image_size=48, epochs=4, batch_size=8, init=None,
                    patience=100)  # fmt: skip
@@ -31,11 +33,11 @@ FAST = TrainConfig(arch="test_convnext", image_size=48, epochs=4, batch_size=8, 
 def phantoms(n: int, first_seed: int) -> Data:
     images, labels, patients = [], [], []
     for i in range(n):
-        density = LABELS[i % 2]
+        density = "AD"[i % 2]
         view, side = ("CC", "MLO")[i // 2 % 2], "RL"[i // 4 % 2]
         pixels = phantom(density, view, side, seed=first_seed + i).astype(np.float32) / 255
         images.append(pixels.reshape(160, 4, 120, 4).mean(axis=(1, 3)))  # 640×480 → 160×120
-        labels.append(density)
+        labels.append(DENSITY[density])
         patients.append(f"p{first_seed + i}")
     return images, labels, patients
 
@@ -104,7 +106,7 @@ def test_linear_probe_on_radiomics_vectors_learns_and_generalises(
     assert cross_entropy(probe.predict_proba(vectors), train[1]) < 0.5 * math.log(2)
     test_vectors = embedder.embed_features(embedder.features(held_out[0]))
     assert accuracy(probe.predict(test_vectors), held_out[1]) >= HELD_OUT_ACCURACY
-    # the two-class case keeps each label's column: D phantoms get D's probability
+    # the two-class case keeps each label's column: dense phantoms get "dense"'s probability
     probabilities = probe.predict_proba(test_vectors)
-    dense = np.asarray(held_out[1]) == "D"
+    dense = np.asarray(held_out[1]) == "dense"
     assert probabilities[dense, 1].mean() > 0.75 and probabilities[~dense, 0].mean() > 0.75

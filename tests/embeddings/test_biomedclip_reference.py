@@ -32,7 +32,7 @@ BF16 = 0.995  # bf16 keeps about 3 significant digits; measured 0.99995 on the t
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return np.sum(a * b, axis=1)
+    return np.asarray(np.sum(a * b, axis=1))
 
 
 def smooth_images(n: int, side: int, seed: int = 0) -> list[np.ndarray]:

@@ -1,4 +1,8 @@
-"""Shared fixtures: paths to ../shared/data (skipped when absent) and the PHI canary."""
+"""Shared fixtures: paths to ../shared/data (skipped when absent) and the PHI canary.
+
+The opt-in markers skip here: ``gpu`` without a CUDA device, ``weights`` without the real
+BiomedCLIP weights in the local Hugging Face cache (the test run never downloads them).
+"""
 # ruff: noqa: E402
 
 from __future__ import annotations
@@ -46,6 +50,28 @@ def read_gold(folder: Path) -> list[dict[str, Any]]:
     """The gold.jsonl rows of a shared report folder."""
     with (folder / "gold.jsonl").open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+def _biomedclip_cached() -> bool:
+    """Whether the real BiomedCLIP weights are in the Hugging Face cache (``HF_HUB_CACHE``)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from mammosearch.embeddings.biomedclip import DEFAULT_BIOMEDCLIP
+
+    repo = DEFAULT_BIOMEDCLIP.removeprefix("hf-hub:")
+    cache = os.environ.get("HF_HUB_CACHE") or None
+    files = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+    return any(isinstance(try_to_load_from_cache(repo, f, cache_dir=cache), str) for f in files)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("gpu") is not None:
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip("needs a CUDA device (marker gpu)")
+    if item.get_closest_marker("weights") is not None and not _biomedclip_cached():
+        pytest.skip("needs the real BiomedCLIP weights in the Hugging Face cache (marker weights)")
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ tokenizer files; when the folder also holds the text tower's ``config.json``, th
 is read from the folder instead of the hub id the config names). Weights load with
 ``weights_only`` (safetensors preferred). Images use the model's own preprocessing (size,
 mean, std); text uses its context length, with a warning when a text is truncated. Runs in
-``torch.inference_mode``, on CUDA in fp16 when a GPU is present.
+``torch.inference_mode``, on CUDA in fp16 when a GPU is present; reduced precision on the CPU is
+bf16 (its fp16 kernels are slow or missing there).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class BiomedClipEmbedder:
         source: ``hf-hub:ORG/NAME`` or ``local-dir:PATH``.
         device: ``"cpu"``, ``"cuda"``…; default: CUDA when available.
         batch_size: Images or texts per forward pass.
-        half: fp16 weights and inputs (default: on CUDA only).
+        half: Reduced-precision weights and inputs: fp16 on CUDA, bf16 on the CPU (default: on
+            CUDA only). Vectors are returned as float32 either way.
 
     Raises:
         ConfigError: The source has no ``hf-hub:``/``local-dir:`` prefix.
@@ -102,10 +104,13 @@ class BiomedClipEmbedder:
         self.batch_size = max(1, int(batch_size))
         self.device = device
         self.half = self.device.type == "cuda" if half is None else half
+        self.dtype = (
+            (torch.float16 if self.device.type == "cuda" else torch.bfloat16)
+            if self.half
+            else torch.float32
+        )
         self._model, self._tokenizer, self.weights_path = model, tokenizer, weights
-        if self.half:
-            self._model = self._model.half()
-        self._model.eval()
+        self._model = self._model.to(self.dtype).eval()
         cfg = getattr(self._model.visual, "preprocess_cfg", {}) or {}
         size = cfg.get("size", 224)
         self.preprocess = {
@@ -119,7 +124,7 @@ class BiomedClipEmbedder:
         side = int(str(self.preprocess["size"]))
         with torch.inference_mode():
             blank = torch.zeros(1, 3, side, side, device=self.device)
-            probe = self._model.encode_image(blank.half() if self.half else blank)
+            probe = self._model.encode_image(blank.to(self.dtype))
         self.dim = int(probe.shape[-1])
         self.text_dim = self.dim  # one space for images and texts
 
@@ -143,7 +148,7 @@ class BiomedClipEmbedder:
         batch = np.stack([fit_square(np.asarray(img, dtype=np.float32), size) for img in images])
         rgb = (np.repeat(batch[:, None], 3, axis=1) - mean) / std
         tensor = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).to(self.device)
-        return tensor.half() if self.half else tensor
+        return tensor.to(self.dtype)
 
     def embed_images(self, images: Sequence[NDArray[np.float32]]) -> NDArray[np.float32]:
         """Embed breast-cropped H×W float32 images in [0, 1]; returns ``n×dim``."""

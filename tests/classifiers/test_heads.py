@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 from typer.testing import CliRunner
 
 from mammosearch.classifiers import LinearProbe, ZeroShotDensity, density_prompts
@@ -139,3 +141,27 @@ def test_evaluate_zero_shot_and_cli(manifest: Path, tiny_model_dir: Path, tmp_pa
                                  "--folds", "3"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "linear probe" in result.stdout and "quadratic_kappa" in result.stdout
+
+
+class PromptVectors:
+    """A cross-modal stand-in whose prompts map to chosen, far-apart unit vectors."""
+
+    name, model_id, dim, supports_cross_modal, logit_scale = "stub.v1", "stub", 4, True, 10.0
+    table = {"fat a": [1, 0, 0, 0], "fat b": [0, 1, 0, 0], "dense a": [0, 0, 1, 0],
+             "dense b": [0, 0, 0, 1]}  # fmt: skip
+
+    def embed_texts(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        return np.asarray([self.table[t] for t in texts], dtype=np.float32)
+
+
+def test_zero_shot_class_vectors_are_unit_means_and_probabilities_a_scaled_softmax() -> None:
+    head = ZeroShotDensity(PromptVectors(), ["low", "high"],
+                           {"low": ["fat a", "fat b"], "high": ["dense a", "dense b"]})  # fmt: skip
+    half = np.sqrt(0.5)
+    np.testing.assert_allclose(head.class_vectors, [[half, half, 0, 0], [0, 0, half, half]],
+                               atol=1e-6)  # fmt: skip
+    images = np.asarray([[0.8, 0.6, 0, 0], [0, 0.6, 0.8, 0], [0, 0, 0, 1]], dtype=np.float32)
+    sims = np.asarray([[1.4 * half, 0], [0.6 * half, 0.8 * half], [0, half]])  # by hand
+    expected = np.exp(10 * sims) / np.exp(10 * sims).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(head.predict_proba(images), expected, atol=1e-5)
+    assert head.predict(images) == ["low", "high", "high"]

@@ -1,0 +1,286 @@
+"""The allow-list part of PHI scrubbing: identifier zones, person cues and identifying numbers.
+
+See :mod:`mammosearch.nlp.scrub` for the design. :func:`find_zoned` takes the spans that the
+pattern recognizers already took (left as they are) and the spans never to touch (clock times),
+and returns the names and identifiers it finds besides.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from mammosearch.nlp._allowlist import PhiLists, fold, phi_lists
+from mammosearch.nlp._resources import load_data
+
+__all__ = ["find_zoned"]
+
+_TOKEN = re.compile(r"[^\W_]+(?:['’\-./][^\W_]+)*")
+# sentence ends and wide gaps cut a line into stretches
+_CUT = re.compile(r"[.;!?](?=\s)|\s{3,}|\t|\s\|\s|\s{2,}(?=\S+(?:\s\S+){0,3}\s*:)")
+_ABBREVIATIONS = frozenset(
+    "no nº n° nro num reg prof mat col avda av dr dra dres drs sr sra srta mr mrs ms st lic lcda "
+    "licda c.i ci tel telf tfno fig approx aprox vs etc cf hosp dept".split()
+)
+# codes of letters and a few digits that reports use: 4A, T1, 3D, 12mm, 2nd, 1º, MLO2
+_CODE = re.compile(
+    r"\d{1,2}[a-c]|[a-z]{1,4}\d{1,2}|\d{1,2}(?:st|nd|rd|th|er|do|ro|to|vo|mo|no|a|o|d|h|yo|y)"
+    r"|\d{1,3}(?:[.,]\d{1,2})?(?:mm|cm|x\d{1,3}(?:[.,]\d)?(?:mm|cm)?)"
+)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_NAME_GAP = re.compile(r"[\s,.'’\-]*")
+_SPACE_GAP = re.compile(r"[ \t]*")
+
+
+@dataclass(slots=True)
+class _Token:
+    start: int
+    end: int
+    text: str
+    folded: str
+    state: int = 0  # 0 free, 1 taken by a pattern, 2 kept (a clock time)
+
+
+@cache
+def _section_words() -> frozenset[str]:
+    """Words of section headers: a ``label:`` made of them opens clinical text."""
+    data = load_data("sections.json")
+    words: set[str] = set()
+    for key in ("kinds", "sides"):
+        for phrases in data[key].values():
+            for phrase in phrases:
+                words.update(fold(phrase).split())
+    words.update(fold(w) for w in data["colon_only"])
+    return frozenset(words) - {"patient", "paciente", "exam", "examen", "study", "report"}
+
+
+def _allowed(token: _Token, lists: PhiLists) -> bool:
+    word = token.folded
+    if word in lists.allowed or len(word) == 1:
+        return True
+    parts = [p for p in re.split(r"['’\-./]", word) if p]
+    return len(parts) > 1 and all(p in lists.allowed or len(p) == 1 for p in parts)
+
+
+def _is_capitalised(text: str) -> bool:
+    return text[0].isupper() and not text[0].isdigit()
+
+
+def _number_kept(tokens: list[_Token], i: int, text: str, lists: PhiLists, strict: bool) -> str:
+    """``""`` when the number token ``i`` is no identifier, else its kind (``ID`` or ``AGE``)."""
+    token = tokens[i]
+    word = token.folded
+    digits = sum(c.isdigit() for c in word)
+    if not word.replace(".", "").replace(",", "").isdigit():  # letters and digits
+        parts = re.split(r"[-./]", word)
+        if any(sum(c.isdigit() for c in p) >= 3 for p in parts) and not _CODE.fullmatch(word):
+            return "ID"
+        return "" if not strict or _CODE.fullmatch(word) or digits <= 2 else "ID"
+    after = text[token.end : token.end + 2]
+    nxt = tokens[i + 1].folded if i + 1 < len(tokens) else ""
+    before = [t.folded for t in tokens[max(0, i - 3) : i]]
+    measured = after.lstrip()[:1] == "%" or nxt in lists.units or "x" in before[-1:]
+    if not strict:
+        return "ID" if digits >= 5 and not measured else ""
+    if not _NUMBER.fullmatch(word):
+        return "ID"
+    value = float(word.replace(",", ".")) if word.count(".") + word.count(",") <= 1 else 1e9
+    if any(b in lists.age_labels for b in before) or nxt in {"years", "anos", "y/o", "yo"}:
+        return "" if value < 90 else "AGE"
+    if measured and digits <= 4:
+        return ""
+    if any(b in lists.category_cues for b in before[-2:]) and value <= 6:
+        return ""
+    return "ID"
+
+
+@cache
+def _by_first(cues: tuple[tuple[str, ...], ...]) -> dict[str, list[tuple[str, ...]]]:
+    index: dict[str, list[tuple[str, ...]]] = {}
+    for phrase in cues:  # longest first
+        index.setdefault(phrase[0], []).append(phrase)
+    return index
+
+
+def _cue_at(tokens: list[_Token], i: int, cues: tuple[tuple[str, ...], ...]) -> int:
+    """The length of the cue phrase that starts at token ``i`` (0 when none)."""
+    for phrase in _by_first(cues).get(tokens[i].folded.rstrip("."), ()):
+        n = len(phrase)
+        if tuple(t.folded.rstrip(".") for t in tokens[i : i + n]) == phrase:
+            return n
+    return 0
+
+
+def _name_run(tokens: list[_Token], i: int, text: str, lists: PhiLists, titled: bool) -> int:
+    """How many tokens from ``i`` make a name after a person cue (0 when none)."""
+    taken = 0
+    j = i
+    while j < len(tokens) and j - i < 7:
+        token = tokens[j]
+        gap = text[tokens[j - 1].end : token.start] if j > i else ""
+        if j > i and not _NAME_GAP.fullmatch(gap):
+            break
+        word = token.folded
+        if token.state == 1 or not token.text[0].isalpha():
+            break
+        if word in lists.particles or (len(word) == 1 and token.text.isupper()):
+            j += 1
+            continue
+        name_like = _is_capitalised(token.text) and word not in lists.clinical
+        if not name_like or (not titled and _allowed(token, lists) and word not in lists.names):
+            break
+        j += 1
+        taken = j - i
+    return taken
+
+
+def _strict(
+    tokens: list[_Token], text: str, kind: str, lists: PhiLists, skip: int = 0
+) -> list[tuple[int, str]]:
+    out = []
+    for i, token in enumerate(tokens):
+        if token.state or i < skip:
+            continue
+        if any(c.isdigit() for c in token.folded):
+            found = _number_kept(tokens, i, text, lists, strict=True)
+            if found:
+                out.append((i, found))
+        elif not _allowed(token, lists):
+            out.append((i, kind))
+    return out
+
+
+def _body(
+    tokens: list[_Token], text: str, lists: PhiLists, skip: int = 0
+) -> list[tuple[int, str]]:
+    out: list[tuple[int, str]] = []
+    letters = [c for t in tokens for c in t.text if c.isalpha()]
+    mixed_case = sum(c.islower() for c in letters) > len(letters) // 3
+    i = skip
+    while i < len(tokens):
+        token = tokens[i]
+        signed = _cue_at(tokens, i, lists.signature_cues)
+        if signed:
+            return out + _strict(tokens, text, "NAME", lists, skip=i + signed)
+        cue = _cue_at(tokens, i, lists.person_cues)
+        if cue:
+            titled = tokens[i].folded.rstrip(".") in lists.titles
+            run = _name_run(tokens, i + cue, text, lists, titled)
+            out.extend((i + cue + j, "NAME") for j in range(run))
+            i += cue + max(run, 0)
+            continue
+        if token.state == 0:
+            if any(c.isdigit() for c in token.folded):
+                found = _number_kept(tokens, i, text, lists, strict=False)
+                if found:
+                    out.append((i, found))
+            elif not _allowed(token, lists) and i > skip and _is_capitalised(token.text):
+                word = token.folded
+                if mixed_case and (token.text[1:].islower() or word in lists.names):
+                    out.append((i, "NAME"))
+                elif word in lists.names and any(
+                    0 <= k < len(tokens) and not _allowed(tokens[k], lists) for k in (i - 1, i + 1)
+                ):
+                    out.append((i, "NAME"))
+        i += 1
+    return out
+
+
+def _stretches(text: str) -> list[tuple[int, int]]:
+    """Lines cut at sentence ends (not after an abbreviation) and wide gaps."""
+    out = []
+    at = 0
+    for line in text.split("\n"):
+        end = at + len(line)
+        start = at
+        for m in _CUT.finditer(line):
+            before = line[: m.start()].split()
+            last = fold(before[-1]) if before else ""
+            if m.group().startswith((".",)) and (last in _ABBREVIATIONS or len(last) <= 1):
+                continue
+            out.append((start, at + m.end()))
+            start = at + m.end()
+        out.append((start, end))
+        at = end + 1
+    return [(s, e) for s, e in out if text[s:e].strip()]
+
+
+def _labelled(tokens: list[_Token], text: str) -> list[tuple[int, int]]:
+    """Token ranges cut at every ``label:``: ``(first token, label length)`` of each part."""
+    parts = [(0, 0)]
+    for i, token in enumerate(tokens):
+        follow = text[token.end : token.end + 3].lstrip(" .")
+        if follow[:1] not in (":", "#"):
+            continue
+        first = i
+        while first > parts[-1][0] and i - first < 3:
+            gap = text[tokens[first - 1].end : tokens[first].start]
+            if gap.strip(" ."):
+                break
+            first -= 1
+        if first > parts[-1][0] or (first == parts[-1][0] and parts[-1][1] == 0):
+            if first == parts[-1][0]:
+                parts[-1] = (first, i + 1 - first)
+            else:
+                parts.append((first, i + 1 - first))
+    return parts
+
+
+def find_zoned(
+    text: str, taken: list[tuple[int, int, str]], keep: list[tuple[int, int]]
+) -> list[tuple[int, int, str]]:
+    """Names and identifiers that the allow-list rules find.
+
+    Args:
+        text: One report's text.
+        taken: Spans the pattern recognizers found (their tokens are not looked at again).
+        keep: Spans never to remove (clock times).
+
+    Returns:
+        ``(start, end, kind)`` spans; touching spans of one kind are joined, with the
+        particles, initials and punctuation between them.
+    """
+    lists = phi_lists()
+    sections = _section_words()
+    blocked = sorted([(s, e, 1) for s, e, _ in taken] + [(s, e, 2) for s, e in keep])
+    found: list[tuple[int, int, str]] = []
+    for start, end in _stretches(text):
+        tokens = []
+        for m in _TOKEN.finditer(text, start, end):
+            state = next((b for s, e, b in blocked if s < m.end() and e > m.start()), 0)
+            tokens.append(_Token(m.start(), m.end(), m.group(), fold(m.group()), state))
+        if not tokens:
+            continue
+        parts = _labelled(tokens, text)
+        for n, (first, label_len) in enumerate(parts):
+            last = parts[n + 1][0] if n + 1 < len(parts) else len(tokens)
+            part = tokens[first:last]
+            label = {t.folded for t in part[:label_len]}
+            body = part[label_len:]
+            kind = "ADDRESS" if label & lists.address_labels else "NAME"
+            clinical = any(t.folded in lists.clinical for t in body)
+            is_section = bool(label) and label <= sections | {"de", "la", "of", "the"}
+            if clinical and (not label or is_section or label & lists.clinical):
+                hits = _body(part, text, lists, skip=label_len)
+            else:
+                hits = _strict(part, text, kind, lists, skip=label_len)
+            for j, hit_kind in hits:
+                found.append((part[j].start, part[j].end, hit_kind))
+    return _join(text, found, lists)
+
+
+def _join(
+    text: str, found: list[tuple[int, int, str]], lists: PhiLists
+) -> list[tuple[int, int, str]]:
+    found.sort()
+    joined: list[tuple[int, int, str]] = []
+    for start, end, kind in found:
+        if joined and joined[-1][2] == kind:
+            gap = text[joined[-1][1] : start]
+            words = [fold(w) for w in re.split(r"[\s,.'’\-]+", gap) if w]
+            if "\n" not in gap and all(w in lists.particles or len(w) == 1 for w in words):
+                joined[-1] = (joined[-1][0], end, kind)
+                continue
+        joined.append((start, end, kind))
+    return joined

@@ -7,15 +7,21 @@ gzip):
   words of English and of Spanish in wordfreq, minus every word that is a personal name in any
   name list below (frequency alone cannot tell "garcia" from "mass"). The most frequent
   ``--protect`` words of each language that no curated list (Faker, gender-guesser) names stay
-  in, since names-dataset, mined from social-network profiles, also lists "the" and "de".
-- ``phi_names.txt.gz``: the personal names of those lists, a hint for body text (names next to a
-  person cue); the scrubber's design does not depend on it.
+  in, since names-dataset, mined from social-network profiles, also lists "the", "de" and
+  "normal"; below them, a word that any list names is out ("zubizarreta" is among the 100,000
+  most frequent Spanish words), and so is every place name of Faker's address providers and
+  pycountry (cities, provinces, states, countries).
+- ``phi_common.txt.gz``: vocabulary words that only names-dataset calls names ("compara",
+  "normal"): allowed when written in lower case inside mixed-case text.
+- ``phi_names.txt.gz``: the personal names of the curated lists and names-dataset's
+  ``--hint-rank`` best ranked, a hint for body text (names next to a person cue); the
+  scrubber's design does not depend on it.
 
 The name lists, none of which the runtime loads:
 
 - Faker's person providers, every locale (first and last names);
 - gender-guesser's ``nam_dict.txt`` (given names of about 50 countries);
-- names-dataset v3 (first and last names with a rank of at most ``--rank`` in any country).
+- names-dataset v3 (first and last names of one word, all of them unless ``--rank`` cuts).
 
 Run ``python bench/phi_lists.py`` after ``pip install names-dataset gender-guesser`` (the ``dev``
 extra); loading names-dataset needs about 2 GB of memory and half a minute.
@@ -82,18 +88,50 @@ def gender_guesser_names() -> set[str]:
     return names
 
 
-def names_dataset_names(max_rank: int) -> set[str]:
-    """Names of names-dataset v3 ranked at most ``max_rank`` in some country."""
+def names_dataset_names(max_rank: int, hint_rank: int) -> tuple[set[str], set[str]]:
+    """Names of one word of names-dataset v3 ranked at most ``max_rank`` in some country (all
+    when unranked), and those ranked at most ``hint_rank``."""
     from names_dataset import NameDataset
 
     dataset = NameDataset()
     names: set[str] = set()
+    top: set[str] = set()
     for table in (dataset.first_names, dataset.last_names):
         for name, info in table.items():
-            ranks = [r for r in (info.get("rank") or {}).values() if r]
-            if ranks and min(ranks) <= max_rank and " " not in name:
+            if " " in name:
+                continue
+            rank = min([r for r in (info.get("rank") or {}).values() if r] or [max_rank])
+            if rank <= max_rank:
                 names |= _tokens(name)
-    return names
+            if rank <= hint_rank:
+                top |= _tokens(name)
+    return names, top
+
+
+def place_names() -> set[str]:
+    """City, province and state names of every Faker address provider, and the names of
+    pycountry's countries and subdivisions."""
+    import faker.providers.address as address
+    import pycountry
+
+    places: set[str] = set()
+    attrs = ("cities", "city_names", "provinces", "states", "departments", "municipalities",
+             "regions", "city_name", "towns", "districts", "prefectures", "countries")  # fmt: skip
+    for info in pkgutil.iter_modules(address.__path__):
+        module = importlib.import_module(f"faker.providers.address.{info.name}")
+        provider = getattr(module, "Provider", None)
+        for attr in attrs:
+            values = getattr(provider, attr, None)
+            if isinstance(values, dict):
+                values = list(values.values()) if attr == "states" else list(values)
+            if isinstance(values, (list, tuple)):
+                for value in values:
+                    places |= _tokens(str(value))
+    for country in pycountry.countries:
+        places |= _tokens(country.name)
+    for subdivision in pycountry.subdivisions:
+        places |= _tokens(subdivision.name)
+    return places
 
 
 def _write(path: Path, words: set[str]) -> None:
@@ -104,15 +142,16 @@ def _write(path: Path, words: set[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--top", type=int, default=40000, help="words per language")
-    parser.add_argument("--protect", type=int, default=400, help="function words kept")
-    parser.add_argument("--rank", type=int, default=1000, help="names-dataset rank cut")
+    parser.add_argument("--top", type=int, default=100000, help="words per language")
+    parser.add_argument("--protect", type=int, default=5000, help="common words kept")
+    parser.add_argument("--rank", type=int, default=10**9, help="names-dataset rank cut")
+    parser.add_argument("--hint-rank", type=int, default=2000, help="names-dataset rank cut (hints)")
     args = parser.parse_args()
 
     import wordfreq
 
     curated = faker_names() | gender_guesser_names()
-    mined = names_dataset_names(args.rank)
+    mined, mined_top = names_dataset_names(args.rank, args.hint_rank)
     print(f"names: Faker+gender-guesser {len(curated)}, names-dataset {len(mined)}")
     vocabulary: set[str] = set()
     protected: set[str] = set()
@@ -121,11 +160,15 @@ def main() -> None:
         words = [w for w in words if w.isalpha() and (len(w) > 1 or w in "aeoyu")]
         vocabulary.update(words)
         protected.update(w for w in words[: args.protect] if w not in curated)
-    names = curated | mined
+    places = place_names()
+    print(f"places: {len(places)}")
+    names = curated | mined | places
     kept = (vocabulary - names) | (vocabulary & protected)
     print(f"vocabulary {len(vocabulary)}: {len(vocabulary) - len(kept)} names taken out")
     _write(DATA / "phi_vocabulary.txt.gz", kept)
-    _write(DATA / "phi_names.txt.gz", {n for n in names if len(n) > 2})
+    # words that only names-dataset calls names: allowed in lower case in running text
+    _write(DATA / "phi_common.txt.gz", (vocabulary & mined) - kept - curated - places)
+    _write(DATA / "phi_names.txt.gz", {n for n in curated | mined_top if len(n) > 2})
 
 
 if __name__ == "__main__":

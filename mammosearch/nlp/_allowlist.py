@@ -6,7 +6,12 @@ The allow-list (what may stay in an identifier zone) is the union of:
   BI-RADS, density, findings, locations, sections, context cues, recommendations);
 - the report-structure and function words of ``phi.json``;
 - ``phi_vocabulary.txt.gz``: the most frequent English and Spanish words (wordfreq) minus every
-  word that is a personal name in any of several name lists (prebuilt by ``bench/phi_lists.py``).
+  word that is a personal or place name in any of several lists (prebuilt by
+  ``bench/phi_lists.py``).
+
+``phi_common.txt.gz`` holds the frequent words that only the noisiest name list (names-dataset,
+mined from social-network profiles) calls names: they may stay when written in lower case
+inside mixed-case text, where a name would be capitalised.
 
 Words are folded (lower case, no accents). ``phi_names.txt.gz`` (the same name lists) is a hint
 for body text only; nothing depends on a name being listed.
@@ -66,9 +71,12 @@ class PhiLists:
     """The folded word sets of PHI scrubbing (see the module docstring)."""
 
     allowed: frozenset[str]
+    common: frozenset[str]
     clinical: frozenset[str]
     names: frozenset[str]
     particles: frozenset[str]
+    function_words: frozenset[str]
+    institution_words: frozenset[str]
     titles: frozenset[str]
     units: frozenset[str]
     category_cues: frozenset[str]
@@ -100,11 +108,15 @@ def phi_lists() -> PhiLists:
     structure = {fold(w) for w in rules["structure_words"] + rules["function_words"]}
     vocabulary = gzip.decompress(_data("phi_vocabulary.txt.gz")).decode("utf-8").split()
     names = gzip.decompress(_data("phi_names.txt.gz")).decode("utf-8").split()
+    common = gzip.decompress(_data("phi_common.txt.gz")).decode("utf-8").split()
     return PhiLists(
         allowed=frozenset(lexicon | structure | set(vocabulary)),
+        common=frozenset(common),
         clinical=frozenset(clinical - structure),
         names=frozenset(names) - lexicon - structure,
         particles=frozenset(rules["particles"]),
+        function_words=frozenset(fold(w) for w in rules["function_words"]),
+        institution_words=frozenset(fold(w) for w in rules["institution_words"]),
         titles=frozenset(rules["titles"]),
         units=frozenset(rules["units"]),
         category_cues=frozenset(rules["category_cues"]),

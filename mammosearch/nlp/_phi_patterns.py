@@ -14,9 +14,9 @@ import regex
 
 __all__ = ["KEEP", "patterns"]
 
-_U = "A-ZÁÉÍÓÚÑÜÀÈÌÒÙÇ"
-_L = "a-záéíóúñüàèìòùç"
-_WORD = rf"(?:[{_U}][{_L}]+(?:['’\-][{_U}]?[{_L}]+)*|[{_U}]{{2,}}|[{_U}]\.)"
+_U = r"\p{Lu}"
+_L = r"\p{Ll}"
+_WORD = rf"(?:[{_U}][{_L}]+(?:[{_U}][{_L}]+)?(?:['’\-][{_U}]?[{_L}]+)*|[{_U}]{{2,}}|[{_U}]\.)"
 _PARTICLE = r"(?:de|del|la|las|los|y|i|van|von|da|di|du|le|st\.?)"
 _MONTHS_EN = (r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
               r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?")  # fmt: skip
@@ -31,7 +31,8 @@ _ROMAN = r"(?:i{1,3}|iv|vi{0,3}|ix|xi{0,2})"
 _DAY = r"(?:lunes|martes|mi[eé]rcoles|jueves|viernes|s[aá]bado|domingo|monday|tuesday|wednesday|" \
        r"thursday|friday|saturday|sunday)"  # fmt: skip
 _STREET_EN = (r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|"
-              r"place|pl|parkway|pkwy|terrace|circle|nagar|marg|colony|layout|cross|main")  # fmt: skip
+              r"place|pl|parkway|pkwy|terrace|circle|nagar|marg|colony|layout|cross|main|grove|"
+              r"gardens|close|crescent|row|square|sq|hill|park|green|walk|mews|vale|highway|hwy")  # fmt: skip
 _STREET_ES = (r"calle|c/|avda|avenida|av|paseo|plaza|pza|camino|carretera|ctra|ronda|"
               r"traves[ií]a|rambla|glorieta|urbanizaci[oó]n|urb|pasaje|psje|barrio|b[º°]")  # fmt: skip
 _INSTITUTION_HEADS = (
@@ -85,7 +86,7 @@ def patterns() -> tuple[tuple[str, Any], ...]:
             "DATE",
             _c(
                 rf"(?<![\d.\-/])(?P<v>\d{{1,2}}{sep}(?:\d{{1,2}}|{_ROMAN}){sep}(?:\d{{4}}|\d{{2}})"
-                rf"|\d{{4}}{sep}\d{{1,2}}{sep}\d{{1,2}}|\d{{1,2}}/\d{{4}})(?![\d.\-/]\d)",
+                rf"|\d{{4}}{sep}\d{{1,2}}{sep}\d{{1,2}}|(?:0?[1-9]|1[0-2])/(?:19|20)\d{{2}})(?![\d.\-/]\d|\d)",
                 ignore_case=True,
             ),
         ),  # fmt: skip
@@ -133,10 +134,20 @@ def patterns() -> tuple[tuple[str, Any], ...]:
         (
             "ADDRESS",
             _c(
-                rf"(?P<v>\b\d{{1,5}}[A-Z]?,?[ \t]+(?:{_WORD}[ \t]+){{1,4}}(?i:{_STREET_EN})\b\.?"
+                rf"(?P<v>(?:(?i:flat|apt|apartment|unit|suite|house|door|plot|no\.?)[ \t]*|#)?"
+                rf"\b\d{{1,5}}[A-Z]?,?[ \t]+(?:{_WORD}[ \t]+){{1,4}}(?i:{_STREET_EN})\b\.?"
+                rf"(?:,[ \t]*(?:\d{{1,3}}(?:st|nd|rd|th)?[ \t]+)?(?:{_WORD}[ \t]+){{0,3}}"
+                rf"(?i:{_STREET_EN})\b\.?)*"
                 r"(?:,?[ \t]*(?i:apt|suite|ste|unit|flat|#)\.?[ \t]*\w+)?"
                 rf"(?:,[ \t]*{_WORD}(?:[ \t]+{_WORD})*,?[ \t]+[A-Z]{{2}}[ \t]+"
                 r"\d{5}(?:-\d{4})?)?)"
+            ),
+        ),  # fmt: skip
+        (
+            "ADDRESS",
+            _c(
+                r"(?P<v>(?:\b(?i:flat|apt|apartment|unit|suite|house|door|plot)[ \t]*|#)[\w/\-]{1,6},"
+                r"[ \t]*(?:[^\W_]+[ \t,]+){0,6}(?i:" + _STREET_EN + r")\b\.?)"
             ),
         ),  # fmt: skip
         (

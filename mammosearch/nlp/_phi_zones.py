@@ -14,7 +14,7 @@ from functools import cache
 from mammosearch.nlp._allowlist import PhiLists, fold, phi_lists
 from mammosearch.nlp._resources import load_data
 
-__all__ = ["find_zoned"]
+__all__ = ["address_tails", "find_zoned", "institutions"]
 
 _TOKEN = re.compile(r"[^\W_]+(?:['’\-./][^\W_]+)*")
 # sentence ends and wide gaps cut a line into stretches
@@ -76,7 +76,7 @@ def _number_kept(tokens: list[_Token], i: int, text: str, lists: PhiLists, stric
         parts = re.split(r"[-./]", word)
         if any(sum(c.isdigit() for c in p) >= 3 for p in parts) and not _CODE.fullmatch(word):
             return "ID"
-        return "" if not strict or _CODE.fullmatch(word) or digits <= 2 else "ID"
+        return "" if not strict or _CODE.fullmatch(word) else "ID"
     after = text[token.end : token.end + 2]
     nxt = tokens[i + 1].folded if i + 1 < len(tokens) else ""
     before = [t.folded for t in tokens[max(0, i - 3) : i]]
@@ -135,10 +135,16 @@ def _name_run(tokens: list[_Token], i: int, text: str, lists: PhiLists, titled: 
     return taken
 
 
+def _mixed_case(tokens: list[_Token]) -> bool:
+    letters = [c for t in tokens for c in t.text if c.isalpha()]
+    return sum(c.islower() for c in letters) > len(letters) // 3
+
+
 def _strict(
     tokens: list[_Token], text: str, kind: str, lists: PhiLists, skip: int = 0
 ) -> list[tuple[int, str]]:
     out = []
+    mixed_case = _mixed_case(tokens)
     for i, token in enumerate(tokens):
         if token.state or i < skip:
             continue
@@ -146,7 +152,12 @@ def _strict(
             found = _number_kept(tokens, i, text, lists, strict=True)
             if found:
                 out.append((i, found))
-        elif not _allowed(token, lists):
+        elif kind == "ADDRESS":  # an address keeps only its function words
+            if token.folded not in lists.particles and token.folded not in lists.function_words:
+                out.append((i, kind))
+        elif not _allowed(token, lists) and not (
+            mixed_case and token.text.islower() and token.folded in lists.common
+        ):
             out.append((i, kind))
     return out
 
@@ -155,8 +166,7 @@ def _body(
     tokens: list[_Token], text: str, lists: PhiLists, skip: int = 0
 ) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
-    letters = [c for t in tokens for c in t.text if c.isalpha()]
-    mixed_case = sum(c.islower() for c in letters) > len(letters) // 3
+    mixed_case = _mixed_case(tokens)
     i = skip
     while i < len(tokens):
         token = tokens[i]
@@ -197,7 +207,8 @@ def _stretches(text: str) -> list[tuple[int, int]]:
         for m in _CUT.finditer(line):
             before = line[: m.start()].split()
             last = fold(before[-1]) if before else ""
-            if m.group().startswith((".",)) and (last in _ABBREVIATIONS or len(last) <= 1):
+            short = len(last) <= 4 and before[-1][:1].isupper()  # "Tte.", "Mcal.", "Dra."
+            if m.group().startswith(".") and (last in _ABBREVIATIONS or len(last) <= 1 or short):
                 continue
             out.append((start, at + m.end()))
             start = at + m.end()
@@ -248,7 +259,12 @@ def find_zoned(
     for start, end in _stretches(text):
         tokens = []
         for m in _TOKEN.finditer(text, start, end):
-            state = next((b for s, e, b in blocked if s < m.end() and e > m.start()), 0)
+            # a token a pattern took whole is done; one it took in part is looked at again
+            state = next(
+                (b for s, e, b in blocked if s <= m.start() and e >= m.end())
+                or (2 for s, e, b in blocked if b == 2 and s < m.end() and e > m.start()),
+                0,
+            )
             tokens.append(_Token(m.start(), m.end(), m.group(), fold(m.group()), state))
         if not tokens:
             continue
@@ -270,10 +286,64 @@ def find_zoned(
     return _join(text, found, lists)
 
 
+_WORD_AT = re.compile(r"[ \t]*(?:&[ \t]*)?([^\W\d_][\w.']*)")
+_TRAILING = re.compile(r"(?:[ \t]+(?:[a-záéíóúñ]+|&))+\Z")
+_LEADING = re.compile(r"(?:(?:[a-záéíóúñ]+|&)[ \t]+)+")
+_WORD_BEFORE = re.compile(r"([^\W\d_][\w.']*)[ \t]*(?:&[ \t]*)?\Z")
+
+
+def institutions(text: str, found: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """A name or institution next to institution words ("Scan Centre", "Diagnóstico por
+    Imágenes", "S.A.") is an institution that takes them."""
+    lists = phi_lists()
+    words = lists.institution_words | lists.particles | lists.function_words | {"&"}
+    out = []
+    for start, end, kind in found:
+        if kind in ("NAME", "INSTITUTION"):
+            new_start, new_end = start, end
+            while m := _WORD_AT.match(text, new_end):
+                if fold(m.group(1)).rstrip(".") not in words:
+                    break
+                new_end = m.end()
+            while m := _WORD_BEFORE.search(text, max(0, new_start - 40), new_start):
+                word = fold(m.group(1)).rstrip(".")
+                if word not in words:
+                    # a capitalised word in front of an institution word is its name
+                    after = fold(text[m.end() : m.end() + 30].split(" ")[0]).rstrip(".,")
+                    if not (m.group(1)[0].isupper() and after in lists.institution_words
+                            and word not in lists.clinical):  # fmt: skip
+                        break
+                new_start = m.start()
+            lead = _LEADING.match(text, new_start, start)
+            new_start = lead.end() if lead else new_start
+            trail = _TRAILING.search(text, end, new_end)
+            new_end = trail.start() if trail else new_end
+            head = {fold(w).rstrip(".") for w in re.findall(r"[^\W\d_][\w.']*",
+                                                            text[new_start:start] + " " + text[end:new_end])}  # fmt: skip
+            if head & lists.institution_words or kind == "INSTITUTION":
+                kind = "INSTITUTION"
+                start, end = new_start, new_end
+                while end > start and text[end - 1] in " \t":
+                    end -= 1
+        out.append((start, end, kind))
+    return out
+
+
+_INITIAL_BEFORE = re.compile(r"(?:\b[A-ZÁÉÍÓÚÑ]\.?[ \t]*){1,3}\Z")
+_INITIAL_AFTER = re.compile(r"(?:,?[ \t]+[A-ZÁÉÍÓÚÑ]\.(?![^\W\d_])){1,3}")
+
+
 def _join(
     text: str, found: list[tuple[int, int, str]], lists: PhiLists
 ) -> list[tuple[int, int, str]]:
+    """Spans of one kind joined across particles, initials and punctuation; a name takes the
+    initials in front of and after it."""
     found.sort()
+    for n, (start, end, kind) in enumerate(found):
+        if kind == "NAME":
+            before = _INITIAL_BEFORE.search(text, max(0, start - 12), start)
+            after = _INITIAL_AFTER.match(text, end)
+            found[n] = (before.start() if before else start, after.end() if after else end, kind)
     joined: list[tuple[int, int, str]] = []
     for start, end, kind in found:
         if joined and joined[-1][2] == kind:
@@ -284,3 +354,27 @@ def _join(
                 continue
         joined.append((start, end, kind))
     return joined
+
+
+# what follows a street address on its line: ", Town", " - 560034", ", OK 74158", " KY4 7HQ"
+_TAIL = re.compile(
+    r"[ \t]*[,\-–][ \t]*(?:[A-Z]{2}[ \t]+\d{4,6}\b|\d{4,6}\b|[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b"
+    r"|[^\W\d_]+(?:['.\-][^\W\d_]+)*\.?(?:[ \t]+(?:(?:de|del|la|el)[ \t]+)?"
+    r"[^\W\d_]+(?:['.\-][^\W\d_]+)*\.?){0,3}"
+    r"(?:[ \t]+(?:[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}|\d{4,6})\b)?)"
+)
+
+
+def address_tails(text: str, found: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """A street address takes the town, state and postcode written after it on its line."""
+    lists = phi_lists()
+    out = []
+    for start, end, kind in found:
+        if kind == "ADDRESS":
+            while m := _TAIL.match(text, end):
+                words = re.findall(r"[^\W\d_]+", m.group())
+                if any(w[0].islower() or fold(w) in lists.clinical for w in words):
+                    break
+                end = m.end()
+        out.append((start, end, kind))
+    return out

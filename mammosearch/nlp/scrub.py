@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from functools import cache
 
 from mammosearch.nlp._phi_patterns import KEEP, patterns
-from mammosearch.nlp._phi_zones import find_zoned
+from mammosearch.nlp._phi_zones import address_tails, find_zoned, institutions
 
 __all__ = ["PHI_KINDS", "PhiSpan", "ScrubResult", "Scrubber", "score_scrubbing", "scrub"]
 
 PHI_KINDS = ("NAME", "ID", "DATE", "AGE", "PHONE", "EMAIL", "ADDRESS", "INSTITUTION", "URL")
 _PLACEHOLDER = {kind: f"[{kind}]" for kind in PHI_KINDS} | {"AGE": "90+"}
-# which kind wins an overlap (higher first), then the longer span
+# of two overlapping spans the longer wins, then the kind ranked higher here
 _PRIORITY = {"EMAIL": 9, "URL": 8, "DATE": 7, "AGE": 6, "PHONE": 5, "ADDRESS": 4,
              "INSTITUTION": 3, "ID": 2, "NAME": 1}  # fmt: skip
 _TRIM = " \t\n.,;:)(]["
@@ -101,7 +101,8 @@ class Scrubber:
                 hits.append((start, end, kind))
         keep = [m.span() for m in KEEP.finditer(text)]
         taken = _resolve(text, hits)
-        return _resolve(text, taken + find_zoned(text, taken, keep))
+        found = _resolve(text, taken + find_zoned(text, taken, keep))
+        return _resolve(text, address_tails(text, institutions(text, found)))
 
     def scrub(self, text: str) -> ScrubResult:
         """The text with every PHI span replaced by its placeholder.
@@ -140,7 +141,7 @@ def _resolve(text: str, hits: list[tuple[int, int, str]]) -> list[tuple[int, int
             end -= 1
         if end > start:
             cleaned.append((start, end, kind))
-    cleaned.sort(key=lambda h: (-_PRIORITY[h[2]], -(h[1] - h[0]), h[0]))
+    cleaned.sort(key=lambda h: (-(h[1] - h[0]), -_PRIORITY[h[2]], h[0]))
     taken: list[tuple[int, int, str]] = []
     for start, end, kind in cleaned:
         if all(end <= s or start >= e for s, e, _ in taken):

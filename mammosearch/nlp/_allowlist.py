@@ -74,14 +74,17 @@ class PhiLists:
     common: frozenset[str]
     clinical: frozenset[str]
     names: frozenset[str]
+    person_names: frozenset[str]
     particles: frozenset[str]
     function_words: frozenset[str]
+    structure: frozenset[str]
     institution_words: frozenset[str]
     titles: frozenset[str]
     units: frozenset[str]
     category_cues: frozenset[str]
     identifier_labels: frozenset[str]
     address_labels: frozenset[str]
+    person_labels: frozenset[str]
     age_labels: frozenset[str]
     person_cues: tuple[tuple[str, ...], ...]
     signature_cues: tuple[tuple[str, ...], ...]
@@ -114,14 +117,17 @@ def phi_lists() -> PhiLists:
         common=frozenset(common),
         clinical=frozenset(clinical - structure),
         names=frozenset(names) - lexicon - structure,
+        person_names=frozenset(names),
         particles=frozenset(rules["particles"]),
         function_words=frozenset(fold(w) for w in rules["function_words"]),
+        structure=frozenset(fold(w) for w in rules["structure_words"]),
         institution_words=frozenset(fold(w) for w in rules["institution_words"]),
         titles=frozenset(rules["titles"]),
         units=frozenset(rules["units"]),
         category_cues=frozenset(rules["category_cues"]),
         identifier_labels=frozenset(rules["identifier_labels"]),
         address_labels=frozenset(rules["address_labels"]),
+        person_labels=frozenset(rules["person_labels"]),
         age_labels=frozenset(rules["age_labels"]),
         person_cues=_phrases(rules["person_cues"] + rules["titles"]),
         signature_cues=_phrases(rules["signature_cues"]),

@@ -7,12 +7,13 @@ identifiers are the allow-list's work (:mod:`mammosearch.nlp.scrub`), not these 
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
 import regex
 
-__all__ = ["KEEP", "patterns"]
+__all__ = ["KEEP", "gated_patterns", "gates", "patterns"]
 
 _U = r"\p{Lu}"
 _L = r"\p{Ll}"
@@ -55,6 +56,46 @@ KEEP = regex.compile(r"\b(?:[01]?\d|2[0-3])[:.h][0-5]\d\b(?!\s*[/.\-]\s*\d)")
 
 def _c(pattern: str, *, ignore_case: bool = False) -> Any:
     return regex.compile(pattern, regex.VERSION1 | (regex.IGNORECASE if ignore_case else 0))
+
+
+_GATE_WORDS = {
+    "month": "jan january feb february mar march apr april may jun june jul july aug august sep "
+    "sept september oct october nov november dec december ene enero febrero marzo abr abril mayo "
+    "junio julio ago agosto septiembre set setiembre octubre noviembre dic diciembre",
+    "head": "hospital hosp clinica clínica clinic policlinica policlínica centro sanatorio instituto "
+    "institute fundacion fundación complejo medical imaging breast cancer diagnostico diagnóstico "
+    "laboratorio policlinic nursing",
+    "tail": "hospital hospitals medical health healthcare clinic imaging diagnostics scan scans "
+    "radiology women institute nursing polyclinic lab labs",
+    "street": _STREET_EN.replace("|", " ") + " flat apt apartment unit suite house door plot",
+    "street_es": "calle c avda avenida av paseo plaza pza camino carretera ctra ronda travesia "
+    "travesía rambla glorieta urbanizacion urbanización urb pasaje psje barrio b",
+}
+_GATE_SETS = {name: frozenset(words.split()) for name, words in _GATE_WORDS.items()}
+# which gate a recognizer needs to pass first, by position: a word of the gate's set in the
+# text (or, for numeric dates, a digit followed by a date separator)
+_GATED = {2: "month", 3: "month", 4: "numeric_date", 11: "head", 12: "tail", 13: "street",
+          14: "street", 15: "street_es"}  # fmt: skip
+_LOWER_WORDS = re.compile(r"[^\W\d_]+")
+_NUMERIC_DATE = re.compile(r"\d[/.\-]\d")
+
+
+def gates(text: str) -> frozenset[str]:
+    """The names of the gates that ``text`` passes (see :func:`gated_patterns`)."""
+    words = set(_LOWER_WORDS.findall(text.lower()))
+    passed = {name for name, keys in _GATE_SETS.items() if not words.isdisjoint(keys)}
+    if "#" in text:
+        passed.add("street")
+    if _NUMERIC_DATE.search(text):
+        passed.add("numeric_date")
+    return frozenset(passed)
+
+
+@cache
+def gated_patterns() -> tuple[tuple[str, Any, str | None], ...]:
+    """``(kind, compiled pattern, gate)``: the pattern runs only when the text passes its gate
+    (:func:`gates`; ``None``: always)."""
+    return tuple((kind, pattern, _GATED.get(n)) for n, (kind, pattern) in enumerate(patterns()))
 
 
 @cache

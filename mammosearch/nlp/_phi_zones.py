@@ -127,8 +127,10 @@ def _name_run(tokens: list[_Token], i: int, text: str, lists: PhiLists, titled: 
         if word in lists.particles or (len(word) == 1 and token.text.isupper()):
             j += 1
             continue
-        name_like = _is_capitalised(token.text) and word not in lists.clinical
-        if not name_like or (not titled and _allowed(token, lists) and word not in lists.names):
+        if not _is_capitalised(token.text) or word in lists.titles:
+            break
+        known = lists.person_names if titled else lists.names
+        if _allowed(token, lists) and word not in known:
             break
         j += 1
         taken = j - i
@@ -141,24 +143,41 @@ def _mixed_case(tokens: list[_Token]) -> bool:
 
 
 def _strict(
-    tokens: list[_Token], text: str, kind: str, lists: PhiLists, skip: int = 0
+    tokens: list[_Token],
+    text: str,
+    kind: str,
+    lists: PhiLists,
+    skip: int = 0,
+    *,
+    person: bool = False,
 ) -> list[tuple[int, str]]:
+    """Identifier zone: every word off the allow-list and every non-clinical number goes; a
+    capitalised word that a name list knows goes unless it is a lexicon word, and in a
+    ``person`` zone (the value of "Patient:", "Radiólogo:", what follows "Reported by") even
+    then, since "Redondo" and "Ward" are surnames there."""
     out = []
     mixed_case = _mixed_case(tokens)
     for i, token in enumerate(tokens):
         if token.state or i < skip:
             continue
-        if any(c.isdigit() for c in token.folded):
+        word = token.folded
+        if any(c.isdigit() for c in word):
             found = _number_kept(tokens, i, text, lists, strict=True)
             if found:
                 out.append((i, found))
         elif kind == "ADDRESS":  # an address keeps only its function words
-            if token.folded not in lists.particles and token.folded not in lists.function_words:
+            if word not in lists.particles and word not in lists.function_words:
                 out.append((i, kind))
-        elif not _allowed(token, lists) and not (
-            mixed_case and token.text.islower() and token.folded in lists.common
-        ):
-            out.append((i, kind))
+        elif not _allowed(token, lists):
+            if not (mixed_case and token.text.islower() and word in lists.common):
+                out.append((i, kind))
+        elif _is_capitalised(token.text):
+            if person:
+                kept = word in lists.structure and word not in lists.person_names
+                if not (kept or word in lists.titles or word in lists.particles):
+                    out.append((i, kind))
+            elif word in lists.names:
+                out.append((i, kind))
     return out
 
 
@@ -172,7 +191,7 @@ def _body(
         token = tokens[i]
         signed = _cue_at(tokens, i, lists.signature_cues)
         if signed:
-            return out + _strict(tokens, text, "NAME", lists, skip=i + signed)
+            return out + _strict(tokens, text, "NAME", lists, skip=i + signed, person=True)
         cue = _cue_at(tokens, i, lists.person_cues)
         if cue:
             titled = tokens[i].folded.rstrip(".") in lists.titles
@@ -280,7 +299,11 @@ def find_zoned(
             if clinical and (not label or is_section or label & lists.clinical):
                 hits = _body(part, text, lists, skip=label_len)
             else:
-                hits = _strict(part, text, kind, lists, skip=label_len)
+                person = bool(label & (lists.person_labels | lists.titles)) or any(
+                    t.folded.rstrip(".") in lists.titles or _cue_at(part, j, lists.signature_cues)
+                    for j, t in enumerate(part)
+                )
+                hits = _strict(part, text, kind, lists, skip=label_len, person=person)
             for j, hit_kind in hits:
                 found.append((part[j].start, part[j].end, hit_kind))
     return _join(text, found, lists)
@@ -359,8 +382,8 @@ def _join(
 # what follows a street address on its line: ", Town", " - 560034", ", OK 74158", " KY4 7HQ"
 _TAIL = re.compile(
     r"[ \t]*[,\-–][ \t]*(?:[A-Z]{2}[ \t]+\d{4,6}\b|\d{4,6}\b|[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b"
-    r"|[^\W\d_]+(?:['.\-][^\W\d_]+)*\.?(?:[ \t]+(?:(?:de|del|la|el)[ \t]+)?"
-    r"[^\W\d_]+(?:['.\-][^\W\d_]+)*\.?){0,3}"
+    r"|[^\W\d_]+(?:['.\-][^\W\d_]+)*\b\.?(?:[ \t]+(?:(?:de|del|la|el)[ \t]+)?"
+    r"[^\W\d_]+(?:['.\-][^\W\d_]+)*\b\.?){0,3}"
     r"(?:[ \t]+(?:[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}|\d{4,6})\b)?)"
 )
 

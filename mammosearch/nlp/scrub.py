@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 
-from mammosearch.nlp._phi_patterns import KEEP, patterns
+from mammosearch.nlp._phi_patterns import KEEP, gated_patterns, gates
 from mammosearch.nlp._phi_zones import address_tails, find_zoned, institutions
 
 __all__ = ["PHI_KINDS", "PhiSpan", "ScrubResult", "Scrubber", "score_scrubbing", "scrub"]
@@ -93,7 +93,10 @@ class Scrubber:
             The spans to replace, sorted by start.
         """
         hits: list[tuple[int, int, str]] = []
-        for kind, pattern in patterns():
+        passed = gates(text)
+        for kind, pattern, gate in gated_patterns():
+            if gate is not None and gate not in passed:
+                continue
             for match in pattern.finditer(text):
                 start, end = match.span("v")
                 if kind == "PHONE" and sum(c.isdigit() for c in text[start:end]) < 7:

@@ -11,8 +11,11 @@ gzip):
   "normal"; below them, a word that any list names is out ("zubizarreta" is among the 100,000
   most frequent Spanish words), and so is every place name of Faker's address providers and
   pycountry (cities, provinces, states, countries).
-- ``phi_common.txt.gz``: vocabulary words that only names-dataset calls names ("compara",
-  "normal"): allowed when written in lower case inside mixed-case text.
+- ``phi_common.txt.gz``: vocabulary words that only names-dataset calls names ("compara"):
+  allowed in lower case inside mixed-case text and in sentences in capitals.
+- ``phi_lowercase.txt.gz``: the rarer words down to the ``--lower`` most frequent
+  ("percutánea"), less the curated names and the places: allowed when written in lower case
+  inside mixed-case text, where a name would be capitalised.
 - ``phi_names.txt.gz``: the personal names of the curated lists and names-dataset's
   ``--hint-rank`` best ranked, a hint for body text (names next to a person cue); the
   scrubber's design does not depend on it.
@@ -143,6 +146,7 @@ def _write(path: Path, words: set[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--top", type=int, default=100000, help="words per language")
+    parser.add_argument("--lower", type=int, default=200000, help="words per language (lower case)")
     parser.add_argument("--protect", type=int, default=5000, help="common words kept")
     parser.add_argument("--rank", type=int, default=10**9, help="names-dataset rank cut")
     parser.add_argument("--hint-rank", type=int, default=2000, help="names-dataset rank cut (hints)")
@@ -166,8 +170,14 @@ def main() -> None:
     kept = (vocabulary - names) | (vocabulary & protected)
     print(f"vocabulary {len(vocabulary)}: {len(vocabulary) - len(kept)} names taken out")
     _write(DATA / "phi_vocabulary.txt.gz", kept)
-    # words that only names-dataset calls names: allowed in lower case in running text
+    # words that only names-dataset calls names: allowed in prose and in lower case
     _write(DATA / "phi_common.txt.gz", (vocabulary & mined) - kept - curated - places)
+    # the rarer words down to --lower: allowed in lower case in mixed-case text
+    rare: set[str] = set()
+    for language in ("en", "es"):
+        words = [fold(w) for w in wordfreq.top_n_list(language, args.lower)]
+        rare.update(w for w in words if w.isalpha() and len(w) > 2)
+    _write(DATA / "phi_lowercase.txt.gz", rare - vocabulary - curated - places)
     _write(DATA / "phi_names.txt.gz", {n for n in curated | mined_top if len(n) > 2})
 
 

@@ -458,7 +458,12 @@ def plant(
             for template in header:
                 add(_fill(template, values) + [("\n", None)], "header")
             lines = original.rstrip("\n").split("\n")
-            at = rng.randint(1, max(1, len(lines) - 1))
+            # between sentences: after a blank line or a line that ends one, before a header
+            # or a blank line, so that no statement of the report is cut in two
+            breaks = [i for i in range(1, len(lines))
+                      if (not lines[i - 1].strip() or lines[i - 1].rstrip().endswith("."))
+                      and (not lines[i].strip() or lines[i].rstrip().endswith(":"))]  # fmt: skip
+            at = rng.choice(breaks) if breaks else len(lines)
             inserts = rng.sample(_BODY[language], rng.randint(1, 2))
             add([("\n".join(lines[:at]) + "\n", None)], "body")
             for template in inserts:

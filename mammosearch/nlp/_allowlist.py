@@ -10,8 +10,9 @@ The allow-list (what may stay in an identifier zone) is the union of:
   ``bench/phi_lists.py``).
 
 ``phi_common.txt.gz`` holds the frequent words that only the noisiest name list (names-dataset,
-mined from social-network profiles) calls names: they may stay when written in lower case
-inside mixed-case text, where a name would be capitalised.
+mined from social-network profiles) calls names: they may stay in a sentence in capitals and
+when written in lower case inside mixed-case text, where a name would be capitalised; so may
+the rarer words of ``phi_lowercase.txt.gz``, in lower case only.
 
 Words are folded (lower case, no accents). ``phi_names.txt.gz`` (the same name lists) is a hint
 for body text only; nothing depends on a name being listed.
@@ -35,7 +36,7 @@ _LEXICONS = (
     "sections.json", "context.json", "context_findings.json", "consistency.json",
 )  # fmt: skip
 # the lexicons whose words make a stretch of text clinical (context cues are common words)
-_CLINICAL = ("birads.json", "density.json", "findings.json", "location.json")
+_CLINICAL = ("birads.json", "density.json", "findings.json", "location.json", "recommendations.json")
 _WORDS = re.compile(r"[a-z]{3,}")
 _ESCAPES = re.compile(r"\\[a-zA-Z]")
 
@@ -72,6 +73,7 @@ class PhiLists:
 
     allowed: frozenset[str]
     common: frozenset[str]
+    lowercase: frozenset[str]
     clinical: frozenset[str]
     names: frozenset[str]
     person_names: frozenset[str]
@@ -85,6 +87,8 @@ class PhiLists:
     identifier_labels: frozenset[str]
     address_labels: frozenset[str]
     person_labels: frozenset[str]
+    section_words: frozenset[str]
+    identifying_labels: frozenset[str]
     age_labels: frozenset[str]
     person_cues: tuple[tuple[str, ...], ...]
     signature_cues: tuple[tuple[str, ...], ...]
@@ -94,6 +98,16 @@ def _phrases(values: list[str]) -> tuple[tuple[str, ...], ...]:
     """Cue phrases as folded word tuples, longest first."""
     phrases = {tuple(fold(v).replace(".", " ").split()) for v in values}
     return tuple(sorted(phrases, key=lambda p: (-len(p), p)))
+
+
+def _section_words() -> frozenset[str]:
+    """Words of section headers ("Findings", "Técnica", "Recomendaciones") and of the
+    connectors between them: a ``label:`` made of them opens clinical text."""
+    data = json.loads(_data("sections.json"))
+    words = {"de", "la", "del", "of", "the", "and", "y", "e"}
+    for phrase in _strings(data["kinds"]) + _strings(data["sides"]) + data["colon_only"]:
+        words.update(fold(phrase).split())
+    return frozenset(words)
 
 
 @cache
@@ -112,9 +126,11 @@ def phi_lists() -> PhiLists:
     vocabulary = gzip.decompress(_data("phi_vocabulary.txt.gz")).decode("utf-8").split()
     names = gzip.decompress(_data("phi_names.txt.gz")).decode("utf-8").split()
     common = gzip.decompress(_data("phi_common.txt.gz")).decode("utf-8").split()
+    lowercase = gzip.decompress(_data("phi_lowercase.txt.gz")).decode("utf-8").split()
     return PhiLists(
         allowed=frozenset(lexicon | structure | set(vocabulary)),
         common=frozenset(common),
+        lowercase=frozenset(lowercase) | frozenset(common),
         clinical=frozenset(clinical - structure),
         names=frozenset(names) - lexicon - structure,
         person_names=frozenset(names),
@@ -128,6 +144,11 @@ def phi_lists() -> PhiLists:
         identifier_labels=frozenset(rules["identifier_labels"]),
         address_labels=frozenset(rules["address_labels"]),
         person_labels=frozenset(rules["person_labels"]),
+        section_words=_section_words() - frozenset(rules["person_labels"]),
+        identifying_labels=frozenset(
+            rules["person_labels"] + rules["identifier_labels"] + rules["address_labels"]
+            + rules["age_labels"] + rules["titles"] + rules["contact_labels"]
+        ),
         age_labels=frozenset(rules["age_labels"]),
         person_cues=_phrases(rules["person_cues"] + rules["titles"]),
         signature_cues=_phrases(rules["signature_cues"]),

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import cache
 
 from mammosearch.nlp._allowlist import PhiLists, fold, phi_lists
-from mammosearch.nlp._resources import load_data
 
 __all__ = ["address_tails", "find_zoned", "institutions"]
 
@@ -28,6 +27,7 @@ _CODE = re.compile(
     r"\d{1,2}[a-c]|[a-z]{1,4}\d{1,2}|\d{1,2}(?:st|nd|rd|th|er|do|ro|to|vo|mo|no|a|o|d|h|yo|y)"
     r"|\d{1,3}(?:[.,]\d{1,2})?(?:mm|cm|x\d{1,3}(?:[.,]\d)?(?:mm|cm)?)"
 )
+_YEAR_CUES = frozenset("ano anos year years del de en in since desde of from".split())
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _NAME_GAP = re.compile(r"[\s,.'’\-]*")
 _SPACE_GAP = re.compile(r"[ \t]*")
@@ -42,22 +42,15 @@ class _Token:
     state: int = 0  # 0 free, 1 taken by a pattern, 2 kept (a clock time)
 
 
-@cache
-def _section_words() -> frozenset[str]:
-    """Words of section headers: a ``label:`` made of them opens clinical text."""
-    data = load_data("sections.json")
-    words: set[str] = set()
-    for key in ("kinds", "sides"):
-        for phrases in data[key].values():
-            for phrase in phrases:
-                words.update(fold(phrase).split())
-    words.update(fold(w) for w in data["colon_only"])
-    return frozenset(words) - {"patient", "paciente", "exam", "examen", "study", "report"}
+_ROMAN_CATEGORY = re.compile(r"(?:i{1,3}|iv|vi?)[abc]?")
 
 
 def _allowed(token: _Token, lists: PhiLists) -> bool:
     word = token.folded
-    if word in lists.allowed or len(word) == 1:
+    if word in lists.allowed or len(word) == 1 or _ROMAN_CATEGORY.fullmatch(word):
+        return True
+    # an inflection of a lexicon word: "benignos", "benigno" (a first name, too) of "benign"
+    if len(word) > 6 and any(word[:-n] in lists.clinical for n in (1, 2, 3)):
         return True
     parts = [p for p in re.split(r"['’\-./]", word) if p]
     return len(parts) > 1 and all(p in lists.allowed or len(p) == 1 for p in parts)
@@ -90,6 +83,8 @@ def _number_kept(tokens: list[_Token], i: int, text: str, lists: PhiLists, stric
         return "" if value < 90 else "AGE"
     if measured and digits <= 4:
         return ""
+    if digits == 4 and 1900 <= value <= 2099 and before[-1:] and before[-1] in _YEAR_CUES:
+        return ""  # a year alone is no identifier: "del año 2020"
     if any(b in lists.category_cues for b in before[-2:]) and value <= 6:
         return ""
     return "ID"
@@ -157,6 +152,11 @@ def _strict(
     then, since "Redondo" and "Ward" are surnames there."""
     out = []
     mixed_case = _mixed_case(tokens)
+    # a sentence in capitals ("SE COMPARA CON ESTUDIOS ANTERIORES") keeps its common words
+    words = [t for t in tokens[skip:] if t.text.isalpha()]
+    prose = not person and len(words) >= 4 and (
+        sum(_allowed(t, lists) for t in words) >= 0.6 * len(words)
+    )
     for i, token in enumerate(tokens):
         if token.state or i < skip:
             continue
@@ -169,7 +169,9 @@ def _strict(
             if word not in lists.particles and word not in lists.function_words:
                 out.append((i, kind))
         elif not _allowed(token, lists):
-            if not (mixed_case and token.text.islower() and word in lists.common):
+            lower = mixed_case and token.text.islower()
+            upper_prose = prose and not mixed_case
+            if not ((lower and word in lists.lowercase) or (upper_prose and word in lists.common)):
                 out.append((i, kind))
         elif _is_capitalised(token.text):
             if person:
@@ -272,7 +274,6 @@ def find_zoned(
         particles, initials and punctuation between them.
     """
     lists = phi_lists()
-    sections = _section_words()
     blocked = sorted([(s, e, 1) for s, e, _ in taken] + [(s, e, 2) for s, e in keep])
     found: list[tuple[int, int, str]] = []
     for start, end in _stretches(text):
@@ -295,8 +296,9 @@ def find_zoned(
             body = part[label_len:]
             kind = "ADDRESS" if label & lists.address_labels else "NAME"
             clinical = any(t.folded in lists.clinical for t in body)
-            is_section = bool(label) and label <= sections | {"de", "la", "of", "the"}
-            if clinical and (not label or is_section or label & lists.clinical):
+            identifying = label & lists.identifying_labels
+            is_section = bool(label) and label <= lists.section_words
+            if (clinical or is_section) and not identifying:
                 hits = _body(part, text, lists, skip=label_len)
             else:
                 person = bool(label & (lists.person_labels | lists.titles)) or any(

@@ -87,6 +87,7 @@ class PhiLists:
     identifier_labels: frozenset[str]
     address_labels: frozenset[str]
     person_labels: frozenset[str]
+    roles: frozenset[str]
     section_words: frozenset[str]
     identifying_labels: frozenset[str]
     age_labels: frozenset[str]
@@ -144,6 +145,7 @@ def phi_lists() -> PhiLists:
         identifier_labels=frozenset(rules["identifier_labels"]),
         address_labels=frozenset(rules["address_labels"]),
         person_labels=frozenset(rules["person_labels"]),
+        roles=frozenset(rules["roles"]),
         section_words=_section_words() - frozenset(rules["person_labels"]),
         identifying_labels=frozenset(
             rules["person_labels"] + rules["identifier_labels"] + rules["address_labels"]

@@ -46,7 +46,7 @@ _INSTITUTION_HEADS = (
 _INSTITUTION_TAILS = (
     r"General\s+Hospital|Memorial\s+Hospital|Community\s+Hospital|Children's\s+Hospital|Hospitals?|"
     r"Medical\s+(?:Cent(?:er|re)|College|Institute)|Health(?:\s+System|care|\s+City)?|Clinic|"
-    r"Imaging(?:\s+Cent(?:er|re))?|Diagnostics|Scans?|Radiology(?:\s+(?:Associates|Group|Partners))?|"
+    r"Imaging\s+Cent(?:er|re)|Diagnostics|Scans?|Radiology\s+(?:Associates|Group|Partners|Services)|"
     r"Women's\s+(?:Center|Imaging)|Institute|Nursing\s+Home|Polyclinic|Labs?"
 )
 

@@ -81,7 +81,7 @@ def _number_kept(tokens: list[_Token], i: int, text: str, lists: PhiLists, stric
     value = float(word.replace(",", ".")) if word.count(".") + word.count(",") <= 1 else 1e9
     if any(b in lists.age_labels for b in before) or nxt in {"years", "anos", "y/o", "yo"}:
         return "" if value < 90 else "AGE"
-    if measured and digits <= 4:
+    if measured and digits <= 4 or digits == 1:  # one digit identifies no one: "1." of a list
         return ""
     if digits == 4 and 1900 <= value <= 2099 and before[-1:] and before[-1] in _YEAR_CUES:
         return ""  # a year alone is no identifier: "del año 2020"
@@ -137,6 +137,14 @@ def _mixed_case(tokens: list[_Token]) -> bool:
     return sum(c.islower() for c in letters) > len(letters) // 3
 
 
+def _person_start(tokens: list[_Token], lists: PhiLists) -> int:
+    """Where a person zone starts: its first title or signature cue, else its start."""
+    for i, token in enumerate(tokens):
+        if token.folded.rstrip(".") in lists.titles or _cue_at(tokens, i, lists.signature_cues):
+            return i
+    return 0
+
+
 def _strict(
     tokens: list[_Token],
     text: str,
@@ -151,6 +159,7 @@ def _strict(
     ``person`` zone (the value of "Patient:", "Radiólogo:", what follows "Reported by") even
     then, since "Redondo" and "Ward" are surnames there."""
     out = []
+    person_from = _person_start(tokens, lists) if person else len(tokens)
     mixed_case = _mixed_case(tokens)
     # a sentence in capitals ("SE COMPARA CON ESTUDIOS ANTERIORES") keeps its common words
     words = [t for t in tokens[skip:] if t.text.isalpha()]
@@ -174,9 +183,11 @@ def _strict(
             if not ((lower and word in lists.lowercase) or (upper_prose and word in lists.common)):
                 out.append((i, kind))
         elif _is_capitalised(token.text):
-            if person:
-                kept = word in lists.structure and word not in lists.person_names
-                if not (kept or word in lists.titles or word in lists.particles):
+            if i >= person_from:
+                kept = word in lists.roles or word in lists.identifying_labels
+                kept = kept or (word in lists.structure and word not in lists.person_names)
+                kept = kept or len(word) == 1
+                if not (kept or word in lists.particles):
                     out.append((i, kind))
             elif word in lists.names:
                 out.append((i, kind))
@@ -218,7 +229,7 @@ def _body(
     return out
 
 
-def _stretches(text: str) -> list[tuple[int, int]]:
+def _stretches(text: str, lists: PhiLists) -> list[tuple[int, int]]:
     """Lines cut at sentence ends (not after an abbreviation) and wide gaps."""
     out = []
     at = 0
@@ -228,8 +239,10 @@ def _stretches(text: str) -> list[tuple[int, int]]:
         for m in _CUT.finditer(line):
             before = line[: m.start()].split()
             last = fold(before[-1]) if before else ""
-            short = len(last) <= 4 and before[-1][:1].isupper()  # "Tte.", "Mcal.", "Dra."
-            if m.group().startswith(".") and (last in _ABBREVIATIONS or len(last) <= 1 or short):
+            # "Tte.", "Mcal.": a short capitalised word that is no name is an abbreviation
+            short = len(last) <= 4 and before[-1][:1].isupper() and last not in lists.person_names
+            initial = len(last) == 1 and last.isalpha()
+            if m.group().startswith(".") and (last in _ABBREVIATIONS or initial or short):
                 continue
             out.append((start, at + m.end()))
             start = at + m.end()
@@ -276,7 +289,7 @@ def find_zoned(
     lists = phi_lists()
     blocked = sorted([(s, e, 1) for s, e, _ in taken] + [(s, e, 2) for s, e in keep])
     found: list[tuple[int, int, str]] = []
-    for start, end in _stretches(text):
+    for start, end in _stretches(text, lists):
         tokens = []
         for m in _TOKEN.finditer(text, start, end):
             # a token a pattern took whole is done; one it took in part is looked at again

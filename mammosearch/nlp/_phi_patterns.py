@@ -188,7 +188,9 @@ def patterns() -> tuple[tuple[str, Any], ...]:
             "ADDRESS",
             _c(
                 r"(?P<v>(?:\b(?i:flat|apt|apartment|unit|suite|house|door|plot)[ \t]*|#)[\w/\-]{1,6},"
-                r"[ \t]*(?:[^\W_]+[ \t,]+){0,6}(?i:" + _STREET_EN + r")\b\.?)"
+                r"[ \t]*(?:[^\W_]+[ \t,]+){0,6}(?i:" + _STREET_EN + r")\b\.?"
+                rf"|\b(?i:flat|apt|apartment|unit|suite|house|door|plot)[ \t]*[\w/\-]{{1,6}},[ \t]*"
+                rf"\d{{1,5}}[A-Z]?[ \t]+{_WORD}(?:[ \t]+{_WORD}){{0,3}})"
             ),
         ),  # fmt: skip
         (

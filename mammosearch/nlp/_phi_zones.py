@@ -28,6 +28,10 @@ _CODE = re.compile(
     r"|\d{1,3}(?:[.,]\d{1,2})?(?:mm|cm|x\d{1,3}(?:[.,]\d)?(?:mm|cm)?)"
 )
 _YEAR_CUES = frozenset("ano anos year years del de en in since desde of from".split())
+_KEPT_CODE = re.compile(
+    r"\d{1,2}(?:st|nd|rd|th|er|do|ro|to|vo|mo|no|º|ª)|\d{1,3}(?:[.,]\d{1,2})?(?:mm|cm)"
+    r"|[a-z]{1,4}\d"
+)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _NAME_GAP = re.compile(r"[\s,.'’\-]*")
 _SPACE_GAP = re.compile(r"[ \t]*")
@@ -69,7 +73,12 @@ def _number_kept(tokens: list[_Token], i: int, text: str, lists: PhiLists, stric
         parts = re.split(r"[-./]", word)
         if any(sum(c.isdigit() for c in p) >= 3 for p in parts) and not _CODE.fullmatch(word):
             return "ID"
-        return "" if not strict or _CODE.fullmatch(word) else "ID"
+        if not strict:
+            return ""
+        # in an identifier zone a code stays only as a category ("BI-RADS 4A"), an ordinal or
+        # a measurement ("12mm"); "6A" of "Flat 6A" goes
+        cued = any(b in lists.category_cues for b in [t.folded for t in tokens[max(0, i - 2) : i]])
+        return "" if (cued and _CODE.fullmatch(word)) or _KEPT_CODE.fullmatch(word) else "ID"
     after = text[token.end : token.end + 2]
     nxt = tokens[i + 1].folded if i + 1 < len(tokens) else ""
     before = [t.folded for t in tokens[max(0, i - 3) : i]]
@@ -411,7 +420,10 @@ def address_tails(text: str, found: list[tuple[int, int, str]]) -> list[tuple[in
         if kind == "ADDRESS":
             while m := _TAIL.match(text, end):
                 words = re.findall(r"[^\W\d_]+", m.group())
-                if any(w[0].islower() or fold(w) in lists.clinical for w in words):
+                if any(
+                    (w[0].islower() and w not in lists.particles) or fold(w) in lists.clinical
+                    for w in words
+                ):
                     break
                 end = m.end()
         out.append((start, end, kind))

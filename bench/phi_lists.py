@@ -149,7 +149,9 @@ def main() -> None:
     parser.add_argument("--lower", type=int, default=200000, help="words per language (lower case)")
     parser.add_argument("--protect", type=int, default=5000, help="common words kept")
     parser.add_argument("--rank", type=int, default=10**9, help="names-dataset rank cut")
-    parser.add_argument("--hint-rank", type=int, default=2000, help="names-dataset rank cut (hints)")
+    parser.add_argument(
+        "--hint-rank", type=int, default=2000, help="names-dataset rank cut (hints)"
+    )
     args = parser.parse_args()
 
     import wordfreq

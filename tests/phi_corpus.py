@@ -25,6 +25,7 @@ from pathlib import Path
 
 __all__ = [
     "GIVEN",
+    "PLACES",
     "SURNAMES",
     "PlantedReport",
     "half",
@@ -63,10 +64,34 @@ _GIVEN = GIVEN.split()
 _SURNAMES = SURNAMES.split()
 _DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
 _MONTHS = {
-    "es": "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre "
-    "diciembre".split(),
-    "en": "January February March April May June July August September October November "
-    "December".split(),
+    "es": [
+        "enero",
+        "febrero",
+        "marzo",
+        "abril",
+        "mayo",
+        "junio",
+        "julio",
+        "agosto",
+        "septiembre",
+        "octubre",
+        "noviembre",
+        "diciembre",
+    ],
+    "en": [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ],
 }
 
 
@@ -113,7 +138,9 @@ def spanish_dni(rng: random.Random) -> str:
     """Spanish DNI: 8 digits and the letter of the number mod 23."""
     number = rng.randint(1_000_000, 99_999_999)
     letter = _DNI_LETTERS[number % 23]
-    return rng.choice([f"{number:08d}{letter}", f"{number:08d}-{letter}", f"{_dots(str(number))}-{letter}"])
+    return rng.choice(
+        [f"{number:08d}{letter}", f"{number:08d}-{letter}", f"{_dots(str(number))}-{letter}"]
+    )
 
 
 def spanish_nie(rng: random.Random) -> str:
@@ -144,7 +171,12 @@ def argentina_dni(rng: random.Random) -> str:
 def mexico_curp(rng: random.Random) -> str:
     """Mexican CURP: 4 letters, birth date, sex, state, 3 consonants, a character, a check digit."""
     consonants = "BCDFGHJKLMNPQRSTVWXYZ"
-    head = rng.choice(consonants) + rng.choice("AEIOU") + rng.choice(consonants) + rng.choice(consonants)
+    head = (
+        rng.choice(consonants)
+        + rng.choice("AEIOU")
+        + rng.choice(consonants)
+        + rng.choice(consonants)
+    )
     date = f"{rng.randint(40, 85):02d}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
     state = rng.choice(["DF", "JC", "NL", "PL", "VZ", "OC", "YN"])
     body = head + date + "M" + state + "".join(rng.choice(consonants) for _ in range(3)) + "0"
@@ -242,7 +274,7 @@ def date(rng: random.Random, language: str) -> str:
               f"{day:02d}-{name[:3]}-{year}", f"{day:02d}-{month:02d}-{year}"]  # fmt: skip
     if language == "es":
         styles += [f"{day} de {name} de {year}", f"{day} de {name} del {year}",
-                   f"{name} de {year}", f"{day}/{'I II III IV V VI VII VIII IX X XI XII'.split()[month - 1]}/{year}"]  # fmt: skip
+                   f"{name} de {year}", f"{day}/{['I', 'II', 'III', 'IV', 'V', 'VI', 'VII', 'VIII', 'IX', 'X', 'XI', 'XII'][month - 1]}/{year}"]  # fmt: skip
     else:
         styles += [f"{name} {day}, {year}", f"{day}th {name} {year}", f"{name[:3]} {day} {year}",
                    f"{month}/{day}/{year}", f"{day} {name[:3]}. {year}"]  # fmt: skip
@@ -266,9 +298,13 @@ def email(rng: random.Random, given: str, surname: str) -> str:
     import unicodedata
 
     def ascii_(s: str) -> str:
-        return "".join(c for c in unicodedata.normalize("NFD", s.lower()) if c.isalpha() and c.isascii())
+        return "".join(
+            c for c in unicodedata.normalize("NFD", s.lower()) if c.isalpha() and c.isascii()
+        )
 
-    domain = rng.choice(["tigo.com.py", "gmail.com", "rediffmail.com", "nhs.net", "yahoo.com.ar", "outlook.es"])
+    domain = rng.choice(
+        ["tigo.com.py", "gmail.com", "rediffmail.com", "nhs.net", "yahoo.com.ar", "outlook.es"]
+    )
     return f"{ascii_(given)}.{ascii_(surname)}{rng.randint(1, 99)}@{domain}"
 
 
@@ -276,12 +312,14 @@ def url(rng: random.Random, surname: str) -> str:
     """A web address naming a practice."""
     import unicodedata
 
-    plain = "".join(c for c in unicodedata.normalize("NFD", surname.lower()) if c.isascii() and c.isalpha())
+    plain = "".join(
+        c for c in unicodedata.normalize("NFD", surname.lower()) if c.isascii() and c.isalpha()
+    )
     return rng.choice([f"https://www.{plain}-imagenes.com.py/resultados", f"www.{plain}diagnostics.in",
                        f"http://portal.{plain}.org/pacs?id={_digits(rng, 6)}"])  # fmt: skip
 
 
-_PLACES = {
+PLACES = {
     "es": ["Asunción", "Luque", "San Lorenzo", "Fernando de la Mora", "Lambaré", "Capiatá", "Encarnación",
            "Ciudad del Este", "Villarrica", "Caacupé", "Itauguá", "Ñemby", "Mariano Roque Alonso",
            "Concepción", "Pilar", "Vitoria-Gasteiz", "Ourense", "Girona", "Rosario", "Tlaquepaque"],
@@ -298,7 +336,7 @@ _STREETS = {
 
 def address(rng: random.Random, language: str) -> list[tuple[str, str | None]]:
     """A postal address as pieces: ``(text, kind or None)``; only identifying pieces are PHI."""
-    place = rng.choice(_PLACES[language])
+    place = rng.choice(PLACES[language])
     street = rng.choice(_STREETS[language])
     number = str(rng.randint(10, 4999))
     if language == "es":
@@ -431,6 +469,15 @@ def _values(rng: random.Random, language: str) -> dict[str, list[Piece]]:
     }  # fmt: skip
 
 
+def _adder(
+    pieces: list[tuple[str, str | None, str]],
+) -> Callable[[list[Piece], str], None]:
+    def add(items: list[Piece], where: str) -> None:
+        pieces.extend((text, kind, where) for text, kind in items)
+
+    return add
+
+
 def plant(
     reports: Iterable[tuple[str, str, str]], *, copies: int = 2, seed: int = 0
 ) -> list[PlantedReport]:
@@ -450,9 +497,7 @@ def plant(
             rng = random.Random(f"{seed}:{report_id}:{copy}")
             values = _values(rng, language)
             pieces: list[tuple[str, str | None, str]] = []
-
-            def add(items: list[Piece], where: str) -> None:
-                pieces.extend((text, kind, where) for text, kind in items)
+            add = _adder(pieces)
 
             header = rng.sample(_HEADER[language], rng.randint(3, 6))
             for template in header:

@@ -36,7 +36,13 @@ _LEXICONS = (
     "sections.json", "context.json", "context_findings.json", "consistency.json",
 )  # fmt: skip
 # the lexicons whose words make a stretch of text clinical (context cues are common words)
-_CLINICAL = ("birads.json", "density.json", "findings.json", "location.json", "recommendations.json")
+_CLINICAL = (
+    "birads.json",
+    "density.json",
+    "findings.json",
+    "location.json",
+    "recommendations.json",
+)
 _WORDS = re.compile(r"[a-z]{3,}")
 _ESCAPES = re.compile(r"\\[a-zA-Z]")
 
@@ -148,8 +154,12 @@ def phi_lists() -> PhiLists:
         roles=frozenset(rules["roles"]),
         section_words=_section_words() - frozenset(rules["person_labels"]),
         identifying_labels=frozenset(
-            rules["person_labels"] + rules["identifier_labels"] + rules["address_labels"]
-            + rules["age_labels"] + rules["titles"] + rules["contact_labels"]
+            rules["person_labels"]
+            + rules["identifier_labels"]
+            + rules["address_labels"]
+            + rules["age_labels"]
+            + rules["titles"]
+            + rules["contact_labels"]
         ),
         age_labels=frozenset(rules["age_labels"]),
         person_cues=_phrases(rules["person_cues"] + rules["titles"]),

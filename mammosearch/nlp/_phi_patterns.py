@@ -31,11 +31,15 @@ _FULL_MONTH = (r"(?:january|february|march|april|june|july|august|september|octo
 _ROMAN = r"(?:i{1,3}|iv|vi{0,3}|ix|xi{0,2})"
 _DAY = r"(?:lunes|martes|mi[eé]rcoles|jueves|viernes|s[aá]bado|domingo|monday|tuesday|wednesday|" \
        r"thursday|friday|saturday|sunday)"  # fmt: skip
-_STREET_EN = (r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|"
-              r"place|pl|parkway|pkwy|terrace|circle|nagar|marg|colony|layout|cross|main|grove|"
-              r"gardens|close|crescent|row|square|sq|hill|park|green|walk|mews|vale|highway|hwy")  # fmt: skip
-_STREET_ES = (r"calle|c/|avda|avenida|av|paseo|plaza|pza|camino|carretera|ctra|ronda|"
-              r"traves[ií]a|rambla|glorieta|urbanizaci[oó]n|urb|pasaje|psje|barrio|b[º°]")  # fmt: skip
+_STREET_EN = (
+    r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|"
+    r"parkway|pkwy|terrace|circle|nagar|marg|colony|layout|cross|main|grove|gardens|close|"
+    r"crescent|row|square|sq|hill|park|green|walk|mews|vale|highway|hwy"
+)
+_STREET_ES = (
+    r"calle|c/|avda|avenida|av|paseo|plaza|pza|camino|carretera|ctra|ronda|traves[ií]a|rambla|"
+    r"glorieta|urbanizaci[oó]n|urb|pasaje|psje|barrio|b[º°]"
+)
 _INSTITUTION_HEADS = (
     r"Hospital(?:\s+Universitario|\s+General|\s+Cl[ií]nico|\s+Regional|\s+Provincial)?|Hosp\.|"
     r"Cl[ií]nica|Clinic|Policl[ií]nica|Centro(?:\s+M[eé]dico|\s+de\s+Salud|\s+de\s+Diagn[oó]stico)?|"
@@ -62,7 +66,8 @@ _GATE_WORDS = {
     "month": "jan january feb february mar march apr april may jun june jul july aug august sep "
     "sept september oct october nov november dec december ene enero febrero marzo abr abril mayo "
     "junio julio ago agosto septiembre set setiembre octubre noviembre dic diciembre",
-    "head": "hospital hosp clinica clínica clinic policlinica policlínica centro sanatorio instituto "
+    "head": "hospital hosp clinica clínica clinic policlinica policlínica centro sanatorio "
+    "instituto "
     "institute fundacion fundación complejo medical imaging breast cancer diagnostico diagnóstico "
     "laboratorio policlinic nursing",
     "tail": "hospital hospitals medical health healthcare clinic imaging diagnostics scan scans "
@@ -187,7 +192,8 @@ def patterns() -> tuple[tuple[str, Any], ...]:
         (
             "ADDRESS",
             _c(
-                r"(?P<v>(?:\b(?i:flat|apt|apartment|unit|suite|house|door|plot)[ \t]*|#)[\w/\-]{1,6},"
+                r"(?P<v>(?:\b(?i:flat|apt|apartment|unit|suite|house|door|plot)[ \t]*|#)"
+                r"[\w/\-]{1,6},"
                 r"[ \t]*(?:[^\W_]+[ \t,]+){0,6}(?i:" + _STREET_EN + r")\b\.?"
                 rf"|\b(?i:flat|apt|apartment|unit|suite|house|door|plot)[ \t]*[\w/\-]{{1,6}},[ \t]*"
                 rf"\d{{1,5}}[A-Z]?[ \t]+{_WORD}(?:[ \t]+{_WORD}){{0,3}})"

@@ -13,21 +13,23 @@ from functools import cache
 
 from mammosearch.nlp._allowlist import PhiLists, fold, phi_lists
 
-__all__ = ["address_tails", "find_zoned", "institutions"]
+__all__ = ["find_zoned"]
 
 _TOKEN = re.compile(r"[^\W_]+(?:['’\-./][^\W_]+)*")
 # sentence ends and wide gaps cut a line into stretches
 _CUT = re.compile(r"[.;!?](?=\s)|\s{3,}|\t|\s\|\s|\s{2,}(?=\S+(?:\s\S+){0,3}\s*:)")
 _ABBREVIATIONS = frozenset(
-    "no nº n° nro num reg prof mat col avda av dr dra dres drs sr sra srta mr mrs ms st lic lcda "
-    "licda c.i ci tel telf tfno fig approx aprox vs etc cf hosp dept".split()
+    "no nº n° nro num reg prof mat col avda av dr dra dres drs sr sra srta mr mrs ms st lic "  # noqa: SIM905
+    "lcda licda c.i ci tel telf tfno fig approx aprox vs etc cf hosp dept".split()
 )
 # codes of letters and a few digits that reports use: 4A, T1, 3D, 12mm, 2nd, 1º, MLO2
 _CODE = re.compile(
     r"\d{1,2}[a-c]|[a-z]{1,4}\d{1,2}|\d{1,2}(?:st|nd|rd|th|er|do|ro|to|vo|mo|no|a|o|d|h|yo|y)"
     r"|\d{1,3}(?:[.,]\d{1,2})?(?:mm|cm|x\d{1,3}(?:[.,]\d)?(?:mm|cm)?)"
 )
-_YEAR_CUES = frozenset("ano anos year years del de en in since desde of from".split())
+_YEAR_CUES = frozenset(
+    ["ano", "anos", "year", "years", "del", "de", "en", "in", "since", "desde", "of", "from"]
+)
 _KEPT_CODE = re.compile(
     r"\d{1,2}(?:st|nd|rd|th|er|do|ro|to|vo|mo|no|º|ª)|\d{1,3}(?:[.,]\d{1,2})?(?:mm|cm)"
     r"|[a-z]{1,4}\d"
@@ -172,8 +174,10 @@ def _strict(
     mixed_case = _mixed_case(tokens)
     # a sentence in capitals ("SE COMPARA CON ESTUDIOS ANTERIORES") keeps its common words
     words = [t for t in tokens[skip:] if t.text.isalpha()]
-    prose = not person and len(words) >= 4 and (
-        sum(_allowed(t, lists) for t in words) >= 0.6 * len(words)
+    prose = (
+        not person
+        and len(words) >= 4
+        and (sum(_allowed(t, lists) for t in words) >= 0.6 * len(words))
     )
     for i, token in enumerate(tokens):
         if token.state or i < skip:
@@ -203,9 +207,7 @@ def _strict(
     return out
 
 
-def _body(
-    tokens: list[_Token], text: str, lists: PhiLists, skip: int = 0
-) -> list[tuple[int, str]]:
+def _body(tokens: list[_Token], text: str, lists: PhiLists, skip: int = 0) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     mixed_case = _mixed_case(tokens)
     i = skip
@@ -228,11 +230,12 @@ def _body(
                     out.append((i, found))
             elif not _allowed(token, lists) and i > skip and _is_capitalised(token.text):
                 word = token.folded
-                if mixed_case and (token.text[1:].islower() or word in lists.names):
-                    out.append((i, "NAME"))
-                elif word in lists.names and any(
+                listed = word in lists.names
+                titlecase = mixed_case and (token.text[1:].islower() or listed)
+                beside = any(
                     0 <= k < len(tokens) and not _allowed(tokens[k], lists) for k in (i - 1, i + 1)
-                ):
+                )
+                if titlecase or (listed and beside):
                     out.append((i, "NAME"))
         i += 1
     return out
@@ -281,6 +284,15 @@ def _labelled(tokens: list[_Token], text: str) -> list[tuple[int, int]]:
     return parts
 
 
+def _state(blocked: list[tuple[int, int, int]], start: int, end: int) -> int:
+    """1 when a pattern took the token whole (it is done; one taken in part is looked at
+    again), 2 when it touches a span to keep, else 0."""
+    for s, e, kind in blocked:
+        if kind == 1 and s <= start and e >= end or kind == 2 and s < end and e > start:
+            return kind
+    return 0
+
+
 def find_zoned(
     text: str, taken: list[tuple[int, int, str]], keep: list[tuple[int, int]]
 ) -> list[tuple[int, int, str]]:
@@ -301,12 +313,7 @@ def find_zoned(
     for start, end in _stretches(text, lists):
         tokens = []
         for m in _TOKEN.finditer(text, start, end):
-            # a token a pattern took whole is done; one it took in part is looked at again
-            state = next(
-                (b for s, e, b in blocked if s <= m.start() and e >= m.end())
-                or (2 for s, e, b in blocked if b == 2 and s < m.end() and e > m.start()),
-                0,
-            )
+            state = _state(blocked, m.start(), m.end())
             tokens.append(_Token(m.start(), m.end(), m.group(), fold(m.group()), state))
         if not tokens:
             continue
@@ -331,49 +338,6 @@ def find_zoned(
             for j, hit_kind in hits:
                 found.append((part[j].start, part[j].end, hit_kind))
     return _join(text, found, lists)
-
-
-_WORD_AT = re.compile(r"[ \t]*(?:&[ \t]*)?([^\W\d_][\w.']*)")
-_TRAILING = re.compile(r"(?:[ \t]+(?:[a-záéíóúñ]+|&))+\Z")
-_LEADING = re.compile(r"(?:(?:[a-záéíóúñ]+|&)[ \t]+)+")
-_WORD_BEFORE = re.compile(r"([^\W\d_][\w.']*)[ \t]*(?:&[ \t]*)?\Z")
-
-
-def institutions(text: str, found: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
-    """A name or institution next to institution words ("Scan Centre", "Diagnóstico por
-    Imágenes", "S.A.") is an institution that takes them."""
-    lists = phi_lists()
-    words = lists.institution_words | lists.particles | lists.function_words | {"&"}
-    out = []
-    for start, end, kind in found:
-        if kind in ("NAME", "INSTITUTION"):
-            new_start, new_end = start, end
-            while m := _WORD_AT.match(text, new_end):
-                if fold(m.group(1)).rstrip(".") not in words:
-                    break
-                new_end = m.end()
-            while m := _WORD_BEFORE.search(text, max(0, new_start - 40), new_start):
-                word = fold(m.group(1)).rstrip(".")
-                if word not in words:
-                    # a capitalised word in front of an institution word is its name
-                    after = fold(text[m.end() : m.end() + 30].split(" ")[0]).rstrip(".,")
-                    if not (m.group(1)[0].isupper() and after in lists.institution_words
-                            and word not in lists.clinical):  # fmt: skip
-                        break
-                new_start = m.start()
-            lead = _LEADING.match(text, new_start, start)
-            new_start = lead.end() if lead else new_start
-            trail = _TRAILING.search(text, end, new_end)
-            new_end = trail.start() if trail else new_end
-            head = {fold(w).rstrip(".") for w in re.findall(r"[^\W\d_][\w.']*",
-                                                            text[new_start:start] + " " + text[end:new_end])}  # fmt: skip
-            if head & lists.institution_words or kind == "INSTITUTION":
-                kind = "INSTITUTION"
-                start, end = new_start, new_end
-                while end > start and text[end - 1] in " \t":
-                    end -= 1
-        out.append((start, end, kind))
-    return out
 
 
 _INITIAL_BEFORE = re.compile(r"(?:\b[A-ZÁÉÍÓÚÑ]\.?[ \t]*){1,3}\Z")
@@ -401,30 +365,3 @@ def _join(
                 continue
         joined.append((start, end, kind))
     return joined
-
-
-# what follows a street address on its line: ", Town", " - 560034", ", OK 74158", " KY4 7HQ"
-_TAIL = re.compile(
-    r"[ \t]*[,\-–][ \t]*(?:[A-Z]{2}[ \t]+\d{4,6}\b|\d{4,6}\b|[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b"
-    r"|[^\W\d_]+(?:['.\-][^\W\d_]+)*\b\.?(?:[ \t]+(?:(?:de|del|la|el)[ \t]+)?"
-    r"[^\W\d_]+(?:['.\-][^\W\d_]+)*\b\.?){0,3}"
-    r"(?:[ \t]+(?:[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}|\d{4,6})\b)?)"
-)
-
-
-def address_tails(text: str, found: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
-    """A street address takes the town, state and postcode written after it on its line."""
-    lists = phi_lists()
-    out = []
-    for start, end, kind in found:
-        if kind == "ADDRESS":
-            while m := _TAIL.match(text, end):
-                words = re.findall(r"[^\W\d_]+", m.group())
-                if any(
-                    (w[0].islower() and w not in lists.particles) or fold(w) in lists.clinical
-                    for w in words
-                ):
-                    break
-                end = m.end()
-        out.append((start, end, kind))
-    return out

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from functools import cache
 
 from mammosearch.nlp._phi_patterns import KEEP, gated_patterns, gates
-from mammosearch.nlp._phi_zones import address_tails, find_zoned, institutions
+from mammosearch.nlp._phi_spans import address_tails, institutions
+from mammosearch.nlp._phi_zones import find_zoned
 
 __all__ = ["PHI_KINDS", "PhiSpan", "ScrubResult", "Scrubber", "score_scrubbing", "scrub"]
 

@@ -12,7 +12,7 @@ import pytest
 from mammosearch.nlp import normalize
 from mammosearch.nlp.scrub import score_scrubbing, scrub
 from mammosearch.samples.phi import generate_phi_reports
-from tests.conftest import PHI_CANARY, read_gold, shared_path
+from tests.conftest import PHI_CANARY, shared_path
 
 EN = (
     "Patient: Maria Lopez Garcia  MRN: 12345678  DOB: 03/04/1931. Age: 93. Referring physician: "

@@ -7,6 +7,7 @@ and returns the names and identifiers it finds besides.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -35,6 +36,7 @@ _KEPT_CODE = re.compile(
     r"|[a-z]{1,4}\d"
 )
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_LAST_WORD = re.compile(r"(\S+)\s*\Z")
 _NAME_GAP = re.compile(r"[\s,.'’\-]*")
 _SPACE_GAP = re.compile(r"[ \t]*")
 
@@ -249,10 +251,11 @@ def _stretches(text: str, lists: PhiLists) -> list[tuple[int, int]]:
         end = at + len(line)
         start = at
         for m in _CUT.finditer(line):
-            before = line[: m.start()].split()
-            last = fold(before[-1]) if before else ""
+            word = _LAST_WORD.search(line, max(0, m.start() - 40), m.start())
+            raw = word.group(1) if word else ""
+            last = fold(raw)
             # "Tte.", "Mcal.": a short capitalised word that is no name is an abbreviation
-            short = len(last) <= 4 and before[-1][:1].isupper() and last not in lists.person_names
+            short = len(last) <= 4 and raw[:1].isupper() and last not in lists.person_names
             initial = len(last) == 1 and last.isalpha()
             if m.group().startswith(".") and (last in _ABBREVIATIONS or initial or short):
                 continue
@@ -284,13 +287,14 @@ def _labelled(tokens: list[_Token], text: str) -> list[tuple[int, int]]:
     return parts
 
 
-def _state(blocked: list[tuple[int, int, int]], start: int, end: int) -> int:
+def _state(taken: list[tuple[int, int]], keep: list[tuple[int, int]], start: int, end: int) -> int:
     """1 when a pattern took the token whole (it is done; one taken in part is looked at
-    again), 2 when it touches a span to keep, else 0."""
-    for s, e, kind in blocked:
-        if kind == 1 and s <= start and e >= end or kind == 2 and s < end and e > start:
-            return kind
-    return 0
+    again), 2 when it touches a span to keep, else 0. Both lists are sorted and disjoint."""
+    n = bisect.bisect_right(taken, (start, 1 << 62)) - 1
+    if n >= 0 and taken[n][0] <= start and taken[n][1] >= end:
+        return 1
+    n = bisect.bisect_left(keep, (end, 0)) - 1
+    return 2 if n >= 0 and keep[n][1] > start else 0
 
 
 def find_zoned(
@@ -308,12 +312,13 @@ def find_zoned(
         particles, initials and punctuation between them.
     """
     lists = phi_lists()
-    blocked = sorted([(s, e, 1) for s, e, _ in taken] + [(s, e, 2) for s, e in keep])
+    taken_spans = sorted((s, e) for s, e, _ in taken)
+    keep_spans = sorted(keep)
     found: list[tuple[int, int, str]] = []
     for start, end in _stretches(text, lists):
         tokens = []
         for m in _TOKEN.finditer(text, start, end):
-            state = _state(blocked, m.start(), m.end())
+            state = _state(taken_spans, keep_spans, m.start(), m.end())
             tokens.append(_Token(m.start(), m.end(), m.group(), fold(m.group()), state))
         if not tokens:
             continue

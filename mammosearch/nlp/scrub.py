@@ -26,6 +26,7 @@ once per process.
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
@@ -146,11 +147,11 @@ def _resolve(text: str, hits: list[tuple[int, int, str]]) -> list[tuple[int, int
         if end > start:
             cleaned.append((start, end, kind))
     cleaned.sort(key=lambda h: (-(h[1] - h[0]), -_PRIORITY[h[2]], h[0]))
-    taken: list[tuple[int, int, str]] = []
+    taken: list[tuple[int, int, str]] = []  # sorted by start, disjoint
     for start, end, kind in cleaned:
-        if all(end <= s or start >= e for s, e, _ in taken):
-            taken.append((start, end, kind))
-    taken.sort()
+        n = bisect.bisect_left(taken, (start, 0, ""))
+        if (n == 0 or taken[n - 1][1] <= start) and (n == len(taken) or taken[n][0] >= end):
+            taken.insert(n, (start, end, kind))
     joined: list[tuple[int, int, str]] = []
     for start, end, kind in taken:
         if joined and joined[-1][2] == kind and not text[joined[-1][1] : start].strip(" \t"):

@@ -166,3 +166,35 @@ def test_normalize_job_scrubs(tmp_path: Path) -> None:
     assert records[0]["text"] == "Paciente: [NAME] MRN [ID]. ACR C. BI-RADS 2."
     assert records[0]["density"]["category"] == "C"
     assert summary.failed == 1 and "text" not in records[1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Dr. " * 10000,
+        "12 Ana Bob Cid " * 5000,
+        "Hospital Ana Bob " * 5000,
+        "Flat 1A, " * 5000,
+        "12 Main Street" + ", Ana Bob" * 5000,
+        "Ana 10:00 Bob 12345 " * 5000,
+        "1" * 100000,
+        " " * 100000 + "x",
+        ". x " * 10000,
+    ],
+    ids=[
+        "titles",
+        "addresses",
+        "institutions",
+        "flats",
+        "tail",
+        "mixed",
+        "digits",
+        "spaces",
+        "cuts",
+    ],
+)
+def test_scrubbing_time_grows_linearly(text: str) -> None:
+    scrub("warm up")
+    start = time.perf_counter()
+    scrub(text)
+    assert time.perf_counter() - start < 2.0

@@ -26,8 +26,9 @@ The name lists, none of which the runtime loads:
 - gender-guesser's ``nam_dict.txt`` (given names of about 50 countries);
 - names-dataset v3 (first and last names of one word, all of them unless ``--rank`` cuts).
 
-Run ``python bench/phi_lists.py`` after ``pip install names-dataset gender-guesser`` (the ``dev``
-extra); loading names-dataset needs about 2 GB of memory and half a minute.
+Run ``python bench/phi_lists.py`` after ``pip install -e .[phi-lists]``; loading names-dataset
+needs about 2 GB of memory and half a minute. The output is deterministic for given package
+versions.
 """
 
 from __future__ import annotations

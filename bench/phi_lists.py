@@ -14,8 +14,9 @@ gzip):
 - ``phi_common.txt.gz``: vocabulary words that only names-dataset calls names ("compara"):
   allowed in lower case inside mixed-case text and in sentences in capitals.
 - ``phi_lowercase.txt.gz``: the rarer words down to the ``--lower`` most frequent
-  ("percutánea"), less the curated names and the places: allowed when written in lower case
-  inside mixed-case text, where a name would be capitalised.
+  ("percutánea"), less the curated names and the places, and the ``--protect`` commonest that
+  a curated list calls names ("made"): allowed when written in lower case inside mixed-case
+  text, where a name would be capitalised.
 - ``phi_names.txt.gz``: the personal names of the curated lists and names-dataset's
   ``--hint-rank`` best ranked, a hint for body text (names next to a person cue); the
   scrubber's design does not depend on it.
@@ -175,12 +176,16 @@ def main() -> None:
     _write(DATA / "phi_vocabulary.txt.gz", kept)
     # words that only names-dataset calls names: allowed in prose and in lower case
     _write(DATA / "phi_common.txt.gz", (vocabulary & mined) - kept - curated - places)
-    # the rarer words down to --lower: allowed in lower case in mixed-case text
+    # the rarer words down to --lower, and the --protect commonest even when a curated list
+    # names them ("made", "will"): allowed in lower case in mixed-case text
     rare: set[str] = set()
+    common_words: set[str] = set()
     for language in ("en", "es"):
         words = [fold(w) for w in wordfreq.top_n_list(language, args.lower)]
         rare.update(w for w in words if w.isalpha() and len(w) > 2)
-    _write(DATA / "phi_lowercase.txt.gz", rare - vocabulary - curated - places)
+        common_words.update(words[: args.protect])
+    lowercase = (rare - vocabulary - curated - places) | (common_words - kept - places)
+    _write(DATA / "phi_lowercase.txt.gz", {w for w in lowercase if w.isalpha()})
     _write(DATA / "phi_names.txt.gz", {n for n in curated | mined_top if len(n) > 2})
 
 

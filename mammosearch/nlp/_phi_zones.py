@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
 from functools import cache
 
+from rapidfuzz.distance import Levenshtein
+
 from mammosearch.nlp._allowlist import PhiLists, fold, phi_lists
+from mammosearch.nlp._phi_tokens import Token, allowed, is_capitalised, number_kind
 
 __all__ = ["find_zoned"]
 
@@ -24,83 +26,8 @@ _ABBREVIATIONS = frozenset(
     "lcda licda c.i ci tel telf tfno fig approx aprox vs etc cf hosp dept".split()
 )
 # codes of letters and a few digits that reports use: 4A, T1, 3D, 12mm, 2nd, 1º, MLO2
-_CODE = re.compile(
-    r"\d{1,2}[a-c]|[a-z]{1,4}\d{1,2}|\d{1,2}(?:st|nd|rd|th|er|do|ro|to|vo|mo|no|a|o|d|h|yo|y)"
-    r"|\d{1,3}(?:[.,]\d{1,2})?(?:mm|cm|x\d{1,3}(?:[.,]\d)?(?:mm|cm)?)"
-)
-_YEAR_CUES = frozenset(
-    ["ano", "anos", "year", "years", "del", "de", "en", "in", "since", "desde", "of", "from"]
-)
-_KEPT_CODE = re.compile(
-    r"\d{1,2}(?:st|nd|rd|th|er|do|ro|to|vo|mo|no|º|ª)|\d{1,3}(?:[.,]\d{1,2})?(?:mm|cm)"
-    r"|[a-z]{1,4}\d"
-)
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _LAST_WORD = re.compile(r"(\S+)\s*\Z")
 _NAME_GAP = re.compile(r"[\s,.'’\-]*")
-_SPACE_GAP = re.compile(r"[ \t]*")
-
-
-@dataclass(slots=True)
-class _Token:
-    start: int
-    end: int
-    text: str
-    folded: str
-    state: int = 0  # 0 free, 1 taken by a pattern, 2 kept (a clock time)
-
-
-_ROMAN_CATEGORY = re.compile(r"(?:i{1,3}|iv|vi?)[abc]?")
-
-
-def _allowed(token: _Token, lists: PhiLists) -> bool:
-    word = token.folded
-    if word in lists.allowed or len(word) == 1 or _ROMAN_CATEGORY.fullmatch(word):
-        return True
-    # an inflection of a lexicon word: "benignos", "benigno" (a first name, too) of "benign"
-    if len(word) > 6 and any(word[:-n] in lists.clinical for n in (1, 2, 3)):
-        return True
-    parts = [p for p in re.split(r"['’\-./]", word) if p]
-    return len(parts) > 1 and all(p in lists.allowed or len(p) == 1 for p in parts)
-
-
-def _is_capitalised(text: str) -> bool:
-    return text[0].isupper() and not text[0].isdigit()
-
-
-def _number_kept(tokens: list[_Token], i: int, text: str, lists: PhiLists, strict: bool) -> str:
-    """``""`` when the number token ``i`` is no identifier, else its kind (``ID`` or ``AGE``)."""
-    token = tokens[i]
-    word = token.folded
-    digits = sum(c.isdigit() for c in word)
-    if not word.replace(".", "").replace(",", "").isdigit():  # letters and digits
-        parts = re.split(r"[-./]", word)
-        if any(sum(c.isdigit() for c in p) >= 3 for p in parts) and not _CODE.fullmatch(word):
-            return "ID"
-        if not strict:
-            return ""
-        # in an identifier zone a code stays only as a category ("BI-RADS 4A"), an ordinal or
-        # a measurement ("12mm"); "6A" of "Flat 6A" goes
-        cued = any(b in lists.category_cues for b in [t.folded for t in tokens[max(0, i - 2) : i]])
-        return "" if (cued and _CODE.fullmatch(word)) or _KEPT_CODE.fullmatch(word) else "ID"
-    after = text[token.end : token.end + 2]
-    nxt = tokens[i + 1].folded if i + 1 < len(tokens) else ""
-    before = [t.folded for t in tokens[max(0, i - 3) : i]]
-    measured = after.lstrip()[:1] == "%" or nxt in lists.units or "x" in before[-1:]
-    if not strict:
-        return "ID" if digits >= 5 and not measured else ""
-    if not _NUMBER.fullmatch(word):
-        return "ID"
-    value = float(word.replace(",", ".")) if word.count(".") + word.count(",") <= 1 else 1e9
-    if any(b in lists.age_labels for b in before) or nxt in {"years", "anos", "y/o", "yo"}:
-        return "" if value < 90 else "AGE"
-    if measured and digits <= 4 or digits == 1:  # one digit identifies no one: "1." of a list
-        return ""
-    if digits == 4 and 1900 <= value <= 2099 and before[-1:] and before[-1] in _YEAR_CUES:
-        return ""  # a year alone is no identifier: "del año 2020"
-    if any(b in lists.category_cues for b in before[-2:]) and value <= 6:
-        return ""
-    return "ID"
 
 
 @cache
@@ -111,7 +38,7 @@ def _by_first(cues: tuple[tuple[str, ...], ...]) -> dict[str, list[tuple[str, ..
     return index
 
 
-def _cue_at(tokens: list[_Token], i: int, cues: tuple[tuple[str, ...], ...]) -> int:
+def _cue_at(tokens: list[Token], i: int, cues: tuple[tuple[str, ...], ...]) -> int:
     """The length of the cue phrase that starts at token ``i`` (0 when none)."""
     for phrase in _by_first(cues).get(tokens[i].folded.rstrip("."), ()):
         n = len(phrase)
@@ -120,7 +47,7 @@ def _cue_at(tokens: list[_Token], i: int, cues: tuple[tuple[str, ...], ...]) -> 
     return 0
 
 
-def _name_run(tokens: list[_Token], i: int, text: str, lists: PhiLists, titled: bool) -> int:
+def _name_run(tokens: list[Token], i: int, text: str, lists: PhiLists, titled: bool) -> int:
     """How many tokens from ``i`` make a name after a person cue (0 when none)."""
     taken = 0
     j = i
@@ -135,22 +62,22 @@ def _name_run(tokens: list[_Token], i: int, text: str, lists: PhiLists, titled: 
         if word in lists.particles or (len(word) == 1 and token.text.isupper()):
             j += 1
             continue
-        if not _is_capitalised(token.text) or word in lists.titles:
+        if not is_capitalised(token.text) or word in lists.titles:
             break
         known = lists.person_names if titled else lists.names
-        if _allowed(token, lists) and word not in known:
+        if allowed(token, lists) and word not in known:
             break
         j += 1
         taken = j - i
     return taken
 
 
-def _mixed_case(tokens: list[_Token]) -> bool:
+def _mixed_case(tokens: list[Token]) -> bool:
     letters = [c for t in tokens for c in t.text if c.isalpha()]
     return sum(c.islower() for c in letters) > len(letters) // 3
 
 
-def _person_start(tokens: list[_Token], lists: PhiLists) -> int:
+def _person_start(tokens: list[Token], lists: PhiLists) -> int:
     """Where a person zone starts: its first title or signature cue, else its start."""
     for i, token in enumerate(tokens):
         if token.folded.rstrip(".") in lists.titles or _cue_at(tokens, i, lists.signature_cues):
@@ -159,7 +86,7 @@ def _person_start(tokens: list[_Token], lists: PhiLists) -> int:
 
 
 def _strict(
-    tokens: list[_Token],
+    tokens: list[Token],
     text: str,
     kind: str,
     lists: PhiLists,
@@ -179,25 +106,25 @@ def _strict(
     prose = (
         not person
         and len(words) >= 4
-        and (sum(_allowed(t, lists) for t in words) >= 0.6 * len(words))
+        and (sum(allowed(t, lists) for t in words) >= 0.6 * len(words))
     )
     for i, token in enumerate(tokens):
         if token.state or i < skip:
             continue
         word = token.folded
         if any(c.isdigit() for c in word):
-            found = _number_kept(tokens, i, text, lists, strict=True)
+            found = number_kind(tokens, i, text, lists, strict=True)
             if found:
                 out.append((i, found))
         elif kind == "ADDRESS":  # an address keeps only its function words
             if word not in lists.particles and word not in lists.function_words:
                 out.append((i, kind))
-        elif not _allowed(token, lists):
+        elif not allowed(token, lists):
             lower = mixed_case and token.text.islower()
             upper_prose = prose and not mixed_case
             if not ((lower and word in lists.lowercase) or (upper_prose and word in lists.common)):
                 out.append((i, kind))
-        elif _is_capitalised(token.text):
+        elif is_capitalised(token.text):
             if i >= person_from:
                 kept = word in lists.roles or word in lists.identifying_labels
                 kept = kept or (word in lists.structure and word not in lists.person_names)
@@ -209,7 +136,35 @@ def _strict(
     return out
 
 
-def _body(tokens: list[_Token], text: str, lists: PhiLists, skip: int = 0) -> list[tuple[int, str]]:
+def _body(tokens: list[Token], text: str, lists: PhiLists, skip: int = 0) -> list[tuple[int, str]]:
+    """Clinical text: names after person cues, capitalised words off the allow-list in
+    mid-sentence, identifying numbers; after a signature cue, an identifier zone."""
+    out = _body_hits(tokens, text, lists, skip)
+    # a word off the allow-list next to a name is part of it ("ZULEMA ACHUCARRO")
+    named = {i for i, kind in out if kind == "NAME"}
+    grown = True
+    while grown:
+        grown = False
+        for i in sorted(named):
+            for k in (i - 1, i + 1):
+                token = tokens[k] if skip <= k < len(tokens) else None
+                if token is None or k in named or token.state or not token.text.isalpha():
+                    continue
+                gap = text[tokens[min(i, k)].end : tokens[max(i, k)].start]
+                beside = _NAME_GAP.fullmatch(gap) and "\n" not in gap
+                if (
+                    beside
+                    and is_capitalised(token.text)
+                    and not allowed(token, lists)
+                    and token.folded not in lists.clinical
+                ):
+                    named.add(k)
+                    out.append((k, "NAME"))
+                    grown = True
+    return out
+
+
+def _body_hits(tokens: list[Token], text: str, lists: PhiLists, skip: int) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     mixed_case = _mixed_case(tokens)
     i = skip
@@ -227,15 +182,18 @@ def _body(tokens: list[_Token], text: str, lists: PhiLists, skip: int = 0) -> li
             continue
         if token.state == 0:
             if any(c.isdigit() for c in token.folded):
-                found = _number_kept(tokens, i, text, lists, strict=False)
+                # a number after an identifier label is one, whatever its length ("MP 4471")
+                labelled = any(t.folded.rstrip(".") in lists.identifier_labels
+                               for t in tokens[max(skip, i - 2) : i])  # fmt: skip
+                found = number_kind(tokens, i, text, lists, strict=labelled)
                 if found:
                     out.append((i, found))
-            elif not _allowed(token, lists) and i > skip and _is_capitalised(token.text):
+            elif not allowed(token, lists) and i > skip and is_capitalised(token.text):
                 word = token.folded
                 listed = word in lists.names
                 titlecase = mixed_case and (token.text[1:].islower() or listed)
                 beside = any(
-                    0 <= k < len(tokens) and not _allowed(tokens[k], lists) for k in (i - 1, i + 1)
+                    0 <= k < len(tokens) and not allowed(tokens[k], lists) for k in (i - 1, i + 1)
                 )
                 if titlecase or (listed and beside):
                     out.append((i, "NAME"))
@@ -266,7 +224,7 @@ def _stretches(text: str, lists: PhiLists) -> list[tuple[int, int]]:
     return [(s, e) for s, e in out if text[s:e].strip()]
 
 
-def _labelled(tokens: list[_Token], text: str) -> list[tuple[int, int]]:
+def _labelled(tokens: list[Token], text: str) -> list[tuple[int, int]]:
     """Token ranges cut at every ``label:``: ``(first token, label length)`` of each part."""
     parts = [(0, 0)]
     for i, token in enumerate(tokens):
@@ -285,6 +243,17 @@ def _labelled(tokens: list[_Token], text: str) -> list[tuple[int, int]]:
             else:
                 parts.append((first, i + 1 - first))
     return parts
+
+
+def _misspelt_section(word: str, lists: PhiLists) -> bool:
+    """Whether ``word`` is one or two edits from a section header word ("Fundings")."""
+    if len(word) < 5:
+        return False
+    limit = 1 if len(word) < 7 else 2
+    return any(
+        abs(len(word) - len(header)) <= limit and Levenshtein.distance(word, header) <= limit
+        for header in lists.section_words
+    )
 
 
 def _state(taken: list[tuple[int, int]], keep: list[tuple[int, int]], start: int, end: int) -> int:
@@ -319,7 +288,7 @@ def find_zoned(
         tokens = []
         for m in _TOKEN.finditer(text, start, end):
             state = _state(taken_spans, keep_spans, m.start(), m.end())
-            tokens.append(_Token(m.start(), m.end(), m.group(), fold(m.group()), state))
+            tokens.append(Token(m.start(), m.end(), m.group(), fold(m.group()), state))
         if not tokens:
             continue
         parts = _labelled(tokens, text)
@@ -340,6 +309,13 @@ def find_zoned(
                     for j, t in enumerate(part)
                 )
                 hits = _strict(part, text, kind, lists, skip=label_len, person=person)
+            # the label itself: its words are structure words, anything else goes (but a
+            # misspelt section header, "Finidngs:", is a header)
+            hits += [
+                (j, k)
+                for j, k in _strict(part[:label_len], text, "NAME", lists)
+                if is_capitalised(part[j].text) and not _misspelt_section(part[j].folded, lists)
+            ]
             for j, hit_kind in hits:
                 found.append((part[j].start, part[j].end, hit_kind))
     return _join(text, found, lists)

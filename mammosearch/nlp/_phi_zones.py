@@ -225,23 +225,24 @@ def _stretches(text: str, lists: PhiLists) -> list[tuple[int, int]]:
 
 
 def _labelled(tokens: list[Token], text: str) -> list[tuple[int, int]]:
-    """Token ranges cut at every ``label:``: ``(first token, label length)`` of each part."""
+    """Token ranges cut at every ``label:``: ``(first token, label length)`` of each part. A
+    label is up to three words (no numbers) before a colon or ``#``."""
     parts = [(0, 0)]
     for i, token in enumerate(tokens):
         follow = text[token.end : token.end + 3].lstrip(" .")
-        if follow[:1] not in (":", "#"):
+        if follow[:1] not in (":", "#") or not any(c.isalpha() for c in token.text):
             continue
+        floor = parts[-1][0] + parts[-1][1]  # the previous label's value starts there
         first = i
-        while first > parts[-1][0] and i - first < 3:
+        while first > floor and i - first < 3:
             gap = text[tokens[first - 1].end : tokens[first].start]
-            if gap.strip(" ."):
+            if gap.strip(" .") or any(c.isdigit() for c in tokens[first - 1].text):
                 break
             first -= 1
-        if first > parts[-1][0] or (first == parts[-1][0] and parts[-1][1] == 0):
-            if first == parts[-1][0]:
-                parts[-1] = (first, i + 1 - first)
-            else:
-                parts.append((first, i + 1 - first))
+        if first == 0 and parts == [(0, 0)]:
+            parts[-1] = (0, i + 1)
+        elif first >= floor:
+            parts.append((first, i + 1 - first))
     return parts
 
 
@@ -314,7 +315,8 @@ def find_zoned(
             hits += [
                 (j, k)
                 for j, k in _strict(part[:label_len], text, "NAME", lists)
-                if is_capitalised(part[j].text) and not _misspelt_section(part[j].folded, lists)
+                if not part[j].text.isalpha()
+                or (is_capitalised(part[j].text) and not _misspelt_section(part[j].folded, lists))
             ]
             for j, hit_kind in hits:
                 found.append((part[j].start, part[j].end, hit_kind))

@@ -130,3 +130,73 @@ def test_mammosearch_never_imports_the_corpus() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=Path(REPO), check=False)
     assert done.returncode == 0
+
+
+# house styles written apart from the corpus templates (headers, signatures, inline mentions)
+_ES = "MAMAS TIPO B. NO SE OBSERVAN NÓDULOS. BI-RADS 2."
+_EN = "Breast composition: ACR B. No suspicious mass. BI-RADS 1."
+_PROBES = [
+    (
+        "Paciente: Sra. Edelira Ayala de Benítez, 67 años, CI 2.345.678\n" + _ES,
+        ["Edelira", "Ayala", "Benítez", "2.345.678"],
+    ),
+    ("PATIENT NAME: KOWALSKI JANINA M\n" + _EN, ["KOWALSKI", "JANINA"]),
+    ("Pt: Ng, Mei-Ling (DOB 1955-03-02)\n" + _EN, ["Ng", "Mei-Ling", "1955"]),
+    ("Solicitado por: DR. PERALTA\n" + _ES, ["PERALTA"]),
+    (
+        _ES + "\nReporte firmado digitalmente por Dr. Hugo Benegas Riquelme - Matrícula 12.345",
+        ["Hugo", "Benegas", "Riquelme", "12.345"],
+    ),
+    ("Hospital Regional de Coronel Oviedo\n" + _ES, ["Coronel Oviedo"]),
+    (_ES + "\nAdjunto: Dra. C. Insaurralde", ["Insaurralde"]),
+    (_EN + "\nTranscribed by: mjk 03/05/21", ["mjk", "03/05/21"]),
+    (_ES + "\nCopia a: Dr. Ruiz Díaz (Ginecología)", ["Ruiz", "Díaz"]),
+    ("Ref: Dr Anand Krishnamurthy, MD (Gyn)\n" + _EN, ["Anand", "Krishnamurthy"]),
+    ("Mrs. Lakshmi Narayanan, W/O Mr. Narayanan Iyer\n" + _EN, ["Lakshmi", "Narayanan", "Iyer"]),
+    ("Age : 62 Yrs  Sex : F   Ref.Dr : Dr.Sunitha\n" + _EN, ["Sunitha"]),
+    ("Lab No: 23-RAD-004512\n" + _EN, ["004512", "23-RAD"]),
+    ("Se realizó comparación con estudio del IPS de fecha 12/02/2020. " + _ES, ["12/02/2020"]),
+    (
+        "Compared with outside films from Narayana Hrudayalaya dated 12.03.2021. " + _EN,
+        ["Narayana", "Hrudayalaya", "12.03.2021"],
+    ),
+    (_EN + "\nConsultant: Dr. (Mrs.) Rekha Shenoy", ["Rekha", "Shenoy"]),
+    (
+        "Nombre: GIMÉNEZ DE ROJAS, MARÍA AUXILIADORA  Edad: 71\n" + _ES,
+        ["GIMÉNEZ", "ROJAS", "AUXILIADORA"],
+    ),
+    (
+        "Name of the patient - Smt. Parvathamma\nHospital No - 2021/45678\n" + _EN,
+        ["Parvathamma", "45678"],
+    ),
+    (
+        _ES
+        + "\nDr. Osvaldo Ramírez Fleitas\nEspecialista en Imágenes\nRegistro Profesional N° 3.215",
+        ["Osvaldo", "Ramírez", "Fleitas", "3.215"],
+    ),
+    (
+        "MRN:00456712 Acc#:RA-2023-118 Ordering: HOLLOWAY, TAMSIN J\n" + _EN,
+        ["00456712", "RA-2023-118", "HOLLOWAY", "TAMSIN"],
+    ),
+    (
+        "Paciente de 58 años, Doña Eustaquia Vera, que concurre para control. " + _ES,
+        ["Eustaquia", "Vera"],
+    ),
+    ("The patient Ms Okafor was seen today. " + _EN, ["Okafor"]),
+    ("LA PACIENTE NÉLIDA CANTERO CONCURRE PARA CONTROL. " + _ES, ["NÉLIDA", "CANTERO"]),
+    ("Tel 0971 234 567 / 021 555 444\n" + _ES, ["0971", "234", "567", "555", "444"]),
+    (
+        "Direccion: Barrio Obrero, calle Itá Ybaté c/ Teniente Fariña\n" + _ES,
+        ["Obrero", "Itá", "Ybaté", "Teniente", "Fariña"],
+    ),
+    ("Sede: San Lorenzo\n" + _ES, ["San Lorenzo"]),
+    ("Pat-ID: 8812-4471-2\n" + _EN, ["8812", "4471"]),
+    ("ID Paciente 4471233\n" + _EN, ["4471233"]),
+    ("Study date 2023 Mar 14\n" + _EN, ["14"]),
+]
+
+
+@pytest.mark.parametrize(("text", "gone"), _PROBES)
+def test_other_house_styles(text: str, gone: list[str]) -> None:
+    result = scrub(text).text
+    assert [value for value in gone if value in result] == [], result

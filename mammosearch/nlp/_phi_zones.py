@@ -77,6 +77,19 @@ def _mixed_case(tokens: list[Token]) -> bool:
     return sum(c.islower() for c in letters) > len(letters) // 3
 
 
+def _role(word: str, lists: PhiLists) -> bool:
+    """A word that stays in a person zone: roles, degrees and labels, structure words that
+    are no name, function words, single letters."""
+    return (
+        word in lists.roles
+        or word in lists.identifying_labels
+        or (word in lists.structure and word not in lists.person_names)
+        or word in lists.function_words
+        or word in lists.particles
+        or len(word) == 1
+    )
+
+
 def _person_start(tokens: list[Token], lists: PhiLists) -> int:
     """Where a person zone starts: its first title or signature cue, else its start."""
     for i, token in enumerate(tokens):
@@ -119,6 +132,9 @@ def _strict(
         elif kind == "ADDRESS":  # an address keeps only its function words
             if word not in lists.particles and word not in lists.function_words:
                 out.append((i, kind))
+        elif i >= person_from and token.text.isalpha() and not _role(word, lists):
+            if not allowed(token, lists) or word in lists.person_names:
+                out.append((i, kind))  # a person zone: "john smith" in lower case too
         elif not allowed(token, lists):
             lower = mixed_case and token.text.islower()
             upper_prose = prose and not mixed_case

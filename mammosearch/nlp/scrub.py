@@ -26,7 +26,6 @@ once per process.
 
 from __future__ import annotations
 
-import bisect
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
@@ -39,7 +38,7 @@ __all__ = ["PHI_KINDS", "PhiSpan", "ScrubResult", "Scrubber", "score_scrubbing",
 
 PHI_KINDS = ("NAME", "ID", "DATE", "AGE", "PHONE", "EMAIL", "ADDRESS", "INSTITUTION", "URL")
 _PLACEHOLDER = {kind: f"[{kind}]" for kind in PHI_KINDS} | {"AGE": "90+"}
-# of two overlapping spans the longer wins, then the kind ranked higher here
+# overlapping spans become one, of the kind of the longest, then of the kind ranked higher here
 _PRIORITY = {"EMAIL": 9, "URL": 8, "DATE": 7, "AGE": 6, "PHONE": 5, "ADDRESS": 4,
              "INSTITUTION": 3, "ID": 2, "NAME": 1}  # fmt: skip
 _TRIM = " \t\n.,;:)(]["
@@ -135,8 +134,9 @@ class Scrubber:
 
 
 def _resolve(text: str, hits: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
-    """Trimmed, disjoint spans: overlaps go to the higher kind, then the longer span; spans of
-    one kind that touch or overlap are joined."""
+    """Trimmed, disjoint spans: overlapping spans become one (nothing either covered is left
+    out), of the kind of the longest (then the kind ranked higher); spans of one kind that
+    touch are joined."""
     cleaned = []
     for found_start, found_end, kind in hits:
         start, end = found_start, found_end
@@ -146,14 +146,17 @@ def _resolve(text: str, hits: list[tuple[int, int, str]]) -> list[tuple[int, int
             end -= 1
         if end > start:
             cleaned.append((start, end, kind))
-    cleaned.sort(key=lambda h: (-(h[1] - h[0]), -_PRIORITY[h[2]], h[0]))
-    taken: list[tuple[int, int, str]] = []  # sorted by start, disjoint
-    for start, end, kind in cleaned:
-        n = bisect.bisect_left(taken, (start, 0, ""))
-        if (n == 0 or taken[n - 1][1] <= start) and (n == len(taken) or taken[n][0] >= end):
-            taken.insert(n, (start, end, kind))
+    cleaned.sort()
+    merged: list[list[tuple[int, int, str]]] = []  # groups of overlapping spans
+    for span in cleaned:
+        if merged and span[0] < max(e for _, e, _ in merged[-1]):
+            merged[-1].append(span)
+        else:
+            merged.append([span])
     joined: list[tuple[int, int, str]] = []
-    for start, end, kind in taken:
+    for group in merged:
+        start, end = group[0][0], max(e for _, e, _ in group)
+        kind = max(group, key=lambda h: (h[1] - h[0], _PRIORITY[h[2]]))[2]
         if joined and joined[-1][2] == kind and not text[joined[-1][1] : start].strip(" \t"):
             joined[-1] = (joined[-1][0], end, kind)
         else:

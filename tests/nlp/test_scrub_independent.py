@@ -196,7 +196,54 @@ _PROBES = [
 ]
 
 
-@pytest.mark.parametrize(("text", "gone"), _PROBES)
+_B = "\nMAMAS TIPO B. BI-RADS 2."
+_E = "\nBreast composition: ACR B. BI-RADS 1."
+_MORE_PROBES = [
+    ("PACIENTE: ROSA BLANCO" + B, ["ROSA", "BLANCO"]),
+    ("MARIA LUZ CRUZ" + B, ["MARIA", "LUZ", "CRUZ"]),
+    ("Grace Hope Young" + E, ["Grace", "Hope", "Young"]),
+    ("SE COMPARA CON ESTUDIO DE LA SRA. GONZALEZ." + B, ["GONZALEZ"]),
+    ("Mamografía de María Benítez realizada hoy. Mamas tipo B.", ["María", "Benítez"]),
+    ("Control de 2021-03 sin cambios." + B, ["2021-03"]),
+    ("Estudio previo de marzo/2021." + B, ["marzo/2021"]),
+    ("FECHA: 03.III.2021" + B, ["03.III.2021"]),
+    ("PACIENTE DE 95 AÑOS." + B, ["95"]),
+    ("Historia: 0012345-6" + B, ["0012345"]),
+    ("Nº Doc.: 3.456.789" + B, ["3.456.789"]),
+    ("R.U.C.: 80012345-6" + B, ["80012345"]),
+    ("Teléfono: 0981.123.456" + B, ["0981", "123.456"]),
+    ("Email: juan_perez@hotmail.com" + B, ["juan_perez"]),
+    ("Cédula: 1.234.567  Sexo: F  Fecha nac.: 12/12/1950" + B, ["1.234.567", "12/12/1950"]),
+    ("Dirección: Mcal. López 1234, Asunción" + B, ["López", "1234", "Asunción"]),
+    ("Asunción, 12 de marzo de 2024" + B, ["Asunción", "12 de marzo"]),
+    ("Lima, 3 de mayo de 2023" + B, ["Lima"]),
+    (
+        _E.strip() + "\n\nDr. Anil Kumar Sharma\nMD (Radiodiagnosis)\nReg No: KMC 45678",
+        ["Anil", "Kumar", "Sharma", "45678"],
+    ),
+    ("Bangalore, 560034" + E, ["Bangalore", "560034"]),
+    ("Name: Mrs. MEENA DEVI W/O RAJU" + E, ["MEENA", "DEVI", "RAJU"]),
+    ("Patient: john smith (lowercase)" + E, ["john", "smith"]),
+    ("Ordering Physician: Patel, Nikhil R., MD" + E, ["Patel", "Nikhil"]),
+    ("Accession # 12345678  Exam: MAMMO SCREEN BIL" + E, ["12345678"]),
+    (
+        _E.strip() + "\nI have personally reviewed the images. Rebecca L. Thornbury, M.D.",
+        ["Rebecca", "Thornbury"],
+    ),
+    (
+        _E.strip()
+        + "\nThis report was electronically signed by Priya Raman, MD on 03/14/2023 at 14:22.",
+        ["Priya", "Raman", "03/14/2023"],
+    ),
+    ("Paciente derivada del Centro de Salud Barrio Jara." + B, ["Jara"]),
+    (
+        "Derivada por la Dra. Fátima Ñeñe del Hospital Nacional de Itauguá." + B,
+        ["Fátima", "Ñeñe", "Itauguá"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "gone"), _PROBES + _MORE_PROBES)
 def test_other_house_styles(text: str, gone: list[str]) -> None:
     result = scrub(text).text
     assert [value for value in gone if value in result] == [], result

@@ -12,7 +12,7 @@ import pytest
 from mammosearch.nlp import normalize
 from mammosearch.nlp.scrub import score_scrubbing, scrub
 from mammosearch.samples.phi import generate_phi_reports
-from tests.conftest import PHI_CANARY, read_gold, shared_path
+from tests.conftest import PHI_CANARY, shared_path
 
 EN = (
     "Patient: Maria Lopez Garcia  MRN: 12345678  DOB: 03/04/1931. Age: 93. Referring physician: "
@@ -99,28 +99,46 @@ def test_recall_on_phi_laden_generated_reports() -> None:
         )
 
 
+def _content(text: str) -> tuple[object, ...]:
+    """Density, category and findings (with every attribute) of a report's text."""
+    report = normalize(text)
+    findings = sorted(
+        repr((f.type, f.laterality, f.negated, f.uncertain, f.historical, f.descriptors))
+        for f in report.findings
+    )
+    return (
+        report.density and report.density.category,
+        report.birads and report.birads.category,
+        findings,
+    )
+
+
 @pytest.mark.shared_data
 @pytest.mark.parametrize(
     "folder",
     ["reports-examples", "reports-real/paraguay-es", "reports-real/dmid-en"],
 )
-def test_real_reports_keep_every_birads_term(folder: str) -> None:
+def test_real_reports_keep_their_clinical_content(folder: str) -> None:
+    """Density, category and findings are the same before and after scrubbing, on every
+    report; the words removed (dates aside: they are PHI) stay under 1% of the words."""
+    import re
+
     path = shared_path(*folder.split("/"))
-    gold = {row["id"]: row for row in read_gold(path)}
     texts = {p.stem: p.read_text(encoding="utf-8") for p in sorted(path.rglob("*.txt"))}
-    checked = 0
+    assert len(texts) >= 19
+    words = removed = 0
     for report_id, text in texts.items():
-        if report_id not in gold:
-            continue
-        before, after = normalize(text), normalize(scrub(text).text)
-        assert (after.density and after.density.category) == (
-            before.density and before.density.category
-        ), report_id
-        assert (after.birads and after.birads.category) == (
-            before.birads and before.birads.category
-        ), report_id
-        checked += 1
-    assert checked >= 19
+        result = scrub(text)
+        assert _content(result.text) == _content(text), report_id
+        tokens = [m.span() for m in re.finditer(r"[^\W_]+", text)]
+        words += len(tokens)
+        removed += sum(
+            1
+            for a, b in tokens
+            for span in result.spans
+            if span.kind != "DATE" and span.start < b and span.end > a
+        )
+    assert removed <= 0.01 * words, (removed, words)
 
 
 def test_scrubbing_is_fast_and_bounded() -> None:
@@ -148,3 +166,35 @@ def test_normalize_job_scrubs(tmp_path: Path) -> None:
     assert records[0]["text"] == "Paciente: [NAME] MRN [ID]. ACR C. BI-RADS 2."
     assert records[0]["density"]["category"] == "C"
     assert summary.failed == 1 and "text" not in records[1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Dr. " * 10000,
+        "12 Ana Bob Cid " * 5000,
+        "Hospital Ana Bob " * 5000,
+        "Flat 1A, " * 5000,
+        "12 Main Street" + ", Ana Bob" * 5000,
+        "Ana 10:00 Bob 12345 " * 5000,
+        "1" * 100000,
+        " " * 100000 + "x",
+        ". x " * 10000,
+    ],
+    ids=[
+        "titles",
+        "addresses",
+        "institutions",
+        "flats",
+        "tail",
+        "mixed",
+        "digits",
+        "spaces",
+        "cuts",
+    ],
+)
+def test_scrubbing_time_grows_linearly(text: str) -> None:
+    scrub("warm up")
+    start = time.perf_counter()
+    scrub(text)
+    assert time.perf_counter() - start < 2.0

@@ -1,0 +1,106 @@
+"""Spans of PHI scrubbing grown to what belongs to them: an institution takes its generic
+words ("Scan Centre", "Diagnóstico por Imágenes", "S.A."), a street address the town, state
+and postcode after it on its line."""
+
+from __future__ import annotations
+
+import re
+
+from mammosearch.nlp._allowlist import fold, phi_lists
+
+__all__ = ["address_tails", "institutions"]
+
+Span = tuple[int, int, str]
+
+_WORD_AT = re.compile(r"[ \t]*(?:&[ \t]*)?([^\W\d_][\w.']*)")
+_TRAILING = re.compile(r"(?:[ \t]+(?:[a-záéíóúñ]+|&))+\Z")
+_LEADING = re.compile(r"(?:(?:[a-záéíóúñ]+|&)[ \t]+)+")
+_WORD_BEFORE = re.compile(r"([^\W\d_][\w.']*)[ \t]*(?:&[ \t]*)?\Z")
+
+
+_WORDS = re.compile(r"[^\W\d_][\w.']*")
+
+
+def _grown(text: str, start: int, end: int, words: frozenset[str]) -> tuple[int, int]:
+    """``start, end`` grown over the institution words (and their connectors) on each side."""
+    lists = phi_lists()
+    new_start, new_end = start, end
+    while m := _WORD_AT.match(text, new_end):
+        if fold(m.group(1)).rstrip(".") not in words:
+            break
+        new_end = m.end()
+    while m := _WORD_BEFORE.search(text, max(0, new_start - 40), new_start):
+        word = fold(m.group(1)).rstrip(".")
+        if word not in words:
+            # a capitalised word in front of an institution word is its name ("Kuarahy Imágenes")
+            after = text[m.end() : m.end() + 30].split(" ", maxsplit=1)[0]
+            named = fold(after).rstrip(".,") in lists.institution_words
+            if not (m.group(1)[0].isupper() and named and word not in lists.clinical):
+                break
+        new_start = m.start()
+    lead = _LEADING.match(text, new_start, start)
+    trail = _TRAILING.search(text, end, new_end)
+    return (lead.end() if lead else new_start), (trail.start() if trail else new_end)
+
+
+def institutions(text: str, found: list[Span]) -> list[Span]:
+    """A name or institution next to institution words ("Scan Centre", "Diagnóstico por
+    Imágenes", "S.A.") is an institution that takes them.
+
+    Args:
+        text: The report's text.
+        found: Disjoint spans ``(start, end, kind)``.
+
+    Returns:
+        The spans, names next to institution words turned into institutions and grown.
+    """
+    lists = phi_lists()
+    words = lists.institution_words | lists.particles | lists.function_words | {"&"}
+    out = []
+    for start, end, kind in found:
+        if kind not in ("NAME", "INSTITUTION"):
+            out.append((start, end, kind))
+            continue
+        new_start, new_end = _grown(text, start, end, words)
+        added = text[new_start:start] + " " + text[end:new_end]
+        head = {fold(w).rstrip(".") for w in _WORDS.findall(added)}
+        if head & lists.institution_words or kind == "INSTITUTION":
+            out.append((new_start, len(text[:new_end].rstrip(" \t")), "INSTITUTION"))
+        else:
+            out.append((start, end, kind))
+    return out
+
+
+# what follows a street address on its line: ", Town", " - 560034", ", OK 74158", " KY4 7HQ"
+_TAIL = re.compile(
+    r"[ \t]*[,\-–][ \t]*(?:[A-Z]{2}[ \t]+\d{4,6}\b|\d{4,6}\b|[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b"
+    r"|[^\W\d_]+(?:['.\-][^\W\d_]+)*\b\.?(?:[ \t]+(?:(?:de|del|la|el)[ \t]+)?"
+    r"[^\W\d_]+(?:['.\-][^\W\d_]+)*\b\.?){0,3}"
+    r"(?:[ \t]+(?:[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}|\d{4,6})\b)?)"
+)
+
+
+def address_tails(text: str, found: list[Span]) -> list[Span]:
+    """A street address takes the town, state and postcode written after it on its line.
+
+    Args:
+        text: The report's text.
+        found: Disjoint spans ``(start, end, kind)``.
+
+    Returns:
+        The spans, each address grown over what follows it.
+    """
+    lists = phi_lists()
+    out = []
+    for start, end, kind in found:
+        stop = end
+        while kind == "ADDRESS" and (m := _TAIL.match(text, stop)):
+            words = re.findall(r"[^\W\d_]+", m.group())
+            if any(
+                (w[0].islower() and w not in lists.particles) or fold(w) in lists.clinical
+                for w in words
+            ):
+                break
+            stop = m.end()
+        out.append((start, stop, kind))
+    return out

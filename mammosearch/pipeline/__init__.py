@@ -33,7 +33,7 @@ from mammosearch.pipeline.assess import (
     open_density_model,
 )
 from mammosearch.pipeline.build import build_index, migrate_index, remove_cases
-from mammosearch.pipeline.deidentify import deidentify
+from mammosearch.pipeline.deid import deidentify
 from mammosearch.pipeline.demo import check_inputs, demo_index
 from mammosearch.pipeline.density import evaluate_density, train_density
 from mammosearch.pipeline.evaluate import (

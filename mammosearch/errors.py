@@ -11,7 +11,7 @@ Every error the library raises on purpose derives from :class:`MammosearchError`
     ├── RegistryError (E040)           unknown or duplicate embedder / classifier name
     ├── IndexIntegrityError (E050)     checksum, id-alignment or provenance mismatch
     ├── PHILeakError (E060)            patient data about to leave through a log or output
-    └── RecordedError (any code)       a row's error as an earlier run recorded it (resume)
+    └── RecordedError (E001)           a row's error as an earlier run recorded it (its own code)
 
 Messages say what failed, the offending non-PHI value and the fix. They never contain
 report text, names, identifiers or UIDs. The CLI maps :class:`IndexIntegrityError` to exit
@@ -107,6 +107,8 @@ class PHILeakError(MammosearchError):
 class RecordedError(MammosearchError):
     """A row's error as an earlier run recorded it (same code and message): a resumed build's
     journal or a Ray job's shard gives back the error, not the exception."""
+
+    code = "E001"  # each instance carries the recorded error's own code
 
     def __init__(self, code: str, text: str) -> None:
         self._text = text

@@ -61,7 +61,7 @@ def forbidden_imports(
             if not _within(module, importer):
                 continue
             for target in sorted(graph.find_modules_directly_imported_by(module)):
-                if _within(target, forbidden) and not _within(target, allowed):
-                    if not _within(target, importer):
-                        broken.append(f"{module} imports {target}")
+                inside = _within(target, importer) or _within(target, allowed)
+                if _within(target, forbidden) and not inside:
+                    broken.append(f"{module} imports {target}")
     return broken

@@ -355,7 +355,8 @@ def test_the_stages_run_in_process(manifest: Path) -> None:
     from mammosearch.pipeline import iter_report_inputs, read_manifest
 
     rows = read_manifest(manifest)[3:7]  # the missing image is row 6
-    batch = prepare_batch(_frame(rows, 0), keep_report_text=False, allow_secondary_capture=False)
+    batch = prepare_batch(_frame(rows, 0), size=512, keep_report_text=False,
+                          allow_secondary_capture=False)  # fmt: skip
     assert list(batch["error_code"]) == ["", "", "E021", ""] and batch["height"].iloc[0] == 512
     batch = ReportActor(max_chars=1000)(batch)
     assert json.loads(batch["report"].iloc[0])["density"]["category"] == "D"  # row 4: ACR D

@@ -988,7 +988,10 @@ def merge_findings(findings: Sequence[Finding]) -> list[Finding]:
             existing = merged.get(both)
             merged[both] = folded if existing is None else _merge(existing, folded)
             del merged[(kind, Laterality.LEFT, True)], merged[(kind, Laterality.RIGHT, True)]
-    return sorted(merged.values(), key=lambda f: f.evidence.start)
+    # a total order: findings of one phrase ("no skin thickening or nipple retraction") share
+    # a start, and their order must not depend on how sets of them were iterated
+    return sorted(merged.values(), key=lambda f: (f.evidence.start, f.evidence.end, f.type.value,
+                                                  str(f.laterality), f.negated))  # fmt: skip
 
 
 def _union(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:

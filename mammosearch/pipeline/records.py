@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mammosearch.errors import MammosearchError
+from mammosearch.errors import MammosearchError, RecordedError
 from mammosearch.nlp.normalizer import ReportLine
 from mammosearch.records import DensityVote, Neighbour, NormalizedReport
 
@@ -75,6 +75,12 @@ class ManifestRow:
     def source_key(self) -> str:
         """A stable key of the source (what ``--update`` recognises): never shown."""
         return hashlib.sha256(f"{self.case_id}\0{self.image}".encode()).hexdigest()
+
+    def oriented(self, laterality: str | None, view: str | None) -> ManifestRow:
+        """The row with its laterality and view completed from the image's own (the manifest's
+        columns win)."""
+        return replace(self, laterality=self.laterality or laterality or None,
+                       view=self.view or view or None)  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (paths as strings; ``""`` for what is missing)."""
@@ -136,8 +142,6 @@ class PreparedRow:
 
     def failure(self) -> MammosearchError:
         """The row's error as an exception (for counting), when it has one."""
-        from mammosearch.errors import RecordedError
-
         return RecordedError(str(self.error_code), str(self.error))
 
     def to_entry(self) -> dict[str, Any]:
@@ -164,11 +168,7 @@ class PreparedRow:
         if "error_code" in entry and str(entry["error_code"]):
             return cls(row, error_code=str(entry["error_code"]), error=str(entry["error"]))
         report = str(entry.get("report", ""))
-        oriented = replace(
-            row,
-            laterality=row.laterality or str(entry.get("laterality", "")) or None,
-            view=row.view or str(entry.get("view", "")) or None,
-        )
+        oriented = row.oriented(str(entry.get("laterality", "")), str(entry.get("view", "")))
         thumb = entry.get("thumb", b"")
         return cls(
             oriented,

@@ -142,17 +142,8 @@ def prepare_row(
     if text and not keep_report_text:
         text = scrub(text).text
     report = normalizer.normalize(text, id=row.case_id) if normalizer and text else None
-    oriented = ManifestRow(
-        row.number,
-        row.image,
-        row.case_id,
-        row.patient_id,
-        row.laterality or (image.laterality.value if image.laterality else None),
-        row.view or (image.view.value if image.view else None),
-        row.report,
-        row.report_path,
-        row.label,
-    )  # fmt: skip  (the manifest's laterality and view, else the image's own)
+    oriented = row.oriented(image.laterality.value if image.laterality else None,
+                            image.view.value if image.view else None)  # fmt: skip
     image_input = image_inputs(embedder, [prepared])[0] if embedder is not None else prepared
     return PreparedRow(oriented, thumb=thumbnail(prepared), text=text or None, report=report,
                        image_input=image_input)  # fmt: skip

@@ -374,13 +374,38 @@ def index_remove(
     _run(body)
 
 
+def _laterality_option(value: str | None) -> str | None:
+    """Check ``--laterality`` (a usage error, exit 2, before any work)."""
+    from mammosearch.pipeline import Laterality
+
+    try:
+        side = Laterality.parse(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    if side is Laterality.BILATERAL:
+        raise typer.BadParameter("an image is of one side: use L or R")
+    return value
+
+
+def _view_option(value: str | None) -> str | None:
+    """Check ``--view`` (a usage error, exit 2, before any work)."""
+    from mammosearch.pipeline import View
+
+    try:
+        View.parse(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    return value
+
+
 def _neighbours_table(neighbours: list[Any]) -> None:
     from rich.table import Table
 
     table = Table("rank", "case", "score", "label", "side", "view", "image", "text")
     for rank, n in enumerate(neighbours, start=1):
         table.add_row(
-            str(rank), n.case_id, f"{n.score:.3f}", n.label or "-", n.laterality or "-",
+            str(rank), n.case_id, f"{n.score:.3f}", n.label or "-",
+            n.laterality.code if n.laterality else "-",
             n.view or "-", f"{n.scores.get('image', float('nan')):.3f}",
             f"{n.scores.get('text', float('nan')):.3f}",
         )  # fmt: skip
@@ -394,8 +419,12 @@ def search(
     image: Annotated[Path | None, typer.Option(help="Query image (DICOM, PNG, JPEG).")] = None,
     text: Annotated[str | None, typer.Option(help="Query report text.")] = None,
     k: Annotated[int, typer.Option("-k", min=1, max=1000, help="Neighbours.")] = 10,
-    laterality: Annotated[str | None, typer.Option(help="Only L or R.")] = None,
-    view: Annotated[str | None, typer.Option(help="Only this view (CC, MLO…).")] = None,
+    laterality: Annotated[
+        str | None, typer.Option(help="Only L or R.", callback=_laterality_option)
+    ] = None,
+    view: Annotated[
+        str | None, typer.Option(help="Only this view (CC, MLO…).", callback=_view_option)
+    ] = None,
     label: Annotated[str | None, typer.Option(help="Only this density label.")] = None,
     exclude_patient: Annotated[str | None, typer.Option(help="Leave out this patient.")] = None,
     image_weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="Image share.")] = 0.5,
@@ -404,15 +433,15 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Similar cases for an image, a report text, or both."""
-    from mammosearch.pipeline import SearchFilters, search_cases
+    from mammosearch.pipeline import Laterality, SearchFilters, View, search_cases
 
     state: _State = ctx.obj
 
     def body() -> None:
         found = search_cases(
             directory, image=image, text=text, k=k,
-            filters=SearchFilters(laterality=laterality, view=view, label=label,
-                                  exclude_patient=exclude_patient),
+            filters=SearchFilters(laterality=Laterality.parse(laterality), view=View.parse(view),
+                                  label=label, exclude_patient=exclude_patient),
             weights=(image_weight, 1.0 - image_weight), fusion=fusion, model=model,
             settings=state.settings(),
         )  # fmt: skip
@@ -465,11 +494,12 @@ def assess(
                 iter_exam_assessments(directory, manifest, method=method, model=model,
                                       density_model=conv)
                 if exams
-                else (a.to_dict() for a in iter_assessments(
-                    directory, manifest, method=method, model=model, density_model=conv))
+                else iter_assessments(directory, manifest, method=method, model=model,
+                                      density_model=conv)
             )  # fmt: skip
             for record in records:
-                sys.stdout.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+                line = json.dumps(record.to_dict(), ensure_ascii=False, separators=(",", ":"))
+                sys.stdout.write(line)
                 sys.stdout.write("\n")
             return
         if image is None:

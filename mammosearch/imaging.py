@@ -22,7 +22,6 @@ import logging
 import re
 import warnings
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +29,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mammosearch.errors import InvalidDicomError
-from mammosearch.records import View
+from mammosearch.records import Laterality, View
 
 __all__ = [
-    "ImageLaterality",
     "MammoImage",
     "breast_mask",
     "breast_region",
@@ -80,13 +78,6 @@ _NAME_PATTERN = re.compile(
 _SIDE_ONLY = re.compile(r"(?<![A-Z0-9])(?P<side>LEFT|RIGHT)(?![A-Z0-9])", re.IGNORECASE)
 
 
-class ImageLaterality(StrEnum):
-    """Which breast an image shows (DICOM ImageLaterality vocabulary)."""
-
-    L = "L"
-    R = "R"
-
-
 @dataclass(frozen=True, slots=True)
 class MammoImage:
     """A decoded mammogram.
@@ -105,7 +96,7 @@ class MammoImage:
     """
 
     pixels: NDArray[np.float32]
-    laterality: ImageLaterality | None = None
+    laterality: Laterality | None = None
     view: View | None = None
     photometric: str = "MONOCHROME2"
     bits_stored: int = 8
@@ -317,7 +308,7 @@ def _to_unit(values: NDArray[np.float32]) -> NDArray[np.float32]:
 
 def dicom_orientation(
     ds: Any, name_hint: str | None = None
-) -> tuple[ImageLaterality | None, View | None, str | None, str | None]:
+) -> tuple[Laterality | None, View | None, str | None, str | None]:
     """Laterality and view of a DICOM dataset, and where each came from (``"tag"`` or
     ``"name"``): the tags, else the series/study description, patient id or file name."""
     laterality = view = None
@@ -325,7 +316,7 @@ def dicom_orientation(
     for tag in ("ImageLaterality", "Laterality"):
         value = str(ds.get(tag, "") or "").strip().upper()
         if value in ("L", "R"):
-            laterality, lat_from = ImageLaterality(value), "tag"
+            laterality, lat_from = Laterality.parse(value), "tag"
             break
     position = str(ds.get("ViewPosition", "") or "").strip().upper()
     if position in View.__members__:
@@ -351,7 +342,7 @@ def dicom_orientation(
     return laterality, view, lat_from, view_from
 
 
-def _orientation_from_names(names: list[str]) -> tuple[ImageLaterality | None, View | None]:
+def _orientation_from_names(names: list[str]) -> tuple[Laterality | None, View | None]:
     """Laterality and view from naming conventions; conflicting names give ``None``."""
     sides: set[str] = set()
     views: set[str] = set()
@@ -361,7 +352,7 @@ def _orientation_from_names(names: list[str]) -> tuple[ImageLaterality | None, V
             views.add(m.group("view").upper())
         if not sides:
             sides.update(m.group("side")[0].upper() for m in _SIDE_ONLY.finditer(name))
-    laterality = ImageLaterality(next(iter(sides))) if len(sides) == 1 else None
+    laterality = Laterality.parse(next(iter(sides))) if len(sides) == 1 else None
     view = View(next(iter(views))) if len(views) == 1 else None
     return laterality, view
 

@@ -99,11 +99,42 @@ _BIRADS_MEANING = {
 
 
 class Laterality(StrEnum):
-    """Side a report statement refers to."""
+    """The side of a report statement (left, right, both breasts) or of an image (left or right).
+
+    Its value (``left`` …) is the report contract's JSON form; :attr:`code` (``L``/``R``/``B``,
+    DICOM's ImageLaterality vocabulary) is the form of images, manifests, the case store,
+    filters and results.
+    """
 
     LEFT = "left"
     RIGHT = "right"
     BILATERAL = "bilateral"
+
+    @property
+    def code(self) -> str:
+        """``L``, ``R`` or ``B`` (DICOM ImageLaterality)."""
+        return self.value[0].upper()
+
+    @classmethod
+    def parse(cls, value: str | None) -> Laterality | None:
+        """Read a code (``L``/``R``/``B``) or a word (``left``, ``right``, ``bilateral``,
+        ``both``), in any case; ``None`` or blank gives ``None``.
+
+        Raises:
+            ValueError: Anything else (the message lists what is accepted).
+        """
+        text = (value or "").strip().lower()
+        if not text:
+            return None
+        found = _LATERALITY_WORDS.get(text)
+        if found is None:
+            raise ValueError(f"unknown laterality {value!r}: use L, R or B (left, right, both)")
+        return found
+
+
+_LATERALITY_WORDS = {"l": Laterality.LEFT, "left": Laterality.LEFT, "r": Laterality.RIGHT,
+                     "right": Laterality.RIGHT, "b": Laterality.BILATERAL,
+                     "bilateral": Laterality.BILATERAL, "both": Laterality.BILATERAL}  # fmt: skip
 
 
 class View(StrEnum):
@@ -120,6 +151,20 @@ class View(StrEnum):
     SIO = "SIO"
     AT = "AT"
     CV = "CV"
+
+    @classmethod
+    def parse(cls, value: str | None) -> View | None:
+        """Read a view code in any case; ``None`` or blank gives ``None``.
+
+        Raises:
+            ValueError: An unknown code (the message lists the known ones).
+        """
+        text = (value or "").strip().upper()
+        if not text:
+            return None
+        if text not in cls.__members__:
+            raise ValueError(f"unknown view {value!r}: use one of {', '.join(cls.__members__)}")
+        return cls[text]
 
 
 class FindingType(StrEnum):
@@ -475,8 +520,8 @@ class Neighbour:
         score: Fused similarity (higher is closer).
         scores: Similarity per modality (``image``, ``text``).
         label: Its density label, when the index has one.
-        laterality: ``L``/``R`` or ``None``.
-        view: ``CC``/``MLO``… or ``None``.
+        laterality: Its side, or ``None``.
+        view: Its view, or ``None``.
         thumbnail: Path of its thumbnail inside the index directory.
         report: Its normalized report, when it had one.
         image_path: The source image it was indexed from, when the index keeps source paths
@@ -489,8 +534,8 @@ class Neighbour:
     score: float
     scores: Mapping[str, float] = field(default_factory=dict)
     label: str | None = None
-    laterality: str | None = None
-    view: str | None = None
+    laterality: Laterality | None = None
+    view: View | None = None
     thumbnail: str | None = None
     report: NormalizedReport | None = None
     image_path: str | None = None
@@ -503,8 +548,8 @@ class Neighbour:
             "score": round(self.score, 6),
             "scores": {k: round(v, 6) for k, v in self.scores.items()},
             "label": self.label,
-            "laterality": self.laterality,
-            "view": self.view,
+            "laterality": self.laterality.code if self.laterality else None,
+            "view": self.view.value if self.view else None,
             "thumbnail": self.thumbnail,
             "image_path": self.image_path,
             "report": self.report.to_dict() if self.report else None,
@@ -517,7 +562,8 @@ class Neighbour:
         return cls(
             row_id=int(data["row_id"]), case_id=str(data["case_id"]), patient_id="",
             score=float(data["score"]), scores=dict(data.get("scores") or {}),
-            label=data.get("label"), laterality=data.get("laterality"), view=data.get("view"),
+            label=data.get("label"), laterality=Laterality.parse(data.get("laterality")),
+            view=View.parse(data.get("view")),
             thumbnail=data.get("thumbnail"), image_path=data.get("image_path"),
             report=NormalizedReport.from_dict(report) if report else None,
         )  # fmt: skip

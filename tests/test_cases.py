@@ -140,32 +140,43 @@ def test_assess_manifest_streams_one_object_per_row(index_dir: Path, corpus: Pat
 
 
 def test_exam_density_takes_the_denser_breast() -> None:
-    def view(side: str | None, probs: dict[str, float], method: str = "vote") -> dict[str, Any]:
-        label = max(probs, key=probs.__getitem__)
-        return {"laterality": side,
-                "density": {"label": label, "probabilities": probs, "method": method}}  # fmt: skip
+    from mammosearch.pipeline import Assessment, DensityDecision, Laterality
 
+    def view(side: Laterality | None, probs: dict[str, float], method: str = "vote") -> Any:
+        label = max(probs, key=probs.__getitem__)
+        return Assessment(DensityDecision(label, probs, method, probs[label]), laterality=side)
+
+    left, right = Laterality.LEFT, Laterality.RIGHT
     exam = exam_density([
-        view("L", {"A": 0.1, "B": 0.6, "C": 0.3, "D": 0.0}),
-        view("L", {"A": 0.0, "B": 0.3, "C": 0.7, "D": 0.0}, "convnext"),  # L mean: B .45, C .5
-        view("R", {"A": 0.7, "B": 0.3, "C": 0.0, "D": 0.0}),
-        {"error": "E021 unreadable"},
+        view(left, {"A": 0.1, "B": 0.6, "C": 0.3, "D": 0.0}),
+        view(left, {"A": 0.0, "B": 0.3, "C": 0.7, "D": 0.0}, "convnext"),  # L mean: B .45, C .5
+        view(right, {"A": 0.7, "B": 0.3, "C": 0.0, "D": 0.0}),
+        Assessment.failed("c1", 4, "E021 unreadable"),
     ], ["A", "B", "C", "D"])  # fmt: skip
-    assert exam["by_side"]["L"]["label"] == "C" and exam["by_side"]["L"]["views"] == 2
-    assert exam["by_side"]["R"]["label"] == "A"
-    assert exam["density"]["label"] == "C" and exam["failed"] == 1 and exam["views"] == 3
-    assert exam["view_methods"] == {"vote": 2, "convnext": 1}
+    assert exam.by_side["L"].label == "C" and exam.by_side["L"].views == 2
+    assert exam.by_side["L"].probabilities == {"A": 0.05, "B": 0.45, "C": 0.5, "D": 0.0}
+    assert exam.by_side["R"].label == "A"
+    assert exam.label == "C" and exam.failed == 1 and exam.views == 3
+    assert exam.view_methods == {"vote": 2, "convnext": 1}
+    data = exam.to_dict()
+    assert data["density"] == {"label": "C", "method": "exam: denser breast"}
+    assert data["by_side"]["R"] == {
+        "label": "A",
+        "views": 1,
+        "probabilities": {"A": 0.7, "B": 0.3, "C": 0.0, "D": 0.0},
+    }
     unknown = exam_density([view(None, {"F": 0.2, "G": 0.3, "D": 0.5})], ["F", "G", "D"])
-    assert list(unknown["by_side"]) == ["unknown"] and unknown["density"]["label"] == "D"
-    assert exam_density([], ["A", "B"])["density"]["label"] is None
+    assert list(unknown.by_side) == ["unknown"] and unknown.label == "D"
+    assert exam_density([], ["A", "B"]).label is None
 
 
 def test_exam_metrics_score_each_exam_by_its_denser_breast() -> None:
-    from mammosearch.pipeline import ManifestRow
+    from mammosearch.pipeline import Laterality, ManifestRow, View
     from mammosearch.pipeline.density import exam_metrics
 
     def row(n: int, case: str, side: str | None, label: str) -> ManifestRow:
-        return ManifestRow(n, Path(f"{n}.png"), case, f"p-{case}", side, "MLO", None, None, label)
+        return ManifestRow(n, Path(f"{n}.png"), case, f"p-{case}", Laterality.parse(side),
+                           View.MLO, None, None, label)  # fmt: skip
 
     rows = [row(1, "e1", "L", "G"), row(2, "e1", "L", "G"), row(3, "e1", "R", "F"),
             row(4, "e2", None, "D"), row(5, "e2", None, "D")]  # fmt: skip
@@ -240,6 +251,14 @@ def test_cli_round_trip(corpus: Path, tmp_path: Path) -> None:
     found = runner.invoke(app, ["search", str(out), "--image", str(corpus / "img" / "3.png"),
                                 "-k", "2", "--json"])  # fmt: skip
     assert found.exit_code == 0 and len(json.loads(found.output)) == 2
+    rights = runner.invoke(app, ["search", str(out), "--image", str(corpus / "img" / "3.png"),
+                                 "-k", "4", "--json", "--laterality", "r", "--view", "cc"])  # fmt: skip
+    assert rights.exit_code == 0, rights.output
+    assert {(n["laterality"], n["view"]) for n in json.loads(rights.output)} == {("R", "CC")}
+    for option, value in (("--laterality", "X"), ("--laterality", "B"), ("--view", "XYZ")):
+        bad = runner.invoke(app, ["search", str(out), "--image", str(corpus / "img" / "3.png"),
+                                  option, value])  # fmt: skip
+        assert bad.exit_code == 2 and option in bad.output, bad.output
     assessed = runner.invoke(app, ["assess", str(out), "--image", str(corpus / "img" / "3.png"),
                                    "--json"])  # fmt: skip
     assert json.loads(assessed.output)["density"]["method"] == "vote"
@@ -360,6 +379,14 @@ def test_cli_sharded_index(corpus: Path, tmp_path: Path) -> None:
     found = runner.invoke(app, ["search", str(out), "--image", str(corpus / "img" / "3.png"),
                                 "-k", "2", "--json"])  # fmt: skip
     assert found.exit_code == 0 and len(json.loads(found.output)) == 2
+    rights = runner.invoke(app, ["search", str(out), "--image", str(corpus / "img" / "3.png"),
+                                 "-k", "4", "--json", "--laterality", "r", "--view", "cc"])  # fmt: skip
+    assert rights.exit_code == 0, rights.output
+    assert {(n["laterality"], n["view"]) for n in json.loads(rights.output)} == {("R", "CC")}
+    for option, value in (("--laterality", "X"), ("--laterality", "B"), ("--view", "XYZ")):
+        bad = runner.invoke(app, ["search", str(out), "--image", str(corpus / "img" / "3.png"),
+                                  option, value])  # fmt: skip
+        assert bad.exit_code == 2 and option in bad.output, bad.output
     removed = runner.invoke(app, ["index", "remove", str(out), "--case", "c3"])
     assert removed.exit_code == 0 and "removed 2 images" in removed.output
     assert runner.invoke(app, ["index", "verify", str(out)]).exit_code == 0

@@ -23,7 +23,6 @@ from pydicom.uid import (
 
 from mammosearch.errors import InvalidDicomError
 from mammosearch.imaging import (
-    ImageLaterality,
     breast_mask,
     breast_region,
     fit_square,
@@ -32,7 +31,7 @@ from mammosearch.imaging import (
     read_image,
     tissue_square,
 )
-from mammosearch.records import View
+from mammosearch.records import Laterality, View
 from tests.conftest import PHI_CANARY, shared_path
 
 
@@ -117,7 +116,7 @@ def test_dicom_decodes_with_orientation(tmp_path: Path, syntax: Any, photometric
     image = read_image(path)
     assert image.source == "dicom" and image.modality == "MG"
     assert image.photometric == photometric and image.bits_stored == 12
-    assert image.laterality is ImageLaterality.L and image.view is View.CC
+    assert image.laterality is Laterality.LEFT and image.view is View.CC
     assert image.laterality_from == image.view_from == "tag"
     assert image.pixels.dtype == np.float32 and image.pixels.shape == pixels.shape
     # bright stays dense whatever the photometric interpretation
@@ -139,9 +138,9 @@ def test_rescale_and_window_are_applied(tmp_path: Path) -> None:
     ("laterality", "view", "view_code", "series", "name", "expected"),
     [
         (None, None, ("399162004", "cranio-caudal"), "", "a.dcm", (None, View.CC)),
-        (None, None, None, "R MLO", "a.dcm", (ImageLaterality.R, View.MLO)),
-        (None, None, None, "full mammogram images", "Mass-Test_P_1_LEFT_CC.dcm", (ImageLaterality.L, View.CC)),
-        ("R", None, None, "", "LMLO.dcm", (ImageLaterality.R, View.MLO)),
+        (None, None, None, "R MLO", "a.dcm", (Laterality.RIGHT, View.MLO)),
+        (None, None, None, "full mammogram images", "Mass-Test_P_1_LEFT_CC.dcm", (Laterality.LEFT, View.CC)),
+        ("R", None, None, "", "LMLO.dcm", (Laterality.RIGHT, View.MLO)),
         (None, None, None, "", "scan.dcm", (None, None)),
         (None, None, None, "LEFT CC / RIGHT MLO", "x.dcm", (None, None)),  # conflicting: unknown
     ],
@@ -153,7 +152,7 @@ def test_laterality_and_view_fallbacks(
     view_code: tuple[str, str] | None,
     series: str,
     name: str,
-    expected: tuple[ImageLaterality | None, View | None],
+    expected: tuple[Laterality | None, View | None],
 ) -> None:
     path = tmp_path / name
     write_dicom(
@@ -167,7 +166,7 @@ def test_bytes_input_and_name_hint(tmp_path: Path) -> None:
     path = tmp_path / "x.dcm"
     write_dicom(path, phantom(), laterality=None, view=None)
     image = read_image(path.read_bytes(), name_hint="RCC.dcm")
-    assert (image.laterality, image.view) == (ImageLaterality.R, View.CC)
+    assert (image.laterality, image.view) == (Laterality.RIGHT, View.CC)
 
 
 @pytest.mark.parametrize(
@@ -228,7 +227,7 @@ def test_raster_formats(tmp_path: Path, fmt: str, mode: str) -> None:
     image = read_image(buffer.getvalue(), name_hint="LEFT_MLO.png")
     assert image.bits_stored == (16 if mode == "I;16" else 8)
     assert image.source == {"PNG": "png", "JPEG": "jpeg", "TIFF": "tiff"}[fmt]
-    assert (image.laterality, image.view) == (ImageLaterality.L, View.MLO)
+    assert (image.laterality, image.view) == (Laterality.LEFT, View.MLO)
     assert np.corrcoef(image.pixels.ravel(), pixels.ravel())[0, 1] > 0.99
 
 
@@ -298,7 +297,7 @@ def test_all_cbis_ddsm_dicoms() -> None:
     assert len(rows) == 8
     for row in rows:
         image = read_image(folder / row["image"])
-        assert image.laterality is ImageLaterality(row["laterality"])
+        assert image.laterality is Laterality.parse(row["laterality"])
         assert image.view is View(row["view"])
         assert image.extra["transfer_syntax"] == "RLE Lossless" and image.bits_stored == 16
         assert min(image.pixels.shape) > 2000

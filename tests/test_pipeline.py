@@ -8,6 +8,7 @@ import pytest
 from mammosearch.config import load_settings
 from mammosearch.errors import InputError
 from mammosearch.pipeline import iter_report_inputs, normalize_reports, sample_reports_dir
+from mammosearch.records import Laterality, View
 
 
 def _read_jsonl(path: Path) -> list[dict[str, object]]:
@@ -127,7 +128,7 @@ def test_parquet_report_table(tmp_path: Path) -> None:
     assert (summary.total, summary.failed) == (1, 1)
 
 
-def test_parquet_manifest(tmp_path: Path) -> None:
+def test_parquet_manifest(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
     from mammosearch.pipeline import read_manifest
@@ -137,7 +138,14 @@ def test_parquet_manifest(tmp_path: Path) -> None:
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "m.parquet")
     (row,) = read_manifest(tmp_path / "m.parquet")
     assert (row.image, row.case_id, row.laterality, row.view, row.report, row.label) == (
-        tmp_path / "a.png", "7", "L", "CC", None, "B")  # fmt: skip
+        tmp_path / "a.png", "7", Laterality.LEFT, View.CC, None, "B")  # fmt: skip
+    odd = [{**rows[0], "laterality": "B", "view": "spot-secret"}]
+    pq.write_table(pa.Table.from_pylist(odd), tmp_path / "odd.parquet")
+    with caplog.at_level("WARNING", logger="mammosearch"):
+        (row,) = read_manifest(tmp_path / "odd.parquet")
+    assert (row.laterality, row.view) == (None, None)  # left to the image's own tags and name
+    assert "row 1: laterality" in caplog.text and "row 1: unknown view" in caplog.text
+    assert "secret" not in caplog.text
     (tmp_path / "m.xlsx").touch()
     with pytest.raises(InputError, match="unknown manifest kind"):
         read_manifest(tmp_path / "m.xlsx")

@@ -23,6 +23,7 @@ from mammosearch.records import (
     Recommendation,
     Shape,
     Span,
+    View,
 )
 
 CONTRACT_KEYS = {
@@ -112,3 +113,29 @@ def test_enums_reject_unknown_values() -> None:
         BiradsCategory("7")
     with pytest.raises(ValueError):
         DensityCategory("E")
+
+
+@pytest.mark.parametrize(
+    ("text", "side"),
+    [("L", Laterality.LEFT), ("r", Laterality.RIGHT), (" Left ", Laterality.LEFT),
+     ("RIGHT", Laterality.RIGHT), ("both", Laterality.BILATERAL), ("B", Laterality.BILATERAL),
+     ("", None), (None, None)],
+)  # fmt: skip
+def test_one_laterality_reads_codes_and_words(text: str | None, side: Laterality | None) -> None:
+    assert Laterality.parse(text) is side
+    if side is not None:
+        assert Laterality.parse(side.code) is side and Laterality.parse(side.value) is side
+
+
+def test_laterality_codes_are_dicom_and_unknown_values_are_refused() -> None:
+    assert [s.code for s in Laterality] == ["L", "R", "B"]
+    for bad in ("X", "LR", "izq", "0"):
+        with pytest.raises(ValueError, match="use L, R or B"):
+            Laterality.parse(bad)
+
+
+def test_view_reads_codes_in_any_case() -> None:
+    assert View.parse("mlo") is View.MLO and View.parse(" CC ") is View.CC
+    assert View.parse("") is None and View.parse(None) is None
+    with pytest.raises(ValueError, match="unknown view 'XYZ'"):
+        View.parse("XYZ")

@@ -35,7 +35,7 @@ from mammosearch.distributed._options import RayOptions
 from mammosearch.distributed._shards import ShardStore, collect_shards, job_key
 from mammosearch.embeddings import FittedEmbedder, open_embedder
 from mammosearch.nlp import Normalizer
-from mammosearch.pipeline.records import ManifestRow
+from mammosearch.pipeline.records import ManifestRow, side_code
 from mammosearch.pipeline.stages import image_inputs, normalize_row_report, prepare_row
 
 __all__ = ["EmbedActor", "ReportActor", "ShardRun", "index_entries_on_ray", "prepare_batch"]
@@ -94,7 +94,7 @@ def prepare_batch(
             "prepared": prepared.astype(np.float32).tobytes() if prepared is not None else b"",
             "height": int(prepared.shape[0]) if prepared is not None else 0,
             "width": int(prepared.shape[1]) if prepared is not None else 0,
-            "text": done.text or "", "laterality": done.row.laterality or "",
+            "text": done.text or "", "laterality": side_code(done.row.laterality),
             "view": done.row.view or "",
         })  # fmt: skip
     return pd.DataFrame.from_records(out)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,13 +33,14 @@ from mammosearch.index.manifest import (
 from mammosearch.index.store import CaseRow, CaseStore
 from mammosearch.index.vectors import VectorIndex
 from mammosearch.index.vote import VoteParams, vote_density
-from mammosearch.records import DensityVote, Neighbour, NormalizedReport
+from mammosearch.records import DensityVote, Laterality, Neighbour, NormalizedReport, View
 
 __all__ = ["CaseIndex", "SearchFilters", "verify_index"]
 
 logger = logging.getLogger(__name__)
 
 _OPEN_ATTEMPTS = 5
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,18 +48,26 @@ class SearchFilters:
     """Restrictions on what a search returns.
 
     Attributes:
-        laterality: Only images of this side (``L``/``R``).
-        view: Only this view (``CC``, ``MLO``…).
+        laterality: Only images of this side (left or right).
+        view: Only this view.
         label: Only images with this density label.
         exclude_patient: Never return this patient's images (a patient's own priors).
         exclude_case: Never return this case's images.
     """
 
-    laterality: str | None = None
-    view: str | None = None
+    laterality: Laterality | None = None
+    view: View | None = None
     label: str | None = None
     exclude_patient: str | None = None
     exclude_case: str | None = None
+
+
+def _known(parse: Callable[[str | None], _T | None], value: str | None) -> _T | None:
+    """A stored side or view; a value older indexes kept that is not one gives ``None``."""
+    try:
+        return parse(value)
+    except ValueError:
+        return None
 
 
 def _open_store(directory: Path, manifest: IndexManifest) -> CaseStore:
@@ -211,9 +221,9 @@ class CaseIndex:
     def _excluded(self, filters: SearchFilters) -> tuple[list[int] | None, list[int]]:
         allow = None
         if filters.laterality or filters.view or filters.label:
-            allow = self.store.ids_where(
-                laterality=filters.laterality, view=filters.view, label=filters.label
-            )
+            side = filters.laterality
+            allow = self.store.ids_where(laterality=side.code if side else None,
+                                         view=filters.view, label=filters.label)  # fmt: skip
         exclude: list[int] = []
         if filters.exclude_patient is not None:
             exclude += self.store.ids_of_patient(filters.exclude_patient)
@@ -292,8 +302,8 @@ class CaseIndex:
             score=score,
             scores={m: found[row.id] for m, found in per_modality.items() if row.id in found},
             label=row.label,
-            laterality=row.laterality,
-            view=row.view,
+            laterality=_known(Laterality.parse, row.laterality),
+            view=_known(View.parse, row.view),
             thumbnail=f"{self._root}/{row.thumbnail}",
             report=report,
             image_path=row.image_path or None,

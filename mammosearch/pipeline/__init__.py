@@ -32,6 +32,13 @@ from mammosearch.pipeline.assess import (
     iter_exam_assessments,
     open_density_model,
 )
+from mammosearch.pipeline.assessment import (
+    Assessment,
+    DensityDecision,
+    ExamAssessment,
+    ModelOpinion,
+    SideDensity,
+)
 from mammosearch.pipeline.build import build_index, migrate_index, remove_cases
 from mammosearch.pipeline.deid import deidentify
 from mammosearch.pipeline.demo import check_inputs, demo_index
@@ -45,12 +52,9 @@ from mammosearch.pipeline.evaluate import (
 from mammosearch.pipeline.manifest import read_manifest
 from mammosearch.pipeline.normalize import normalize_reports
 from mammosearch.pipeline.records import (
-    Assessment,
     BuildOptions,
     BuildReport,
-    DensityDecision,
     ManifestRow,
-    ModelOpinion,
     NormalizeSummary,
     PreparedRow,
 )
@@ -63,6 +67,7 @@ from mammosearch.pipeline.reports import (
 )
 from mammosearch.pipeline.search import open_index, search_cases
 from mammosearch.pipeline.service import CaseService, QueryResult, QueryView
+from mammosearch.records import Laterality, View
 
 __all__ = [
     "ASSESS_METHODS",
@@ -74,6 +79,8 @@ __all__ = [
     "CaseService",
     "DensityDecision",
     "DensityModel",
+    "ExamAssessment",
+    "Laterality",
     "ManifestRow",
     "ModelOpinion",
     "NormalizeSummary",
@@ -82,7 +89,9 @@ __all__ = [
     "QueryView",
     "RayOptions",
     "SearchFilters",
+    "SideDensity",
     "TrainConfig",
+    "View",
     "assess_image",
     "build_index",
     "check_engine",

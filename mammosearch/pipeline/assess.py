@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,16 @@ from mammosearch.errors import InputError, MammosearchError
 from mammosearch.index import CaseIndex, SearchFilters
 from mammosearch.nlp import Normalizer
 from mammosearch.nlp.scrub import scrub
+from mammosearch.pipeline.assessment import (
+    MODEL_PATHS,
+    Assessment,
+    DensityDecision,
+    ExamAssessment,
+    ModelOpinion,
+    SideDensity,
+)
 from mammosearch.pipeline.manifest import read_manifest
-from mammosearch.pipeline.records import MODEL_PATHS, Assessment, DensityDecision, ModelOpinion
+from mammosearch.pipeline.records import ManifestRow, side_code
 from mammosearch.pipeline.search import open_index
 from mammosearch.pipeline.stages import embed_inputs, image_inputs, prepare_query, row_report_text
 from mammosearch.records import NormalizedReport
@@ -191,8 +199,7 @@ def assess_image(
         exclude_patient=exclude_patient, density_model=density_model,
         features=inputs if fitted else None, features_of=embedder.model_id,
     )  # fmt: skip
-    laterality = decoded.laterality.value if decoded.laterality is not None else None
-    return replace(result, laterality=laterality)
+    return replace(result, laterality=decoded.laterality)
 
 
 def assess_prepared(
@@ -264,72 +271,85 @@ def iter_assessments(
     check_method(method, density_model)
     rows = read_manifest(manifest)
     index, embedder = open_index(directory, model)
-    normalizer = Normalizer()
     try:
-        for row in rows:
-            # rows are named by number and case id, never by path: file names can carry PHI
-            try:
-                result = assess_image(
-                    index, embedder, image=row.image, report=row_report_text(row), method=method,
-                    exclude_patient=row.patient_id if exclude_own_patient else None,
-                    normalizer=normalizer, density_model=density_model,
-                )  # fmt: skip
-            except MammosearchError as e:
-                yield Assessment.failed(row.case_id, row.number, str(e))
-                continue
-            # the manifest's own laterality wins over tags and file names
-            yield replace(result, case_id=row.case_id, row=row.number,
-                        laterality=row.laterality or result.laterality)  # fmt: skip
+        yield from _assess_rows(index, embedder, rows, method, exclude_own_patient, density_model)
     finally:
         index.close()
 
 
 def iter_exam_assessments(
-    directory: Path, manifest: Path, **options: Any
-) -> Iterator[dict[str, Any]]:
-    """Assess every row (as :func:`iter_assessments`, same options) and yield one object per
-    exam (``case_id``) with :func:`exam_density` and a line per view."""
-    with CaseIndex(directory) as index:
-        labels = index.labels
-    by_exam: dict[str, list[dict[str, Any]]] = {}
-    for record in iter_assessments(directory, manifest, **options):
-        by_exam.setdefault(str(record.case_id), []).append(record.to_dict())
-    for case_id, records in by_exam.items():
-        views = [{"row": r["row"], "laterality": r.get("laterality"),
-                  "label": (r.get("density") or {}).get("label"),
-                  "method": (r.get("density") or {}).get("method"), "error": r.get("error")}
-                 for r in records]  # fmt: skip
-        yield {"case_id": case_id, **exam_density(records, labels), "images": views}
+    directory: Path,
+    manifest: Path,
+    *,
+    method: str = "auto",
+    model: str | None = None,
+    exclude_own_patient: bool = True,
+    density_model: DensityModel | None = None,
+) -> Iterator[ExamAssessment]:
+    """Assess every row (as :func:`iter_assessments`, same options) and yield one result per
+    exam (``case_id``, in order of first appearance) by :func:`exam_density`."""
+    check_method(method, density_model)
+    rows = read_manifest(manifest)
+    index, embedder = open_index(directory, model)
+    try:
+        by_exam: dict[str, list[Assessment]] = {}
+        for found in _assess_rows(index, embedder, rows, method, exclude_own_patient,
+                                  density_model):  # fmt: skip
+            by_exam.setdefault(str(found.case_id), []).append(found)
+        for case_id, views in by_exam.items():
+            yield replace(exam_density(views, index.labels), case_id=case_id, images=tuple(views))
+    finally:
+        index.close()
 
 
-def exam_density(assessments: Sequence[dict[str, Any]], labels: Sequence[str]) -> dict[str, Any]:
-    """One exam's density from its views' assessments (:meth:`Assessment.to_dict` objects).
+def _assess_rows(
+    index: CaseIndex,
+    embedder: Embedder,
+    rows: Sequence[ManifestRow],
+    method: str,
+    exclude_own_patient: bool,
+    density_model: DensityModel | None,
+) -> Iterator[Assessment]:
+    normalizer = Normalizer()
+    for row in rows:
+        # rows are named by number and case id, never by path: file names can carry PHI
+        try:
+            result = assess_image(
+                index, embedder, image=row.image, report=row_report_text(row), method=method,
+                exclude_patient=row.patient_id if exclude_own_patient else None,
+                normalizer=normalizer, density_model=density_model,
+            )  # fmt: skip
+        except MammosearchError as e:
+            yield Assessment.failed(row.case_id, row.number, str(e))
+            continue
+        # the manifest's own laterality wins over tags and file names
+        yield replace(result, case_id=row.case_id, row=row.number,
+                      laterality=row.laterality or result.laterality)  # fmt: skip
+
+
+def exam_density(assessments: Sequence[Assessment], labels: Sequence[str]) -> ExamAssessment:
+    """One exam's density from its views' assessments.
 
     Each breast's probabilities are the mean of its views'; each breast takes its most probable
     label, and the exam the denser breast (later in ``labels``). Views of unknown side count as
     one more "breast". Failed views are counted, not used.
     """
     rank = {label: i for i, label in enumerate(labels)}
-    sides: dict[str, list[dict[str, float]]] = {}
+    sides: dict[str, list[Mapping[str, float]]] = {}
     methods: Counter[str] = Counter()
     failed = 0
     for item in assessments:
-        density = item.get("density")
-        if "error" in item or not density or density.get("label") is None:
+        density = item.density
+        if item.error is not None or density is None or density.label is None:
             failed += 1
             continue
-        sides.setdefault(item.get("laterality") or "unknown", []).append(density["probabilities"])
-        methods[density["method"]] += 1
-    by_side: dict[str, dict[str, Any]] = {}
+        sides.setdefault(side_code(item.laterality) or "unknown", []).append(density.probabilities)
+        methods[density.method] += 1
+    by_side: dict[str, SideDensity] = {}
     for side, views in sorted(sides.items()):
         mean = {lab: round(float(np.mean([v.get(lab, 0.0) for v in views])), 6) for lab in labels}
         best = max(labels, key=lambda lab: mean[lab])
-        by_side[side] = {"label": best, "probabilities": mean, "views": len(views)}
-    overall = max((s["label"] for s in by_side.values()), key=rank.__getitem__, default=None)
-    return {
-        "density": {"label": overall, "method": "exam: denser breast"},
-        "by_side": by_side,
-        "views": sum(len(v) for v in sides.values()),
-        "failed": failed,
-        "view_methods": dict(methods),
-    }
+        by_side[side] = SideDensity(best, mean, len(views))
+    overall = max((s.label for s in by_side.values()), key=rank.__getitem__, default=None)
+    return ExamAssessment(overall, by_side, sum(len(v) for v in sides.values()), failed,
+                          dict(methods))  # fmt: skip

@@ -24,6 +24,7 @@ from mammosearch.errors import ConfigError, InputError, InvalidDicomError
 from mammosearch.imaging import prepare_image, read_image
 from mammosearch.index import VectorIndex, vote_density
 from mammosearch.pipeline.assess import DensityModel, exam_density
+from mammosearch.pipeline.assessment import Assessment, DensityDecision
 from mammosearch.pipeline.manifest import label_order, read_manifest
 from mammosearch.pipeline.records import ManifestRow
 from mammosearch.pipeline.stages import fit_vote_by_patient
@@ -272,6 +273,16 @@ def evaluate_density(
             "paths": paths, "exams": exam_metrics(rows, probabilities, labels)}  # fmt: skip
 
 
+def _opinion(
+    path: str, row: ManifestRow, labels: list[str], probs: NDArray[np.float32]
+) -> Assessment:
+    """One view's assessment by one path alone."""
+    best = int(probs.argmax())
+    probabilities = dict(zip(labels, probs.tolist(), strict=True))
+    decision = DensityDecision(labels[best], probabilities, path, float(probs[best]))
+    return Assessment(decision, laterality=row.laterality)
+
+
 def exam_metrics(
     rows: Sequence[ManifestRow],
     probabilities: dict[str, NDArray[np.float32]],
@@ -291,13 +302,7 @@ def exam_metrics(
     paths = {}
     for path, probs in probabilities.items():
         predicted = [
-            exam_density(
-                [{"laterality": rows[i].laterality,
-                  "density": {"label": labels[int(probs[i].argmax())], "method": path,
-                              "probabilities": dict(zip(labels, probs[i].tolist(), strict=True))}}
-                 for i in views],
-                labels,
-            )["density"]["label"]
+            exam_density([_opinion(path, rows[i], labels, probs[i]) for i in views], labels).label
             for views in exams.values()
         ]  # fmt: skip
         paths[path] = density_metrics(truth, predicted, labels, patients=patients)

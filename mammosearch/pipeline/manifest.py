@@ -13,6 +13,7 @@ from typing import Any
 from mammosearch.errors import InputError
 from mammosearch.pipeline.parquet import iter_parquet_rows
 from mammosearch.pipeline.records import ManifestRow
+from mammosearch.records import Laterality, View
 
 __all__ = ["KNOWN_ORDERS", "ManifestRow", "label_order", "read_manifest"]
 
@@ -24,6 +25,27 @@ KNOWN_ORDERS = (("A", "B", "C", "D"), ("F", "G", "D"))
 def _clean(value: Any) -> str | None:
     text = str(value).strip() if value is not None else ""
     return text or None
+
+
+def _side(value: Any, number: int) -> Laterality | None:
+    """A row's side (``L``/``R``, ``left``/``right``); anything else leaves it to the image."""
+    try:
+        side = Laterality.parse(_clean(value))
+    except ValueError:
+        side = Laterality.BILATERAL
+    if side is Laterality.BILATERAL:
+        logger.warning("manifest row %d: laterality is not L or R; the image's own is used", number)
+        return None
+    return side
+
+
+def _view(value: Any, number: int) -> View | None:
+    """A row's view; an unknown code leaves it to the image."""
+    try:
+        return View.parse(_clean(value))
+    except ValueError:
+        logger.warning("manifest row %d: unknown view; the image's own is used", number)
+        return None
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -65,15 +87,14 @@ def read_manifest(path: Path) -> list[ManifestRow]:
             )
         image = Path(str(record["image"]))
         report_path = _clean(record.get("report_path"))
-        laterality = (_clean(record.get("laterality")) or "").upper()[:1] or None
         rows.append(
             ManifestRow(
                 number=n,
                 image=image if image.is_absolute() else base / image,
                 case_id=str(record["case_id"]).strip(),
                 patient_id=str(record["patient_id"]).strip(),
-                laterality=laterality if laterality in ("L", "R") else None,
-                view=(_clean(record.get("view")) or "").upper() or None,
+                laterality=_side(record.get("laterality"), n),
+                view=_view(record.get("view"), n),
                 report=_clean(record.get("report")),
                 report_path=(
                     Path(report_path) if Path(report_path).is_absolute() else base / report_path

@@ -7,8 +7,9 @@ JSON Lines outputs, the build journal and the Ray shards share:
 - :class:`PreparedRow`: a row after the *prepare* stage (image checked, breast-cropped and made
   into the embedder's input, thumbnail, report scrubbed and normalized), or its error;
 - :class:`BuildOptions` and :class:`BuildReport`: what ``index build`` is asked and what it did;
-- :class:`DensityDecision`, :class:`ModelOpinion` and :class:`Assessment`: ``assess``;
 - :class:`NormalizeSummary`: what a ``normalize`` job did.
+
+The results of ``assess`` are in :mod:`.assessment`.
 """
 
 from __future__ import annotations
@@ -26,23 +27,23 @@ from numpy.typing import NDArray
 
 from mammosearch.errors import MammosearchError, RecordedError
 from mammosearch.nlp.normalizer import ReportLine
-from mammosearch.records import DensityVote, Neighbour, NormalizedReport
+from mammosearch.records import Laterality, NormalizedReport, View
 
 __all__ = [
-    "MODEL_PATHS",
-    "Assessment",
     "BuildOptions",
     "BuildReport",
-    "DensityDecision",
     "ManifestRow",
-    "ModelOpinion",
     "NormalizeSummary",
     "PreparedRow",
+    "side_code",
 ]
 
-# the density model's own opinions an assessment always reports (``null`` without a model)
-MODEL_PATHS = ("convnext", "probe")
 _NO_INPUT = np.zeros(0, dtype=np.float32)
+
+
+def side_code(laterality: Laterality | None) -> str:
+    """A side's code for the JSON, store and shard forms (``""`` when unknown)."""
+    return laterality.code if laterality else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +55,8 @@ class ManifestRow:
         image: The image file.
         case_id: The exam.
         patient_id: The patient.
-        laterality: ``L``/``R`` or ``None``.
-        view: ``CC``/``MLO``… or ``None``.
+        laterality: The side, or ``None``.
+        view: The view, or ``None``.
         report: The report text, when the manifest holds it.
         report_path: The report file, when the manifest names one.
         label: The density label, when labelled.
@@ -65,8 +66,8 @@ class ManifestRow:
     image: Path
     case_id: str
     patient_id: str
-    laterality: str | None
-    view: str | None
+    laterality: Laterality | None
+    view: View | None
     report: str | None
     report_path: Path | None
     label: str | None
@@ -76,17 +77,16 @@ class ManifestRow:
         """A stable key of the source (what ``--update`` recognises): never shown."""
         return hashlib.sha256(f"{self.case_id}\0{self.image}".encode()).hexdigest()
 
-    def oriented(self, laterality: str | None, view: str | None) -> ManifestRow:
+    def oriented(self, laterality: Laterality | None, view: View | None) -> ManifestRow:
         """The row with its laterality and view completed from the image's own (the manifest's
         columns win)."""
-        return replace(self, laterality=self.laterality or laterality or None,
-                       view=self.view or view or None)  # fmt: skip
+        return replace(self, laterality=self.laterality or laterality, view=self.view or view)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (paths as strings; ``""`` for what is missing)."""
+        """JSON form (paths as strings, the side as its code; ``""`` for what is missing)."""
         return {
             "number": self.number, "image": str(self.image), "case_id": self.case_id,
-            "patient_id": self.patient_id, "laterality": self.laterality or "",
+            "patient_id": self.patient_id, "laterality": side_code(self.laterality),
             "view": self.view or "", "report": self.report or "",
             "report_path": str(self.report_path or ""), "label": self.label or "",
         }  # fmt: skip
@@ -103,7 +103,8 @@ class ManifestRow:
         return cls(
             number=int(data["number"]), image=Path(str(data["image"])),
             case_id=str(data["case_id"]), patient_id=str(data["patient_id"]),
-            laterality=optional("laterality"), view=optional("view"), report=optional("report"),
+            laterality=Laterality.parse(optional("laterality")),
+            view=View.parse(optional("view")), report=optional("report"),
             report_path=Path(report_path) if report_path else None, label=optional("label"),
         )  # fmt: skip
 
@@ -152,7 +153,7 @@ class PreparedRow:
             "thumb": np.frombuffer(self.thumb, dtype=np.uint8),
             "text": self.text or "",
             "report": json.dumps(self.report.to_dict(), ensure_ascii=False) if self.report else "",
-            "laterality": self.row.laterality or "",
+            "laterality": side_code(self.row.laterality),
             "view": self.row.view or "",
             "features": self.image_input,
         }
@@ -168,7 +169,8 @@ class PreparedRow:
         if "error_code" in entry and str(entry["error_code"]):
             return cls(row, error_code=str(entry["error_code"]), error=str(entry["error"]))
         report = str(entry.get("report", ""))
-        oriented = row.oriented(str(entry.get("laterality", "")), str(entry.get("view", "")))
+        oriented = row.oriented(Laterality.parse(str(entry.get("laterality", ""))),
+                                View.parse(str(entry.get("view", ""))))  # fmt: skip
         thumb = entry.get("thumb", b"")
         return cls(
             oriented,
@@ -188,8 +190,8 @@ class PreparedRow:
             "source_key": row.source_key,
             "case_id": row.case_id,
             "patient_id": row.patient_id,
-            "laterality": row.laterality,
-            "view": row.view,
+            "laterality": side_code(row.laterality) or None,
+            "view": row.view.value if row.view else None,
             "label": row.label,
             "image_path": str(row.image) if keep_source_path else "",
             "report_text": self.text,
@@ -297,130 +299,6 @@ class BuildReport:
             resumed=int(data.get("resumed", 0)), embedder=str(data.get("embedder", "")),
             vote_figures=dict(data.get("vote_figures") or {}),
             shards=dict(data.get("shards") or {}),
-        )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class DensityDecision:
-    """The density an assessment gives, and the path that decided.
-
-    Attributes:
-        label: The density label (``None`` when nothing could decide).
-        probabilities: Probability per label.
-        method: ``report``, ``vote``, ``convnext``, ``probe``, ``ensemble`` or an exam's rule.
-        confidence: The chosen label's probability.
-        weights: The ensemble's weights per path, when an ensemble decided.
-    """
-
-    label: str | None
-    probabilities: Mapping[str, float]
-    method: str
-    confidence: float
-    weights: Mapping[str, float] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        out: dict[str, Any] = {"label": self.label, "probabilities": dict(self.probabilities),
-                               "method": self.method, "confidence": self.confidence}  # fmt: skip
-        if self.weights is not None:
-            out["weights"] = dict(self.weights)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DensityDecision:
-        """Read :meth:`to_dict`'s form back."""
-        weights = data.get("weights")
-        return cls(data.get("label"), dict(data.get("probabilities") or {}), str(data["method"]),
-                   float(data.get("confidence") or 0.0),
-                   dict(weights) if weights is not None else None)  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class ModelOpinion:
-    """One image model's own answer (the density model's ConvNeXt or its probe)."""
-
-    label: str
-    probabilities: Mapping[str, float]
-
-    @classmethod
-    def of(cls, probabilities: Mapping[str, float]) -> ModelOpinion:
-        """The opinion whose label is the most probable one."""
-        return cls(max(probabilities, key=probabilities.__getitem__), dict(probabilities))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"label": self.label, "probabilities": dict(self.probabilities)}
-
-
-@dataclass(frozen=True, slots=True)
-class Assessment:
-    """The density of one image, with every path's opinion (``assess``'s JSON object).
-
-    Attributes:
-        density: The decision (``None`` only for a failed row).
-        vote: The neighbours' vote.
-        opinions: The density model's paths (:data:`MODEL_PATHS`) that answered.
-        neighbours: The neighbours that voted.
-        report: The normalized report (scrubbed), when one was given.
-        warnings: What the reader should know.
-        laterality: The image's side (``L``/``R``), when known.
-        case_id: The exam, for manifest rows.
-        row: The manifest row number, for manifest rows.
-        error: Why the row could not be assessed.
-    """
-
-    density: DensityDecision | None
-    vote: DensityVote | None = None
-    opinions: Mapping[str, ModelOpinion] = field(default_factory=dict)
-    neighbours: tuple[Neighbour, ...] = ()
-    report: NormalizedReport | None = None
-    warnings: tuple[str, ...] = ()
-    laterality: str | None = None
-    case_id: str | None = None
-    row: int | None = None
-    error: str | None = None
-
-    @classmethod
-    def failed(cls, case_id: str, row: int, error: str) -> Assessment:
-        """A manifest row that could not be assessed."""
-        return cls(None, case_id=case_id, row=row, error=error)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form: ``case_id``, ``row`` (manifest rows), ``laterality``, ``density``,
-        ``vote``, ``convnext``, ``probe``, ``neighbours``, ``report``, ``warnings``; a failed
-        row has ``case_id``, ``row`` and ``error`` only."""
-        out: dict[str, Any] = {"case_id": self.case_id}
-        if self.row is not None:
-            out["row"] = self.row
-        if self.error is not None:
-            return {**out, "error": self.error}
-        out["laterality"] = self.laterality
-        out["density"] = self.density.to_dict() if self.density else None
-        out["vote"] = self.vote.to_dict() if self.vote else None
-        for path in MODEL_PATHS:
-            opinion = self.opinions.get(path)
-            out[path] = opinion.to_dict() if opinion else None
-        out["neighbours"] = [n.to_dict() for n in self.neighbours]
-        out["report"] = self.report.to_dict() if self.report else None
-        out["warnings"] = list(self.warnings)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Assessment:
-        """Read :meth:`to_dict`'s form back."""
-        row = data.get("row")
-        if data.get("error") is not None:
-            return cls.failed(str(data.get("case_id")), int(row or 0), str(data["error"]))
-        density, vote, report = data.get("density"), data.get("vote"), data.get("report")
-        return cls(
-            density=DensityDecision.from_dict(density) if density else None,
-            vote=DensityVote.from_dict(vote) if vote else None,
-            opinions={p: ModelOpinion(str(data[p]["label"]), dict(data[p]["probabilities"]))
-                      for p in MODEL_PATHS if data.get(p)},
-            neighbours=tuple(Neighbour.from_dict(n) for n in data.get("neighbours") or ()),
-            report=NormalizedReport.from_dict(report) if report else None,
-            warnings=tuple(data.get("warnings") or ()), laterality=data.get("laterality"),
-            case_id=data.get("case_id"), row=int(row) if row is not None else None,
         )  # fmt: skip
 
 

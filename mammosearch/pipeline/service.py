@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,10 @@ from mammosearch.index import THUMBS, SearchFilters
 from mammosearch.nlp import Normalizer
 from mammosearch.nlp.scrub import scrub
 from mammosearch.pipeline.assess import assess_prepared, exam_density, open_density_model
-from mammosearch.pipeline.records import Assessment, DensityDecision
+from mammosearch.pipeline.assessment import Assessment, DensityDecision
 from mammosearch.pipeline.search import open_index
 from mammosearch.pipeline.stages import embed_inputs, embed_texts, image_inputs, prepare_query
-from mammosearch.records import Neighbour, NormalizedReport
+from mammosearch.records import Laterality, Neighbour, NormalizedReport, View
 
 __all__ = ["CaseService", "QueryResult", "QueryView"]
 
@@ -40,8 +40,8 @@ class QueryView:
     """One uploaded view: its prepared pixels and its own density assessment."""
 
     prepared: NDArray[np.float32]
-    laterality: str | None
-    view: str | None
+    laterality: Laterality | None
+    view: View | None
     assessment: Assessment
 
 
@@ -189,10 +189,7 @@ class CaseService:
                     features=inputs if fitted else None, features_of=self.embedder.model_id,
                 )  # fmt: skip
                 timings["assess"] += time.perf_counter() - start
-                views.append(QueryView(
-                    prepared, decoded.laterality.value if decoded.laterality else None,
-                    decoded.view.value if decoded.view else None, assessment,
-                ))  # fmt: skip
+                views.append(QueryView(prepared, decoded.laterality, decoded.view, assessment))
                 vectors.append(vector)
             start = time.perf_counter()
             best: dict[int, Neighbour] = {}
@@ -224,14 +221,13 @@ class CaseService:
             return None
         if len(views) == 1:
             return views[0].assessment.density
-        exam = exam_density([{**v.assessment.to_dict(), "laterality": v.laterality}
-                             for v in views], labels)  # fmt: skip
-        label = exam["density"]["label"]
-        side = next(s for s in exam["by_side"].values() if s["label"] == label)
-        methods = sorted(exam["view_methods"])
-        return DensityDecision(label, side["probabilities"],
-                               "+".join(methods) + " (exam: denser breast)",
-                               side["probabilities"][label])  # fmt: skip
+        exam = exam_density([replace(v.assessment, laterality=v.laterality) for v in views], labels)
+        if exam.label is None:
+            return None
+        side = next(s for s in exam.by_side.values() if s.label == exam.label)
+        return DensityDecision(exam.label, side.probabilities,
+                               "+".join(sorted(exam.view_methods)) + f" ({exam.METHOD})",
+                               side.probabilities[exam.label])  # fmt: skip
 
     def case(self, row_id: int) -> dict[str, Any]:
         """An indexed image for display: its thumbnail path (inside the index), label, view,

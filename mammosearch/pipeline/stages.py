@@ -142,8 +142,7 @@ def prepare_row(
     if text and not keep_report_text:
         text = scrub(text).text
     report = normalizer.normalize(text, id=row.case_id) if normalizer and text else None
-    oriented = row.oriented(image.laterality.value if image.laterality else None,
-                            image.view.value if image.view else None)  # fmt: skip
+    oriented = row.oriented(image.laterality, image.view)
     image_input = image_inputs(embedder, [prepared])[0] if embedder is not None else prepared
     return PreparedRow(oriented, thumb=thumbnail(prepared), text=text or None, report=report,
                        image_input=image_input)  # fmt: skip

@@ -100,7 +100,8 @@ def report_entities(report: dict[str, Any]) -> list[dict[str, Any]]:
 def _caption(neighbour: Any) -> str:
     parts = [f"{neighbour.score:.2f}", f"density {neighbour.label or '?'}"]
     if neighbour.laterality or neighbour.view:
-        parts.append(f"{neighbour.laterality or ''} {neighbour.view or ''}".strip())
+        side = neighbour.laterality.code if neighbour.laterality else ""
+        parts.append(f"{side} {neighbour.view or ''}".strip())
     report = neighbour.report
     if report is not None:
         if report.birads is not None:
@@ -146,7 +147,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
     """
     import gradio as gr
 
-    from mammosearch.pipeline import SearchFilters, normalize_reports
+    from mammosearch.pipeline import Laterality, SearchFilters, View, normalize_reports
 
     about = service.about()
     labels = about["labels"]
@@ -163,8 +164,8 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
     ) -> tuple[Any, ...]:
         paths = [Path(f) for f in files or []]
         filters = SearchFilters(
-            laterality=None if laterality == _ANY else laterality,
-            view=None if view == _ANY else view,
+            laterality=None if laterality == _ANY else Laterality.parse(laterality),
+            view=None if view == _ANY else View.parse(view),
             label=None if label == _ANY else label,
             exclude_patient=(exclude_patient or "").strip() or None,
         )
@@ -181,7 +182,8 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
         views = [
             (
                 (v.prepared * 255).astype(np.uint8),
-                f"{v.laterality or '?'} {v.view or ''} · {_density_label(v.assessment.density)}",
+                f"{v.laterality.code if v.laterality else '?'} {v.view or ''} · "
+                f"{_density_label(v.assessment.density)}",
             )
             for v in result.views
         ]
@@ -212,7 +214,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
                     "case_id": n.case_id,
                     "score": round(n.score, 4),
                     "label": n.label,
-                    "laterality": n.laterality,
+                    "laterality": n.laterality.code if n.laterality else None,
                     "view": n.view,
                 }
                 for n in result.neighbours

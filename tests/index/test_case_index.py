@@ -24,7 +24,7 @@ from mammosearch.index import (
     verify_index,
     vote_density,
 )
-from mammosearch.records import Neighbour
+from mammosearch.records import Laterality, Neighbour, View
 
 DIM = 16
 INFO = EmbedderInfo(name="fake.v1", model_id="fake", image_dim=DIM, text_dim=DIM, cross_modal=True)
@@ -81,14 +81,14 @@ def test_search_finds_itself_and_reports_modalities(built: tuple[Path, np.ndarra
 @pytest.mark.parametrize(
     ("filters", "check"),
     [
-        (SearchFilters(laterality="R"), lambda n: n.laterality == "R"),
-        (SearchFilters(view="MLO"), lambda n: n.view == "MLO"),
+        (SearchFilters(laterality=Laterality.RIGHT), lambda n: n.laterality is Laterality.RIGHT),
+        (SearchFilters(view=View.MLO), lambda n: n.view is View.MLO),
         (SearchFilters(label="C"), lambda n: n.label == "C"),
         (SearchFilters(exclude_patient="p1"), lambda n: n.patient_id != "p1"),
         (SearchFilters(exclude_case="case2"), lambda n: n.case_id != "case2"),
         (
-            SearchFilters(laterality="L", label="A"),
-            lambda n: n.laterality == "L" and n.label == "A",
+            SearchFilters(laterality=Laterality.LEFT, label="A"),
+            lambda n: n.laterality is Laterality.LEFT and n.label == "A",
         ),
     ],
 )

@@ -17,6 +17,7 @@ from mammosearch.index.vectors import (
     plan_index,
     shard_names,
 )
+from mammosearch.records import Laterality
 from tests.index.test_case_index import commit, row
 
 DIM = 32
@@ -218,8 +219,10 @@ def test_sharded_index_round_trip(sharded: Path, vectors: np.ndarray) -> None:
         assert len(rows) == 4 and all(isinstance(r.data, np.memmap) for r in rows)  # mapped
         hits = index.search(image_vector=vectors[10], k=5)
         assert 11 in {n.row_id for n in hits}  # ids are store row ids (1-based)
-        left = index.search(image_vector=vectors[10], k=5, filters=_filters(laterality="R"))
-        assert left and all(n.laterality == "R" for n in left)
+        left = index.search(
+            image_vector=vectors[10], k=5, filters=_filters(laterality=Laterality.RIGHT)
+        )
+        assert left and all(n.laterality is Laterality.RIGHT for n in left)
         theirs = index.search(image_vector=vectors[10], k=5, filters=_filters(exclude="p2"))
         assert all(n.patient_id != "p2" for n in theirs)
 

@@ -299,6 +299,14 @@ def index_build(
         bool,
         typer.Option(help="Index secondary captures (digitised film archived as WSD/SYN)."),
     ] = False,
+    keep_first: Annotated[
+        bool,
+        typer.Option(
+            "--keep-first",
+            help="Index an image repeated in the manifest (same case_id and image) once, "
+            "leaving out the repeats (default: repeats are an error).",
+        ),
+    ] = False,
     keep_source_paths: Annotated[
         bool,
         typer.Option(
@@ -345,7 +353,7 @@ def index_build(
             embedder=embedder, model=model, update=update, label_order=order,
             progress=progress and sys.stderr.isatty(), density_model=density_model,
             keep_report_text=keep_report_text, keep_source_paths=keep_source_paths,
-            resume=resume, allow_secondary_capture=allow_secondary_capture,
+            resume=resume, allow_secondary_capture=allow_secondary_capture, keep_first=keep_first,
             store=settings.store, engine=engine, ray=ray, shards=shards,
         )  # fmt: skip
         report = build_index(manifest, output, settings=settings, options=options)
@@ -357,6 +365,12 @@ def index_build(
             + f"); reports {report.with_report}; vote {report.vote_figures} → {output}",
             highlight=False,
         )
+        if report.reports_dropped:
+            _err.print(
+                f"{report.reports_dropped} reports dropped, their images indexed without them "
+                f"({dict(report.report_reasons)}; rows in build_report.json)",
+                highlight=False,
+            )
 
     _run(body)
 

@@ -249,12 +249,18 @@ class CaseIndex:
         ``weighted`` (weighted sum of similarities) or ``rrf`` (reciprocal-rank fusion).
 
         Raises:
-            InputError: No query vector was given, or a modality has no index.
+            InputError: No query vector was given, a modality has no index, or the label
+                filter is not one of the index's labels.
         """
         if image_vector is None and text_vector is None:
             raise InputError("a search needs an image vector, a text vector or both")
         if fusion not in ("weighted", "rrf"):
             raise InputError(f"unknown fusion {fusion!r}", fix="use 'weighted' or 'rrf'")
+        if filters.label is not None and filters.label not in self.labels:
+            raise InputError(
+                f"label filter {filters.label!r} is not one of this index's labels",
+                fix=f"use one of {', '.join(self.labels) or '(none: the index is unlabelled)'}",
+            )
         allow, exclude = self._excluded(filters)
         if allow is not None and not allow:
             return []

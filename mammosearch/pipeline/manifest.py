@@ -15,7 +15,7 @@ from mammosearch.pipeline.parquet import iter_parquet_rows
 from mammosearch.pipeline.records import ManifestRow
 from mammosearch.records import Laterality, View
 
-__all__ = ["KNOWN_ORDERS", "ManifestRow", "label_order", "read_manifest"]
+__all__ = ["KNOWN_ORDERS", "ManifestRow", "label_order", "read_manifest", "unique_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,9 @@ def read_manifest(path: Path) -> list[ManifestRow]:
         InputError: The file is missing, of an unknown kind, or lacks a required column.
     """
     if not path.is_file():
-        raise InputError(f"manifest not found: {path.name}", fix="check the path")
+        what = "a directory" if path.is_dir() else "not found"
+        raise InputError(f"manifest {str(path)!r} is {what}",
+                         fix="pass a .csv, .jsonl or .parquet manifest file")  # fmt: skip
     base = path.parent
     rows = []
     for n, record in enumerate(_records(path), start=1):
@@ -104,7 +106,38 @@ def read_manifest(path: Path) -> list[ManifestRow]:
                 label=_clean(record.get("density")),
             )
         )
+    if not rows:
+        raise InputError(f"manifest {str(path)!r} has no rows",
+                         fix="add one row per image (image, case_id, patient_id, …)")  # fmt: skip
     return rows
+
+
+def unique_rows(rows: Sequence[ManifestRow], *, keep_first: bool = False) -> list[ManifestRow]:
+    """The rows, checked for repeats of one image in one case (``case_id`` and ``image``).
+
+    Raises:
+        InputError: Rows repeat an earlier one, unless ``keep_first`` (then they are left out,
+            with a warning). The message gives row numbers only (the values can be PHI).
+    """
+    first: dict[str, int] = {}
+    repeats: list[tuple[int, int]] = []
+    for row in rows:
+        earlier = first.setdefault(row.source_key, row.number)
+        if earlier != row.number:
+            repeats.append((row.number, earlier))
+    if not repeats:
+        return list(rows)
+    listed = ", ".join(f"row {n} repeats row {e}" for n, e in repeats[:5])
+    more = f" and {len(repeats) - 5} more" if len(repeats) > 5 else ""
+    if not keep_first:
+        raise InputError(
+            f"{len(repeats)} manifest rows repeat the case_id and image of an earlier row "
+            f"({listed}{more})",
+            fix="remove the repeats, or pass --keep-first to index each image once",
+        )
+    logger.warning("left out %d repeated manifest rows (%s%s)", len(repeats), listed, more)
+    dropped = {n for n, _ in repeats}
+    return [row for row in rows if row.number not in dropped]
 
 
 def label_order(labels: set[str], explicit: Sequence[str] | None = None) -> tuple[list[str], str]:

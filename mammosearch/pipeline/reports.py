@@ -189,7 +189,7 @@ def iter_report_inputs(
     if path.is_dir():
         return _iter_folder(path)
     if not path.exists():
-        raise InputError(f"input not found: {path.name}", fix="check the path")
+        raise InputError(f"input {str(path)!r} not found", fix="check the path")
     suffix = path.suffix.lower()
     if suffix == ".txt":
         return iter([(path.stem, read_report_payload(path))])

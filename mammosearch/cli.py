@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-import click
 import typer
 from rich.console import Console
 
@@ -35,7 +34,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)  # messages whole, never wrapped mid-word
 
 T = TypeVar("T")
 
@@ -139,7 +138,9 @@ _WorkDirOpt = Annotated[
 ]
 
 
-def _ray_options(engine: str, address: str | None, work_dir: Path | None) -> Any:
+def _ray_options(
+    ctx: typer.Context, engine: str, address: str | None, work_dir: Path | None
+) -> Any:
     """The Ray engine's options, or ``None`` for the local engine (a Ray flag without it is an
     error)."""
     from mammosearch.pipeline import RayOptions, check_engine
@@ -147,7 +148,7 @@ def _ray_options(engine: str, address: str | None, work_dir: Path | None) -> Any
     check_engine(engine)
     if engine != "ray":
         if address is not None or work_dir is not None:
-            raise _usage("--ray-address and --work-dir need --engine ray")
+            raise _usage(ctx, "--ray-address and --work-dir need --engine ray")
         return None
     return RayOptions(address=address, work_dir=work_dir)
 
@@ -212,12 +213,14 @@ def normalize(
 
     def body() -> None:
         if sample and input is not None:
-            raise _usage("give INPUT or --sample, not both")
+            raise _usage(ctx, "give INPUT or --sample, not both")
         source = sample_reports_dir() if sample else input
         if source is None:
-            raise _usage("give INPUT (a report file, folder, .csv, .jsonl or .parquet) or --sample")
+            raise _usage(
+                ctx, "give INPUT (a report file, folder, .csv, .jsonl or .parquet) or --sample"
+            )
         settings = state.settings(workers=workers)
-        ray = _ray_options(engine, ray_address, work_dir)
+        ray = _ray_options(ctx, engine, ray_address, work_dir)
         summary = normalize_reports(
             source,
             output,
@@ -348,7 +351,7 @@ def index_build(
     def body() -> None:
         order = [x.strip() for x in label_order.split(",")] if label_order else None
         settings = state.settings(store=store)
-        ray = _ray_options(engine, ray_address, work_dir)
+        ray = _ray_options(ctx, engine, ray_address, work_dir)
         options = BuildOptions(
             embedder=embedder, model=model, update=update, label_order=order,
             progress=progress and sys.stderr.isatty(), density_model=density_model,
@@ -560,7 +563,7 @@ def assess(
         conv = open_density_model(density_model, state.settings(), directory)
         if manifest is not None:
             if image is not None:
-                raise _usage("give --image or --manifest, not both")
+                raise _usage(ctx, "give --image or --manifest, not both")
             records = (
                 iter_exam_assessments(directory, manifest, method=method, model=model,
                                       density_model=conv)
@@ -574,7 +577,7 @@ def assess(
                 sys.stdout.write("\n")
             return
         if image is None:
-            raise _usage("give --image (with --report or --report-file) or --manifest")
+            raise _usage(ctx, "give --image (with --report or --report-file) or --manifest")
         text = read_report_file(report_file) if report_file is not None else report
         index, embedder = open_index(directory, model)
         try:
@@ -1082,9 +1085,15 @@ def demo(
     _run(body)
 
 
-def _usage(message: str) -> click.UsageError:
-    """A usage error of the running command (exit 2; Click prints its usage and its --help)."""
-    return click.UsageError(message, click.get_current_context(silent=True))
+class _UsageError(typer.BadParameter):
+    """A wrong combination of options (exit 2, with the command's usage and its own --help)."""
+
+    def format_message(self) -> str:
+        return self.message
+
+
+def _usage(ctx: typer.Context, message: str) -> _UsageError:
+    return _UsageError(message, ctx=ctx)
 
 
 def main() -> None:

@@ -131,7 +131,8 @@ def unique_rows(rows: Sequence[ManifestRow], *, keep_first: bool = False) -> lis
     more = f" and {len(repeats) - 5} more" if len(repeats) > 5 else ""
     if not keep_first:
         raise InputError(
-            f"{len(repeats)} manifest rows repeat the case_id and image of an earlier row "
+            f"{len(repeats)} manifest row{'s' if len(repeats) > 1 else ''} repeat"
+            f"{'' if len(repeats) > 1 else 's'} the case_id and image of an earlier row "
             f"({listed}{more})",
             fix="remove the repeats, or pass --keep-first to index each image once",
         )

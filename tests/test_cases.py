@@ -288,9 +288,10 @@ def test_mias_retrieval_reaches_the_target(tmp_path: Path) -> None:
 @pytest.mark.shared_data
 def test_cbis_ddsm_builds_with_tags(tmp_path: Path) -> None:
     manifest = shared_path("cbis-ddsm", "manifest.csv")
-    strict = build_index(manifest, tmp_path / "strict", settings=load_settings(),
-                         embedder="radiomics.v1")  # fmt: skip
-    assert strict.indexed == 0 and strict.reasons == {"E060": 8}  # screen captures: quarantined
+    with pytest.raises(InputError, match=r"no image could be indexed: 8 of 8 rows skipped \(E060 × 8\).*allow-secondary-capture"):  # fmt: skip
+        build_index(manifest, tmp_path / "strict", settings=load_settings(),
+                    embedder="radiomics.v1")  # screen captures: quarantined  # fmt: skip
+    assert not (tmp_path / "strict").exists()
     report = build_index(manifest, tmp_path / "cbis", settings=load_settings(),
                          embedder="radiomics.v1", allow_secondary_capture=True)  # fmt: skip
     assert report.indexed == 8

@@ -51,17 +51,17 @@ def test_partial_failures_still_exit_zero(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "code", "message"),
     [
-        (["normalize"], "give INPUT"),
-        (["normalize", "--sample", "x.txt"], "not both"),
-        (["normalize", "nowhere/missing.csv"], "input not found"),
-        (["normalize", "report.pdf"], "not found"),
+        (["normalize"], 2, "give INPUT"),
+        (["normalize", "--sample", "x.txt"], 2, "not both"),
+        (["normalize", "nowhere/missing.csv"], 1, "input 'nowhere/missing.csv' not found"),
+        (["normalize", "report.pdf"], 1, "not found"),
     ],
 )
-def test_user_errors_exit_one(args: list[str], message: str, tmp_path: Path) -> None:
+def test_user_and_usage_errors(args: list[str], code: int, message: str, tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "-o", str(tmp_path / "o.jsonl")])
-    assert result.exit_code == 1
+    assert result.exit_code == code
     assert message in result.output
     assert "Traceback" not in result.output
 

@@ -191,9 +191,13 @@ def test_an_unwritable_output_is_refused_before_any_work(tmp_path: Path) -> None
 
 def test_normalize_output_paths(tmp_path: Path) -> None:
     clean(run("normalize", "--sample", "-o", tmp_path), EXIT_USER, "is a directory")
-    missing = tmp_path / "no" / "such" / "out.jsonl"
-    clean(run("normalize", "--sample", "-o", missing), EXIT_USER, "does not exist")
-    assert not missing.parent.exists() and list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("not a folder", encoding="utf-8")
+    under_a_file = tmp_path / "file" / "out.jsonl"
+    clean(run("normalize", "--sample", "-o", under_a_file), EXIT_USER, "is a file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    made = tmp_path / "new" / "folder" / "out.jsonl"  # folders that can be made are made
+    clean(run("normalize", "--sample", "-o", made, "--no-progress"), 0)
+    assert made.is_file()
 
 
 def test_an_integrity_failure_exits_3(index: Path, tmp_path: Path) -> None:

@@ -197,7 +197,7 @@ def _write(
             if item.report_error:
                 report.drop_report(row, item.report_error)
             items.append(item)
-        if not items and report.skipped:
+        if not items and report.skipped and not existing.known:  # a new index of nothing
             raise _nothing_indexed(report)
         report.resumed, report.shards = prepared_rows.resumed, prepared_rows.shards
         if report.resumed:

@@ -114,4 +114,4 @@ def test_evaluate_reports(tmp_path: Path) -> None:
     as_json = runner.invoke(app, ["evaluate", "reports", str(gold), str(texts), "--json"])
     assert json.loads(as_json.output)["birads_accuracy"] == 0.5
     missing = runner.invoke(app, ["evaluate", "reports", str(tmp_path / "no.jsonl"), str(texts)])
-    assert missing.exit_code == 1 and "gold file not found" in missing.output
+    assert missing.exit_code == 1 and "not found" in missing.output

@@ -234,3 +234,40 @@ def test_nothing_of_the_index_changes_when_commands_fail(index: Path, corpus: Pa
               "radiomics.v1", "--keep-report-text"), EXIT_USER, "scrubbed")  # fmt: skip
     assert tree_digest(index) == before
     assert not list(index.parent.glob(f".{index.name}.journal*"))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("normalize", "{p}", "-o", "{t}/o.jsonl"),
+        ("index", "build", "{p}", "-o", "{t}/i"),
+        ("index", "verify", "{p}"),
+        ("index", "remove", "{p}", "--case", "c1"),
+        ("index", "migrate", "{p}"),
+        ("search", "{p}", "--text", "ACR B."),
+        ("assess", "{p}", "--image", "{t}/x.png"),
+        ("evaluate", "reports", "{p}", "{t}"),
+        ("evaluate", "retrieval", "{p}", "--embedder", "radiomics.v1"),
+        ("evaluate", "density", "{p}"),
+        ("train-density", "{p}", "-o", "{t}/m"),
+        ("deid", "{p}", "{t}/out"),
+        ("serve", "{p}"),
+    ],
+)
+def test_every_command_names_a_missing_input_as_given(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
+    given = str(tmp_path / "not-there")
+    args = [part.format(p=given, t=tmp_path) for part in command]
+    clean(run(*args), EXIT_USER, given)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_manifest_of_unreadable_or_unlabelled_images_says_which(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [
+        {"image": "gone.png", "case_id": "c", "patient_id": "p", "density": "A"},
+        {"image": "gone2.png", "case_id": "c", "patient_id": "p", "density": ""},
+    ])  # fmt: skip
+    for args in (("evaluate", "probe", manifest, "--embedder", "radiomics.v1"),
+                 ("train-density", manifest, "-o", tmp_path / "model")):  # fmt: skip
+        clean(run(*args), EXIT_USER, "1 rows without a density label, 1 unreadable: E021 × 1")

@@ -257,7 +257,7 @@ def read_gold(path: Path) -> list[dict[str, Any]]:
         InputError: The file is missing, or a line is not a JSON object with an ``id``.
     """
     if not path.is_file():
-        raise InputError(f"gold file not found: {path.name}", fix="pass a .jsonl gold file")
+        raise InputError(f"gold file {str(path)!r} not found", fix="pass a .jsonl gold file")
     rows: list[dict[str, Any]] = []
     with path.open(encoding="utf-8") as handle:
         for n, line in enumerate(handle, start=1):

@@ -115,3 +115,17 @@ def test_evaluate_reports(tmp_path: Path) -> None:
     assert json.loads(as_json.output)["birads_accuracy"] == 0.5
     missing = runner.invoke(app, ["evaluate", "reports", str(tmp_path / "no.jsonl"), str(texts)])
     assert missing.exit_code == 1 and "not found" in missing.output
+
+
+def test_the_cli_choices_are_the_librarys() -> None:
+    from typing import get_args
+
+    from mammosearch import cli
+    from mammosearch.embeddings import list_embedders
+    from mammosearch.index.reader import FUSIONS
+    from mammosearch.pipeline import ASSESS_METHODS, ENGINES
+
+    assert get_args(cli.Engine) == ENGINES
+    assert get_args(cli.Method) == ASSESS_METHODS
+    assert sorted(get_args(cli.EmbedderName)) == sorted(list_embedders())
+    assert get_args(cli.Fusion) == FUSIONS

@@ -18,7 +18,8 @@ from itertools import islice
 from typing import Any, NamedTuple, TypeVar
 
 from mammosearch.errors import MammosearchError, ReportParseError
-from mammosearch.nlp._text import decode_report_bytes, prepare
+from mammosearch.nlp._decode import decode_report_bytes
+from mammosearch.nlp._text import prepare
 from mammosearch.nlp.engine import ReportEngine
 from mammosearch.nlp.language import detect_language
 from mammosearch.records import NormalizedReport

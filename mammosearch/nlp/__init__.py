@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from functools import cache
 from typing import Any
 
-from mammosearch.nlp._decode import TextEncoding, decode_report_bytes, sniff_unicode
+from mammosearch.nlp._decode import decode_report_bytes
 from mammosearch.nlp.language import SUPPORTED_LANGUAGES, detect_language
 from mammosearch.nlp.normalizer import Normalizer, ReportInput, report_id
 from mammosearch.records import NormalizedReport
@@ -27,14 +27,12 @@ __all__ = [
     "SUPPORTED_LANGUAGES",
     "Normalizer",
     "ReportInput",
-    "TextEncoding",
     "build_pipeline",
     "decode_report_bytes",
     "detect_language",
     "normalize",
     "normalize_many",
     "report_id",
-    "sniff_unicode",
 ]
 
 

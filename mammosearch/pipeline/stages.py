@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mammosearch.embeddings import Embedder, FittedEmbedder
-from mammosearch.errors import InputError, InvalidDicomError, PHILeakError
+from mammosearch.errors import InputError, InvalidDicomError, PHILeakError, ReportParseError
 from mammosearch.imaging import MammoImage, prepare_image, quarantine_reason, read_image
 from mammosearch.index import EmbedderInfo, VectorIndex, VoteParams, fit_vote
 from mammosearch.nlp import Normalizer, decode_report_bytes
@@ -167,7 +167,10 @@ def scrub_item(
     """
     if isinstance(payload, Exception):
         return payload, None
-    text = decode_report_bytes(payload)[0] if isinstance(payload, bytes) else payload
+    try:
+        text = decode_report_bytes(payload)[0] if isinstance(payload, bytes) else payload
+    except ReportParseError as e:  # binary: the record carries the error
+        return e, None
     if len(text) > max_chars:
         return text, None
     result = scrub(text)

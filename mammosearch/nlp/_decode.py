@@ -108,8 +108,8 @@ def sniff_unicode(head: bytes) -> TextEncoding | None:
     for bom, codec in _BOMS:
         if head.startswith(bom):
             return TextEncoding(codec, len(bom))
-    codec = _wide_guess(head)
-    return TextEncoding(codec, 0) if codec else None
+    wide = _wide_guess(head)
+    return TextEncoding(wide, 0) if wide else None
 
 
 def _wide_guess(data: bytes) -> str | None:
@@ -158,6 +158,7 @@ def decode_report_bytes(data: bytes, *, what: str = "report") -> tuple[str, str 
                 data = data[len(bom) :]
                 break
             return _decode_unicode(data[len(bom) :], codec, what, guessed=False)
+    text: str | None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -39,13 +39,16 @@ from mammosearch.pipeline.parquet import iter_parquet_rows
 from mammosearch.pipeline.records import NormalizeSummary
 
 __all__ = [
+    "CSV_FIELD_LIMIT",
     "REPORT_INPUT_SUFFIXES",
     "ReportItem",
     "iter_report_inputs",
+    "open_table",
     "read_gold",
     "read_report_file",
     "read_report_payload",
     "sample_reports_dir",
+    "table_text",
     "write_report_lines",
 ]
 
@@ -54,7 +57,7 @@ logger = logging.getLogger(__name__)
 REPORT_INPUT_SUFFIXES = (".txt", ".csv", ".jsonl", ".parquet")
 # Fields of any size: the largest the csv module takes on every OS (a C long). A report over
 # the normalizer's max_chars is refused by the normalizer, as one record.
-_CSV_FIELD_LIMIT = 2**31 - 1
+CSV_FIELD_LIMIT = 2**31 - 1
 _SNIFF_BYTES = 4096
 # Bytes that are not UTF-8, as ``surrogateescape`` keeps them (U+DC80..U+DCFF).
 _ESCAPED = re.compile("[\udc80-\udcff]")
@@ -103,15 +106,21 @@ def _iter_folder(folder: Path) -> Iterator[ReportItem]:
         yield rid, read_report_payload(p)
 
 
-def _open_table(path: Path) -> tuple[IO[str], str | None]:
-    """Open a table of reports as text: ``(handle, wide)``, ``wide`` the codec of a UTF-16/32
-    table, else ``None`` (UTF-8, with the bytes that are not UTF-8 kept by ``surrogateescape``
-    for :func:`_field` to hand on as bytes)."""
+def open_table(path: Path) -> IO[str]:
+    """Open a table (CSV, JSON Lines) as text, never deciding its encoding from its first bytes
+    alone.
+
+    A table is read as UTF-8; bytes that are not UTF-8 (a legacy row anywhere in the file) are
+    kept as lone surrogates (``surrogateescape``), so that :func:`table_text` or the report
+    reader can decode each record on its own. A table with a UTF-16/32 byte-order mark, or
+    recognised as UTF-16/32 by its NUL bytes (logged as ``W001``), is read in that encoding;
+    reading it raises ``UnicodeDecodeError`` where its bytes are not (see :func:`table_error`).
+    """
     with path.open("rb") as handle:
         head = handle.read(_SNIFF_BYTES)
     found = sniff_unicode(head)
     if found is None or found.codec == "utf-8":
-        return path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline=""), None
+        return path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="")
     if not found.bom:
         logger.warning(
             "W001: the table is not UTF-8 and has no byte-order mark; reading it as %s (guessed)",
@@ -119,7 +128,32 @@ def _open_table(path: Path) -> tuple[IO[str], str | None]:
         )
     raw = path.open("rb")
     raw.seek(found.bom)
-    return io.TextIOWrapper(raw, encoding=found.codec, errors="strict", newline=""), found.codec
+    return io.TextIOWrapper(raw, encoding=found.codec, errors="strict", newline="")
+
+
+def table_error(where: str) -> ReportDecodeError:
+    """The error of a UTF-16/32 table whose bytes stop decoding ``where`` ("after row 3")."""
+    return ReportDecodeError(
+        f"the table is in UTF-16 or UTF-32 but has bytes that are not, {where}",
+        fix="re-save the table as UTF-8",
+    )
+
+
+def table_text(value: str, *, what: str) -> str:
+    """A text field of a table opened by :func:`open_table`, decoded: its bytes that are not
+    UTF-8 by :func:`mammosearch.nlp.decode_report_bytes` (its warning logged with ``what``, a
+    place such as "manifest row 3", never the text).
+
+    Raises:
+        ReportDecodeError: The field is not text.
+    """
+    raw = _field(value)
+    if isinstance(raw, str):
+        return raw
+    text, warning = decode_report_bytes(raw, what=what)
+    if warning:
+        logger.warning("%s: %s", what, warning)
+    return text
 
 
 def _field(value: str) -> str | bytes:
@@ -144,19 +178,11 @@ def _id_text(value: str) -> str:
         return ""
 
 
-def _wide_error(path: Path, codec: str, where: str) -> InputError:
-    return ReportDecodeError(
-        f"the table is {codec.upper()} but has bytes that are not, {where}",
-        fix=f"re-save {path.suffix or 'the table'} as UTF-8",
-    )
-
-
 def _iter_csv(path: Path, id_column: str, text_column: str) -> Iterator[ReportItem]:
-    csv.field_size_limit(_CSV_FIELD_LIMIT)
-    handle, wide = _open_table(path)
+    csv.field_size_limit(CSV_FIELD_LIMIT)
     n = 0
     try:
-        with handle:
+        with open_table(path) as handle:
             reader = csv.DictReader(handle)
             columns = [_id_text(c) for c in reader.fieldnames or []]
             if text_column not in columns:
@@ -172,7 +198,7 @@ def _iter_csv(path: Path, id_column: str, text_column: str) -> Iterator[ReportIt
                 text = row.get(text_column)
                 yield rid or f"row-{n}", _field(text) if text is not None else ""
     except UnicodeDecodeError as e:
-        raise _wide_error(path, wide or "UTF-8", f"after row {n}") from e
+        raise table_error(f"after row {n}") from e
     except csv.Error as e:
         raise InputError(
             f"the CSV cannot be parsed after row {n} ({e})",
@@ -181,14 +207,13 @@ def _iter_csv(path: Path, id_column: str, text_column: str) -> Iterator[ReportIt
 
 
 def _iter_jsonl(path: Path, id_column: str, text_column: str) -> Iterator[ReportItem]:
-    handle, wide = _open_table(path)
     n = 0
     try:
-        with handle:
+        with open_table(path) as handle:
             for n, line in enumerate(handle, start=1):
                 yield from _jsonl_item(n, line, id_column, text_column)
     except UnicodeDecodeError as e:
-        raise _wide_error(path, wide or "UTF-8", f"after line {n}") from e
+        raise table_error(f"after line {n}") from e
 
 
 def _jsonl_item(n: int, line: str, id_column: str, text_column: str) -> Iterator[ReportItem]:

@@ -45,7 +45,8 @@ def normalize(text: str | bytes, id: str | None = None) -> NormalizedReport:
     """Normalize one report with the default :class:`Normalizer`.
 
     Raises:
-        ReportParseError: ``text`` is not text or bytes, or is too long.
+        ReportParseError: ``text`` is not text or bytes, or is too long; its subclass
+            ReportDecodeError for bytes that are not text.
     """
     return _default().normalize(text, id)
 

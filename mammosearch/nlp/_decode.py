@@ -71,6 +71,8 @@ _SIGNATURES = (
 )
 # C0 controls that text never holds (tab, line and form feeds, carriage return, DOS end of
 # file, escape and the information separators of HL7 framing are allowed), NUL and DEL.
+_SIGNATURE_STARTS = tuple(signature for signature, _ in _SIGNATURES)
+_BOM_STARTS = tuple(bom for bom, _ in _BOMS)
 _CONTROL_CHARS = "\x00-\x08\x0e-\x19\x7f"
 _CONTROL = re.compile(f"[{_CONTROL_CHARS}]")
 _CONTROL_BYTES = bytes(range(0x09)) + bytes(range(0x0E, 0x1A)) + b"\x7f"
@@ -147,28 +149,28 @@ def decode_report_bytes(data: bytes, *, what: str = "report") -> tuple[str, str 
         ReportDecodeError: The bytes are binary (an image, a document, random data) or text in
             no encoding that fits.
     """
-    for signature, kind in _SIGNATURES:
-        if data.startswith(signature):
-            raise _not_text(f"the {what} is {kind}, not text", what)
-    if len(data) >= 132 and data[128:132] == b"DICM":
+    if data.startswith(_SIGNATURE_STARTS):
+        kind = next(kind for signature, kind in _SIGNATURES if data.startswith(signature))
+        raise _not_text(f"the {what} is {kind}, not text", what)
+    if data[128:132] == b"DICM":
         raise _not_text(f"the {what} is a DICOM file, not text", what)
-    for bom, codec in _BOMS:
-        if data.startswith(bom):
-            if codec == "utf-8":  # stray bytes of another code page are read as below
-                data = data[len(bom) :]
-                break
+    if data.startswith(_BOM_STARTS):
+        bom, codec = next((bom, codec) for bom, codec in _BOMS if data.startswith(bom))
+        if codec != "utf-8":
             return _decode_unicode(data[len(bom) :], codec, what, guessed=False)
+        data = data[len(bom) :]  # UTF-8: stray bytes of another code page are read as below
     text: str | None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         text = None
-    if text is not None and _CONTROL.search(text) is None:
-        return text, None  # the fast path
+    # (control bytes never occur inside a UTF-8 sequence: counting bytes counts characters)
+    controls = len(data) - len(data.translate(None, _CONTROL_BYTES))
+    if text is not None and not controls:
+        return text, None  # the fast path: one decode, one C scan
     wide = _wide_guess(data)
     if wide is not None:
         return _decode_unicode(data, wide, what, guessed=True)
-    controls = len(data) - len(data.translate(None, _CONTROL_BYTES))
     if controls > _JUNK_SHARE * len(data):
         share = 100 * controls / len(data)
         raise ReportDecodeError(

@@ -21,7 +21,6 @@ import io
 import json
 import logging
 import os
-import re
 import tempfile
 import time
 from collections import Counter
@@ -59,8 +58,6 @@ REPORT_INPUT_SUFFIXES = (".txt", ".csv", ".jsonl", ".parquet")
 # the normalizer's max_chars is refused by the normalizer, as one record.
 CSV_FIELD_LIMIT = 2**31 - 1
 _SNIFF_BYTES = 4096
-# Bytes that are not UTF-8, as ``surrogateescape`` keeps them (U+DC80..U+DCFF).
-_ESCAPED = re.compile("[\udc80-\udcff]")
 ReportItem = tuple[str, "str | bytes | Exception"]
 
 
@@ -159,7 +156,13 @@ def table_text(value: str, *, what: str) -> str:
 def _field(value: str) -> str | bytes:
     """A table field as read: its text, or its own bytes when some of them are not UTF-8 (the
     normalizer decodes them, and warns, record by record)."""
-    if _ESCAPED.search(value) is None:
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")  # a C-speed test: only lone surrogates fail
+    except UnicodeEncodeError:
+        pass
+    else:
         return value
     try:
         return value.encode("utf-8", "surrogateescape")

@@ -7,7 +7,7 @@ input refused.
    refused with :class:`~mammosearch.errors.ReportDecodeError`;
 2. a byte-order mark (UTF-8, UTF-16 LE/BE, UTF-32 LE/BE) names the encoding;
 3. valid UTF-8 without control characters is returned as it is (the fast path: one
-   ``bytes.decode`` and one regex scan);
+   ``bytes.decode`` and one ``bytes.translate`` scan, about a microsecond for a report);
 4. UTF-16/32 without a byte-order mark is recognised by its NUL bytes in alternate positions
    (a guess: warning ``W001``);
 5. data with many control or NUL bytes is refused as binary;

@@ -187,7 +187,10 @@ def scrub_item(
     """
     if isinstance(payload, Exception):
         return payload, None
-    text = decode_report_bytes(payload)[0] if isinstance(payload, bytes) else payload
+    try:
+        text = decode_report_bytes(payload)[0] if isinstance(payload, bytes) else payload
+    except ReportParseError as e:  # binary: the record carries the error
+        return e, None
     if len(text) > max_chars:
         return text, None
     result = scrub(text)

@@ -271,3 +271,18 @@ def test_a_manifest_of_unreadable_or_unlabelled_images_says_which(tmp_path: Path
     for args in (("evaluate", "probe", manifest, "--embedder", "radiomics.v1"),
                  ("train-density", manifest, "-o", tmp_path / "model")):  # fmt: skip
         clean(run(*args), EXIT_USER, "1 rows without a density label, 1 unreadable: E021 × 1")
+
+
+def test_report_files_in_other_encodings_or_not_text(
+    index: Path, corpus: Path, tmp_path: Path
+) -> None:
+    image = corpus / "img" / "1.png"
+    utf16 = tmp_path / "utf16.txt"
+    utf16.write_bytes("Mamografía: densidad ACR C. BI-RADS 2.".encode("utf-16"))
+    read = run("assess", index, "--image", image, "--report-file", utf16, "--json")
+    clean(read, 0)
+    assert json.loads(read.output)["density"] == {**json.loads(read.output)["density"],
+                                                  "label": "C", "method": "report"}  # fmt: skip
+    binary = tmp_path / "scan.txt"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    clean(run("assess", index, "--image", image, "--report-file", binary), EXIT_USER, "E023")

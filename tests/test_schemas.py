@@ -227,3 +227,13 @@ def test_broken_assessments_fail(assessed: dict[str, list[dict[str, Any]]]) -> N
         _set(exam, ("images", 0, "laterality"), "right"),
     ]:
         assert _errors("exam-assessment", instance) != []
+
+
+def test_the_documented_examples_validate() -> None:
+    """The report and the finding shown in docs/CLI.md ("The normalized report") are valid."""
+    from tests.test_docs import parse
+
+    shown = [json.loads(b.code) for b in parse("docs/CLI.md")[0] if b.language == "json"]
+    report, finding = shown[0], shown[1]
+    assert _errors("normalized-report", report) == []
+    assert _errors("normalized-report", {**report, "findings": [finding]}) == []

@@ -1,7 +1,8 @@
 """The ``mammosearch`` command line (typer). Each command is a thin wrapper over the library.
 
-Exit codes: 0 ok, 1 user error (a clear message on stderr), 2 integrity failure. Logs and
-progress go to stderr; results go to files or stdout.
+Exit codes (DESIGN.md): 0 ok, 1 user error (a clear message on stderr: what was wrong and the
+fix), 2 usage error (Click's convention: a bad option, value or combination, with the command's
+usage), 3 integrity failure. Logs and progress go to stderr; results go to files or stdout.
 """
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
 
 from mammosearch import __version__
 from mammosearch.config import Settings, load_settings
-from mammosearch.errors import IndexIntegrityError, InputError, MammosearchError
+from mammosearch.errors import IndexIntegrityError, MammosearchError
 
-__all__ = ["app", "main"]
+__all__ = ["EXIT_INTEGRITY", "EXIT_USAGE", "EXIT_USER", "app", "main"]
 
 logger = logging.getLogger("mammosearch.cli")
 
@@ -29,13 +30,21 @@ app = typer.Typer(
     name="mammosearch",
     help="Mammography report normalization (ACR BI-RADS), similar-case search and density.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)  # messages whole, never wrapped mid-word
 
 T = TypeVar("T")
+
+EXIT_USER, EXIT_USAGE, EXIT_INTEGRITY = 1, 2, 3
+
+# the fixed sets of options (a test holds them equal to the library's)
+Engine = Literal["local", "ray"]
+EmbedderName = Literal["auto", "biomedclip.v1", "radiomics.v1", "convnext.v1"]
+Fusion = Literal["weighted", "rrf"]
+Method = Literal["auto", "vote", "convnext", "probe"]
 
 
 @dataclass(slots=True)
@@ -68,7 +77,9 @@ def _root(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="Settings file (TOML or JSON), read before the flags."),
+        typer.Option(
+            "--config", help="Settings file (TOML or JSON), read before the flags.", metavar="PATH"
+        ),
     ] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
@@ -90,17 +101,17 @@ def _run(fn: Callable[[], T]) -> T:
         return fn()
     except IndexIntegrityError as e:
         _err.print(f"[bold red]integrity error[/] {e}", markup=True, highlight=False)
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_INTEGRITY) from None
     except MammosearchError as e:
         _err.print(f"[bold red]error[/] {e}", markup=True, highlight=False)
-        raise typer.Exit(1) from None
+        raise typer.Exit(EXIT_USER) from None
     except KeyboardInterrupt:
         _err.print("interrupted")
         raise typer.Exit(130) from None
 
 
 _EngineOpt = Annotated[
-    str,
+    Engine,
     typer.Option(
         "--engine",
         help="local (this machine's processes) or ray (a Ray cluster; resumable Parquet shards; "
@@ -113,6 +124,7 @@ _RayAddressOpt = Annotated[
         "--ray-address",
         help="With --engine ray: 'auto' (the cluster started here by 'ray start --head') or "
         "HOST:PORT; default: a private local cluster.",
+        metavar="TEXT",
     ),
 ]
 _WorkDirOpt = Annotated[
@@ -121,11 +133,14 @@ _WorkDirOpt = Annotated[
         "--work-dir",
         help="With --engine ray: the folder of the job's Parquet shards (default: OUTPUT.parts "
         "beside the output; kept when interrupted, so the same command resumes).",
+        metavar="PATH",
     ),
 ]
 
 
-def _ray_options(engine: str, address: str | None, work_dir: Path | None) -> Any:
+def _ray_options(
+    ctx: typer.Context, engine: str, address: str | None, work_dir: Path | None
+) -> Any:
     """The Ray engine's options, or ``None`` for the local engine (a Ray flag without it is an
     error)."""
     from mammosearch.pipeline import RayOptions, check_engine
@@ -133,9 +148,7 @@ def _ray_options(engine: str, address: str | None, work_dir: Path | None) -> Any
     check_engine(engine)
     if engine != "ray":
         if address is not None or work_dir is not None:
-            raise InputError(
-                "--ray-address and --work-dir need --engine ray", fix="add --engine ray"
-            )
+            raise _usage(ctx, "--ray-address and --work-dir need --engine ray")
         return None
     return RayOptions(address=address, work_dir=work_dir)
 
@@ -158,17 +171,23 @@ def normalize(
         typer.Argument(
             help="A .txt report, a folder of .txt reports, a .csv, .jsonl or .parquet of reports.",
             show_default=False,
+            metavar="INPUT",
         ),
     ] = None,
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="JSON Lines file to write.")
+        Path, typer.Option("--output", "-o", help="JSON Lines file to write.", metavar="PATH")
     ] = Path("normalized.jsonl"),
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Worker processes (default: settings).")
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="Worker processes (default: settings).", metavar="INTEGER"
+        ),
     ] = None,
-    id_column: Annotated[str, typer.Option(help="CSV column / JSONL key of the report id.")] = "id",
+    id_column: Annotated[
+        str, typer.Option(help="CSV column / JSONL key of the report id.", metavar="TEXT")
+    ] = "id",
     text_column: Annotated[
-        str, typer.Option(help="CSV column / JSONL key of the report text.")
+        str, typer.Option(help="CSV column / JSONL key of the report text.", metavar="TEXT")
     ] = "text",
     sample: Annotated[
         bool,
@@ -183,22 +202,25 @@ def normalize(
     ray_address: _RayAddressOpt = None,
     work_dir: _WorkDirOpt = None,
 ) -> None:
-    """Normalize free-text reports into BI-RADS terms (one JSON object per report)."""
+    """Normalize free-text reports into BI-RADS terms.
+
+    One JSON object per report (JSON Lines); a report that cannot be read is written with its
+    error and counted, never dropped.
+    """
     from mammosearch.pipeline import normalize_reports, sample_reports_dir
 
     state: _State = ctx.obj
 
     def body() -> None:
         if sample and input is not None:
-            raise _usage("give INPUT or --sample, not both", "normalize")
+            raise _usage(ctx, "give INPUT or --sample, not both")
         source = sample_reports_dir() if sample else input
         if source is None:
             raise _usage(
-                "give INPUT (a report file, folder, .csv, .jsonl or .parquet) or --sample",
-                "normalize",
+                ctx, "give INPUT (a report file, folder, .csv, .jsonl or .parquet) or --sample"
             )
         settings = state.settings(workers=workers)
-        ray = _ray_options(engine, ray_address, work_dir)
+        ray = _ray_options(ctx, engine, ray_address, work_dir)
         summary = normalize_reports(
             source,
             output,
@@ -240,18 +262,25 @@ _EMBEDDER_HELP = (
 @index_app.command("build")
 def index_build(
     ctx: typer.Context,
-    manifest: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet manifest (DESIGN.md).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Index directory.")],
-    embedder: Annotated[str, typer.Option(help=_EMBEDDER_HELP)] = "auto",
+    manifest: Annotated[
+        Path, typer.Argument(help="CSV, JSONL or Parquet manifest (DESIGN.md).", metavar="MANIFEST")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Index directory.", metavar="PATH")
+    ],
+    embedder: Annotated[EmbedderName, typer.Option(help=_EMBEDDER_HELP)] = "auto",
     model: Annotated[
-        str | None, typer.Option(help="Model source: hf-hub:ORG/NAME or local-dir:PATH.")
+        str | None,
+        typer.Option(help="Model source: hf-hub:ORG/NAME or local-dir:PATH.", metavar="TEXT"),
     ] = None,
     update: Annotated[bool, typer.Option("--update", help="Add only what is new.")] = False,
     density_model: Annotated[
-        Path | None, typer.Option(help="Copy this trained density model into the index.")
+        Path | None,
+        typer.Option(help="Copy this trained density model into the index.", metavar="PATH"),
     ] = None,
     label_order: Annotated[
-        str | None, typer.Option(help="Label order, comma-separated (unknown label sets).")
+        str | None,
+        typer.Option(help="Label order, comma-separated (unknown label sets).", metavar="TEXT"),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     keep_report_text: Annotated[
@@ -273,6 +302,14 @@ def index_build(
         bool,
         typer.Option(help="Index secondary captures (digitised film archived as WSD/SYN)."),
     ] = False,
+    keep_first: Annotated[
+        bool,
+        typer.Option(
+            "--keep-first",
+            help="Index an image repeated in the manifest (same case_id and image) once, "
+            "leaving out the repeats (default: repeats are an error).",
+        ),
+    ] = False,
     keep_source_paths: Annotated[
         bool,
         typer.Option(
@@ -285,6 +322,7 @@ def index_build(
         typer.Option(
             help="Keep a new index's case store in PostgreSQL: postgresql://USER@HOST:PORT/DB "
             "(password from PGPASSWORD or ~/.pgpass). Default: SQLite in the index directory.",
+            metavar="TEXT",
         ),
     ] = None,
     engine: _EngineOpt = "local",
@@ -297,10 +335,15 @@ def index_build(
             min=1,
             help="Split the vector indexes into N shard files, searched together "
             "(default: 1, or the existing index's count with --update). docs/SCALING.md.",
+            metavar="INTEGER",
         ),
     ] = None,
 ) -> None:
-    """Build (or --update) a case index: images, reports, vectors, thumbnails, manifest."""
+    """Build (or --update) a case index from a manifest.
+
+    Images, scrubbed reports, vectors, thumbnails and a checksummed manifest. A bad image is
+    skipped and counted; a bad report is dropped and counted, its image still indexed.
+    """
     from mammosearch.pipeline import BuildOptions, build_index
 
     state: _State = ctx.obj
@@ -308,12 +351,12 @@ def index_build(
     def body() -> None:
         order = [x.strip() for x in label_order.split(",")] if label_order else None
         settings = state.settings(store=store)
-        ray = _ray_options(engine, ray_address, work_dir)
+        ray = _ray_options(ctx, engine, ray_address, work_dir)
         options = BuildOptions(
             embedder=embedder, model=model, update=update, label_order=order,
             progress=progress and sys.stderr.isatty(), density_model=density_model,
             keep_report_text=keep_report_text, keep_source_paths=keep_source_paths,
-            resume=resume, allow_secondary_capture=allow_secondary_capture,
+            resume=resume, allow_secondary_capture=allow_secondary_capture, keep_first=keep_first,
             store=settings.store, engine=engine, ray=ray, shards=shards,
         )  # fmt: skip
         report = build_index(manifest, output, settings=settings, options=options)
@@ -325,15 +368,21 @@ def index_build(
             + f"); reports {report.with_report}; vote {report.vote_figures} → {output}",
             highlight=False,
         )
+        if report.reports_dropped:
+            _err.print(
+                f"{report.reports_dropped} reports dropped, their images indexed without them "
+                f"({dict(report.report_reasons)}; rows in build_report.json)",
+                highlight=False,
+            )
 
     _run(body)
 
 
 @index_app.command("verify")
 def index_verify(
-    directory: Annotated[Path, typer.Argument(help="Index directory.")],
+    directory: Annotated[Path, typer.Argument(help="Index directory.", metavar="DIRECTORY")],
 ) -> None:
-    """Check every checksum and the id alignment of vectors and case store (exit 2 if not)."""
+    """Check an index's checksums and id alignment (exit 3 if not)."""
     from mammosearch.pipeline import verify_index
 
     def body() -> None:
@@ -348,9 +397,9 @@ def index_verify(
 
 @index_app.command("migrate")
 def index_migrate(
-    directory: Annotated[Path, typer.Argument(help="Index directory.")],
+    directory: Annotated[Path, typer.Argument(help="Index directory.", metavar="DIRECTORY")],
 ) -> None:
-    """Bring an index's case store (SQLite or PostgreSQL) to this version's schema."""
+    """Upgrade an index's case store to this version's schema."""
     from mammosearch.pipeline import migrate_index
 
     def body() -> None:
@@ -361,8 +410,10 @@ def index_migrate(
 
 @index_app.command("remove")
 def index_remove(
-    directory: Annotated[Path, typer.Argument(help="Index directory.")],
-    case: Annotated[list[str], typer.Option("--case", help="Case id to remove (repeatable).")],
+    directory: Annotated[Path, typer.Argument(help="Index directory.", metavar="DIRECTORY")],
+    case: Annotated[
+        list[str], typer.Option("--case", help="Case id to remove (repeatable).", metavar="TEXT")
+    ],
 ) -> None:
     """Remove cases from an index."""
     from mammosearch.pipeline import remove_cases
@@ -415,21 +466,34 @@ def _neighbours_table(neighbours: list[Any]) -> None:
 @app.command()
 def search(
     ctx: typer.Context,
-    directory: Annotated[Path, typer.Argument(help="Index directory.")],
-    image: Annotated[Path | None, typer.Option(help="Query image (DICOM, PNG, JPEG).")] = None,
-    text: Annotated[str | None, typer.Option(help="Query report text.")] = None,
-    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="Neighbours.")] = 10,
+    directory: Annotated[Path, typer.Argument(help="Index directory.", metavar="DIRECTORY")],
+    image: Annotated[
+        Path | None, typer.Option(help="Query image (DICOM, PNG, JPEG).", metavar="PATH")
+    ] = None,
+    text: Annotated[str | None, typer.Option(help="Query report text.", metavar="TEXT")] = None,
+    k: Annotated[
+        int, typer.Option("-k", min=1, max=1000, help="Neighbours.", metavar="INTEGER")
+    ] = 10,
     laterality: Annotated[
-        str | None, typer.Option(help="Only L or R.", callback=_laterality_option)
+        str | None, typer.Option(help="Only L or R.", callback=_laterality_option, metavar="TEXT")
     ] = None,
     view: Annotated[
-        str | None, typer.Option(help="Only this view (CC, MLO…).", callback=_view_option)
+        str | None,
+        typer.Option(help="Only this view (CC, MLO…).", callback=_view_option, metavar="TEXT"),
     ] = None,
-    label: Annotated[str | None, typer.Option(help="Only this density label.")] = None,
-    exclude_patient: Annotated[str | None, typer.Option(help="Leave out this patient.")] = None,
-    image_weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="Image share.")] = 0.5,
-    fusion: Annotated[str, typer.Option(help="weighted or rrf.")] = "weighted",
-    model: Annotated[str | None, typer.Option(help="Model source override.")] = None,
+    label: Annotated[
+        str | None, typer.Option(help="Only this density label.", metavar="TEXT")
+    ] = None,
+    exclude_patient: Annotated[
+        str | None, typer.Option(help="Leave out this patient.", metavar="TEXT")
+    ] = None,
+    image_weight: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Image share.", metavar="FLOAT")
+    ] = 0.5,
+    fusion: Annotated[Fusion, typer.Option(help="Score fusion of image and text.")] = "weighted",
+    model: Annotated[
+        str | None, typer.Option(help="Model source override.", metavar="TEXT")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Similar cases for an image, a report text, or both."""
@@ -456,24 +520,34 @@ def search(
 @app.command()
 def assess(
     ctx: typer.Context,
-    directory: Annotated[Path, typer.Argument(help="Index directory.")],
-    image: Annotated[Path | None, typer.Option(help="The image to assess.")] = None,
-    report: Annotated[str | None, typer.Option(help="Its report text.")] = None,
-    report_file: Annotated[Path | None, typer.Option(help="Its report, as a file.")] = None,
-    manifest: Annotated[
-        Path | None, typer.Option(help="Assess every row; JSON Lines to stdout.")
+    directory: Annotated[Path, typer.Argument(help="Index directory.", metavar="DIRECTORY")],
+    image: Annotated[Path | None, typer.Option(help="The image to assess.", metavar="PATH")] = None,
+    report: Annotated[str | None, typer.Option(help="Its report text.", metavar="TEXT")] = None,
+    report_file: Annotated[
+        Path | None, typer.Option(help="Its report, as a file.", metavar="PATH")
     ] = None,
-    method: Annotated[str, typer.Option(help="auto, vote, convnext or probe.")] = "auto",
-    model: Annotated[str | None, typer.Option(help="Model source override.")] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="Assess every row; JSON Lines to stdout.", metavar="PATH")
+    ] = None,
+    method: Annotated[Method, typer.Option(help="The path that decides (auto: DESIGN.md).")] = (
+        "auto"
+    ),
+    model: Annotated[
+        str | None, typer.Option(help="Model source override.", metavar="TEXT")
+    ] = None,
     density_model: Annotated[
-        Path | None, typer.Option(help="ConvNeXt density model directory (train-density).")
+        Path | None,
+        typer.Option(help="ConvNeXt density model directory (train-density).", metavar="PATH"),
     ] = None,
     exams: Annotated[
         bool, typer.Option("--exams", help="With --manifest: one object per exam (case_id).")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
-    """Breast density of an image with the path that decided (report, vote or ConvNeXt)."""
+    """Breast density of an image, or of a manifest's rows.
+
+    With the path that decided (the report, the neighbours' vote, or the density model).
+    """
     from mammosearch.pipeline import (
         assess_image,
         iter_assessments,
@@ -489,7 +563,7 @@ def assess(
         conv = open_density_model(density_model, state.settings(), directory)
         if manifest is not None:
             if image is not None:
-                raise _usage("give --image or --manifest, not both", "assess")
+                raise _usage(ctx, "give --image or --manifest, not both")
             records = (
                 iter_exam_assessments(directory, manifest, method=method, model=model,
                                       density_model=conv)
@@ -503,7 +577,7 @@ def assess(
                 sys.stdout.write("\n")
             return
         if image is None:
-            raise _usage("give --image (with --report or --report-file) or --manifest", "assess")
+            raise _usage(ctx, "give --image (with --report or --report-file) or --manifest")
         text = read_report_file(report_file) if report_file is not None else report
         index, embedder = open_index(directory, model)
         try:
@@ -535,17 +609,28 @@ app.add_typer(evaluate_app, name="evaluate")
 @evaluate_app.command("reports")
 def evaluate_reports_command(
     ctx: typer.Context,
-    gold: Annotated[Path, typer.Argument(help="Gold JSON Lines (id, density, birads, findings).")],
-    texts: Annotated[Path, typer.Argument(help="Folder with one <id>.txt per gold row.")],
+    gold: Annotated[
+        Path,
+        typer.Argument(help="Gold JSON Lines (id, density, birads, findings).", metavar="GOLD"),
+    ],
+    texts: Annotated[
+        Path, typer.Argument(help="Folder with one <id>.txt per gold row.", metavar="TEXTS")
+    ],
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Worker processes.")
+        int | None, typer.Option("--workers", min=1, help="Worker processes.", metavar="INTEGER")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
     show_misses: Annotated[
-        int, typer.Option("--misses", min=0, help="List up to N reports with errors.")
+        int,
+        typer.Option(
+            "--misses", min=0, help="List up to N reports with errors.", metavar="INTEGER"
+        ),
     ] = 10,
 ) -> None:
-    """Density and BI-RADS accuracy and findings F1 of the normalizer on gold reports."""
+    """Score the report normalizer against gold reports.
+
+    Density and BI-RADS accuracy and findings F1.
+    """
     from mammosearch.pipeline import evaluate_reports
 
     state: _State = ctx.obj
@@ -594,29 +679,52 @@ _SIZE, _EPOCHS, _ENSEMBLE = 128, 30, 1  # TrainConfig's defaults (a test holds t
 
 @app.command("train-density")
 def train_density_command(
-    manifest: Annotated[Path, typer.Argument(help="Labelled manifest (CSV or JSONL).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Model directory.")],
-    arch: Annotated[str, typer.Option(help="convnext_atto … convnext_base.")] = "convnext_atto",
-    size: Annotated[int, typer.Option(min=64, max=1024, help="Input size (pixels).")] = _SIZE,
-    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs.")] = _EPOCHS,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per step.")] = 16,
-    ensemble: Annotated[int, typer.Option(min=1, help=_ENSEMBLE_HELP)] = _ENSEMBLE,
-    seed: Annotated[int, typer.Option(help="Seed (same seed, same model).")] = 0,
+    manifest: Annotated[
+        Path, typer.Argument(help="Labelled manifest (CSV or JSONL).", metavar="MANIFEST")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Model directory.", metavar="PATH")
+    ],
+    arch: Annotated[
+        str, typer.Option(help="convnext_atto … convnext_base.", metavar="TEXT")
+    ] = "convnext_atto",
+    size: Annotated[
+        int, typer.Option(min=64, max=1024, help="Input size (pixels).", metavar="INTEGER")
+    ] = _SIZE,
+    epochs: Annotated[
+        int, typer.Option(min=1, help="Maximum epochs.", metavar="INTEGER")
+    ] = _EPOCHS,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Images per step.", metavar="INTEGER")
+    ] = 16,
+    ensemble: Annotated[
+        int, typer.Option(min=1, help=_ENSEMBLE_HELP, metavar="INTEGER")
+    ] = _ENSEMBLE,
+    seed: Annotated[int, typer.Option(help="Seed (same seed, same model).", metavar="INTEGER")] = 0,
     init: Annotated[
         str,
         typer.Option(
             help="Initial weights: auto (ImageNet from the local hub cache when there, "
-            "else none), imagenet (download), none, or a .safetensors/.pth file."
+            "else none), imagenet (download), none, or a .safetensors/.pth file.",
+            metavar="TEXT",
         ),
     ] = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint.")] = False,
-    label_order: Annotated[str | None, typer.Option(help="Label order, comma-separated.")] = None,
+    label_order: Annotated[
+        str | None, typer.Option(help="Label order, comma-separated.", metavar="TEXT")
+    ] = None,
     policy_folds: Annotated[
-        int, typer.Option(min=0, help="Folds that tune the assess policy (0: no tuning).")
+        int,
+        typer.Option(
+            min=0, help="Folds that tune the assess policy (0: no tuning).", metavar="INTEGER"
+        ),
     ] = 3,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Train the ConvNeXt density model: OUTPUT/model.safetensors + OUTPUT/config.json."""
+    """Train the ConvNeXt density model.
+
+    Writes OUTPUT/model.safetensors and OUTPUT/config.json.
+    """
     from mammosearch.pipeline import train_density
 
     def body() -> None:
@@ -644,22 +752,41 @@ def train_density_command(
 
 @evaluate_app.command("density")
 def evaluate_density_command(
-    manifest: Annotated[Path, typer.Argument(help="Labelled manifest (CSV or JSONL).")],
+    manifest: Annotated[
+        Path, typer.Argument(help="Labelled manifest (CSV or JSONL).", metavar="MANIFEST")
+    ],
     model: Annotated[
-        Path | None, typer.Option("--model", help="Score this model instead of cross-validating.")
+        Path | None,
+        typer.Option(
+            "--model", help="Score this model instead of cross-validating.", metavar="PATH"
+        ),
     ] = None,
-    folds: Annotated[int, typer.Option(min=2, help="Patient-level folds.")] = 5,
-    arch: Annotated[str, typer.Option(help="Architecture for cross-validation.")] = "convnext_atto",
-    size: Annotated[int, typer.Option(min=64, max=1024, help="Input size.")] = _SIZE,
-    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per fold.")] = _EPOCHS,
-    ensemble: Annotated[int, typer.Option(min=1, help=_ENSEMBLE_HELP)] = _ENSEMBLE,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    init: Annotated[str, typer.Option(help="Initial weights (as train-density).")] = "auto",
-    plot: Annotated[Path | None, typer.Option(help="Save the confusion matrix as a PNG.")] = None,
+    folds: Annotated[int, typer.Option(min=2, help="Patient-level folds.", metavar="INTEGER")] = 5,
+    arch: Annotated[
+        str, typer.Option(help="Architecture for cross-validation.", metavar="TEXT")
+    ] = "convnext_atto",
+    size: Annotated[
+        int, typer.Option(min=64, max=1024, help="Input size.", metavar="INTEGER")
+    ] = _SIZE,
+    epochs: Annotated[
+        int, typer.Option(min=1, help="Maximum epochs per fold.", metavar="INTEGER")
+    ] = _EPOCHS,
+    ensemble: Annotated[
+        int, typer.Option(min=1, help=_ENSEMBLE_HELP, metavar="INTEGER")
+    ] = _ENSEMBLE,
+    seed: Annotated[int, typer.Option(help="Seed.", metavar="INTEGER")] = 0,
+    init: Annotated[
+        str, typer.Option(help="Initial weights (as train-density).", metavar="TEXT")
+    ] = "auto",
+    plot: Annotated[
+        Path | None, typer.Option(help="Save the confusion matrix as a PNG.", metavar="PATH")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
-    """Density accuracy of every path (ConvNeXt, probe, vote, combined) by patient
-    cross-validation, or of a trained model (--model)."""
+    """Density accuracy of every path, by patient cross-validation.
+
+    ConvNeXt, probe, vote and combined; or of a trained model (--model).
+    """
     from mammosearch.pipeline import evaluate_density
 
     def body() -> None:
@@ -674,18 +801,23 @@ def evaluate_density_command(
 
 @evaluate_app.command("probe")
 def evaluate_probe_command(
-    manifest: Annotated[Path, typer.Argument(help="Labelled manifest (CSV or JSONL).")],
-    embedder: Annotated[str, typer.Option(help=_EMBEDDER_HELP)] = "auto",
-    model: Annotated[str | None, typer.Option(help="Model source.")] = None,
-    folds: Annotated[int, typer.Option(min=2, help="Patient-level folds.")] = 5,
-    seed: Annotated[int, typer.Option(help="Seed of the folds.")] = 0,
+    manifest: Annotated[
+        Path, typer.Argument(help="Labelled manifest (CSV or JSONL).", metavar="MANIFEST")
+    ],
+    embedder: Annotated[EmbedderName, typer.Option(help=_EMBEDDER_HELP)] = "auto",
+    model: Annotated[str | None, typer.Option(help="Model source.", metavar="TEXT")] = None,
+    folds: Annotated[int, typer.Option(min=2, help="Patient-level folds.", metavar="INTEGER")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the folds.", metavar="INTEGER")] = 0,
     save: Annotated[
-        Path | None, typer.Option(help="Also fit on every row and write DIR/probe.json.")
+        Path | None,
+        typer.Option(help="Also fit on every row and write DIR/probe.json.", metavar="PATH"),
     ] = None,
-    plot: Annotated[Path | None, typer.Option(help="Save the confusion matrix as a PNG.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Save the confusion matrix as a PNG.", metavar="PATH")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
-    """Linear probe (logistic regression) on frozen image vectors: patient cross-validation."""
+    """Linear probe on frozen image vectors, by patient folds."""
     from mammosearch.pipeline import evaluate_probe
 
     def body() -> None:
@@ -698,16 +830,23 @@ def evaluate_probe_command(
 
 @evaluate_app.command("zero-shot")
 def evaluate_zero_shot_command(
-    manifest: Annotated[Path, typer.Argument(help="Labelled manifest (CSV or JSONL).")],
-    embedder: Annotated[str, typer.Option(help=_EMBEDDER_HELP)] = "auto",
-    model: Annotated[str | None, typer.Option(help="Model source.")] = None,
+    manifest: Annotated[
+        Path, typer.Argument(help="Labelled manifest (CSV or JSONL).", metavar="MANIFEST")
+    ],
+    embedder: Annotated[EmbedderName, typer.Option(help=_EMBEDDER_HELP)] = "auto",
+    model: Annotated[str | None, typer.Option(help="Model source.", metavar="TEXT")] = None,
     prompts: Annotated[
-        Path | None, typer.Option(help='Prompts JSON: {"LABEL": ["prompt", ...]}.')
+        Path | None, typer.Option(help='Prompts JSON: {"LABEL": ["prompt", ...]}.', metavar="PATH")
     ] = None,
-    plot: Annotated[Path | None, typer.Option(help="Save the confusion matrix as a PNG.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Save the confusion matrix as a PNG.", metavar="PATH")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
-    """Zero-shot density from prompt ensembles (needs an image-text model such as BiomedCLIP)."""
+    """Zero-shot density from prompt ensembles.
+
+    Needs an image-text model such as BiomedCLIP.
+    """
     from mammosearch.pipeline import evaluate_zero_shot
 
     def body() -> None:
@@ -720,13 +859,15 @@ def evaluate_zero_shot_command(
 @evaluate_app.command("retrieval")
 def evaluate_retrieval_command(
     ctx: typer.Context,
-    manifest: Annotated[Path, typer.Argument(help="Labelled manifest (CSV or JSONL).")],
-    embedder: Annotated[str, typer.Option(help=_EMBEDDER_HELP)] = "auto",
-    model: Annotated[str | None, typer.Option(help="Model source.")] = None,
-    k: Annotated[int, typer.Option("-k", min=1, help="Neighbours.")] = 10,
+    manifest: Annotated[
+        Path, typer.Argument(help="Labelled manifest (CSV or JSONL).", metavar="MANIFEST")
+    ],
+    embedder: Annotated[EmbedderName, typer.Option(help=_EMBEDDER_HELP)] = "auto",
+    model: Annotated[str | None, typer.Option(help="Model source.", metavar="TEXT")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="Neighbours.", metavar="INTEGER")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
-    """Leave-one-patient-out density vote (accuracy, macro-F1, kappa) and precision@k."""
+    """Leave-one-patient-out density vote and precision@k."""
     import tempfile
 
     from mammosearch.pipeline import evaluate_retrieval
@@ -783,11 +924,18 @@ def _paths_table(paths: dict[str, dict[str, Any]]) -> None:
 @app.command()
 def deid(
     ctx: typer.Context,
-    source: Annotated[Path, typer.Argument(help="Folder of DICOM files (searched recursively).")],
-    output: Annotated[Path, typer.Argument(help="Folder for the de-identified files.")],
+    source: Annotated[
+        Path, typer.Argument(help="Folder of DICOM files (searched recursively).", metavar="SOURCE")
+    ],
+    output: Annotated[
+        Path, typer.Argument(help="Folder for the de-identified files.", metavar="OUTPUT")
+    ],
     key_file: Annotated[
         Path | None,
-        typer.Option(help="File holding the secret key (else MAMMOSEARCH_DEID_KEY; else random)."),
+        typer.Option(
+            help="File holding the secret key (else MAMMOSEARCH_DEID_KEY; else random).",
+            metavar="PATH",
+        ),
     ] = None,
     allow_secondary_capture: Annotated[
         bool,
@@ -795,7 +943,10 @@ def deid(
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """De-identify DICOMs (PS3.15 Annex E Basic Profile for mammography); quarantine the rest."""
+    """De-identify a folder of DICOMs; quarantine the rest.
+
+    PS3.15 Annex E Basic Profile for mammography.
+    """
     from mammosearch.pipeline import deidentify
 
     state: _State = ctx.obj
@@ -812,18 +963,26 @@ def deid(
     _run(body)
 
 
-_HOST = Annotated[str, typer.Option(help="Address to bind. 127.0.0.1 keeps it on this machine.")]
+_HOST = Annotated[
+    str, typer.Option(help="Address to bind. 127.0.0.1 keeps it on this machine.", metavar="TEXT")
+]
 _AUTH = Annotated[
     list[str] | None,
-    typer.Option("--auth", help="user:password login (repeatable); prefer --auth-file."),
+    typer.Option(
+        "--auth", help="user:password login (repeatable); prefer --auth-file.", metavar="TEXT"
+    ),
 ]
 _AUTH_FILE = Annotated[
-    Path | None, typer.Option(help="File of user:password lines (keeps them out of `ps`).")
+    Path | None,
+    typer.Option(help="File of user:password lines (keeps them out of `ps`).", metavar="PATH"),
 ]
 _PORT = Annotated[
-    int | None, typer.Option(help="Port (default: first free from 7860; 0: any free one).")
+    int | None,
+    typer.Option(help="Port (default: first free from 7860; 0: any free one).", metavar="INTEGER"),
 ]
-_MAX_UPLOAD = Annotated[str, typer.Option(help="Largest upload accepted, e.g. 50mb.")]
+_MAX_UPLOAD = Annotated[
+    str, typer.Option(help="Largest upload accepted, e.g. 50mb.", metavar="TEXT")
+]
 
 
 def _launch(
@@ -852,18 +1011,26 @@ def _launch(
 @app.command()
 def serve(
     ctx: typer.Context,
-    directory: Annotated[Path, typer.Argument(help="Index directory (index build).")],
+    directory: Annotated[
+        Path, typer.Argument(help="Index directory (index build).", metavar="DIRECTORY")
+    ],
     host: _HOST = "127.0.0.1",
     port: _PORT = None,
     auth: _AUTH = None,
     auth_file: _AUTH_FILE = None,
-    model: Annotated[str | None, typer.Option(help="Model source override.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model source override.", metavar="TEXT")
+    ] = None,
     density_model: Annotated[
-        Path | None, typer.Option(help="ConvNeXt density model directory (train-density).")
+        Path | None,
+        typer.Option(help="ConvNeXt density model directory (train-density).", metavar="PATH"),
     ] = None,
     max_upload: _MAX_UPLOAD = "50mb",
 ) -> None:
-    """Open the search UI over an index (a browser at the printed address)."""
+    """Open the search UI over an index.
+
+    A browser at the printed address.
+    """
     state: _State = ctx.obj
     _run(lambda: _launch(directory, state.settings(), host=host, port=port, auth=auth,
                          auth_file=auth_file, model=model, density_model=density_model,
@@ -877,24 +1044,28 @@ def demo(
         Path | None,
         typer.Option(
             help="A folder of images (optional labels.csv) or a manifest; "
-            "default: the bundled synthetic demo corpus."
+            "default: the bundled synthetic demo corpus.",
+            metavar="PATH",
         ),  # fmt: skip
     ] = None,
     check: Annotated[
         bool,
         typer.Option("--check", help="Build, start, run one image and one text query, exit."),
     ] = False,
-    embedder: Annotated[str, typer.Option(help="auto (BiomedCLIP if it loads) or a name.")] = (
-        "auto"
-    ),
-    model: Annotated[str | None, typer.Option(help="Model source for the embedder.")] = None,
+    embedder: Annotated[EmbedderName, typer.Option(help=_EMBEDDER_HELP)] = "auto",
+    model: Annotated[
+        str | None, typer.Option(help="Model source for the embedder.", metavar="TEXT")
+    ] = None,
     host: _HOST = "127.0.0.1",
     port: _PORT = None,
     auth: _AUTH = None,
     auth_file: _AUTH_FILE = None,
     max_upload: _MAX_UPLOAD = "50mb",
 ) -> None:
-    """The search UI on a demo index, built once and cached (no data or internet needed)."""
+    """The search UI on a demo index (no data needed).
+
+    Built once and cached; no data or internet needed.
+    """
     from mammosearch.pipeline import demo_index
 
     state: _State = ctx.obj
@@ -914,8 +1085,15 @@ def demo(
     _run(body)
 
 
-def _usage(message: str, command: str) -> MammosearchError:
-    return InputError(message, fix=f"see 'mammosearch {command} --help'")
+class _UsageError(typer.BadParameter):
+    """A wrong combination of options (exit 2, with the command's usage and its own --help)."""
+
+    def format_message(self) -> str:
+        return self.message
+
+
+def _usage(ctx: typer.Context, message: str) -> _UsageError:
+    return _UsageError(message, ctx=ctx)
 
 
 def main() -> None:

@@ -213,7 +213,8 @@ def deidentify_tree(
     from tqdm import tqdm
 
     if not source.is_dir():
-        raise InputError("the input to de-identify is not a folder", fix="give a folder of DICOMs")
+        raise InputError(f"the input to de-identify, {str(source)!r}, is not a folder",
+                         fix="give a folder of DICOMs")  # fmt: skip
     if output.resolve().is_relative_to(source.resolve()):
         raise InputError("the output folder is inside the input", fix="write it somewhere else")
     deid = Deidentifier(key, allow_secondary_capture=allow_secondary_capture)

@@ -7,6 +7,8 @@ Every error the library raises on purpose derives from :class:`MammosearchError`
     ├── InputError (E020)              unusable input: missing file, unknown format, bad column
     │   ├── InvalidDicomError (E021)   a file that is not a readable mammography image
     │   └── ReportParseError (E022)    a report that cannot be decoded or parsed
+    │       └── ReportDecodeError (E023)   report bytes that are not text (binary, an image, a
+    │                                      document) or in no encoding that fits
     ├── ModelLoadError (E030)          weights or configs that cannot be found or loaded
     ├── RegistryError (E040)           unknown or duplicate embedder / classifier name
     ├── IndexIntegrityError (E050)     checksum, id-alignment or provenance mismatch
@@ -30,6 +32,7 @@ __all__ = [
     "PHILeakError",
     "RecordedError",
     "RegistryError",
+    "ReportDecodeError",
     "ReportParseError",
 ]
 
@@ -78,6 +81,12 @@ class ReportParseError(InputError):
     """A report cannot be decoded or parsed."""
 
     code = "E022"
+
+
+class ReportDecodeError(ReportParseError):
+    """Report bytes are not text: binary data, an image or document, or no encoding fits."""
+
+    code = "E023"
 
 
 class ModelLoadError(MammosearchError):

@@ -51,17 +51,17 @@ def test_partial_failures_still_exit_zero(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "code", "message"),
     [
-        (["normalize"], "give INPUT"),
-        (["normalize", "--sample", "x.txt"], "not both"),
-        (["normalize", "nowhere/missing.csv"], "input not found"),
-        (["normalize", "report.pdf"], "not found"),
+        (["normalize"], 2, "give INPUT"),
+        (["normalize", "--sample", "x.txt"], 2, "not both"),
+        (["normalize", "nowhere/missing.csv"], 1, "input 'nowhere/missing.csv' not found"),
+        (["normalize", "report.pdf"], 1, "not found"),
     ],
 )
-def test_user_errors_exit_one(args: list[str], message: str, tmp_path: Path) -> None:
+def test_user_and_usage_errors(args: list[str], code: int, message: str, tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "-o", str(tmp_path / "o.jsonl")])
-    assert result.exit_code == 1
+    assert result.exit_code == code
     assert message in result.output
     assert "Traceback" not in result.output
 
@@ -114,4 +114,18 @@ def test_evaluate_reports(tmp_path: Path) -> None:
     as_json = runner.invoke(app, ["evaluate", "reports", str(gold), str(texts), "--json"])
     assert json.loads(as_json.output)["birads_accuracy"] == 0.5
     missing = runner.invoke(app, ["evaluate", "reports", str(tmp_path / "no.jsonl"), str(texts)])
-    assert missing.exit_code == 1 and "gold file not found" in missing.output
+    assert missing.exit_code == 1 and "not found" in missing.output
+
+
+def test_the_cli_choices_are_the_librarys() -> None:
+    from typing import get_args
+
+    from mammosearch import cli
+    from mammosearch.embeddings import list_embedders
+    from mammosearch.index.reader import FUSIONS
+    from mammosearch.pipeline import ASSESS_METHODS, ENGINES
+
+    assert get_args(cli.Engine) == ENGINES
+    assert get_args(cli.Method) == ASSESS_METHODS
+    assert sorted(get_args(cli.EmbedderName)) == sorted(list_embedders())
+    assert get_args(cli.Fusion) == FUSIONS

@@ -12,6 +12,7 @@ from mammosearch.errors import (
     ModelLoadError,
     PHILeakError,
     RegistryError,
+    ReportDecodeError,
     ReportParseError,
 )
 
@@ -23,6 +24,7 @@ from mammosearch.errors import (
         (InputError, "E020", MammosearchError),
         (InvalidDicomError, "E021", InputError),
         (ReportParseError, "E022", InputError),
+        (ReportDecodeError, "E023", ReportParseError),
         (ModelLoadError, "E030", MammosearchError),
         (RegistryError, "E040", MammosearchError),
         (IndexIntegrityError, "E050", MammosearchError),

@@ -80,22 +80,27 @@ def test_forged_dimensions_are_refused_from_the_header(
 
 
 @pytest.mark.parametrize(
-    "text",
-    [b"\xff\xfe\xfa" * 1000 + b"BI-RADS 2", ("ACR B. " * 1_500_000).encode()],
-    ids=["non-utf8", "10MB"],
+    ("text", "code"),
+    [
+        (b"\xff\xfe\xfa" * 1000 + b"BI-RADS 2", "E023"),  # a UTF-16 mark over binary
+        ("Mamas densas, categoría C. ".encode("latin-1") * 700, None),  # legacy, detected
+        (("ACR B. " * 1_500_000).encode(), "E022"),
+    ],
+    ids=["non-text", "latin-1", "10MB"],
 )
-def test_hostile_reports(text: bytes) -> None:
+def test_hostile_reports(text: bytes, code: str | None) -> None:
     normalize("BI-RADS 1")  # the bound is on the input: load the rules first
+    normalize("categoría".encode("latin-1"))  # and import the legacy-encoding detector
 
     def run() -> None:
         normalize(text)
 
     error, seconds, peak = _bounded(run)
     assert seconds < SECONDS and peak < PEAK_BYTES
-    if len(text) > 200_000:
-        assert isinstance(error, ReportParseError) and "E022" in str(error)
-    else:  # bytes that are not UTF-8 are decoded as a legacy code page, with a warning
+    if code is None:  # bytes that are not UTF-8 are decoded as a legacy code page, with a warning
         assert error is None
+    else:
+        assert isinstance(error, ReportParseError) and str(error).startswith(code)
 
 
 def test_index_build_skips_and_counts_hostile_images(

@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 _PREPARE_BATCH = 4  # images per decoding task
 _ROW_FIELDS = tuple(f.name for f in dataclasses.fields(ManifestRow))
-_TEXT_COLUMNS = ("error_code", "error", "text", "report", "laterality", "view")
+_TEXT_COLUMNS = ("error_code", "error", "text", "report", "laterality", "view", "report_error")
 
 
 @dataclass(slots=True)
@@ -72,8 +72,9 @@ class ShardRun:
 
 
 def prepare_batch(
-    batch: Any, *, size: int, keep_report_text: bool, allow_secondary_capture: bool
-) -> Any:
+    batch: Any, *, size: int, keep_report_text: bool, allow_secondary_capture: bool,
+    max_chars: int | None = None,
+) -> Any:  # fmt: skip
     """Stage 1 (CPU tasks): read, check and prepare the rows of a pandas batch.
 
     Returns:
@@ -86,7 +87,8 @@ def prepare_batch(
     for record in batch.to_dict("records"):
         row = ManifestRow.from_dict(record)
         done = prepare_row(row, size=size, keep_report_text=keep_report_text,
-                           allow_secondary_capture=allow_secondary_capture)  # fmt: skip
+                           allow_secondary_capture=allow_secondary_capture,
+                           max_chars=max_chars)  # fmt: skip
         prepared = done.image_input if done.ok else None
         out.append({
             "row": row.number, "shard": int(record["shard"]), "case_id": row.case_id,
@@ -95,7 +97,7 @@ def prepare_batch(
             "height": int(prepared.shape[0]) if prepared is not None else 0,
             "width": int(prepared.shape[1]) if prepared is not None else 0,
             "text": done.text or "", "laterality": side_code(done.row.laterality),
-            "view": done.row.view or "",
+            "view": done.row.view or "", "report_error": done.report_error or "",
         })  # fmt: skip
     return pd.DataFrame.from_records(out)
 
@@ -112,14 +114,22 @@ class ReportActor:
         self.normalizer.engine  # noqa: B018 - load the spaCy pipeline once, now
 
     def __call__(self, batch: Any) -> Any:
-        """Add ``report`` (the normalized report as JSON, ``""`` without one) to a batch."""
+        """Add ``report`` (the normalized report as JSON, ``""`` without one) to a batch; a
+        report that cannot be normalized is dropped (``text`` emptied) with its
+        ``report_error``."""
         batch = batch.copy()
-        batch["report"] = [
-            normalize_row_report(self.normalizer, str(case_id), str(text)) if not code else ""
-            for case_id, text, code in zip(
-                batch["case_id"], batch["text"], batch["error_code"], strict=True
-            )
-        ]
+        reports, texts, errors = [], [], []
+        for case_id, text, code, error in zip(batch["case_id"], batch["text"],
+                                              batch["error_code"], batch["report_error"],
+                                              strict=True):  # fmt: skip
+            report, dropped = (
+                normalize_row_report(self.normalizer, str(case_id), str(text)) if not code
+                else ("", "")
+            )  # fmt: skip
+            reports.append(report)
+            texts.append("" if dropped else text)
+            errors.append(dropped or error)
+        batch["report"], batch["text"], batch["report_error"] = reports, texts, errors
         return batch
 
 
@@ -274,7 +284,8 @@ def _stages(
     ds = ds.map_batches(
         prepare_batch, batch_size=_PREPARE_BATCH, batch_format="pandas", num_cpus=1,
         fn_kwargs={"size": size, "keep_report_text": keep_report_text,
-                   "allow_secondary_capture": allow_secondary_capture},
+                   "allow_secondary_capture": allow_secondary_capture,
+                   "max_chars": settings.max_report_chars},
     )  # fmt: skip
     ds = ds.map_batches(
         ReportActor, fn_constructor_kwargs={"max_chars": settings.max_report_chars},

@@ -114,7 +114,7 @@ def _read_manifest(directory: Path) -> IndexManifest:
     path = directory / MANIFEST
     if not path.is_file():
         raise InputError(
-            f"no index at {directory.name!r} (manifest.json is missing)",
+            f"no index at {str(directory)!r} (manifest.json is missing)",
             fix="build one with 'mammosearch index build'",
         )
     try:

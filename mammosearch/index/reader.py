@@ -35,11 +35,12 @@ from mammosearch.index.vectors import VectorIndex
 from mammosearch.index.vote import VoteParams, vote_density
 from mammosearch.records import DensityVote, Laterality, Neighbour, NormalizedReport, View
 
-__all__ = ["CaseIndex", "SearchFilters", "verify_index"]
+__all__ = ["FUSIONS", "CaseIndex", "SearchFilters", "verify_index"]
 
 logger = logging.getLogger(__name__)
 
 _OPEN_ATTEMPTS = 5
+FUSIONS = ("weighted", "rrf")  # how image and text scores are fused
 _T = TypeVar("_T")
 
 
@@ -249,12 +250,18 @@ class CaseIndex:
         ``weighted`` (weighted sum of similarities) or ``rrf`` (reciprocal-rank fusion).
 
         Raises:
-            InputError: No query vector was given, or a modality has no index.
+            InputError: No query vector was given, a modality has no index, or the label
+                filter is not one of the index's labels.
         """
         if image_vector is None and text_vector is None:
             raise InputError("a search needs an image vector, a text vector or both")
-        if fusion not in ("weighted", "rrf"):
-            raise InputError(f"unknown fusion {fusion!r}", fix="use 'weighted' or 'rrf'")
+        if fusion not in FUSIONS:
+            raise InputError(f"unknown fusion {fusion!r}", fix=f"use one of {', '.join(FUSIONS)}")
+        if filters.label is not None and filters.label not in self.labels:
+            raise InputError(
+                f"label filter {filters.label!r} is not one of this index's labels",
+                fix=f"use one of {', '.join(self.labels) or '(none: the index is unlabelled)'}",
+            )
         allow, exclude = self._excluded(filters)
         if allow is not None and not allow:
             return []

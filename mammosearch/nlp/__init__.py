@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from functools import cache
 from typing import Any
 
-from mammosearch.nlp._text import decode_report_bytes
+from mammosearch.nlp._decode import decode_report_bytes
 from mammosearch.nlp.language import SUPPORTED_LANGUAGES, detect_language
 from mammosearch.nlp.normalizer import Normalizer, ReportInput, report_id
 from mammosearch.records import NormalizedReport
@@ -45,7 +45,8 @@ def normalize(text: str | bytes, id: str | None = None) -> NormalizedReport:
     """Normalize one report with the default :class:`Normalizer`.
 
     Raises:
-        ReportParseError: ``text`` is not text or bytes, or is too long.
+        ReportParseError: ``text`` is not text or bytes, or is too long; its subclass
+            ReportDecodeError for bytes that are not text.
     """
     return _default().normalize(text, id)
 

@@ -1,6 +1,6 @@
-"""Decoding and cleaning of report text, with an exact map back to the input offsets.
+"""Cleaning of report text, with an exact map back to the input offsets.
 
-Reports arrive as UTF-8, legacy code pages, HL7 v2 OBX-5 values (``\\.br\\`` and ``~``
+Reports arrive (decoded by :mod:`._decode`) with HL7 v2 OBX-5 values (``\\.br\\`` and ``~``
 escapes), HTML or markdown fragments, and with mojibake (``aÃ±os``). The extractors work on a
 cleaned *analysis text*; :class:`PreparedText` keeps, for every analysis character, the span of
 input characters it came from, so that evidence spans always index the text the caller passed.
@@ -18,28 +18,7 @@ from dataclasses import dataclass
 import ftfy
 from ftfy.badness import is_bad
 
-__all__ = ["PreparedText", "decode_report_bytes", "fold", "prepare"]
-
-_LEGACY_ENCODINGS = ("cp1252", "latin-1")
-
-
-def decode_report_bytes(data: bytes) -> tuple[str, str | None]:
-    """Decode report bytes: UTF-8 (with or without BOM), else a legacy Western code page.
-
-    Returns:
-        The text and, when a fallback was used, a warning naming the encoding.
-    """
-    try:
-        return data.decode("utf-8-sig"), None
-    except UnicodeDecodeError:
-        pass
-    for encoding in _LEGACY_ENCODINGS:
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        return text, f"W001: input is not UTF-8; decoded as {encoding}"
-    raise AssertionError("latin-1 decodes every byte string")  # pragma: no cover
+__all__ = ["PreparedText", "fold", "prepare"]
 
 
 def _build_fold_table() -> dict[int, str]:

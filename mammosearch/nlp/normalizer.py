@@ -18,7 +18,8 @@ from itertools import islice
 from typing import Any, NamedTuple, TypeVar
 
 from mammosearch.errors import MammosearchError, ReportParseError
-from mammosearch.nlp._text import decode_report_bytes, prepare
+from mammosearch.nlp._decode import decode_report_bytes
+from mammosearch.nlp._text import prepare
 from mammosearch.nlp.engine import ReportEngine
 from mammosearch.nlp.language import detect_language
 from mammosearch.records import NormalizedReport
@@ -65,7 +66,9 @@ class Normalizer:
         """Normalize one report.
 
         Args:
-            text: The report, as text or as bytes (UTF-8, else a legacy Western code page).
+            text: The report, as text or as bytes (decoded by :func:`decode_report_bytes`:
+                UTF-8, UTF-16/32, a detected legacy code page; a guess or a replaced character
+                adds its warning).
             id: The report id; a hash of the text when omitted.
 
         Returns:
@@ -73,6 +76,8 @@ class Normalizer:
 
         Raises:
             ReportParseError: ``text`` is not text or bytes, or is longer than ``max_chars``.
+            ReportDecodeError: ``text`` is bytes that are not text (binary, an image, a
+                document).
         """
         warnings: list[str] = []
         if isinstance(text, bytes):

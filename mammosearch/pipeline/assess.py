@@ -48,6 +48,7 @@ __all__ = [
     "iter_assessments",
     "iter_exam_assessments",
     "open_density_model",
+    "stated_density",
 ]
 
 logger = logging.getLogger(__name__)
@@ -228,9 +229,9 @@ def assess_prepared(
         found = density_model.probabilities([prepared], features=features, features_of=features_of)
         for path, probs in found.items():
             models[path] = {lab: round(float(p), 6) for lab, p in zip(names, probs[0], strict=True)}
-    stated = normalized.density.category.value if normalized and normalized.density else None
-    warnings: list[str] = []
-    if method == "auto" and stated is not None and stated in index.labels:
+    stated, why_not = stated_density(normalized, index.labels)
+    warnings: list[str] = [why_not] if why_not and method == "auto" else []
+    if method == "auto" and stated is not None:
         probabilities = {lab: float(lab == stated) for lab in index.labels}
         density = DensityDecision(stated, probabilities, "report", 1.0)
     elif method in MODEL_PATHS:
@@ -253,6 +254,36 @@ def assess_prepared(
         density, vote, {path: ModelOpinion.of(probs) for path, probs in models.items()},
         tuple(neighbours), normalized, tuple(warnings),
     )  # fmt: skip
+
+
+_BIRADS_DENSITY = frozenset("ABCD")
+
+
+def stated_density(
+    report: NormalizedReport | None, labels: Sequence[str]
+) -> tuple[str | None, str | None]:
+    """The density a report states, when it can stand for one of the index's labels, and why
+    not when it cannot: a BI-RADS letter means nothing on another scale (MIAS ``F``/``G``/``D``
+    has a ``D`` too), nor outside the index's labels.
+
+    Returns:
+        ``(label, None)``; ``(None, warning)`` when the report states one that cannot be used;
+        ``(None, None)`` when it states none.
+    """
+    if report is None or report.density is None:
+        return None, None
+    stated = report.density.category.value
+    if not set(labels) <= _BIRADS_DENSITY:
+        return None, (
+            f"the report states BI-RADS density {stated}, but this index's labels "
+            f"({', '.join(labels)}) are another scale: not used"
+        )
+    if stated not in labels:
+        return None, (
+            f"the report states BI-RADS density {stated}, which is not among this index's "
+            f"labels ({', '.join(labels)}): not used"
+        )
+    return stated, None
 
 
 def iter_assessments(

@@ -23,11 +23,18 @@ from mammosearch import __version__
 from mammosearch.classifiers import load_density_model
 from mammosearch.config import Settings
 from mammosearch.embeddings import Embedder, FittedEmbedder, open_embedder
-from mammosearch.errors import IndexIntegrityError, InputError
-from mammosearch.index import CaseIndex, IndexWriter, VoteParams, load_manifest, redact_url
-from mammosearch.pipeline.engines import RowJob, get_engine
-from mammosearch.pipeline.manifest import label_order, read_manifest
-from mammosearch.pipeline.records import BuildOptions, BuildReport, PreparedRow
+from mammosearch.errors import IndexIntegrityError, InputError, MammosearchError
+from mammosearch.index import (
+    CaseIndex,
+    EmbedderInfo,
+    IndexWriter,
+    VoteParams,
+    load_manifest,
+    redact_url,
+)
+from mammosearch.pipeline.engines import PreparedRows, RowJob, get_engine
+from mammosearch.pipeline.manifest import label_order, read_manifest, unique_rows
+from mammosearch.pipeline.records import BuildOptions, BuildReport, ManifestRow, PreparedRow
 from mammosearch.pipeline.stages import (
     THUMB_SIZE,
     embed_inputs,
@@ -129,7 +136,7 @@ def build_index(
     """
     options = replace(options or BuildOptions(), **fields)
     engine = get_engine(options.engine, options.ray)
-    rows = read_manifest(manifest)
+    rows = unique_rows(read_manifest(manifest), keep_first=options.keep_first)
     report = BuildReport(rows=len(rows))
     existing, options = _existing(out, options)
     made = open_embedder(options.embedder, options.model, existing.stats)
@@ -155,6 +162,21 @@ def build_index(
         manifest, made, options.model, existing.stats, settings, options.keep_report_text,
         options.allow_secondary_capture, options.resume, key,
     ))  # fmt: skip
+    try:
+        _write(rows, out, options, settings, made, info, existing, prepared_rows, report)
+    except MammosearchError:  # what was prepared is of no use to a --resume: forget it
+        prepared_rows.close()
+        raise
+    prepared_rows.close()
+    return report
+
+
+def _write(
+    rows: Sequence[ManifestRow], out: Path, options: BuildOptions, settings: Settings,
+    made: Embedder, info: EmbedderInfo, existing: _Existing, prepared_rows: PreparedRows,
+    report: BuildReport,
+) -> None:  # fmt: skip
+    """Embed the prepared rows and publish them (under the index's lock)."""
     with ExitStack() as stack:
         bar: Any = None
         if options.progress:
@@ -172,7 +194,11 @@ def build_index(
             if not item.ok:
                 report.skip(row, item.failure())
                 continue
+            if item.report_error:
+                report.drop_report(row, item.report_error)
             items.append(item)
+        if not items and report.skipped and not existing.known:  # a new index of nothing
+            raise _nothing_indexed(report)
         report.resumed, report.shards = prepared_rows.resumed, prepared_rows.shards
         if report.resumed:
             logger.info("resumed: %d rows read by the interrupted build", report.resumed)
@@ -231,8 +257,17 @@ def build_index(
             },  # fmt: skip
             package_version=__version__,
         )
-        prepared_rows.close()
-    return report
+
+
+def _nothing_indexed(report: BuildReport) -> InputError:
+    """Every new row was skipped: what for, with the fixes the rows' errors give."""
+    reasons = ", ".join(f"{code} × {n}" for code, n in report.reasons.most_common())
+    distinct = list(dict.fromkeys(r["error"] for r in report.skipped_rows))
+    return InputError(
+        f"no image could be indexed: {report.skipped} of {report.rows} rows skipped ({reasons}); "
+        "nothing was published",
+        fix="; ".join(distinct[:3]),
+    )
 
 
 def _image_vectors(embedder: Embedder, items: Sequence[PreparedRow]) -> NDArray[np.float32]:

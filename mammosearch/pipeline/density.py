@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,18 +62,25 @@ def labelled_images(
 ) -> tuple[list[ManifestRow], list[NDArray[np.float32]]]:
     """The manifest's labelled rows whose images read, with their breast-cropped images."""
     rows, images = [], []
+    unlabelled, unreadable = 0, Counter[str]()
     for row in read_manifest(manifest):
         if row.label is None:
+            unlabelled += 1
             continue
         try:
             images.append(prepare_image(read_image(row.image), size))
         except InvalidDicomError as e:
             logger.warning("row %d skipped: %s", row.number, e.code)
+            unreadable[e.code] += 1
             continue
         rows.append(row)
     if not rows:
+        codes = ", ".join(f"{code} × {n}" for code, n in unreadable.most_common())
         raise InputError(
-            "the manifest has no labelled, readable images", fix="add a density column"
+            f"the manifest has no labelled, readable image ({unlabelled} rows without a density "
+            f"label, {sum(unreadable.values())} unreadable{': ' + codes if codes else ''})",
+            fix="give each row a density label and an image path that exists (relative to the "
+            "manifest)",
         )
     return rows, images
 

@@ -160,7 +160,8 @@ def evaluate_reports(
     """
     rows = read_gold(gold_path)
     if not texts_dir.is_dir():
-        raise InputError(f"texts folder not found: {texts_dir.name}", fix="pass the folder of .txt")
+        raise InputError(f"texts folder {str(texts_dir)!r} not found",
+                         fix="pass the folder of <id>.txt files")  # fmt: skip
     items = [(str(r["id"]), read_report_payload(texts_dir / f"{r['id']}.txt")) for r in rows]
     normalizer = Normalizer(max_chars=settings.max_report_chars)
     reports = normalizer.normalize_many(items, n_process=workers or settings.workers)

@@ -13,6 +13,7 @@ from pathlib import Path
 from mammosearch.config import Settings
 from mammosearch.distributed._options import RayOptions
 from mammosearch.pipeline.engines import get_engine
+from mammosearch.pipeline.outputs import check_output_file
 from mammosearch.pipeline.records import NormalizeSummary
 
 __all__ = ["normalize_reports"]
@@ -52,9 +53,11 @@ def normalize_reports(
         ray: Options of the Ray engine (cluster address, work folder).
 
     Raises:
-        InputError: The input cannot be used at all.
+        InputError: The input cannot be used at all, or the output cannot be written (checked
+            before any work).
         ConfigError: ``engine`` is unknown, or Ray is missing or unreachable.
     """
+    check_output_file(output_path)
     return get_engine(engine, ray).normalize(
         input_path, output_path, settings=settings, workers=workers, id_column=id_column,
         text_column=text_column, progress=progress, scrub=scrub,

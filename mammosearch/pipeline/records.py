@@ -124,6 +124,7 @@ class PreparedRow:
             or the features of an embedder fitted on the index.
         image_vector: The image vector, when a stage already embedded it (Ray actors).
         text_vector: The report-text vector, likewise.
+        report_error: Why the row's report was dropped (its image kept), or ``None``.
     """
 
     row: ManifestRow
@@ -135,6 +136,7 @@ class PreparedRow:
     image_input: NDArray[Any] = field(default_factory=lambda: _NO_INPUT)
     image_vector: NDArray[np.float32] | None = None
     text_vector: NDArray[np.float32] | None = None
+    report_error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -156,6 +158,7 @@ class PreparedRow:
             "laterality": side_code(self.row.laterality),
             "view": self.row.view or "",
             "features": self.image_input,
+            "report_error": self.report_error or "",
         }
         for name in ("image_vector", "text_vector"):
             if getattr(self, name) is not None:
@@ -180,6 +183,7 @@ class PreparedRow:
             image_input=entry.get("features", _NO_INPUT),
             image_vector=entry.get("image_vector"),
             text_vector=entry.get("text_vector"),
+            report_error=str(entry.get("report_error", "")) or None,
         )
 
     def store_row(self, *, keep_source_path: bool) -> dict[str, Any]:
@@ -217,6 +221,7 @@ class BuildOptions:
         keep_source_paths: Store source image paths (file names can carry PHI).
         resume: Go on from the journal of an interrupted build with the same inputs.
         allow_secondary_capture: Index secondary captures (digitised film).
+        keep_first: Index an image repeated in the manifest once (else the repeat is an error).
         store: A PostgreSQL URL for a new index's case store (else SQLite).
         engine: ``local`` or ``ray``.
         ray: The Ray engine's options (``mammosearch.distributed.RayOptions``).
@@ -237,6 +242,7 @@ class BuildOptions:
     keep_source_paths: bool = False
     resume: bool = False
     allow_secondary_capture: bool = False
+    keep_first: bool = False
     store: str | None = None
     engine: str = "local"
     ray: Any = None
@@ -263,12 +269,21 @@ class BuildReport:
     embedder: str = ""
     vote_figures: dict[str, float] = field(default_factory=dict)
     shards: dict[str, int] = field(default_factory=dict)  # the Ray engine's shard counts
+    reports_dropped: int = 0
+    report_reasons: Counter[str] = field(default_factory=Counter)
+    dropped_reports: list[dict[str, Any]] = field(default_factory=list)
 
     def skip(self, row: ManifestRow, error: MammosearchError) -> None:
         """Count a row that could not be indexed (no patient data in the record)."""
         self.skipped += 1
         self.reasons[error.code] += 1
         self.skipped_rows.append({"row": row.number, "error": str(error)})
+
+    def drop_report(self, row: ManifestRow, error: str) -> None:
+        """Count a report that could not be used (its image indexed without it)."""
+        self.reports_dropped += 1
+        self.report_reasons[error.split(":", 1)[0]] += 1
+        self.dropped_reports.append({"row": row.number, "error": error})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -284,6 +299,9 @@ class BuildReport:
             "resumed": self.resumed,
             "embedder": self.embedder,
             "vote_figures": self.vote_figures,
+            "reports_dropped": self.reports_dropped,
+            "report_reasons": dict(self.report_reasons),
+            "dropped_reports": self.dropped_reports,
             **({"shards": self.shards} if self.shards else {}),
         }
 
@@ -299,6 +317,9 @@ class BuildReport:
             resumed=int(data.get("resumed", 0)), embedder=str(data.get("embedder", "")),
             vote_figures=dict(data.get("vote_figures") or {}),
             shards=dict(data.get("shards") or {}),
+            reports_dropped=int(data.get("reports_dropped", 0)),
+            report_reasons=Counter(data.get("report_reasons") or {}),
+            dropped_reports=list(data.get("dropped_reports") or []),
         )  # fmt: skip
 
 

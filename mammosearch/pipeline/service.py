@@ -26,7 +26,12 @@ from mammosearch.errors import InputError
 from mammosearch.index import THUMBS, SearchFilters
 from mammosearch.nlp import Normalizer
 from mammosearch.nlp.scrub import scrub
-from mammosearch.pipeline.assess import assess_prepared, exam_density, open_density_model
+from mammosearch.pipeline.assess import (
+    assess_prepared,
+    exam_density,
+    open_density_model,
+    stated_density,
+)
 from mammosearch.pipeline.assessment import Assessment, DensityDecision
 from mammosearch.pipeline.search import open_index
 from mammosearch.pipeline.stages import embed_inputs, embed_texts, image_inputs, prepare_query
@@ -213,8 +218,8 @@ class CaseService:
         self, views: list[QueryView], report: NormalizedReport | None
     ) -> DensityDecision | None:
         labels = list(self.index.labels)
-        stated = report.density.category.value if report and report.density else None
-        if stated is not None and stated in labels:
+        stated, _ = stated_density(report, labels)  # the views' assessments carry the warning
+        if stated is not None:
             return DensityDecision(stated, {lab: float(lab == stated) for lab in labels},
                                    "report", 1.0)  # fmt: skip
         if not views:

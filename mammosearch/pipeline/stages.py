@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mammosearch.embeddings import Embedder, FittedEmbedder
-from mammosearch.errors import InputError, InvalidDicomError, PHILeakError
+from mammosearch.errors import InputError, InvalidDicomError, PHILeakError, ReportParseError
 from mammosearch.imaging import MammoImage, prepare_image, quarantine_reason, read_image
 from mammosearch.index import EmbedderInfo, VectorIndex, VoteParams, fit_vote
 from mammosearch.nlp import Normalizer, decode_report_bytes
@@ -113,6 +113,7 @@ def prepare_row(
     allow_secondary_capture: bool,
     normalizer: Normalizer | None = None,
     embedder: Embedder | None = None,
+    max_chars: int | None = None,
 ) -> PreparedRow:
     """Read, check and prepare one manifest row; never raises for a bad row.
 
@@ -120,6 +121,10 @@ def prepare_row(
     thumbnailed; the report text is read and scrubbed of PHI unless kept. With a
     ``normalizer`` the report is normalized too; with an ``embedder`` the image becomes that
     embedder's input (:func:`image_inputs`), else it stays the prepared image.
+
+    A report that cannot be read or parsed, or is longer than ``max_chars`` (the normalizer's
+    limit, checked before scrubbing), does not cost the image: the row keeps its image, drops
+    the report and says why in ``report_error``.
 
     Returns:
         The prepared row, or the row with its error code and message (no patient data).
@@ -136,23 +141,38 @@ def prepare_row(
             what, fix = _QUARANTINED[reason]
             raise PHILeakError(f"{what}; quarantined, not indexed", fix=fix)
         prepared = prepare_image(image, size)
-        text = row_report_text(row)
     except (InvalidDicomError, InputError, PHILeakError) as e:
         return PreparedRow(row, error_code=e.code, error=str(e))
-    if text and not keep_report_text:
-        text = scrub(text).text
-    report = normalizer.normalize(text, id=row.case_id) if normalizer and text else None
+    text: str | None = None
+    report: NormalizedReport | None = None
+    report_error = None
+    try:
+        text = row_report_text(row)
+        limit = normalizer.max_chars if normalizer is not None else max_chars
+        if text and limit is not None and len(text) > limit:
+            raise ReportParseError(
+                f"the report has {len(text)} characters; the limit is {limit}",
+                fix="split the document or raise max_report_chars in the settings",
+            )
+        if text and not keep_report_text:
+            text = scrub(text).text
+        report = normalizer.normalize(text, id=row.case_id) if normalizer and text else None
+    except InputError as e:  # a report file unreadable or undecodable, a report too long
+        text, report, report_error = None, None, str(e)
     oriented = row.oriented(image.laterality, image.view)
     image_input = image_inputs(embedder, [prepared])[0] if embedder is not None else prepared
     return PreparedRow(oriented, thumb=thumbnail(prepared), text=text or None, report=report,
-                       image_input=image_input)  # fmt: skip
+                       image_input=image_input, report_error=report_error)  # fmt: skip
 
 
-def normalize_row_report(normalizer: Normalizer, case_id: str, text: str) -> str:
-    """The normalized report of a row's (prepared) text as JSON, ``""`` without one (the Ray
-    engine's report stage)."""
-    normalized = normalizer.normalize(text, id=case_id) if text else None
-    return json.dumps(normalized.to_dict(), ensure_ascii=False) if normalized else ""
+def normalize_row_report(normalizer: Normalizer, case_id: str, text: str) -> tuple[str, str]:
+    """The normalized report of a row's (prepared) text as JSON, ``""`` without one, and why
+    it was dropped (``""`` when it was not): the Ray engine's report stage."""
+    try:
+        normalized = normalizer.normalize(text, id=case_id) if text else None
+    except InputError as e:
+        return "", str(e)
+    return (json.dumps(normalized.to_dict(), ensure_ascii=False) if normalized else ""), ""
 
 
 # --- reports -------------------------------------------------------------------------------
@@ -167,7 +187,10 @@ def scrub_item(
     """
     if isinstance(payload, Exception):
         return payload, None
-    text = decode_report_bytes(payload)[0] if isinstance(payload, bytes) else payload
+    try:
+        text = decode_report_bytes(payload)[0] if isinstance(payload, bytes) else payload
+    except ReportParseError as e:  # binary: the record carries the error
+        return e, None
     if len(text) > max_chars:
         return text, None
     result = scrub(text)

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mammosearch.nlp._text import decode_report_bytes, fold, prepare
+from mammosearch.nlp._text import fold, prepare
 
 
 def _span_of(prepared_text: str, needle: str) -> tuple[int, int]:
@@ -120,12 +120,3 @@ def test_offset_map_is_monotone_and_in_bounds(parts: list[str]) -> None:
         if pos >= 0:
             o = prepared.to_original(pos, pos + len(needle))
             assert raw[o[0] : o[1]] == needle
-
-
-def test_decode_utf8_and_legacy() -> None:
-    assert decode_report_bytes("años".encode()) == ("años", None)
-    assert decode_report_bytes("\ufeffaños".encode()) == ("años", None)
-    text, warning = decode_report_bytes("años".encode("cp1252"))
-    assert text == "años" and warning and "cp1252" in warning
-    text, warning = decode_report_bytes(b"\x81\x8d")
-    assert warning and "latin-1" in warning and len(text) == 2

@@ -171,6 +171,30 @@ def test_batch_normalization(client: Any, tmp_path: Path) -> None:
     assert [r["id"] for r in table] == [r[0] for r in rows]
 
 
+def test_batch_reads_reports_through_the_report_reader(client: Any, tmp_path: Path) -> None:
+    """The batch tab decodes like `normalize`: a legacy row anywhere in a table with its
+    warning, a UTF-16 table, an image in a .txt refused as one failed record (E023)."""
+    from mammosearch.ui.client import normalize_file
+
+    legacy = "Mamas extremadamente densas (ACR d). Nódulo espiculado en la mama derecha. BI-RADS 5."
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_bytes(b"id,text\nr1,ACR A. BI-RADS 1.\n" + f"r2,{legacy}\n".encode("cp1252"))
+    wide = tmp_path / "wide.csv"
+    wide.write_bytes(f"id,text\nr1,{legacy}\n".encode("utf-16"))
+    image = tmp_path / "image.txt"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    out = normalize_file(client, mixed)
+    assert "2 reports: 2 normalized, 0 failed" in out["summary"]
+    records = [json.loads(x) for x in Path(out["jsonl"]).read_text("utf-8").splitlines()]
+    guessed = [[w for w in r["warnings"] if w.startswith("W001")] for r in records]
+    assert guessed == [[], ["W001: input is not UTF-8; decoded as cp1252 (guessed)"]]
+    assert records[1]["density"]["category"] == "D" and records[1]["findings"][0]["type"] == "mass"
+    out = normalize_file(client, wide)
+    assert out["table"]["data"][0][2:4] == ["D", "5"]
+    out = normalize_file(client, image)
+    assert "1 reports: 0 normalized, 1 failed" in out["summary"] and "E023" in out["summary"]
+
+
 def test_batch_refuses_other_file_types(client: Any, tmp_path: Path) -> None:
     from gradio_client.exceptions import AppError
 

@@ -6,15 +6,17 @@ that need them. Subpackages: :mod:`mammosearch.nlp` (reports → BI-RADS terms),
 :mod:`mammosearch.ui`; the shared core is :mod:`mammosearch.records`,
 :mod:`mammosearch.config`, :mod:`mammosearch.errors`, :mod:`mammosearch.registry`,
 :mod:`mammosearch.imaging` and :mod:`mammosearch.pipeline`.
+
+The top level exports ``__version__`` only (``__all__``); the helper that reads it is deleted, so
+``dir(mammosearch)`` shows no name that is not part of the API (a test holds this).
 """
 
-from __future__ import annotations
-
-from importlib.metadata import PackageNotFoundError, version
+import importlib.metadata as _metadata
 
 try:
-    __version__ = version("mammosearch")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = _metadata.version("mammosearch")
+except _metadata.PackageNotFoundError:  # pragma: no cover - a source tree without install
     __version__ = "0.0.0+unknown"
+del _metadata  # the namespace holds the API only
 
 __all__ = ["__version__"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +201,34 @@ def test_the_four_subpackages_never_import_each_other() -> None:
                     ):
                         crossings.append(f"{path.relative_to(root)} imports {name}")
     assert crossings == []
+
+
+# What every module has without declaring it: not part of any API.
+_MODULE_ATTRIBUTES = {"__all__", "__builtins__", "__cached__", "__doc__", "__file__",
+                      "__loader__", "__name__", "__package__", "__path__", "__spec__"}  # fmt: skip
+
+
+def test_the_top_level_namespace_is_its_all() -> None:
+    """``import mammosearch`` shows the names of ``__all__`` and its subpackages, nothing else
+    (no import helper, no ``annotations`` from ``__future__``)."""
+    code = (
+        "import json, types, mammosearch as m\n"
+        "print(json.dumps([n for n in dir(m) if not isinstance(getattr(m, n), types.ModuleType)]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    names = set(json.loads(out.stdout))
+    assert names - _MODULE_ATTRIBUTES == set(mammosearch.__all__)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"]])
+def test_python_dash_m_runs_the_cli(args: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mammosearch", *args],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    if args == ["--version"]:
+        assert done.stdout.strip() == f"mammosearch {mammosearch.__version__}"
+    else:
+        assert done.stdout.startswith("Usage: python -m mammosearch [OPTIONS] COMMAND")
+        assert "normalize" in done.stdout and "index" in done.stdout

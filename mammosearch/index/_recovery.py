@@ -1,21 +1,27 @@
 """Writers' turns and the repair of writes that did not finish.
 
-Writers of one index directory take turns through a lock file beside it. A writer swaps its new
-directory in with renames; a swap it could not finish is completed the next time the index is
-opened (:func:`_recover`), and the PostgreSQL schema of a first build that was killed is dropped
-by the next writer (:func:`_drop_abandoned_schema`).
+Writers of one index directory take turns through a lock file beside it (``.DIR.lock``),
+locked with :mod:`filelock` (``flock`` on POSIX, a Windows file lock on Windows: the same code
+on every OS). The lock belongs to the operating system, which releases it when its process
+ends, however it ends (an exception, Ctrl+C, SIGKILL): a lock file left behind is only a name,
+and never blocks the next writer. A writer swaps its new directory in with renames; a swap it
+could not finish is completed the next time the index is opened (:func:`_recover`), and the
+PostgreSQL schema of a first build that was killed is dropped by the next writer
+(:func:`_drop_abandoned_schema`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import errno
 import json
 import logging
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from mammosearch.errors import MammosearchError
 from mammosearch.index.layout import MANIFEST
@@ -46,7 +52,9 @@ def _recover(directory: Path, *, locked: bool = False) -> None:
         try:
             with _file_lock(directory):
                 _recover(directory, locked=True)
-        except PermissionError:  # a read-only deployment: nobody writes there
+        except OSError as e:  # a read-only deployment: nobody writes there
+            if not isinstance(e, PermissionError) and e.errno != errno.EROFS:
+                raise
             _recover(directory, locked=True)
         return
     for candidate in sorted(directory.parent.glob(f".{directory.name}.new-*")) + sorted(
@@ -78,11 +86,20 @@ def _drop_abandoned_schema(work: Path) -> None:
 
 @contextlib.contextmanager
 def _file_lock(directory: Path) -> Iterator[None]:
-    """Writers of one index directory take turns (``flock`` on a file beside it)."""
-    path = directory.parent / f".{directory.name}.lock"
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """Writers of one index directory take turns: an OS lock on ``.DIR.lock`` beside it.
+
+    The lock is exclusive between processes and between threads (each call opens its own
+    lock), and not reentrant: a holder that asks again waits for itself. The file stays when
+    the lock is released (on POSIX, waiters must meet on the same file), which is harmless:
+    only a held lock blocks, and the OS drops it with its process.
+    """
+    lock = FileLock(directory.parent / f".{directory.name}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        logger.info("another writer holds this index; waiting for it to finish")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

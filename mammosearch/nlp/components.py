@@ -16,7 +16,9 @@ these components, registered with :meth:`spacy.language.Language.factory`:
 =================  ==========================================================================
 
 Everything a component stores in ``doc.user_data`` is plain data, so docs serialise with
-``Doc.to_bytes`` and cross processes.
+``Doc.to_bytes`` and cross processes. The factories and the tokenizer are also spaCy entry
+points (``spacy_factories``, ``spacy_tokenizers`` in ``pyproject.toml``): ``spacy.load`` of a
+saved pipeline imports this module by itself.
 """
 
 from __future__ import annotations

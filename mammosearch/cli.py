@@ -175,7 +175,14 @@ def normalize(
         ),
     ] = None,
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="JSON Lines file to write.", metavar="PATH")
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="JSON Lines file to write; OUT.parquet or OUT.csv writes tables (reports, and "
+            "findings in OUT.findings.parquet or .csv).",
+            metavar="PATH",
+        ),
     ] = Path("normalized.jsonl"),
     workers: Annotated[
         int | None,
@@ -204,8 +211,9 @@ def normalize(
 ) -> None:
     """Normalize free-text reports into BI-RADS terms.
 
-    One JSON object per report (JSON Lines); a report that cannot be read is written with its
-    error and counted, never dropped.
+    One JSON object per report (JSON Lines), or flat tables (Parquet or CSV, by the output's
+    extension); a report that cannot be read is written with its error and counted, never
+    dropped.
     """
     from mammosearch.pipeline import normalize_reports, sample_reports_dir
 
@@ -542,6 +550,16 @@ def assess(
     exams: Annotated[
         bool, typer.Option("--exams", help="With --manifest: one object per exam (case_id).")
     ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="With --manifest: write a table, OUT.parquet or OUT.csv (default: JSON Lines "
+            "to stdout).",
+            metavar="PATH",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Breast density of an image, or of a manifest's rows.
@@ -555,15 +573,32 @@ def assess(
         open_density_model,
         open_index,
         read_report_file,
+        table_format,
+        write_assessment_table,
     )
 
     state: _State = ctx.obj
 
     def body() -> None:
+        if output is not None:
+            if manifest is None:
+                raise _usage(ctx, "--output needs --manifest")
+            if exams:
+                raise _usage(ctx, "--output writes image rows: leave out --exams")
+            if table_format(output) is None:
+                raise _usage(ctx, "--output must end in .parquet or .csv")
         conv = open_density_model(density_model, state.settings(), directory)
         if manifest is not None:
             if image is not None:
                 raise _usage(ctx, "give --image or --manifest, not both")
+            if output is not None:
+                rows = write_assessment_table(
+                    iter_assessments(directory, manifest, method=method, model=model,
+                                     density_model=conv),
+                    output,
+                )  # fmt: skip
+                _err.print(f"assessed {rows} rows → {output}", highlight=False)
+                return
             records = (
                 iter_exam_assessments(directory, manifest, method=method, model=model,
                                       density_model=conv)

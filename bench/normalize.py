@@ -5,6 +5,9 @@ times, on the same texts:
 
 * mammosearch ``normalize_many`` with 1 and with 2 processes (density, BI-RADS, findings with
   descriptors, laterality, location, context, recommendation, standardized text);
+* the normalize job's outputs: ``normalize_reports`` to JSON Lines, and the table writers
+  (``-o OUT.parquet`` / ``OUT.csv``) on those lines, as a share of the job's time (the target is
+  at most +10%; ``--only-tables`` runs just this);
 * the peer: ``spacy.blank("en")`` + ``sentencizer`` + medspaCy ``TargetMatcher`` over the same
   finding terms (mammosearch's trigger phrases) + medspaCy ``ConText`` with its default rules,
   in one process. The peer only finds terms and marks their context.
@@ -13,19 +16,24 @@ The peer is installed for the benchmark only (``make bench`` does it; see STACK-
 ``pip install --no-deps medspacy==1.3.1 PyRuSH==1.0.13 PyFastNER quicksectx loguru pysbd==0.3.4
 jsonschema medspacy-quickumls six unidecode nltk pysimstring``.
 
-Usage: ``python bench/normalize.py [--reports 10000] [--words 150] [--seed 0]``
+Usage: ``python bench/normalize.py [--reports 10000] [--words 150] [--seed 0] [--workers 2]
+[--only-tables]``
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import os
 import platform
 import statistics
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
+from mammosearch.config import load_settings
 from mammosearch.nlp import Normalizer
 from mammosearch.nlp._resources import load_data
 from mammosearch.samples.reports import generate_reports
@@ -61,11 +69,47 @@ def _time(label: str, fn: Any, n: int, words: float) -> float:
     return rate
 
 
+def tables(texts: list[str], workers: int) -> None:
+    """The normalize job to JSON Lines, then the table writers on its lines (what ``-o
+    OUT.parquet`` adds: the engine's work is the same), and one whole job to Parquet."""
+    from mammosearch.pipeline import normalize_reports, write_report_tables
+
+    settings = load_settings()
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "reports.csv"
+        with source.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "text"])
+            writer.writerows((f"r{i}", text) for i, text in enumerate(texts))
+        lines = Path(folder) / "normalized.jsonl"
+        write_report_tables([], Path(folder) / "warm-up.parquet")  # pyarrow's import, once
+        start = time.perf_counter()
+        normalize_reports(source, lines, settings=settings, workers=workers)
+        job = time.perf_counter() - start
+        print(f"{'normalize job to JSON Lines, ' + str(workers) + ' processes':<44} {job:8.2f} s")
+        for fmt in ("parquet", "csv"):
+            start = time.perf_counter()
+            rows = write_report_tables(lines, Path(folder) / f"reports.{fmt}")
+            added = time.perf_counter() - start
+            print(f"{'+ table writers (' + fmt + ')':<44} {added:8.2f} s  "
+                  f"+{100 * added / job:.1f}% ({rows[0]} reports, {rows[1]} findings)")  # fmt: skip
+        start = time.perf_counter()
+        normalize_reports(source, Path(folder) / "whole.parquet", settings=settings,
+                          workers=workers)  # fmt: skip
+        whole = time.perf_counter() - start
+        print(
+            f"{'normalize job to Parquet (whole)':<44} {whole:8.2f} s  "
+            f"{100 * (whole - job) / job:+.1f}% vs JSON Lines (includes run-to-run noise)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--reports", type=int, default=10_000)
     parser.add_argument("--words", type=int, default=150)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="processes of the normalize job")
+    parser.add_argument("--only-tables", action="store_true", help="time the table writers only")
     args = parser.parse_args()
 
     reports = generate_reports(args.reports, seed=args.seed, min_words=args.words)
@@ -74,6 +118,9 @@ def main() -> None:
     print(f"{len(texts)} synthetic reports, {words:.0f} words on average (EN/ES), "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}")  # fmt: skip
 
+    if args.only_tables:
+        tables(texts, args.workers)
+        return
     normalizer = Normalizer()
     normalizer.normalize("warm-up: heterogeneously dense; spiculated mass; BI-RADS 4")
 
@@ -90,6 +137,7 @@ def main() -> None:
     _time("mammosearch, 2 processes (incl. start-up)", lambda: ours(2), len(texts), words)
     _time("normalize job (JSON Lines), 1 process", lambda: job(1), len(texts), words)
     _time("normalize job (JSON Lines), 2 processes", lambda: job(2), len(texts), words)
+    tables(texts, args.workers)
     peer = _peer()
     if peer is None:
         return

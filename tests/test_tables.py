@@ -270,3 +270,16 @@ def test_streaming_writes_row_groups_and_a_failure_leaves_nothing(tmp_path: Path
 def test_a_name_that_is_not_a_table_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"\.parquet or \.csv"):
         write_report_tables([], tmp_path / "out.jsonl")
+
+
+def test_cli_normalize_to_tables(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mammosearch.cli import app
+
+    out = tmp_path / "out" / "reports.CSV"
+    result = CliRunner().invoke(app, ["normalize", "--sample", "-o", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and findings_table_path(out).is_file()
+    with out.open(encoding="utf-8") as handle:
+        assert sum(1 for _ in csv.reader(handle)) == 1 + 8

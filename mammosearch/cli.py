@@ -256,6 +256,55 @@ def normalize(
     _run(body)
 
 
+export_app = typer.Typer(
+    help="Export normalized reports to other systems' formats.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("fhir")
+def export_fhir_command(
+    ctx: typer.Context,
+    normalized: Annotated[
+        Path,
+        typer.Argument(help="JSON Lines written by normalize.", metavar="NORMALIZED"),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="NDJSON file: one FHIR R4 Bundle per report.", metavar="PATH"
+        ),
+    ],
+    subject: Annotated[
+        str,
+        typer.Option(
+            "--subject",
+            help="The patient reference of every Bundle, e.g. Patient/123 (never taken from "
+            "report text).",
+            metavar="REFERENCE",
+        ),
+    ],
+    encounter: Annotated[
+        str | None,
+        typer.Option(help="An encounter reference, e.g. Encounter/456.", metavar="REFERENCE"),
+    ] = None,
+) -> None:
+    """Normalized reports as FHIR R4 Bundles (DiagnosticReport and Observations), one per line.
+
+    Each resource is validated by fhir.resources (the 'fhir' extra); codes from SNOMED CT where
+    one is known, local codes otherwise (docs/CLI.md).
+    """
+    from mammosearch.pipeline import export_fhir
+
+    def body() -> None:
+        count = export_fhir(normalized, output, subject=subject, encounter=encounter)
+        _err.print(f"exported {count} reports as FHIR R4 Bundles → {output}", highlight=False)
+
+    _run(body)
+
+
 index_app = typer.Typer(
     help="Build, check and change case indexes.", no_args_is_help=True, rich_markup_mode=None
 )

@@ -4,7 +4,8 @@ What ``cli``, ``ui``, the benchmarks and users import. Each job is a module name
 does; they compose the stages of :mod:`.stages` and run on an engine of :mod:`.engines`:
 
 - reports: :func:`normalize_reports` (``normalize``; JSON Lines, or the flat tables of
-  :func:`write_report_tables`), :func:`evaluate_reports`;
+  :func:`write_report_tables`), :func:`export_fhir` (FHIR R4 Bundles, :func:`report_bundle`),
+  :func:`evaluate_reports`;
 - the case index: :func:`build_index`, :func:`remove_cases`, :func:`migrate_index`,
   :func:`verify_index`, :func:`search_cases`, :func:`assess_image`, :func:`iter_assessments`,
   :func:`iter_exam_assessments`, :func:`exam_density`, :func:`evaluate_retrieval`;
@@ -52,6 +53,7 @@ from mammosearch.pipeline.evaluate import (
     evaluate_retrieval,
     evaluate_zero_shot,
 )
+from mammosearch.pipeline.fhir import export_fhir, report_bundle
 from mammosearch.pipeline.manifest import read_manifest
 from mammosearch.pipeline.normalize import normalize_reports
 from mammosearch.pipeline.records import (
@@ -111,6 +113,7 @@ __all__ = [
     "evaluate_retrieval",
     "evaluate_zero_shot",
     "exam_density",
+    "export_fhir",
     "iter_assessments",
     "iter_exam_assessments",
     "iter_report_inputs",
@@ -123,6 +126,7 @@ __all__ = [
     "read_manifest",
     "read_report_file",
     "remove_cases",
+    "report_bundle",
     "sample_reports_dir",
     "search_cases",
     "table_format",

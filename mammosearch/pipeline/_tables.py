@@ -97,8 +97,8 @@ class TableWriter:
         self.count += len(self.rows)
         if self._parquet is not None:
             pa, _ = pyarrow_modules()
-            data = {name: [r[name] for r in self.rows] for name, _ in self.columns}
-            self._parquet.write_batch(pa.RecordBatch.from_pydict(data, schema=self._schema))
+            batch = pa.RecordBatch.from_pylist(self.rows, schema=self._schema)
+            self._parquet.write_batch(batch)
         else:
             self._csv.writerows(self._csv_row(r) for r in self.rows)
         self.rows = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,10 @@ REPORT_COLUMNS: tuple[Column, ...] = (
     *((f"phi_{kind.lower()}", "int32") for kind in PHI_KINDS),
 )
 
+_COUNT_KEYS = tuple(f"n_{kind.value}_{side}" for kind in FindingType for side in _COUNT_SIDES)
+_COUNT_KEY = {(kind.value, side if side != "unsided" else None): f"n_{kind.value}_{side}"
+              for kind in FindingType for side in _COUNT_SIDES}  # fmt: skip
+
 _DESCRIPTOR_LISTS = ("shape", "margin", "mass_density", "calc_morphology", "calc_distribution")
 
 FINDING_COLUMNS: tuple[Column, ...] = (
@@ -108,7 +112,8 @@ def _span(value: Mapping[str, Any] | None) -> tuple[Any, Any, Any]:
 
 
 def _sides(by_side: Mapping[str, str] | None, what: str) -> dict[str, str | None]:
-    by_side = by_side or {}
+    if not by_side:
+        return {f"{what}_left": None, f"{what}_right": None}
     extra = set(by_side) - set(_BY_SIDE)
     if extra:  # the normalizer states sides for left and right only; never drop one silently
         raise ValueError(f"{what}_by_side has a side the tables do not hold: {sorted(extra)}")
@@ -146,11 +151,11 @@ def flatten_report(record: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict
     row["warnings"] = list(record.get("warnings") or ())
     findings = record.get("findings") or ()
     row["n_findings"] = len(findings)
-    counts = dict.fromkeys((f"n_{k.value}_{s}" for k in FindingType for s in _COUNT_SIDES), 0)
+    counts = dict.fromkeys(_COUNT_KEYS, 0)
     rows = []
     for number, finding in enumerate(findings):
         if not finding["negated"] and not finding["historical"]:
-            counts[f"n_{finding['type']}_{finding['laterality'] or 'unsided'}"] += 1
+            counts[_COUNT_KEY[finding["type"], finding["laterality"]]] += 1
         rows.append(_finding_row(record["id"], number, finding))
     row |= counts
     row["standardized_text"] = record.get("standardized_text")
@@ -166,31 +171,37 @@ def flatten_report(record: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict
 
 
 def _finding_row(report_id: str, number: int, finding: Mapping[str, Any]) -> dict[str, Any]:
-    descriptors, location, evidence = (
-        finding["descriptors"],
-        finding["location"],
-        finding["evidence"],
-    )
-    row = {"report_id": report_id, "finding": number, "type": finding["type"],
-           "laterality": finding["laterality"], "negated": finding["negated"],
-           "uncertain": finding["uncertain"], "historical": finding["historical"]}  # fmt: skip
-    for name in _DESCRIPTOR_LISTS:
-        row[name] = list(descriptors[name])
-    row |= {"asymmetry": descriptors["asymmetry"], "size_mm": descriptors["size_mm"],
-            "quadrant": location["quadrant"], "clock": location["clock"],
-            "depth": location["depth"], "evidence": evidence["text"],
-            "evidence_start": evidence["start"], "evidence_end": evidence["end"]}  # fmt: skip
-    return row
+    d, loc, ev = finding["descriptors"], finding["location"], finding["evidence"]
+    return {
+        "report_id": report_id, "finding": number, "type": finding["type"],
+        "laterality": finding["laterality"], "negated": finding["negated"],
+        "uncertain": finding["uncertain"], "historical": finding["historical"],
+        "shape": d["shape"], "margin": d["margin"], "mass_density": d["mass_density"],
+        "calc_morphology": d["calc_morphology"], "calc_distribution": d["calc_distribution"],
+        "asymmetry": d["asymmetry"], "size_mm": d["size_mm"], "quadrant": loc["quadrant"],
+        "clock": loc["clock"], "depth": loc["depth"], "evidence": ev["text"],
+        "evidence_start": ev["start"], "evidence_end": ev["end"],
+    }  # fmt: skip
 
 
 # --- writers -----------------------------------------------------------------------------------
 
 
+def _json_loads() -> Callable[[bytes], Any]:
+    """orjson's ``loads`` (Gradio's dependency, several times faster), else json's."""
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - orjson comes with the runtime dependencies
+        return json.loads
+    return orjson.loads
+
+
 def _iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
+    loads = _json_loads()
+    with path.open("rb") as handle:
         for line in handle:
             if line.strip():
-                yield json.loads(line)
+                yield loads(line)
 
 
 def write_report_tables(

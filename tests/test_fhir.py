@@ -139,6 +139,7 @@ def test_cli_export_fhir_and_its_errors(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["export", "fhir", str(lines), "-o", str(tmp_path / "x.ndjson"),
                               "--subject", "Jane Doe"])  # fmt: skip
     assert bad.exit_code == 1 and "not a FHIR reference" in bad.output
+    assert "Jane" not in bad.output
     assert not (tmp_path / "x.ndjson").exists()
     missing = runner.invoke(app, ["export", "fhir", "nowhere.jsonl", "-o", str(out),
                                   "--subject", "Patient/1"])  # fmt: skip

@@ -216,7 +216,8 @@ def report_bundle(
         InputError: fhir.resources is missing, or ``subject`` is not a reference.
     """
     if not re.fullmatch(r"[A-Za-z]+/[A-Za-z0-9\-.]{1,64}", subject):
-        raise InputError(f"--subject {subject!r} is not a FHIR reference",
+        # the value is not echoed: a mistaken one may be a name
+        raise InputError("--subject is not a FHIR reference (Type/id)",
                          fix="give a reference such as Patient/123")  # fmt: skip
     builder = _Builder(subject, encounter)
     results: list[str] = []

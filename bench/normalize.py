@@ -5,6 +5,9 @@ times, on the same texts:
 
 * mammosearch ``normalize_many`` with 1 and with 2 processes (density, BI-RADS, findings with
   descriptors, laterality, location, context, recommendation, standardized text);
+* the normalize job's outputs: ``mammosearch normalize`` end to end to JSON Lines, Parquet and
+  CSV, and the table writers alone on the job's JSON Lines, as a share of its time (the target
+  is at most +10%; ``--only-tables`` runs just this);
 * the peer: ``spacy.blank("en")`` + ``sentencizer`` + medspaCy ``TargetMatcher`` over the same
   finding terms (mammosearch's trigger phrases) + medspaCy ``ConText`` with its default rules,
   in one process. The peer only finds terms and marks their context.
@@ -13,17 +16,23 @@ The peer is installed for the benchmark only (``make bench`` does it; see STACK-
 ``pip install --no-deps medspacy==1.3.1 PyRuSH==1.0.13 PyFastNER quicksectx loguru pysbd==0.3.4
 jsonschema medspacy-quickumls six unidecode nltk pysimstring``.
 
-Usage: ``python bench/normalize.py [--reports 10000] [--words 150] [--seed 0]``
+Usage: ``python bench/normalize.py [--reports 10000] [--words 150] [--seed 0] [--workers 2]
+[--only-tables]``
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from mammosearch.nlp import Normalizer
@@ -61,11 +70,60 @@ def _time(label: str, fn: Any, n: int, words: float) -> float:
     return rate
 
 
+def _job(source: Path, out: Path, workers: int) -> float:
+    """One ``mammosearch normalize`` in a fresh process (as a user runs it): wall seconds."""
+    command = [sys.executable, "-c", "from mammosearch.cli import main; main()", "-q",
+               "normalize", str(source), "-o", str(out), "--workers", str(workers),
+               "--no-progress"]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def tables(texts: list[str], workers: int) -> None:
+    """What ``-o OUT.parquet`` / ``OUT.csv`` adds to the normalize job.
+
+    First the table writers alone on a job's JSON Lines (the engine's work is the same for
+    every output), as a share of that job; then whole jobs end to end, each in a fresh process,
+    in the order JSON Lines, Parquet, CSV, JSON Lines (on a shared machine the two JSON Lines
+    runs show the run-to-run noise).
+    """
+    from mammosearch.pipeline import write_report_tables
+
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        source = folder / "reports.csv"
+        with source.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "text"])
+            writer.writerows((f"r{i}", text) for i, text in enumerate(texts))
+        runs: dict[str, list[float]] = {"jsonl": [], "parquet": [], "csv": []}
+        for fmt in ("jsonl", "parquet", "csv", "jsonl"):
+            runs[fmt].append(_job(source, folder / f"run{len(runs[fmt])}.{fmt}", workers))
+            print(f"{'normalize -o OUT.' + fmt + ', ' + str(workers) + ' processes':<44} "
+                  f"{runs[fmt][-1]:8.2f} s")  # fmt: skip
+        lines = statistics.mean(runs["jsonl"])
+        write_report_tables([], folder / "warm-up.parquet")  # pyarrow's import, once
+        for fmt in ("parquet", "csv"):
+            start = time.perf_counter()
+            rows = write_report_tables(folder / "run0.jsonl", folder / f"alone.{fmt}")
+            added = time.perf_counter() - start
+            print(f"{'table writers alone (' + fmt + ')':<44} {added:8.2f} s  "
+                  f"+{100 * added / lines:.1f}% of the JSON Lines job "
+                  f"({rows[0]} reports, {rows[1]} findings)")  # fmt: skip
+            whole = runs[fmt][0]
+            print(f"{'end to end (' + fmt + ')':<44} {whole:8.2f} s  "
+                  f"{100 * (whole - lines) / lines:+.1f}% vs the mean JSON Lines job "
+                  f"({', '.join(f'{t:.2f}' for t in runs['jsonl'])} s)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--reports", type=int, default=10_000)
     parser.add_argument("--words", type=int, default=150)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="processes of the normalize job")
+    parser.add_argument("--only-tables", action="store_true", help="time the table writers only")
     args = parser.parse_args()
 
     reports = generate_reports(args.reports, seed=args.seed, min_words=args.words)
@@ -74,6 +132,9 @@ def main() -> None:
     print(f"{len(texts)} synthetic reports, {words:.0f} words on average (EN/ES), "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}")  # fmt: skip
 
+    if args.only_tables:
+        tables(texts, args.workers)
+        return
     normalizer = Normalizer()
     normalizer.normalize("warm-up: heterogeneously dense; spiculated mass; BI-RADS 4")
 
@@ -90,6 +151,7 @@ def main() -> None:
     _time("mammosearch, 2 processes (incl. start-up)", lambda: ours(2), len(texts), words)
     _time("normalize job (JSON Lines), 1 process", lambda: job(1), len(texts), words)
     _time("normalize job (JSON Lines), 2 processes", lambda: job(2), len(texts), words)
+    tables(texts, args.workers)
     peer = _peer()
     if peer is None:
         return

@@ -175,7 +175,14 @@ def normalize(
         ),
     ] = None,
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="JSON Lines file to write.", metavar="PATH")
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="JSON Lines file to write; OUT.parquet or OUT.csv writes tables (reports, and "
+            "findings in OUT.findings.parquet or .csv).",
+            metavar="PATH",
+        ),
     ] = Path("normalized.jsonl"),
     workers: Annotated[
         int | None,
@@ -204,8 +211,9 @@ def normalize(
 ) -> None:
     """Normalize free-text reports into BI-RADS terms.
 
-    One JSON object per report (JSON Lines); a report that cannot be read is written with its
-    error and counted, never dropped.
+    One JSON object per report (JSON Lines), or flat tables (Parquet or CSV, by the output's
+    extension); a report that cannot be read is written with its error and counted, never
+    dropped.
     """
     from mammosearch.pipeline import normalize_reports, sample_reports_dir
 
@@ -244,6 +252,55 @@ def normalize(
         if summary.errors:
             reasons = ", ".join(f"{code} × {n}" for code, n in summary.errors.most_common())
             _err.print(f"failures by code: {reasons}", highlight=False)
+
+    _run(body)
+
+
+export_app = typer.Typer(
+    help="Export normalized reports to other systems' formats.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("fhir")
+def export_fhir_command(
+    ctx: typer.Context,
+    normalized: Annotated[
+        Path,
+        typer.Argument(help="JSON Lines written by normalize.", metavar="NORMALIZED"),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="NDJSON file: one FHIR R4 Bundle per report.", metavar="PATH"
+        ),
+    ],
+    subject: Annotated[
+        str,
+        typer.Option(
+            "--subject",
+            help="The patient reference of every Bundle, e.g. Patient/123 (never taken from "
+            "report text).",
+            metavar="REFERENCE",
+        ),
+    ],
+    encounter: Annotated[
+        str | None,
+        typer.Option(help="An encounter reference, e.g. Encounter/456.", metavar="REFERENCE"),
+    ] = None,
+) -> None:
+    """Normalized reports as FHIR R4 Bundles (DiagnosticReport and Observations), one per line.
+
+    Each resource is validated by fhir.resources (the 'fhir' extra); codes from SNOMED CT where
+    one is known, local codes otherwise (docs/CLI.md).
+    """
+    from mammosearch.pipeline import export_fhir
+
+    def body() -> None:
+        count = export_fhir(normalized, output, subject=subject, encounter=encounter)
+        _err.print(f"exported {count} reports as FHIR R4 Bundles → {output}", highlight=False)
 
     _run(body)
 
@@ -542,6 +599,16 @@ def assess(
     exams: Annotated[
         bool, typer.Option("--exams", help="With --manifest: one object per exam (case_id).")
     ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="With --manifest: write a table, OUT.parquet or OUT.csv (default: JSON Lines "
+            "to stdout).",
+            metavar="PATH",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Breast density of an image, or of a manifest's rows.
@@ -555,15 +622,32 @@ def assess(
         open_density_model,
         open_index,
         read_report_file,
+        table_format,
+        write_assessment_table,
     )
 
     state: _State = ctx.obj
 
     def body() -> None:
+        if output is not None:
+            if manifest is None:
+                raise _usage(ctx, "--output needs --manifest")
+            if exams:
+                raise _usage(ctx, "--output writes image rows: leave out --exams")
+            if table_format(output) is None:
+                raise _usage(ctx, "--output must end in .parquet or .csv")
         conv = open_density_model(density_model, state.settings(), directory)
         if manifest is not None:
             if image is not None:
                 raise _usage(ctx, "give --image or --manifest, not both")
+            if output is not None:
+                rows = write_assessment_table(
+                    iter_assessments(directory, manifest, method=method, model=model,
+                                     density_model=conv),
+                    output,
+                )  # fmt: skip
+                _err.print(f"assessed {rows} rows → {output}", highlight=False)
+                return
             records = (
                 iter_exam_assessments(directory, manifest, method=method, model=model,
                                       density_model=conv)

@@ -204,6 +204,58 @@ def test_assess_exams_groups_views(index_dir: Path, corpus: Path) -> None:
         assert [v["laterality"] for v in exam["images"]] == ["L", "R"]
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_assess_manifest_table_has_the_json_lines_rows(
+    index_dir: Path, corpus: Path, tmp_path: Path, fmt: str
+) -> None:
+    pd = pytest.importorskip("pandas")
+    from mammosearch.pipeline import assessment_columns
+
+    stream = runner.invoke(
+        app, ["assess", str(index_dir), "--manifest", str(corpus / "manifest.csv")]
+    )
+    lines = [json.loads(line) for line in stream.stdout.splitlines()]
+    out = tmp_path / f"assess.{fmt}"
+    result = runner.invoke(app, ["assess", str(index_dir), "--manifest",
+                                 str(corpus / "manifest.csv"), "-o", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out) if fmt == "parquet" else pd.read_csv(out, dtype={"error": str})
+    assert list(table.columns) == [name for name, _ in assessment_columns("ABCD")]
+    assert len(table) == len(lines) == 25
+    for line, row in zip(lines, table.to_dict("records"), strict=True):
+        assert (row["case_id"], row["row"]) == (line["case_id"], line["row"])
+        if "error" in line:
+            assert row["error"] == line["error"] and pd.isna(row["density"])
+            continue
+        density, vote = line["density"], line["vote"]
+        assert (row["density"], row["density_method"]) == (density["label"], density["method"])
+        assert row["density_confidence"] == pytest.approx(density["confidence"])
+        assert [row[f"p_{k}"] for k in "ABCD"] == pytest.approx(
+            list(density["probabilities"].values())
+        )
+        assert (row["vote"], bool(row["vote_abstain"])) == (vote["label"], vote["abstain"])
+        assert [row[f"vote_p_{k}"] for k in "ABCD"] == pytest.approx(
+            list(vote["probabilities"].values())
+        )
+        assert (
+            row["n_neighbours"] == len(line["neighbours"])
+            and row["laterality"] == line["laterality"]
+        )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--exams"], "leave out --exams"), ([], "must end in .parquet or .csv")],
+)
+def test_assess_table_option_misuse(index_dir: Path, corpus: Path, tmp_path: Path,
+                                    extra: list[str], message: str) -> None:  # fmt: skip
+    out = tmp_path / ("a.parquet" if extra else "a.json")
+    result = runner.invoke(app, ["assess", str(index_dir), "--manifest",
+                                 str(corpus / "manifest.csv"), "-o", str(out), *extra])  # fmt: skip
+    assert result.exit_code == 2 and message in result.output
+    assert not out.exists()
+
+
 def test_update_adds_only_what_is_new_and_remove(corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "idx"
     build_index(corpus / "manifest.csv", out, settings=load_settings(), embedder="radiomics.v1")

@@ -104,6 +104,24 @@ def test_normalize_parquet_and_scrub_through_the_cli(tmp_path: Path) -> None:
     assert "[NAME]" in records[0]["text"] and PHI_CANARY.encode() not in outputs["ray"]
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_normalize_engines_write_the_same_tables(tmp_path: Path, fmt: str) -> None:
+    source = tmp_path / "reports.jsonl"
+    with source.open("w", encoding="utf-8") as handle:
+        for report in generate_reports(60, seed=3):
+            handle.write(json.dumps({"id": report.truth["id"], "text": report.text}) + "\n")
+    outputs = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / engine / f"reports.{fmt}"
+        normalize_reports(source, out, settings=load_settings(), engine=engine, scrub=True,
+                          ray=RayOptions(shard_rows=25) if engine == "ray" else None)  # fmt: skip
+        outputs[engine] = {p.name: p.read_bytes() if fmt == "csv" else pq.read_table(p)
+                           for p in out.parent.iterdir()}  # fmt: skip
+    assert set(outputs["ray"]) == {f"reports.{fmt}", f"reports.findings.{fmt}"}  # no shards left
+    for name, table in outputs["local"].items():
+        assert table == outputs["ray"][name] if fmt == "csv" else table.equals(outputs["ray"][name])
+
+
 def test_normalize_resumes_only_the_missing_shards(reports_file: Path, tmp_path: Path) -> None:
     settings = load_settings()
     lines = reports_file.read_text(encoding="utf-8").splitlines()[:1000]

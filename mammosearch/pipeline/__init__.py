@@ -3,7 +3,9 @@
 What ``cli``, ``ui``, the benchmarks and users import. Each job is a module named by what it
 does; they compose the stages of :mod:`.stages` and run on an engine of :mod:`.engines`:
 
-- reports: :func:`normalize_reports` (``normalize``), :func:`evaluate_reports`;
+- reports: :func:`normalize_reports` (``normalize``; JSON Lines, or the flat tables of
+  :func:`write_report_tables`), :func:`export_fhir` (FHIR R4 Bundles, :func:`report_bundle`),
+  :func:`evaluate_reports`;
 - the case index: :func:`build_index`, :func:`remove_cases`, :func:`migrate_index`,
   :func:`verify_index`, :func:`search_cases`, :func:`assess_image`, :func:`iter_assessments`,
   :func:`iter_exam_assessments`, :func:`exam_density`, :func:`evaluate_retrieval`;
@@ -23,6 +25,7 @@ from __future__ import annotations
 from mammosearch.classifiers import TrainConfig, plot_confusion
 from mammosearch.distributed._options import ENGINES, RayOptions, check_engine
 from mammosearch.index import SearchFilters, verify_index
+from mammosearch.pipeline._tables import table_format
 from mammosearch.pipeline.assess import (
     ASSESS_METHODS,
     DensityModel,
@@ -39,6 +42,7 @@ from mammosearch.pipeline.assessment import (
     ModelOpinion,
     SideDensity,
 )
+from mammosearch.pipeline.assessment_table import assessment_columns, write_assessment_table
 from mammosearch.pipeline.build import build_index, migrate_index, remove_cases
 from mammosearch.pipeline.deid import deidentify
 from mammosearch.pipeline.demo import check_inputs, demo_index
@@ -49,6 +53,7 @@ from mammosearch.pipeline.evaluate import (
     evaluate_retrieval,
     evaluate_zero_shot,
 )
+from mammosearch.pipeline.fhir import export_fhir, report_bundle
 from mammosearch.pipeline.manifest import read_manifest
 from mammosearch.pipeline.normalize import normalize_reports
 from mammosearch.pipeline.records import (
@@ -67,11 +72,14 @@ from mammosearch.pipeline.reports import (
 )
 from mammosearch.pipeline.search import open_index, search_cases
 from mammosearch.pipeline.service import CaseService, QueryResult, QueryView
+from mammosearch.pipeline.tables import FINDING_COLUMNS, REPORT_COLUMNS, write_report_tables
 from mammosearch.records import Laterality, View
 
 __all__ = [
     "ASSESS_METHODS",
     "ENGINES",
+    "FINDING_COLUMNS",
+    "REPORT_COLUMNS",
     "REPORT_INPUT_SUFFIXES",
     "Assessment",
     "BuildOptions",
@@ -93,6 +101,7 @@ __all__ = [
     "TrainConfig",
     "View",
     "assess_image",
+    "assessment_columns",
     "build_index",
     "check_engine",
     "check_inputs",
@@ -104,6 +113,7 @@ __all__ = [
     "evaluate_retrieval",
     "evaluate_zero_shot",
     "exam_density",
+    "export_fhir",
     "iter_assessments",
     "iter_exam_assessments",
     "iter_report_inputs",
@@ -116,8 +126,12 @@ __all__ = [
     "read_manifest",
     "read_report_file",
     "remove_cases",
+    "report_bundle",
     "sample_reports_dir",
     "search_cases",
+    "table_format",
     "train_density",
     "verify_index",
+    "write_assessment_table",
+    "write_report_tables",
 ]

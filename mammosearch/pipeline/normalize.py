@@ -1,20 +1,27 @@
-"""``normalize``: free-text reports into normalized reports (JSON Lines), on either engine.
+"""``normalize``: free-text reports into normalized reports (JSON Lines or tables), on either
+engine.
 
 The job reads its input with :func:`~.reports.iter_report_inputs`, lets the engine
 (:mod:`.engines`) normalize (and, with ``scrub``, scrub) each record, and writes the lines in
 input order with :func:`~.reports.write_report_lines`. A record that cannot be read or parsed
-is written with ``error`` set and the job goes on.
+is written with ``error`` set and the job goes on. An output named ``.parquet`` or ``.csv``
+gets tables (:mod:`.tables`): the engine writes JSON Lines beside it, which are then streamed
+into the tables and removed, so that both engines write the same tables.
 """
 
 from __future__ import annotations
 
+import time
+from contextlib import suppress
 from pathlib import Path
 
 from mammosearch.config import Settings
 from mammosearch.distributed._options import RayOptions
+from mammosearch.pipeline._tables import table_format
 from mammosearch.pipeline.engines import get_engine
 from mammosearch.pipeline.outputs import check_output_file
 from mammosearch.pipeline.records import NormalizeSummary
+from mammosearch.pipeline.tables import findings_table_path, write_report_tables
 
 __all__ = ["normalize_reports"]
 
@@ -32,14 +39,17 @@ def normalize_reports(
     engine: str = "local",
     ray: RayOptions | None = None,
 ) -> NormalizeSummary:
-    """Normalize every report of ``input_path`` into JSON Lines at ``output_path``.
+    """Normalize every report of ``input_path`` into JSON Lines (or tables) at ``output_path``.
 
     Output is in input order, one object per report with every key of the contract. The file
-    appears atomically when the job completes. Both engines write the same file.
+    appears atomically when the job completes. Both engines write the same file. An output
+    named ``.parquet`` or ``.csv`` gets the reports table there and the findings table beside it
+    (``OUT.findings.parquet``; :mod:`.tables`, docs/CLI.md).
 
     Args:
         input_path: See :func:`~.reports.iter_report_inputs`.
-        output_path: The ``.jsonl`` to write.
+        output_path: The ``.jsonl`` to write (any other name but ``.parquet`` and ``.csv``,
+            which get tables).
         settings: Run settings (``workers``, ``max_report_chars``).
         workers: Worker processes of the local engine (overrides ``settings.workers``).
         id_column: Column or key of the report id (CSV, JSONL, Parquet).
@@ -58,7 +68,23 @@ def normalize_reports(
         ConfigError: ``engine`` is unknown, or Ray is missing or unreachable.
     """
     check_output_file(output_path)
-    return get_engine(engine, ray).normalize(
-        input_path, output_path, settings=settings, workers=workers, id_column=id_column,
-        text_column=text_column, progress=progress, scrub=scrub,
-    )  # fmt: skip
+    tables = table_format(output_path) is not None
+    if tables:
+        check_output_file(findings_table_path(output_path))
+    # tables: the engine's JSON Lines go beside the output first (a fixed name, so that a Ray
+    # job's shards, named after it, are found again when the same command resumes)
+    lines_path = output_path.with_name(f".{output_path.name}.jsonl") if tables else output_path
+    try:
+        summary = get_engine(engine, ray).normalize(
+            input_path, lines_path, settings=settings, workers=workers, id_column=id_column,
+            text_column=text_column, progress=progress, scrub=scrub,
+        )  # fmt: skip
+        if tables:
+            started = time.perf_counter()
+            write_report_tables(lines_path, output_path)
+            summary.seconds += time.perf_counter() - started
+    finally:
+        if tables:
+            with suppress(FileNotFoundError):
+                lines_path.unlink()
+    return summary

@@ -1,0 +1,240 @@
+"""Flat tables of normalized reports: a reports table and a findings table (Parquet or CSV).
+
+``normalize -o OUT.parquet`` (or ``.csv``) writes the reports table ``OUT.parquet`` (one row
+per report, :data:`REPORT_COLUMNS`) and the findings table ``OUT.findings.parquet`` (one row
+per finding, :data:`FINDING_COLUMNS`), joined on ``report_id = id``. Column names and types
+are declared here once; Parquet files carry them as their Arrow schema
+(:func:`~._tables.arrow_schema`), CSV files in this order (:mod:`._tables`: streamed, written
+whole or not at all). docs/CLI.md lists the columns and what is not represented.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from mammosearch.pipeline._tables import Column, TableWriter, check_table_format, commit_tables
+from mammosearch.records import FindingType, Laterality
+
+__all__ = [
+    "FINDING_COLUMNS",
+    "PHI_KINDS",
+    "REPORT_COLUMNS",
+    "findings_table_path",
+    "flatten_report",
+    "write_report_tables",
+]
+
+logger = logging.getLogger(__name__)
+
+# the kinds of PHI a scrubbed report counts (mammosearch.nlp.scrub.PHI_KINDS; a test holds them
+# equal)
+PHI_KINDS = ("NAME", "ID", "DATE", "AGE", "PHONE", "EMAIL", "ADDRESS", "INSTITUTION", "URL")
+
+# the sides of a present-finding count: a finding's laterality, or none stated
+_COUNT_SIDES = (*(side.value for side in Laterality), "unsided")
+_BY_SIDE = (Laterality.LEFT.value, Laterality.RIGHT.value)
+
+REPORT_COLUMNS: tuple[Column, ...] = (
+    ("id", "string"),
+    ("language", "string"),
+    ("error", "string"),
+    ("density", "string"),
+    ("density_laterality", "string"),
+    ("density_evidence", "string"),
+    ("density_start", "int32"),
+    ("density_end", "int32"),
+    ("density_left", "string"),
+    ("density_right", "string"),
+    ("birads", "string"),
+    ("birads_evidence", "string"),
+    ("birads_start", "int32"),
+    ("birads_end", "int32"),
+    ("birads_left", "string"),
+    ("birads_right", "string"),
+    ("recommendation", "string"),
+    ("warnings", "list<string>"),
+    ("n_findings", "int32"),
+    *((f"n_{kind.value}_{side}", "int32") for kind in FindingType for side in _COUNT_SIDES),
+    ("standardized_text", "string"),
+    ("text", "string"),
+    *((f"phi_{kind.lower()}", "int32") for kind in PHI_KINDS),
+)
+
+_COUNT_KEYS = tuple(f"n_{kind.value}_{side}" for kind in FindingType for side in _COUNT_SIDES)
+_COUNT_KEY = {(kind.value, side if side != "unsided" else None): f"n_{kind.value}_{side}"
+              for kind in FindingType for side in _COUNT_SIDES}  # fmt: skip
+
+_DESCRIPTOR_LISTS = ("shape", "margin", "mass_density", "calc_morphology", "calc_distribution")
+
+FINDING_COLUMNS: tuple[Column, ...] = (
+    ("report_id", "string"),
+    ("finding", "int32"),
+    ("type", "string"),
+    ("laterality", "string"),
+    ("negated", "bool"),
+    ("uncertain", "bool"),
+    ("historical", "bool"),
+    *((name, "list<string>") for name in _DESCRIPTOR_LISTS),
+    ("asymmetry", "string"),
+    ("size_mm", "float64"),
+    ("quadrant", "string"),
+    ("clock", "string"),
+    ("depth", "string"),
+    ("evidence", "string"),
+    ("evidence_start", "int32"),
+    ("evidence_end", "int32"),
+)
+
+_REPORT_KEYS = frozenset({
+    "id", "language", "error", "density", "density_by_side", "birads", "birads_by_side",
+    "findings", "recommendation", "standardized_text", "warnings", "text", "phi",
+})  # fmt: skip
+
+
+def findings_table_path(path: Path) -> Path:
+    """The findings table beside a reports table: ``OUT.parquet`` → ``OUT.findings.parquet``."""
+    return path.with_name(f"{path.stem}.findings{path.suffix}")
+
+
+# --- rows --------------------------------------------------------------------------------------
+
+
+def _span(value: Mapping[str, Any] | None) -> tuple[Any, Any, Any]:
+    if not value:
+        return None, None, None
+    evidence = value["evidence"]
+    return evidence["text"], evidence["start"], evidence["end"]
+
+
+def _sides(by_side: Mapping[str, str] | None, what: str) -> dict[str, str | None]:
+    if not by_side:
+        return {f"{what}_left": None, f"{what}_right": None}
+    extra = set(by_side) - set(_BY_SIDE)
+    if extra:  # the normalizer states sides for left and right only; never drop one silently
+        raise ValueError(f"{what}_by_side has a side the tables do not hold: {sorted(extra)}")
+    return {f"{what}_{side}": by_side.get(side) for side in _BY_SIDE}
+
+
+def flatten_report(record: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One normalized report's JSON form → its reports-table row and its findings-table rows.
+
+    Args:
+        record: :meth:`~mammosearch.records.NormalizedReport.to_dict`'s form, with ``text`` and
+            ``phi`` when it was scrubbed.
+
+    Raises:
+        ValueError: The record has a key or a side that the tables do not hold (so that nothing
+            is dropped without notice).
+    """
+    extra = set(record) - _REPORT_KEYS
+    if extra:
+        raise ValueError(f"a normalized report has keys the tables do not hold: {sorted(extra)}")
+    density, birads = record.get("density"), record.get("birads")
+    row: dict[str, Any] = {
+        "id": record["id"],
+        "language": record.get("language"),
+        "error": record.get("error"),
+        "density": density["category"] if density else None,
+        "density_laterality": density.get("laterality") if density else None,
+    }
+    row["density_evidence"], row["density_start"], row["density_end"] = _span(density)
+    row |= _sides(record.get("density_by_side"), "density")
+    row["birads"] = birads["category"] if birads else None
+    row["birads_evidence"], row["birads_start"], row["birads_end"] = _span(birads)
+    row |= _sides(record.get("birads_by_side"), "birads")
+    row["recommendation"] = record.get("recommendation")
+    row["warnings"] = list(record.get("warnings") or ())
+    findings = record.get("findings") or ()
+    row["n_findings"] = len(findings)
+    counts = dict.fromkeys(_COUNT_KEYS, 0)
+    rows = []
+    for number, finding in enumerate(findings):
+        if not finding["negated"] and not finding["historical"]:
+            counts[_COUNT_KEY[finding["type"], finding["laterality"]]] += 1
+        rows.append(_finding_row(record["id"], number, finding))
+    row |= counts
+    row["standardized_text"] = record.get("standardized_text")
+    row["text"] = record.get("text")
+    phi = record.get("phi")
+    if phi is not None and set(phi) - set(PHI_KINDS):
+        raise ValueError(
+            f"phi has kinds the tables do not hold: {sorted(set(phi) - set(PHI_KINDS))}"
+        )
+    for kind in PHI_KINDS:
+        row[f"phi_{kind.lower()}"] = None if phi is None else int(phi.get(kind, 0))
+    return row, rows
+
+
+def _finding_row(report_id: str, number: int, finding: Mapping[str, Any]) -> dict[str, Any]:
+    d, loc, ev = finding["descriptors"], finding["location"], finding["evidence"]
+    return {
+        "report_id": report_id, "finding": number, "type": finding["type"],
+        "laterality": finding["laterality"], "negated": finding["negated"],
+        "uncertain": finding["uncertain"], "historical": finding["historical"],
+        "shape": d["shape"], "margin": d["margin"], "mass_density": d["mass_density"],
+        "calc_morphology": d["calc_morphology"], "calc_distribution": d["calc_distribution"],
+        "asymmetry": d["asymmetry"], "size_mm": d["size_mm"], "quadrant": loc["quadrant"],
+        "clock": loc["clock"], "depth": loc["depth"], "evidence": ev["text"],
+        "evidence_start": ev["start"], "evidence_end": ev["end"],
+    }  # fmt: skip
+
+
+# --- writers -----------------------------------------------------------------------------------
+
+
+def _json_loads() -> Callable[[bytes], Any]:
+    """orjson's ``loads`` (Gradio's dependency, several times faster), else json's."""
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - orjson comes with the runtime dependencies
+        return json.loads
+    return orjson.loads
+
+
+def _iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    loads = _json_loads()
+    with path.open("rb") as handle:
+        for line in handle:
+            if line.strip():
+                yield loads(line)
+
+
+def write_report_tables(
+    records: Path | Iterable[Mapping[str, Any]], output_path: Path
+) -> tuple[int, int]:
+    """Write the reports table at ``output_path`` and the findings table beside it.
+
+    Args:
+        records: Normalized reports in their JSON form, or a JSON Lines file of them (as
+            ``normalize`` writes), streamed.
+        output_path: ``OUT.parquet`` or ``OUT.csv``; the findings go to
+            :func:`findings_table_path` of it.
+
+    Returns:
+        ``(reports, findings)``: the rows written to each table.
+
+    Raises:
+        InputError: The output is not ``.parquet`` or ``.csv``, or pyarrow is missing for
+            Parquet.
+    """
+    fmt = check_table_format(output_path)
+    source = _iter_jsonl(records) if isinstance(records, Path) else records
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        reports = TableWriter(output_path, REPORT_COLUMNS, fmt)
+        stack.callback(reports.discard)
+        findings = TableWriter(findings_table_path(output_path), FINDING_COLUMNS, fmt)
+        stack.callback(findings.discard)
+        for record in source:
+            row, rows = flatten_report(record)
+            reports.write(row)
+            for finding in rows:
+                findings.write(finding)
+        commit_tables((reports, findings))
+    logger.debug("tables: %d reports, %d findings (%s)", reports.count, findings.count, fmt)
+    return reports.count, findings.count

@@ -305,7 +305,7 @@ class FindingsExtractor:
 
         def protected(i: int) -> bool:
             s, e = tokens.starts[i], tokens.ends[i]
-            if e - s >= 2 and text[s].isupper() and any(c.islower() for c in text[s + 1 : e]):
+            if e - s >= 2 and text[s].isupper() and any(map(str.islower, text[s + 1 : e])):
                 return True
             line_start = folded.rfind("\n", 0, s) + 1
             line_end = folded.find("\n", e)
@@ -354,18 +354,14 @@ class FindingsExtractor:
         headers = sorted(seg.headers)
         h = 0
         i = 0
-        n = len(starts)
         for sentence in seg.sentences:
             begin = sentence.start
             while h < len(headers) and headers[h] < sentence.start:
                 if "\n" not in folded[headers[h] : sentence.start]:
                     begin = headers[h]
                 h += 1
-            while i < n and starts[i] < begin:
-                i += 1
-            j = i
-            while j < n and starts[j] < sentence.end:
-                j += 1
+            i = bisect.bisect_left(starts, begin, i)  # starts are sorted
+            j = bisect.bisect_left(starts, sentence.end, i)
             if j > i:
                 units.append((sentence, i, j))
             i = j

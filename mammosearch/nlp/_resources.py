@@ -63,8 +63,13 @@ def word_matches(
     """
     end = len(text) if endpos is None else endpos
     gate = literal_gate(pattern)
-    if gate and not any(text.find(literal, max(pos, 0), end) >= 0 for literal in gate):
-        return  # no literal that every match holds is in the window: no match
+    if gate:
+        lo = max(pos, 0)
+        for literal in gate:
+            if text.find(literal, lo, end) >= 0:
+                break
+        else:
+            return  # no literal that every match consumes is in the window: no match
     while pos < end:
         m = pattern.search(text, pos, end)
         if m is None:

@@ -65,6 +65,10 @@ _ENUMS: dict[str, Any] = {
     "asymmetry": AsymmetryKind,
 }
 _GENERIC = "generic"
+# enum members by value: a dict look-up instead of an Enum call per finding
+_TYPES = {t.value: t for t in FindingType}
+_QUADRANTS = {q.value: q for q in Quadrant}
+_DEPTHS = {d.value: d for d in Depth}
 _SIDE_WINDOW = 15  # words: a side word farther than this from a finding does not bind
 _ATTACH_WINDOW = 8  # words between a descriptor and its finding
 _HISTORY_SECTIONS = frozenset({"history", "comparison"})
@@ -443,7 +447,7 @@ class FindingsExtractor:
             descriptors = {**{k: [v] for k, v in it.implies.items()}, **it.descriptors}
             out.append(
                 Finding(
-                    type=FindingType(it.kind),
+                    type=_TYPES[it.kind],
                     evidence=Span(text[start:end], start, end),
                     laterality=it.side,
                     negated=it.negated,
@@ -451,9 +455,9 @@ class FindingsExtractor:
                     historical=it.historical or historical_section,
                     descriptors=_descriptors(descriptors, it.size_mm),
                     location=FindingLocation(
-                        Quadrant(it.quadrant) if it.quadrant else None,
+                        _QUADRANTS[it.quadrant] if it.quadrant else None,
                         clock,
-                        Depth(it.depth) if it.depth else None,
+                        _DEPTHS[it.depth] if it.depth else None,
                     )
                     if it.quadrant or clock or it.depth
                     else _NO_LOCATION,

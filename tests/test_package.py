@@ -106,6 +106,7 @@ EXPECTED_EXPORTS = {
         "evaluate_retrieval",
         "evaluate_zero_shot",
         "exam_density",
+        "format_scores",
         "iter_assessments",
         "iter_exam_assessments",
         "iter_report_inputs",

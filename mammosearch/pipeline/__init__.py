@@ -3,7 +3,8 @@
 What ``cli``, ``ui``, the benchmarks and users import. Each job is a module named by what it
 does; they compose the stages of :mod:`.stages` and run on an engine of :mod:`.engines`:
 
-- reports: :func:`normalize_reports` (``normalize``), :func:`evaluate_reports`;
+- reports: :func:`normalize_reports` (``normalize``), :func:`evaluate_reports` (its scores as
+  text: :func:`format_scores`);
 - the case index: :func:`build_index`, :func:`remove_cases`, :func:`migrate_index`,
   :func:`verify_index`, :func:`search_cases`, :func:`assess_image`, :func:`iter_assessments`,
   :func:`iter_exam_assessments`, :func:`exam_density`, :func:`evaluate_retrieval`;
@@ -23,6 +24,7 @@ from __future__ import annotations
 from mammosearch.classifiers import TrainConfig, plot_confusion
 from mammosearch.distributed._options import ENGINES, RayOptions, check_engine
 from mammosearch.index import SearchFilters, verify_index
+from mammosearch.nlp.evaluation import format_scores
 from mammosearch.pipeline.assess import (
     ASSESS_METHODS,
     DensityModel,
@@ -95,6 +97,7 @@ __all__ = [
     "evaluate_retrieval",
     "evaluate_zero_shot",
     "exam_density",
+    "format_scores",
     "iter_assessments",
     "iter_exam_assessments",
     "iter_report_inputs",

@@ -1000,19 +1000,25 @@ def _union(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def _merge(a: Finding, b: Finding) -> Finding:
     da, db = a.descriptors, b.descriptors
-    descriptors = FindingDescriptors(
-        shape=_union(da.shape, db.shape),
-        margin=_union(da.margin, db.margin),
-        mass_density=_union(da.mass_density, db.mass_density),
-        calc_morphology=_union(da.calc_morphology, db.calc_morphology),
-        calc_distribution=_union(da.calc_distribution, db.calc_distribution),
-        asymmetry=_more_specific(da.asymmetry, db.asymmetry),
-        size_mm=da.size_mm if da.size_mm is not None else db.size_mm,
-    )
+    # the second mention adds nothing when it has no descriptors (or no location): the
+    # first's are the union, without building them again
+    descriptors = da
+    if db is not _NO_DESCRIPTORS:
+        descriptors = FindingDescriptors(
+            shape=_union(da.shape, db.shape),
+            margin=_union(da.margin, db.margin),
+            mass_density=_union(da.mass_density, db.mass_density),
+            calc_morphology=_union(da.calc_morphology, db.calc_morphology),
+            calc_distribution=_union(da.calc_distribution, db.calc_distribution),
+            asymmetry=_more_specific(da.asymmetry, db.asymmetry),
+            size_mm=da.size_mm if da.size_mm is not None else db.size_mm,
+        )
     la, lb = a.location, b.location
-    location = FindingLocation(
-        la.quadrant or lb.quadrant, la.clock or lb.clock, la.depth or lb.depth
-    )
+    location = la
+    if lb is not _NO_LOCATION:
+        location = FindingLocation(
+            la.quadrant or lb.quadrant, la.clock or lb.clock, la.depth or lb.depth
+        )
     return Finding(
         a.type, a.evidence, a.laterality, a.negated, a.uncertain and b.uncertain,
         a.historical and b.historical, descriptors, location,

@@ -707,43 +707,28 @@ def evaluate_reports_command(
     show_misses: Annotated[
         int,
         typer.Option(
-            "--misses", min=0, help="List up to N reports with errors.", metavar="INTEGER"
+            "--misses",
+            min=0,
+            help="List up to N finding errors and N density/BI-RADS errors.",
+            metavar="INTEGER",
         ),
     ] = 10,
 ) -> None:
     """Score the report normalizer against gold reports.
 
-    Density and BI-RADS accuracy and findings F1.
+    Density and BI-RADS accuracy, findings F1 with its errors by class and by finding type
+    (report ids and labels only, never report text).
     """
-    from mammosearch.pipeline import evaluate_reports
+    from mammosearch.pipeline import evaluate_reports, format_scores
 
     state: _State = ctx.obj
 
     def body() -> None:
         scores = evaluate_reports(gold, texts, settings=state.settings(workers=workers))
-        data = scores.to_dict()
         if as_json:
-            typer.echo(json.dumps(data, ensure_ascii=False))
+            typer.echo(json.dumps(scores.to_dict(), ensure_ascii=False))
             return
-        typer.echo(f"reports                {data['reports']}")
-        typer.echo(f"density accuracy       {data['density_accuracy']:.4f}")
-        typer.echo(f"BI-RADS accuracy       {data['birads_accuracy']:.4f}")
-        if "findings" in data:
-            f = data["findings"]
-            typer.echo(
-                f"findings F1            {f['f1']:.4f}  (precision {f['precision']:.4f}, "
-                f"recall {f['recall']:.4f}; type, laterality, negated)"
-            )
-        if "descriptors" in data:
-            d = data["descriptors"]
-            typer.echo(
-                f"descriptors F1         {d['f1']:.4f}  (precision {d['precision']:.4f}, "
-                f"recall {d['recall']:.4f})"
-            )
-        if "recommendation_accuracy" in data:
-            typer.echo(f"recommendation acc.    {data['recommendation_accuracy']:.4f}")
-        for line in scores.misses[:show_misses]:
-            typer.echo(f"  miss {line}")
+        typer.echo(format_scores(scores, examples=show_misses))
 
     _run(body)
 

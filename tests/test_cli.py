@@ -90,29 +90,95 @@ def test_console_script_is_installed(tmp_path: Path) -> None:
     assert out.read_text(encoding="utf-8").count("\n") >= 8
 
 
-def test_evaluate_reports(tmp_path: Path) -> None:
+def _gold_corpus(tmp_path: Path, canary: str) -> tuple[Path, Path]:
+    """Four reports, each with one finding error of a different class (what the normalizer
+    reads is in the comments), and one density and one BI-RADS error; the first carries a
+    planted patient name."""
     texts = tmp_path / "texts"
     texts.mkdir()
-    (texts / "r1.txt").write_text("ACR C. No masses. BI-RADS 1.", encoding="utf-8")
-    (texts / "r2.txt").write_text(
-        "Mamas grasas. Nódulo en mama izquierda. BI-RADS 3.", encoding="utf-8"
-    )
-    gold = tmp_path / "gold.jsonl"
+    reports = {
+        # mass, left, present: the gold says right -> wrong side
+        "r1": f"Patient: {canary}\nAlmost entirely fatty breasts. Left breast: an irregular "
+        "spiculated mass. BI-RADS 5.",
+        # calcification, no side, negated: the gold says present -> wrong negation
+        "r2": "Mamas con densidades fibroglandulares dispersas. No se observan "
+        "microcalcificaciones. BI-RADS 1.",
+        # distortion, right, present: not in the gold -> extra; the gold's category is 3
+        "r3": "Heterogeneously dense breasts. Architectural distortion in the right breast. "
+        "BI-RADS 4.",
+        # nothing: the gold has a left asymmetry -> missed; the gold's density is C
+        "r4": "Extremely dense breasts. No suspicious findings. BI-RADS 2.",
+    }
+    for rid, text in reports.items():
+        (texts / f"{rid}.txt").write_text(text, encoding="utf-8")
     rows = [
-        {"id": "r1", "density": "C", "birads": "1",
-         "findings": [{"type": "mass", "laterality": None, "negated": True}]},
-        {"id": "r2", "density": "A", "birads": "2",
-         "findings": [{"type": "mass", "laterality": "left", "negated": False}]},
+        {"id": "r1", "density": "A", "birads": "5",
+         "findings": [{"type": "mass", "laterality": "right", "negated": False}]},
+        {"id": "r2", "density": "B", "birads": "1",
+         "findings": [{"type": "calcification", "laterality": None, "negated": False}]},
+        {"id": "r3", "density": "C", "birads": "3", "findings": []},
+        {"id": "r4", "density": "C", "birads": "2",
+         "findings": [{"type": "asymmetry", "laterality": "left", "negated": False}]},
     ]  # fmt: skip
+    gold = tmp_path / "gold.jsonl"
     gold.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return gold, texts
+
+
+def test_evaluate_reports_prints_errors_by_class_and_type(tmp_path: Path, phi_canary: str) -> None:
+    gold, texts = _gold_corpus(tmp_path, phi_canary)
     result = runner.invoke(app, ["evaluate", "reports", str(gold), str(texts)])
     assert result.exit_code == 0, result.output
-    assert "density accuracy       1.0000" in result.output
-    assert "BI-RADS accuracy       0.5000" in result.output
-    assert "findings F1            1.0000" in result.output
-    assert "miss r2: BI-RADS 3 (gold 2)" in result.output
-    as_json = runner.invoke(app, ["evaluate", "reports", str(gold), str(texts), "--json"])
-    assert json.loads(as_json.output)["birads_accuracy"] == 0.5
+    out = result.output
+    assert "reports: 4" in out
+    assert "density accuracy: 0.750" in out and "BI-RADS accuracy: 0.750" in out
+    assert "findings: P 0.000 R 0.000 F1 0.000 (tp 0, fp 3, fn 3;" in out
+    assert "finding errors: missed 1, extra 1, wrong side 1, wrong negation 1" in out
+    table = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line[:1].islower()}
+    assert table["mass"][:3] == ["0", "1", "1"]  # tp, fp, fn
+    assert table["architectural_distortion"][:3] == ["0", "1", "0"]
+    assert table["asymmetry"][:3] == ["0", "0", "1"]
+    assert table["calcification"][:3] == ["0", "1", "1"]
+    for line in (
+        "r1: wrong_side mass right present",
+        "r2: wrong_negation calcification bilateral present",
+        "r3: extra architectural_distortion right present",
+        "r4: missed asymmetry left present",
+        "r3: BI-RADS 4 (gold 3)",
+        "r4: density D (gold C)",
+    ):
+        assert f"  {line}\n" in out, line
+    # ids and labels only: neither the planted patient data nor any sentence is printed
+    assert phi_canary not in out
+    for path in texts.iterdir():
+        sentences = path.read_text(encoding="utf-8").split(".")
+        assert not [s for s in sentences if len(s.split()) >= 3 and s.strip() in out]
+    short = runner.invoke(app, ["evaluate", "reports", str(gold), str(texts), "--misses", "1"])
+    assert "  ... 3 more" in short.output and "  ... 1 more" in short.output
+
+
+def test_evaluate_reports_json(tmp_path: Path, phi_canary: str) -> None:
+    gold, texts = _gold_corpus(tmp_path, phi_canary)
+    result = runner.invoke(app, ["evaluate", "reports", str(gold), str(texts), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["birads_accuracy"] == 0.75 and data["density_accuracy"] == 0.75
+    errors = data["finding_errors"]
+    assert (errors["missed"], errors["extra"], errors["wrong_side"], errors["wrong_negation"]) == (
+        1, 1, 1, 1,
+    )  # fmt: skip
+    assert "r2: wrong_negation calcification bilateral present" in errors["examples"]
+    assert data["findings_by_type"]["mass"] == {
+        "precision": 0.0, "recall": 0.0, "f1": 0.0, "tp": 0, "fp": 1, "fn": 1,
+    }  # fmt: skip
+    assert set(data["findings_by_type"]) == {
+        "architectural_distortion", "asymmetry", "calcification", "mass",
+    }  # fmt: skip
+
+
+def test_evaluate_reports_user_error(tmp_path: Path) -> None:
+    texts = tmp_path / "texts"
+    texts.mkdir()
     missing = runner.invoke(app, ["evaluate", "reports", str(tmp_path / "no.jsonl"), str(texts)])
     assert missing.exit_code == 1 and "not found" in missing.output
 

@@ -115,6 +115,7 @@ EXPECTED_EXPORTS = {
         "evaluate_zero_shot",
         "exam_density",
         "export_fhir",
+        "format_scores",
         "iter_assessments",
         "iter_exam_assessments",
         "iter_report_inputs",

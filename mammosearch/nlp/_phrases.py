@@ -7,13 +7,16 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from itertools import accumulate, compress
+from operator import not_
 from typing import Generic, TypeVar
 
 __all__ = ["PhraseIndex", "Speller", "Tokens", "phrase_words", "tokenize"]
 
 P = TypeVar("P")
 
-_WORD = re.compile(r"[^\W_]+|[,;:/&()]")
+# one capturing group: split() gives gap, word, gap, word, ..., gap
+_WORD = re.compile(r"([^\W_]+|[,;:/&()])")
 _SPLIT = re.compile(r"[^\W_]+|[,;:/&()]")
 
 
@@ -36,11 +39,13 @@ class Tokens:
 
 def tokenize(folded: str) -> Tokens:
     """Split folded text into words and the punctuation that delimits lists and clauses."""
-    spans = [m.span() for m in _WORD.finditer(folded)]
-    if not spans:
+    # Offsets come from the running length of the pieces (no match object per word): the
+    # end of each gap is where the next word starts.
+    parts = _WORD.split(folded)
+    if len(parts) == 1:
         return Tokens([], [], [])
-    starts, ends = (list(x) for x in zip(*spans, strict=True))
-    return Tokens(_WORD.findall(folded), starts, ends)
+    offsets = list(accumulate(map(len, parts)))
+    return Tokens(parts[1::2], offsets[0:-1:2], offsets[1::2])
 
 
 class PhraseIndex(Generic[P]):
@@ -71,7 +76,8 @@ class PhraseIndex(Generic[P]):
         out: list[tuple[int, int, list[P]]] = []
         first = self._first
         free = lo  # the first position not covered by an earlier match
-        for i in [i for i in range(lo, hi) if norms[i] in first]:
+        # the positions of first words, found at C speed
+        for i in compress(range(lo, hi), map(first.__contains__, norms[lo:hi])):
             if i < free:
                 continue
             for words, n, payloads in first[norms[i]]:
@@ -197,7 +203,8 @@ class Speller:
         """
         out = norms
         plain = self._plain
-        for i in [i for i, w in enumerate(norms) if w not in plain]:
+        # the positions of words not known to be plain, found at C speed before any is added
+        for i in list(compress(range(len(norms)), map(not_, map(plain.__contains__, norms)))):
             word = norms[i]
             found = None
             if len(word) >= 5 and word not in self.vocabulary and word.isalpha():

@@ -116,9 +116,12 @@ def assemble_report(
         birads = BiradsAssessment(
             BiradsCategory(b.overall.value), to_input(b.overall.start, b.overall.end)
         )
-    findings = tuple(
-        _with_evidence(f, to_input(f.evidence.start, f.evidence.end)) for f in analysis.findings
-    )
+    if prepared.starts is None and prepared.original is prepared.text:
+        findings = tuple(analysis.findings)  # the evidence already indexes the input
+    else:
+        findings = tuple(
+            _with_evidence(f, to_input(f.evidence.start, f.evidence.end)) for f in analysis.findings
+        )
     density_by_side = {k: DensityCategory(v) for k, v in d.by_side.items()}
     birads_by_side = {k: BiradsCategory(v) for k, v in b.by_side.items()}
     notes = [*warnings, *d.warnings, *b.warnings]

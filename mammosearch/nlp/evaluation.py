@@ -98,7 +98,12 @@ class FindingErrors:
 
 @dataclass(slots=True)
 class ReportScores:
-    """Scores of a set of normalized reports against gold."""
+    """Scores of a set of normalized reports against gold.
+
+    ``misses`` has one line per report with any error (``"<id>: ..."``: categories and
+    folded finding keys); ``label_misses`` the same for density and BI-RADS errors only. Both
+    name report ids and labels, never report text.
+    """
 
     n: int = 0
     density_correct: int = 0
@@ -110,6 +115,7 @@ class ReportScores:
     descriptors: PRF = field(default_factory=PRF)
     descriptors_n: int = 0
     misses: list[str] = field(default_factory=list)
+    label_misses: list[str] = field(default_factory=list)
     errors: FindingErrors = field(default_factory=FindingErrors)
     by_type: dict[str, PRF] = field(default_factory=dict)
 
@@ -214,9 +220,21 @@ def _add_errors(total: FindingErrors, more: FindingErrors) -> None:
 def format_scores(scores: ReportScores, *, examples: int = 20) -> str:
     """The scores as plain text: accuracies, findings F1, error classes and a per-type table.
 
+    Then the errors themselves, one line each: finding errors as ``<id>: <class> <type> <side>
+    <negated|present>`` and density or BI-RADS errors as ``<id>: density <got> (gold <gold>)``.
+    Report ids, labels and counts only, never report text.
+
     Args:
         scores: What :func:`score_reports` returned.
-        examples: How many error lines to list at most (report ids and keys, never text).
+        examples: How many lines to list at most of each kind of error.
+
+    Example:
+        >>> print(format_scores(score_reports([{"id": "r1", "density": "B", "birads": "1"}], {})))
+        reports: 1
+        density accuracy: 0.000
+        BI-RADS accuracy: 0.000
+        density and BI-RADS errors:
+          r1: density None (gold B); BI-RADS None (gold 1)
     """
     lines = [
         f"reports: {scores.n}",
@@ -230,8 +248,12 @@ def format_scores(scores: ReportScores, *, examples: int = 20) -> str:
         f = scores.findings
         lines.append(
             f"findings: P {f.precision:.3f} R {f.recall:.3f} F1 {f.f1:.3f} "
-            f"(tp {f.tp}, fp {f.fp}, fn {f.fn})"
+            f"(tp {f.tp}, fp {f.fp}, fn {f.fn}; type, side, negated)"
         )
+    if scores.descriptors_n:
+        d = scores.descriptors
+        lines.append(f"descriptors: P {d.precision:.3f} R {d.recall:.3f} F1 {d.f1:.3f}")
+    if scores.findings_n:
         e = scores.errors
         lines.append(
             f"finding errors: missed {e.missed}, extra {e.extra}, wrong side {e.wrong_side}, "
@@ -243,14 +265,20 @@ def format_scores(scores: ReportScores, *, examples: int = 20) -> str:
                 f"{kind:<26}{prf.tp:>5}{prf.fp:>5}{prf.fn:>5}"
                 f"{prf.precision:>8.3f}{prf.recall:>8.3f}{prf.f1:>8.3f}"
             )
-        for line in e.examples[:examples]:
-            lines.append(f"  {line}")
-        if len(e.examples) > examples:
-            lines.append(f"  ... {len(e.examples) - examples} more")
-    if scores.descriptors_n:
-        d = scores.descriptors
-        lines.append(f"descriptors: P {d.precision:.3f} R {d.recall:.3f} F1 {d.f1:.3f}")
+        if e.examples:
+            lines.append("finding errors by report:")
+            lines += _listed(e.examples, examples)
+    if scores.label_misses:
+        lines.append("density and BI-RADS errors:")
+        lines += _listed(scores.label_misses, examples)
     return "\n".join(lines)
+
+
+def _listed(items: Sequence[str], limit: int) -> list[str]:
+    out = [f"  {line}" for line in items[:limit]]
+    if len(items) > limit:
+        out.append(f"  ... {len(items) - limit} more")
+    return out
 
 
 def _descriptor_keys(findings: Iterable[Mapping[str, Any]]) -> set[tuple[str, str, str]]:
@@ -300,6 +328,8 @@ def score_reports(
             problems.append(f"density {density} (gold {row.get('density')})")
         if not ok_birads:
             problems.append(f"BI-RADS {birads} (gold {row.get('birads')})")
+        if problems:
+            scores.label_misses.append(f"{row['id']}: " + "; ".join(problems))
         if "findings" in row:
             scores.findings_n += 1
             gold_keys, pred_keys = finding_keys(row["findings"]), finding_keys(data["findings"])

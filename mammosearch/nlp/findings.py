@@ -65,6 +65,10 @@ _ENUMS: dict[str, Any] = {
     "asymmetry": AsymmetryKind,
 }
 _GENERIC = "generic"
+# enum members by value: a dict look-up instead of an Enum call per finding
+_TYPES = {t.value: t for t in FindingType}
+_QUADRANTS = {q.value: q for q in Quadrant}
+_DEPTHS = {d.value: d for d in Depth}
 _SIDE_WINDOW = 15  # words: a side word farther than this from a finding does not bind
 _ATTACH_WINDOW = 8  # words between a descriptor and its finding
 _HISTORY_SECTIONS = frozenset({"history", "comparison"})
@@ -305,7 +309,7 @@ class FindingsExtractor:
 
         def protected(i: int) -> bool:
             s, e = tokens.starts[i], tokens.ends[i]
-            if e - s >= 2 and text[s].isupper() and any(c.islower() for c in text[s + 1 : e]):
+            if e - s >= 2 and text[s].isupper() and any(map(str.islower, text[s + 1 : e])):
                 return True
             line_start = folded.rfind("\n", 0, s) + 1
             line_end = folded.find("\n", e)
@@ -354,18 +358,14 @@ class FindingsExtractor:
         headers = sorted(seg.headers)
         h = 0
         i = 0
-        n = len(starts)
         for sentence in seg.sentences:
             begin = sentence.start
             while h < len(headers) and headers[h] < sentence.start:
                 if "\n" not in folded[headers[h] : sentence.start]:
                     begin = headers[h]
                 h += 1
-            while i < n and starts[i] < begin:
-                i += 1
-            j = i
-            while j < n and starts[j] < sentence.end:
-                j += 1
+            i = bisect.bisect_left(starts, begin, i)  # starts are sorted
+            j = bisect.bisect_left(starts, sentence.end, i)
             if j > i:
                 units.append((sentence, i, j))
             i = j
@@ -447,7 +447,7 @@ class FindingsExtractor:
             descriptors = {**{k: [v] for k, v in it.implies.items()}, **it.descriptors}
             out.append(
                 Finding(
-                    type=FindingType(it.kind),
+                    type=_TYPES[it.kind],
                     evidence=Span(text[start:end], start, end),
                     laterality=it.side,
                     negated=it.negated,
@@ -455,9 +455,9 @@ class FindingsExtractor:
                     historical=it.historical or historical_section,
                     descriptors=_descriptors(descriptors, it.size_mm),
                     location=FindingLocation(
-                        Quadrant(it.quadrant) if it.quadrant else None,
+                        _QUADRANTS[it.quadrant] if it.quadrant else None,
                         clock,
-                        Depth(it.depth) if it.depth else None,
+                        _DEPTHS[it.depth] if it.depth else None,
                     )
                     if it.quadrant or clock or it.depth
                     else _NO_LOCATION,
@@ -1000,19 +1000,25 @@ def _union(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def _merge(a: Finding, b: Finding) -> Finding:
     da, db = a.descriptors, b.descriptors
-    descriptors = FindingDescriptors(
-        shape=_union(da.shape, db.shape),
-        margin=_union(da.margin, db.margin),
-        mass_density=_union(da.mass_density, db.mass_density),
-        calc_morphology=_union(da.calc_morphology, db.calc_morphology),
-        calc_distribution=_union(da.calc_distribution, db.calc_distribution),
-        asymmetry=_more_specific(da.asymmetry, db.asymmetry),
-        size_mm=da.size_mm if da.size_mm is not None else db.size_mm,
-    )
+    # the second mention adds nothing when it has no descriptors (or no location): the
+    # first's are the union, without building them again
+    descriptors = da
+    if db is not _NO_DESCRIPTORS:
+        descriptors = FindingDescriptors(
+            shape=_union(da.shape, db.shape),
+            margin=_union(da.margin, db.margin),
+            mass_density=_union(da.mass_density, db.mass_density),
+            calc_morphology=_union(da.calc_morphology, db.calc_morphology),
+            calc_distribution=_union(da.calc_distribution, db.calc_distribution),
+            asymmetry=_more_specific(da.asymmetry, db.asymmetry),
+            size_mm=da.size_mm if da.size_mm is not None else db.size_mm,
+        )
     la, lb = a.location, b.location
-    location = FindingLocation(
-        la.quadrant or lb.quadrant, la.clock or lb.clock, la.depth or lb.depth
-    )
+    location = la
+    if lb is not _NO_LOCATION:
+        location = FindingLocation(
+            la.quadrant or lb.quadrant, la.clock or lb.clock, la.depth or lb.depth
+        )
     return Finding(
         a.type, a.evidence, a.laterality, a.negated, a.uncertain and b.uncertain,
         a.historical and b.historical, descriptors, location,

@@ -5,7 +5,7 @@ does; they compose the stages of :mod:`.stages` and run on an engine of :mod:`.e
 
 - reports: :func:`normalize_reports` (``normalize``; JSON Lines, or the flat tables of
   :func:`write_report_tables`), :func:`export_fhir` (FHIR R4 Bundles, :func:`report_bundle`),
-  :func:`evaluate_reports`;
+  :func:`evaluate_reports` (its scores as text: :func:`format_scores`);
 - the case index: :func:`build_index`, :func:`remove_cases`, :func:`migrate_index`,
   :func:`verify_index`, :func:`search_cases`, :func:`assess_image`, :func:`iter_assessments`,
   :func:`iter_exam_assessments`, :func:`exam_density`, :func:`evaluate_retrieval`;
@@ -25,6 +25,7 @@ from __future__ import annotations
 from mammosearch.classifiers import TrainConfig, plot_confusion
 from mammosearch.distributed._options import ENGINES, RayOptions, check_engine
 from mammosearch.index import SearchFilters, verify_index
+from mammosearch.nlp.evaluation import format_scores
 from mammosearch.pipeline._tables import table_format
 from mammosearch.pipeline.assess import (
     ASSESS_METHODS,
@@ -114,6 +115,7 @@ __all__ = [
     "evaluate_zero_shot",
     "exam_density",
     "export_fhir",
+    "format_scores",
     "iter_assessments",
     "iter_exam_assessments",
     "iter_report_inputs",

@@ -236,6 +236,11 @@ def _one(
         extra = rng.choice(b["filler"][lang][3:])
         parts.insert(rng.randrange(3, len(parts) + 1), extra)
         words += len(extra.split())
+    # DESIGN: normal or unremarkable axillae -> lymph_node negated (a filler sentence may say so)
+    normal_axillae = {"type": "lymph_node", "laterality": "bilateral", "negated": True}
+    axillae = b["normal_axillae"][lang]
+    if any(p in axillae for p in parts) and normal_axillae not in findings:
+        findings.append(normal_axillae)
     parts.append(g.pick(headers["impression"]) + " " + statement)
     parts.append(
         g.pick(headers["recommendation"]) + " " + g.pick(b["recommendation"][recommendation][lang])

@@ -78,3 +78,40 @@ def test_a_side_against_both_breasts(phi_canary: str) -> None:
 )
 def test_warnings_reach_the_report(text: str, code: str) -> None:
     assert any(w.startswith(code) for w in normalize(text).warnings)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("Round and irregular nodule in the right breast.", "W205"),
+        ("Nódulo ovalado e irregular en la mama derecha.", "W205"),
+        (
+            "Nódulo circunscrito de márgenes espiculados en el cuadrante superior externo "
+            "izquierdo.",
+            "W205",
+        ),
+        (
+            "BOTH BREASTS: no masses.\nRIGHT BREAST: a 9 mm oval circumscribed mass at 11 o'clock.",
+            "W206",
+        ),
+        ("AMBAS MAMAS: no se observan nódulos.\nMAMA IZQUIERDA: nódulo ovalado de 8 mm.", "W206"),
+    ],
+)
+def test_more_shapes_warn(text: str, code: str) -> None:
+    assert [w[:4] for w in normalize(text).warnings] == [code]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Oval circumscribed mass in the left breast.",
+        "Nódulo redondeado de bordes circunscritos en la mama izquierda.",
+        # the side statements agree with each other: absent on one side, present on the other
+        "Right breast: no calcifications. Left breast: grouped amorphous calcifications.",
+        "Mama derecha sin microcalcificaciones. Mama izquierda: microcalcificaciones agrupadas.",
+        # "no suspicious ..." for both breasts leaves room for benign ones on one side
+        "No suspicious calcifications in either breast. Right breast: vascular calcifications.",
+    ],
+)
+def test_consistent_reports_do_not_warn(text: str) -> None:
+    assert not [w for w in normalize(text).warnings if w.startswith(("W205", "W206"))]

@@ -168,6 +168,54 @@ def test_normalize_job_scrubs(tmp_path: Path) -> None:
     assert summary.failed == 1 and "text" not in records[1]
 
 
+def test_the_workers_scrub(tmp_path: Path) -> None:
+    """``normalize --scrub --workers 2``: the worker processes scrub (this process never loads
+    the scrubber) and the lines are those of one process, in input order."""
+    from mammosearch.nlp import Normalizer, decode_report_bytes
+    from mammosearch.nlp import scrub as scrub_module
+
+    texts = [r.text for r in generate_phi_reports(24, seed=5)]
+    items: list[tuple[str, str | bytes | Exception]] = [(f"r{n}", t) for n, t in enumerate(texts)]
+    items += [("bytes", texts[0].encode("cp1252", "replace")), ("long", "BI-RADS 2. " * 600),
+              ("unread", OSError(5, "Input/output error"))]  # fmt: skip
+    normalizer = Normalizer(max_chars=5_000)
+    scrub_module._default.cache_clear()
+    parallel = list(normalizer.normalize_lines(items, n_process=2, batch_size=5, scrub=True))
+    assert scrub_module._default.cache_info().currsize == 0  # not scrubbed here
+    serial = list(normalizer.normalize_lines(items, scrub=True))
+    assert parallel == serial
+    records = [json.loads(line.json) for line in parallel]
+    assert [r["id"] for r in records] == [item[0] for item in items]
+    assert all(r["text"] == scrub(t).text for r, t in zip(records, texts, strict=False))
+    decoded = decode_report_bytes(texts[0].encode("cp1252", "replace"))[0]
+    assert records[-3]["text"] == scrub(decoded).text
+    assert "text" not in records[-2] and records[-2]["error"].startswith("E022")  # too long
+    assert "text" not in records[-1] and records[-1]["error"].startswith("E020")
+    first = scrub(texts[0])
+    direct = json.loads(normalizer.normalize_line(("r0", first.text)).json)
+    assert "text" not in direct
+    assert records[0] == {**direct, "text": first.text, "phi": first.counts}
+
+
+def test_a_report_that_fails_to_scrub_is_never_normalized(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scrubber failure (injected) makes an error record: no text, nothing normalized, and the
+    batch goes on."""
+    from mammosearch.nlp import Normalizer
+    from mammosearch.nlp import normalizer as module
+
+    def boom(text: str) -> None:
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(module, "_scrub", boom)
+    (line,) = Normalizer().normalize_lines([("a", f"Patient {PHI_CANARY}. ACR C.")], scrub=True)
+    record = json.loads(line.json)
+    assert record["error"] == "E022: the report could not be normalized (ZeroDivisionError)"
+    assert record["density"] is None and "text" not in record and PHI_CANARY not in line.json
+    assert "ZeroDivisionError" in caplog.text and PHI_CANARY not in caplog.text
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -25,7 +25,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -47,6 +47,7 @@ _WORDS = re.compile(r"[a-z]{3,}")
 _ESCAPES = re.compile(r"\\[a-zA-Z]")
 
 
+@lru_cache(maxsize=1 << 14)  # words repeat from report to report
 def fold(word: str) -> str:
     """Lower case without accents (``"García"`` → ``"garcia"``)."""
     lowered = word.lower()

@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 
-from mammosearch.nlp._phi_patterns import KEEP, gated_patterns, gates
+from mammosearch.nlp._phi_patterns import KEEP, gated_patterns, gates, line_windows
 from mammosearch.nlp._phi_spans import address_tails, institutions
 from mammosearch.nlp._phi_zones import find_zoned
 
@@ -95,14 +95,15 @@ class Scrubber:
         """
         hits: list[tuple[int, int, str]] = []
         passed = gates(text)
-        for kind, pattern, gate in gated_patterns():
+        for kind, pattern, gate, anchor in gated_patterns():
             if gate is not None and gate not in passed:
                 continue
-            for match in pattern.finditer(text):
-                start, end = match.span("v")
-                if kind == "PHONE" and sum(c.isdigit() for c in text[start:end]) < 7:
-                    continue
-                hits.append((start, end, kind))
+            for low, high in line_windows(text, anchor):
+                for match in pattern.finditer(text, low, high):
+                    start, end = match.span("v")
+                    if kind == "PHONE" and sum(c.isdigit() for c in text[start:end]) < 7:
+                        continue
+                    hits.append((start, end, kind))
         keep = [m.span() for m in KEEP.finditer(text)]
         taken = _resolve(text, hits)
         found = _resolve(text, taken + find_zoned(text, taken, keep))

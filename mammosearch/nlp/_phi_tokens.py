@@ -51,7 +51,7 @@ def allowed(token: Token, lists: PhiLists) -> bool:
 
 
 def is_capitalised(text: str) -> bool:
-    return text[0].isupper() and not text[0].isdigit()
+    return text[0].isupper()  # no digit is upper case
 
 
 def number_kind(tokens: list[Token], i: int, text: str, lists: PhiLists, strict: bool) -> str:

@@ -17,6 +17,7 @@ from mammosearch.nlp._phi_tokens import Token, allowed, is_capitalised, number_k
 
 __all__ = ["find_zoned"]
 
+# a token ends in a letter or digit (never in a full stop: cue look-ups take it as it is)
 _TOKEN = re.compile(r"[^\W_]+(?:['’\-./][^\W_]+)*")
 # sentence ends and wide gaps cut a line into stretches
 _CUT = re.compile(r"[.;!?](?=\s)|\s{3,}|\t|\s\|\s|\s{2,}(?=\S+(?:\s\S+){0,3}\s*:)")
@@ -45,7 +46,7 @@ def _by_first(cues: tuple[tuple[str, ...], ...]) -> dict[str, list[tuple[str, ..
 
 def _cue_at(tokens: list[Token], i: int, cues: tuple[tuple[str, ...], ...]) -> int:
     """The length of the cue phrase that starts at token ``i`` (0 when none)."""
-    phrases = _by_first(cues).get(tokens[i].folded.rstrip("."))
+    phrases = _by_first(cues).get(tokens[i].folded)
     return _phrase_at(tokens, i, phrases) if phrases else 0
 
 
@@ -54,7 +55,7 @@ def _phrase_at(tokens: list[Token], i: int, phrases: list[tuple[str, ...]]) -> i
     that the tokens from ``i`` spell (0 when none)."""
     for phrase in phrases:
         n = len(phrase)
-        if tuple(t.folded.rstrip(".") for t in tokens[i : i + n]) == phrase:
+        if tuple(t.folded for t in tokens[i : i + n]) == phrase:
             return n
     return 0
 
@@ -119,9 +120,16 @@ def _role(word: str, lists: PhiLists) -> bool:
 def _person_start(tokens: list[Token], lists: PhiLists) -> int:
     """Where a person zone starts: its first title or signature cue, else its start."""
     for i, token in enumerate(tokens):
-        if token.folded.rstrip(".") in lists.titles or _cue_at(tokens, i, lists.signature_cues):
+        if token.folded in lists.titles or _cue_at(tokens, i, lists.signature_cues):
             return i
     return 0
+
+
+def _prose(tokens: list[Token], lists: PhiLists) -> bool:
+    """A sentence in capitals ("SE COMPARA CON ESTUDIOS ANTERIORES") keeps its common words:
+    four words or more, six in ten of them on the allow-list."""
+    words = [t for t in tokens if t.text.isalpha()]
+    return len(words) >= 4 and (sum(allowed(t, lists) for t in words) >= 0.6 * len(words))
 
 
 def _strict(
@@ -139,19 +147,12 @@ def _strict(
     then, since "Redondo" and "Ward" are surnames there."""
     out = []
     person_from = _person_start(tokens, lists) if person else len(tokens)
-    mixed_case = _mixed_case(tokens, text)
-    # a sentence in capitals ("SE COMPARA CON ESTUDIOS ANTERIORES") keeps its common words
-    words = [t for t in tokens[skip:] if t.text.isalpha()]
-    prose = (
-        not person
-        and len(words) >= 4
-        and (sum(allowed(t, lists) for t in words) >= 0.6 * len(words))
-    )
+    mixed_case = prose = None  # worked out when a word off the allow-list needs them
     for i, token in enumerate(tokens):
         if token.state or i < skip:
             continue
         word = token.folded
-        if any(map(str.isdigit, word)):
+        if not word.isalpha() and any(map(str.isdigit, word)):  # no letter is a digit
             found = number_kind(tokens, i, text, lists, strict=True)
             if found:
                 out.append((i, found))
@@ -162,11 +163,15 @@ def _strict(
             if not allowed(token, lists) or word in lists.person_names:
                 out.append((i, kind))  # a person zone: "john smith" in lower case too
         elif not allowed(token, lists):
+            if mixed_case is None:
+                mixed_case = _mixed_case(tokens, text)
+            if prose is None:
+                prose = not person and _prose(tokens[skip:], lists)
             lower = mixed_case and token.text.islower()
             upper_prose = prose and not mixed_case
             if not ((lower and word in lists.lowercase) or (upper_prose and word in lists.common)):
                 out.append((i, kind))
-        elif is_capitalised(token.text):
+        elif token.text[0].isupper():  # capitalised (no digit is upper case)
             if i >= person_from:
                 kept = word in lists.roles or word in lists.identifying_labels
                 kept = kept or (word in lists.structure and word not in lists.person_names)
@@ -208,42 +213,45 @@ def _body(tokens: list[Token], text: str, lists: PhiLists, skip: int = 0) -> lis
 
 def _body_hits(tokens: list[Token], text: str, lists: PhiLists, skip: int) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
-    mixed_case = _mixed_case(tokens, text)
+    mixed_case = None  # worked out when a capitalised word off the allow-list needs it
     signature_cues, person_cues = _by_first(lists.signature_cues), _by_first(lists.person_cues)
-    i = skip
-    while i < len(tokens):
-        token = tokens[i]
-        key = token.folded.rstrip(".")
-        phrases = signature_cues.get(key)
-        signed = _phrase_at(tokens, i, phrases) if phrases else 0
-        if signed:
-            return out + _strict(tokens, text, "NAME", lists, skip=i + signed, person=True)
-        phrases = person_cues.get(key)
-        cue = _phrase_at(tokens, i, phrases) if phrases else 0
-        if cue:
-            titled = key in lists.titles
-            run = _name_run(tokens, i + cue, text, lists, titled)
-            out.extend((i + cue + j, "NAME") for j in range(run))
-            i += cue + max(run, 0)
+    resume = skip  # the token after a person cue and its name
+    for i in range(skip, len(tokens)):
+        if i < resume:
             continue
+        token = tokens[i]
+        key = token.folded
+        if key in signature_cues:
+            signed = _phrase_at(tokens, i, signature_cues[key])
+            if signed:
+                return out + _strict(tokens, text, "NAME", lists, skip=i + signed, person=True)
+        if key in person_cues:
+            cue = _phrase_at(tokens, i, person_cues[key])
+            if cue:
+                titled = key in lists.titles
+                run = _name_run(tokens, i + cue, text, lists, titled)
+                out.extend((i + cue + j, "NAME") for j in range(run))
+                resume = i + cue + max(run, 0)
+                continue
         if token.state == 0:
-            if any(map(str.isdigit, token.folded)):
+            if not key.isalpha() and any(map(str.isdigit, key)):  # no letter is a digit
                 # a number after an identifier label is one, whatever its length ("MP 4471")
-                labelled = any(t.folded.rstrip(".") in lists.identifier_labels
+                labelled = any(t.folded in lists.identifier_labels
                                for t in tokens[max(skip, i - 2) : i])  # fmt: skip
                 found = number_kind(tokens, i, text, lists, strict=labelled)
                 if found:
                     out.append((i, found))
-            elif i > skip and is_capitalised(token.text) and not allowed(token, lists):
+            elif i > skip and token.text[0].isupper() and not allowed(token, lists):
                 word = token.folded
                 listed = word in lists.names
+                if mixed_case is None:
+                    mixed_case = _mixed_case(tokens, text)
                 titlecase = mixed_case and (token.text[1:].islower() or listed)
                 beside = any(
                     0 <= k < len(tokens) and not allowed(tokens[k], lists) for k in (i - 1, i + 1)
                 )
                 if titlecase or (listed and beside):
                     out.append((i, "NAME"))
-        i += 1
     return out
 
 
@@ -344,20 +352,13 @@ def find_zoned(
     found: list[tuple[int, int, str]] = []
     signature_cues = _by_first(lists.signature_cues)
     for start, end in _stretches(text, lists):
-        tokens = []
-        if _touched(taken_spans, start, end) or _touched(keep_spans, start, end):
-            for m in _TOKEN.finditer(text, start, end):
-                low, high = m.span()
-                word = m.group()
-                state = _state(taken_spans, keep_spans, low, high)
-                tokens.append(Token(low, high, word, fold(word), state))
-        else:  # nothing taken or kept here: every token is free
-            for m in _TOKEN.finditer(text, start, end):
-                low, high = m.span()
-                word = m.group()
-                tokens.append(Token(low, high, word, fold(word)))
+        tokens = [Token(*m.span(), (word := m.group()), fold(word))
+                  for m in _TOKEN.finditer(text, start, end)]  # fmt: skip
         if not tokens:
             continue
+        if _touched(taken_spans, start, end) or _touched(keep_spans, start, end):
+            for token in tokens:  # else nothing taken or kept here: every token is free
+                token.state = _state(taken_spans, keep_spans, token.start, token.end)
         parts = _labelled(tokens, text)
         for n, (first, label_len) in enumerate(parts):
             last = parts[n + 1][0] if n + 1 < len(parts) else len(tokens)
@@ -374,7 +375,7 @@ def find_zoned(
                 person = bool(label & (lists.person_labels | lists.titles)) or any(
                     key in lists.titles
                     or (key in signature_cues and _phrase_at(part, j, signature_cues[key]))
-                    for j, key in enumerate([t.folded.rstrip(".") for t in part])
+                    for j, key in enumerate([t.folded for t in part])
                 )
                 hits = _strict(part, text, kind, lists, skip=label_len, person=person)
             # the label itself: its words are structure words, anything else goes (but a

@@ -168,6 +168,27 @@ def test_normalize_job_scrubs(tmp_path: Path) -> None:
     assert summary.failed == 1 and "text" not in records[1]
 
 
+def test_recognizers_on_their_anchor_lines_find_what_they_find_on_the_whole_text() -> None:
+    """The recognizers that run only on the lines where their anchor is (a speed-up) find the
+    same matches as over the whole text, at line ends and starts too."""
+    from mammosearch.nlp._phi_patterns import gated_patterns, line_windows
+
+    texts = [r.text for r in generate_phi_reports(200, seed=8)] + [
+        "a@b.co\nx@y.org, z@w.net\n@\nq@", "12/03/2024\n1.5 cm 03-04-22\n7/2019\n2024-1-2.",
+        "Flat 6A, 12 Main Street\n#4, Rose Lane\n3 Park Road\nſtreet 4 High ſt",
+        "Apt 2, 14 Elm Road, Springfield, IL 62704\n\tunit 9, 2 Oak Ave", "House 1,\n2 King St",
+        "12 Main\nStreet 4, Hill Road\n", "#12, x y Road.", "MAIN ST 12 Main St.",
+    ]  # fmt: skip
+    anchored = [(pattern, anchor) for _, pattern, _, anchor in gated_patterns() if anchor]
+    assert len(anchored) == 4
+    for text in texts:
+        for pattern, anchor in anchored:
+            whole = [m.span("v") for m in pattern.finditer(text)]
+            lines = [m.span("v") for low, high in line_windows(text, anchor)
+                     for m in pattern.finditer(text, low, high)]  # fmt: skip
+            assert lines == whole, (pattern.pattern[:40], text)
+
+
 def test_the_workers_scrub(tmp_path: Path) -> None:
     """``normalize --scrub --workers 2``: the worker processes scrub (this process never loads
     the scrubber) and the lines are those of one process, in input order."""

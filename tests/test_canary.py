@@ -1,6 +1,7 @@
 """The planted-PHI canary, end to end: fake names and identifiers in DICOM tags (standard and
-private), in file names and in report text reach no log line, error message, index file,
-thumbnail, ``search``/``assess`` JSON or ``normalize --scrub`` output."""
+private), in file names and in report text (record numbers with their label glued on by hyphens
+among them) reach no log line, error message, index file, thumbnail, ``search``/``assess`` JSON
+or ``normalize --scrub`` output (the worker processes scrub there)."""
 
 from __future__ import annotations
 
@@ -15,21 +16,33 @@ from typer.testing import CliRunner
 
 from mammosearch.cli import app
 from mammosearch.config import load_settings
+from mammosearch.index import CaseIndex
 from mammosearch.samples.phantoms import phantom
 from tests.conftest import write_manifest
 from tests.test_deid import MRN, NAME, _plant
 from tests.test_imaging import write_dicom
 
 PHONE = "(212) 555-0199"
-SECRETS = (NAME, MRN, "Zebulon", "Ruiz-Canario", "612345678", PHONE)
+# record numbers written with their label glued on by hyphens, in the header and in the body;
+# each part of the value must go (the parts are checked in the texts stored and written)
+GLUED = ("MRN-QX-80417", "HC-7730-ZW")
+GLUED_PARTS = ("QX", "80417", "7730", "ZW")
+SECRETS = (NAME, MRN, "Zebulon", "Ruiz-Canario", "612345678", PHONE, *GLUED, "QX-80417",
+           "7730-ZW")  # fmt: skip
 
 
 def _report(density: str) -> str:
     return (
-        f"Patient: Zebulon {NAME}. MRN: {MRN}. NHC 612345678. Tel: {PHONE}.\n"
-        f"Bilateral mammography. ACR {density}. No suspicious mass. BI-RADS 1.\n"
+        f"Patient: Zebulon {NAME}. MRN: {MRN}. NHC 612345678. Tel: {PHONE}. {GLUED[0]}\n"
+        f"Bilateral mammography ({GLUED[1]}). ACR {density}. No suspicious mass. BI-RADS 1.\n"
         "Reported by Dra. Lucia Ruiz-Canario, MD."
     )
+
+
+def _no_glued_part(texts: list[str], where: str) -> None:
+    for text in texts:
+        for part in GLUED_PARTS:
+            assert part not in text, f"a part of a glued record number in {where}"
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +101,11 @@ def test_no_planted_phi_anywhere(
         if path.is_file():
             _clean(path.read_bytes(), path.name)
         _clean(str(path), "a file name")
+    with CaseIndex(index) as opened_index:
+        rows = opened_index.store.get(list(range(1, 12))).values()
+        stored = [r.report_text for r in rows if r.report_text]
+    assert len(stored) == 8 and all("[ID]" in t for t in stored)
+    _no_glued_part(stored, "cases.sqlite")
     dicom = next(archive.glob("*.dcm"))
     found = search_cases(index, image=dicom, text=_report("C"), k=8)
     _clean(json.dumps([n.to_dict() for n in found], default=str), "search JSON")
@@ -112,11 +130,14 @@ def test_no_planted_phi_anywhere(
     reports = tmp_path / "reports.jsonl"
     reports.write_text("\n".join(json.dumps({"id": f"r{n}", "text": _report(d)})
                                  for n, d in enumerate("ABCD")) + "\n", encoding="utf-8")  # fmt: skip
-    result = runner.invoke(app, ["normalize", str(reports), "-o", str(out), "--scrub"])
-    assert result.exit_code == 0
-    _clean(out.read_text(encoding="utf-8"), "normalize --scrub output")
-    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert [r["density"]["category"] for r in records] == ["A", "B", "C", "D"]
+    for workers in ("1", "2"):  # in this process, and in worker processes
+        result = runner.invoke(app, ["normalize", str(reports), "-o", str(out), "--scrub",
+                                     "--workers", workers])  # fmt: skip
+        assert result.exit_code == 0
+        _clean(out.read_text(encoding="utf-8"), "normalize --scrub output")
+        records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        assert [r["density"]["category"] for r in records] == ["A", "B", "C", "D"]
+        _no_glued_part([r["text"] for r in records], "normalize --scrub output")
     _clean("\n".join(r.getMessage() for r in caplog.records), "logs")
     captured = capsys.readouterr()
     _clean(captured.out + captured.err, "stdout/stderr")

@@ -28,7 +28,6 @@ from mammosearch.nlp import Normalizer
 from mammosearch.nlp.normalizer import ReportLine
 from mammosearch.pipeline.records import NormalizeSummary
 from mammosearch.pipeline.reports import iter_report_inputs, write_report_lines
-from mammosearch.pipeline.stages import scrub_item, splice_scrub
 
 __all__ = ["NormalizeActor", "normalize_on_ray"]
 
@@ -42,7 +41,8 @@ class NormalizeActor:
 
     Args:
         max_chars: Longest report accepted.
-        scrub: Scrub PHI first and splice the scrubbed text and counts into each line.
+        scrub: Scrub PHI first (:meth:`~mammosearch.nlp.Normalizer.normalize_lines`, as the
+            local engine's workers do).
     """
 
     def __init__(self, *, max_chars: int, scrub: bool) -> None:
@@ -56,13 +56,7 @@ class NormalizeActor:
         import pandas as pd
 
         items = [_payload(r) for r in batch.itertuples(index=False)]
-        results: list[Any] = [None] * len(items)
-        if self.scrub:
-            for n, (rid, payload) in enumerate(items):
-                scrubbed, results[n] = scrub_item(payload, self.normalizer.max_chars)
-                items[n] = (rid, scrubbed)
-        lines = [splice_scrub(line, result) for line, result
-                 in zip(self.normalizer.normalize_lines(items), results, strict=True)]  # fmt: skip
+        lines = list(self.normalizer.normalize_lines(items, scrub=self.scrub))
         return pd.DataFrame({
             "row": batch["row"].to_numpy(), "shard": batch["shard"].to_numpy(),
             "json": [_encode(x.json) for x in lines], "error": [x.error for x in lines],

@@ -25,8 +25,9 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
+from itertools import chain
 from typing import Any
 
 __all__ = ["PhiLists", "fold", "phi_lists"]
@@ -47,6 +48,7 @@ _WORDS = re.compile(r"[a-z]{3,}")
 _ESCAPES = re.compile(r"\\[a-zA-Z]")
 
 
+@lru_cache(maxsize=1 << 14)  # words repeat from report to report
 def fold(word: str) -> str:
     """Lower case without accents (``"García"`` → ``"garcia"``)."""
     lowered = word.lower()
@@ -134,13 +136,15 @@ def phi_lists() -> PhiLists:
     names = gzip.decompress(_data("phi_names.txt.gz")).decode("utf-8").split()
     common = gzip.decompress(_data("phi_common.txt.gz")).decode("utf-8").split()
     lowercase = gzip.decompress(_data("phi_lowercase.txt.gz")).decode("utf-8").split()
+    person_names = frozenset(names)  # each set built in one pass (worker start-up)
+    common_words = frozenset(common)
     return PhiLists(
-        allowed=frozenset(lexicon | structure | set(vocabulary)),
-        common=frozenset(common),
-        lowercase=frozenset(lowercase) | frozenset(common),
+        allowed=frozenset(chain(vocabulary, lexicon, structure)),
+        common=common_words,
+        lowercase=common_words.union(lowercase),
         clinical=frozenset(clinical - structure),
-        names=frozenset(names) - lexicon - structure,
-        person_names=frozenset(names),
+        names=person_names.difference(lexicon, structure),
+        person_names=person_names,
         particles=frozenset(rules["particles"]),
         function_words=frozenset(fold(w) for w in rules["function_words"]),
         structure=frozenset(fold(w) for w in rules["structure_words"]),

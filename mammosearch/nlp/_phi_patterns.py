@@ -13,7 +13,7 @@ from typing import Any
 
 import regex
 
-__all__ = ["KEEP", "gated_patterns", "gates", "patterns"]
+__all__ = ["KEEP", "gated_patterns", "gates", "line_windows", "patterns"]
 
 _U = r"\p{Lu}"
 _L = r"\p{Ll}"
@@ -96,11 +96,43 @@ def gates(text: str) -> frozenset[str]:
     return frozenset(passed)
 
 
+# Recognizers whose matches never take a line break (no part of them matches one) and the part
+# that every match of theirs contains (the same sub-pattern, under the same flags): they run
+# only on the lines where that anchor is found, which gives the same matches (a match starts at
+# or after its line's start, ends at or before its end, and what the pattern asks of the
+# character before or after a line is the same for a line break as for no character).
+_ANCHORS = {
+    0: ("@", False),
+    4: (r"\d[/.\-]", True),
+    13: (rf"[ \t](?i:{_STREET_EN})\b", False),
+    14: (r"\b(?i:flat|apt|apartment|unit|suite|house|door|plot)|#", False),
+}
+
+
 @cache
-def gated_patterns() -> tuple[tuple[str, Any, str | None], ...]:
-    """``(kind, compiled pattern, gate)``: the pattern runs only when the text passes its gate
-    (:func:`gates`; ``None``: always)."""
-    return tuple((kind, pattern, _GATED.get(n)) for n, (kind, pattern) in enumerate(patterns()))
+def gated_patterns() -> tuple[tuple[str, Any, str | None, Any], ...]:
+    """``(kind, compiled pattern, gate, anchor)``: the pattern runs only when the text passes its
+    gate (:func:`gates`; ``None``: always), and with an anchor only on the lines where the
+    anchor is found (:func:`line_windows`; ``None``: on the whole text)."""
+    return tuple(
+        (kind, pattern, _GATED.get(n), _c(_ANCHORS[n][0], ignore_case=_ANCHORS[n][1])
+         if n in _ANCHORS else None)
+        for n, (kind, pattern) in enumerate(patterns())
+    )  # fmt: skip
+
+
+def line_windows(text: str, anchor: Any) -> list[tuple[int, int]]:
+    """``(start, end)`` of each line of ``text`` where ``anchor`` matches (line break left
+    out), in order; the whole text when ``anchor`` is ``None``."""
+    if anchor is None:
+        return [(0, len(text))]
+    out: list[tuple[int, int]] = []
+    for match in anchor.finditer(text):
+        if out and match.start() < out[-1][1]:
+            continue  # on a line already taken
+        end = text.find("\n", match.end())
+        out.append((text.rfind("\n", 0, match.start()) + 1, len(text) if end < 0 else end))
+    return out
 
 
 @cache

@@ -36,6 +36,7 @@ class Token:
 
 
 _ROMAN_CATEGORY = re.compile(r"(?:i{1,3}|iv|vi?)[abc]?")
+_JOINERS = re.compile(r"['’\-./]")
 
 
 def allowed(token: Token, lists: PhiLists) -> bool:
@@ -45,12 +46,12 @@ def allowed(token: Token, lists: PhiLists) -> bool:
     # an inflection of a lexicon word: "benignos", "benigno" (a first name, too) of "benign"
     if len(word) > 6 and any(word[:-n] in lists.clinical for n in (1, 2, 3)):
         return True
-    parts = [p for p in re.split(r"['’\-./]", word) if p]
+    parts = [p for p in _JOINERS.split(word) if p]
     return len(parts) > 1 and all(p in lists.allowed or len(p) == 1 for p in parts)
 
 
 def is_capitalised(text: str) -> bool:
-    return text[0].isupper() and not text[0].isdigit()
+    return text[0].isupper()  # no digit is upper case
 
 
 def number_kind(tokens: list[Token], i: int, text: str, lists: PhiLists, strict: bool) -> str:

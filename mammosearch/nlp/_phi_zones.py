@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import re
-from functools import cache
 
 from rapidfuzz.distance import Levenshtein
 
@@ -18,6 +17,7 @@ from mammosearch.nlp._phi_tokens import Token, allowed, is_capitalised, number_k
 
 __all__ = ["find_zoned"]
 
+# a token ends in a letter or digit (never in a full stop: cue look-ups take it as it is)
 _TOKEN = re.compile(r"[^\W_]+(?:['’\-./][^\W_]+)*")
 # sentence ends and wide gaps cut a line into stretches
 _CUT = re.compile(r"[.;!?](?=\s)|\s{3,}|\t|\s\|\s|\s{2,}(?=\S+(?:\s\S+){0,3}\s*:)")
@@ -26,23 +26,36 @@ _ABBREVIATIONS = frozenset(
     "lcda licda c.i ci tel telf tfno fig approx aprox vs etc cf hosp dept".split()
 )
 # codes of letters and a few digits that reports use: 4A, T1, 3D, 12mm, 2nd, 1º, MLO2
-_LAST_WORD = re.compile(r"(\S+)\s*\Z")
 _NAME_GAP = re.compile(r"[\s,.'’\-]*")
 
 
-@cache
+_BY_FIRST: dict[int, tuple[tuple[tuple[str, ...], ...], dict[str, list[tuple[str, ...]]]]] = {}
+
+
 def _by_first(cues: tuple[tuple[str, ...], ...]) -> dict[str, list[tuple[str, ...]]]:
-    index: dict[str, list[tuple[str, ...]]] = {}
-    for phrase in cues:  # longest first
-        index.setdefault(phrase[0], []).append(phrase)
-    return index
+    """The cue phrases by their first word (kept per cue tuple: hashing the tuple on every
+    token would cost more than the look-up)."""
+    entry = _BY_FIRST.get(id(cues))
+    if entry is None or entry[0] is not cues:
+        index: dict[str, list[tuple[str, ...]]] = {}
+        for phrase in cues:  # longest first
+            index.setdefault(phrase[0], []).append(phrase)
+        entry = _BY_FIRST[id(cues)] = (cues, index)
+    return entry[1]
 
 
 def _cue_at(tokens: list[Token], i: int, cues: tuple[tuple[str, ...], ...]) -> int:
     """The length of the cue phrase that starts at token ``i`` (0 when none)."""
-    for phrase in _by_first(cues).get(tokens[i].folded.rstrip("."), ()):
+    phrases = _by_first(cues).get(tokens[i].folded)
+    return _phrase_at(tokens, i, phrases) if phrases else 0
+
+
+def _phrase_at(tokens: list[Token], i: int, phrases: list[tuple[str, ...]]) -> int:
+    """The length of the first of ``phrases`` (cue phrases with the first word of token ``i``)
+    that the tokens from ``i`` spell (0 when none)."""
+    for phrase in phrases:
         n = len(phrase)
-        if tuple(t.folded.rstrip(".") for t in tokens[i : i + n]) == phrase:
+        if tuple(t.folded for t in tokens[i : i + n]) == phrase:
             return n
     return 0
 
@@ -72,9 +85,23 @@ def _name_run(tokens: list[Token], i: int, text: str, lists: PhiLists, titled: b
     return taken
 
 
-def _mixed_case(tokens: list[Token]) -> bool:
-    letters = [c for t in tokens for c in t.text if c.isalpha()]
-    return sum(c.islower() for c in letters) > len(letters) // 3
+# the Latin-1 characters that are not letters, and those that are not lower-case letters
+_NOT_LETTERS = bytes(c for c in range(256) if not chr(c).isalpha())
+_NOT_LOWER = bytes(c for c in range(256) if not (chr(c).isalpha() and chr(c).islower()))
+
+
+def _mixed_case(tokens: list[Token], text: str) -> bool:
+    """Whether over a third of the letters of ``tokens`` (consecutive tokens of one stretch:
+    every letter between the first and the last is in one of them) are lower case."""
+    if not tokens:
+        return False
+    span = text[tokens[0].start : tokens[-1].end]
+    try:  # counted on bytes when the span is Latin-1 (most reports)
+        data = span.encode("latin-1")
+    except UnicodeEncodeError:
+        letters = "".join(filter(str.isalpha, span))
+        return sum(map(str.islower, letters)) > len(letters) // 3
+    return len(data.translate(None, _NOT_LOWER)) > len(data.translate(None, _NOT_LETTERS)) // 3
 
 
 def _role(word: str, lists: PhiLists) -> bool:
@@ -93,9 +120,16 @@ def _role(word: str, lists: PhiLists) -> bool:
 def _person_start(tokens: list[Token], lists: PhiLists) -> int:
     """Where a person zone starts: its first title or signature cue, else its start."""
     for i, token in enumerate(tokens):
-        if token.folded.rstrip(".") in lists.titles or _cue_at(tokens, i, lists.signature_cues):
+        if token.folded in lists.titles or _cue_at(tokens, i, lists.signature_cues):
             return i
     return 0
+
+
+def _prose(tokens: list[Token], lists: PhiLists) -> bool:
+    """A sentence in capitals ("SE COMPARA CON ESTUDIOS ANTERIORES") keeps its common words:
+    four words or more, six in ten of them on the allow-list."""
+    words = [t for t in tokens if t.text.isalpha()]
+    return len(words) >= 4 and (sum(allowed(t, lists) for t in words) >= 0.6 * len(words))
 
 
 def _strict(
@@ -113,19 +147,12 @@ def _strict(
     then, since "Redondo" and "Ward" are surnames there."""
     out = []
     person_from = _person_start(tokens, lists) if person else len(tokens)
-    mixed_case = _mixed_case(tokens)
-    # a sentence in capitals ("SE COMPARA CON ESTUDIOS ANTERIORES") keeps its common words
-    words = [t for t in tokens[skip:] if t.text.isalpha()]
-    prose = (
-        not person
-        and len(words) >= 4
-        and (sum(allowed(t, lists) for t in words) >= 0.6 * len(words))
-    )
+    mixed_case = prose = None  # worked out when a word off the allow-list needs them
     for i, token in enumerate(tokens):
         if token.state or i < skip:
             continue
         word = token.folded
-        if any(c.isdigit() for c in word):
+        if not word.isalpha() and any(map(str.isdigit, word)):  # no letter is a digit
             found = number_kind(tokens, i, text, lists, strict=True)
             if found:
                 out.append((i, found))
@@ -136,11 +163,15 @@ def _strict(
             if not allowed(token, lists) or word in lists.person_names:
                 out.append((i, kind))  # a person zone: "john smith" in lower case too
         elif not allowed(token, lists):
+            if mixed_case is None:
+                mixed_case = _mixed_case(tokens, text)
+            if prose is None:
+                prose = not person and _prose(tokens[skip:], lists)
             lower = mixed_case and token.text.islower()
             upper_prose = prose and not mixed_case
             if not ((lower and word in lists.lowercase) or (upper_prose and word in lists.common)):
                 out.append((i, kind))
-        elif is_capitalised(token.text):
+        elif token.text[0].isupper():  # capitalised (no digit is upper case)
             if i >= person_from:
                 kept = word in lists.roles or word in lists.identifying_labels
                 kept = kept or (word in lists.structure and word not in lists.person_names)
@@ -182,38 +213,45 @@ def _body(tokens: list[Token], text: str, lists: PhiLists, skip: int = 0) -> lis
 
 def _body_hits(tokens: list[Token], text: str, lists: PhiLists, skip: int) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
-    mixed_case = _mixed_case(tokens)
-    i = skip
-    while i < len(tokens):
-        token = tokens[i]
-        signed = _cue_at(tokens, i, lists.signature_cues)
-        if signed:
-            return out + _strict(tokens, text, "NAME", lists, skip=i + signed, person=True)
-        cue = _cue_at(tokens, i, lists.person_cues)
-        if cue:
-            titled = tokens[i].folded.rstrip(".") in lists.titles
-            run = _name_run(tokens, i + cue, text, lists, titled)
-            out.extend((i + cue + j, "NAME") for j in range(run))
-            i += cue + max(run, 0)
+    mixed_case = None  # worked out when a capitalised word off the allow-list needs it
+    signature_cues, person_cues = _by_first(lists.signature_cues), _by_first(lists.person_cues)
+    resume = skip  # the token after a person cue and its name
+    for i in range(skip, len(tokens)):
+        if i < resume:
             continue
+        token = tokens[i]
+        key = token.folded
+        if key in signature_cues:
+            signed = _phrase_at(tokens, i, signature_cues[key])
+            if signed:
+                return out + _strict(tokens, text, "NAME", lists, skip=i + signed, person=True)
+        if key in person_cues:
+            cue = _phrase_at(tokens, i, person_cues[key])
+            if cue:
+                titled = key in lists.titles
+                run = _name_run(tokens, i + cue, text, lists, titled)
+                out.extend((i + cue + j, "NAME") for j in range(run))
+                resume = i + cue + max(run, 0)
+                continue
         if token.state == 0:
-            if any(c.isdigit() for c in token.folded):
+            if not key.isalpha() and any(map(str.isdigit, key)):  # no letter is a digit
                 # a number after an identifier label is one, whatever its length ("MP 4471")
-                labelled = any(t.folded.rstrip(".") in lists.identifier_labels
+                labelled = any(t.folded in lists.identifier_labels
                                for t in tokens[max(skip, i - 2) : i])  # fmt: skip
                 found = number_kind(tokens, i, text, lists, strict=labelled)
                 if found:
                     out.append((i, found))
-            elif not allowed(token, lists) and i > skip and is_capitalised(token.text):
+            elif i > skip and token.text[0].isupper() and not allowed(token, lists):
                 word = token.folded
                 listed = word in lists.names
+                if mixed_case is None:
+                    mixed_case = _mixed_case(tokens, text)
                 titlecase = mixed_case and (token.text[1:].islower() or listed)
                 beside = any(
                     0 <= k < len(tokens) and not allowed(tokens[k], lists) for k in (i - 1, i + 1)
                 )
                 if titlecase or (listed and beside):
                     out.append((i, "NAME"))
-        i += 1
     return out
 
 
@@ -225,14 +263,16 @@ def _stretches(text: str, lists: PhiLists) -> list[tuple[int, int]]:
         end = at + len(line)
         start = at
         for m in _CUT.finditer(line):
-            word = _LAST_WORD.search(line, max(0, m.start() - 40), m.start())
-            raw = word.group(1) if word else ""
-            last = fold(raw)
-            # "Tte.", "Mcal.": a short capitalised word that is no name is an abbreviation
-            short = len(last) <= 4 and raw[:1].isupper() and last not in lists.person_names
-            initial = len(last) == 1 and last.isalpha()
-            if m.group().startswith(".") and (last in _ABBREVIATIONS or initial or short):
-                continue
+            if m.group().startswith("."):
+                # the last word of the 40 characters before the stop (as ``(\S+)\s*\Z``)
+                words = line[max(0, m.start() - 40) : m.start()].rsplit(None, 1)
+                raw = words[-1] if words else ""
+                last = fold(raw)
+                # "Tte.", "Mcal.": a short capitalised word that is no name is an abbreviation
+                short = len(last) <= 4 and raw[:1].isupper() and last not in lists.person_names
+                initial = len(last) == 1 and last.isalpha()
+                if last in _ABBREVIATIONS or initial or short:
+                    continue
             out.append((start, at + m.end()))
             start = at + m.end()
         out.append((start, end))
@@ -244,6 +284,9 @@ def _labelled(tokens: list[Token], text: str) -> list[tuple[int, int]]:
     """Token ranges cut at every ``label:``: ``(first token, label length)`` of each part. A
     label is up to three words (no numbers) before a colon or ``#``."""
     parts = [(0, 0)]
+    span = text[tokens[0].start : tokens[-1].end + 3]
+    if ":" not in span and "#" not in span:
+        return parts
     for i, token in enumerate(tokens):
         follow = text[token.end : token.end + 3].lstrip(" .")
         if follow[:1] not in (":", "#") or not any(c.isalpha() for c in token.text):
@@ -252,7 +295,7 @@ def _labelled(tokens: list[Token], text: str) -> list[tuple[int, int]]:
         first = i
         while first > floor and i - first < 3:
             gap = text[tokens[first - 1].end : tokens[first].start]
-            if gap.strip(" .") or any(c.isdigit() for c in tokens[first - 1].text):
+            if gap.strip(" .") or any(map(str.isdigit, tokens[first - 1].text)):
                 break
             first -= 1
         if first == 0 and parts == [(0, 0)]:
@@ -271,6 +314,12 @@ def _misspelt_section(word: str, lists: PhiLists) -> bool:
         abs(len(word) - len(header)) <= limit and Levenshtein.distance(word, header) <= limit
         for header in lists.section_words
     )
+
+
+def _touched(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether any of ``spans`` (sorted, disjoint) overlaps ``start, end``."""
+    n = bisect.bisect_left(spans, (end, 0)) - 1
+    return n >= 0 and spans[n][1] > start
 
 
 def _state(taken: list[tuple[int, int]], keep: list[tuple[int, int]], start: int, end: int) -> int:
@@ -301,13 +350,15 @@ def find_zoned(
     taken_spans = sorted((s, e) for s, e, _ in taken)
     keep_spans = sorted(keep)
     found: list[tuple[int, int, str]] = []
+    signature_cues = _by_first(lists.signature_cues)
     for start, end in _stretches(text, lists):
-        tokens = []
-        for m in _TOKEN.finditer(text, start, end):
-            state = _state(taken_spans, keep_spans, m.start(), m.end())
-            tokens.append(Token(m.start(), m.end(), m.group(), fold(m.group()), state))
+        tokens = [Token(*m.span(), (word := m.group()), fold(word))
+                  for m in _TOKEN.finditer(text, start, end)]  # fmt: skip
         if not tokens:
             continue
+        if _touched(taken_spans, start, end) or _touched(keep_spans, start, end):
+            for token in tokens:  # else nothing taken or kept here: every token is free
+                token.state = _state(taken_spans, keep_spans, token.start, token.end)
         parts = _labelled(tokens, text)
         for n, (first, label_len) in enumerate(parts):
             last = parts[n + 1][0] if n + 1 < len(parts) else len(tokens)
@@ -315,25 +366,30 @@ def find_zoned(
             label = {t.folded for t in part[:label_len]}
             body = part[label_len:]
             kind = "ADDRESS" if label & lists.address_labels else "NAME"
-            clinical = any(t.folded in lists.clinical for t in body)
+            clinical = any(map(lists.clinical.__contains__, [t.folded for t in body]))
             identifying = label & lists.identifying_labels
             is_section = bool(label) and label <= lists.section_words
             if (clinical or is_section) and not identifying:
                 hits = _body(part, text, lists, skip=label_len)
             else:
                 person = bool(label & (lists.person_labels | lists.titles)) or any(
-                    t.folded.rstrip(".") in lists.titles or _cue_at(part, j, lists.signature_cues)
-                    for j, t in enumerate(part)
+                    key in lists.titles
+                    or (key in signature_cues and _phrase_at(part, j, signature_cues[key]))
+                    for j, key in enumerate([t.folded for t in part])
                 )
                 hits = _strict(part, text, kind, lists, skip=label_len, person=person)
             # the label itself: its words are structure words, anything else goes (but a
             # misspelt section header, "Finidngs:", is a header)
-            hits += [
-                (j, k)
-                for j, k in _strict(part[:label_len], text, "NAME", lists)
-                if not part[j].text.isalpha()
-                or (is_capitalised(part[j].text) and not _misspelt_section(part[j].folded, lists))
-            ]
+            if label_len:
+                hits += [
+                    (j, k)
+                    for j, k in _strict(part[:label_len], text, "NAME", lists)
+                    if not part[j].text.isalpha()
+                    or (
+                        is_capitalised(part[j].text)
+                        and not _misspelt_section(part[j].folded, lists)
+                    )
+                ]
             for j, hit_kind in hits:
                 found.append((part[j].start, part[j].end, hit_kind))
     return _join(text, found, lists)

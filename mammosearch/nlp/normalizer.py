@@ -4,6 +4,8 @@
 bytes into normalized reports. :meth:`Normalizer.normalize_many` streams any
 number of reports through worker processes in input order, with bounded memory; a report that
 cannot be read or parsed becomes a record with ``error`` set, and the stream goes on.
+:meth:`Normalizer.normalize_lines` also scrubs PHI (:mod:`.scrub`) in the same workers, for
+``normalize --scrub`` on either engine.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import replace
+from functools import partial
 from itertools import islice
 from typing import Any, NamedTuple, TypeVar
 
@@ -22,6 +26,8 @@ from mammosearch.nlp._decode import decode_report_bytes
 from mammosearch.nlp._text import prepare
 from mammosearch.nlp.engine import ReportEngine
 from mammosearch.nlp.language import detect_language
+from mammosearch.nlp.scrub import ScrubResult
+from mammosearch.nlp.scrub import scrub as _scrub
 from mammosearch.records import NormalizedReport
 
 __all__ = ["DEFAULT_MAX_CHARS", "Normalizer", "ReportInput", "ReportLine", "report_id"]
@@ -141,18 +147,60 @@ class Normalizer:
             yield NormalizedReport.from_dict(data)
 
     def normalize_lines(
-        self, items: Iterable[ReportInput], *, n_process: int = 1, batch_size: int = 64
+        self,
+        items: Iterable[ReportInput],
+        *,
+        n_process: int = 1,
+        batch_size: int = 64,
+        scrub: bool = False,
     ) -> Iterator[ReportLine]:
         """Like :meth:`normalize_many`, but each report as one JSON line with a summary.
 
-        For batch jobs that write JSON Lines: the workers serialise, so the parent process
-        only writes.
+        For batch jobs that write JSON Lines: the workers scrub (with ``scrub``), normalize and
+        serialise, so the parent process only writes.
+
+        Args:
+            items: Report texts, or ``(id, text | bytes | exception)`` pairs.
+            n_process: Worker processes; 1 runs in this process.
+            batch_size: Reports per task sent to a worker.
+            scrub: Scrub PHI from each report first (:func:`mammosearch.nlp.scrub.scrub`) and
+                normalize the scrubbed text; its line then also carries ``text`` (the scrubbed
+                report, which the evidence spans index) and ``phi`` (spans replaced, by kind).
+                A report that failed to read or is longer than ``max_chars`` is not scrubbed
+                (its line carries the error and no text).
+
+        Yields:
+            One line per input, in input order.
         """
         if n_process <= 1:
             for item in items:
-                yield _line(self.normalize_safe(item))
+                yield self.normalize_line(item, scrub=scrub)
             return
-        yield from self._parallel(items, n_process, batch_size, _work_lines)
+        yield from self._parallel(items, n_process, batch_size, partial(_work_lines, scrub=scrub))
+
+    def normalize_line(self, item: ReportInput, *, scrub: bool = False) -> ReportLine:
+        """One input as a JSON line (see :meth:`normalize_lines`); never raises for a bad
+        report, and never normalizes a report that failed to scrub."""
+        rid, payload = item if isinstance(item, tuple) else (None, item)
+        if not scrub or isinstance(payload, Exception):
+            return _line(self.normalize_safe(item))
+        warning = None
+        if isinstance(payload, bytes):
+            try:
+                payload, warning = decode_report_bytes(payload)
+            except ReportParseError as e:  # not text: the record carries the error
+                return _line(NormalizedReport.failed(rid or "unknown", _describe(e)))
+        if not isinstance(payload, str) or len(payload) > self.max_chars:
+            return _line(self.normalize_safe(payload if rid is None else (rid, payload)))
+        try:
+            scrubbed = _scrub(payload)
+        except Exception as e:  # one bad report never stops a batch, nor leaves unscrubbed
+            logger.error("unexpected %s while scrubbing a report", type(e).__name__)
+            return _line(NormalizedReport.failed(rid or "unknown", _describe(e)))
+        report = self.normalize_safe(scrubbed.text if rid is None else (rid, scrubbed.text))
+        if warning and report.error is None:  # how the bytes were read, as without --scrub
+            report = replace(report, warnings=(warning, *report.warnings))
+        return _line(report, scrubbed)
 
     def _parallel(
         self,
@@ -192,9 +240,12 @@ class ReportLine(NamedTuple):
     language: str | None
 
 
-def _line(report: NormalizedReport) -> ReportLine:
+def _line(report: NormalizedReport, scrubbed: ScrubResult | None = None) -> ReportLine:
+    data = report.to_dict()
+    if scrubbed is not None:  # the text the evidence spans index, and what was replaced
+        data.update(text=scrubbed.text, phi=scrubbed.counts)
     return ReportLine(
-        json.dumps(report.to_dict(), ensure_ascii=False),
+        json.dumps(data, ensure_ascii=False),
         report.error,
         report.density is not None,
         report.birads is not None,
@@ -231,7 +282,7 @@ def _work_dicts(batch: list[ReportInput]) -> list[dict[str, Any]]:
     return [_WORKER.normalize_safe(item).to_dict() for item in batch]
 
 
-def _work_lines(batch: list[ReportInput]) -> list[ReportLine]:
+def _work_lines(batch: list[ReportInput], *, scrub: bool) -> list[ReportLine]:
     if _WORKER is None:  # pragma: no cover - set by the initializer
         raise RuntimeError("worker not initialised")
-    return [_line(_WORKER.normalize_safe(item)) for item in batch]
+    return [_WORKER.normalize_line(item, scrub=scrub) for item in batch]

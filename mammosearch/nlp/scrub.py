@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 
-from mammosearch.nlp._phi_patterns import KEEP, gated_patterns, gates
+from mammosearch.nlp._phi_patterns import KEEP, gated_patterns, gates, line_windows
 from mammosearch.nlp._phi_spans import address_tails, institutions
 from mammosearch.nlp._phi_zones import find_zoned
 
@@ -95,14 +95,15 @@ class Scrubber:
         """
         hits: list[tuple[int, int, str]] = []
         passed = gates(text)
-        for kind, pattern, gate in gated_patterns():
+        for kind, pattern, gate, anchor in gated_patterns():
             if gate is not None and gate not in passed:
                 continue
-            for match in pattern.finditer(text):
-                start, end = match.span("v")
-                if kind == "PHONE" and sum(c.isdigit() for c in text[start:end]) < 7:
-                    continue
-                hits.append((start, end, kind))
+            for low, high in line_windows(text, anchor):
+                for match in pattern.finditer(text, low, high):
+                    start, end = match.span("v")
+                    if kind == "PHONE" and sum(c.isdigit() for c in text[start:end]) < 7:
+                        continue
+                    hits.append((start, end, kind))
         keep = [m.span() for m in KEEP.finditer(text)]
         taken = _resolve(text, hits)
         found = _resolve(text, taken + find_zoned(text, taken, keep))
@@ -147,21 +148,29 @@ def _resolve(text: str, hits: list[tuple[int, int, str]]) -> list[tuple[int, int
         if end > start:
             cleaned.append((start, end, kind))
     cleaned.sort()
-    merged: list[list[tuple[int, int, str]]] = []  # groups of overlapping spans
+    merged: list[tuple[list[tuple[int, int, str]], int]] = []  # overlapping spans, their end
     for span in cleaned:
-        if merged and span[0] < max(e for _, e, _ in merged[-1]):
-            merged[-1].append(span)
+        if merged and span[0] < merged[-1][1]:
+            group, end = merged[-1]
+            group.append(span)
+            if span[1] > end:
+                merged[-1] = (group, span[1])
         else:
-            merged.append([span])
+            merged.append(([span], span[1]))
     joined: list[tuple[int, int, str]] = []
-    for group in merged:
-        start, end = group[0][0], max(e for _, e, _ in group)
-        kind = max(group, key=lambda h: (h[1] - h[0], _PRIORITY[h[2]]))[2]
+    for group, end in merged:
+        start = group[0][0]
+        kind = group[0][2] if len(group) == 1 else _kind(group)
         if joined and joined[-1][2] == kind and not text[joined[-1][1] : start].strip(" \t"):
             joined[-1] = (joined[-1][0], end, kind)
         else:
             joined.append((start, end, kind))
     return joined
+
+
+def _kind(group: list[tuple[int, int, str]]) -> str:
+    """The kind of overlapping spans: the longest's, then the one ranked higher."""
+    return max(group, key=lambda h: (h[1] - h[0], _PRIORITY[h[2]]))[2]
 
 
 @cache

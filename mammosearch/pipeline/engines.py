@@ -14,8 +14,7 @@ are the same whichever engine ran.
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,11 +23,10 @@ from mammosearch.config import Settings
 from mammosearch.distributed._options import RayOptions, check_engine
 from mammosearch.embeddings import Embedder, FittedEmbedder
 from mammosearch.nlp import Normalizer
-from mammosearch.nlp.normalizer import ReportLine
 from mammosearch.pipeline.journal import Journal
 from mammosearch.pipeline.records import ManifestRow, NormalizeSummary, PreparedRow
-from mammosearch.pipeline.reports import ReportItem, iter_report_inputs, write_report_lines
-from mammosearch.pipeline.stages import prepare_row, scrub_item, splice_scrub
+from mammosearch.pipeline.reports import iter_report_inputs, write_report_lines
+from mammosearch.pipeline.stages import prepare_row
 
 __all__ = ["Engine", "LocalEngine", "PreparedRows", "RayEngine", "RowJob", "get_engine"]
 
@@ -139,36 +137,18 @@ class LocalEngine:
         self, input_path: Path, output_path: Path, *, settings: Settings, workers: int | None,
         id_column: str, text_column: str, progress: bool, scrub: bool,
     ) -> NormalizeSummary:  # fmt: skip
-        """Normalize with ``workers`` processes (spaCy's ``n_process``); see
+        """Normalize (and with ``scrub``, scrub) with ``workers`` processes; see
         :func:`mammosearch.pipeline.normalize_reports`."""
-        items: Iterator[ReportItem] = iter_report_inputs(
-            input_path, id_column=id_column, text_column=text_column
-        )
-        scrubbed: deque[Any] = deque()
-        if scrub:
-            items = _scrubbed(items, scrubbed, settings.max_report_chars)
+        items = iter_report_inputs(input_path, id_column=id_column, text_column=text_column)
         normalizer = Normalizer(max_chars=settings.max_report_chars)
-
-        def lines() -> Iterator[ReportLine]:
-            for line in normalizer.normalize_lines(items, n_process=workers or settings.workers):
-                yield splice_scrub(line, scrubbed.popleft()) if scrub else line
-
-        return write_report_lines(lines(), output_path, progress=progress)
+        lines = normalizer.normalize_lines(items, n_process=workers or settings.workers,
+                                           scrub=scrub)  # fmt: skip
+        return write_report_lines(lines, output_path, progress=progress)
 
     def prepare(self, rows: Sequence[ManifestRow], out: Path, job: RowJob) -> PreparedRows:
         """Rows prepared here, one at a time, journaled beside ``out``."""
         journal = Journal(out, Journal.key(job.manifest, **job.key), resume=job.resume)
         return _Journaled(journal, job, Normalizer(max_chars=job.settings.max_report_chars))
-
-
-def _scrubbed(
-    items: Iterator[ReportItem], results: deque[Any], max_chars: int
-) -> Iterator[ReportItem]:
-    """The reports with PHI scrubbed, each result queued in input order (:func:`scrub_item`)."""
-    for report_id, payload in items:
-        scrubbed, result = scrub_item(payload, max_chars)
-        results.append(result)
-        yield report_id, scrubbed
 
 
 @dataclass(slots=True)

@@ -24,9 +24,8 @@ from mammosearch.embeddings import Embedder, FittedEmbedder
 from mammosearch.errors import InputError, InvalidDicomError, PHILeakError, ReportParseError
 from mammosearch.imaging import MammoImage, prepare_image, quarantine_reason, read_image
 from mammosearch.index import EmbedderInfo, VectorIndex, VoteParams, fit_vote
-from mammosearch.nlp import Normalizer, decode_report_bytes
-from mammosearch.nlp.normalizer import ReportLine
-from mammosearch.nlp.scrub import ScrubResult, scrub
+from mammosearch.nlp import Normalizer
+from mammosearch.nlp.scrub import scrub
 from mammosearch.pipeline.records import ManifestRow, PreparedRow
 from mammosearch.pipeline.reports import read_report_file
 from mammosearch.records import NormalizedReport
@@ -44,8 +43,6 @@ __all__ = [
     "prepare_query",
     "prepare_row",
     "row_report_text",
-    "scrub_item",
-    "splice_scrub",
     "thumbnail",
 ]
 
@@ -173,37 +170,6 @@ def normalize_row_report(normalizer: Normalizer, case_id: str, text: str) -> tup
     except InputError as e:
         return "", str(e)
     return (json.dumps(normalized.to_dict(), ensure_ascii=False) if normalized else ""), ""
-
-
-# --- reports -------------------------------------------------------------------------------
-
-
-def scrub_item(
-    payload: str | bytes | Exception, max_chars: int
-) -> tuple[str | bytes | Exception, ScrubResult | None]:
-    """One report scrubbed of PHI: ``(payload to normalize, ScrubResult or None)``.
-
-    ``None`` for a record that failed to read or is too long (the normalizer refuses it).
-    """
-    if isinstance(payload, Exception):
-        return payload, None
-    try:
-        text = decode_report_bytes(payload)[0] if isinstance(payload, bytes) else payload
-    except ReportParseError as e:  # binary: the record carries the error
-        return e, None
-    if len(text) > max_chars:
-        return text, None
-    result = scrub(text)
-    return result.text, result
-
-
-def splice_scrub(line: ReportLine, result: ScrubResult | None) -> ReportLine:
-    """A line with the scrubbed ``text`` and ``phi`` counts spliced in (``result`` from
-    :func:`scrub_item`; ``None`` leaves the line as it is). The line stays one object."""
-    if result is None:
-        return line
-    extra = json.dumps({"text": result.text, "phi": result.counts}, ensure_ascii=False)
-    return line._replace(json=f"{line.json[:-1]}, {extra[1:]}")
 
 
 # --- embed ---------------------------------------------------------------------------------

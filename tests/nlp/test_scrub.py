@@ -168,6 +168,75 @@ def test_normalize_job_scrubs(tmp_path: Path) -> None:
     assert summary.failed == 1 and "text" not in records[1]
 
 
+def test_recognizers_on_their_anchor_lines_find_what_they_find_on_the_whole_text() -> None:
+    """The recognizers that run only on the lines where their anchor is (a speed-up) find the
+    same matches as over the whole text, at line ends and starts too."""
+    from mammosearch.nlp._phi_patterns import gated_patterns, line_windows
+
+    texts = [r.text for r in generate_phi_reports(200, seed=8)] + [
+        "a@b.co\nx@y.org, z@w.net\n@\nq@", "12/03/2024\n1.5 cm 03-04-22\n7/2019\n2024-1-2.",
+        "Flat 6A, 12 Main Street\n#4, Rose Lane\n3 Park Road\nſtreet 4 High ſt",
+        "Apt 2, 14 Elm Road, Springfield, IL 62704\n\tunit 9, 2 Oak Ave", "House 1,\n2 King St",
+        "12 Main\nStreet 4, Hill Road\n", "#12, x y Road.", "MAIN ST 12 Main St.",
+    ]  # fmt: skip
+    anchored = [(pattern, anchor) for _, pattern, _, anchor in gated_patterns() if anchor]
+    assert len(anchored) == 4
+    for text in texts:
+        for pattern, anchor in anchored:
+            whole = [m.span("v") for m in pattern.finditer(text)]
+            lines = [m.span("v") for low, high in line_windows(text, anchor)
+                     for m in pattern.finditer(text, low, high)]  # fmt: skip
+            assert lines == whole, (pattern.pattern[:40], text)
+
+
+def test_the_workers_scrub(tmp_path: Path) -> None:
+    """``normalize --scrub --workers 2``: the worker processes scrub (this process never loads
+    the scrubber) and the lines are those of one process, in input order."""
+    from mammosearch.nlp import Normalizer, decode_report_bytes
+    from mammosearch.nlp import scrub as scrub_module
+
+    texts = [r.text for r in generate_phi_reports(24, seed=5)]
+    items: list[tuple[str, str | bytes | Exception]] = [(f"r{n}", t) for n, t in enumerate(texts)]
+    items += [("bytes", texts[0].encode("cp1252", "replace")), ("long", "BI-RADS 2. " * 600),
+              ("unread", OSError(5, "Input/output error"))]  # fmt: skip
+    normalizer = Normalizer(max_chars=5_000)
+    scrub_module._default.cache_clear()
+    parallel = list(normalizer.normalize_lines(items, n_process=2, batch_size=5, scrub=True))
+    assert scrub_module._default.cache_info().currsize == 0  # not scrubbed here
+    serial = list(normalizer.normalize_lines(items, scrub=True))
+    assert parallel == serial
+    records = [json.loads(line.json) for line in parallel]
+    assert [r["id"] for r in records] == [item[0] for item in items]
+    assert all(r["text"] == scrub(t).text for r, t in zip(records, texts, strict=False))
+    decoded = decode_report_bytes(texts[0].encode("cp1252", "replace"))[0]
+    assert records[-3]["text"] == scrub(decoded).text
+    assert "text" not in records[-2] and records[-2]["error"].startswith("E022")  # too long
+    assert "text" not in records[-1] and records[-1]["error"].startswith("E020")
+    first = scrub(texts[0])
+    direct = json.loads(normalizer.normalize_line(("r0", first.text)).json)
+    assert "text" not in direct
+    assert records[0] == {**direct, "text": first.text, "phi": first.counts}
+
+
+def test_a_report_that_fails_to_scrub_is_never_normalized(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scrubber failure (injected) makes an error record: no text, nothing normalized, and the
+    batch goes on."""
+    from mammosearch.nlp import Normalizer
+    from mammosearch.nlp import normalizer as module
+
+    def boom(text: str) -> None:
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(module, "_scrub", boom)
+    (line,) = Normalizer().normalize_lines([("a", f"Patient {PHI_CANARY}. ACR C.")], scrub=True)
+    record = json.loads(line.json)
+    assert record["error"] == "E022: the report could not be normalized (ZeroDivisionError)"
+    assert record["density"] is None and "text" not in record and PHI_CANARY not in line.json
+    assert "ZeroDivisionError" in caplog.text and PHI_CANARY not in caplog.text
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -320,7 +320,7 @@ def test_errors_are_typed(
     assert result.exit_code == 1 and "E010" in result.output
     flagged = runner.invoke(app, ["normalize", str(reports_file), "-o", str(tmp_path / "o.jsonl"),
                                   "--ray-address", "auto"])  # fmt: skip
-    assert flagged.exit_code == 1 and "need --engine ray" in flagged.output
+    assert flagged.exit_code == 2 and "need --engine ray" in flagged.output  # a usage error
     bad = runner.invoke(app, ["index", "build", str(reports_file), "-o", str(tmp_path / "i"),
                               "--engine", "ray", "--ray-address", "nowhere"])  # fmt: skip
     assert bad.exit_code == 1 and "HOST:PORT" in bad.output

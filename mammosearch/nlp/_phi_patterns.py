@@ -13,7 +13,7 @@ from typing import Any
 
 import regex
 
-__all__ = ["KEEP", "gated_patterns", "gates", "line_windows", "patterns"]
+__all__ = ["KEEP", "gated_patterns", "gates", "line_windows", "lowered", "patterns"]
 
 _U = r"\p{Lu}"
 _L = r"\p{Ll}"
@@ -96,38 +96,61 @@ def gates(text: str) -> frozenset[str]:
     return frozenset(passed)
 
 
-# Recognizers whose matches never take a line break (no part of them matches one) and the part
-# that every match of theirs contains (the same sub-pattern, under the same flags): they run
-# only on the lines where that anchor is found, which gives the same matches (a match starts at
-# or after its line's start, ends at or before its end, and what the pattern asks of the
-# character before or after a line is the same for a line break as for no character).
-_ANCHORS = {
+# Recognizers whose matches never take a line break (no part of them matches one) and their
+# anchor, a pattern that finds each part every match of theirs contains (or more): they run only
+# on the lines where the anchor is found, which gives the same matches (a match starts at or
+# after its line's start, ends at or before its end, and what the pattern asks of the character
+# before or after a line is the same for a line break as for no character). The street-address
+# anchors are searched in the lowered text (:func:`lowered`), case-sensitively: every word that
+# ``(?i:...)`` matches reads there as the lower-case word, and a character that is no word
+# character beside it (``\b``) is no lower-case ASCII letter there.
+_ANCHORS = {  # pattern, searched in the lowered text
     0: ("@", False),
-    4: (r"\d[/.\-]", True),
-    13: (rf"[ \t](?i:{_STREET_EN})\b", False),
-    14: (r"\b(?i:flat|apt|apartment|unit|suite|house|door|plot)|#", False),
+    4: (r"\d[/.\-]", False),
+    13: (rf"[ \t](?:{_STREET_EN})(?![a-z])", True),
+    14: (r"(?<![a-z])(?:flat|apt|apartment|unit|suite|house|door|plot)|#", True),
 }
 
 
+def _anchor(n: int) -> tuple[Any, bool] | None:
+    if n not in _ANCHORS:
+        return None
+    pattern, on_lowered = _ANCHORS[n]
+    # an anchor on the text is compiled like its recognizer (numeric dates ignore case)
+    return (re.compile(pattern) if on_lowered else _c(pattern, ignore_case=n == 4)), on_lowered
+
+
 @cache
-def gated_patterns() -> tuple[tuple[str, Any, str | None, Any], ...]:
+def gated_patterns() -> tuple[tuple[str, Any, str | None, tuple[Any, bool] | None], ...]:
     """``(kind, compiled pattern, gate, anchor)``: the pattern runs only when the text passes its
     gate (:func:`gates`; ``None``: always), and with an anchor only on the lines where the
     anchor is found (:func:`line_windows`; ``None``: on the whole text)."""
     return tuple(
-        (kind, pattern, _GATED.get(n), _c(_ANCHORS[n][0], ignore_case=_ANCHORS[n][1])
-         if n in _ANCHORS else None)
-        for n, (kind, pattern) in enumerate(patterns())
-    )  # fmt: skip
+        (kind, pattern, _GATED.get(n), _anchor(n)) for n, (kind, pattern) in enumerate(patterns())
+    )
 
 
-def line_windows(text: str, anchor: Any) -> list[tuple[int, int]]:
+def lowered(text: str) -> str:
+    """``text`` in lower case, character for character: "İ" and "ſ" (which ``(?i:i)`` and
+    ``(?i:s)`` match, and which alone do not lower to an ASCII letter; "İ" alone lowers to two
+    characters) read as "i" and "s"."""
+    if "\u0130" in text or "\u017f" in text:
+        text = text.replace("\u0130", "i").replace("\u017f", "s")
+    return text.lower()
+
+
+def line_windows(
+    text: str, anchor: tuple[Any, bool] | None, lower: str | None = None
+) -> list[tuple[int, int]]:
     """``(start, end)`` of each line of ``text`` where ``anchor`` matches (line break left
-    out), in order; the whole text when ``anchor`` is ``None``."""
+    out), in order; the whole text when ``anchor`` is ``None``. ``lower``: :func:`lowered`
+    of ``text``, when the caller has it."""
     if anchor is None:
         return [(0, len(text))]
+    pattern, on_lowered = anchor
+    haystack = (lower if lower is not None else lowered(text)) if on_lowered else text
     out: list[tuple[int, int]] = []
-    for match in anchor.finditer(text):
+    for match in pattern.finditer(haystack):
         if out and match.start() < out[-1][1]:
             continue  # on a line already taken
         end = text.find("\n", match.end())

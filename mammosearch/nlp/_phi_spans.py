@@ -15,10 +15,21 @@ Span = tuple[int, int, str]
 _WORD_AT = re.compile(r"[ \t]*(?:&[ \t]*)?([^\W\d_][\w.']*)")
 _TRAILING = re.compile(r"(?:[ \t]+(?:[a-záéíóúñ]+|&))+\Z")
 _LEADING = re.compile(r"(?:(?:[a-záéíóúñ]+|&)[ \t]+)+")
-_WORD_BEFORE = re.compile(r"([^\W\d_][\w.']*)[ \t]*(?:&[ \t]*)?\Z")
+# the word (and "&") just before a position, read backwards: on the reversed 40 characters
+# before it, the same as searching ``([^\W\d_][\w.']*)[ \t]*(?:&[ \t]*)?\Z`` in them (the
+# leftmost start of that search is the farthest letter of the run), without a try at each start
+_WORD_BEFORE_REVERSED = re.compile(r"[ \t]*(?:&[ \t]*)?([\w.']*[^\W\d_])")
 
 
 _WORDS = re.compile(r"[^\W\d_][\w.']*")
+
+
+def _word_before(text: str, end: int) -> tuple[int, str] | None:
+    """``(start, word)`` of the word that ends just before ``end`` (spaces and one "&" between
+    them allowed), within the 40 characters before it; ``None`` when there is none."""
+    low = max(0, end - 40)
+    m = _WORD_BEFORE_REVERSED.match(text[low:end][::-1])
+    return (end - m.end(), m.group(1)[::-1]) if m else None
 
 
 def _grown(text: str, start: int, end: int, words: frozenset[str]) -> tuple[int, int]:
@@ -29,15 +40,16 @@ def _grown(text: str, start: int, end: int, words: frozenset[str]) -> tuple[int,
         if fold(m.group(1)).rstrip(".") not in words:
             break
         new_end = m.end()
-    while m := _WORD_BEFORE.search(text, max(0, new_start - 40), new_start):
-        word = fold(m.group(1)).rstrip(".")
+    while before := _word_before(text, new_start):
+        word_start, raw = before
+        word = fold(raw).rstrip(".")
         if word not in words:
             # a capitalised word in front of an institution word is its name ("Kuarahy Imágenes")
-            after = text[m.end() : m.end() + 30].split(" ", maxsplit=1)[0]
+            after = text[new_start : new_start + 30].split(" ", maxsplit=1)[0]
             named = fold(after).rstrip(".,") in lists.institution_words
-            if not (m.group(1)[0].isupper() and named and word not in lists.clinical):
+            if not (raw[0].isupper() and named and word not in lists.clinical):
                 break
-        new_start = m.start()
+        new_start = word_start
     lead = _LEADING.match(text, new_start, start)
     trail = _TRAILING.search(text, end, new_end)
     return (lead.end() if lead else new_start), (trail.start() if trail else new_end)

@@ -13,6 +13,7 @@ from mammosearch.errors import ConfigError
 
 __all__ = [
     "alternation",
+    "at_line_start",
     "compile_pattern",
     "literal_gate",
     "load_data",
@@ -175,3 +176,27 @@ def _sequence_gate(items: Any) -> tuple[str, ...] | None:
                 consider(tuple(x for x in found if not any(y != x and y in x for y in found)))
     consider(("".join(run),) if run else None)
     return best
+
+
+def at_line_start(pattern: re.Pattern[str]) -> bool:
+    """Whether every match of ``pattern`` starts at the start of a line.
+
+    True for a pattern that opens with ``(?:^|(?<=\\n))`` and goes on (the label-line patterns
+    of the data files): searched within one line, it matches at the line's start or nowhere.
+
+    Example:
+        >>> at_line_start(re.compile(r"(?:^|(?<=\\n))[ \\t]*signed by"))
+        True
+        >>> at_line_start(re.compile(r"(?:^|(?<=\\n))signed|by"))
+        False
+    """
+    try:
+        from re import _parser  # type: ignore[attr-defined]
+
+        items = list(_parser.parse(pattern.pattern, pattern.flags))
+        if len(items) < 2 or str(items[0][0]) != "BRANCH":
+            return False
+        branches = [[(str(op), str(av)) for op, av in b] for b in items[0][1][1]]
+    except Exception:  # an unexpected parser: not known to be anchored
+        return False
+    return branches == [[("AT", "AT_BEGINNING")], [("ASSERT", "(-1, [(LITERAL, 10)])")]]

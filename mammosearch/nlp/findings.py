@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mammosearch.nlp._phrases import PhraseIndex, Speller, Tokens, phrase_words, tokenize
-from mammosearch.nlp._resources import compile_pattern, load_data, word_matches
+from mammosearch.nlp._resources import at_line_start, compile_pattern, load_data, word_matches
 from mammosearch.nlp.sections import Segmentation, Sentence
 from mammosearch.records import (
     AsymmetryKind,
@@ -233,8 +233,12 @@ class FindingsExtractor:
             )
             for (kind, prefix), rests in grouped.items()
         ]
+        # (pattern, whether it can only match at the start of a line)
         self._label_lines = [
-            compile_pattern(x, source="findings.json") for x in f.get("label_lines", [])
+            (pattern, at_line_start(pattern))
+            for pattern in (
+                compile_pattern(x, source="findings.json") for x in f.get("label_lines", [])
+            )
         ]
         us = ctx.get("ultrasound", {})
         self._us_after = [compile_pattern(p, source="context_findings.json")
@@ -314,11 +318,18 @@ class FindingsExtractor:
             line_start = folded.rfind("\n", 0, s) + 1
             line_end = folded.find("\n", e)
             line_end = len(folded) if line_end < 0 else line_end
-            return any(
-                m.start() <= s < m.end()
-                for pattern in self._label_lines
-                for m in pattern.finditer(folded, line_start, line_end)
-            )
+            for pattern, at_start in self._label_lines:
+                # a pattern anchored at the start of a line matches there or nowhere in it
+                if at_start:
+                    m = pattern.match(folded, line_start, line_end)
+                    if m is not None and m.start() <= s < m.end():
+                        return True
+                    continue
+                if any(
+                    m.start() <= s < m.end() for m in pattern.finditer(folded, line_start, line_end)
+                ):
+                    return True
+            return False
 
         return protected
 

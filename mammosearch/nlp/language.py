@@ -14,6 +14,8 @@ _MIN_CONFIDENCE = 0.75
 _MIN_WORDS = 2
 # Codes and tokens that say nothing about the language ("BI-RADS 2", "ACR C", "4.5 cm").
 _NEUTRAL = re.compile(r"\b(?:bi-?rads|birads|acr|[a-d]|[0-9ivx]+[a-c]?|mm|cm|cc|mlo)\b", re.I)
+# the same on lower-cased ASCII text, where it matches the same spans about twice as fast
+_NEUTRAL_LOWER = re.compile(_NEUTRAL.pattern)
 _WORD = re.compile(r"[^\W\d_]{2,}")
 # Frequent function words that exist in one language only (not "no", "a", "se", "de"…).
 _EN_MARKERS = frozenset(
@@ -77,7 +79,10 @@ def detect_language(text: str) -> str | None:
         'es'
     """
     sample = text[:_SAMPLE_CHARS]
-    words = _WORD.findall(_NEUTRAL.sub(" ", sample).lower())
+    if sample.isascii():
+        words = _WORD.findall(_NEUTRAL_LOWER.sub(" ", sample.lower()))
+    else:
+        words = _WORD.findall(_NEUTRAL.sub(" ", sample).lower())
     if len(words) < _MIN_WORDS:
         return None
     # Clear-cut reports are decided by their function words; lingua decides the rest.

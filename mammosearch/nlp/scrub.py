@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 
-from mammosearch.nlp._phi_patterns import KEEP, gated_patterns, gates, line_windows
+from mammosearch.nlp._phi_patterns import KEEP, gated_patterns, gates, line_windows, lowered
 from mammosearch.nlp._phi_spans import address_tails, institutions
 from mammosearch.nlp._phi_zones import find_zoned
 
@@ -95,10 +95,11 @@ class Scrubber:
         """
         hits: list[tuple[int, int, str]] = []
         passed = gates(text)
+        lower = lowered(text) if "street" in passed else None  # for the address anchors
         for kind, pattern, gate, anchor in gated_patterns():
             if gate is not None and gate not in passed:
                 continue
-            for low, high in line_windows(text, anchor):
+            for low, high in line_windows(text, anchor, lower):
                 for match in pattern.finditer(text, low, high):
                     start, end = match.span("v")
                     if kind == "PHONE" and sum(c.isdigit() for c in text[start:end]) < 7:

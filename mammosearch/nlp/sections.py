@@ -40,7 +40,6 @@ _BULLET = re.compile(r"^\s*(?:[-*\u2022\u00b7\u25aa\u2013]|\d{1,2}[.)]|[a-d][.)]
 _WRAP_MIN = 45  # a line at least this long that does not end a sentence may be hard-wrapped
 _TAIL = re.compile(r"[a-z.]+$")  # the word before a full stop (abbreviation check)
 _HEADER_REACH = 60  # a header label ends within this many characters of its line's start
-_LEAD = " \t>*#-\u2022\u00b7"  # what may stand before a header label on its line
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,15 +117,6 @@ class Segmenter:
             + "|" + lead + rf"(?P<hc>{alternation(bounded)})[ \t]*(?P<endc>:)",
             source="sections.json",
         )  # fmt: skip
-        # A header line starts (after the lead characters) with the first two characters of a
-        # phrase, blanks read as one space: the pattern is tried only on such lines. None when
-        # a phrase starts with a lead character (the check would not be exact then).
-        phrases = [p.strip() for p in self._kind_of if p.strip()]
-        self._starts: frozenset[str] | None = frozenset(
-            p[0] + (" " if p[1:2].isspace() else p[1:2]) for p in phrases
-        )
-        if any(p[0] in _LEAD or len(p) < 2 for p in phrases):
-            self._starts = None
         self._generic = re.compile(
             r"^[ \t>*#\-\u2022\u00b7]*(?P<h>[A-Za-z][\w'/&()\- ]{0,40}?)[ \t]*:", re.MULTILINE
         )
@@ -138,13 +128,14 @@ class Segmenter:
         head = line[:_HEADER_REACH]
         if len(line.strip()) > _HEADER_REACH and ":" not in head and " - " not in head:
             return None  # a long line with no label at its start is content
-        m = self._header.match(line) if self._may_start_header(line) else None
+        m = self._header.match(line)
         if m:
             phrase = m.group("h") or m.group("hc")
             key = re.sub(r"\s+", " ", phrase)
             kind = self._kind_of.get(key)
             if kind is not None:
                 return kind, start + m.end()
+        # the generic label pattern needs a colon on the line: most lines have none
         g = self._generic.match(text, start, end) if text.find(":", start, end) >= 0 else None
         if g:
             words = g.group("h").split()
@@ -152,13 +143,6 @@ class Segmenter:
             if 1 <= len(words) <= 4 and first.isupper():
                 return "other", g.end()
         return None
-
-    def _may_start_header(self, line: str) -> bool:
-        """Whether a header phrase can start ``line`` (a quick test before the pattern)."""
-        if self._starts is None:
-            return True
-        rest = line.lstrip(_LEAD)
-        return rest[:1] + (" " if rest[1:2].isspace() else rest[1:2]) in self._starts
 
     def _ends_sentence(self, text: str, folded: str, m: re.Match[str]) -> bool:
         if m.group() == ".":

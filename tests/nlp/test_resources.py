@@ -1,4 +1,5 @@
-"""Literal gates of data patterns: a pattern is skipped only where it cannot match."""
+"""Shortcuts around data patterns (literal gates, line anchors, the ASCII language markers):
+each finds what the plain search finds."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mammosearch.nlp._resources import literal_gate, word_matches
+from mammosearch.nlp._resources import at_line_start, literal_gate, word_matches
 from mammosearch.nlp.engine import ReportEngine
 from mammosearch.samples.reports import generate_reports
 
@@ -84,3 +85,43 @@ def test_gated_search_finds_what_the_plain_search_finds() -> None:
             middle = len(text) // 2
             got = [m.span() for m in word_matches(pattern, text, middle - 40, middle + 40)]
             assert got == _plain(pattern, text, middle - 40, middle + 40), pattern.pattern[:60]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "anchored"),
+    [
+        (r"(?:^|(?<=\n))[ \t]*(?:signed|firmado)\b[^\n]*", True),
+        (r"(?:^|(?<=\n))signed|by", False),  # the second branch is not anchored
+        (r"(?:^|(?<=\n))", False),  # nothing after the anchor
+        (r"\b(?:signed by|read by)\b[^\n.]*", False),
+        (r"(?:^|(?<=\r))signed", False),
+    ],
+)
+def test_at_line_start(pattern: str, anchored: bool) -> None:
+    assert at_line_start(re.compile(pattern)) is anchored
+
+
+def test_anchored_label_lines_match_at_the_line_start_or_nowhere() -> None:
+    patterns = [p for p, anchored in ReportEngine().findings._label_lines if anchored]
+    assert patterns
+    text = "Informe\n  Firmado: Dra. Ana Ruiz\nsigned by the reader\nnombre y fecha\n\nDr. X"
+    text = text.lower()
+    starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+    for pattern in patterns:
+        for start in starts:
+            end = text.find("\n", start)
+            end = len(text) if end < 0 else end
+            found = [m.span() for m in pattern.finditer(text, start, end)]
+            m = pattern.match(text, start, end)
+            assert found == ([m.span()] if m else [])
+
+
+def test_language_markers_read_the_same_on_ascii_text() -> None:
+    from mammosearch.nlp.language import _NEUTRAL, _NEUTRAL_LOWER
+
+    for text in (
+        "BI-RADS IVb. ACR C, MLO and CC views; 4.5 cm MASS at 2 o'clock. Bi-Rads 0",
+        "Birads: 2. Breast composition: b. IIIa III-c a-d",
+        *(r.text[:400] for r in generate_reports(40, seed=6) if r.text[:400].isascii()),
+    ):
+        assert _NEUTRAL.sub(" ", text).lower() == _NEUTRAL_LOWER.sub(" ", text.lower())

@@ -178,6 +178,8 @@ def test_recognizers_on_their_anchor_lines_find_what_they_find_on_the_whole_text
         "Flat 6A, 12 Main Street\n#4, Rose Lane\n3 Park Road\nſtreet 4 High ſt",
         "Apt 2, 14 Elm Road, Springfield, IL 62704\n\tunit 9, 2 Oak Ave", "House 1,\n2 King St",
         "12 Main\nStreet 4, Hill Road\n", "#12, x y Road.", "MAIN ST 12 Main St.",
+        "12 Main ſtreet\n4 High STREET² x\nxFlat 2, 3 Main Road\nİstanbul 12 Park Road",
+        "12 Rose Avenue\u0301, x\n9 Elm Roadway\nFLAT 1, 2 Oak Rd\n12 Kİng Street",
     ]  # fmt: skip
     anchored = [(pattern, anchor) for _, pattern, _, anchor in gated_patterns() if anchor]
     assert len(anchored) == 4

@@ -20,7 +20,7 @@ An allow-list design (after Philter, Norgeot et al., npj Digital Medicine 2020),
 
 Each hit is replaced by a typed placeholder (``[NAME]``, ``[ID]``, ``[DATE]`` ...), so the
 BI-RADS content around it is untouched and the normalizer runs on the scrubbed text: its
-evidence spans index the text that is stored. Thread-safe; loading the lists takes about 0.2 s
+evidence spans index the text that is stored. Thread-safe; loading the lists takes about 0.1 s
 once per process.
 """
 

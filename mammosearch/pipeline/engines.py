@@ -8,7 +8,9 @@
   runs there), resumable through its Parquet shards.
 
 Both run the same stages (:mod:`.stages`) and hand the jobs the same records, so the outputs
-are the same whichever engine ran.
+are the same whichever engine ran. A report of ``normalize`` (``--scrub`` included) goes
+through :meth:`~mammosearch.nlp.Normalizer.normalize_lines` on both: in this machine's worker
+processes, or in the Ray actors.
 """
 
 from __future__ import annotations

@@ -55,9 +55,10 @@ def normalize_reports(
         id_column: Column or key of the report id (CSV, JSONL, Parquet).
         text_column: Column or key of the report text (CSV, JSONL, Parquet).
         progress: Show a progress bar on stderr.
-        scrub: Scrub PHI from each report first (:mod:`mammosearch.nlp.scrub`); each record
-            then also carries ``text`` (the scrubbed report its evidence spans index) and
-            ``phi`` (spans replaced, by kind).
+        scrub: Scrub PHI from each report first (:mod:`mammosearch.nlp.scrub`), in the
+            processes that normalize it (the workers, or the Ray actors); each record then also
+            carries ``text`` (the scrubbed report its evidence spans index) and ``phi`` (spans
+            replaced, by kind).
         engine: ``local`` (this machine's processes) or ``ray`` (a Ray cluster:
             :mod:`mammosearch.distributed`, resumable Parquet shards).
         ray: Options of the Ray engine (cluster address, work folder).

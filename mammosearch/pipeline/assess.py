@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -299,13 +300,8 @@ def iter_assessments(
 
     A row whose image or report cannot be read yields an assessment with ``error`` set.
     """
-    check_method(method, density_model)
-    rows = read_manifest(manifest)
-    index, embedder = open_index(directory, model)
-    try:
+    with _opened(directory, manifest, method, model, density_model) as (index, embedder, rows):
         yield from _assess_rows(index, embedder, rows, method, exclude_own_patient, density_model)
-    finally:
-        index.close()
 
 
 def iter_exam_assessments(
@@ -319,16 +315,27 @@ def iter_exam_assessments(
 ) -> Iterator[ExamAssessment]:
     """Assess every row (as :func:`iter_assessments`, same options) and yield one result per
     exam (``case_id``, in order of first appearance) by :func:`exam_density`."""
-    check_method(method, density_model)
-    rows = read_manifest(manifest)
-    index, embedder = open_index(directory, model)
-    try:
+    with _opened(directory, manifest, method, model, density_model) as (index, embedder, rows):
         by_exam: dict[str, list[Assessment]] = {}
         for found in _assess_rows(index, embedder, rows, method, exclude_own_patient,
                                   density_model):  # fmt: skip
             by_exam.setdefault(str(found.case_id), []).append(found)
         for case_id, views in by_exam.items():
             yield replace(exam_density(views, index.labels), case_id=case_id, images=tuple(views))
+
+
+@contextmanager
+def _opened(
+    directory: Path, manifest: Path, method: str, model: str | None,
+    density_model: DensityModel | None,
+) -> Iterator[tuple[CaseIndex, Embedder, list[ManifestRow]]]:  # fmt: skip
+    """A manifest's rows with the index they are assessed against, opened once (the method
+    checked first)."""
+    check_method(method, density_model)
+    rows = read_manifest(manifest)
+    index, embedder = open_index(directory, model)
+    try:
+        yield index, embedder, rows
     finally:
         index.close()
 

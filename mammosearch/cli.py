@@ -110,6 +110,11 @@ def _run(fn: Callable[[], T]) -> T:
         raise typer.Exit(130) from None
 
 
+_WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", min=1, help="Worker processes (default: settings).",
+                 metavar="INTEGER"),
+]  # fmt: skip
 _EngineOpt = Annotated[
     Engine,
     typer.Option(
@@ -184,12 +189,7 @@ def normalize(
             metavar="PATH",
         ),
     ] = Path("normalized.jsonl"),
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers", min=1, help="Worker processes (default: settings).", metavar="INTEGER"
-        ),
-    ] = None,
+    workers: _WorkersOpt = None,
     id_column: Annotated[
         str, typer.Option(help="CSV column / JSONL key of the report id.", metavar="TEXT")
     ] = "id",
@@ -383,6 +383,7 @@ def index_build(
         ),
     ] = None,
     engine: _EngineOpt = "local",
+    workers: _WorkersOpt = None,
     ray_address: _RayAddressOpt = None,
     work_dir: _WorkDirOpt = None,
     shards: Annotated[
@@ -407,7 +408,7 @@ def index_build(
 
     def body() -> None:
         order = [x.strip() for x in label_order.split(",")] if label_order else None
-        settings = state.settings(store=store)
+        settings = state.settings(store=store, workers=workers)
         ray = _ray_options(ctx, engine, ray_address, work_dir)
         options = BuildOptions(
             embedder=embedder, model=model, update=update, label_order=order,
@@ -700,9 +701,7 @@ def evaluate_reports_command(
     texts: Annotated[
         Path, typer.Argument(help="Folder with one <id>.txt per gold row.", metavar="TEXTS")
     ],
-    workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Worker processes.", metavar="INTEGER")
-    ] = None,
+    workers: _WorkersOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
     show_misses: Annotated[
         int,

@@ -19,14 +19,14 @@ JOBS = tuple(
     for name in ("assess", "build", "density", "demo", "deid", "engines", "evaluate",
                  "normalize", "search", "service")
 )  # fmt: skip
-CORE_AND_FOUR = (*FOUR, f"{M}.records", f"{M}.config", f"{M}.errors", f"{M}.registry",
+CORE_AND_FOUR = (*FOUR, f"{M}.records", f"{M}.config", f"{M}.errors", f"{M}.registry", f"{M}.accel",
                  f"{M}.imaging", f"{M}.deid", f"{M}.samples")  # fmt: skip
 RULES = [
     # the four never import each other, nor anything above them
     *[((p,), (*(q for q in FOUR if q != p), f"{M}.pipeline", f"{M}.distributed", f"{M}.ui",
               f"{M}.cli"), ()) for p in FOUR],
     # the core imports none of the floors above it
-    ((f"{M}.records", f"{M}.config", f"{M}.errors", f"{M}.registry", f"{M}.imaging",
+    ((f"{M}.records", f"{M}.config", f"{M}.errors", f"{M}.registry", f"{M}.imaging", f"{M}.accel",
       f"{M}.deid"), (*FOUR, f"{M}.pipeline", f"{M}.distributed", f"{M}.ui", f"{M}.cli"), ()),
     # the Ray engine runs the pipeline's stages and records, never its jobs or its public API
     ((f"{M}.distributed",), (*JOBS, f"{M}.ui", f"{M}.cli"), ()),

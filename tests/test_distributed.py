@@ -224,6 +224,18 @@ def test_index_engines_build_the_same_index(
     assert again.shards == {"total": 1, "computed": 1, "reused": 0}
 
 
+def test_local_worker_processes_build_the_same_index(
+    manifest: Path, local_index: tuple[Path, Any], tmp_path: Path
+) -> None:
+    """``--workers 2``: rows prepared by two processes ahead of the embedding, same index."""
+    local_dir, local = local_index
+    report = build_index(manifest, tmp_path / "two", settings=load_settings(workers=2),
+                         embedder="radiomics.v1")  # fmt: skip
+    _same_index(local_dir, tmp_path / "two")
+    assert report.to_dict() == local.to_dict()
+    assert b"QUIXOTEVANS" not in (tmp_path / "two" / "cases.sqlite").read_bytes()
+
+
 def test_index_engines_agree_with_a_neural_embedder(
     manifest: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:

@@ -21,6 +21,7 @@ run on CUDA when it is present.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -34,10 +35,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from mammosearch.accel import device_batches, parallel_map
 from mammosearch.errors import InputError, ModelLoadError
 from mammosearch.registry import classifiers
 
-__all__ = ["ConvNeXtDensity", "TrainConfig", "patient_split", "train_convnext"]
+__all__ = [
+    "ConvNeXtDensity", "TrainConfig", "patient_split", "tissue_inputs", "train_convnext"
+]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -186,15 +190,29 @@ def _augment(batch: Any, rng: np.random.Generator) -> Any:
     return (batch.clamp(0, 1) ** gamma * contrast).clamp(0, 1)
 
 
-def _to_tensor(
-    images: Sequence[NDArray[np.float32]], size: int, without_pectoral: bool = True
-) -> Any:
+def tissue_inputs(
+    images: Sequence[NDArray[np.float32]],
+    size: int,
+    without_pectoral: bool = True,
+    *,
+    workers: int = 1,
+) -> NDArray[np.float32]:
+    """The density models' inputs ``n×size×size``: each breast-cropped image fitted to the
+    square with the pectoral muscle set to background (the CPU part, ``workers`` processes)."""
     from mammosearch.imaging import tissue_square
 
-    torch = _torch()
-    stack = np.stack([tissue_square(img, size, without_pectoral=without_pectoral)
-                      for img in images])  # fmt: skip
-    return torch.from_numpy(stack[:, None])
+    square = functools.partial(tissue_square, size=size, without_pectoral=without_pectoral)
+    if not len(images):
+        return np.zeros((0, size, size), dtype=np.float32)
+    return np.stack(list(parallel_map(square, images, workers=workers)))
+
+
+def _to_tensor(
+    images: Sequence[NDArray[np.float32]], size: int, without_pectoral: bool = True,
+    workers: int = 1,
+) -> Any:  # fmt: skip
+    inputs = tissue_inputs(images, size, without_pectoral, workers=workers)
+    return _torch().from_numpy(inputs[:, None])
 
 
 def _normalise(batch: Any) -> Any:
@@ -230,25 +248,34 @@ class ConvNeXtDensity:
         return bool(self.config.get("without_pectoral", False))
 
     def predict_proba(
-        self, images: Sequence[NDArray[np.float32]], *, batch_size: int = 16
+        self, images: Sequence[NDArray[np.float32]], *, batch_size: int = 16, workers: int = 1
     ) -> NDArray[np.float32]:
-        """Probabilities ``n×len(labels)`` for breast-cropped H×W images in [0, 1]."""
+        """Probabilities ``n×len(labels)`` for breast-cropped H×W images in [0, 1] (their
+        inputs made by ``workers`` processes)."""
+        inputs = tissue_inputs(images, self.image_size, self.without_pectoral, workers=workers)
+        return self.predict_inputs(inputs, batch_size=batch_size)
+
+    def predict_inputs(
+        self, inputs: Sequence[NDArray[np.float32]], *, batch_size: int = 16
+    ) -> NDArray[np.float32]:
+        """Probabilities for inputs already made by :func:`tissue_inputs`: the device's part
+        (copies overlapped with the forward passes, fp16 autocast on CUDA, one wait at the end).
+        """
         torch = _torch()
         networks = [network.eval() for network in (self.model, *self.members)]
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(images), batch_size):
-                batch = _normalise(
-                    _to_tensor(images[i : i + batch_size], self.image_size, self.without_pectoral)
-                )
-                mean = 0.0
-                for network in networks:
-                    device = next(network.parameters()).device
-                    mean += torch.softmax(network(batch.to(device)), dim=1).float().cpu().numpy()
-                out.append(mean / len(networks))
-        if not out:
+        if not len(inputs):
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32)
+        device = next(self.model.parameters()).device
+        cuda = device.type == "cuda"
+        out = []
+        with torch.inference_mode(), torch.autocast("cuda", torch.float16, enabled=cuda):
+            for batch in device_batches(inputs, batch_size, device):
+                x = _normalise(batch[:, None])
+                mean = sum(torch.softmax(network(x.to(next(network.parameters()).device)).float(),
+                                         dim=1).to(device) for network in networks)  # fmt: skip
+                out.append(mean / len(networks))
+            probabilities = torch.cat(out).cpu().numpy()
+        return np.asarray(probabilities, dtype=np.float32)
 
     def predict(self, images: Sequence[NDArray[np.float32]]) -> list[str]:
         """The most probable label of each image."""
@@ -358,6 +385,7 @@ def train_convnext(
     validation: tuple[list[int], list[int]] | None = None,
     data_keys: Sequence[str] = (),
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    workers: int = 1,
 ) -> ConvNeXtDensity:
     """Train a ConvNeXt density model (early stopping on validation quadratic kappa).
 
@@ -377,6 +405,7 @@ def train_convnext(
         validation: Explicit (train, validation) indices, for every member.
         data_keys: Identity of the training images (for the data hash).
         on_epoch: Called with each epoch's metrics (the members' epochs one after another).
+        workers: Processes that make the inputs (:func:`tissue_inputs`).
 
     Raises:
         InputError: Fewer than two labels or no validation patients.
@@ -388,7 +417,7 @@ def train_convnext(
         raise InputError("an ensemble needs at least one member", fix="use --ensemble 1 or more")
     order = {label: i for i, label in enumerate(label_order)}
     y = np.array([order[label] for label in labels])
-    x = _to_tensor(images, config.image_size, config.without_pectoral)
+    x = _to_tensor(images, config.image_size, config.without_pectoral, workers)
     bar: Any = None
     if progress:
         from tqdm import tqdm

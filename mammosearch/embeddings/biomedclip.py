@@ -15,13 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from mammosearch.accel import device_batches, fit_square_batch
 from mammosearch.embeddings.base import LOCAL_DIR, PREPARED_SIZE, l2_normalize, parse_model_source
 from mammosearch.errors import ModelLoadError
 from mammosearch.imaging import fit_square
@@ -110,6 +111,7 @@ class BiomedClipEmbedder:
             else torch.float32
         )
         self._model, self._tokenizer, self.weights_path = model, tokenizer, weights
+        self.resize_on_device = self.device.type != "cpu"  # see _image_batches
         self._model = self._model.to(self.dtype).eval()
         cfg = getattr(self._model.visual, "preprocess_cfg", {}) or {}
         size = cfg.get("size", 224)
@@ -139,29 +141,34 @@ class BiomedClipEmbedder:
                 digest.update(block)
         return digest.hexdigest()
 
-    def _image_batch(self, images: Sequence[NDArray[np.float32]]) -> Any:
+    def _image_batches(self, images: Sequence[NDArray[np.float32]]) -> Iterator[Any]:
+        """The model's input batches ``n×3×size×size`` (its dtype, on its device).
+
+        On an accelerator the images travel as they are and are resized and normalised there
+        (:mod:`mammosearch.accel`); on the CPU, Pillow resizes each image (faster there), then
+        the same normalisation. Both give the same values up to rounding.
+        """
         import torch
 
         size = int(str(self.preprocess["size"]))
-        mean = np.asarray(self.preprocess["mean"], dtype=np.float32)[:, None, None]
-        std = np.asarray(self.preprocess["std"], dtype=np.float32)[:, None, None]
-        batch = np.stack([fit_square(np.asarray(img, dtype=np.float32), size) for img in images])
-        rgb = (np.repeat(batch[:, None], 3, axis=1) - mean) / std
-        tensor = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).to(self.device)
-        return tensor.to(self.dtype)
+        mean = torch.tensor(self.preprocess["mean"], device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.preprocess["std"], device=self.device).view(1, 3, 1, 1)
+        if not self.resize_on_device:
+            images = [fit_square(np.asarray(img, dtype=np.float32), size) for img in images]
+        for batch in device_batches(images, self.batch_size, self.device):
+            square = fit_square_batch(batch, size) if self.resize_on_device else batch[:, None]
+            yield ((square.expand(-1, 3, -1, -1) - mean) / std).to(self.dtype)
 
     def embed_images(self, images: Sequence[NDArray[np.float32]]) -> NDArray[np.float32]:
         """Embed breast-cropped H×W float32 images in [0, 1]; returns ``n×dim``."""
         import torch
 
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(images), self.batch_size):
-                batch = self._image_batch(images[i : i + self.batch_size])
-                out.append(self._model.encode_image(batch).float().cpu().numpy())
-        if not out:
+        if not len(images):
             return np.zeros((0, self.dim), dtype=np.float32)
-        return l2_normalize(np.concatenate(out))
+        with torch.inference_mode():  # outputs stay on the device until the last batch is done
+            out = [self._model.encode_image(batch) for batch in self._image_batches(images)]
+            vectors = torch.cat(out).float().cpu().numpy()
+        return l2_normalize(vectors)
 
     def embed_texts(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed texts (truncated to the model's context, with a warning); returns ``n×dim``."""

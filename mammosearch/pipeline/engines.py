@@ -16,11 +16,12 @@ processes, or in the Ray actors.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from mammosearch.accel import parallel_map
 from mammosearch.config import Settings
 from mammosearch.distributed._options import RayOptions, check_engine
 from mammosearch.embeddings import Embedder, FittedEmbedder
@@ -103,30 +104,46 @@ class Engine(Protocol):
 
 @dataclass(slots=True)
 class _Journaled:
-    """The local engine's rows: prepared on demand, each journaled as it is done."""
+    """The local engine's rows, each journaled as it is done: prepared on demand, or with
+    ``settings.workers`` > 1 ahead of demand by that many worker processes (in order, a
+    bounded number ahead: :func:`mammosearch.accel.parallel_map`)."""
 
     journal: Journal
     job: RowJob
     normalizer: Normalizer
     shards: dict[str, int] = field(default_factory=dict)
+    ahead: Iterator[PreparedRow] | None = None
+
+    def start(self, rows: Sequence[ManifestRow]) -> None:
+        """Begin preparing the rows that ``get`` will ask for, in their order."""
+        todo = [row for row in rows if not self.journal.has(row.number)]
+        workers = self.job.settings.workers
+        if workers > 1:
+            self.ahead = iter(parallel_map(self._prepare, todo, workers=workers))
 
     @property
     def resumed(self) -> int:
         return self.journal.resumed
 
-    def get(self, row: ManifestRow) -> PreparedRow:
-        entry = self.journal.load(row.number)
-        if entry is not None:
-            return PreparedRow.from_entry(row, entry)
-        prepared = prepare_row(
+    def _prepare(self, row: ManifestRow) -> PreparedRow:
+        return prepare_row(
             row, size=self.job.embedder.prepared_size, keep_report_text=self.job.keep_report_text,
             allow_secondary_capture=self.job.allow_secondary_capture, normalizer=self.normalizer,
             embedder=self.job.embedder,
         )  # fmt: skip
+
+    def get(self, row: ManifestRow) -> PreparedRow:
+        entry = self.journal.load(row.number)
+        if entry is not None:
+            return PreparedRow.from_entry(row, entry)
+        prepared = self._prepare(row) if self.ahead is None else next(self.ahead)
+        if prepared.row.number != row.number:  # the rows are asked for in the order given
+            raise RuntimeError("rows were asked for out of the order in which they were started")
         self.journal.save(row.number, **prepared.to_entry())
         return prepared
 
     def close(self) -> None:
+        self.ahead = None
         self.journal.close()
 
 
@@ -148,9 +165,11 @@ class LocalEngine:
         return write_report_lines(lines, output_path, progress=progress)
 
     def prepare(self, rows: Sequence[ManifestRow], out: Path, job: RowJob) -> PreparedRows:
-        """Rows prepared here, one at a time, journaled beside ``out``."""
+        """Rows prepared here (by ``settings.workers`` processes), journaled beside ``out``."""
         journal = Journal(out, Journal.key(job.manifest, **job.key), resume=job.resume)
-        return _Journaled(journal, job, Normalizer(max_chars=job.settings.max_report_chars))
+        prepared = _Journaled(journal, job, Normalizer(max_chars=job.settings.max_report_chars))
+        prepared.start(rows)
+        return prepared
 
 
 @dataclass(slots=True)

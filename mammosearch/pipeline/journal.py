@@ -57,6 +57,10 @@ class Journal:
         digest.update(json.dumps(options, sort_keys=True, default=str).encode())
         return digest.hexdigest()
 
+    def has(self, number: int) -> bool:
+        """Whether a row was recorded."""
+        return (self.folder / f"{number}.npz").is_file()
+
     def load(self, number: int) -> dict[str, Any] | None:
         """What was recorded for a row, or ``None``."""
         path = self.folder / f"{number}.npz"

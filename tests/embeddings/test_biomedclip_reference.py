@@ -109,6 +109,22 @@ def test_images_equal_open_clips_preprocess_and_encode_image(
     assert np.min(cosines(ref[:, None].repeat(4, 1).reshape(16, -1), np.tile(ref, (4, 1)))) < 0.9
 
 
+def test_the_accelerator_path_equals_open_clips_own_on_cpu_tensors(
+    tiny_model_dir: Path, reference: tuple[Any, Any, Any]
+) -> None:
+    """The path a GPU takes (images resized and normalised on the device, in batches of one
+    shape, fed by device_batches), run on CPU tensors: open_clip's own vectors again, for
+    images of mixed shapes in one call."""
+    model, preprocess, _ = reference
+    device_side = BiomedClipEmbedder(f"local-dir:{tiny_model_dir}", device="cpu", half=False)
+    device_side.resize_on_device = True
+    device_side.batch_size = 3
+    check_images(device_side, model, preprocess)
+    mixed = [*smooth_images(2, 448, seed=1), *smooth_images(3, 224, seed=2)]
+    ref = reference_images(model, preprocess, mixed)
+    assert np.all(cosines(device_side.embed_images(mixed), ref) >= SAME)
+
+
 def test_texts_equal_open_clips_tokenizer_and_encode_text(
     embedder: BiomedClipEmbedder, reference: tuple[Any, Any, Any]
 ) -> None:

@@ -7,7 +7,15 @@ at 224 px and 320 px, on a GPU when one is present, else this CPU:
   validation pass and kappa), timed over its second epoch; side by side with a bare timm loop
   (forward, backward, AdamW step on ready tensors) on the same images, the peer;
 - inference: ``ConvNeXtDensity.predict_proba`` on breast-cropped 512x400 images (square fit,
-  normalisation, softmax), batch 16, side by side with the bare model forward.
+  pectoral muscle, normalisation, softmax), batch 16, and ``predict_inputs`` on inputs already
+  made (the device's part alone), side by side with the bare model forward;
+- the inputs (``tissue_inputs``: square fit and pectoral muscle, the CPU part) made by 1, 2, 4,
+  ... worker processes up to the cores.
+
+The bare training loop is warmed up on the same sequence of batch sizes that it times (its last
+batch is smaller): a first batch of a new shape makes cuDNN choose its kernels anew, which on a
+GPU cost about 160 ms a step in an earlier version of this bench that warmed up on full batches
+only and timed three steps.
 
 Usage: ``python bench/classify.py [--images 48] [--archs convnext_atto,convnext_tiny]``
 """
@@ -42,10 +50,11 @@ def _bare_train(arch: str, size: int, n: int, batch: int, device: object) -> flo
         if cuda:
             torch.cuda.synchronize()
 
-    steps(2 * batch)  # warm-up: kernels loaded, optimiser state made
+    steps(n)  # warm-up on the same batch shapes: kernels chosen, optimiser state made
     start = time.perf_counter()
-    steps(n)
-    return n / (time.perf_counter() - start)
+    for _ in range(3):
+        steps(n)
+    return 3 * n / (time.perf_counter() - start)
 
 
 def _bare_infer(model: object, size: int, n: int, batch: int, device: object) -> float:
@@ -84,7 +93,7 @@ def main() -> None:
 
     import torch
 
-    from mammosearch.classifiers.convnext import _device
+    from mammosearch.classifiers.convnext import _device, tissue_inputs
 
     device = _device()
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU"
@@ -95,7 +104,7 @@ def main() -> None:
     patients = [f"p{i // 2}" for i in range(args.images)]
     n_train = args.images - round(args.images * 0.2)
     print(f"{'arch':<15}{'px':>5}{'train img/s':>13}{'bare':>8}{'ratio':>7}"
-          f"{'infer img/s':>13}{'bare':>8}{'ratio':>7}")  # fmt: skip
+          f"{'infer img/s':>13}{'inputs ready':>14}{'bare':>8}{'ratio':>7}")  # fmt: skip
     for arch in args.archs.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
             bare_train = _bare_train(arch, size, n_train, 16, device)
@@ -105,10 +114,31 @@ def main() -> None:
             start = time.perf_counter()
             model.predict_proba(images, batch_size=16)
             ours_infer = args.images / (time.perf_counter() - start)
+            inputs = tissue_inputs(images, size, model.without_pectoral)
+            model.predict_inputs(inputs[:16])  # warm-up
+            start = time.perf_counter()
+            model.predict_inputs(inputs, batch_size=16)
+            ready = args.images / (time.perf_counter() - start)
             bare_infer = _bare_infer(model.model, size, args.images, 16, device)
             print(f"{arch:<15}{size:>5}{ours_train:>13.1f}{bare_train:>8.1f}"
-                  f"{ours_train / bare_train:>7.2f}{ours_infer:>13.1f}{bare_infer:>8.1f}"
-                  f"{ours_infer / bare_infer:>7.2f}")  # fmt: skip
+                  f"{ours_train / bare_train:>7.2f}{ours_infer:>13.1f}{ready:>14.1f}"
+                  f"{bare_infer:>8.1f}{ready / bare_infer:>7.2f}")  # fmt: skip
+    _input_workers(images, int(args.sizes.split(",")[0]))
+
+
+def _input_workers(images: list[np.ndarray], size: int) -> None:
+    """The CPU part of density inference (``tissue_inputs``) by 1, 2, 4, ... processes."""
+    import os
+
+    from mammosearch.classifiers.convnext import tissue_inputs
+
+    cores = os.cpu_count() or 1
+    counts = sorted({1, cores, *(2**k for k in range(1, 8) if 2**k < cores)})
+    for workers in counts:
+        start = time.perf_counter()
+        tissue_inputs(images, size, workers=workers)
+        rate = len(images) / (time.perf_counter() - start)
+        print(f"tissue_inputs at {size} px, {workers:>2} workers: {rate:8.1f} images/s")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from mammosearch.classifiers.convnext import (
     ConvNeXtDensity,
     TrainConfig,
     patient_split,
-    tissue_inputs,
     train_convnext,
 )
 from mammosearch.cli import app
@@ -65,28 +64,6 @@ def test_train_save_load_predict_and_resume(tmp_path: Path) -> None:
     longer = TrainConfig(image_size=64, epochs=2, batch_size=4)
     resumed = train_convnext(imgs, labels, patients, ["F", "G", "D"], longer, out=out, resume=True)
     assert [h["epoch"] for h in resumed.config["history"]] == [0, 1]
-
-
-def test_predictions_equal_a_plain_forward_whatever_the_workers_and_batches() -> None:
-    """The data path (inputs by worker processes, device batches, one wait) computes what a
-    plain forward of the tissue squares computes: softmax of the network, averaged."""
-    import torch
-
-    from mammosearch.imaging import tissue_square
-
-    imgs, labels, patients = images(12)
-    model = train_convnext(imgs, labels, patients, ["F", "G", "D"], TINY)
-    squares = np.stack([tissue_square(i, 64, without_pectoral=model.without_pectoral)
-                        for i in imgs])  # fmt: skip
-    with torch.inference_mode():
-        logits = model.model.eval()(torch.from_numpy((squares[:, None] - 0.5) / 0.25))
-        expected = torch.softmax(logits, dim=1).numpy()
-    np.testing.assert_allclose(model.predict_proba(imgs, batch_size=5, workers=2), expected,
-                               atol=1e-5)  # fmt: skip
-    inputs = tissue_inputs(imgs, 64, model.without_pectoral, workers=2)
-    np.testing.assert_array_equal(inputs, squares)
-    np.testing.assert_allclose(model.predict_inputs(inputs, batch_size=12), expected, atol=1e-5)
-    assert model.predict_proba([]).shape == (0, 3)
 
 
 def test_an_ensemble_averages_members_with_their_own_seeds(tmp_path: Path) -> None:

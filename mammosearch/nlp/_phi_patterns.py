@@ -269,8 +269,16 @@ def patterns() -> tuple[tuple[str, Any], ...]:
             "ADDRESS",
             _c(
                 r"(?i:\b(?:address|direcci[oó]n|domicilio|residencia|residence))\s*:\s*"
-                r"(?P<v>[^\n;]{4,120}?)(?=\.\s|\.?$|\n|;|\s{2,}|\t)"
+                # a period ends the value unless it ends an abbreviation ("Mcal.", "Avda.")
+                r"(?P<v>[^\n;]{4,120}?)(?=(?<!(?<![^\W\d_])[^\W\d_]{1,4})\.\s|\.?$|\n|;|\s{2,}|\t)"
             ),
         ),
+        (
+            "ADDRESS",  # number, street, town, then a US state and ZIP code: no street type needed
+            _c(
+                rf"(?P<v>\b\d{{1,5}}[A-Z]?[ \t]+{_WORD}(?:[ \t]+{_WORD}){{0,3}},[ \t]*"
+                rf"{_WORD}(?:[ \t]+{_WORD}){{0,2}},?[ \t]+[A-Z]{{2}}[ \t]+\d{{5}}(?:-\d{{4}})?)\b"
+            ),
+        ),  # fmt: skip
         ("ADDRESS", _c(r"(?<![\w\-])(?P<v>[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2})\b")),  # UK postcode
     )

@@ -83,13 +83,26 @@ def institutions(text: str, found: list[Span]) -> list[Span]:
     return out
 
 
-# what follows a street address on its line: ", Town", " - 560034", ", OK 74158", " KY4 7HQ"
+# what follows a street address on its line: ", Town", " - 560034", ", OK 74158", " KY4 7HQ",
+# " c/ Cross Street" (a corner)
 _TAIL = re.compile(
-    r"[ \t]*[,\-–][ \t]*(?:[A-Z]{2}[ \t]+\d{4,6}\b|\d{4,6}\b|[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b"
+    r"[ \t]*(?:[,\-–]|\b(?:c/|esq\.|esquina|casi))[ \t]*"
+    r"(?:[A-Z]{2}[ \t]+\d{4,6}\b|\d{4,6}\b|[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}\b"
     r"|[^\W\d_]+(?:['.\-][^\W\d_]+)*\b\.?(?:[ \t]+(?:(?:de|del|la|el)[ \t]+)?"
     r"[^\W\d_]+(?:['.\-][^\W\d_]+)*\b\.?){0,3}"
     r"(?:[ \t]+(?:[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}|\d{4,6})\b)?)"
 )
+
+
+# a word of five letters or more and a period: a sentence ends there, not an abbreviation
+_SENTENCE_END = re.compile(r"[^\W\d_]{5}\.(?=[ \t])")
+# the words of an address's parts and corners, which a tail may pass over (", barrio X",
+# ", CP 1234", " c/ ")
+_ADDRESS_WORDS = frozenset(
+    {"barrio", "colonia", "col", "cp", "localidad", "distrito", "municipio", "provincia", "depto",
+     "departamento", "sector", "zona", "urbanización", "urb", "fraccionamiento", "parroquia",
+     "comuna", "county", "district", "town", "city", "c", "esq", "esquina", "casi"}
+)  # fmt: skip
 
 
 def address_tails(text: str, found: list[Span]) -> list[Span]:
@@ -107,12 +120,17 @@ def address_tails(text: str, found: list[Span]) -> list[Span]:
     for start, end, kind in found:
         stop = end
         while kind == "ADDRESS" and (m := _TAIL.match(text, stop)):
-            words = re.findall(r"[^\W\d_]+", m.group())
-            if any(
-                (w[0].islower() and w not in lists.particles) or fold(w) in lists.clinical
-                for w in words
+            tail = m.group()
+            if sentence_end := _SENTENCE_END.search(tail):  # "Puerto Nuevo. Mamografía ..."
+                tail = tail[: sentence_end.end() - 1]
+            words = re.findall(r"[^\W\d_]+", tail)
+            named = [w for w in words if w not in lists.particles and w not in _ADDRESS_WORDS]
+            if any(w[0].islower() for w in named) or (  # running text, or only clinical words
+                named and all(fold(w) in lists.clinical for w in named)
             ):
                 break
-            stop = m.end()
+            stop = m.start() + len(tail)
+            if sentence_end:
+                break
         out.append((start, stop, kind))
     return out

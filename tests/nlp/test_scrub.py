@@ -57,6 +57,34 @@ def test_phi_goes_and_birads_content_stays(text: str, gone: list[str], kept: lis
     assert result.text[evidence.start : evidence.end] == evidence.text
 
 
+@pytest.mark.parametrize(
+    ("text", "gone", "kept"),
+    [
+        # a labelled address goes to the end of its value, past abbreviations ("Gral.")
+        ("Dirección: Calle Gral. Aquino Nº 812, barrio Jara, San Pedro del Norte\nMamas densas.",
+         ["Aquino", "812", "Jara", "San Pedro", "Norte"], ["Mamas densas."]),
+        # a corner ("c/") and a town of common words after a street address
+        ("Avda. Los Lirios 77 c/ Tres Bocas, Puerto Nuevo. Mamografía: mamas densas.",
+         ["Lirios", "77", "Tres Bocas", "Puerto Nuevo"], ["[ADDRESS]. Mamografía: mamas densas."]),
+        # parts of an address named by their own words
+        ("Calle Sauce 9, colonia Centro, CP 54120. Mamas grasas.",
+         ["Sauce", "colonia Centro", "54120"], ["Mamas grasas."]),
+        # no street type, but a town, a state and a ZIP code
+        ("Seen at 4410 Maplecrest, Dunmore, PA 18512\nBreasts are almost entirely fatty.",
+         ["4410", "Maplecrest", "Dunmore", "18512"], ["Breasts are almost entirely fatty."]),
+        # a period after a whole word still ends the value
+        ("Domicilio: Itauguá. Mamas heterogéneamente densas.", ["Itauguá"],
+         ["Mamas heterogéneamente densas."]),
+    ],
+)  # fmt: skip
+def test_addresses_go_whole(text: str, gone: list[str], kept: list[str]) -> None:
+    result = scrub(text)
+    for value in gone:
+        assert value not in result.text, value
+    for value in kept:
+        assert value in result.text, value
+
+
 def test_clinical_text_is_left_alone() -> None:
     text = (
         "BILATERAL SCREENING MAMMOGRAM. ACR B. No mass. BI-RADS 1: negative. Breast Imaging "

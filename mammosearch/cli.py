@@ -610,6 +610,7 @@ def assess(
             metavar="PATH",
         ),
     ] = None,
+    workers: _WorkersOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Breast density of an image, or of a manifest's rows.
@@ -637,24 +638,25 @@ def assess(
                 raise _usage(ctx, "--output writes image rows: leave out --exams")
             if table_format(output) is None:
                 raise _usage(ctx, "--output must end in .parquet or .csv")
-        conv = open_density_model(density_model, state.settings(), directory)
+        settings = state.settings(workers=workers)
+        conv = open_density_model(density_model, settings, directory)
         if manifest is not None:
             if image is not None:
                 raise _usage(ctx, "give --image or --manifest, not both")
             if output is not None:
                 rows = write_assessment_table(
                     iter_assessments(directory, manifest, method=method, model=model,
-                                     density_model=conv),
+                                     density_model=conv, workers=settings.workers),
                     output,
                 )  # fmt: skip
                 _err.print(f"assessed {rows} rows → {output}", highlight=False)
                 return
             records = (
                 iter_exam_assessments(directory, manifest, method=method, model=model,
-                                      density_model=conv)
+                                      density_model=conv, workers=settings.workers)
                 if exams
                 else iter_assessments(directory, manifest, method=method, model=model,
-                                      density_model=conv)
+                                      density_model=conv, workers=settings.workers)
             )  # fmt: skip
             for record in records:
                 line = json.dumps(record.to_dict(), ensure_ascii=False, separators=(",", ":"))

@@ -51,6 +51,15 @@ class DensityClassifier(Protocol):
         """Probabilities ``n×len(labels)`` for breast-cropped H×W images in [0, 1]."""
         ...
 
+    def inputs(self, images: Sequence[NDArray[np.float32]]) -> NDArray[np.float32]:
+        """The model's inputs of prepared images: the CPU part of :meth:`predict_proba`, which
+        worker processes may compute."""
+        ...
+
+    def predict_inputs(self, inputs: Sequence[NDArray[np.float32]]) -> NDArray[np.float32]:
+        """Probabilities of :meth:`inputs` (the device's part)."""
+        ...
+
     def save(self, directory: Path) -> None:
         """Write the model to a directory that :func:`load_density_model` reads."""
         ...

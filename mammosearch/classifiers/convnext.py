@@ -252,8 +252,13 @@ class ConvNeXtDensity:
     ) -> NDArray[np.float32]:
         """Probabilities ``n×len(labels)`` for breast-cropped H×W images in [0, 1] (their
         inputs made by ``workers`` processes)."""
-        inputs = tissue_inputs(images, self.image_size, self.without_pectoral, workers=workers)
-        return self.predict_inputs(inputs, batch_size=batch_size)
+        return self.predict_inputs(self.inputs(images, workers=workers), batch_size=batch_size)
+
+    def inputs(
+        self, images: Sequence[NDArray[np.float32]], *, workers: int = 1
+    ) -> NDArray[np.float32]:
+        """:func:`tissue_inputs` of images at this model's size and settings."""
+        return tissue_inputs(images, self.image_size, self.without_pectoral, workers=workers)
 
     def predict_inputs(
         self, inputs: Sequence[NDArray[np.float32]], *, batch_size: int = 16

@@ -7,6 +7,8 @@ the policy tuned with the model says. ``vote``, ``convnext`` and ``probe`` force
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from mammosearch.accel import parallel_map
 from mammosearch.classifiers import DensityClassifier, decide, load_density_model
 from mammosearch.config import Settings
 from mammosearch.embeddings import WEIGHT_FREE, Embedder, FittedEmbedder, open_embedder
@@ -36,8 +39,14 @@ from mammosearch.pipeline.assessment import (
 from mammosearch.pipeline.manifest import read_manifest
 from mammosearch.pipeline.records import ManifestRow, side_code
 from mammosearch.pipeline.search import open_index
-from mammosearch.pipeline.stages import embed_inputs, image_inputs, prepare_query, row_report_text
-from mammosearch.records import NormalizedReport
+from mammosearch.pipeline.stages import (
+    EMBED_BATCH,
+    embed_inputs,
+    image_inputs,
+    prepare_query,
+    row_report_text,
+)
+from mammosearch.records import Laterality, NormalizedReport
 
 __all__ = [
     "ASSESS_METHODS",
@@ -115,12 +124,28 @@ class DensityModel:
         """The ConvNeXt's input side."""
         return self.classifier.image_size
 
-    def probabilities(
+    def inputs(
         self,
         images: Sequence[NDArray[np.float32]],
         *,
         features: Sequence[NDArray[Any]] | None = None,
         features_of: str | None = None,
+    ) -> DensityInputs:
+        """What every path reads of prepared images (the CPU part, which worker processes may
+        compute; the arguments as :meth:`probabilities`')."""
+        embedder, probe_features = self.probe_embedder, None
+        if self.probe is not None and embedder is not None:
+            reuse = features is not None and features_of == embedder.model_id
+            probe_features = list(features) if reuse else image_inputs(embedder, images)  # type: ignore[arg-type]
+        return DensityInputs(self.classifier.inputs(images), probe_features)
+
+    def probabilities(
+        self,
+        images: Sequence[NDArray[np.float32]] = (),
+        *,
+        features: Sequence[NDArray[Any]] | None = None,
+        features_of: str | None = None,
+        inputs: DensityInputs | None = None,
     ) -> dict[str, NDArray[np.float32]]:
         """Every path's probabilities (``{"convnext", "probe"}`` → ``n×labels``).
 
@@ -129,14 +154,23 @@ class DensityModel:
             features: The images' features already computed by a fitted embedder (reused for
                 the probe when they come from the same embedder revision).
             features_of: The ``model_id`` of the embedder that computed ``features``.
+            inputs: The images' :meth:`inputs`, made already (then ``images`` is not read).
         """
-        out = {"convnext": self.classifier.predict_proba(images)}
+        made = inputs or self.inputs(images, features=features, features_of=features_of)
+        out = {"convnext": self.classifier.predict_inputs(made.convnext)}
         probe, embedder = self.probe, self.probe_embedder
-        if probe is not None and embedder is not None:
-            if features is None or features_of != embedder.model_id:
-                features = image_inputs(embedder, images)
-            out["probe"] = probe.predict_proba(embed_inputs(embedder, features))
+        if probe is not None and embedder is not None and made.probe_features is not None:
+            out["probe"] = probe.predict_proba(embed_inputs(embedder, made.probe_features))
         return out
+
+
+@dataclass(slots=True)
+class DensityInputs:
+    """What a density model's paths read of prepared images: the ConvNeXt's inputs and the
+    probe embedder's features (``None`` without a probe)."""
+
+    convnext: NDArray[np.float32]
+    probe_features: list[NDArray[Any]] | None
 
 
 def open_density_model(
@@ -189,19 +223,63 @@ def assess_image(
         InvalidDicomError: The image cannot be read.
     """
     check_method(method, density_model)
-    normalizer = normalizer or Normalizer()
+    ready = _prepare(image, report, embedder, normalizer or Normalizer(), density_model, method)
+    (result,) = _assess_ready(index, embedder, [ready], [exclude_patient], method, k,
+                              density_model)  # fmt: skip
+    if isinstance(result, MammosearchError):
+        raise result
+    return result
+
+
+@dataclass(slots=True)
+class _Ready:
+    """One image made ready to assess (by :func:`_prepare`, possibly in a worker process)."""
+
+    laterality: Laterality | None
+    prepared: NDArray[np.float32]
+    inputs: list[NDArray[Any]]
+    normalized: NormalizedReport | None
+    density: DensityInputs | None
+
+
+def _prepare(
+    image: Path | bytes, report: str | None, embedder: Embedder, normalizer: Normalizer,
+    density_model: DensityModel | None, method: str,
+) -> _Ready:  # fmt: skip
+    """The CPU part of assessing an image: read, crop, the embedder's and the density model's
+    inputs, the report scrubbed (evidence spans never carry PHI) and normalized."""
     decoded, prepared = prepare_query(image, embedder.prepared_size)
     inputs = image_inputs(embedder, [prepared])
-    image_vector = embed_inputs(embedder, inputs)[0]
-    # scrubbed like indexed reports: the result (evidence spans) never carries PHI
     normalized = normalizer.normalize(scrub(report).text) if report else None
-    fitted = isinstance(embedder, FittedEmbedder)
-    result = assess_prepared(
-        index, prepared, image_vector, normalized, method=method, k=k,
-        exclude_patient=exclude_patient, density_model=density_model,
-        features=inputs if fitted else None, features_of=embedder.model_id,
-    )  # fmt: skip
-    return replace(result, laterality=decoded.laterality)
+    density = None
+    if density_model is not None and method != "vote":
+        fitted = isinstance(embedder, FittedEmbedder)
+        density = density_model.inputs([prepared], features=inputs if fitted else None,
+                                       features_of=embedder.model_id)  # fmt: skip
+    return _Ready(decoded.laterality, prepared, inputs, normalized, density)
+
+
+def _assess_ready(
+    index: CaseIndex, embedder: Embedder, batch: Sequence[_Ready],
+    exclude: Sequence[str | None], method: str, k: int | None,
+    density_model: DensityModel | None,
+) -> list[Assessment | MammosearchError]:  # fmt: skip
+    """The device's part for a batch of ready images: embedded together, then each assessed
+    (excluding its ``exclude`` patient's images); an image that fails gets its error."""
+    vectors = embed_inputs(embedder, [x for ready in batch for x in ready.inputs])
+    out: list[Assessment | MammosearchError] = []
+    for ready, vector, patient in zip(batch, vectors, exclude, strict=True):
+        try:
+            result = assess_prepared(
+                index, ready.prepared, vector, ready.normalized, method=method, k=k,
+                exclude_patient=patient, density_model=density_model,
+                density_inputs=ready.density,
+            )  # fmt: skip
+        except MammosearchError as e:
+            out.append(e)
+            continue
+        out.append(replace(result, laterality=ready.laterality))
+    return out
 
 
 def assess_prepared(
@@ -216,9 +294,11 @@ def assess_prepared(
     density_model: DensityModel | None = None,
     features: Sequence[NDArray[Any]] | None = None,
     features_of: str | None = None,
+    density_inputs: DensityInputs | None = None,
 ) -> Assessment:
     """:func:`assess_image` for an image already prepared and embedded (and its report already
-    normalized), as a service that also searches with the same vector does."""
+    normalized), as a service that also searches with the same vector does; with the density
+    model's ``density_inputs`` when they were made already."""
     neighbours = index.search(
         image_vector=image_vector, k=k or index.vote_params.k,
         filters=SearchFilters(exclude_patient=exclude_patient), with_reports=False,
@@ -227,7 +307,8 @@ def assess_prepared(
     models: dict[str, dict[str, float]] = {}
     if density_model is not None and method != "vote":
         names = density_model.labels
-        found = density_model.probabilities([prepared], features=features, features_of=features_of)
+        found = density_model.probabilities([prepared], features=features, features_of=features_of,
+                                            inputs=density_inputs)  # fmt: skip
         for path, probs in found.items():
             models[path] = {lab: round(float(p), 6) for lab, p in zip(names, probs[0], strict=True)}
     stated, why_not = stated_density(normalized, index.labels)
@@ -295,13 +376,16 @@ def iter_assessments(
     model: str | None = None,
     exclude_own_patient: bool = True,
     density_model: DensityModel | None = None,
+    workers: int = 1,
 ) -> Iterator[Assessment]:
     """Assess every row of a manifest with one loaded index and model.
 
     A row whose image or report cannot be read yields an assessment with ``error`` set.
+    ``workers`` processes read the images and make the models' inputs.
     """
     with _opened(directory, manifest, method, model, density_model) as (index, embedder, rows):
-        yield from _assess_rows(index, embedder, rows, method, exclude_own_patient, density_model)
+        yield from _assess_rows(index, embedder, rows, method, exclude_own_patient, density_model,
+                                workers)  # fmt: skip
 
 
 def iter_exam_assessments(
@@ -312,13 +396,14 @@ def iter_exam_assessments(
     model: str | None = None,
     exclude_own_patient: bool = True,
     density_model: DensityModel | None = None,
+    workers: int = 1,
 ) -> Iterator[ExamAssessment]:
     """Assess every row (as :func:`iter_assessments`, same options) and yield one result per
     exam (``case_id``, in order of first appearance) by :func:`exam_density`."""
     with _opened(directory, manifest, method, model, density_model) as (index, embedder, rows):
         by_exam: dict[str, list[Assessment]] = {}
         for found in _assess_rows(index, embedder, rows, method, exclude_own_patient,
-                                  density_model):  # fmt: skip
+                                  density_model, workers):  # fmt: skip
             by_exam.setdefault(str(found.case_id), []).append(found)
         for case_id, views in by_exam.items():
             yield replace(exam_density(views, index.labels), case_id=case_id, images=tuple(views))
@@ -347,22 +432,39 @@ def _assess_rows(
     method: str,
     exclude_own_patient: bool,
     density_model: DensityModel | None,
+    workers: int = 1,
 ) -> Iterator[Assessment]:
-    normalizer = Normalizer()
-    for row in rows:
-        # rows are named by number and case id, never by path: file names can carry PHI
-        try:
-            result = assess_image(
-                index, embedder, image=row.image, report=row_report_text(row), method=method,
-                exclude_patient=row.patient_id if exclude_own_patient else None,
-                normalizer=normalizer, density_model=density_model,
-            )  # fmt: skip
-        except MammosearchError as e:
-            yield Assessment.failed(row.case_id, row.number, str(e))
-            continue
-        # the manifest's own laterality wins over tags and file names
-        yield replace(result, case_id=row.case_id, row=row.number,
-                      laterality=row.laterality or result.laterality)  # fmt: skip
+    """Each row assessed, in order: made ready by ``workers`` processes, then embedded in
+    batches (:mod:`mammosearch.accel`)."""
+    prepare = functools.partial(_prepare_row, embedder=embedder, normalizer=Normalizer(),
+                                density_model=density_model, method=method)  # fmt: skip
+    made = zip(rows, parallel_map(prepare, rows, workers=workers), strict=True)
+    while chunk := list(itertools.islice(made, EMBED_BATCH)):
+        ready = [(row, r) for row, r in chunk if isinstance(r, _Ready)]
+        exclude = [row.patient_id if exclude_own_patient else None for row, _ in ready]
+        assessed = iter(_assess_ready(index, embedder, [r for _, r in ready], exclude, method,
+                                      None, density_model))  # fmt: skip
+        for row, r in chunk:
+            result = next(assessed) if isinstance(r, _Ready) else r
+            # rows are named by number and case id, never by path: file names can carry PHI
+            if not isinstance(result, Assessment):
+                yield Assessment.failed(row.case_id, row.number, str(result))
+                continue
+            # the manifest's own laterality wins over tags and file names
+            yield replace(result, case_id=row.case_id, row=row.number,
+                          laterality=row.laterality or result.laterality)  # fmt: skip
+
+
+def _prepare_row(
+    row: ManifestRow, *, embedder: Embedder, normalizer: Normalizer,
+    density_model: DensityModel | None, method: str,
+) -> _Ready | str:  # fmt: skip
+    """:func:`_prepare` of a manifest row, or its error's message (what a worker returns)."""
+    try:
+        return _prepare(row.image, row_report_text(row), embedder, normalizer, density_model,
+                        method)  # fmt: skip
+    except MammosearchError as e:
+        return str(e)
 
 
 def exam_density(assessments: Sequence[Assessment], labels: Sequence[str]) -> ExamAssessment:

@@ -384,6 +384,19 @@ def test_assess_with_a_density_model(index_dir: Path, corpus: Path, tmp_path: Pa
         assert abs(sum(auto["density"]["probabilities"].values()) - 1.0) < 1e-3
         with pytest.raises(InputError, match="unknown method"):
             assess_image(index, embedder, image=corpus / "img" / "2.png", method="guess")
+        # a manifest's rows, made ready by worker processes and embedded in batches, are
+        # assessed as each image alone is
+        rows = [a.to_dict() for a in iter_assessments(index_dir, corpus / "manifest.csv",
+                                                      density_model=loaded, workers=2)]  # fmt: skip
+        alone = assess_image(index, embedder, image=corpus / "img" / "2.png",
+                             exclude_patient="p1", density_model=loaded).to_dict()  # fmt: skip
+        row = next(r for r in rows if r["row"] == 3)  # img/2.png, patient p1
+        assert {k: row[k] for k in ("density", "convnext", "probe", "vote")} == {
+            k: alone[k] for k in ("density", "convnext", "probe", "vote")
+        }
+        one = [a.to_dict() for a in iter_assessments(index_dir, corpus / "manifest.csv",
+                                                     density_model=loaded)]  # fmt: skip
+        assert rows == one and all(r["convnext"] is not None for r in rows if not r.get("error"))
     finally:
         index.close()
     stored = tmp_path / "with_model"

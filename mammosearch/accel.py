@@ -18,14 +18,15 @@ On the CPU the same code runs with plain tensors, so one path serves both.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["device_batches", "fit_square_batch", "parallel_map"]
+__all__ = ["Images", "device_batches", "fit_square_batch", "parallel_map"]
 
+Images = Sequence[NDArray[np.float32]] | NDArray[np.float32]  # a list of images or a stack
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -64,7 +65,7 @@ def parallel_map(
         return
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(
+    loader: Iterable[R] = DataLoader(
         _Mapped(fn, items),  # type: ignore[arg-type]
         batch_size=None,
         num_workers=min(workers, len(items)),
@@ -75,7 +76,7 @@ def parallel_map(
     yield from loader
 
 
-def _runs(arrays: Sequence[NDArray[np.float32]], batch_size: int) -> Iterator[list[int]]:
+def _runs(arrays: Images, batch_size: int) -> Iterator[list[int]]:
     """Positions of consecutive arrays of one shape, at most ``batch_size`` at a time."""
     run: list[int] = []
     for i, array in enumerate(arrays):
@@ -87,9 +88,7 @@ def _runs(arrays: Sequence[NDArray[np.float32]], batch_size: int) -> Iterator[li
         yield run
 
 
-def device_batches(
-    arrays: Sequence[NDArray[np.float32]], batch_size: int, device: Any
-) -> Iterator[Any]:
+def device_batches(arrays: Images, batch_size: int, device: Any) -> Iterator[Any]:
     """The arrays as float32 device tensors ``n×…``, in order, in batches of one shape.
 
     On CUDA each batch is stacked into pinned host memory (PyTorch's caching host allocator)
@@ -99,7 +98,7 @@ def device_batches(
     import torch
 
     cuda = torch.device(device).type == "cuda"
-    side = torch.cuda.Stream(device) if cuda else None
+    side = torch.cuda.Stream(device) if cuda else None  # type: ignore[no-untyped-call]
 
     def upload(run: list[int]) -> tuple[Any, Any]:
         first = np.asarray(arrays[run[0]])
@@ -109,7 +108,7 @@ def device_batches(
             return host, None
         with torch.cuda.stream(side):
             moved = host.to(device, non_blocking=True)
-        ready = torch.cuda.Event()
+        ready = torch.cuda.Event()  # type: ignore[no-untyped-call]
         ready.record(side)
         return moved, ready
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from mammosearch.accel import Images
 from mammosearch.errors import ModelLoadError
 from mammosearch.registry import classifiers
 
@@ -56,7 +57,7 @@ class DensityClassifier(Protocol):
         worker processes may compute."""
         ...
 
-    def predict_inputs(self, inputs: Sequence[NDArray[np.float32]]) -> NDArray[np.float32]:
+    def predict_inputs(self, inputs: Images) -> NDArray[np.float32]:
         """Probabilities of :meth:`inputs` (the device's part)."""
         ...
 

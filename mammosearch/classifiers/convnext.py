@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mammosearch.accel import device_batches, parallel_map
+from mammosearch.accel import Images, device_batches, parallel_map
 from mammosearch.errors import InputError, ModelLoadError
 from mammosearch.registry import classifiers
 
@@ -260,9 +260,7 @@ class ConvNeXtDensity:
         """:func:`tissue_inputs` of images at this model's size and settings."""
         return tissue_inputs(images, self.image_size, self.without_pectoral, workers=workers)
 
-    def predict_inputs(
-        self, inputs: Sequence[NDArray[np.float32]], *, batch_size: int = 16
-    ) -> NDArray[np.float32]:
+    def predict_inputs(self, inputs: Images, *, batch_size: int = 16) -> NDArray[np.float32]:
         """Probabilities for inputs already made by :func:`tissue_inputs`: the device's part
         (copies overlapped with the forward passes, fp16 autocast on CUDA, one wait at the end).
         """

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -605,8 +605,8 @@ def assess(
         typer.Option(
             "--output",
             "-o",
-            help="With --manifest: write a table, OUT.parquet or OUT.csv (default: JSON Lines "
-            "to stdout).",
+            help="With --manifest: write a table, OUT.parquet or OUT.csv, of rows or with --exams "
+            "of exams (default: JSON Lines to stdout).",
             metavar="PATH",
         ),
     ] = None,
@@ -626,6 +626,7 @@ def assess(
         read_report_file,
         table_format,
         write_assessment_table,
+        write_exam_table,
     )
 
     state: _State = ctx.obj
@@ -634,8 +635,6 @@ def assess(
         if output is not None:
             if manifest is None:
                 raise _usage(ctx, "--output needs --manifest")
-            if exams:
-                raise _usage(ctx, "--output writes image rows: leave out --exams")
             if table_format(output) is None:
                 raise _usage(ctx, "--output must end in .parquet or .csv")
         settings = state.settings(workers=workers)
@@ -643,21 +642,25 @@ def assess(
         if manifest is not None:
             if image is not None:
                 raise _usage(ctx, "give --image or --manifest, not both")
+            of_exams = iter_exam_assessments(
+                directory,
+                manifest,
+                method=method,
+                model=model,
+                density_model=conv,
+                workers=settings.workers,
+            )
+            of_rows = iter_assessments(directory, manifest, method=method, model=model,
+                                       density_model=conv, workers=settings.workers)  # fmt: skip
             if output is not None:
-                rows = write_assessment_table(
-                    iter_assessments(directory, manifest, method=method, model=model,
-                                     density_model=conv, workers=settings.workers),
-                    output,
-                )  # fmt: skip
-                _err.print(f"assessed {rows} rows → {output}", highlight=False)
+                if exams:
+                    rows = write_exam_table(of_exams, output)
+                else:
+                    rows = write_assessment_table(of_rows, output)
+                what = "exams" if exams else "rows"
+                _err.print(f"assessed {rows} {what} → {output}", highlight=False)
                 return
-            records = (
-                iter_exam_assessments(directory, manifest, method=method, model=model,
-                                      density_model=conv, workers=settings.workers)
-                if exams
-                else iter_assessments(directory, manifest, method=method, model=model,
-                                      density_model=conv, workers=settings.workers)
-            )  # fmt: skip
+            records: Iterator[Any] = of_exams if exams else of_rows
             for record in records:
                 line = json.dumps(record.to_dict(), ensure_ascii=False, separators=(",", ":"))
                 sys.stdout.write(line)

@@ -243,16 +243,50 @@ def test_assess_manifest_table_has_the_json_lines_rows(
         )
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [(["--exams"], "leave out --exams"), ([], "must end in .parquet or .csv")],
-)
-def test_assess_table_option_misuse(index_dir: Path, corpus: Path, tmp_path: Path,
-                                    extra: list[str], message: str) -> None:  # fmt: skip
-    out = tmp_path / ("a.parquet" if extra else "a.json")
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_assess_exams_table_has_the_json_lines_exams(
+    index_dir: Path, corpus: Path, tmp_path: Path, fmt: str
+) -> None:
+    pd = pytest.importorskip("pandas")
+    from mammosearch.pipeline import exam_columns
+
+    args = ["assess", str(index_dir), "--manifest", str(corpus / "manifest.csv"), "--exams"]
+    lines = [json.loads(line) for line in runner.invoke(app, args).stdout.splitlines()]
+    out = tmp_path / f"exams.{fmt}"
+    result = runner.invoke(app, [*args, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "assessed 13 exams" in result.output
+    table = pd.read_parquet(out) if fmt == "parquet" else pd.read_csv(out)
+    assert list(table.columns) == [name for name, _ in exam_columns("ABCD")]
+    assert len(table) == len(lines) == 13  # 12 exams of two views, and the unreadable row's
+    for line, row in zip(lines, table.to_dict("records"), strict=True):
+        assert (row["case_id"], row["views"], row["failed"]) == (
+            line["case_id"], line["views"], line["failed"]
+        )  # fmt: skip
+        assert row["views_report"] + row["views_vote"] + row["views_model"] == line["views"]
+        assert row["views_report"] == line["view_methods"].get("report", 0)
+        if line["density"]["label"] is None:
+            assert pd.isna(row["density"]) and row["failed"] == 1
+            continue
+        assert row["density"] == line["density"]["label"]
+        for side in ("L", "R", "unknown"):
+            breast = line["by_side"].get(side)
+            if breast is None:
+                assert pd.isna(row[f"{side}_density"])
+                continue
+            assert (row[f"{side}_density"], row[f"{side}_views"]) == (
+                breast["label"], breast["views"]
+            )  # fmt: skip
+            assert [row[f"{side}_p_{k}"] for k in "ABCD"] == pytest.approx(
+                [breast["probabilities"][k] for k in "ABCD"]
+            )
+
+
+def test_assess_table_option_misuse(index_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "a.json"
     result = runner.invoke(app, ["assess", str(index_dir), "--manifest",
-                                 str(corpus / "manifest.csv"), "-o", str(out), *extra])  # fmt: skip
-    assert result.exit_code == 2 and message in result.output
+                                 str(corpus / "manifest.csv"), "-o", str(out)])  # fmt: skip
+    assert result.exit_code == 2 and "must end in .parquet or .csv" in result.output
     assert not out.exists()
 
 

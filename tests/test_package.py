@@ -113,6 +113,7 @@ EXPECTED_EXPORTS = {
         "evaluate_reports",
         "evaluate_retrieval",
         "evaluate_zero_shot",
+        "exam_columns",
         "exam_density",
         "export_fhir",
         "format_scores",
@@ -135,6 +136,7 @@ EXPECTED_EXPORTS = {
         "train_density",
         "verify_index",
         "write_assessment_table",
+        "write_exam_table",
         "write_report_tables",
     },
     "mammosearch.distributed": {

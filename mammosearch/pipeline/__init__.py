@@ -43,7 +43,12 @@ from mammosearch.pipeline.assessment import (
     ModelOpinion,
     SideDensity,
 )
-from mammosearch.pipeline.assessment_table import assessment_columns, write_assessment_table
+from mammosearch.pipeline.assessment_table import (
+    assessment_columns,
+    exam_columns,
+    write_assessment_table,
+    write_exam_table,
+)
 from mammosearch.pipeline.build import build_index, migrate_index, remove_cases
 from mammosearch.pipeline.deid import deidentify
 from mammosearch.pipeline.demo import check_inputs, demo_index
@@ -113,6 +118,7 @@ __all__ = [
     "evaluate_reports",
     "evaluate_retrieval",
     "evaluate_zero_shot",
+    "exam_columns",
     "exam_density",
     "export_fhir",
     "format_scores",
@@ -135,5 +141,6 @@ __all__ = [
     "train_density",
     "verify_index",
     "write_assessment_table",
+    "write_exam_table",
     "write_report_tables",
 ]

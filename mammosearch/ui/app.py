@@ -19,10 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mammosearch.config import Settings
 from mammosearch.errors import InputError, MammosearchError
+from mammosearch.ui._views import QueryViews, ReadyView
 
 __all__ = ["IMAGE_TYPES", "REPORT_TYPES", "build_app", "parse_auth", "report_entities", "serve"]
 
@@ -40,6 +39,10 @@ _TERM_COLOURS = {
     "finding": "#2563eb",
     "negated": "#6b7280",
 }
+_SAMPLE_REPORTS = (
+    ("sample-01-en-screening.txt", "A report in English (a sample of the package)"),
+    ("sample-02-es-diagnostica.txt", "A report in Spanish (a sample of the package)"),
+)
 _CSV_FIELDS = (
     "id",
     "language",
@@ -97,6 +100,41 @@ def report_entities(report: dict[str, Any]) -> list[dict[str, Any]]:
     return kept
 
 
+def _side_view(image: Any) -> str:
+    """``R CC`` of a query view (``?`` for an unknown side)."""
+    return f"{image.laterality.code if image.laterality else '?'} {image.view or ''}".strip()
+
+
+def _examples(service: Any, about: dict[str, Any]) -> tuple[list[list[Any]], list[str], Any]:
+    """The first screen's examples: an exam of the index (its thumbnails and report), and an
+    English and a Spanish report of the package's samples when the index can search by text.
+
+    Returns:
+        The examples (views, report), their labels, and the side and view of each example
+        thumbnail (their file names say neither).
+    """
+    from mammosearch.pipeline import sample_reports_dir
+
+    examples: list[list[Any]] = []
+    names: list[str] = []
+    known = {}
+    exam = service.example_exam()
+    if exam and exam["views"]:
+        paths = [str(Path(v["thumbnail"]).resolve()) for v in exam["views"]]
+        known = {p: (v["laterality"], v["view"]) for p, v in zip(paths, exam["views"], strict=True)}
+        examples.append([paths, exam["report_text"] or ""])
+        names.append(
+            f"An exam of this index: {len(paths)} views"
+            + (" and its report" if exam["report_text"] else "")
+        )
+    if about["reports"] or about["cross_modal"]:
+        for name, title in _SAMPLE_REPORTS:
+            text = (sample_reports_dir() / name).read_text(encoding="utf-8")
+            examples.append([None, text])
+            names.append(title)
+    return examples, names, known
+
+
 def _caption(neighbour: Any) -> str:
     parts = [f"{neighbour.score:.2f}", f"density {neighbour.label or '?'}"]
     if neighbour.laterality or neighbour.view:
@@ -151,6 +189,19 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
 
     about = service.about()
     labels = about["labels"]
+    # the index's thumbnails are served as they are, by URL, never copied or re-encoded
+    gr.set_static_paths([service.thumbnail_dir.resolve()])
+    examples, example_labels, known = _examples(service, about)
+
+    def prepared(files: Sequence[str] | None) -> list[ReadyView]:
+        try:
+            return [views_cache.get(Path(f)) for f in files or []]
+        except MammosearchError as e:
+            raise gr.Error(str(e)) from None
+
+    def uploaded(files: Sequence[str] | None) -> list[tuple[str, str]]:
+        """Prepare the views as soon as they are uploaded, and show them."""
+        return [(v.shown, _side_view(v.image)) for v in prepared(files)]
 
     def search(
         files: Sequence[str] | None,
@@ -162,7 +213,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
         label: str,
         exclude_patient: str | None,
     ) -> tuple[Any, ...]:
-        paths = [Path(f) for f in files or []]
+        ready = prepared(files)
         filters = SearchFilters(
             laterality=None if laterality == _ANY else Laterality.parse(laterality),
             view=None if view == _ANY else View.parse(view),
@@ -171,7 +222,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
         )
         try:
             result = service.query(
-                images=paths,
+                images=[v.image for v in ready],
                 text=text,
                 k=int(k),
                 filters=filters,
@@ -179,13 +230,13 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
             )
         except MammosearchError as e:
             raise gr.Error(str(e)) from None
-        views = [
-            (
-                (v.prepared * 255).astype(np.uint8),
-                f"{v.laterality.code if v.laterality else '?'} {v.view or ''} · "
-                f"{_density_label(v.assessment.density)}",
-            )
-            for v in result.views
+        timings = dict(result.timings)
+        for v in ready:  # the views prepared for this query count in its timings
+            for stage, seconds in v.image.timings.items() if v.fresh else ():
+                timings[stage] = round(timings[stage] + seconds, 4)
+        shown = [
+            (v.shown, f"{_side_view(q)} · {_density_label(q.assessment.density)}")
+            for v, q in zip(ready, result.views, strict=True)
         ]
         density = result.density.to_dict() if result.density is not None else None
         if density is None:
@@ -219,34 +270,42 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
                 }
                 for n in result.neighbours
             ],
-            "timings": result.timings,
+            "timings": timings,
             "embedder": about["embedder"],
             "model_id": about["model_id"],
         }
+        found = [
+            {
+                "row_id": n.row_id,
+                "thumbnail": n.thumbnail,
+                "title": f"**{n.case_id}** · density {n.label or '?'} · "
+                f"{n.laterality.code if n.laterality else '?'} {n.view or ''}",
+            }
+            for n in result.neighbours
+        ]
         return (
-            views,
+            shown,
             probabilities,
             decided,
             highlighted,
             report["standardized_text"] if report else "",
             gallery,
             summary,
-            [n.row_id for n in result.neighbours],
+            found,
         )
 
-    def select(row_ids: list[int], event: gr.SelectData) -> tuple[Any, ...]:
-        if not row_ids or event.index is None or int(event.index) >= len(row_ids):
+    def select(found: list[dict[str, Any]], event: gr.SelectData) -> tuple[Any, ...]:
+        """Show a neighbour: its thumbnail and title as the search gave them, and the report
+        text and terms that the search did not read."""
+        if not found or event.index is None or int(event.index) >= len(found):
             return None, "", None
-        case = service.case(row_ids[int(event.index)])
-        info = (
-            f"**{case['case_id']}** · density {case['label'] or '?'} · "
-            f"{case['laterality'] or '?'} {case['view'] or ''}"
-        )
-        terms = None
+        item = found[int(event.index)]
+        case = service.case(item["row_id"])
+        info, terms = item["title"], None
         if case["report_text"] and case["report"]:
             terms = {"text": case["report_text"], "entities": report_entities(case["report"])}
             info += "\n\n" + case["report"]["standardized_text"].replace("\n", "  \n")
-        return case["thumbnail"], info, terms
+        return item["thumbnail"], info, terms
 
     select.__annotations__["event"] = gr.SelectData  # postponed annotations: Gradio needs the class
 
@@ -310,6 +369,18 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
                             elem_id="exclude-patient",
                         )
                     button = gr.Button("Search", variant="primary", elem_id="search-btn")
+                    shown_examples = (
+                        gr.Examples(
+                            examples,
+                            [files, text],
+                            label="Examples: a click fills the form and searches",
+                            example_labels=example_labels,
+                            elem_id="examples",
+                            api_visibility="private",
+                        )
+                        if examples
+                        else None
+                    )
                 with gr.Column(scale=2):
                     views = gr.Gallery(
                         label="Query views, as the models see them",
@@ -353,15 +424,20 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
                     )
             with gr.Accordion("Result as JSON", open=False):
                 summary = gr.JSON(elem_id="result-json")
-            row_ids = gr.State([])
-            button.click(
-                search,
-                [files, text, k, weight, laterality, view, label, exclude],
-                [views, density, decided, terms, standard, neighbours, summary, row_ids],
-                api_name="search",
-            )
+            found = gr.State([])
+            views_cache = QueryViews(service, Path(views.GRADIO_CACHE) / "views", known=known)
+            # one query at a time, and a view uploaded is prepared before the search that uses it
+            query = {"concurrency_id": "query", "concurrency_limit": 1}
+            files.upload(uploaded, [files], [views], api_visibility="private", **query)
+            inputs = [files, text, k, weight, laterality, view, label, exclude]
+            outputs = [views, density, decided, terms, standard, neighbours, summary, found]
+            button.click(search, inputs, outputs, api_name="search", **query)
+            if shown_examples is not None:
+                shown_examples.load_input_event.then(
+                    search, inputs, outputs, api_visibility="private", **query
+                )
             neighbours.select(
-                select, [row_ids], [case_image, case_info, case_terms], api_visibility="private"
+                select, [found], [case_image, case_info, case_terms], api_visibility="private"
             )
         with gr.Tab("Batch"):
             batch_file = gr.File(

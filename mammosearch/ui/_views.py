@@ -42,7 +42,8 @@ class QueryViews:
         service: The opened :class:`~mammosearch.pipeline.CaseService`.
         folder: Where the display thumbnails of uploads are written (the app's upload folder).
         known: Side and view of index thumbnails given as views (their file names say neither).
-        size: How many views are kept (the least recently used go first).
+        size: How many views are kept (the least recently used go first; each holds its
+            prepared square, 1 MiB at 512 px).
     """
 
     def __init__(
@@ -51,7 +52,7 @@ class QueryViews:
         folder: Path,
         *,
         known: dict[str, tuple[Any, Any]] | None = None,
-        size: int = 32,
+        size: int = 8,
     ) -> None:
         self._service = service
         self._folder = folder

@@ -2,16 +2,17 @@
 :func:`~mammosearch.pipeline.normalize_reports`, nothing else.
 
 Two tabs, Search (views and/or a report → the exam's density with the path that decided, the
-report's terms highlighted in its own text, similar cases) and Batch (normalize a file of
-reports), and an About panel (embedder, model, index, labels, version). The two handlers are
-public API endpoints, ``/search`` and ``/normalize``, for ``gradio_client``; everything else is
-private. Safe defaults: see :func:`serve`.
+report's terms highlighted in its own text, similar cases; examples that fill the form and
+search in one click) and Batch (normalize a file of reports), and an About panel (embedder,
+model, index, labels, version). The two handlers are public API endpoints, ``/search`` and
+``/normalize``, for scripts; everything else is private. Images reach the page by URL: the
+index's thumbnails as static files, an uploaded view as a thumbnail written once
+(:mod:`._views`). Safe defaults: see :func:`serve`.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import tempfile
@@ -21,6 +22,15 @@ from typing import Any
 
 from mammosearch.config import Settings
 from mammosearch.errors import InputError, MammosearchError
+from mammosearch.ui._format import (
+    CSV_FIELDS,
+    caption,
+    density_label,
+    report_entities,
+    rows_of,
+    side_view,
+)
+from mammosearch.ui._format import examples as examples_of
 from mammosearch.ui._views import QueryViews, ReadyView
 
 __all__ = ["IMAGE_TYPES", "REPORT_TYPES", "build_app", "parse_auth", "report_entities", "serve"]
@@ -39,140 +49,6 @@ _TERM_COLOURS = {
     "finding": "#2563eb",
     "negated": "#6b7280",
 }
-_SAMPLE_REPORTS = (
-    ("sample-01-en-screening.txt", "A report in English (a sample of the package)"),
-    ("sample-02-es-diagnostica.txt", "A report in Spanish (a sample of the package)"),
-)
-_CSV_FIELDS = (
-    "id",
-    "language",
-    "density",
-    "birads",
-    "findings",
-    "recommendation",
-    "warnings",
-    "error",
-)
-
-
-def _density_label(density: Any) -> str:
-    """``label (method)`` of a view's density decision."""
-    return f"{density.label} ({density.method})" if density is not None else "-"
-
-
-def report_entities(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Highlight spans (``HighlightedText`` entities) of a normalized report's evidence: density,
-    BI-RADS category and findings (negated ones marked), indexing the text as given."""
-    entities = []
-    for key, name in (("density", "density"), ("birads", "BI-RADS")):
-        item = report.get(key) or {}
-        if item.get("evidence"):
-            entities.append(
-                {
-                    "entity": f"{name} {item.get('category')}",
-                    "start": item["evidence"]["start"],
-                    "end": item["evidence"]["end"],
-                }
-            )
-    for finding in report.get("findings") or []:
-        if not finding.get("evidence"):
-            continue
-        details = [
-            v
-            for values in (finding.get("descriptors") or {}).values()
-            if values
-            for v in (values if isinstance(values, list) else [values])
-        ]
-        label = "negated" if finding.get("negated") else "finding"
-        text = " ".join([finding["type"].replace("_", " "), *map(str, details)])
-        entities.append(
-            {
-                "entity": f"{label}: {text}",
-                "start": finding["evidence"]["start"],
-                "end": finding["evidence"]["end"],
-            }
-        )
-    entities.sort(key=lambda e: e["start"])
-    kept: list[dict[str, Any]] = []
-    for entity in entities:  # HighlightedText needs non-overlapping spans
-        if not kept or entity["start"] >= kept[-1]["end"]:
-            kept.append(entity)
-    return kept
-
-
-def _side_view(image: Any) -> str:
-    """``R CC`` of a query view (``?`` for an unknown side)."""
-    return f"{image.laterality.code if image.laterality else '?'} {image.view or ''}".strip()
-
-
-def _examples(service: Any, about: dict[str, Any]) -> tuple[list[list[Any]], list[str], Any]:
-    """The first screen's examples: an exam of the index (its thumbnails and report), and an
-    English and a Spanish report of the package's samples when the index can search by text.
-
-    Returns:
-        The examples (views, report), their labels, and the side and view of each example
-        thumbnail (their file names say neither).
-    """
-    from mammosearch.pipeline import sample_reports_dir
-
-    examples: list[list[Any]] = []
-    names: list[str] = []
-    known = {}
-    exam = service.example_exam()
-    if exam and exam["views"]:
-        paths = [str(Path(v["thumbnail"]).resolve()) for v in exam["views"]]
-        known = {p: (v["laterality"], v["view"]) for p, v in zip(paths, exam["views"], strict=True)}
-        examples.append([paths, exam["report_text"] or ""])
-        names.append(
-            f"An exam of this index: {len(paths)} views"
-            + (" and its report" if exam["report_text"] else "")
-        )
-    if about["reports"] or about["cross_modal"]:
-        for name, title in _SAMPLE_REPORTS:
-            text = (sample_reports_dir() / name).read_text(encoding="utf-8")
-            examples.append([None, text])
-            names.append(title)
-    return examples, names, known
-
-
-def _caption(neighbour: Any) -> str:
-    parts = [f"{neighbour.score:.2f}", f"density {neighbour.label or '?'}"]
-    if neighbour.laterality or neighbour.view:
-        side = neighbour.laterality.code if neighbour.laterality else ""
-        parts.append(f"{side} {neighbour.view or ''}".strip())
-    report = neighbour.report
-    if report is not None:
-        if report.birads is not None:
-            parts.append(f"BI-RADS {report.birads.category.value}")
-        kinds = sorted({f.type.value.replace("_", " ") for f in report.findings if not f.negated})
-        if kinds:
-            parts.append(", ".join(kinds))
-    return " · ".join(parts)
-
-
-def _finding_cell(finding: dict[str, Any]) -> str:
-    negation = "no " if finding.get("negated") else ""
-    return f"{negation}{finding['type']} {finding.get('laterality') or ''}".strip()
-
-
-def _rows_of(jsonl: Path) -> list[dict[str, Any]]:
-    rows = []
-    with jsonl.open(encoding="utf-8") as handle:
-        for line in handle:
-            record = json.loads(line)
-            rows.append(
-                {
-                    "id": record.get("id"),
-                    "language": record.get("language"),
-                    "density": (record.get("density") or {}).get("category"),
-                    "birads": (record.get("birads") or {}).get("category"),
-                    "findings": "; ".join(_finding_cell(f) for f in record.get("findings") or []),
-                    "recommendation": record.get("recommendation"),
-                    "warnings": len(record.get("warnings") or []),
-                    "error": record.get("error"),
-                }
-            )
-    return rows
 
 
 def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILES_S) -> Any:
@@ -191,7 +67,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
     labels = about["labels"]
     # the index's thumbnails are served as they are, by URL, never copied or re-encoded
     gr.set_static_paths([service.thumbnail_dir.resolve()])
-    examples, example_labels, known = _examples(service, about)
+    examples, example_labels, known = examples_of(service, about)
 
     def prepared(files: Sequence[str] | None) -> list[ReadyView]:
         try:
@@ -201,7 +77,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
 
     def uploaded(files: Sequence[str] | None) -> list[tuple[str, str]]:
         """Prepare the views as soon as they are uploaded, and show them."""
-        return [(v.shown, _side_view(v.image)) for v in prepared(files)]
+        return [(v.shown, side_view(v.image)) for v in prepared(files)]
 
     def search(
         files: Sequence[str] | None,
@@ -235,7 +111,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
             for stage, seconds in v.image.timings.items() if v.fresh else ():
                 timings[stage] = round(timings[stage] + seconds, 4)
         shown = [
-            (v.shown, f"{_side_view(q)} · {_density_label(q.assessment.density)}")
+            (v.shown, f"{side_view(q)} · {density_label(q.assessment.density)}")
             for v, q in zip(ready, result.views, strict=True)
         ]
         density = result.density.to_dict() if result.density is not None else None
@@ -256,7 +132,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
             if report is not None
             else None
         )
-        gallery = [(n.thumbnail, _caption(n)) for n in result.neighbours]
+        gallery = [(n.thumbnail, caption(n)) for n in result.neighbours]
         summary = {
             "density": density,
             "neighbours": [
@@ -322,10 +198,10 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
             summary = normalize_reports(source, jsonl, settings=settings, workers=1, progress=True)
         except MammosearchError as e:
             raise gr.Error(str(e)) from None
-        rows = _rows_of(jsonl)
+        rows = rows_of(jsonl)
         table = out_dir / f"{source.stem}.normalized.csv"
         with table.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(_CSV_FIELDS))
+            writer = csv.DictWriter(handle, fieldnames=list(CSV_FIELDS))
             writer.writeheader()
             writer.writerows(rows)
         text = (
@@ -333,7 +209,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
             f"{dict(summary.errors) or ''}; density in {summary.with_density}, BI-RADS in "
             f"{summary.with_birads} ({summary.seconds:.1f} s)"
         )
-        preview = [[r[f] for f in _CSV_FIELDS] for r in rows[:200]]
+        preview = [[r[f] for f in CSV_FIELDS] for r in rows[:200]]
         return preview, text, str(jsonl), str(table)
 
     sweep = (max(1, keep_files_s // 2), keep_files_s)
@@ -449,7 +325,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
             batch_button = gr.Button("Normalize", variant="primary", elem_id="batch-btn")
             batch_summary = gr.Markdown(elem_id="batch-summary")
             table = gr.Dataframe(
-                headers=list(_CSV_FIELDS),
+                headers=list(CSV_FIELDS),
                 label="Preview (first 200)",
                 interactive=False,
                 elem_id="batch-table",

@@ -303,7 +303,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
             found = gr.State([])
             views_cache = QueryViews(service, Path(views.GRADIO_CACHE) / "views", known=known)
             # one query at a time, and a view uploaded is prepared before the search that uses it
-            query = {"concurrency_id": "query", "concurrency_limit": 1}
+            query: dict[str, Any] = {"concurrency_id": "query", "concurrency_limit": 1}
             files.upload(uploaded, [files], [views], api_visibility="private", **query)
             inputs = [files, text, k, weight, laterality, view, label, exclude]
             outputs = [views, density, decided, terms, standard, neighbours, summary, found]

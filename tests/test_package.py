@@ -92,6 +92,7 @@ EXPECTED_EXPORTS = {
         "ManifestRow",
         "ModelOpinion",
         "NormalizeSummary",
+        "PreparedImage",
         "PreparedRow",
         "QueryResult",
         "QueryView",

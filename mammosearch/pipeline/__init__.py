@@ -77,7 +77,7 @@ from mammosearch.pipeline.reports import (
     sample_reports_dir,
 )
 from mammosearch.pipeline.search import open_index, search_cases
-from mammosearch.pipeline.service import CaseService, QueryResult, QueryView
+from mammosearch.pipeline.service import CaseService, PreparedImage, QueryResult, QueryView
 from mammosearch.pipeline.tables import FINDING_COLUMNS, REPORT_COLUMNS, write_report_tables
 from mammosearch.records import Laterality, View
 
@@ -98,6 +98,7 @@ __all__ = [
     "ManifestRow",
     "ModelOpinion",
     "NormalizeSummary",
+    "PreparedImage",
     "PreparedRow",
     "QueryResult",
     "QueryView",

@@ -34,10 +34,42 @@ from mammosearch.pipeline.assess import (
 )
 from mammosearch.pipeline.assessment import Assessment, DensityDecision
 from mammosearch.pipeline.search import open_index
-from mammosearch.pipeline.stages import embed_inputs, embed_texts, image_inputs, prepare_query
+from mammosearch.pipeline.stages import (
+    embed_inputs,
+    embed_texts,
+    image_inputs,
+    prepare_query,
+    thumbnail,
+)
 from mammosearch.records import Laterality, Neighbour, NormalizedReport, View
 
-__all__ = ["CaseService", "QueryResult", "QueryView"]
+__all__ = ["CaseService", "PreparedImage", "QueryResult", "QueryView"]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedImage:
+    """A query image read, breast-cropped and embedded once (:meth:`CaseService.prepare`): what
+    every search with it reuses, whatever its report, filters or ``k``.
+
+    Attributes:
+        prepared: The breast-cropped square as the models see it (float32 in [0, 1]).
+        laterality: Its side, from its tags or file name, or ``None``.
+        view: Its view, or ``None``.
+        vector: Its image embedding.
+        features: The fitted embedder's input (what the vote's feature path reads), else ``None``.
+        timings: Seconds it took: ``preprocess`` and ``embed``.
+    """
+
+    prepared: NDArray[np.float32]
+    laterality: Laterality | None
+    view: View | None
+    vector: NDArray[np.float32]
+    features: Any = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def thumbnail(self) -> bytes:
+        """Its display thumbnail (PNG bytes), made like the index's own."""
+        return thumbnail(self.prepared)  # the stage (a method's body does not see its class)
 
 
 @dataclass(slots=True)
@@ -142,10 +174,32 @@ class CaseService:
             "note": manifest.settings.get("note"),
         }
 
+    def prepare(self, image: Path | bytes) -> PreparedImage:
+        """Read, breast-crop and embed one query image, to search with it once or many times.
+
+        Raises:
+            InvalidDicomError: The image cannot be read.
+        """
+        with self._lock:
+            return self._prepare(image)
+
+    def _prepare(self, image: Path | bytes) -> PreparedImage:
+        start = time.perf_counter()
+        decoded, prepared = prepare_query(image, self.embedder.prepared_size)
+        middle = time.perf_counter()
+        inputs = image_inputs(self.embedder, [prepared])
+        vector = embed_inputs(self.embedder, inputs)[0]
+        end = time.perf_counter()
+        fitted = isinstance(self.embedder, FittedEmbedder)
+        return PreparedImage(
+            prepared, decoded.laterality, decoded.view, vector, inputs if fitted else None,
+            {"preprocess": middle - start, "embed": end - middle},
+        )  # fmt: skip
+
     def query(
         self,
         *,
-        images: Sequence[Path | bytes] = (),
+        images: Sequence[Path | bytes | PreparedImage] = (),
         text: str | None = None,
         k: int = 10,
         filters: SearchFilters | None = None,
@@ -157,7 +211,9 @@ class CaseService:
         Each view is assessed on its own (report, vote or image models); the exam's density is
         the report's when it states one, else the denser breast over the views
         (:func:`~.assess.exam_density`). The neighbours are the best-scoring indexed
-        images over all views, each fused with the report when there is one.
+        images over all views, each fused with the report when there is one. A view given as a
+        :class:`PreparedImage` is not read or embedded again (``timings`` then count only the
+        work done here).
 
         Raises:
             InputError: Neither an image nor a report text.
@@ -176,26 +232,22 @@ class CaseService:
             if report is not None:
                 text_vector = embed_texts(self.embedder, [report.standardized_text])[0]
             timings["embed"] += time.perf_counter() - start
-            fitted = isinstance(self.embedder, FittedEmbedder)
             views: list[QueryView] = []
             vectors: list[NDArray[np.float32] | None] = []
             for image in images:
-                start = time.perf_counter()
-                decoded, prepared = prepare_query(image, self.embedder.prepared_size)
-                timings["preprocess"] += time.perf_counter() - start
-                start = time.perf_counter()
-                inputs = image_inputs(self.embedder, [prepared])
-                vector = embed_inputs(self.embedder, inputs)[0]
-                timings["embed"] += time.perf_counter() - start
+                ready = image if isinstance(image, PreparedImage) else self._prepare(image)
+                if ready is not image:
+                    for stage, seconds in ready.timings.items():
+                        timings[stage] += seconds
                 start = time.perf_counter()
                 assessment = assess_prepared(
-                    self.index, prepared, vector, report,
+                    self.index, ready.prepared, ready.vector, report,
                     exclude_patient=filters.exclude_patient, density_model=self.density_model,
-                    features=inputs if fitted else None, features_of=self.embedder.model_id,
+                    features=ready.features, features_of=self.embedder.model_id,
                 )  # fmt: skip
                 timings["assess"] += time.perf_counter() - start
-                views.append(QueryView(prepared, decoded.laterality, decoded.view, assessment))
-                vectors.append(vector)
+                views.append(QueryView(ready.prepared, ready.laterality, ready.view, assessment))
+                vectors.append(ready.vector)
             start = time.perf_counter()
             best: dict[int, Neighbour] = {}
             for vector in vectors or [None]:
@@ -234,6 +286,32 @@ class CaseService:
                                "+".join(sorted(exam.view_methods)) + f" ({exam.METHOD})",
                                side.probabilities[exam.label])  # fmt: skip
 
+    def example_exam(self, max_views: int = 4) -> dict[str, Any] | None:
+        """An exam of the index to show as an example query: the first one with a report (else
+        the first one), as its thumbnails (paths inside the index) with their side and view, and
+        its report text as the index keeps it (scrubbed, or ``None``). ``None`` for an empty
+        index.
+        """
+        store = self.index.store
+        with self._lock:
+            ids = store.ids(with_text=True) or store.ids()
+            if not ids:
+                return None
+            first = store.get([ids[0]], with_reports=True)[ids[0]]
+            rows = store.get(store.ids_of_case(first.case_id)[:max_views], with_reports=False)
+        return {
+            "views": [
+                {
+                    "thumbnail": str(self.directory / row.thumbnail),
+                    "laterality": _known(Laterality.parse, row.laterality),
+                    "view": _known(View.parse, row.view),
+                }
+                for row in rows.values()
+                if row.thumbnail
+            ],
+            "report_text": first.report_text,
+        }
+
     def case(self, row_id: int) -> dict[str, Any]:
         """An indexed image for display: its thumbnail path (inside the index), label, view,
         report text and normalized report.
@@ -256,3 +334,11 @@ class CaseService:
             "report_text": row.report_text,
             "report": row.report,
         }
+
+
+def _known(parse: Any, value: str | None) -> Any:
+    """A stored side or view; a value older indexes kept that is not one gives ``None``."""
+    try:
+        return parse(value)
+    except ValueError:
+        return None

@@ -2,16 +2,17 @@
 :func:`~mammosearch.pipeline.normalize_reports`, nothing else.
 
 Two tabs, Search (views and/or a report → the exam's density with the path that decided, the
-report's terms highlighted in its own text, similar cases) and Batch (normalize a file of
-reports), and an About panel (embedder, model, index, labels, version). The two handlers are
-public API endpoints, ``/search`` and ``/normalize``, for ``gradio_client``; everything else is
-private. Safe defaults: see :func:`serve`.
+report's terms highlighted in its own text, similar cases; examples that fill the form and
+search in one click) and Batch (normalize a file of reports), and an About panel (embedder,
+model, index, labels, version). The two handlers are public API endpoints, ``/search`` and
+``/normalize``, for scripts; everything else is private. Images reach the page by URL: the
+index's thumbnails as static files, an uploaded view as a thumbnail written once
+(:mod:`._views`). Safe defaults: see :func:`serve`.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import tempfile
@@ -19,10 +20,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mammosearch.config import Settings
 from mammosearch.errors import InputError, MammosearchError
+from mammosearch.ui._format import (
+    CSV_FIELDS,
+    caption,
+    density_label,
+    report_entities,
+    rows_of,
+    side_view,
+)
+from mammosearch.ui._format import examples as examples_of
+from mammosearch.ui._views import QueryViews, ReadyView
 
 __all__ = ["IMAGE_TYPES", "REPORT_TYPES", "build_app", "parse_auth", "report_entities", "serve"]
 
@@ -40,101 +49,6 @@ _TERM_COLOURS = {
     "finding": "#2563eb",
     "negated": "#6b7280",
 }
-_CSV_FIELDS = (
-    "id",
-    "language",
-    "density",
-    "birads",
-    "findings",
-    "recommendation",
-    "warnings",
-    "error",
-)
-
-
-def _density_label(density: Any) -> str:
-    """``label (method)`` of a view's density decision."""
-    return f"{density.label} ({density.method})" if density is not None else "-"
-
-
-def report_entities(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Highlight spans (``HighlightedText`` entities) of a normalized report's evidence: density,
-    BI-RADS category and findings (negated ones marked), indexing the text as given."""
-    entities = []
-    for key, name in (("density", "density"), ("birads", "BI-RADS")):
-        item = report.get(key) or {}
-        if item.get("evidence"):
-            entities.append(
-                {
-                    "entity": f"{name} {item.get('category')}",
-                    "start": item["evidence"]["start"],
-                    "end": item["evidence"]["end"],
-                }
-            )
-    for finding in report.get("findings") or []:
-        if not finding.get("evidence"):
-            continue
-        details = [
-            v
-            for values in (finding.get("descriptors") or {}).values()
-            if values
-            for v in (values if isinstance(values, list) else [values])
-        ]
-        label = "negated" if finding.get("negated") else "finding"
-        text = " ".join([finding["type"].replace("_", " "), *map(str, details)])
-        entities.append(
-            {
-                "entity": f"{label}: {text}",
-                "start": finding["evidence"]["start"],
-                "end": finding["evidence"]["end"],
-            }
-        )
-    entities.sort(key=lambda e: e["start"])
-    kept: list[dict[str, Any]] = []
-    for entity in entities:  # HighlightedText needs non-overlapping spans
-        if not kept or entity["start"] >= kept[-1]["end"]:
-            kept.append(entity)
-    return kept
-
-
-def _caption(neighbour: Any) -> str:
-    parts = [f"{neighbour.score:.2f}", f"density {neighbour.label or '?'}"]
-    if neighbour.laterality or neighbour.view:
-        side = neighbour.laterality.code if neighbour.laterality else ""
-        parts.append(f"{side} {neighbour.view or ''}".strip())
-    report = neighbour.report
-    if report is not None:
-        if report.birads is not None:
-            parts.append(f"BI-RADS {report.birads.category.value}")
-        kinds = sorted({f.type.value.replace("_", " ") for f in report.findings if not f.negated})
-        if kinds:
-            parts.append(", ".join(kinds))
-    return " · ".join(parts)
-
-
-def _finding_cell(finding: dict[str, Any]) -> str:
-    negation = "no " if finding.get("negated") else ""
-    return f"{negation}{finding['type']} {finding.get('laterality') or ''}".strip()
-
-
-def _rows_of(jsonl: Path) -> list[dict[str, Any]]:
-    rows = []
-    with jsonl.open(encoding="utf-8") as handle:
-        for line in handle:
-            record = json.loads(line)
-            rows.append(
-                {
-                    "id": record.get("id"),
-                    "language": record.get("language"),
-                    "density": (record.get("density") or {}).get("category"),
-                    "birads": (record.get("birads") or {}).get("category"),
-                    "findings": "; ".join(_finding_cell(f) for f in record.get("findings") or []),
-                    "recommendation": record.get("recommendation"),
-                    "warnings": len(record.get("warnings") or []),
-                    "error": record.get("error"),
-                }
-            )
-    return rows
 
 
 def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILES_S) -> Any:
@@ -151,6 +65,19 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
 
     about = service.about()
     labels = about["labels"]
+    # the index's thumbnails are served as they are, by URL, never copied or re-encoded
+    gr.set_static_paths([service.thumbnail_dir.resolve()])
+    examples, example_labels, known = examples_of(service, about)
+
+    def prepared(files: Sequence[str] | None) -> list[ReadyView]:
+        try:
+            return [views_cache.get(Path(f)) for f in files or []]
+        except MammosearchError as e:
+            raise gr.Error(str(e)) from None
+
+    def uploaded(files: Sequence[str] | None) -> list[tuple[str, str]]:
+        """Prepare the views as soon as they are uploaded, and show them."""
+        return [(v.shown, side_view(v.image)) for v in prepared(files)]
 
     def search(
         files: Sequence[str] | None,
@@ -162,7 +89,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
         label: str,
         exclude_patient: str | None,
     ) -> tuple[Any, ...]:
-        paths = [Path(f) for f in files or []]
+        ready = prepared(files)
         filters = SearchFilters(
             laterality=None if laterality == _ANY else Laterality.parse(laterality),
             view=None if view == _ANY else View.parse(view),
@@ -171,7 +98,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
         )
         try:
             result = service.query(
-                images=paths,
+                images=[v.image for v in ready],
                 text=text,
                 k=int(k),
                 filters=filters,
@@ -179,13 +106,13 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
             )
         except MammosearchError as e:
             raise gr.Error(str(e)) from None
-        views = [
-            (
-                (v.prepared * 255).astype(np.uint8),
-                f"{v.laterality.code if v.laterality else '?'} {v.view or ''} · "
-                f"{_density_label(v.assessment.density)}",
-            )
-            for v in result.views
+        timings = dict(result.timings)
+        for v in ready:  # the views prepared for this query count in its timings
+            for stage, seconds in v.image.timings.items() if v.fresh else ():
+                timings[stage] = round(timings[stage] + seconds, 4)
+        shown = [
+            (v.shown, f"{side_view(q)} · {density_label(q.assessment.density)}")
+            for v, q in zip(ready, result.views, strict=True)
         ]
         density = result.density.to_dict() if result.density is not None else None
         if density is None:
@@ -205,7 +132,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
             if report is not None
             else None
         )
-        gallery = [(n.thumbnail, _caption(n)) for n in result.neighbours]
+        gallery = [(n.thumbnail, caption(n)) for n in result.neighbours]
         summary = {
             "density": density,
             "neighbours": [
@@ -219,34 +146,42 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
                 }
                 for n in result.neighbours
             ],
-            "timings": result.timings,
+            "timings": timings,
             "embedder": about["embedder"],
             "model_id": about["model_id"],
         }
+        found = [
+            {
+                "row_id": n.row_id,
+                "thumbnail": n.thumbnail,
+                "title": f"**{n.case_id}** · density {n.label or '?'} · "
+                f"{n.laterality.code if n.laterality else '?'} {n.view or ''}",
+            }
+            for n in result.neighbours
+        ]
         return (
-            views,
+            shown,
             probabilities,
             decided,
             highlighted,
             report["standardized_text"] if report else "",
             gallery,
             summary,
-            [n.row_id for n in result.neighbours],
+            found,
         )
 
-    def select(row_ids: list[int], event: gr.SelectData) -> tuple[Any, ...]:
-        if not row_ids or event.index is None or int(event.index) >= len(row_ids):
+    def select(found: list[dict[str, Any]], event: gr.SelectData) -> tuple[Any, ...]:
+        """Show a neighbour: its thumbnail and title as the search gave them, and the report
+        text and terms that the search did not read."""
+        if not found or event.index is None or int(event.index) >= len(found):
             return None, "", None
-        case = service.case(row_ids[int(event.index)])
-        info = (
-            f"**{case['case_id']}** · density {case['label'] or '?'} · "
-            f"{case['laterality'] or '?'} {case['view'] or ''}"
-        )
-        terms = None
+        item = found[int(event.index)]
+        case = service.case(item["row_id"])
+        info, terms = item["title"], None
         if case["report_text"] and case["report"]:
             terms = {"text": case["report_text"], "entities": report_entities(case["report"])}
             info += "\n\n" + case["report"]["standardized_text"].replace("\n", "  \n")
-        return case["thumbnail"], info, terms
+        return item["thumbnail"], info, terms
 
     select.__annotations__["event"] = gr.SelectData  # postponed annotations: Gradio needs the class
 
@@ -263,10 +198,10 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
             summary = normalize_reports(source, jsonl, settings=settings, workers=1, progress=True)
         except MammosearchError as e:
             raise gr.Error(str(e)) from None
-        rows = _rows_of(jsonl)
+        rows = rows_of(jsonl)
         table = out_dir / f"{source.stem}.normalized.csv"
         with table.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(_CSV_FIELDS))
+            writer = csv.DictWriter(handle, fieldnames=list(CSV_FIELDS))
             writer.writeheader()
             writer.writerows(rows)
         text = (
@@ -274,7 +209,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
             f"{dict(summary.errors) or ''}; density in {summary.with_density}, BI-RADS in "
             f"{summary.with_birads} ({summary.seconds:.1f} s)"
         )
-        preview = [[r[f] for f in _CSV_FIELDS] for r in rows[:200]]
+        preview = [[r[f] for f in CSV_FIELDS] for r in rows[:200]]
         return preview, text, str(jsonl), str(table)
 
     sweep = (max(1, keep_files_s // 2), keep_files_s)
@@ -310,6 +245,18 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
                             elem_id="exclude-patient",
                         )
                     button = gr.Button("Search", variant="primary", elem_id="search-btn")
+                    shown_examples = (
+                        gr.Examples(
+                            examples,
+                            [files, text],
+                            label="Examples: a click fills the form and searches",
+                            example_labels=example_labels,
+                            elem_id="examples",
+                            api_visibility="private",
+                        )
+                        if examples
+                        else None
+                    )
                 with gr.Column(scale=2):
                     views = gr.Gallery(
                         label="Query views, as the models see them",
@@ -353,15 +300,20 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
                     )
             with gr.Accordion("Result as JSON", open=False):
                 summary = gr.JSON(elem_id="result-json")
-            row_ids = gr.State([])
-            button.click(
-                search,
-                [files, text, k, weight, laterality, view, label, exclude],
-                [views, density, decided, terms, standard, neighbours, summary, row_ids],
-                api_name="search",
-            )
+            found = gr.State([])
+            views_cache = QueryViews(service, Path(views.GRADIO_CACHE) / "views", known=known)
+            # one query at a time, and a view uploaded is prepared before the search that uses it
+            query: dict[str, Any] = {"concurrency_id": "query", "concurrency_limit": 1}
+            files.upload(uploaded, [files], [views], api_visibility="private", **query)
+            inputs = [files, text, k, weight, laterality, view, label, exclude]
+            outputs = [views, density, decided, terms, standard, neighbours, summary, found]
+            button.click(search, inputs, outputs, api_name="search", **query)
+            if shown_examples is not None:
+                shown_examples.load_input_event.then(
+                    search, inputs, outputs, api_visibility="private", **query
+                )
             neighbours.select(
-                select, [row_ids], [case_image, case_info, case_terms], api_visibility="private"
+                select, [found], [case_image, case_info, case_terms], api_visibility="private"
             )
         with gr.Tab("Batch"):
             batch_file = gr.File(
@@ -373,7 +325,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
             batch_button = gr.Button("Normalize", variant="primary", elem_id="batch-btn")
             batch_summary = gr.Markdown(elem_id="batch-summary")
             table = gr.Dataframe(
-                headers=list(_CSV_FIELDS),
+                headers=list(CSV_FIELDS),
                 label="Preview (first 200)",
                 interactive=False,
                 elem_id="batch-table",

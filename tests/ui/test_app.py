@@ -6,12 +6,14 @@ import csv
 import http.client
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mammosearch.errors import InputError
+from mammosearch.pipeline import sample_reports_dir
 from mammosearch.samples.reports import generate_reports
 from mammosearch.ui import parse_auth, report_entities
 from tests.conftest import PHI_CANARY
@@ -204,6 +206,100 @@ def test_batch_refuses_other_file_types(client: Any, tmp_path: Path) -> None:
     bad.write_bytes(b"MZ")
     with pytest.raises(AppError, match="Invalid file type"):
         normalize_file(client, bad)
+
+
+def _upload(served: Served, path: Path) -> str:
+    """Upload one file as the page does; its path on the server."""
+    boundary = "mammosearchboundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            f'filename="{path.name}"\r\nContent-Type: image/png\r\n\r\n'
+        ).encode()
+        + path.read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    status, data = _request(
+        served, "POST", "/gradio_api/upload", body,
+        **{"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )  # fmt: skip
+    assert status == 200
+    return str(json.loads(data)[0])
+
+
+def _search_uploaded(served: Served, path: str, k: int = 5) -> list[Any]:
+    """A raw /search call over an uploaded file; the outputs as the page receives them."""
+    file = {"path": path, "meta": {"_type": "gradio.FileData"}}
+    payload = {"data": [[file], "", k, 0.5, "any", "any", "any", ""]}
+    status, body = _request(
+        served, "POST", "/gradio_api/call/search", json.dumps(payload).encode(),
+        **{"Content-Type": "application/json"},
+    )  # fmt: skip
+    assert status == 200
+    _, stream = _request(served, "GET", f"/gradio_api/call/search/{json.loads(body)['event_id']}")
+    assert b"event: complete" in stream, stream[-300:]
+    return list(json.loads(stream.decode().split("data:")[-1]))
+
+
+def test_an_upload_is_prepared_once(served: Served, query_image: Path, tmp_path: Path) -> None:
+    """The second search with the same upload (other options) neither reads nor embeds it."""
+    copy = tmp_path / "once_RCC.png"
+    copy.write_bytes(query_image.read_bytes())
+    uploaded = _upload(served, copy)
+    first = _search_uploaded(served, uploaded, k=5)[6]
+    again = _search_uploaded(served, uploaded, k=7)[6]
+    assert first["timings"]["preprocess"] > 0 and first["timings"]["embed"] > 0
+    assert again["timings"]["preprocess"] == 0 and again["timings"]["embed"] == 0
+    assert len(again["neighbours"]) == 7
+    assert [n["row_id"] for n in again["neighbours"][:5]] == [
+        n["row_id"] for n in first["neighbours"]
+    ]
+
+
+def test_images_are_served_by_url_without_copies_or_names(
+    served: Served, query_image: Path, tmp_path: Path
+) -> None:
+    """Neighbours are the index's own thumbnails by URL (no copy); the query view is written
+    once under an opaque name; no URL carries a case id or the uploaded file's name."""
+    from urllib.parse import unquote
+
+    named = tmp_path / "PATIENT_DOE_RCC.png"
+    named.write_bytes(query_image.read_bytes())
+    outputs = _search_uploaded(served, _upload(served, named), k=6)
+    views, gallery, summary = outputs[0], outputs[5], outputs[6]
+    thumbs = served.engine.thumbnail_dir.resolve()
+    urls = [item["image"]["url"] for item in gallery]
+    for url, neighbour in zip(urls, summary["neighbours"], strict=True):
+        served_path = Path(unquote(url.split("/gradio_api/file=", 1)[1]))
+        assert served_path == thumbs / f"{neighbour['row_id']}.png"
+        assert neighbour["case_id"] not in url
+    view_url = views[0]["image"]["url"]
+    assert "DOE" not in view_url and "PATIENT" not in view_url
+    assert re.search(r"/views/[0-9a-f]{24}\.png$", view_url)
+    for url in [*urls, view_url]:
+        assert url.startswith(served.url.rstrip("/") + "/gradio_api/file=")
+        status, data = _request(served, "GET", url.removeprefix(served.url.rstrip("/")))
+        assert status == 200 and data.startswith(b"\x89PNG")
+
+
+def test_the_example_exam_comes_from_the_index(served: Served) -> None:
+    exam = served.engine.example_exam()
+    assert exam is not None and exam["report_text"]
+    by_thumbnail = {
+        (served.engine.directory / r.thumbnail).resolve(): r
+        for r in served.engine.index.store.all_rows()
+    }
+    rows = [by_thumbnail[Path(v["thumbnail"]).resolve()] for v in exam["views"]]
+    assert len(rows) == 4 and len({r.case_id for r in rows}) == 1  # one whole exam
+    assert rows[0].report_text == exam["report_text"]
+    assert [(r.laterality, r.view) for r in rows] == [
+        (v["laterality"].code, v["view"].value) for v in exam["views"]
+    ]
+    status, body = _request(served, "GET", "/config")
+    config = body.decode()
+    for sample in ("sample-01-en-screening.txt", "sample-02-es-diagnostica.txt"):
+        first_line = (sample_reports_dir() / sample).read_text("utf-8").splitlines()[0]
+        assert json.dumps(first_line, ensure_ascii=False)[1:-1] in config
 
 
 def test_about_names_what_is_in_use(served: Served) -> None:

@@ -165,6 +165,71 @@ def test_synthetic_demo_search(page: Any, hosts: list[str], served: Served, demo
     assert set(hosts) == {served.url.rstrip("/")}, "the page fetched from another host"
 
 
+def test_examples_fill_the_form_and_search(page: Any, hosts: list[str], served: Served) -> None:
+    """The first screen offers examples; one click fills the form and shows results."""
+    from playwright.sync_api import expect
+
+    _open(page, served)
+    examples = page.locator("#examples")
+    expect(examples).to_contain_text("An exam of this index: 4 views and its report")
+    examples.get_by_text("A report in Spanish").click()
+    expect(page.locator("#query-report textarea")).to_have_value(re.compile("MAMOGRAFÍA"))
+    expect(page.locator("#density-method")).to_contain_text("decided by report")
+    expect(page.locator("#density")).to_contain_text("B")
+    expect(page.locator("#report-terms")).to_contain_text("densidad fibroglandular")
+    expect(page.locator("#neighbours button.thumbnail-item")).to_have_count(10)
+    examples.get_by_text("An exam of this index").click()
+    # the exam's four views are the index's own thumbnails, shown as they are, by URL
+    expect(page.locator("#query-views button.thumbnail-item")).to_have_count(4)
+    expect(page.locator("#query-views .caption-label").first).to_contain_text(
+        re.compile(r"^[LR] (CC|MLO) · ")
+    )
+    sources = page.locator("#query-views img").evaluate_all("els => els.map(e => e.src)")
+    assert all(re.search(r"/thumbs/\d+\.png$", src) for src in sources), sources
+    expect(page.locator("#neighbours button.thumbnail-item")).to_have_count(10)
+    _all_shown(page, "#neighbours")
+    assert set(hosts) == {served.url.rstrip("/")}, "the page fetched from another host"
+
+
+def _all_shown(page: Any, selector: str) -> None:
+    page.wait_for_function(
+        "s => [...document.querySelectorAll(s + ' img')].every("
+        "i => i.complete && i.naturalWidth > 0)",
+        arg=selector,
+    )
+
+
+def test_thumbnails_need_a_login(browser: Any, demo_dir: Path, ui_settings: Settings) -> None:
+    """With logins, the images the page shows by URL are refused to anyone not logged in."""
+    from playwright.sync_api import expect
+
+    server = start(demo_dir, ui_settings, auth=[("reader", "s3cret-pass")])
+    reader = browser.new_context(viewport={"width": 1400, "height": 1300})
+    stranger = browser.new_context()
+    try:
+        page = reader.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(server.url, wait_until="load")
+        page.get_by_label("username").fill("reader")
+        page.get_by_label("password").fill("s3cret-pass")
+        page.get_by_role("button", name="Login").click()
+        page.locator("#examples").get_by_text("An exam of this index").click()
+        expect(page.locator("#neighbours button.thumbnail-item")).to_have_count(10)
+        _all_shown(page, "#neighbours")
+        sources = page.locator("#neighbours img, #query-views img").evaluate_all(
+            "els => els.map(e => e.src)"
+        )
+        assert len(sources) == 14
+        for source in sources:
+            assert reader.request.get(source).status == 200
+            assert stranger.request.get(source).status == 401
+    finally:
+        stranger.close()
+        reader.close()
+        server.app.close()
+        server.engine.close()
+
+
 def test_batch_tab_in_the_browser(page: Any, served: Served, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 

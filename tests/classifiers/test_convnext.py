@@ -19,16 +19,9 @@ from mammosearch.classifiers.convnext import (
 )
 from mammosearch.cli import app
 from mammosearch.errors import InputError, ModelLoadError
+from tests.classifiers.test_convnext_inference import TINY, images
 from tests.conftest import write_manifest
 from tests.test_cases import breast_png
-
-TINY = TrainConfig(image_size=64, epochs=1, batch_size=4)
-
-
-def images(n: int) -> tuple[list[np.ndarray], list[str], list[str]]:
-    rng = np.random.default_rng(0)
-    imgs = [(rng.random((90, 60)) * (0.3 + 0.3 * (i % 3))).astype(np.float32) for i in range(n)]
-    return imgs, ["FGD"[i % 3] for i in range(n)], [f"p{i // 2}" for i in range(n)]
 
 
 def test_cli_defaults_are_the_train_configs() -> None:

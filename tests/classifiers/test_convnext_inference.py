@@ -7,10 +7,11 @@ import numpy as np
 
 from mammosearch.classifiers.convnext import TrainConfig, tissue_inputs, train_convnext
 
-TINY = TrainConfig(image_size=64, epochs=1, batch_size=4)
+TINY = TrainConfig(image_size=64, epochs=1, batch_size=4)  # test_convnext.py's too
 
 
 def images(n: int) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """Random images of three brightness levels, their labels and patients (two images each)."""
     rng = np.random.default_rng(0)
     imgs = [(rng.random((90, 60)) * (0.3 + 0.3 * (i % 3))).astype(np.float32) for i in range(n)]
     return imgs, ["FGD"[i % 3] for i in range(n)], [f"p{i // 2}" for i in range(n)]

@@ -10,10 +10,13 @@ from mammosearch.errors import ConfigError
 
 
 def test_l2_normalize_scales_rows_to_unit_length_and_keeps_zero_rows() -> None:
-    vectors = np.array([[3.0, 4.0], [0.0, 0.0], [0.0, -2.0]], dtype=np.float64)
+    vectors = np.array([[3.0, 4.0], [0.0, 0.0], [0.0, -2.0], [0.3, 0.4]], dtype=np.float64)
+    for _ in range(20):  # freed buffers of the output's size hold non-zero bytes
+        np.full((4, 2), 7.0, dtype=np.float32)
     out = l2_normalize(vectors)
-    assert out.dtype == np.float32 and out.shape == (3, 2)
-    np.testing.assert_array_equal(out, np.array([[0.6, 0.8], [0, 0], [0, -1]], np.float32))
+    assert out.dtype == np.float32 and out.shape == (4, 2)
+    expected = np.array([[0.6, 0.8], [0, 0], [0, -1], [0.6, 0.8]], np.float32)
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
     assert not np.shares_memory(out, vectors)
 
 

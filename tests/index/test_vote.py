@@ -62,9 +62,12 @@ def test_abstention_boundaries_and_reasons() -> None:
     assert unlabelled.reason == "no neighbours" and unlabelled.label is None
 
 
-def test_a_single_label_set_has_the_full_margin() -> None:
+def test_a_single_label_set_has_the_full_margin_and_two_labels_the_difference() -> None:
     vote = vote_density([n(1, 0.9, "C")], ["C"], VoteParams(min_neighbours=1))
     assert (vote.label, vote.margin, vote.probabilities) == ("C", 1.0, {"C": 1.0})
+    two = vote_density([n(1, 0.9, "C"), n(2, 0.9, "C"), n(3, 0.9, "C"), n(4, 0.9, "D")],
+                       ["C", "D"])  # fmt: skip
+    assert two.probabilities == {"C": 0.75, "D": 0.25} and two.margin == 0.5
 
 
 def _equal_rows(counts: list[tuple[int, int]]) -> tuple[np.ndarray, list[list[str]]]:
@@ -100,18 +103,69 @@ def test_fit_vote_can_abstain_everywhere_and_counts_the_whole_prefix_but_the_las
     assert params.min_margin == 0.0 and figures["loo_coverage"] == 1.0
 
 
+# the nearest neighbour is wrong, two nearly as near are right: right when T > 0.072
+NEAR_PAIR = ([0.9, 0.85, 0.85, 0.0], ["B", "A", "A", "B"])
+# the nearest is right, three far ones are wrong: right when T < 0.36
+FAR_THREE = ([0.9, 0.5, 0.5, 0.5], ["A", "B", "B", "B"])
+
+
+def _fit(rows: list[tuple[list[float], list[str]]], **kwargs: int) -> tuple[VoteParams, dict]:
+    sims = np.array([r[0] for r in rows], dtype=np.float32)
+    return fit_vote(sims, [r[1] for r in rows], ["A"] * len(rows), ["A", "B"], **kwargs)
+
+
 def test_fit_vote_picks_the_temperature_with_most_right_votes_then_the_best_likelihood() -> None:
-    # row 1: the nearest neighbour is wrong, two nearly as near are right (right when T > 0.072)
-    # row 2: the nearest is right, three far ones are wrong (right when T < 0.36)
-    sims = np.array([[0.9, 0.85, 0.85, 0.0], [0.9, 0.5, 0.5, 0.5]], dtype=np.float32)
-    rows = [["B", "A", "A", "B"], ["A", "B", "B", "B"]]
-    params, figures = fit_vote(sims, rows, ["A", "A"], ["A", "B"])
-    # 0.1 and 0.2 get both right; 0.1 has the better likelihood (-0.65 against -0.84)
+    # 0.1 and 0.2 get both right; 0.1 has the better summed log-likelihood (-0.65 against
+    # -0.84) though the last row alone would choose 0.2 (-0.60 against -0.50)
+    params, figures = _fit([FAR_THREE, NEAR_PAIR])
     assert params.temperature == 0.1 and figures["loo_accuracy"] == 1.0
     assert figures["majority_rate"] == 1.0
-    # k=1: only the nearest votes (row 1 wrong at every temperature)
-    params, figures = fit_vote(sims, rows, ["A", "A"], ["A", "B"], k=1)
-    assert params.k == 1 and figures["loo_accuracy"] == 0.5 and params.temperature == 0.005
+    # three rows of the first kind tip the sum to 0.2 (-1.83 against -1.86)
+    assert _fit([NEAR_PAIR, NEAR_PAIR, NEAR_PAIR, FAR_THREE])[0].temperature == 0.2
+    # k=1: only the nearest votes (row 2 wrong at every temperature, with margin 1: the vote
+    # abstains everywhere)
+    params, figures = _fit([FAR_THREE, NEAR_PAIR], k=1)
+    assert params.k == 1 and params.temperature == 0.005
+    assert figures["loo_accuracy"] == 0.5 and figures["loo_coverage"] == 0.0
+
+
+def test_fit_vote_counts_right_votes_before_the_likelihood() -> None:
+    # right only at T = 0.005: the nearest against nine nearly as near
+    sharp = ([0.9] + [0.88] * 9, ["A"] + ["B"] * 9)
+    # right only at T >= 0.2: the nearest is wrong, nine far ones are right; its likelihood
+    # at 0.005 is the floor (1e-6), so the likelihood alone would choose 0.5
+    broad = ([0.9] + [0.5] * 9, ["B"] + ["A"] * 9)
+    assert _fit([sharp, sharp, broad])[0].temperature == 0.005
+
+
+def test_fit_vote_figures_are_rounded_and_nothing_kept_scores_zero() -> None:
+    # right, right, right, wrong, right, wrong by rising margin; majority 4/6: never weak
+    sims, rows = _equal_rows([(5, 5), (6, 4), (3, 7), (8, 2), (1, 9), (10, 0)])
+    params, figures = fit_vote(sims, rows, ["A", "A", "B", "B", "B", "B"], ["A", "B"])
+    assert params.min_margin == 0.0
+    assert figures == {"loo_accuracy": 0.6667, "loo_accuracy_when_not_abstaining": 0.6667,
+                       "loo_coverage": 1.0, "majority_rate": 0.6667}  # fmt: skip
+    # two ties (margin 0), the first wrong: the margin is raised past both, none is kept
+    sims, rows = _equal_rows([(5, 5), (5, 5)])
+    params, figures = fit_vote(sims, rows, ["B", "A"], ["A", "B"])
+    assert params.min_margin == pytest.approx(1e-9, abs=1e-15)
+    assert figures["loo_coverage"] == 0.0 and figures["loo_accuracy_when_not_abstaining"] == 0.0
+
+
+def test_fit_vote_with_one_label_has_margin_one() -> None:
+    params, figures = fit_vote(np.ones((3, 4), np.float32), [["A"] * 4] * 3, ["A"] * 3, ["A"])
+    assert params.min_margin == pytest.approx(1 + 1e-9, abs=1e-12)
+    assert figures["loo_accuracy"] == 1.0
+
+
+def test_large_similarities_over_small_temperatures_do_not_overflow() -> None:
+    # exp(score / T) would overflow: the weights are taken relative to the best score
+    vote = vote_density([n(1, 0.9, "C"), n(2, 0.8, "B")], LABELS, VoteParams(temperature=0.001,
+                                                                            min_neighbours=1))  # fmt: skip
+    assert vote.probabilities["C"] == pytest.approx(1.0) and vote.probabilities["B"] > 0.0
+    sims = np.array([[2.0, 1.99, 1.0], [2.0, 1.0, 1.0]], dtype=np.float32)
+    params, figures = fit_vote(sims, [["A", "B", "A"], ["A", "B", "B"]], ["A", "A"], ["A", "B"])
+    assert figures["loo_accuracy"] == 1.0
 
 
 def test_fit_vote_without_labelled_images() -> None:

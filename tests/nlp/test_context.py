@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from mammosearch.errors import ConfigError
+from mammosearch.nlp._resources import load_data
 from mammosearch.nlp.context import ContextRules, Status
 from mammosearch.nlp.sections import Segmentation, Sentence
 
@@ -43,6 +45,8 @@ def test_clause_windows_and_sentence_bounds() -> None:
     start, end = span(text)
     seg = one_sentence(text)
     assert RULES.clause(text, seg, start, end) == (start - 90, end + 60)
+    # a break past the window does not reach back into it
+    assert RULES.clause(text + ", z", one_sentence(text + ", z"), start, end)[1] == end + 60
     # the sentence bounds cut the windows; outside every sentence the text's bounds do
     inner = Segmentation((Sentence(150, start + 20, "findings", None),))
     assert RULES.clause(text, inner, start, end) == (150, start + 20)
@@ -141,7 +145,37 @@ def test_is_final_looks_back_80_characters_within_the_sentence() -> None:
         ("bi-rads 2 {a | b}", False),  # opened after the mention
         ("(bi-rads 2 | bi-rads 3)", False),  # parentheses are not template choices
         ("x\n{bi-rads 2 | bi-rads 3}\ny", True),
+        ("\n{bi-rads 2 | bi-rads 3}", True),
+        ("{a} {bi-rads 2 | b}", True),  # the last opener before the mention counts
+        ("x\n{a\nbi-rads 2 | b}", False),  # the opener must be on the mention's line
+        ("{bi-rads 2 | b\nc}\nd", False),  # so must the closer
+        ("{bi-rads 2} | x}", False),  # the first closer after the mention ends the choice
+        ("{x [bi-rads 2 | b]", True),  # an unclosed brace, then brackets
+        ("{|bi-rads 2}", True),
     ],
 )
 def test_in_template(text: str, inside: bool) -> None:
     assert ContextRules.in_template(text, *span(text)) is inside
+
+
+def test_status_sees_a_template_after_an_earlier_closed_brace() -> None:
+    assert status("{a} x {bi-rads 2 | bi-rads 3}") is Status.TEMPLATE
+
+
+def test_rules_come_from_the_data_given() -> None:
+    data = load_data("context.json")
+    rules = ContextRules({**data, "negation_before": ["\\bnope\\W*$"]})
+    text = "nope bi-rads 2"
+    assert rules.status(text, one_sentence(text), *span(text)) is Status.NEGATED
+    assert ContextRules().status(text, one_sentence(text), *span(text)) is Status.CURRENT
+    rules = ContextRules({**data, "final_before": ["\\bzzz"]})
+    text = "zzz bi-rads 4"
+    assert rules.is_final(text, one_sentence(text), text.index("bi-rads"))
+
+
+@pytest.mark.parametrize("key", ["clause_breaks", "prior_subject", "final_before"])
+def test_an_invalid_cue_names_its_file(key: str) -> None:
+    data = load_data("context.json")
+    bad = "(" if key == "clause_breaks" else ["("]
+    with pytest.raises(ConfigError, match="^E010: invalid pattern in context.json: "):
+        ContextRules({**data, key: bad})

@@ -16,6 +16,7 @@ Usage::
     python bench/mutation.py                       # every module of the default list
     python bench/mutation.py --modules vote,metrics
     python bench/mutation.py --list                # the modules and their tests
+    python bench/mutation.py --modules findings --recheck   # survivors against new tests
 
 A run over the default list takes about half an hour on 2 cores; ``heads`` (its tests train
 models, 2.5 min per run) and ``convnext`` (ConvNeXt training) are opt-in by name.
@@ -73,7 +74,9 @@ TARGETS: dict[str, Target] = {
         ),
     ),
     "findings": Target(
-        "mammosearch/nlp/findings.py", ("tests/nlp/test_findings.py",), functions=_BINDING
+        "mammosearch/nlp/findings.py",
+        ("tests/nlp/test_findings.py", "tests/nlp/test_findings_binding.py"),
+        functions=_BINDING,
     ),
     "embeddings-base": Target("mammosearch/embeddings/base.py", ("tests/embeddings/test_base.py",)),
     "radiomics": Target(
@@ -208,6 +211,42 @@ def collect(target: Target, work: Path) -> dict[str, object]:
             "survivors": sorted(survivors, key=lambda s: (s["line"], s["mutant"]))}  # fmt: skip
 
 
+def recheck(target: Target, work: Path, result: dict[str, object]) -> dict[str, object]:
+    """Test each survivor of an earlier run again, against the module's tests as they are now.
+
+    Each surviving mutant is applied to the scratch copy's source (``mutmut apply``), the test
+    files run once (first failure stops them), and the source is restored: a quick check of
+    new tests without a full run. Returns ``result`` with the survivors that still survive.
+    """
+    source = work / target.path
+    original = source.read_bytes()
+    shutil.rmtree(work / "tests")
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(work)}
+    still: list[dict[str, object]] = []
+    module = target.path[:-3].replace("/", ".")
+    try:
+        for s in result["survivors"]:  # type: ignore[attr-defined]
+            name = f"{module}.{s['mutant']}"
+            subprocess.run([sys.executable, "-m", "mutmut", "apply", name], cwd=work, check=True,
+                           capture_output=True)  # fmt: skip
+            run = subprocess.run(
+                ["nice", "-n", "10", sys.executable, "-m", "pytest", "-x", "-q",
+                 "-p", "no:cacheprovider", *target.tests],
+                check=False, cwd=work, env=env, capture_output=True,
+            )  # fmt: skip
+            source.write_bytes(original)
+            if run.returncode == 0:
+                still.append(s)
+    finally:
+        source.write_bytes(original)
+    killed = len(result["survivors"]) - len(still)  # type: ignore[arg-type]
+    detected = int(result["detected"]) + killed  # type: ignore[call-overload]
+    scored = int(result["scored"])  # type: ignore[call-overload]
+    return {**result, "detected": detected, "score": round(detected / scored, 4),
+            "survivors": still, "rechecked": True}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--modules", default=",".join(TARGETS), help="comma-separated names")
@@ -215,6 +254,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mammosearch-mutation"))
     parser.add_argument("--report", type=Path, help="write the results as JSON here")
     parser.add_argument("--reuse", action="store_true", help="only collect an earlier run")
+    parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="test an earlier run's survivors again against the current tests (implies --reuse)",
+    )
     parser.add_argument("--list", action="store_true", help="print the modules and exit")
     args = parser.parse_args()
     known = {**TARGETS, **OPT_IN}
@@ -232,10 +276,12 @@ def main() -> None:
     results = []
     for name in names:
         target, work = known[name], args.workdir / name
-        if not args.reuse:
+        if not (args.reuse or args.recheck):
             prepare(target, work)
             run_mutmut(target, work, args.jobs)
         result = collect(target, work)
+        if args.recheck:
+            result = recheck(target, work, result)
         results.append(result)
         c = result["counts"]
         print(f"{target.path:40} score {result['score']}  killed {result['detected']}/"

@@ -76,3 +76,11 @@ def test_each_finding_takes_the_side_named_after_it_in_spanish() -> None:
 def test_sizes(text: str, size: float) -> None:
     (finding,) = found(text)
     assert finding.descriptors.size_mm == size
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Excision of a mass in 2019.", "Resección de nódulo.", "Dense tissue may obscure masses."],
+)
+def test_removed_and_hypothetical_findings_are_not_coded(text: str) -> None:
+    assert found(text) == []

@@ -24,6 +24,19 @@ def test_one_class_has_no_kappa_and_two_have_one() -> None:
     assert (two["linear_kappa"], two["quadratic_kappa"]) == (1.0, 1.0)
 
 
+def test_linear_kappa_weighs_by_distance_over_the_whole_label_set() -> None:
+    # C is never stated: B and D stay two apart, as in the label set
+    truth, pred = ["A", "B", "D", "D", "B"], ["A", "D", "D", "B", "B"]
+    m = density_metrics(truth, pred, BIRADS, bootstrap=0)
+    observed = np.array(m["confusion_matrix"], dtype=float)
+    expected = np.outer(observed.sum(1), observed.sum(0)) / observed.sum()
+    i, j = np.indices(observed.shape)
+    for name, weights in (("linear_kappa", np.abs(i - j)), ("quadratic_kappa", (i - j) ** 2)):
+        by_hand = 1 - (weights * observed).sum() / (weights * expected).sum()
+        assert m[name] == pytest.approx(by_hand, abs=1e-4), name
+    assert m["per_class_recall"] == {"A": 1.0, "B": 0.5, "C": 0.0, "D": 0.5}  # C: no truth, 0
+
+
 def test_unknown_and_missing_predictions_are_wrong_and_outside_the_matrix() -> None:
     m = density_metrics(["A", "B", "C", "D"], ["A", "Z", None, "D"], BIRADS, bootstrap=0)
     assert m["n"] == 4 and m["labels"] == BIRADS
@@ -63,6 +76,12 @@ def test_bootstrap_is_seeded_resamples_patients_with_replacement() -> None:
     assert other["ci95"] != first["ci95"]
     for low, high in first["ci95"].values():  # resampled with replacement: the intervals open
         assert low < high and round(low, 4) == low and round(high, 4) == high
+        assert isinstance(high, float) and 0 < high < 1
+    # the default seed is 0
+    default = density_metrics(truth, noisy, BIRADS, patients=patients, bootstrap=100)
+    assert default["ci95"] == density_metrics(truth, noisy, BIRADS, patients=patients,
+                                              bootstrap=100, seed=0)["ci95"]  # fmt: skip
+    assert default["ci95"] != first["ci95"]
     assert set(first["ci95"]) == {"accuracy", "macro_f1", "quadratic_kappa"}
 
 
@@ -103,3 +122,6 @@ def test_plot_size_colours_title_and_labels(tmp_path: Path) -> None:
     assert not np.array_equal(_pixels(other), pixels)
     relabelled = plot_confusion({**m, "labels": ["X", "Y", "Z"]}, tmp_path / "xyz.png")
     assert not np.array_equal(_pixels(relabelled), pixels)  # the axes carry the labels
+    # no colour bar: it would add a gradient of several hundred shades (about 200 without it)
+    colours = {tuple(p) for p in pixels.reshape(-1, 3) if not p[0] == p[1] == p[2]}
+    assert len(colours) < 400

@@ -211,40 +211,26 @@ def collect(target: Target, work: Path) -> dict[str, object]:
             "survivors": sorted(survivors, key=lambda s: (s["line"], s["mutant"]))}  # fmt: skip
 
 
-def recheck(target: Target, work: Path, result: dict[str, object]) -> dict[str, object]:
-    """Test each survivor of an earlier run again, against the module's tests as they are now.
+def recheck(target: Target, work: Path, jobs: int) -> dict[str, object]:
+    """Run an earlier run's survivors again, against the module's tests as they are now.
 
-    Each surviving mutant is applied to the scratch copy's source (``mutmut apply``), the test
-    files run once (first failure stops them), and the source is restored: a quick check of
-    new tests without a full run. Returns ``result`` with the survivors that still survive.
+    The survivors of the run in ``work`` are run again by name in a fresh scratch copy
+    (``work`` with ``-recheck`` appended): a quick check of new tests without a full run. The
+    result counts the earlier run's kills plus the survivors killed now.
     """
-    source = work / target.path
-    original = source.read_bytes()
-    shutil.rmtree(work / "tests")
-    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
-    env = {**os.environ, "PYTHONPATH": str(work)}
-    still: list[dict[str, object]] = []
+    first = collect(target, work)
     module = target.path[:-3].replace("/", ".")
-    try:
-        for s in result["survivors"]:  # type: ignore[attr-defined]
-            name = f"{module}.{s['mutant']}"
-            subprocess.run([sys.executable, "-m", "mutmut", "apply", name], cwd=work, check=True,
-                           capture_output=True)  # fmt: skip
-            run = subprocess.run(
-                ["nice", "-n", "10", sys.executable, "-m", "pytest", "-x", "-q",
-                 "-p", "no:cacheprovider", *target.tests],
-                check=False, cwd=work, env=env, capture_output=True,
-            )  # fmt: skip
-            source.write_bytes(original)
-            if run.returncode == 0:
-                still.append(s)
-    finally:
-        source.write_bytes(original)
-    killed = len(result["survivors"]) - len(still)  # type: ignore[arg-type]
-    detected = int(result["detected"]) + killed  # type: ignore[call-overload]
-    scored = int(result["scored"])  # type: ignore[call-overload]
-    return {**result, "detected": detected, "score": round(detected / scored, 4),
-            "survivors": still, "rechecked": True}  # fmt: skip
+    names = [f"{module}.{s['mutant']}" for s in first["survivors"]]  # type: ignore[attr-defined]
+    again = work.with_name(work.name + "-recheck")
+    prepare(target, again)
+    if names:
+        run_mutmut(Target(target.path, target.tests, tuple(names)), again, jobs)
+    second = collect(Target(target.path, target.tests, tuple(names)), again) if names else first
+    killed = len(names) - len(second["survivors"])  # type: ignore[arg-type]
+    detected = int(first["detected"]) + killed  # type: ignore[call-overload]
+    scored = int(first["scored"])  # type: ignore[call-overload]
+    return {**first, "detected": detected, "score": round(detected / scored, 4),
+            "survivors": second["survivors"], "rechecked": len(names)}  # fmt: skip
 
 
 def main() -> None:
@@ -257,7 +243,7 @@ def main() -> None:
     parser.add_argument(
         "--recheck",
         action="store_true",
-        help="test an earlier run's survivors again against the current tests (implies --reuse)",
+        help="run an earlier run's survivors again, against the tests as they are now",
     )
     parser.add_argument("--list", action="store_true", help="print the modules and exit")
     args = parser.parse_args()
@@ -276,12 +262,13 @@ def main() -> None:
     results = []
     for name in names:
         target, work = known[name], args.workdir / name
-        if not (args.reuse or args.recheck):
-            prepare(target, work)
-            run_mutmut(target, work, args.jobs)
-        result = collect(target, work)
         if args.recheck:
-            result = recheck(target, work, result)
+            result = recheck(target, work, args.jobs)
+        else:
+            if not args.reuse:
+                prepare(target, work)
+                run_mutmut(target, work, args.jobs)
+            result = collect(target, work)
         results.append(result)
         c = result["counts"]
         print(f"{target.path:40} score {result['score']}  killed {result['detected']}/"

@@ -33,8 +33,12 @@ def test_linear_kappa_weighs_by_distance_over_the_whole_label_set() -> None:
     i, j = np.indices(observed.shape)
     for name, weights in (("linear_kappa", np.abs(i - j)), ("quadratic_kappa", (i - j) ** 2)):
         by_hand = 1 - (weights * observed).sum() / (weights * expected).sum()
-        assert m[name] == pytest.approx(by_hand, abs=1e-4), name
+        assert m[name] == round(by_hand, 4), name  # rounded to 4 places
     assert m["per_class_recall"] == {"A": 1.0, "B": 0.5, "C": 0.0, "D": 0.5}  # C: no truth, 0
+    thirds = density_metrics(["A", "A", "A", "C", "C", "C"], ["A", "B", "B", "C", "B", "D"], BIRADS,
+                             bootstrap=0)  # fmt: skip
+    assert thirds["per_class_recall"] == {"A": 0.3333, "B": 0.0, "C": 0.3333, "D": 0.0}
+    assert thirds["dense_accuracy"] == 0.8333  # only C -> B crosses the dense line
 
 
 def test_unknown_and_missing_predictions_are_wrong_and_outside_the_matrix() -> None:
@@ -91,6 +95,8 @@ def test_bootstrap_needs_two_patients_and_rounds() -> None:
     assert "ci95" not in density_metrics(truth, pred, BIRADS, patients=patients, bootstrap=0)
     assert "ci95" not in density_metrics(truth, pred, BIRADS, bootstrap=50)
     assert "ci95" in density_metrics(truth, pred, BIRADS, patients=patients, bootstrap=50)
+    two = ["p0"] * 6 + ["p1"] * 6
+    assert "ci95" in density_metrics(truth, pred, BIRADS, patients=two, bootstrap=50)
 
 
 def test_bootstrap_scores_every_resample_over_the_whole_label_set() -> None:

@@ -26,7 +26,7 @@ def test_one_class_has_no_kappa_and_two_have_one() -> None:
 
 def test_linear_kappa_weighs_by_distance_over_the_whole_label_set() -> None:
     # C is never stated: B and D stay two apart, as in the label set
-    truth, pred = ["A", "B", "D", "D", "B"], ["A", "D", "D", "B", "B"]
+    truth, pred = ["A", "B", "D", "D", "B", "A"], ["A", "D", "D", "B", "B", "B"]
     m = density_metrics(truth, pred, BIRADS, bootstrap=0)
     observed = np.array(m["confusion_matrix"], dtype=float)
     expected = np.outer(observed.sum(1), observed.sum(0)) / observed.sum()
@@ -34,7 +34,8 @@ def test_linear_kappa_weighs_by_distance_over_the_whole_label_set() -> None:
     for name, weights in (("linear_kappa", np.abs(i - j)), ("quadratic_kappa", (i - j) ** 2)):
         by_hand = 1 - (weights * observed).sum() / (weights * expected).sum()
         assert m[name] == round(by_hand, 4), name  # rounded to 4 places
-    assert m["per_class_recall"] == {"A": 1.0, "B": 0.5, "C": 0.0, "D": 0.5}  # C: no truth, 0
+    assert m["per_class_recall"] == {"A": 0.5, "B": 0.5, "C": 0.0, "D": 0.5}  # C: no truth, 0
+    assert (m["linear_kappa"], m["quadratic_kappa"]) == (0.3478, 0.4706)  # not the unweighted 0.25
     thirds = density_metrics(["A", "A", "A", "C", "C", "C"], ["A", "B", "B", "C", "B", "D"], BIRADS,
                              bootstrap=0)  # fmt: skip
     assert thirds["per_class_recall"] == {"A": 0.3333, "B": 0.0, "C": 0.3333, "D": 0.0}

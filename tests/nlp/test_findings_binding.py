@@ -56,12 +56,23 @@ def test_a_far_descriptor_binds_to_the_only_finding_that_takes_it() -> None:
     assert mass.location.quadrant is not None and mass.location.quadrant.value == "UOQ"
 
 
-def test_each_finding_takes_the_side_named_after_it_in_spanish() -> None:
-    sides = {
-        (f.type.value, f.laterality.value if f.laterality else None)
-        for f in found("Nódulo en la mama derecha y microcalcificaciones en la mama izquierda.")
-    }
-    assert sides == {("mass", "right"), ("calcification", "left")}
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Nódulo en la mama derecha y microcalcificaciones en la mama izquierda.", {("mass", "right"), ("calcification", "left")}),
+        ("Mass in the right breast; calcifications in the left breast.", {("mass", "right"), ("calcification", "left")}),
+        ("Nódulo en la mama derecha; calcificaciones en la mama izquierda.", {("mass", "right"), ("calcification", "left")}),
+        ("Right breast mass and left breast calcifications.", {("mass", "right"), ("calcification", "left")}),
+        ("Ganglio axilar derecho y nódulo en mama izquierda.", {("lymph_node", "right"), ("mass", "left")}),
+        ("Nódulo en mama derecha, calcificaciones gruesas en ambas mamas.", {("mass", "right"), ("calcification", "bilateral")}),
+        ("Calcificaciones en mama izquierda, nódulo de 8 mm en mama derecha.", {("calcification", "left"), ("mass", "right")}),
+    ],
+)  # fmt: skip
+def test_each_finding_takes_its_own_side_in_a_sentence_naming_both(
+    text: str, expected: set[tuple[str, str]]
+) -> None:
+    sides = {(f.type.value, f.laterality.value if f.laterality else None) for f in found(text)}
+    assert sides == expected
 
 
 @pytest.mark.parametrize(

@@ -829,6 +829,7 @@ class FindingsExtractor:
                 return it.start - x[1] + (3 if x[3] else 0)
             return max(0, x[0] - it.end)
 
+        ands = [lo + k for k, w in enumerate(norms[lo:hi]) if w in _AND_WORDS]
         for it in items:
             if it.fixed_side is not None:
                 it.side = it.fixed_side
@@ -836,6 +837,15 @@ class FindingsExtractor:
             clause_lo = max([b for b in bounds if b < it.start] + [lo - 1])
             clause_hi = min([b for b in bounds if b >= it.end] + [hi])
             in_clause = [x for x in sides if clause_lo < x[0] < clause_hi]
+            # findings joined by "and", each with its own side ("mass in the right breast and
+            # calcifications in the left breast"): each takes the side of its own conjunct
+            part_lo = max([a for a in ands if clause_lo < a < it.start] + [clause_lo])
+            part_hi = min([a for a in ands if it.end <= a < clause_hi] + [clause_hi])
+            in_part = [x for x in in_clause if part_lo < x[0] < part_hi]
+            others = [o for o in items if o is not it and clause_lo < o.start < clause_hi
+                      and not part_lo < o.start < part_hi]  # fmt: skip
+            if in_part and others:
+                in_clause = in_part
             pool = in_clause or sides
             if len({x[2] for x in pool}) == 1:  # one side named in the sentence: it is that one
                 near = pool

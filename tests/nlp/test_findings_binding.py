@@ -32,6 +32,10 @@ def flags(text: str) -> set[tuple[str, bool, bool, bool]]:
         ("Calcifications, a mass and distortion are absent.", {("calcification", True, False, False), ("mass", True, False, False), ("architectural_distortion", True, False, False)}),
         ("Possible mass.", {("mass", False, True, False)}),
         ("Nódulo estable.", {("mass", False, False, True)}),
+        # "and new" ends the scope of "stable"; it leaves a negation's alone
+        ("Stable mass and new calcifications.", {("mass", False, False, True), ("calcification", False, False, False)}),
+        ("Nódulo estable y nuevas calcificaciones.", {("mass", False, False, True), ("calcification", False, False, False)}),
+        ("No new masses and no new calcifications.", {("mass", True, False, False), ("calcification", True, False, False)}),
     ],
 )  # fmt: skip
 def test_context_cues_bind_to_their_findings(
@@ -66,6 +70,10 @@ def test_a_far_descriptor_binds_to_the_only_finding_that_takes_it() -> None:
         ("Ganglio axilar derecho y nódulo en mama izquierda.", {("lymph_node", "right"), ("mass", "left")}),
         ("Nódulo en mama derecha, calcificaciones gruesas en ambas mamas.", {("mass", "right"), ("calcification", "bilateral")}),
         ("Calcificaciones en mama izquierda, nódulo de 8 mm en mama derecha.", {("calcification", "left"), ("mass", "right")}),
+        # findings joined by "and", each with its side: each takes its own conjunct's
+        ("Mass in the right breast and calcifications in the left breast.", {("mass", "right"), ("calcification", "left")}),
+        ("Mama derecha con nódulo y mama izquierda con calcificaciones.", {("mass", "right"), ("calcification", "left")}),
+        ("Calcifications and a mass in the right breast.", {("calcification", "right"), ("mass", "right")}),
     ],
 )  # fmt: skip
 def test_each_finding_takes_its_own_side_in_a_sentence_naming_both(

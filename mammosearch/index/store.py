@@ -140,6 +140,8 @@ class CaseStore:
             raise
         # an index written before generations: every row is visible
         self._generations = "added_gen" in columns
+        self._get_statements: dict[tuple[int, bool], str] = {}
+        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
 
     @classmethod
     def sqlite(cls, path: Path, *, read_only: bool = False, generation: int = 0) -> CaseStore:
@@ -147,7 +149,11 @@ class CaseStore:
 
         def connect() -> sqlite3.Connection:
             if read_only:
-                return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+                # a published store file is never written again (a writer changes a copy and
+                # swaps the directory), so SQLite may skip its locks and change checks
+                return sqlite3.connect(
+                    f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
+                )
             return sqlite3.connect(path, check_same_thread=False)
 
         # a pool of connections (the threads of a server query at once)
@@ -334,16 +340,49 @@ class CaseStore:
         ).where(self._visible())
 
     def get(self, ids: Sequence[int], *, with_reports: bool = True) -> dict[int, CaseRow]:
-        """Rows by id (missing ids are absent); without reports, their texts are not read."""
+        """Rows by id (missing ids are absent); without reports, their texts are not read.
+
+        The rows of a search's hits, read on every query: one statement per 500 ids, sent
+        through the driver's own connection with SQL made once per id count (SQLAlchemy's
+        statement building cost more than the database's work).
+        """
         out: dict[int, CaseRow] = {}
         wanted = [int(i) for i in ids]
-        with self._connect() as conn:
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
-                query = self._select(with_reports).where(_images.c.id.in_(chunk))
-                for r in conn.execute(query):
-                    out[int(r[0])] = _row(r)
+        if not wanted:
+            return out
+        gens = [self.generation] * 2 if self._generations else []
+        try:
+            raw = self.engine.raw_connection()  # from the pool (checked by pre-ping there)
+            try:
+                cursor = raw.cursor()
+                for start in range(0, len(wanted), _CHUNK):
+                    chunk = wanted[start : start + _CHUNK]
+                    cursor.execute(self._get_sql(len(chunk), with_reports), chunk + gens)
+                    for r in cursor.fetchall():
+                        out[int(r[0])] = _row(r)
+                cursor.close()
+            finally:
+                raw.close()  # back to the pool, rolled back
+        except (sa.exc.SQLAlchemyError, self._driver_error) as e:
+            raise IndexIntegrityError(
+                f"the case store failed ({_reason(e)})", fix="run 'mammosearch index verify'"
+            ) from e
         return out
+
+    def _get_sql(self, n: int, with_reports: bool) -> str:
+        """The statement of :meth:`get` for ``n`` ids, in the driver's parameter style."""
+        key = (n, with_reports)
+        sql = self._get_statements.get(key)
+        if sql is None:
+            mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+            columns = ", ".join(
+                "NULL" if c in _LIGHT and not with_reports else f'"{c}"' for c in _COLUMNS
+            )
+            sql = f'SELECT {columns} FROM images WHERE "id" IN ({", ".join([mark] * n)})'
+            if self._generations:
+                sql += f" AND added_gen <= {mark} AND (removed_gen IS NULL OR removed_gen > {mark})"
+            self._get_statements[key] = sql
+        return sql
 
     def all_rows(self, *, with_reports: bool = True) -> list[CaseRow]:
         """Every row, by id (without reports, their texts are not read)."""

@@ -27,8 +27,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from mammosearch.index.store import CaseRow, CaseStore
+from mammosearch.index.store import CaseStore
 from mammosearch.records import Laterality, NormalizedReport, View
 
 __all__ = ["CACHE_ROWS", "Fields", "HitRows", "manifest_signature"]
@@ -118,8 +119,8 @@ class HitRows:
         if not missing:
             return out
         found = {
-            i: self._fields(r, with_reports)
-            for i, r in self.store.get(missing, with_reports=with_reports).items()
+            r[0]: self._fields(r, with_reports)
+            for r in self.store.hit_rows(missing, with_reports=with_reports)
         }
         if self.enabled:
             with self._lock:
@@ -144,9 +145,11 @@ class HitRows:
                 self.store.engine.dispose()  # connections reopen the published file
         return False
 
-    def _fields(self, row: CaseRow, with_reports: bool) -> Fields:
+    def _fields(self, row: Sequence[Any], with_reports: bool) -> Fields:
+        """Neighbour fields of a row of :data:`~mammosearch.index.store.HIT_COLUMNS`."""
+        _, case_id, patient_id, label, side, view, thumbnail, image_path, report_json = row
         report = None
-        if with_reports and row.report_json:
-            report = NormalizedReport.from_dict(json.loads(row.report_json))
-        return (row.case_id, row.patient_id, row.label, _side(row.laterality), _view(row.view),
-                f"{self.root}/{row.thumbnail}", report, row.image_path or None)  # fmt: skip
+        if with_reports and report_json:
+            report = NormalizedReport.from_dict(json.loads(report_json))
+        return (case_id, patient_id, label, _side(side), _view(view), f"{self.root}/{thumbnail}",
+                report, image_path or None)  # fmt: skip

@@ -34,13 +34,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from mammosearch.errors import IndexIntegrityError, InputError
 
-__all__ = ["HEAD_REVISION", "CaseRow", "CaseStore", "redact_url"]
+__all__ = ["HEAD_REVISION", "HIT_COLUMNS", "CaseRow", "CaseStore", "redact_url"]
 
 logger = logging.getLogger(__name__)
 
 HEAD_REVISION = "0002"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _CHUNK = 500
+_MMAP = 1 << 30  # bytes of a read-only SQLite store mapped into memory (address space only)
 
 _meta = sa.MetaData()
 # The current schema, for queries; migrations/ creates and changes it (keep the two in step).
@@ -65,6 +66,9 @@ _images = sa.Table(
 _COLUMNS = ("id", "source_key", "case_id", "patient_id", "laterality", "view", "label",
             "image_path", "thumbnail", "report_text", "report_json", "has_text_vector")  # fmt: skip
 _LIGHT = ("report_text", "report_json")
+# what a search result shows of a row (CaseStore.hit_rows)
+HIT_COLUMNS = ("id", "case_id", "patient_id", "label", "laterality", "view", "thumbnail",
+               "image_path", "report_json")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +144,7 @@ class CaseStore:
             raise
         # an index written before generations: every row is visible
         self._generations = "added_gen" in columns
-        self._get_statements: dict[tuple[int, bool], str] = {}
+        self._statements: dict[tuple[int, tuple[str, ...], bool], str] = {}
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
 
     @classmethod
@@ -151,9 +155,11 @@ class CaseStore:
             if read_only:
                 # a published store file is never written again (a writer changes a copy and
                 # swaps the directory), so SQLite may skip its locks and change checks
-                return sqlite3.connect(
+                conn = sqlite3.connect(
                     f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
                 )
+                conn.execute(f"PRAGMA mmap_size={_MMAP}")  # pages read in place, not copied
+                return conn
             return sqlite3.connect(path, check_same_thread=False)
 
         # a pool of connections (the threads of a server query at once)
@@ -340,26 +346,33 @@ class CaseStore:
         ).where(self._visible())
 
     def get(self, ids: Sequence[int], *, with_reports: bool = True) -> dict[int, CaseRow]:
-        """Rows by id (missing ids are absent); without reports, their texts are not read.
+        """Rows by id (missing ids are absent); without reports, their texts are not read."""
+        return {int(r[0]): _row(r) for r in self._by_id(ids, _COLUMNS, with_reports)}
 
-        The rows of a search's hits, read on every query: one statement per 500 ids, sent
-        through the driver's own connection with SQL made once per id count (SQLAlchemy's
-        statement building cost more than the database's work).
-        """
-        out: dict[int, CaseRow] = {}
+    def hit_rows(self, ids: Sequence[int], *, with_reports: bool = True) -> list[Sequence[Any]]:
+        """What a search result shows of rows by id: plain tuples of :data:`HIT_COLUMNS`
+        (``report_json`` ``None`` without reports), in no particular order; missing ids are
+        absent."""
+        return self._by_id(ids, HIT_COLUMNS, with_reports)
+
+    def _by_id(
+        self, ids: Sequence[int], columns: tuple[str, ...], with_reports: bool
+    ) -> list[Sequence[Any]]:
+        """Rows by id, one statement per 500 ids, through the driver's own connection with SQL
+        made once per id count (SQLAlchemy's statement building cost more than the query)."""
         wanted = [int(i) for i in ids]
         if not wanted:
-            return out
+            return []
         gens = [self.generation] * 2 if self._generations else []
+        out: list[Sequence[Any]] = []
         try:
             raw = self.engine.raw_connection()  # from the pool (checked by pre-ping there)
             try:
                 cursor = raw.cursor()
                 for start in range(0, len(wanted), _CHUNK):
                     chunk = wanted[start : start + _CHUNK]
-                    cursor.execute(self._get_sql(len(chunk), with_reports), chunk + gens)
-                    for r in cursor.fetchall():
-                        out[int(r[0])] = _row(r)
+                    cursor.execute(self._by_id_sql(len(chunk), columns, with_reports), chunk + gens)
+                    out += cursor.fetchall()
                 cursor.close()
             finally:
                 raw.close()  # back to the pool, rolled back
@@ -369,19 +382,19 @@ class CaseStore:
             ) from e
         return out
 
-    def _get_sql(self, n: int, with_reports: bool) -> str:
-        """The statement of :meth:`get` for ``n`` ids, in the driver's parameter style."""
-        key = (n, with_reports)
-        sql = self._get_statements.get(key)
+    def _by_id_sql(self, n: int, columns: tuple[str, ...], with_reports: bool) -> str:
+        """The statement of :meth:`_by_id` for ``n`` ids, in the driver's parameter style."""
+        key = (n, columns, with_reports)
+        sql = self._statements.get(key)
         if sql is None:
             mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-            columns = ", ".join(
-                "NULL" if c in _LIGHT and not with_reports else f'"{c}"' for c in _COLUMNS
+            names = ", ".join(
+                "NULL" if c in _LIGHT and not with_reports else f'"{c}"' for c in columns
             )
-            sql = f'SELECT {columns} FROM images WHERE "id" IN ({", ".join([mark] * n)})'
+            sql = f'SELECT {names} FROM images WHERE "id" IN ({", ".join([mark] * n)})'
             if self._generations:
                 sql += f" AND added_gen <= {mark} AND (removed_gen IS NULL OR removed_gen > {mark})"
-            self._get_statements[key] = sql
+            self._statements[key] = sql
         return sql
 
     def all_rows(self, *, with_reports: bool = True) -> list[CaseRow]:

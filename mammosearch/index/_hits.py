@@ -26,7 +26,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from mammosearch.index.store import CaseStore
@@ -43,7 +42,7 @@ Fields = tuple[
 ]
 
 
-def manifest_signature(path: Path) -> Signature | None:
+def manifest_signature(path: str) -> Signature | None:
     """The identity of the manifest file at ``path`` (``None`` when there is none)."""
     try:
         s = os.stat(path)
@@ -86,7 +85,7 @@ class HitRows:
         self,
         store: CaseStore,
         root: str,
-        manifest: Path,
+        manifest: str,
         signature: Signature | None,
         size: int = CACHE_ROWS,
     ) -> None:

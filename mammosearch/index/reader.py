@@ -130,7 +130,7 @@ class CaseIndex:
             return
         for attempt in range(_OPEN_ATTEMPTS):
             # taken first: a swap after it turns the row cache off (_hits)
-            signature = manifest_signature(self.directory / MANIFEST)
+            signature = manifest_signature(str(self.directory / MANIFEST))
             manifest = load_manifest(self.directory)  # waits out a writer's swap in progress
             try:
                 self._load(manifest, expect_embedder, checked, signature)
@@ -173,7 +173,9 @@ class CaseIndex:
                 )
         self.vectors: dict[str, VectorIndex] = loaded
         self.store = _open_store(self.directory, manifest)
-        self._hits = HitRows(self.store, str(self.directory), self.directory / MANIFEST, signature)
+        self._hits = HitRows(
+            self.store, str(self.directory), str(self.directory / MANIFEST), signature
+        )
         v = manifest.vote
         self.vote_params = VoteParams(
             k=int(v.get("k", 10)),
@@ -279,20 +281,24 @@ class CaseIndex:
             scores, ids = self.vectors[modality].search(
                 vector, depth, allow=allow, exclude=exclude or None
             )
-            found = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
+            found = zip(ids[0].tolist(), scores[0].tolist(), strict=True)
             key = label if modality == label else "text_to_image"
-            per_modality[key] = found
+            per_modality[key] = {i: s for i, s in found if i >= 0}
         fused = _fuse(per_modality, weights, fusion)
         best = sorted(fused.items(), key=lambda kv: -kv[1])[:k]
         rows = self._hits.get([i for i, _ in best], with_reports)
-        found = per_modality.items()
+        only = next(iter(per_modality)) if len(per_modality) == 1 else None
         out = []
         for i, score in best:
             f = rows.get(i)
-            if f is not None:  # a row removed since this reader opened the index is skipped
-                scores = {m: hits[i] for m, hits in found if i in hits}
-                out.append(Neighbour(i, f[0], f[1], score, scores, f[2], f[3], f[4], f[5],
-                                     f[6] if with_reports else None, f[7]))  # fmt: skip
+            if f is None:  # a row removed since this reader opened the index is skipped
+                continue
+            if only is not None:  # one modality: its score is the fused one
+                scores = {only: score}
+            else:
+                scores = {m: hits[i] for m, hits in per_modality.items() if i in hits}
+            out.append(Neighbour(i, f[0], f[1], score, scores, f[2], f[3], f[4], f[5],
+                                 f[6] if with_reports else None, f[7]))  # fmt: skip
         return out
 
     def vote(self, neighbours: Sequence[Neighbour]) -> DensityVote:

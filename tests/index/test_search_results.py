@@ -128,3 +128,30 @@ def test_search_results_match_golden(
     for results in passes:
         for name, want in expected.items():
             _assert_same(results[name], want, name)
+
+
+def test_cached_rows_never_outlive_their_case(tmp_path: Path, store: str | None) -> None:
+    """A reader keeps rows of hits in a cache; once a writer publishes a removal, the removed
+    case must not come back from it, nor a new image that took a removed row's id (SQLite
+    gives the highest free id again) be shown with the removed case's fields."""
+    directory = tmp_path / "idx"
+    vectors = _build(directory, store)
+    last = vectors[39]  # rows 39 and 40: case19, the highest ids
+    with CaseIndex(directory) as stale:
+        before = stale.search(image_vector=last, k=40)
+        assert {n.case_id for n in before} >= {"case19"}
+        with IndexWriter(directory, INFO) as writer:
+            assert writer.remove_case("case19") == 2
+            commit(writer)
+        with IndexWriter(directory, INFO) as writer:  # after the removed rows were deleted
+            writer.add(row(100, "A", "p99"), -last, None, b"png")  # far from the query
+            commit(writer)
+        # the stale reader still finds ids 39 and 40 in its vectors; their rows are gone
+        after = stale.search(image_vector=last, k=40)
+        assert "case19" not in {n.case_id for n in after}
+        assert [n.row_id for n in after] == [n.row_id for n in before if n.case_id != "case19"]
+        assert not any(n.case_id == "case50" for n in after)  # not visible at its generation
+    with CaseIndex(directory) as fresh:
+        hits = fresh.search(image_vector=-last, k=1)
+        new_id = 39 if store is None else 41  # PostgreSQL's sequence never gives an id again
+        assert (hits[0].row_id, hits[0].case_id) == (new_id, "case50")

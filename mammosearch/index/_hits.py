@@ -141,7 +141,7 @@ class HitRows:
             if self.enabled:
                 self.enabled = False
                 self._cache.clear()
-                self.store.engine.dispose()  # connections reopen the published file
+                self.store.reopen()  # a SQLite store: read the published file
         return False
 
     def _fields(self, row: Sequence[Any], with_reports: bool) -> Fields:

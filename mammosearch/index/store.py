@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,11 @@ class CaseStore:
         self._generations = "added_gen" in columns
         self._statements: dict[tuple[int, tuple[str, ...], bool], str] = {}
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        # a read-only SQLite store reads rows by id on a connection of each thread's own, not
+        # one from the pool (its checkout cost as much as the query); :meth:`reopen` and
+        # :meth:`close` replace ``_local``, whose connections then close
+        self._own_connect: Callable[[], sqlite3.Connection] | None = None
+        self._local = threading.local()
 
     @classmethod
     def sqlite(cls, path: Path, *, read_only: bool = False, generation: int = 0) -> CaseStore:
@@ -172,7 +178,10 @@ class CaseStore:
         except sa.exc.SQLAlchemyError as e:
             engine.dispose()
             raise _cannot_open("the case store", e) from e
-        return cls(engine, generation, "sqlite")
+        store = cls(engine, generation, "sqlite")
+        if read_only:
+            store._own_connect = connect
+        return store
 
     @classmethod
     def postgresql(
@@ -242,6 +251,12 @@ class CaseStore:
     def close(self) -> None:
         """Close the connections."""
         self.engine.dispose()
+        self._local = threading.local()
+
+    def reopen(self) -> None:
+        """Close the connections; the next queries open new ones (a SQLite store: the file now
+        at its path, which a writer may have replaced)."""
+        self.close()
 
     def revision(self) -> str | None:
         """The Alembic revision of the schema (``None`` before migrations were used)."""
@@ -366,6 +381,16 @@ class CaseStore:
         gens = [self.generation] * 2 if self._generations else []
         out: list[Sequence[Any]] = []
         try:
+            if self._own_connect is not None:
+                local = self._local
+                conn = getattr(local, "conn", None)
+                if conn is None:
+                    conn = local.conn = self._own_connect()
+                for start in range(0, len(wanted), _CHUNK):
+                    chunk = wanted[start : start + _CHUNK]
+                    sql = self._by_id_sql(len(chunk), columns, with_reports)
+                    out += conn.execute(sql, chunk + gens).fetchall()
+                return out
             raw = self.engine.raw_connection()  # from the pool (checked by pre-ping there)
             try:
                 cursor = raw.cursor()

@@ -11,7 +11,7 @@ SQLite store can then give a removed row's id to a new image). So the cache hold
 while the index directory still holds the manifest the reader opened: before each use it
 compares the manifest file's identity (``os.stat``: device, inode, size, modification and change
 times) with the one taken before the manifest was read. Once they differ the cache is emptied
-and stays off, and a SQLite store's pooled connections, which still read the replaced file, are
+and stays off, and a SQLite store's connections, which still read the replaced file, are
 closed so that later reads see the published one (removed rows gone, new rows of a later
 generation invisible), as a PostgreSQL reader does. A PostgreSQL store is never cached: it is
 shared by readers on other machines, where a manifest swap on a shared file system may be seen

@@ -298,7 +298,7 @@ class CaseIndex:
             else:
                 scores = {m: hits[i] for m, hits in per_modality.items() if i in hits}
             out.append(Neighbour(i, f[0], f[1], score, scores, f[2], f[3], f[4], f[5],
-                                 f[6] if with_reports else None, f[7]))  # fmt: skip
+                                 f[6], f[7]))  # fmt: skip
         return out
 
     def vote(self, neighbours: Sequence[Neighbour]) -> DensityVote:

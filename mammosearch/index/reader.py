@@ -294,10 +294,10 @@ class CaseIndex:
             if f is None:  # a row removed since this reader opened the index is skipped
                 continue
             if only is not None:  # one modality: its score is the fused one
-                scores = {only: score}
+                by_modality = {only: score}
             else:
-                scores = {m: hits[i] for m, hits in per_modality.items() if i in hits}
-            out.append(Neighbour(i, f[0], f[1], score, scores, f[2], f[3], f[4], f[5],
+                by_modality = {m: hits[i] for m, hits in per_modality.items() if i in hits}
+            out.append(Neighbour(i, f[0], f[1], score, by_modality, f[2], f[3], f[4], f[5],
                                  f[6], f[7]))  # fmt: skip
         return out
 

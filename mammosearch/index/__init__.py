@@ -4,7 +4,8 @@ The index takes vectors, never images or models: the pipeline embeds and hands v
 
 Modules: :mod:`~mammosearch.index.layout` (the files of an index directory),
 :mod:`~mammosearch.index.manifest` (the manifest and the checksums of the files),
-:mod:`~mammosearch.index.reader` (an index opened for queries, and its full check),
+:mod:`~mammosearch.index.reader` (an index opened for queries, and its full check; the rows
+of its hits and their cache are in ``_hits``),
 :mod:`~mammosearch.index.writer` (atomic builds and updates; writers' locks and the repair of
 interrupted writes are in ``_recovery``), :mod:`~mammosearch.index.store` (the case rows),
 :mod:`~mammosearch.index.vectors` (FAISS) and :mod:`~mammosearch.index.vote` (density votes).

@@ -8,17 +8,16 @@ did not finish is repaired first.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from mammosearch.errors import IndexIntegrityError, InputError
+from mammosearch.index._hits import HitRows, Signature, manifest_signature
 from mammosearch.index._recovery import _recover
 from mammosearch.index.layout import MANIFEST, MODALITIES, STORE, THUMBS
 from mammosearch.index.manifest import (
@@ -30,10 +29,10 @@ from mammosearch.index.manifest import (
     map_checked,
     read_checked,
 )
-from mammosearch.index.store import CaseRow, CaseStore
+from mammosearch.index.store import CaseStore
 from mammosearch.index.vectors import VectorIndex
 from mammosearch.index.vote import VoteParams, vote_density
-from mammosearch.records import DensityVote, Laterality, Neighbour, NormalizedReport, View
+from mammosearch.records import DensityVote, Laterality, Neighbour, View
 
 __all__ = ["FUSIONS", "CaseIndex", "SearchFilters", "verify_index"]
 
@@ -41,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 _OPEN_ATTEMPTS = 5
 FUSIONS = ("weighted", "rrf")  # how image and text scores are fused
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +59,6 @@ class SearchFilters:
     label: str | None = None
     exclude_patient: str | None = None
     exclude_case: str | None = None
-
-
-def _known(parse: Callable[[str | None], _T | None], value: str | None) -> _T | None:
-    """A stored side or view; a value older indexes kept that is not one gives ``None``."""
-    try:
-        return parse(value)
-    except ValueError:
-        return None
 
 
 def _open_store(directory: Path, manifest: IndexManifest) -> CaseStore:
@@ -139,9 +129,11 @@ class CaseIndex:
             self._load(manifest, expect_embedder, checked)
             return
         for attempt in range(_OPEN_ATTEMPTS):
+            # taken first: a swap after it turns the row cache off (_hits)
+            signature = manifest_signature(str(self.directory / MANIFEST))
             manifest = load_manifest(self.directory)  # waits out a writer's swap in progress
             try:
-                self._load(manifest, expect_embedder, checked)
+                self._load(manifest, expect_embedder, checked, signature)
                 return
             except (IndexIntegrityError, OSError):
                 # a writer may have swapped a new index in while this one was being read
@@ -150,7 +142,13 @@ class CaseIndex:
                         continue
                 raise
 
-    def _load(self, manifest: IndexManifest, expect_embedder: str | None, checked: bool) -> None:
+    def _load(
+        self,
+        manifest: IndexManifest,
+        expect_embedder: str | None,
+        checked: bool,
+        signature: Signature | None = None,
+    ) -> None:
         self.manifest = manifest
         if expect_embedder and manifest.embedder.name != expect_embedder:
             raise IndexIntegrityError(
@@ -175,7 +173,9 @@ class CaseIndex:
                 )
         self.vectors: dict[str, VectorIndex] = loaded
         self.store = _open_store(self.directory, manifest)
-        self._root = str(self.directory)
+        self._hits = HitRows(
+            self.store, str(self.directory), str(self.directory / MANIFEST), signature
+        )
         v = manifest.vote
         self.vote_params = VoteParams(
             k=int(v.get("k", 10)),
@@ -281,40 +281,25 @@ class CaseIndex:
             scores, ids = self.vectors[modality].search(
                 vector, depth, allow=allow, exclude=exclude or None
             )
-            found = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
+            found = zip(ids[0].tolist(), scores[0].tolist(), strict=True)
             key = label if modality == label else "text_to_image"
-            per_modality[key] = found
+            per_modality[key] = {i: s for i, s in found if i >= 0}
         fused = _fuse(per_modality, weights, fusion)
         best = sorted(fused.items(), key=lambda kv: -kv[1])[:k]
-        rows = self.store.get([i for i, _ in best], with_reports=with_reports)
-        return [
-            self._neighbour(rows[i], score, per_modality, with_reports) for i, score in best
-            if i in rows
-        ]  # fmt: skip
-
-    def _neighbour(
-        self,
-        row: CaseRow,
-        score: float,
-        per_modality: dict[str, dict[int, float]],
-        with_report: bool,
-    ) -> Neighbour:
-        report = None
-        if with_report and row.report_json:
-            report = NormalizedReport.from_dict(json.loads(row.report_json))
-        return Neighbour(
-            row_id=row.id,
-            case_id=row.case_id,
-            patient_id=row.patient_id,
-            score=score,
-            scores={m: found[row.id] for m, found in per_modality.items() if row.id in found},
-            label=row.label,
-            laterality=_known(Laterality.parse, row.laterality),
-            view=_known(View.parse, row.view),
-            thumbnail=f"{self._root}/{row.thumbnail}",
-            report=report,
-            image_path=row.image_path or None,
-        )
+        rows = self._hits.get([i for i, _ in best], with_reports)
+        only = next(iter(per_modality)) if len(per_modality) == 1 else None
+        out = []
+        for i, score in best:
+            f = rows.get(i)
+            if f is None:  # a row removed since this reader opened the index is skipped
+                continue
+            if only is not None:  # one modality: its score is the fused one
+                by_modality = {only: score}
+            else:
+                by_modality = {m: hits[i] for m, hits in per_modality.items() if i in hits}
+            out.append(Neighbour(i, f[0], f[1], score, by_modality, f[2], f[3], f[4], f[5],
+                                 f[6], f[7]))  # fmt: skip
+        return out
 
     def vote(self, neighbours: Sequence[Neighbour]) -> DensityVote:
         """The density vote of neighbours, with this index's fitted parameters."""

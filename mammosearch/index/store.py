@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,13 +35,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from mammosearch.errors import IndexIntegrityError, InputError
 
-__all__ = ["HEAD_REVISION", "CaseRow", "CaseStore", "redact_url"]
+__all__ = ["HEAD_REVISION", "HIT_COLUMNS", "CaseRow", "CaseStore", "redact_url"]
 
 logger = logging.getLogger(__name__)
 
 HEAD_REVISION = "0002"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _CHUNK = 500
+_MMAP = 1 << 30  # bytes of a read-only SQLite store mapped into memory (address space only)
 
 _meta = sa.MetaData()
 # The current schema, for queries; migrations/ creates and changes it (keep the two in step).
@@ -65,6 +67,9 @@ _images = sa.Table(
 _COLUMNS = ("id", "source_key", "case_id", "patient_id", "laterality", "view", "label",
             "image_path", "thumbnail", "report_text", "report_json", "has_text_vector")  # fmt: skip
 _LIGHT = ("report_text", "report_json")
+# what a search result shows of a row (CaseStore.hit_rows)
+HIT_COLUMNS = ("id", "case_id", "patient_id", "label", "laterality", "view", "thumbnail",
+               "image_path", "report_json")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +145,13 @@ class CaseStore:
             raise
         # an index written before generations: every row is visible
         self._generations = "added_gen" in columns
+        self._statements: dict[tuple[int, tuple[str, ...], bool], str] = {}
+        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        # a read-only SQLite store reads rows by id on a connection of each thread's own, not
+        # one from the pool (its checkout cost as much as the query); :meth:`reopen` and
+        # :meth:`close` replace ``_local``, whose connections then close
+        self._own_connect: Callable[[], sqlite3.Connection] | None = None
+        self._local = threading.local()
 
     @classmethod
     def sqlite(cls, path: Path, *, read_only: bool = False, generation: int = 0) -> CaseStore:
@@ -147,7 +159,13 @@ class CaseStore:
 
         def connect() -> sqlite3.Connection:
             if read_only:
-                return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+                # a published store file is never written again (a writer changes a copy and
+                # swaps the directory), so SQLite may skip its locks and change checks
+                conn = sqlite3.connect(
+                    f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
+                )
+                conn.execute(f"PRAGMA mmap_size={_MMAP}")  # pages read in place, not copied
+                return conn
             return sqlite3.connect(path, check_same_thread=False)
 
         # a pool of connections (the threads of a server query at once)
@@ -160,7 +178,10 @@ class CaseStore:
         except sa.exc.SQLAlchemyError as e:
             engine.dispose()
             raise _cannot_open("the case store", e) from e
-        return cls(engine, generation, "sqlite")
+        store = cls(engine, generation, "sqlite")
+        if read_only:
+            store._own_connect = connect
+        return store
 
     @classmethod
     def postgresql(
@@ -230,6 +251,12 @@ class CaseStore:
     def close(self) -> None:
         """Close the connections."""
         self.engine.dispose()
+        self._local = threading.local()
+
+    def reopen(self) -> None:
+        """Close the connections; the next queries open new ones (a SQLite store: the file now
+        at its path, which a writer may have replaced)."""
+        self.close()
 
     def revision(self) -> str | None:
         """The Alembic revision of the schema (``None`` before migrations were used)."""
@@ -335,15 +362,65 @@ class CaseStore:
 
     def get(self, ids: Sequence[int], *, with_reports: bool = True) -> dict[int, CaseRow]:
         """Rows by id (missing ids are absent); without reports, their texts are not read."""
-        out: dict[int, CaseRow] = {}
+        return {int(r[0]): _row(r) for r in self._by_id(ids, _COLUMNS, with_reports)}
+
+    def hit_rows(self, ids: Sequence[int], *, with_reports: bool = True) -> list[Sequence[Any]]:
+        """What a search result shows of rows by id: plain tuples of :data:`HIT_COLUMNS`
+        (``report_json`` ``None`` without reports), in no particular order; missing ids are
+        absent."""
+        return self._by_id(ids, HIT_COLUMNS, with_reports)
+
+    def _by_id(
+        self, ids: Sequence[int], columns: tuple[str, ...], with_reports: bool
+    ) -> list[Sequence[Any]]:
+        """Rows by id, one statement per 500 ids, through the driver's own connection with SQL
+        made once per id count (SQLAlchemy's statement building cost more than the query)."""
         wanted = [int(i) for i in ids]
-        with self._connect() as conn:
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
-                query = self._select(with_reports).where(_images.c.id.in_(chunk))
-                for r in conn.execute(query):
-                    out[int(r[0])] = _row(r)
+        if not wanted:
+            return []
+        gens = [self.generation] * 2 if self._generations else []
+        out: list[Sequence[Any]] = []
+        try:
+            if self._own_connect is not None:
+                local = self._local
+                conn = getattr(local, "conn", None)
+                if conn is None:
+                    conn = local.conn = self._own_connect()
+                for start in range(0, len(wanted), _CHUNK):
+                    chunk = wanted[start : start + _CHUNK]
+                    sql = self._by_id_sql(len(chunk), columns, with_reports)
+                    out += conn.execute(sql, chunk + gens).fetchall()
+                return out
+            raw = self.engine.raw_connection()  # from the pool (checked by pre-ping there)
+            try:
+                cursor = raw.cursor()
+                for start in range(0, len(wanted), _CHUNK):
+                    chunk = wanted[start : start + _CHUNK]
+                    cursor.execute(self._by_id_sql(len(chunk), columns, with_reports), chunk + gens)
+                    out += cursor.fetchall()
+                cursor.close()
+            finally:
+                raw.close()  # back to the pool, rolled back
+        except (sa.exc.SQLAlchemyError, self._driver_error) as e:
+            raise IndexIntegrityError(
+                f"the case store failed ({_reason(e)})", fix="run 'mammosearch index verify'"
+            ) from e
         return out
+
+    def _by_id_sql(self, n: int, columns: tuple[str, ...], with_reports: bool) -> str:
+        """The statement of :meth:`_by_id` for ``n`` ids, in the driver's parameter style."""
+        key = (n, columns, with_reports)
+        sql = self._statements.get(key)
+        if sql is None:
+            mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+            names = ", ".join(
+                "NULL" if c in _LIGHT and not with_reports else f'"{c}"' for c in columns
+            )
+            sql = f'SELECT {names} FROM images WHERE "id" IN ({", ".join([mark] * n)})'
+            if self._generations:
+                sql += f" AND added_gen <= {mark} AND (removed_gen IS NULL OR removed_gen > {mark})"
+            self._statements[key] = sql
+        return sql
 
     def all_rows(self, *, with_reports: bool = True) -> list[CaseRow]:
         """Every row, by id (without reports, their texts are not read)."""

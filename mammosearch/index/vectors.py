@@ -651,7 +651,7 @@ class VectorIndex:
             kw["params"] = params
         if not self.rows:
             scores, ids = self.index.search(queries, k, **kw)
-            return scores.astype(np.float32), ids.astype(np.int64)
+            return scores.astype(np.float32, copy=False), ids.astype(np.int64, copy=False)
         # each shard's candidates are re-scored with its own rows, then merged: what one Ray
         # actor per shard does too (so a shard never needs another's re-ranking file)
         pool = k * int(self.info.get("rerank_factor", 1))

@@ -24,8 +24,10 @@ def _scores(truth: Sequence[int], predicted: Sequence[int], classes: list[int]) 
     from sklearn.metrics import cohen_kappa_score, f1_score, recall_score
 
     t, p = np.asarray(truth), np.asarray(predicted)
-    both = sorted(set(t.tolist()) | set(p.tolist()))
-    kappa_ok = len(both) > 1
+    # kappa is defined when chance could disagree: two different classes among the rows whose
+    # truth and prediction are both labels (a missing prediction is -1); else it is reported 0
+    inside = np.isin(t, classes) & np.isin(p, classes)
+    kappa_ok = len(set(t[inside].tolist()) | set(p[inside].tolist())) > 1
     return {
         "accuracy": float(np.mean(t == p)),
         "macro_f1": float(f1_score(t, p, average="macro", labels=classes, zero_division=0)),

@@ -22,6 +22,10 @@ def test_one_class_has_no_kappa_and_two_have_one() -> None:
     assert (one["linear_kappa"], one["quadratic_kappa"], one["accuracy"]) == (0.0, 0.0, 1.0)
     two = density_metrics(["A", "B"], ["A", "B"], BIRADS, bootstrap=0)
     assert (two["linear_kappa"], two["quadratic_kappa"]) == (1.0, 1.0)
+    # one class left once the missing and unknown answers are set aside: no kappa either (0,
+    # not scikit-learn's undefined NaN and its warning)
+    rest = density_metrics(["A", "B", "C"], ["A", "X", None], BIRADS, bootstrap=0)
+    assert (rest["linear_kappa"], rest["quadratic_kappa"], rest["accuracy"]) == (0.0, 0.0, 0.3333)
 
 
 def test_linear_kappa_weighs_by_distance_over_the_whole_label_set() -> None:

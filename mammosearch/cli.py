@@ -858,6 +858,13 @@ def evaluate_density_command(
     init: Annotated[
         str, typer.Option(help="Initial weights (as train-density).", metavar="TEXT")
     ] = "auto",
+    convnext: Annotated[
+        bool,
+        typer.Option(
+            "--convnext/--no-convnext",
+            help="Cross-validate the ConvNeXt too (--no-convnext: the weight-free paths only).",
+        ),
+    ] = True,
     plot: Annotated[
         Path | None, typer.Option(help="Save the confusion matrix as a PNG.", metavar="PATH")
     ] = None,
@@ -872,7 +879,7 @@ def evaluate_density_command(
     def body() -> None:
         scores = evaluate_density(
             manifest, _train_config(arch, size, epochs, 16, seed, init, ensemble), model_dir=model,
-            folds=folds, progress=sys.stderr.isatty(),
+            folds=folds, progress=sys.stderr.isatty(), with_convnext=convnext,
         )  # fmt: skip
         _print_scores(scores, as_json, plot)
 

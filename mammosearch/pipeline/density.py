@@ -180,11 +180,13 @@ def cross_validate_paths(
     folds: int,
     *,
     progress: bool = False,
+    with_convnext: bool = True,
 ) -> OutOfFold:
     """Patient-level cross-validation of the ConvNeXt, the weight-free neighbour vote
     (``radiomics.v1``, its statistics and vote fitted on each training fold only) and a linear
     probe on the same radiomics vectors; every image is scored by models that never saw its
-    patient."""
+    patient. ``with_convnext=False`` leaves the ConvNeXt out (the weight-free paths only, in
+    minutes on a CPU)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     radiomics = weight_free_embedder()
@@ -192,7 +194,8 @@ def cross_validate_paths(
     n, width = len(truth), len(labels)
     out = OutOfFold(
         labels, truth, patients, np.zeros(n, dtype=np.int64),
-        {path: np.zeros((n, width), dtype=np.float32) for path in ("convnext", "vote", "probe")},
+        {path: np.zeros((n, width), dtype=np.float32)
+         for path in ("convnext", "vote", "probe")[0 if with_convnext else 1 :]},
         np.zeros(n), np.zeros(n, dtype=bool),
     )  # fmt: skip
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
@@ -201,9 +204,11 @@ def cross_validate_paths(
         out.fold[test_idx] = fold
         train_truth = [truth[i] for i in train_idx]
         train_patients = [patients[i] for i in train_idx]
-        model = train_convnext([images[i] for i in train_idx], train_truth, train_patients,
-                               labels, config, progress=progress)  # fmt: skip
-        out.probabilities["convnext"][test_idx] = model.predict_proba([images[i] for i in test_idx])
+        if with_convnext:
+            model = train_convnext([images[i] for i in train_idx], train_truth, train_patients,
+                                   labels, config, progress=progress)  # fmt: skip
+            test_images = [images[i] for i in test_idx]
+            out.probabilities["convnext"][test_idx] = model.predict_proba(test_images)
         radiomics.fit_features(features[train_idx])
         train_vectors = radiomics.embed_features(features[train_idx])
         test_vectors = radiomics.embed_features(features[test_idx])
@@ -237,6 +242,7 @@ def evaluate_density(
     folds: int = 5,
     label_order_arg: Sequence[str] | None = None,
     progress: bool = False,
+    with_convnext: bool = True,
 ) -> dict[str, Any]:
     """Density accuracy of every path, by patient-level cross-validation (each image scored by
     models that never saw its patient), or of a trained model's paths on the manifest.
@@ -246,7 +252,8 @@ def evaluate_density(
         :func:`~mammosearch.classifiers.metrics.density_metrics` of ``convnext``, ``probe``,
         ``vote`` and ``combined`` (cross-validation: the assess policy, chosen for each outer
         fold on the other folds' out-of-fold predictions, so its figure is not chosen on the
-        images it scores) — or of ``convnext`` and ``probe`` for a trained model; with
+        images it scores; ``with_convnext=False``: without ``convnext``) — or of ``convnext``
+        and ``probe`` for a trained model; with
         cross-validation also ``nested``: the rule chosen in each outer fold and every path's
         and the policy's accuracy per outer fold with their mean and standard deviation.
     """
@@ -267,7 +274,7 @@ def evaluate_density(
     else:
         labels, _ = label_order(set(truth), label_order_arg)
         oof = cross_validate_paths(images, truth, patients, labels, config, folds,
-                                   progress=progress)  # fmt: skip
+                                   progress=progress, with_convnext=with_convnext)  # fmt: skip
         for path in oof.probabilities:
             paths[path] = density_metrics(truth, oof.predicted(path), labels, patients=patients)
         nested = nested_scores(

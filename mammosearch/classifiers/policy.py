@@ -76,7 +76,7 @@ def combine(
 
 def apply_policy(
     policy: Mapping[str, Any],
-    probabilities: Mapping[str, NDArray[np.float32]],
+    probabilities: Mapping[str, NDArray[Any]],
     vote_margin: Sequence[float] | NDArray[Any],
     vote_abstain: Sequence[bool] | NDArray[Any],
 ) -> NDArray[np.float32]:

@@ -3,7 +3,7 @@
 Splits a labelled manifest by patient (``--patients`` held out, chosen with ``--seed``), then
 runs the real commands on the rest: ``train-density``, ``index build`` (the weight-free
 ``radiomics.v1`` baseline unless ``--embedder``), and ``assess --manifest`` on the held-out
-films with each ``--method`` (auto = the tuned policy, vote, convnext, probe) and with
+films with each ``--method`` (auto = the chosen policy, vote, convnext, probe) and with
 ``--exams``. Prints each path's accuracy per film, the exam accuracy of the policy and the
 majority-class rate of the held-out films. The split manifests and outputs live in a temporary
 folder (``--keep DIR`` keeps them).

@@ -66,6 +66,10 @@ TARGETS: dict[str, Target] = {
         "mammosearch/classifiers/policy.py",
         ("tests/classifiers/test_policy.py", "tests/classifiers/test_policy_values.py"),
     ),
+    "selection": Target(
+        "mammosearch/classifiers/selection.py",
+        ("tests/classifiers/test_selection.py", "tests/classifiers/test_policy.py"),
+    ),
     "context": Target(
         "mammosearch/nlp/context.py",
         (

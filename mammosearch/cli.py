@@ -815,12 +815,23 @@ def train_density_command(
             highlight=False,
         )
         if "policy" in model.config:
-            policy = model.config["policy"]
-            _err.print(f"assess policy (out-of-fold accuracy): {policy['accuracy']}; the vote "
-                       f"decides above margin {policy['vote_margin']:.3f}, else the weights "
-                       f"{policy['weights']}", highlight=False)  # fmt: skip
+            _err.print(_policy_line(model.config["policy"]), highlight=False)
 
     _run(body)
+
+
+def _policy_line(policy: dict[str, Any]) -> str:
+    """What train-density chose for assess, and why (its inner-fold scores)."""
+    if "candidates" not in policy:  # a policy of an earlier version
+        return f"assess policy: vote above margin {policy['vote_margin']}, else {policy['weights']}"
+    rule, table = policy["rule"], policy["candidates"]
+    gate = f" (the vote decides above margin {policy['vote_margin']:.3f})" if "gate" in rule else ""
+    return (
+        f"assess policy: {rule}{gate}, weights {policy['weights']}; inner-fold accuracy "
+        f"{table[rule]['mean']:.3f} ± {table[rule]['se']:.3f} over {policy['inner_folds']} "
+        f"patient folds, best {policy['best']} {table[policy['best']]['mean']:.3f}: the simplest "
+        f"rule within one standard error; out-of-fold accuracy per path {policy['accuracy']}"
+    )
 
 
 @evaluate_app.command("density")
@@ -851,6 +862,13 @@ def evaluate_density_command(
     init: Annotated[
         str, typer.Option(help="Initial weights (as train-density).", metavar="TEXT")
     ] = "auto",
+    convnext: Annotated[
+        bool,
+        typer.Option(
+            "--convnext/--no-convnext",
+            help="Cross-validate the ConvNeXt too (--no-convnext: the weight-free paths only).",
+        ),
+    ] = True,
     plot: Annotated[
         Path | None, typer.Option(help="Save the confusion matrix as a PNG.", metavar="PATH")
     ] = None,
@@ -865,7 +883,7 @@ def evaluate_density_command(
     def body() -> None:
         scores = evaluate_density(
             manifest, _train_config(arch, size, epochs, 16, seed, init, ensemble), model_dir=model,
-            folds=folds, progress=sys.stderr.isatty(),
+            folds=folds, progress=sys.stderr.isatty(), with_convnext=convnext,
         )  # fmt: skip
         _print_scores(scores, as_json, plot)
 
@@ -974,12 +992,25 @@ def _print_scores(scores: dict[str, Any], as_json: bool, plot: Path | None) -> N
         typer.echo(json.dumps(scores))
         return
     for key, value in scores.items():
-        if key not in ("paths", "exams"):
+        if key not in ("paths", "exams", "nested"):
             typer.echo(f"{key:<22} {value}")
     _paths_table(paths)
     if "exams" in scores:
         typer.echo(f"per exam (the denser breast; {scores['exams']['n']} exams):")
         _paths_table(scores["exams"]["paths"])
+    if "nested" in scores:
+        _nested_table(scores["nested"])
+
+
+def _nested_table(nested: dict[str, Any]) -> None:
+    typer.echo("nested cross-validation (the policy chosen on the other outer folds only), "
+               "accuracy per outer fold:")  # fmt: skip
+    for name, s in nested["scores"].items():
+        folds = " ".join(f"{x:.2f}" for x in s["folds"])
+        typer.echo(f"  {name:<10}{s['mean']:.3f} ± {s['sd']:.3f} (mean ± sd)   {folds}")
+    typer.echo(f"  rules chosen: {', '.join(nested['rules'])}")
+    typer.echo("  these figures are optimistic where the paths' own settings (features, input "
+               "size, epochs) were chosen on these images")  # fmt: skip
 
 
 def _paths_table(paths: dict[str, dict[str, Any]]) -> None:

@@ -394,9 +394,10 @@ def test_assess_with_a_density_model(index_dir: Path, corpus: Path, tmp_path: Pa
     model = train_density(corpus / "manifest.csv", model_dir,
                           TrainConfig(image_size=64, epochs=1, batch_size=8), policy_folds=2)  # fmt: skip
     policy = model.config["policy"]
-    accuracy = policy["accuracy"]
-    assert policy["folds"] == 2 and set(accuracy) == {"convnext", "probe", "vote", "combined"}
-    assert accuracy["combined"] >= max(accuracy["vote"], accuracy["convnext"], accuracy["probe"])
+    assert policy["folds"] == 2 and set(policy["accuracy"]) == {"convnext", "probe", "vote"}
+    assert set(policy["temperatures"]) == {"convnext", "probe", "vote"}
+    rule = policy["candidates"][policy["rule"]]  # chosen on inner folds, with why
+    assert rule["mean"] >= policy["floor"] and len(rule["folds"]) == policy["inner_folds"] >= 2
     assert abs(sum(policy["weights"].values()) - 1.0) < 1e-6
     assert (model_dir / "probe.json").is_file()
     resumed = train_density(corpus / "manifest.csv", model_dir,

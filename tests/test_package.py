@@ -73,7 +73,8 @@ EXPECTED_EXPORTS = {
         "load_density_model",
         "plot_confusion",
         "train_convnext",
-        "tune_policy",
+        "choose_policy",
+        "nested_scores",
     },
     "mammosearch.ui": {"build_app", "demo_check", "parse_auth", "report_entities", "serve"},
     "mammosearch.pipeline": {

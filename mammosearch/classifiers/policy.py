@@ -1,22 +1,20 @@
 """The assess policy: the report, then a confident neighbour vote, then the image models.
 
-Two kinds of tuned parameters, both stored in the density model's ``config.json``:
+What the policy holds, stored in the density model's ``config.json`` (chosen by
+:func:`mammosearch.classifiers.selection.choose_policy`):
 
+- ``rule``: the chosen rule's name (one path alone, a mean, a vote gate, a weighted mean);
+- ``temperatures``: each path's temperature; a path's probabilities are calibrated as
+  ``softmax(log p / T)`` before they are combined (absent: 1, the probabilities as they are);
 - ``vote_margin``: the vote decides alone when its winner-minus-runner-up margin reaches it
-  (and it does not abstain);
-- ``weights``: otherwise the image paths decide: a weighted mean of the probabilities of the
-  ConvNeXt (``convnext``), the linear probe on ``radiomics.v1`` vectors (``probe``) and the vote
-  (``vote``). One weight of 1 is that path alone.
-
-They are chosen on out-of-fold predictions of every path (patient-level cross-validation on
-the training manifest) over a grid that contains every path alone, so on those folds the
-combined policy is never worse than the best single path. Ties go to the better mean
-log-likelihood of the true labels.
+  (and it does not abstain); :data:`ALWAYS_MODEL` when it never does;
+- ``weights``: otherwise a weighted mean of the calibrated probabilities of the ConvNeXt
+  (``convnext``), the linear probe on radiomics vectors (``probe``) and the vote (``vote``).
+  One weight of 1 is that path alone.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,12 +22,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Decision", "apply_policy", "combine", "decide", "tune_policy"]
+__all__ = ["Decision", "apply_policy", "calibrate", "combine", "decide"]
 
 ALWAYS_MODEL = 2.0  # a margin no vote reaches: the image models always decide
 ALWAYS_CONVNEXT = ALWAYS_MODEL  # the name earlier model files used
 PATHS = ("convnext", "probe", "vote")
-_STEP = 0.1
 _EPS = 1e-6
 
 
@@ -44,13 +41,22 @@ class Decision:
     warnings: tuple[str, ...] = ()
 
 
-def _simplex(paths: Sequence[str]) -> list[dict[str, float]]:
-    steps = round(1 / _STEP)
-    out = []
-    for combo in itertools.product(range(steps + 1), repeat=len(paths)):
-        if sum(combo) == steps:
-            out.append({p: round(c * _STEP, 2) for p, c in zip(paths, combo, strict=True) if c})
+def calibrate(probabilities: NDArray[Any], temperature: float) -> NDArray[np.float64]:
+    """``softmax(log p / T)`` of each row (``T`` = 1: the probabilities unchanged)."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    if temperature == 1.0:
+        return p
+    z = np.log(p + _EPS) / temperature
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    out: NDArray[np.float64] = z / z.sum(axis=-1, keepdims=True)
     return out
+
+
+def _calibrated(
+    policy: Mapping[str, Any], probabilities: Mapping[str, NDArray[Any]]
+) -> dict[str, NDArray[np.float64]]:
+    temperatures = policy.get("temperatures") or {}
+    return {p: calibrate(v, float(temperatures.get(p, 1.0))) for p, v in probabilities.items()}
 
 
 def combine(
@@ -68,59 +74,9 @@ def combine(
     return out
 
 
-def tune_policy(
-    truth: Sequence[str],
-    labels: Sequence[str],
-    probabilities: Mapping[str, NDArray[np.float32]],
-    vote_margin: Sequence[float] | NDArray[Any],
-    vote_abstain: Sequence[bool] | NDArray[Any] | None = None,
-) -> dict[str, Any]:
-    """The vote margin and path weights that maximise the combined accuracy.
-
-    Args:
-        truth: True labels.
-        labels: The label set in its order (probability columns).
-        probabilities: ``{path: n×len(labels)}`` out-of-fold probabilities; ``vote`` needed.
-        vote_margin: The vote's margin on each image.
-        vote_abstain: Whether the vote abstains on each image.
-
-    Returns:
-        ``{"vote_margin", "weights", "n", "accuracy": {path..., "combined"}}``.
-    """
-    t = np.asarray([list(labels).index(x) for x in truth])
-    probs = {p: np.asarray(v, dtype=np.float64) for p, v in probabilities.items()}
-    margins = np.asarray(vote_margin, dtype=np.float64)
-    abstain = np.zeros(len(t), bool) if vote_abstain is None else np.asarray(vote_abstain, bool)
-    vote = probs["vote"]
-    quantiles = np.round(np.quantile(margins, np.linspace(0.1, 0.9, 9)), 4).tolist()
-    candidates = sorted({0.0, ALWAYS_MODEL, *quantiles})
-    best: tuple[float, float, float, dict[str, float]] | None = None
-    rows = np.arange(len(t))
-    for weights in _simplex([p for p in PATHS if p in probs]):
-        blended = combine(probs, weights)
-        for threshold in candidates:
-            trust = (margins >= threshold) & ~abstain
-            final = np.where(trust[:, None], vote, blended)
-            accuracy = float(np.mean(final.argmax(axis=1) == t))
-            likelihood = float(np.mean(np.log(final[rows, t] + _EPS)))
-            key = (accuracy, likelihood, threshold)
-            if best is None or key > best[:3]:
-                best = (accuracy, likelihood, threshold, weights)
-    assert best is not None
-    return {
-        "vote_margin": best[2],
-        "weights": best[3],
-        "n": len(t),
-        "accuracy": {
-            **{p: round(float(np.mean(v.argmax(axis=1) == t)), 4) for p, v in probs.items()},
-            "combined": round(best[0], 4),
-        },
-    }
-
-
 def apply_policy(
     policy: Mapping[str, Any],
-    probabilities: Mapping[str, NDArray[np.float32]],
+    probabilities: Mapping[str, NDArray[Any]],
     vote_margin: Sequence[float] | NDArray[Any],
     vote_abstain: Sequence[bool] | NDArray[Any],
 ) -> NDArray[np.float32]:
@@ -128,8 +84,10 @@ def apply_policy(
     vote's where it decides alone, else the weighted mean of the image paths. Their argmax is
     the chosen label."""
     weights = policy.get("weights") or {"convnext": 1.0}
-    blended = combine(probabilities, weights)
+    blended = combine(_calibrated(policy, probabilities), weights)
     threshold = float(policy.get("vote_margin", ALWAYS_MODEL))
+    if "vote" not in probabilities:
+        return blended.astype(np.float32)
     trust = (np.asarray(vote_margin) >= threshold) & ~np.asarray(vote_abstain, bool)
     vote = np.asarray(probabilities["vote"], dtype=np.float32)
     chosen: NDArray[np.float32] = np.where(trust[:, None], vote, blended).astype(np.float32)
@@ -150,8 +108,8 @@ def decide(
     Args:
         model_probabilities: ``{"convnext": {label: p}, "probe": {...}}`` of the image models
             that are available (none: the vote answers, with a warning when it abstains).
-        policy: The tuned ``vote_margin`` and ``weights`` (untuned: any vote that does not
-            abstain decides, else ConvNeXt alone).
+        policy: The chosen ``vote_margin``, ``weights`` and ``temperatures`` (untuned: any
+            vote that does not abstain decides, else ConvNeXt alone).
     """
     vote_probs = {k: round(float(p), 6) for k, p in vote_probabilities.items()}
     if not model_probabilities:
@@ -174,7 +132,7 @@ def decide(
     used = {p: w for p, w in weights.items() if p in paths and w > 0}
     if not used:  # the weighted paths are missing (e.g. no probe): the models that are here
         used = {p: 1.0 for p in model_probabilities}
-    blended = combine(paths, used)
+    blended = combine(_calibrated(policy, paths), used)
     model_label = labels[int(np.argmax(blended))]
     warnings: list[str] = []
     if vote_label is not None and vote_label != model_label:

@@ -1,8 +1,10 @@
-"""Density models: train the ConvNeXt with its radiomics probe and the assess policy tuned by
+"""Density models: train the ConvNeXt with its radiomics probe and the assess policy chosen by
 patient-level cross-validation, and evaluate every density path on a labelled manifest.
 
 Every evaluation keeps a patient's images on one side of each split, and scores with
-:func:`mammosearch.classifiers.metrics.density_metrics`.
+:func:`mammosearch.classifiers.metrics.density_metrics`. The combined policy is scored by nested
+cross-validation (:func:`mammosearch.classifiers.nested_scores`): each outer fold's policy is
+chosen on the other folds' rows only.
 """
 
 from __future__ import annotations
@@ -18,8 +20,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mammosearch.classifiers import LinearProbe, density_metrics, train_convnext, tune_policy
-from mammosearch.classifiers.policy import apply_policy
+from mammosearch.classifiers import (
+    LinearProbe,
+    choose_policy,
+    density_metrics,
+    nested_scores,
+    train_convnext,
+)
 from mammosearch.embeddings import WEIGHT_FREE, FittedEmbedder, create_embedder
 from mammosearch.errors import ConfigError, InputError, InvalidDicomError
 from mammosearch.imaging import prepare_image, read_image
@@ -42,6 +49,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+CHOICE_FOLDS = 5  # inner folds that choose the policy on out-of-fold rows (cheap: no training)
 
 
 def weight_free_embedder() -> FittedEmbedder:
@@ -99,10 +108,11 @@ def train_density(
 
     The ConvNeXt (``model.safetensors``), a linear probe on ``radiomics.v1`` vectors of the same
     images (``probe.json``), and, with ``policy_folds`` >= 2, the assess policy: patient-level
-    cross-validation of every path (ConvNeXt, probe, weight-free neighbour vote) tunes the vote
-    margin and the path weights on their out-of-fold predictions; the policy and the paths'
-    out-of-fold accuracies go into ``config.json``. ``resume`` continues the ConvNeXt from its
-    checkpoint and keeps the policy already tuned.
+    ``policy_folds``-fold cross-validation of every path (ConvNeXt, probe, weight-free neighbour
+    vote) gives out-of-fold predictions, on which :func:`~mammosearch.classifiers.choose_policy`
+    chooses the rule by :data:`CHOICE_FOLDS` patient-grouped folds; the policy, every candidate's
+    inner-fold scores and the paths' out-of-fold accuracies go into ``config.json``. ``resume``
+    continues the ConvNeXt from its checkpoint and keeps the policy already chosen.
     """
 
     rows, images = labelled_images(manifest, weight_free_embedder().prepared_size)
@@ -115,8 +125,9 @@ def train_density(
     elif policy_folds >= 2:
         oof = cross_validate_paths(images, truth, patients, labels, config, policy_folds,
                                    progress=progress)  # fmt: skip
-        tuned = tune_policy(truth, labels, oof.probabilities, oof.vote_margin, oof.vote_abstain)
-        policy = {"folds": policy_folds, **tuned}
+        chosen = choose_policy(truth, labels, oof.probabilities, patients, oof.vote_margin,
+                               oof.vote_abstain, folds=CHOICE_FOLDS, seed=config.seed)  # fmt: skip
+        policy = {"folds": policy_folds, **chosen}
     model = train_convnext(
         images, truth, patients, labels, config, out=out, resume=resume, progress=progress,
         data_keys=[r.source_key for r in rows],
@@ -169,11 +180,13 @@ def cross_validate_paths(
     folds: int,
     *,
     progress: bool = False,
+    with_convnext: bool = True,
 ) -> OutOfFold:
     """Patient-level cross-validation of the ConvNeXt, the weight-free neighbour vote
     (``radiomics.v1``, its statistics and vote fitted on each training fold only) and a linear
     probe on the same radiomics vectors; every image is scored by models that never saw its
-    patient."""
+    patient. ``with_convnext=False`` leaves the ConvNeXt out (the weight-free paths only, in
+    minutes on a CPU)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     radiomics = weight_free_embedder()
@@ -181,7 +194,8 @@ def cross_validate_paths(
     n, width = len(truth), len(labels)
     out = OutOfFold(
         labels, truth, patients, np.zeros(n, dtype=np.int64),
-        {path: np.zeros((n, width), dtype=np.float32) for path in ("convnext", "vote", "probe")},
+        {path: np.zeros((n, width), dtype=np.float32)
+         for path in ("convnext", "vote", "probe")[0 if with_convnext else 1 :]},
         np.zeros(n), np.zeros(n, dtype=bool),
     )  # fmt: skip
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=config.seed)
@@ -190,9 +204,11 @@ def cross_validate_paths(
         out.fold[test_idx] = fold
         train_truth = [truth[i] for i in train_idx]
         train_patients = [patients[i] for i in train_idx]
-        model = train_convnext([images[i] for i in train_idx], train_truth, train_patients,
-                               labels, config, progress=progress)  # fmt: skip
-        out.probabilities["convnext"][test_idx] = model.predict_proba([images[i] for i in test_idx])
+        if with_convnext:
+            model = train_convnext([images[i] for i in train_idx], train_truth, train_patients,
+                                   labels, config, progress=progress)  # fmt: skip
+            test_images = [images[i] for i in test_idx]
+            out.probabilities["convnext"][test_idx] = model.predict_proba(test_images)
         radiomics.fit_features(features[train_idx])
         train_vectors = radiomics.embed_features(features[train_idx])
         test_vectors = radiomics.embed_features(features[test_idx])
@@ -226,6 +242,7 @@ def evaluate_density(
     folds: int = 5,
     label_order_arg: Sequence[str] | None = None,
     progress: bool = False,
+    with_convnext: bool = True,
 ) -> dict[str, Any]:
     """Density accuracy of every path, by patient-level cross-validation (each image scored by
     models that never saw its patient), or of a trained model's paths on the manifest.
@@ -233,15 +250,19 @@ def evaluate_density(
     Returns:
         ``mode``, ``n``, ``labels``, ``majority_rate`` and ``paths``: the
         :func:`~mammosearch.classifiers.metrics.density_metrics` of ``convnext``, ``probe``,
-        ``vote`` and ``combined`` (cross-validation: the assess policy, tuned for each fold on
-        the other folds' out-of-fold predictions, so its figure is not tuned on the images it
-        scores) — or of ``convnext`` and ``probe`` for a trained model.
+        ``vote`` and ``combined`` (cross-validation: the assess policy, chosen for each outer
+        fold on the other folds' out-of-fold predictions, so its figure is not chosen on the
+        images it scores; ``with_convnext=False``: without ``convnext``) — or of ``convnext``
+        and ``probe`` for a trained model; with
+        cross-validation also ``nested``: the rule chosen in each outer fold and every path's
+        and the policy's accuracy per outer fold with their mean and standard deviation.
     """
 
     rows, images = labelled_images(manifest, weight_free_embedder().prepared_size)
     truth = [str(r.label) for r in rows]
     patients = [r.patient_id for r in rows]
     paths: dict[str, dict[str, Any]] = {}
+    result: dict[str, Any] = {}
     if model_dir is not None:
         model = DensityModel.load(model_dir)
         labels = model.labels
@@ -253,32 +274,34 @@ def evaluate_density(
     else:
         labels, _ = label_order(set(truth), label_order_arg)
         oof = cross_validate_paths(images, truth, patients, labels, config, folds,
-                                   progress=progress)  # fmt: skip
+                                   progress=progress, with_convnext=with_convnext)  # fmt: skip
         for path in oof.probabilities:
             paths[path] = density_metrics(truth, oof.predicted(path), labels, patients=patients)
-        combined = np.zeros((len(truth), len(labels)), dtype=np.float32)
-        for fold in range(folds):
-            tune, score = oof.fold != fold, oof.fold == fold
-            policy = tune_policy(
-                [t for t, keep in zip(truth, tune, strict=True) if keep], labels,
-                {p: v[tune] for p, v in oof.probabilities.items()},
-                oof.vote_margin[tune], oof.vote_abstain[tune],
-            )  # fmt: skip
-            combined[score] = apply_policy(
-                policy, {p: v[score] for p, v in oof.probabilities.items()},
-                oof.vote_margin[score], oof.vote_abstain[score],
-            )  # fmt: skip
+        nested = nested_scores(
+            truth,
+            labels,
+            oof.probabilities,
+            patients,
+            oof.vote_margin,
+            oof.vote_abstain,
+            oof.fold,
+            folds=CHOICE_FOLDS,
+            seed=config.seed,
+        )
+        combined = nested.pop("combined")
         probabilities = {**oof.probabilities, "combined": combined}
         paths["combined"] = density_metrics(
             truth, [labels[int(i)] for i in combined.argmax(axis=1)], labels, patients=patients
         )
         mode = f"{folds}-fold patient cross-validation"
+        result["nested"] = nested
     first = next(iter(paths.values()))
     return {"mode": mode, "arch": config.arch if model_dir is None else None,
             "image_size": config.image_size if model_dir is None else None,
             "ensemble": config.ensemble if model_dir is None else None,
             "n": first["n"], "labels": first["labels"], "majority_rate": first["majority_rate"],
-            "paths": paths, "exams": exam_metrics(rows, probabilities, labels)}  # fmt: skip
+            "paths": paths, "exams": exam_metrics(rows, probabilities, labels),
+            **result}  # fmt: skip
 
 
 def _opinion(

@@ -183,10 +183,21 @@ def test_cli_train_and_evaluate(tmp_path: Path) -> None:
     assert set(data["paths"]) == {"convnext", "probe", "vote", "combined"}
     assert data["exams"]["n"] == 16 and set(data["exams"]["paths"]) == set(data["paths"])
     assert all(sum(map(sum, m["confusion_matrix"])) == 16 for m in data["paths"].values())
+    nested = data["nested"]
+    assert set(nested["scores"]) == {"combined", "convnext", "probe", "vote"}
+    assert len(nested["rules"]) == 2 and len(nested["scores"]["combined"]["folds"]) == 2
+    free = runner.invoke(app, ["evaluate", "density", str(tmp_path / "m.csv"), "--folds", "2",
+                               "--no-convnext"])  # fmt: skip
+    assert free.exit_code == 0, free.output
+    assert "nested cross-validation" in free.stdout and "rules chosen: " in free.stdout
+    rows = [line.split()[0] for line in free.stdout.splitlines() if line.strip()]
+    assert "combined" in rows and "probe" in rows and "convnext" not in rows
     table = runner.invoke(app, ["evaluate", "density", str(tmp_path / "m.csv"), "--model",
                                 str(tmp_path / "model")])  # fmt: skip
     assert table.exit_code == 0 and "quad. κ" in table.stdout and "probe" in table.stdout
     assert "per exam (the denser breast; 16 exams)" in table.stdout
+    assert "nested cross-validation" not in table.stdout  # a trained model is scored as it is
+    assert "assess policy: " in trained.output and "within one standard error" in trained.output
 
 
 class _Payload:

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from mammosearch.classifiers.policy import ALWAYS_MODEL, apply_policy, combine, decide, tune_policy
+from mammosearch.classifiers.policy import ALWAYS_MODEL, apply_policy, combine, decide
 
 LABELS = ["A", "B"]
 
@@ -26,78 +26,6 @@ def test_combine_weighs_by_share_of_the_weights_present() -> None:
     blended = combine(single, {"convnext": 1.0, "probe": 2.0})
     assert blended.dtype == np.float64
     assert blended[0, 0] == np.float64(np.float32(0.1)) / 3
-
-
-def test_tune_policy_full_tie_keeps_the_image_models_and_the_first_grid_point() -> None:
-    # the two paths say the same (sums of halves are exact): every weight and threshold ties
-    # on accuracy and likelihood; the highest threshold (the image models decide) and the
-    # first grid point are kept
-    same = np.array([[0.5, 0.5]] * 4)
-    tuned = tune_policy(["A"] * 4, LABELS, {"vote": same, "convnext": same}, [0.1, 0.2, 0.3, 0.4])
-    assert tuned == {"vote_margin": ALWAYS_MODEL, "weights": {"vote": 1.0}, "n": 4,
-                     "accuracy": {"vote": 1.0, "convnext": 1.0, "combined": 1.0}}  # fmt: skip
-
-
-def test_tune_policy_prefers_the_better_likelihood_at_equal_accuracy() -> None:
-    truth = ["A", "B"]
-    vote = np.array([[0.9, 0.1], [0.1, 0.9]])  # right and sure
-    conv = np.array([[0.6, 0.4], [0.4, 0.6]])  # right, less sure
-    tuned = tune_policy(truth, LABELS, {"vote": vote, "convnext": conv}, [0.5, 0.5])
-    # every blend is right; the vote alone has the best likelihood, and trusting the vote
-    # gives the same answers as that blend: the highest threshold is kept
-    assert tuned["vote_margin"] == ALWAYS_MODEL and tuned["weights"] == {"vote": 1.0}
-    assert tuned["accuracy"] == {"vote": 1.0, "convnext": 1.0, "combined": 1.0}
-    # the vote unsure on the second image: it is trusted up to its margin there
-    vote = np.array([[0.9, 0.1], [0.6, 0.4]])
-    conv = np.array([[0.4, 0.6], [0.1, 0.9]])
-    tuned = tune_policy(truth, LABELS, {"vote": vote, "convnext": conv}, [0.8, 0.2])
-    assert tuned["accuracy"]["combined"] == 1.0 and tuned["weights"] == {"convnext": 1.0}
-    assert 0.2 < tuned["vote_margin"] <= 0.8
-    # the same vote abstaining on the first image: it cannot be trusted there, a blend of the
-    # vote and the ConvNeXt gets both right, and no threshold is needed
-    tuned = tune_policy(truth, LABELS, {"vote": vote, "convnext": conv}, [0.8, 0.2],
-                        [True, False])  # fmt: skip
-    assert tuned["accuracy"]["combined"] == 1.0 and tuned["vote_margin"] == ALWAYS_MODEL
-    assert 0.2 < tuned["weights"]["vote"] < 0.8
-
-
-def test_tune_policy_thresholds_are_the_margin_deciles_and_zero() -> None:
-    # margins 0, 0.1, ..., 0.9; the vote is right from 0.5 up, the ConvNeXt below: the highest
-    # threshold that trusts exactly the right votes is the median 0.45 (deciles 0.09 ... 0.81)
-    margins = [i / 10 for i in range(10)]
-    truth = ["A"] * 10
-    vote = np.array([[1.0, 0.0] if i >= 5 else [0.0, 1.0] for i in range(10)])
-    conv = np.array([[0.0, 1.0] if i >= 5 else [1.0, 0.0] for i in range(10)])
-    tuned = tune_policy(truth, LABELS, {"vote": vote, "convnext": conv}, margins)
-    assert tuned["vote_margin"] == 0.45 and tuned["weights"] == {"convnext": 1.0}
-    assert tuned["accuracy"]["combined"] == 1.0
-    # one vote that does not abstain, right with margin 0; nine abstaining wrong ones (margin
-    # 0.9, deciles 0.81 and up): only the threshold 0 trusts the right one
-    margins = [0.0] + [0.9] * 9
-    abstain = [False] + [True] * 9
-    vote = np.array([[1.0, 0.0]] + [[0.0, 1.0]] * 9)
-    conv = np.array([[0.0, 1.0]] + [[1.0, 0.0]] * 9)
-    tuned = tune_policy(truth, LABELS, {"vote": vote, "convnext": conv}, margins, abstain)
-    assert tuned["vote_margin"] == 0.0 and tuned["accuracy"]["combined"] == 1.0
-
-
-def test_tune_policy_accuracies_are_rounded_to_four_places() -> None:
-    same = np.array([[0.9, 0.1]] * 3)
-    tuned = tune_policy(["A", "A", "B"], LABELS, {"vote": same, "convnext": same}, [0.1] * 3)
-    assert tuned["accuracy"] == {"vote": 0.6667, "convnext": 0.6667, "combined": 0.6667}
-
-
-def test_tune_policy_never_trusts_an_abstaining_vote() -> None:
-    truth = ["A", "B"]
-    vote = np.array([[0.1, 0.9], [0.9, 0.1]])  # confident and wrong
-    conv = np.array([[0.8, 0.2], [0.2, 0.8]])
-    tuned = tune_policy(truth, LABELS, {"vote": vote, "convnext": conv}, [0.8, 0.8],
-                        [True, True])  # fmt: skip
-    assert tuned["accuracy"]["combined"] == 1.0 and tuned["weights"] == {"convnext": 1.0}
-    assert tuned["accuracy"]["vote"] == 0.0
-    # the same vote not abstaining: trusting it is never best, the blend is the convnext alone
-    untrusted = tune_policy(truth, LABELS, {"vote": vote, "convnext": conv}, [0.8, 0.8])
-    assert untrusted["vote_margin"] == ALWAYS_MODEL and untrusted["weights"] == {"convnext": 1.0}
 
 
 def test_apply_policy_defaults_boundary_and_abstention() -> None:

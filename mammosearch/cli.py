@@ -752,6 +752,7 @@ _SIZE, _EPOCHS, _ENSEMBLE = 128, 30, 1  # TrainConfig's defaults (a test holds t
 
 @app.command("train-density")
 def train_density_command(
+    ctx: typer.Context,
     manifest: Annotated[
         Path, typer.Argument(help="Labelled manifest (CSV or JSONL).", metavar="MANIFEST")
     ],
@@ -792,6 +793,7 @@ def train_density_command(
             min=0, help="Folds that tune the assess policy (0: no tuning).", metavar="INTEGER"
         ),
     ] = 3,
+    workers: _WorkersOpt = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Train the ConvNeXt density model.
@@ -805,7 +807,7 @@ def train_density_command(
         model = train_density(
             manifest, output, _train_config(arch, size, epochs, batch_size, seed, init, ensemble),
             label_order_arg=order, resume=resume, progress=progress and sys.stderr.isatty(),
-            policy_folds=policy_folds,
+            policy_folds=policy_folds, workers=ctx.obj.settings(workers=workers).workers,
         )  # fmt: skip
         best = model.config.get("best", {})
         _err.print(
@@ -836,6 +838,7 @@ def _policy_line(policy: dict[str, Any]) -> str:
 
 @evaluate_app.command("density")
 def evaluate_density_command(
+    ctx: typer.Context,
     manifest: Annotated[
         Path, typer.Argument(help="Labelled manifest (CSV or JSONL).", metavar="MANIFEST")
     ],
@@ -872,6 +875,7 @@ def evaluate_density_command(
     plot: Annotated[
         Path | None, typer.Option(help="Save the confusion matrix as a PNG.", metavar="PATH")
     ] = None,
+    workers: _WorkersOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
     """Density accuracy of every path, by patient cross-validation.
@@ -884,6 +888,7 @@ def evaluate_density_command(
         scores = evaluate_density(
             manifest, _train_config(arch, size, epochs, 16, seed, init, ensemble), model_dir=model,
             folds=folds, progress=sys.stderr.isatty(), with_convnext=convnext,
+            workers=ctx.obj.settings(workers=workers).workers,
         )  # fmt: skip
         _print_scores(scores, as_json, plot)
 

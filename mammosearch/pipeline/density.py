@@ -9,6 +9,7 @@ chosen on the other folds' rows only.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections import Counter
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from mammosearch.accel import parallel_map
 from mammosearch.classifiers import (
     LinearProbe,
     choose_policy,
@@ -103,6 +105,7 @@ def train_density(
     resume: bool = False,
     progress: bool = False,
     policy_folds: int = 3,
+    workers: int = 1,
 ) -> Any:
     """Train the density model on a labelled manifest; writes ``out``.
 
@@ -112,7 +115,8 @@ def train_density(
     vote) gives out-of-fold predictions, on which :func:`~mammosearch.classifiers.choose_policy`
     chooses the rule by :data:`CHOICE_FOLDS` patient-grouped folds; the policy, every candidate's
     inner-fold scores and the paths' out-of-fold accuracies go into ``config.json``. ``resume``
-    continues the ConvNeXt from its checkpoint and keeps the policy already chosen.
+    continues the ConvNeXt from its checkpoint and keeps the policy already chosen. ``workers``
+    processes make the models' inputs (:mod:`mammosearch.accel`).
     """
 
     rows, images = labelled_images(manifest, weight_free_embedder().prepared_size)
@@ -124,16 +128,16 @@ def train_density(
         policy = json.loads((out / "config.json").read_text(encoding="utf-8")).get("policy")
     elif policy_folds >= 2:
         oof = cross_validate_paths(images, truth, patients, labels, config, policy_folds,
-                                   progress=progress)  # fmt: skip
+                                   progress=progress, workers=workers)  # fmt: skip
         chosen = choose_policy(truth, labels, oof.probabilities, patients, oof.vote_margin,
                                oof.vote_abstain, folds=CHOICE_FOLDS, seed=config.seed)  # fmt: skip
         policy = {"folds": policy_folds, **chosen}
     model = train_convnext(
         images, truth, patients, labels, config, out=out, resume=resume, progress=progress,
-        data_keys=[r.source_key for r in rows],
+        data_keys=[r.source_key for r in rows], workers=workers,
     )  # fmt: skip
     radiomics = weight_free_embedder()
-    features = radiomics.features(images)
+    features = _features(radiomics, images, workers)
     radiomics.fit_features(features)
     model.probe = LinearProbe.fit(radiomics.embed_features(features), truth, patients, labels,
                                   seed=config.seed, embedder=radiomics)  # fmt: skip
@@ -142,6 +146,19 @@ def train_density(
         model.config["policy"] = policy
     model.save(out)
     return model
+
+
+def _features(
+    embedder: FittedEmbedder, images: Sequence[NDArray[np.float32]], workers: int
+) -> NDArray[np.float64]:
+    """The embedder's raw features of the images, computed by ``workers`` processes."""
+    one = functools.partial(_features_of_one, embedder)
+    return np.stack(list(parallel_map(one, images, workers=workers)))
+
+
+def _features_of_one(embedder: FittedEmbedder, image: NDArray[np.float32]) -> NDArray[np.float64]:
+    row: NDArray[np.float64] = embedder.features([image])[0]
+    return row
 
 
 @dataclass(slots=True)
@@ -181,6 +198,7 @@ def cross_validate_paths(
     *,
     progress: bool = False,
     with_convnext: bool = True,
+    workers: int = 1,
 ) -> OutOfFold:
     """Patient-level cross-validation of the ConvNeXt, the weight-free neighbour vote
     (``radiomics.v1``, its statistics and vote fitted on each training fold only) and a linear
@@ -190,7 +208,7 @@ def cross_validate_paths(
     from sklearn.model_selection import StratifiedGroupKFold
 
     radiomics = weight_free_embedder()
-    features = radiomics.features(images)
+    features = _features(radiomics, images, workers)
     n, width = len(truth), len(labels)
     out = OutOfFold(
         labels, truth, patients, np.zeros(n, dtype=np.int64),
@@ -206,9 +224,11 @@ def cross_validate_paths(
         train_patients = [patients[i] for i in train_idx]
         if with_convnext:
             model = train_convnext([images[i] for i in train_idx], train_truth, train_patients,
-                                   labels, config, progress=progress)  # fmt: skip
+                                   labels, config, progress=progress, workers=workers)  # fmt: skip
             test_images = [images[i] for i in test_idx]
-            out.probabilities["convnext"][test_idx] = model.predict_proba(test_images)
+            out.probabilities["convnext"][test_idx] = model.predict_proba(
+                test_images, workers=workers
+            )
         radiomics.fit_features(features[train_idx])
         train_vectors = radiomics.embed_features(features[train_idx])
         test_vectors = radiomics.embed_features(features[test_idx])
@@ -243,6 +263,7 @@ def evaluate_density(
     label_order_arg: Sequence[str] | None = None,
     progress: bool = False,
     with_convnext: bool = True,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Density accuracy of every path, by patient-level cross-validation (each image scored by
     models that never saw its patient), or of a trained model's paths on the manifest.
@@ -274,7 +295,8 @@ def evaluate_density(
     else:
         labels, _ = label_order(set(truth), label_order_arg)
         oof = cross_validate_paths(images, truth, patients, labels, config, folds,
-                                   progress=progress, with_convnext=with_convnext)  # fmt: skip
+                                   progress=progress, with_convnext=with_convnext,
+                                   workers=workers)  # fmt: skip
         for path in oof.probabilities:
             paths[path] = density_metrics(truth, oof.predicted(path), labels, patients=patients)
         nested = nested_scores(

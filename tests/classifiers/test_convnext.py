@@ -189,6 +189,10 @@ def test_cli_train_and_evaluate(tmp_path: Path) -> None:
     free = runner.invoke(app, ["evaluate", "density", str(tmp_path / "m.csv"), "--folds", "2",
                                "--no-convnext"])  # fmt: skip
     assert free.exit_code == 0, free.output
+    # features made by two worker processes: the same figures
+    two = runner.invoke(app, ["evaluate", "density", str(tmp_path / "m.csv"), "--folds", "2",
+                              "--no-convnext", "--workers", "2"])  # fmt: skip
+    assert two.exit_code == 0 and two.stdout == free.stdout, two.output
     assert "nested cross-validation" in free.stdout and "rules chosen: " in free.stdout
     rows = [line.split()[0] for line in free.stdout.splitlines() if line.strip()]
     assert "combined" in rows and "probe" in rows and "convnext" not in rows

@@ -134,3 +134,16 @@ def test_decide_untuned_and_fallback() -> None:
                                         "other": {"A": 0.6, "B": 0.4}})  # fmt: skip
     assert both.method == "ensemble" and both.probabilities == {"A": 0.4, "B": 0.6}
     assert math.isclose(both.confidence, 0.6)
+
+
+def test_calibrate_is_a_tempered_softmax_of_the_log_probabilities_row_by_row() -> None:
+    from mammosearch.classifiers.policy import calibrate
+
+    p = np.array([[0.7, 0.2, 0.1], [0.0, 0.5, 0.5]], dtype=np.float32)  # a zero, and 2×3
+    out = calibrate(p, 2.0)
+    assert out.dtype == np.float64 and out.shape == (2, 3)
+    root = np.sqrt(p.astype(np.float64) + 1e-6)  # (p + eps) ** (1 / T), eps keeping log finite
+    np.testing.assert_allclose(out, root / root.sum(axis=1, keepdims=True), rtol=1e-9)
+    assert 0 < out[1, 0] < 2e-3  # a zero stays near zero, and finite
+    sharper = calibrate(p, 0.5)  # T < 1 sharpens
+    assert sharper[0, 0] > p[0, 0] and np.all(np.isfinite(sharper))

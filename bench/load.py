@@ -4,7 +4,8 @@ Starts ``mammosearch serve`` in its own process on loopback over the demo index 
 then ``--clients`` threads, each with its own ``gradio_client`` connection, alternate image
 queries (a fresh phantom view) and text queries (a generated report) until ``--seconds`` have
 passed. Prints latency p50/p95/p99 per kind, throughput, errors (must be 0) and the server's
-resident memory after a warm-up round and at the end (must stay within 10%). Exits 1 when
+resident memory after a warm-up (the same load, untimed, for a quarter of ``--seconds`` and at least 8 s: the
+server's threads and bounded caches fill) and at the end (must stay within 10%). Exits 1 when
 either condition fails.
 
 Usage: ``python bench/load.py [--clients 20] [--seconds 300] [--index DIR]``
@@ -72,16 +73,11 @@ def main() -> None:
         # the address line, printed once the server listens
         url = server.stdout.readline().split(" on ", 1)[1].split(" ", 1)[0]
         clients = [connect(url) for _ in range(args.clients)]
-        for n, client in enumerate(clients):  # warm-up round
-            search_app(client, images=[images[n % len(images)]], k=10)
-            search_app(client, text=texts[n % len(texts)], k=10)
-        rss_start = _rss_mib(server.pid)
         latencies: dict[str, list[float]] = {"image": [], "text": []}
         errors: list[str] = []
         lock = threading.Lock()
-        stop = time.monotonic() + args.seconds
 
-        def run(n: int, client: Any) -> None:
+        def run(n: int, client: Any, stop: float, record: bool) -> None:
             i = n
             while time.monotonic() < stop:
                 kind = "image" if i % 2 == 0 else "text"
@@ -95,17 +91,28 @@ def main() -> None:
                     with lock:
                         errors.append(type(e).__name__)
                 else:
-                    with lock:
-                        latencies[kind].append(time.perf_counter() - start)
+                    if record:
+                        with lock:
+                            latencies[kind].append(time.perf_counter() - start)
                 i += 1
 
-        threads = [threading.Thread(target=run, args=(n, c)) for n, c in enumerate(clients)]
-        started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.perf_counter() - started
+        def concurrently(seconds: float, record: bool) -> float:
+            stop = time.monotonic() + seconds
+            threads = [threading.Thread(target=run, args=(n, c, stop, record))
+                       for n, c in enumerate(clients)]  # fmt: skip
+            started = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            return time.perf_counter() - started
+
+        # warm-up: the same load, untimed, so that the server's threads, their store connections
+        # and its bounded caches (the prepared upload views, hot rows) are in place before the
+        # baseline; what grows after it is what a leak would be
+        concurrently(max(8.0, args.seconds / 4), record=False)
+        rss_start = _rss_mib(server.pid)
+        elapsed = concurrently(args.seconds, record=True)
         rss_end = _rss_mib(server.pid)
     finally:
         server.terminate()

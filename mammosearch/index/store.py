@@ -165,6 +165,9 @@ class CaseStore:
                     f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
                 )
                 conn.execute(f"PRAGMA mmap_size={_MMAP}")  # pages read in place, not copied
+                # so a page cache of its own would only hold copies (each thread has a
+                # connection: this bounds what each costs)
+                conn.execute("PRAGMA cache_size=-256")
                 return conn
             return sqlite3.connect(path, check_same_thread=False)
 

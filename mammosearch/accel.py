@@ -57,10 +57,13 @@ def parallel_map(
     """``fn`` of each item, in order, computed by ``workers`` processes.
 
     With one worker, or fewer than ``min_items`` items (a pool's start-up would cost more than
-    it saves), the items are mapped here. ``fn`` must not use the accelerator: the workers are
-    forked and leave it to the parent.
+    it saves), or where processes cannot be forked (Windows), the items are mapped here. ``fn``
+    must not use the accelerator: the workers are forked and leave it to the parent.
     """
-    if workers <= 1 or len(items) < min_items:
+    import multiprocessing
+
+    forks = "fork" in multiprocessing.get_all_start_methods()
+    if workers <= 1 or len(items) < min_items or not forks:
         yield from map(fn, items)
         return
     from torch.utils.data import DataLoader

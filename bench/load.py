@@ -4,9 +4,9 @@ Starts ``mammosearch serve`` in its own process on loopback over the demo index 
 then ``--clients`` threads, each with its own ``gradio_client`` connection, alternate image
 queries (a fresh phantom view) and text queries (a generated report) until ``--seconds`` have
 passed. Prints latency p50/p95/p99 per kind, throughput, errors (must be 0) and the server's
-resident memory after a warm-up (the same load, untimed, for a quarter of ``--seconds`` and at least 8 s: the
-server's threads and bounded caches fill) and at the end (must stay within 10%). Exits 1 when
-either condition fails.
+resident memory after a warm-up (the same load, untimed, for a quarter of ``--seconds`` and
+at least 8 s: the server's threads and bounded caches fill) and at the end (must stay within
+10%). Exits 1 when either condition fails.
 
 Usage: ``python bench/load.py [--clients 20] [--seconds 300] [--index DIR]``
 """

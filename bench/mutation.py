@@ -29,6 +29,7 @@ import argparse
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -68,7 +69,11 @@ TARGETS: dict[str, Target] = {
     ),
     "selection": Target(
         "mammosearch/classifiers/selection.py",
-        ("tests/classifiers/test_selection.py", "tests/classifiers/test_policy.py"),
+        (
+            "tests/classifiers/test_selection.py",
+            "tests/classifiers/test_selection_values.py",
+            "tests/classifiers/test_policy.py",
+        ),
     ),
     "context": Target(
         "mammosearch/nlp/context.py",
@@ -240,6 +245,36 @@ def recheck(target: Target, work: Path, jobs: int) -> dict[str, object]:
             "survivors": second["survivors"], "rechecked": len(names)}  # fmt: skip
 
 
+def listed_survivors(path: Path) -> tuple[list[str], int]:
+    """The mutant names and the module's mutant count of a survivors file (the format of
+    ``docs/mutation/*-survivors.txt``: a header saying ``N of M mutants``, then one
+    ``line L  NAME: old  ->  new`` row per survivor)."""
+    text = path.read_text(encoding="utf-8")
+    counted = re.search(r"(\d+) of (\d+) mutants", text.splitlines()[0] if text else "")
+    names = re.findall(r"^line +\d+ +(\S+?): ", text, flags=re.MULTILINE)
+    if counted is None or int(counted.group(1)) != len(names):
+        raise SystemExit(f"{path}: expected a header 'N of M mutants' and N survivor rows")
+    return names, int(counted.group(2))
+
+
+def recheck_listed(target: Target, work: Path, jobs: int, listed: Path) -> dict[str, object]:
+    """:func:`recheck` for the survivors written in a file, when the run's folder is gone."""
+    names, total = listed_survivors(listed)
+    if not names:
+        raise SystemExit(f"{listed}: no survivors to run again")
+    module = target.path[:-3].replace("/", ".")
+    only = Target(target.path, target.tests, tuple(f"{module}.{n}" for n in names))
+    again = work.with_name(work.name + "-recheck")
+    prepare(target, again)
+    run_mutmut(only, again, jobs)
+    second = collect(only, again)
+    survived = len(second["survivors"])  # type: ignore[arg-type]
+    detected = total - survived
+    counts = {"killed": detected, "survived": survived}
+    return {**second, "counts": counts, "detected": detected, "scored": total,
+            "score": round(detected / total, 4), "rechecked": len(names)}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--modules", default=",".join(TARGETS), help="comma-separated names")
@@ -251,6 +286,12 @@ def main() -> None:
         "--recheck",
         action="store_true",
         help="run an earlier run's survivors again, against the tests as they are now",
+    )
+    parser.add_argument(
+        "--survivors",
+        type=Path,
+        help="with --recheck and one module: the earlier survivors from this file (the format "
+        "of docs/mutation/*-survivors.txt) instead of the earlier run's folder",
     )
     parser.add_argument("--list", action="store_true", help="print the modules and exit")
     args = parser.parse_args()
@@ -264,6 +305,8 @@ def main() -> None:
             print(f"{name:16} {t.path:40} {' '.join(t.tests)}")
         return
     names = [n.strip() for n in args.modules.split(",") if n.strip()]
+    if args.survivors and not (args.recheck and len(names) == 1):
+        raise SystemExit("--survivors goes with --recheck and one module")
     unknown = sorted(set(names) - set(known))
     if unknown:
         raise SystemExit(f"unknown modules {unknown}; known: {sorted(known)}")
@@ -273,7 +316,9 @@ def main() -> None:
     results = []
     for name in names:
         target, work = known[name], args.workdir / name
-        if args.recheck:
+        if args.recheck and args.survivors:
+            result = recheck_listed(target, work, args.jobs, args.survivors)
+        elif args.recheck:
             result = recheck(target, work, args.jobs)
         else:
             if not args.reuse:

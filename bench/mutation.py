@@ -17,6 +17,8 @@ Usage::
     python bench/mutation.py --modules vote,metrics
     python bench/mutation.py --list                # the modules and their tests
     python bench/mutation.py --modules findings --recheck   # an earlier run's survivors only
+    python bench/mutation.py --modules selection --recheck \
+        --survivors docs/mutation/selection-survivors.txt  # the survivors a file lists
 
 A run over the default list takes about an hour on 2 shared cores; ``radiomics`` (a 40 s test
 file), ``heads`` (its tests train models, 2.5 min per run) and ``convnext`` (ConvNeXt training)

@@ -872,6 +872,15 @@ def evaluate_density_command(
             help="Cross-validate the ConvNeXt too (--no-convnext: the weight-free paths only).",
         ),
     ] = True,
+    repeats: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Cross-validate again with fold seeds seed+1, seed+2, ... and print each "
+            "path's mean and spread over the repeats.",
+            metavar="INTEGER",
+        ),
+    ] = 1,
     plot: Annotated[
         Path | None, typer.Option(help="Save the confusion matrix as a PNG.", metavar="PATH")
     ] = None,
@@ -888,7 +897,7 @@ def evaluate_density_command(
         scores = evaluate_density(
             manifest, _train_config(arch, size, epochs, 16, seed, init, ensemble), model_dir=model,
             folds=folds, progress=sys.stderr.isatty(), with_convnext=convnext,
-            workers=ctx.obj.settings(workers=workers).workers,
+            workers=ctx.obj.settings(workers=workers).workers, repeats=repeats,
         )  # fmt: skip
         _print_scores(scores, as_json, plot)
 
@@ -997,7 +1006,7 @@ def _print_scores(scores: dict[str, Any], as_json: bool, plot: Path | None) -> N
         typer.echo(json.dumps(scores))
         return
     for key, value in scores.items():
-        if key not in ("paths", "exams", "nested"):
+        if key not in ("paths", "exams", "nested", "repeats"):
             typer.echo(f"{key:<22} {value}")
     _paths_table(paths)
     if "exams" in scores:
@@ -1005,6 +1014,8 @@ def _print_scores(scores: dict[str, Any], as_json: bool, plot: Path | None) -> N
         _paths_table(scores["exams"]["paths"])
     if "nested" in scores:
         _nested_table(scores["nested"])
+    if "repeats" in scores:
+        _repeats_table(scores["repeats"])
 
 
 def _nested_table(nested: dict[str, Any]) -> None:
@@ -1016,6 +1027,16 @@ def _nested_table(nested: dict[str, Any]) -> None:
     typer.echo(f"  rules chosen: {', '.join(nested['rules'])}")
     typer.echo("  these figures are optimistic where the paths' own settings (features, input "
                "size, epochs) were chosen on these images")  # fmt: skip
+
+
+def _repeats_table(repeats: dict[str, Any]) -> None:
+    seeds = ", ".join(str(s) for s in repeats["seeds"])
+    typer.echo(f"repeated cross-validation (fold seeds {seeds}), accuracy per film:")
+    for name, s in repeats["paths"].items():
+        runs = " ".join(f"{x:.3f}" for x in s["accuracy"])
+        typer.echo(f"  {name:<10}{s['mean']:.3f} ± {s['sd']:.3f} (mean ± sd)   {runs}")
+    typer.echo("  (combined: the policy chosen in each outer fold on the other folds; optimistic "
+               "where the paths' own settings were chosen on these images)")  # fmt: skip
 
 
 def _paths_table(paths: dict[str, dict[str, Any]]) -> None:

@@ -2,12 +2,22 @@
 
 Images: breast-tissue descriptors that capture density and texture, computed inside the breast
 (the non-zero pixels of a breast-cropped image, without the pectoral muscle where
-:func:`mammosearch.imaging.pectoral_mask` finds one): intensity statistics and histogram, the dense-
-tissue fraction at several levels, grey-level co-occurrence properties (scikit-image GLCM) and
-local binary pattern histograms (scikit-image LBP) at three scales: the fine texture at 256 px
-and the coarser pattern of fibroglandular tissue on the same breast reduced to 128 and 64 px.
-Features are standardised with statistics fitted on a collection (:meth:`RadiomicsEmbedder.fit`,
-stored with an index) and L2-normalised.
+:func:`mammosearch.imaging.pectoral_mask` finds one), in five groups (:data:`GROUPS`):
+
+- ``intensity``: moments, percentiles and histogram of the breast's intensities scaled to its
+  own 1st-99th percentile range (film and digital exposures differ), its area, raw mean and sd;
+- ``density``: the dense (fibroglandular) fraction of the breast at thresholds relative to its
+  own intensities (fixed levels of the scaled range, mean + k·sd, Otsu, the upper class of a
+  three-class Otsu split) and at fixed raw levels;
+- ``glcm``: grey-level co-occurrence properties (scikit-image) per distance;
+- ``runlength``: grey-level run-length statistics of rows and columns;
+- ``lbp``: uniform local binary pattern histograms (scikit-image);
+
+the three texture groups at three scales: the fine texture at 256 px and the coarser pattern of
+fibroglandular tissue on the same breast reduced to 128 and 64 px. Features are standardised
+with statistics fitted on a collection (:meth:`RadiomicsEmbedder.fit`, stored with an index),
+each group weighted, and L2-normalised. ``bench/density_features.py`` reports what each group
+buys for the density probe and vote (docs/RESULTS.md).
 
 Texts: a hashed bag of words and word pairs (scikit-learn ``HashingVectorizer``) of the report's
 ``standardized_text``, which the pipeline passes in: one canonical English vocabulary of
@@ -31,24 +41,41 @@ from mammosearch.registry import embedders
 __all__ = ["RadiomicsEmbedder"]
 
 _SIDE = 256  # features are computed on the breast fitted to this square
-_LEVELS = 32  # grey levels of the co-occurrence matrices
+_COARSE = (128, 64)  # coarser scales: the breast reduced to these squares
+_LEVELS = 32  # grey levels of the co-occurrence matrices at full scale
 _DISTANCES = (1, 3, 6)
+_COARSE_DISTANCES = (1, 2)
 _ANGLES = (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4)
 _PROPS = ("contrast", "homogeneity", "energy", "correlation", "dissimilarity")
+_RUN_LEVELS = 16  # grey levels of the run-length statistics
+_RUN_STATS = 7  # SRE, LRE, GLNU, RLNU, run percentage, low and high grey-level run emphasis
 _DENSE_LEVELS = (0.4, 0.5, 0.6, 0.7)
+_SPREADS = (-0.5, 0.0, 0.5, 1.0)  # dense fractions above the breast's mean + k·sd
 _PERCENTILES = (5, 10, 25, 50, 75, 90, 95)
 _HIST_BINS = 16
 _LBP = ((8, 1), (16, 2))  # (points, radius) of each local binary pattern histogram
-_LBP_SIDES = (128, 64)  # coarser scales: the breast reduced to these squares
-_LBP_BINS = sum(points + 2 for points, _ in _LBP) * (1 + len(_LBP_SIDES))
+_LBP_BINS = sum(points + 2 for points, _ in _LBP) * (1 + len(_COARSE))
 _TEXT_DIM = 256
-_OTHER_WEIGHT = 0.15
+
+_Scale = tuple[NDArray[Any], NDArray[np.bool_]]  # a scale's scaled breast and its mask
+
+# the feature groups in their order in a vector, with their sizes
+GROUPS: dict[str, int] = {
+    "intensity": 8 + len(_PERCENTILES) + _HIST_BINS,
+    "density": 2 * len(_DENSE_LEVELS) + len(_SPREADS) + 3,
+    "glcm": len(_PROPS) * (len(_DISTANCES) + len(_COARSE) * len(_COARSE_DISTANCES)),
+    "runlength": _RUN_STATS * 2 * (1 + len(_COARSE)),
+    "lbp": _LBP_BINS,
+}
+# the weight of each group in the embedded vector (what the neighbour vote compares)
+_WEIGHTS: dict[str, float] = {
+    "intensity": 0.15, "density": 0.15, "glcm": 0.15, "runlength": 0.15, "lbp": 1.0,
+}  # fmt: skip
 
 
 def image_features(image: NDArray[np.float32]) -> NDArray[np.float64]:
-    """Density and texture descriptors of a breast-cropped image (background = 0)."""
-    from skimage.feature import graycomatrix, graycoprops
-    from skimage.filters import threshold_otsu
+    """Density and texture descriptors of a breast-cropped image (background = 0), the
+    :data:`GROUPS` in order."""
     from skimage.transform import resize
 
     square = tissue_square(image, _SIDE)
@@ -57,47 +84,118 @@ def image_features(image: NDArray[np.float32]) -> NDArray[np.float64]:
     if values.size < 64:
         return np.zeros(_feature_count(), dtype=np.float64)
     scaled = _scaled(square, mask)
-    inside = scaled[mask]
+    scales: list[_Scale | None] = [(scaled, mask)]
+    for side in _COARSE:
+        small = resize(square, (side, side), anti_aliasing=True, preserve_range=True)
+        small_mask = small > 1e-3
+        scales.append((_scaled(small, small_mask), small_mask) if small_mask.sum() >= 16 else None)
+    groups = {
+        "intensity": _intensity(scaled[mask], values, float(mask.mean())),
+        "density": _density(scaled[mask], values),
+        "glcm": _cooccurrence(scales),
+        "runlength": _run_lengths(scales),
+        "lbp": np.concatenate([_lbp_histograms(*scale) if scale is not None
+                               else np.zeros(_LBP_BINS // len(scales)) for scale in scales]),
+    }  # fmt: skip
+    features = np.concatenate([groups[name] for name in GROUPS])
+    return np.nan_to_num(features.astype(np.float64))
+
+
+def _intensity(inside: NDArray[Any], values: NDArray[Any], area: float) -> NDArray[np.float64]:
+    """Moments, percentiles and histogram of the breast's scaled intensities, its area and raw
+    mean and sd."""
     mean, std = float(inside.mean()), float(inside.std())
     centred = inside - mean
     skew = float(np.mean(centred**3) / max(std**3, 1e-9))
     kurt = float(np.mean(centred**4) / max(std**4, 1e-9))
     hist = np.histogram(inside, bins=_HIST_BINS, range=(0.0, 1.0))[0] / inside.size
-    otsu = float(threshold_otsu(inside)) if np.ptp(inside) > 0 else 0.5
-    dense = [float(np.mean(inside > level)) for level in _DENSE_LEVELS]
-    dense.append(float(np.mean(inside > otsu)))
-    raw_dense = [float(np.mean(values > level)) for level in _DENSE_LEVELS]
-    quantized = np.where(
-        mask, 1 + np.minimum((scaled * (_LEVELS - 1)).astype(np.uint8), _LEVELS - 2), 0
+    moments = [mean, std, skew, kurt, float(np.median(inside)), area, float(values.mean()),
+               float(values.std())]  # fmt: skip
+    return np.concatenate([moments, np.percentile(inside, _PERCENTILES), hist])
+
+
+def _density(inside: NDArray[Any], values: NDArray[Any]) -> NDArray[np.float64]:
+    """Dense (fibroglandular) fractions of the breast at thresholds relative to its own
+    intensities: fixed levels of the scaled range, the breast's mean + k·sd, Otsu's threshold
+    and the upper class of a three-class Otsu split; and fixed levels of the raw intensities."""
+    from skimage.filters import threshold_multiotsu, threshold_otsu
+
+    spread = np.ptp(inside) > 0
+    otsu = float(threshold_otsu(inside)) if spread else 0.5
+    upper = float(threshold_multiotsu(inside, classes=3)[1]) if spread else 0.5
+    mean, std = float(inside.mean()), float(inside.std())
+    return np.array(
+        [float(np.mean(inside > level)) for level in _DENSE_LEVELS]
+        + [float(np.mean(inside > mean + k * std)) for k in _SPREADS]
+        + [otsu, float(np.mean(inside > otsu)), float(np.mean(inside > upper))]
+        + [float(np.mean(values > level)) for level in _DENSE_LEVELS]
     )
-    glcm = graycomatrix(
-        quantized.astype(np.uint8), distances=_DISTANCES, angles=_ANGLES, levels=_LEVELS,
-        symmetric=True, normed=False,
-    )  # fmt: skip
-    glcm[0, :, :, :] = 0  # pairs that touch the background say nothing about tissue
-    glcm[:, 0, :, :] = 0
-    texture = [graycoprops(glcm, prop).mean(axis=1) for prop in _PROPS]  # per distance
-    lbp_hists = _lbp_histograms(scaled, mask)
-    for side in _LBP_SIDES:
-        small = resize(square, (side, side), anti_aliasing=True, preserve_range=True)
-        small_mask = small > 1e-3
-        if small_mask.sum() < 16:
-            lbp_hists += [np.zeros(points + 2) for points, _ in _LBP]
+
+
+def _quantized(scaled: NDArray[Any], mask: NDArray[np.bool_], levels: int) -> NDArray[np.uint8]:
+    """Grey levels 1..levels-1 inside the breast, 0 outside."""
+    inside = 1 + np.minimum((scaled * (levels - 1)).astype(np.uint8), levels - 2)
+    return np.where(mask, inside, 0).astype(np.uint8)
+
+
+def _cooccurrence(scales: list[_Scale | None]) -> NDArray[np.float64]:
+    """GLCM properties per distance (averaged over four angles) at each scale, pairs touching
+    the background left out."""
+    from skimage.feature import graycomatrix, graycoprops
+
+    texture = []
+    for index, scale in enumerate(scales):
+        distances = _DISTANCES if index == 0 else _COARSE_DISTANCES
+        if scale is None:
+            texture.append(np.zeros(len(_PROPS) * len(distances)))
             continue
-        lbp_hists += _lbp_histograms(_scaled(small, small_mask), small_mask)
-    area = float(mask.mean())
-    features = np.concatenate(
-        [
-            [mean, std, skew, kurt, otsu, area, float(values.mean()), float(values.std())],
-            np.percentile(inside, _PERCENTILES),
-            hist,
-            dense,
-            raw_dense,
-            np.concatenate(texture),
-            *lbp_hists,
-        ]
-    )
-    return np.nan_to_num(features.astype(np.float64))
+        levels = _LEVELS if index == 0 else _LEVELS // 2
+        grey = _quantized(scale[0], scale[1], levels)
+        glcm = graycomatrix(grey, distances=distances, angles=_ANGLES, levels=levels,
+                            symmetric=True, normed=False)  # fmt: skip
+        glcm[0, :, :, :] = 0  # pairs that touch the background say nothing about tissue
+        glcm[:, 0, :, :] = 0
+        texture.append(np.concatenate([graycoprops(glcm, prop).mean(axis=1) for prop in _PROPS]))
+    return np.concatenate(texture)
+
+
+def _run_lengths(scales: list[_Scale | None]) -> NDArray[np.float64]:
+    """Grey-level run-length statistics (Galloway; Chu, Dasarathy) of rows and of columns at
+    each scale: short- and long-run emphasis, grey-level and run-length non-uniformity (as
+    shares), run percentage, low and high grey-level run emphasis."""
+    stats = []
+    for scale in scales:
+        for transpose in (False, True):
+            if scale is None:
+                stats.append(np.zeros(_RUN_STATS))
+                continue
+            grey = _quantized(scale[0], scale[1], _RUN_LEVELS + 1)
+            stats.append(_run_statistics(grey.T if transpose else grey))
+    return np.concatenate(stats)
+
+
+def _run_statistics(grey: NDArray[np.uint8]) -> NDArray[np.float64]:
+    """The :data:`_RUN_STATS` statistics of the runs along the rows of ``grey`` (0 = outside)."""
+    padded = np.pad(grey.astype(np.int16), ((0, 0), (0, 1)), constant_values=-1).ravel()
+    starts = np.flatnonzero(np.diff(padded, prepend=-2) != 0)
+    lengths = np.diff(np.append(starts, padded.size)).astype(np.float64)
+    levels = padded[starts]
+    keep = levels > 0
+    lengths, levels = lengths[keep], levels[keep].astype(np.float64)
+    if lengths.size == 0:
+        return np.zeros(_RUN_STATS)
+    runs = lengths.size
+    by_level = np.bincount(levels.astype(np.int64), minlength=_RUN_LEVELS + 1)
+    by_length = np.bincount(lengths.astype(np.int64))
+    return np.array([
+        float(np.mean(1.0 / lengths**2)),
+        float(np.mean(lengths**2)) / grey.shape[1],
+        float(np.sum(by_level.astype(np.float64) ** 2)) / runs**2,
+        float(np.sum(by_length.astype(np.float64) ** 2)) / runs**2,
+        runs / float(lengths.sum()),
+        float(np.mean(1.0 / levels**2)),
+        float(np.mean(levels**2)) / _RUN_LEVELS**2,
+    ])  # fmt: skip
 
 
 def _scaled(square: NDArray[Any], mask: NDArray[np.bool_]) -> NDArray[Any]:
@@ -108,7 +206,7 @@ def _scaled(square: NDArray[Any], mask: NDArray[np.bool_]) -> NDArray[Any]:
     return scaled
 
 
-def _lbp_histograms(scaled: NDArray[np.float64], mask: NDArray[np.bool_]) -> list[NDArray[Any]]:
+def _lbp_histograms(scaled: NDArray[np.float64], mask: NDArray[np.bool_]) -> NDArray[np.float64]:
     """Uniform LBP histograms (one per :data:`_LBP` entry) of the pixels inside ``mask``."""
     from skimage.feature import local_binary_pattern
 
@@ -118,23 +216,28 @@ def _lbp_histograms(scaled: NDArray[np.float64], mask: NDArray[np.bool_]) -> lis
         lbp = local_binary_pattern(grey, points, radius, "uniform")
         counts = np.bincount(lbp[mask].astype(np.int64), minlength=points + 2)[: points + 2]
         hists.append(counts / max(counts.sum(), 1))
-    return hists
+    return np.concatenate(hists)
 
 
-def _group_weights() -> NDArray[np.float64]:
-    """Texture (LBP histograms) carries the tissue pattern; the intensity, density and GLCM
-    groups are kept at a low weight. Chosen leave-one-patient-out on MIAS tissue classes
-    (1-NN 0.645 against 0.612 with equal weights)."""
-    weights = np.full(_feature_count(), _OTHER_WEIGHT)
-    weights[-_LBP_BINS:] = 1.0  # the LBP histograms come last
-    return weights
+def group_slices() -> dict[str, slice]:
+    """Where each of :data:`GROUPS` lies in a feature vector."""
+    slices, start = {}, 0
+    for name, size in GROUPS.items():
+        slices[name] = slice(start, start + size)
+        start += size
+    return slices
+
+
+def _group_weights(weights: dict[str, float] | None = None) -> NDArray[np.float64]:
+    chosen = _WEIGHTS if weights is None else weights
+    vector = np.zeros(_feature_count())
+    for name, part in group_slices().items():
+        vector[part] = chosen.get(name, 0.0)
+    return vector
 
 
 def _feature_count() -> int:
-    return (
-        8 + len(_PERCENTILES) + _HIST_BINS + len(_DENSE_LEVELS) + 1 + len(_DENSE_LEVELS)
-        + len(_PROPS) * len(_DISTANCES) + _LBP_BINS
-    )  # fmt: skip
+    return sum(GROUPS.values())
 
 
 class RadiomicsEmbedder:
@@ -147,7 +250,10 @@ class RadiomicsEmbedder:
     """
 
     name = "radiomics.v1"
-    model_id = "radiomics.v1 (weight-free; rev 3: pectoral muscle excluded, LBP at 3 scales)"
+    model_id = (
+        "radiomics.v1 (weight-free; rev 4: pectoral muscle excluded, GLCM, run lengths and LBP "
+        "at 3 scales)"
+    )
     supports_cross_modal = False
     prepared_size = PREPARED_SIZE
     preprocess: dict[str, Any] = {"size": _SIDE, "mean": None, "std": None}
@@ -178,8 +284,9 @@ class RadiomicsEmbedder:
         std = np.asarray(stats.get("std", []), dtype=np.float64)
         if mean.shape != (self.dim,) or std.shape != (self.dim,):
             raise ConfigError(
-                f"radiomics statistics have {mean.size} features; radiomics.v1 has {self.dim}",
-                fix="rebuild the index with this version",
+                f"radiomics statistics have {mean.size} features; radiomics.v1 (rev 4) has "
+                f"{self.dim}: they were fitted by another revision of its features",
+                fix="rebuild the index (or retrain the density model) with this version",
             )
         self._mean, self._std = mean, np.where(std > 1e-9, std, 1.0)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mammosearch import __version__
 from mammosearch.config import Settings
+from mammosearch.embeddings.radiomics import RadiomicsEmbedder
 from mammosearch.errors import InputError
 from mammosearch.pipeline.build import build_index
 from mammosearch.pipeline.manifest import read_manifest
@@ -91,13 +92,15 @@ def demo_index(
     from mammosearch.samples.phantoms import SYNTHETIC_NOTE, build_demo_corpus
 
     root = settings.cache_dir / "demo"
+    # the weight-free features' revision too: an index of older features is not reopened
+    version = f"{__version__} {RadiomicsEmbedder.model_id}"
     if data is None:
-        key = _key("synthetic", __version__, str(_DEMO_EXAMS), embedder, model or "")
+        key = _key("synthetic", version, str(_DEMO_EXAMS), embedder, model or "")
         note: str | None = SYNTHETIC_NOTE
     else:
         resolved = data.resolve()
         stamp = str(resolved.stat().st_mtime_ns) if resolved.exists() else ""
-        key = _key("data", str(resolved), stamp, __version__, embedder, model or "")
+        key = _key("data", str(resolved), stamp, version, embedder, model or "")
         note = None
     folder = root / key
     index = folder / "index"

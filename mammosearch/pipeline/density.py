@@ -9,7 +9,7 @@ chosen on the other folds' rows only.
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import json
 import logging
 from collections import Counter
@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mammosearch.accel import parallel_map
 from mammosearch.classifiers import (
     LinearProbe,
     choose_policy,
@@ -37,7 +36,7 @@ from mammosearch.pipeline.assess import DensityModel, exam_density
 from mammosearch.pipeline.assessment import Assessment, DensityDecision
 from mammosearch.pipeline.manifest import label_order, read_manifest
 from mammosearch.pipeline.records import ManifestRow
-from mammosearch.pipeline.stages import fit_vote_by_patient
+from mammosearch.pipeline.stages import fit_vote_by_patient, image_inputs
 from mammosearch.records import Neighbour
 
 __all__ = [
@@ -152,13 +151,7 @@ def _features(
     embedder: FittedEmbedder, images: Sequence[NDArray[np.float32]], workers: int
 ) -> NDArray[np.float64]:
     """The embedder's raw features of the images, computed by ``workers`` processes."""
-    one = functools.partial(_features_of_one, embedder)
-    return np.stack(list(parallel_map(one, images, workers=workers)))
-
-
-def _features_of_one(embedder: FittedEmbedder, image: NDArray[np.float32]) -> NDArray[np.float64]:
-    row: NDArray[np.float64] = embedder.features([image])[0]
-    return row
+    return np.stack(image_inputs(embedder, images, workers)).astype(np.float64)
 
 
 @dataclass(slots=True)
@@ -199,16 +192,19 @@ def cross_validate_paths(
     progress: bool = False,
     with_convnext: bool = True,
     workers: int = 1,
+    features: NDArray[np.float64] | None = None,
 ) -> OutOfFold:
     """Patient-level cross-validation of the ConvNeXt, the weight-free neighbour vote
     (``radiomics.v1``, its statistics and vote fitted on each training fold only) and a linear
     probe on the same radiomics vectors; every image is scored by models that never saw its
     patient. ``with_convnext=False`` leaves the ConvNeXt out (the weight-free paths only, in
-    minutes on a CPU)."""
+    minutes on a CPU). ``features``: the images' raw radiomics features, when already computed.
+    """
     from sklearn.model_selection import StratifiedGroupKFold
 
     radiomics = weight_free_embedder()
-    features = _features(radiomics, images, workers)
+    if features is None:
+        features = _features(radiomics, images, workers)
     n, width = len(truth), len(labels)
     out = OutOfFold(
         labels, truth, patients, np.zeros(n, dtype=np.int64),
@@ -264,9 +260,14 @@ def evaluate_density(
     progress: bool = False,
     with_convnext: bool = True,
     workers: int = 1,
+    repeats: int = 1,
 ) -> dict[str, Any]:
     """Density accuracy of every path, by patient-level cross-validation (each image scored by
     models that never saw its patient), or of a trained model's paths on the manifest.
+
+    ``repeats`` > 1 runs the cross-validation again with the fold seeds ``config.seed + 1``,
+    ``config.seed + 2``, …: one split's figure moves with the patients that fall together, and
+    the spread over the repeats says by how much. The detailed figures are the first run's.
 
     Returns:
         ``mode``, ``n``, ``labels``, ``majority_rate`` and ``paths``: the
@@ -276,7 +277,9 @@ def evaluate_density(
         images it scores; ``with_convnext=False``: without ``convnext``) — or of ``convnext``
         and ``probe`` for a trained model; with
         cross-validation also ``nested``: the rule chosen in each outer fold and every path's
-        and the policy's accuracy per outer fold with their mean and standard deviation.
+        and the policy's accuracy per outer fold with their mean and standard deviation; with
+        ``repeats`` > 1 also ``repeats``: every path's and the nested policy's accuracy per
+        repeat (``seeds``, ``accuracy``) with their mean and standard deviation.
     """
 
     rows, images = labelled_images(manifest, weight_free_embedder().prepared_size)
@@ -294,27 +297,33 @@ def evaluate_density(
         mode = "model"
     else:
         labels, _ = label_order(set(truth), label_order_arg)
-        oof = cross_validate_paths(images, truth, patients, labels, config, folds,
-                                   progress=progress, with_convnext=with_convnext,
-                                   workers=workers)  # fmt: skip
+        features = _features(weight_free_embedder(), images, workers)
+        accuracy: dict[str, list[float]] = {}
+        for repeat in range(repeats):
+            run_config = dataclasses.replace(config, seed=config.seed + repeat)
+            if repeats > 1:
+                logger.info("density cross-validation: repeat %d of %d", repeat + 1, repeats)
+            run = cross_validate_paths(images, truth, patients, labels, run_config, folds,
+                                       progress=progress, with_convnext=with_convnext,
+                                       workers=workers, features=features)  # fmt: skip
+            run_nested = nested_scores(truth, labels, run.probabilities, patients,
+                                       run.vote_margin, run.vote_abstain, run.fold,
+                                       folds=CHOICE_FOLDS, seed=run_config.seed)  # fmt: skip
+            for path, probs in {**run.probabilities, "combined": run_nested["combined"]}.items():
+                hits = probs.argmax(axis=1) == np.asarray([labels.index(t) for t in truth])
+                accuracy.setdefault(path, []).append(float(hits.mean()))
+            if repeat == 0:
+                oof, nested = run, run_nested
         for path in oof.probabilities:
             paths[path] = density_metrics(truth, oof.predicted(path), labels, patients=patients)
-        nested = nested_scores(
-            truth,
-            labels,
-            oof.probabilities,
-            patients,
-            oof.vote_margin,
-            oof.vote_abstain,
-            oof.fold,
-            folds=CHOICE_FOLDS,
-            seed=config.seed,
-        )
         combined = nested.pop("combined")
         probabilities = {**oof.probabilities, "combined": combined}
         paths["combined"] = density_metrics(
             truth, [labels[int(i)] for i in combined.argmax(axis=1)], labels, patients=patients
         )
+        result["nested"] = nested
+        if repeats > 1:
+            result["repeats"] = _spread(accuracy, config.seed)
         mode = f"{folds}-fold patient cross-validation"
         result["nested"] = nested
     first = next(iter(paths.values()))
@@ -324,6 +333,16 @@ def evaluate_density(
             "n": first["n"], "labels": first["labels"], "majority_rate": first["majority_rate"],
             "paths": paths, "exams": exam_metrics(rows, probabilities, labels),
             **result}  # fmt: skip
+
+
+def _spread(accuracy: dict[str, list[float]], seed: int) -> dict[str, Any]:
+    """Each path's accuracy per repeat (fold seeds ``seed``, ``seed + 1``, …), mean and sd."""
+    return {
+        "seeds": [seed + r for r in range(len(next(iter(accuracy.values()))))],
+        "paths": {path: {"accuracy": values, "mean": float(np.mean(values)),
+                         "sd": float(np.std(values, ddof=1))}
+                  for path, values in accuracy.items()},
+    }  # fmt: skip
 
 
 def _opinion(

@@ -10,6 +10,7 @@ between embedders is read from their capabilities (:class:`~mammosearch.embeddin
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from mammosearch.accel import parallel_map
 from mammosearch.embeddings import Embedder, FittedEmbedder
 from mammosearch.errors import InputError, InvalidDicomError, PHILeakError, ReportParseError
 from mammosearch.imaging import MammoImage, prepare_image, quarantine_reason, read_image
@@ -188,12 +190,21 @@ def embedder_info(embedder: Embedder, stats: dict[str, list[float]] | None = Non
     )
 
 
-def image_inputs(embedder: Embedder, images: Sequence[NDArray[np.float32]]) -> list[NDArray[Any]]:
+def image_inputs(
+    embedder: Embedder, images: Sequence[NDArray[np.float32]], workers: int = 1
+) -> list[NDArray[Any]]:
     """What :func:`embed_inputs` takes for prepared images: the features of an embedder fitted
-    on its index (the costly part, done once per image), else the images themselves."""
+    on its index (the costly part, done once per image; by ``workers`` processes), else the
+    images themselves."""
     if isinstance(embedder, FittedEmbedder):
-        return list(embedder.features(images))
+        one = functools.partial(_features_of_one, embedder)
+        return list(parallel_map(one, images, workers=workers))
     return list(images)
+
+
+def _features_of_one(embedder: FittedEmbedder, image: NDArray[np.float32]) -> NDArray[Any]:
+    row: NDArray[Any] = embedder.features([image])[0]
+    return row
 
 
 def embed_inputs(embedder: Embedder, inputs: Sequence[NDArray[Any]]) -> NDArray[np.float32]:

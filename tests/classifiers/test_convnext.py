@@ -204,6 +204,35 @@ def test_cli_train_and_evaluate(tmp_path: Path) -> None:
     assert "assess policy: " in trained.output and "within one standard error" in trained.output
 
 
+def test_evaluate_density_repeats_are_runs_with_the_next_fold_seeds(tmp_path: Path) -> None:
+    """``--repeats 2`` reports every path's accuracy of the run with ``--seed`` and of the run
+    with ``--seed`` + 1, each as the single run with that seed gives it, and their mean."""
+    (tmp_path / "img").mkdir()
+    rows = []
+    for i in range(24):
+        breast_png(tmp_path / "img" / f"{i}.png", 0.1 + 0.3 * (i % 3), i)
+        rows.append({"image": f"img/{i}.png", "case_id": f"c{i}", "patient_id": f"p{i // 2}",
+                     "density": "FGD"[i % 3]})  # fmt: skip
+    write_manifest(tmp_path / "m.csv", rows)
+    runner = CliRunner()
+    base = ["evaluate", "density", str(tmp_path / "m.csv"), "--folds", "3", "--no-convnext",
+            "--json"]  # fmt: skip
+    runs = [json.loads(runner.invoke(app, [*base, "--seed", seed]).stdout) for seed in ("3", "4")]
+    repeated = runner.invoke(app, [*base, "--seed", "3", "--repeats", "2"])
+    assert repeated.exit_code == 0, repeated.output
+    data = json.loads(repeated.stdout)
+    assert data["repeats"]["seeds"] == [3, 4]
+    assert set(data["repeats"]["paths"]) == {"probe", "vote", "combined"}
+    for path, scores in data["repeats"]["paths"].items():
+        single = [run["paths"][path]["accuracy"] for run in runs]
+        assert scores["accuracy"] == pytest.approx(single)
+        assert scores["mean"] == pytest.approx(np.mean(single))
+        assert scores["sd"] == pytest.approx(np.std(single, ddof=1))
+    assert data["paths"] == runs[0]["paths"]  # the detailed figures are the first run's
+    table = runner.invoke(app, base[:-1] + ["--repeats", "2"])
+    assert "repeated cross-validation (fold seeds 0, 1)" in table.stdout, table.output
+
+
 class _Payload:
     """Pickles to a call of ``Path.touch``: what a booby-trapped checkpoint would run."""
 

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from mammosearch.embeddings import create_embedder, list_embedders
-from mammosearch.embeddings.radiomics import RadiomicsEmbedder
+from mammosearch.embeddings.radiomics import (
+    GROUPS,
+    RadiomicsEmbedder,
+    _run_statistics,
+    group_slices,
+)
 from mammosearch.errors import ConfigError, RegistryError
 from mammosearch.imaging import prepare_image, read_image
 from tests.conftest import shared_path
@@ -45,9 +50,44 @@ def test_density_signal_orders_neighbours() -> None:
     assert int(np.argmax(vectors @ query)) in (4, 5)
 
 
+def test_feature_groups_tile_the_vector() -> None:
+    slices = group_slices()
+    assert list(slices) == ["intensity", "density", "glcm", "runlength", "lbp"]
+    assert [s.start for s in slices.values()] == [0, 31, 46, 81, 123]
+    assert slices["lbp"].stop == RadiomicsEmbedder().dim == sum(GROUPS.values()) == 207
+
+
+def test_run_length_statistics_by_hand() -> None:
+    """Rows 1 1 2 2 and 2 3 3 · (· = outside the breast): runs of lengths 2, 2, 1, 2 at grey
+    levels 1, 2, 2, 3 over 7 breast pixels; the 2 2 that ends the first row and the 2 that
+    starts the second are two runs, not one."""
+    grey = np.array([[1, 1, 2, 2], [2, 3, 3, 0]], dtype=np.uint8)
+    expected = [
+        (1 / 4 + 1 / 4 + 1 + 1 / 4) / 4,  # short-run emphasis: mean of 1/length²
+        (4 + 4 + 1 + 4) / 4 / 4,  # long-run emphasis: mean of length², per row width
+        (1 + 2**2 + 1) / 4**2,  # grey-level non-uniformity: runs per level, as a share
+        (1 + 3**2) / 4**2,  # run-length non-uniformity: one run of length 1, three of 2
+        4 / 7,  # run percentage: runs per breast pixel
+        (1 + 1 / 4 + 1 / 4 + 1 / 9) / 4,  # low grey-level run emphasis: mean of 1/level²
+        (1 + 4 + 4 + 9) / 4 / 16**2,  # high grey-level run emphasis, per the top level²
+    ]
+    np.testing.assert_allclose(_run_statistics(grey), expected, rtol=1e-12)
+    # down the columns (1 2, 1 3, 2 3, 2 ·) every breast pixel is a run of its own
+    assert _run_statistics(grey.T)[4] == pytest.approx(1.0)
+    assert _run_statistics(np.zeros((3, 3), dtype=np.uint8)).tolist() == [0.0] * 7
+
+
+def test_dense_fraction_grows_with_density() -> None:
+    """The density group's fractions rise with the phantom's dense share."""
+    features = RadiomicsEmbedder().features([breast(d, 3) for d in (0.1, 0.5, 0.9)])
+    dense = features[:, group_slices()["density"]]
+    otsu_fraction = dense[:, 9]  # after 4 scaled levels, 4 mean + k·sd levels, Otsu itself
+    assert otsu_fraction[0] < otsu_fraction[1] < otsu_fraction[2]
+
+
 def test_lbp_histograms_at_three_scales() -> None:
     features = RadiomicsEmbedder().features([breast(0.3)])[0]
-    assert features.shape == (139,)
+    assert features.shape == (207,)
     sizes = [10, 18] * 3  # P8R1 and P16R2 uniform codes at 256, 128 and 64 px
     cuts = np.cumsum([0, *sizes])
     hists = [features[-84:][a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]

@@ -6,27 +6,51 @@ per finding, :data:`FINDING_COLUMNS`), joined on ``report_id = id``. Column name
 are declared here once; Parquet files carry them as their Arrow schema
 (:func:`~._tables.arrow_schema`), CSV files in this order (:mod:`._tables`: streamed, written
 whole or not at all). docs/CLI.md lists the columns and what is not represented.
+
+The normalize job never goes through JSON for its tables: :class:`TableRows` (picklable) is
+handed to the normalizer, whose worker processes flatten each record they build into its rows
+and encode the cells (:class:`~._tables.CellEncoder`), so that the parent process only appends
+them to the tables' batches (:func:`write_table_lines`). The Ray engine's shards hold JSON
+lines (they make the job resumable), which its driver flattens with the same :class:`TableRows`;
+:func:`write_report_tables` does the same for records or a JSON Lines file.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from mammosearch.pipeline._tables import Column, TableWriter, check_table_format, commit_tables
+from mammosearch.nlp.normalizer import ReportLine
+from mammosearch.pipeline._tables import (
+    CellEncoder,
+    Column,
+    TableWriter,
+    check_table_format,
+    commit_tables,
+    table_format,
+)
+from mammosearch.pipeline.records import NormalizeSummary
+from mammosearch.pipeline.reports import count_lines, write_report_lines
 from mammosearch.records import FindingType, Laterality
 
 __all__ = [
     "FINDING_COLUMNS",
     "PHI_KINDS",
     "REPORT_COLUMNS",
+    "ReportRows",
+    "TableRows",
     "findings_table_path",
     "flatten_report",
+    "json_loads",
+    "table_rows",
+    "write_normalized",
     "write_report_tables",
+    "write_table_lines",
 ]
 
 logger = logging.getLogger(__name__)
@@ -186,8 +210,43 @@ def _finding_row(report_id: str, number: int, finding: Mapping[str, Any]) -> dic
 
 # --- writers -----------------------------------------------------------------------------------
 
+# one report's rows, encoded: its reports-table cells and its findings-table cells
+ReportRows = tuple[Sequence[Any], list[Sequence[Any]]]
 
-def _json_loads() -> Callable[[bytes], Any]:
+_REPORT_NAMES = tuple(name for name, _ in REPORT_COLUMNS)
+_FINDING_NAMES = tuple(name for name, _ in FINDING_COLUMNS)
+
+
+class TableRows:
+    """A normalized report's JSON form → its encoded rows (:data:`ReportRows`) for one format.
+
+    Picklable: the normalize job hands it to the normalizer's worker processes
+    (:meth:`~mammosearch.nlp.Normalizer.normalize_lines`' ``rows``), which flatten and encode
+    in parallel.
+
+    Args:
+        fmt: ``parquet`` or ``csv``.
+    """
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self.reports = CellEncoder(REPORT_COLUMNS, fmt)
+        self.findings = CellEncoder(FINDING_COLUMNS, fmt)
+
+    def __call__(self, record: Mapping[str, Any]) -> ReportRows:
+        """The rows of one record (see :func:`flatten_report`, which raises ``ValueError``)."""
+        row, rows = flatten_report(record)
+        report = self.reports(tuple([row[name] for name in _REPORT_NAMES]))
+        return report, [self.findings(tuple([f[name] for name in _FINDING_NAMES])) for f in rows]
+
+
+def table_rows(output_path: Path) -> TableRows | None:
+    """The :class:`TableRows` of an output named ``.parquet`` or ``.csv``, else ``None``."""
+    fmt = table_format(output_path)
+    return TableRows(fmt) if fmt is not None else None
+
+
+def json_loads() -> Callable[[str | bytes], Any]:
     """orjson's ``loads`` (Gradio's dependency, several times faster), else json's."""
     try:
         import orjson
@@ -197,11 +256,34 @@ def _json_loads() -> Callable[[bytes], Any]:
 
 
 def _iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    loads = _json_loads()
+    loads = json_loads()
     with path.open("rb") as handle:
         for line in handle:
             if line.strip():
                 yield loads(line)
+
+
+class _Tables:
+    """The reports and findings tables of one job, committed together (or discarded)."""
+
+    def __init__(self, output_path: Path, fmt: str, stack: ExitStack) -> None:
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+        self.reports = TableWriter(output_path, REPORT_COLUMNS, fmt)
+        stack.callback(self.reports.discard)
+        self.findings = TableWriter(findings_table_path(output_path), FINDING_COLUMNS, fmt)
+        stack.callback(self.findings.discard)
+
+    def add(self, rows: ReportRows) -> None:
+        report, findings = rows
+        self.reports.append(report)
+        for finding in findings:
+            self.findings.append(finding)
+
+    def commit(self) -> tuple[int, int]:
+        commit_tables((self.reports, self.findings))
+        logger.debug("tables: %d reports, %d findings (%s)", self.reports.count,
+                     self.findings.count, self.reports.fmt)  # fmt: skip
+        return self.reports.count, self.findings.count
 
 
 def write_report_tables(
@@ -224,17 +306,45 @@ def write_report_tables(
     """
     fmt = check_table_format(output_path)
     source = _iter_jsonl(records) if isinstance(records, Path) else records
-    output_path.parent.mkdir(parents=True, exist_ok=True)
+    rows = TableRows(fmt)
     with ExitStack() as stack:
-        reports = TableWriter(output_path, REPORT_COLUMNS, fmt)
-        stack.callback(reports.discard)
-        findings = TableWriter(findings_table_path(output_path), FINDING_COLUMNS, fmt)
-        stack.callback(findings.discard)
+        tables = _Tables(output_path, fmt, stack)
         for record in source:
-            row, rows = flatten_report(record)
-            reports.write(row)
-            for finding in rows:
-                findings.write(finding)
-        commit_tables((reports, findings))
-    logger.debug("tables: %d reports, %d findings (%s)", reports.count, findings.count, fmt)
-    return reports.count, findings.count
+            tables.add(rows(record))
+        return tables.commit()
+
+
+def write_table_lines(
+    lines: Iterable[ReportLine], output_path: Path, *, progress: bool = False
+) -> NormalizeSummary:
+    """Write normalized report lines that carry their rows (``line.rows``, made by
+    :class:`TableRows` of this output's format) as the two tables, atomically, and count them.
+
+    The normalize job's table writer, for both engines.
+
+    Raises:
+        InputError: The output is not ``.parquet`` or ``.csv``, or pyarrow is missing.
+        ValueError: A line carries no rows.
+    """
+    fmt = check_table_format(output_path)
+    summary = NormalizeSummary()
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        tables = _Tables(output_path, fmt, stack)
+        for line in count_lines(lines, summary, progress=progress, stack=stack):
+            if line.rows is None:
+                raise ValueError("a report line carries no table rows")
+            tables.add(line.rows)
+        tables.commit()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def write_normalized(
+    lines: Iterable[ReportLine], output_path: Path, *, progress: bool = False
+) -> NormalizeSummary:
+    """The normalize job's output: tables for ``.parquet`` / ``.csv`` (:func:`write_table_lines`),
+    JSON Lines otherwise (:func:`~.reports.write_report_lines`)."""
+    if table_format(output_path) is not None:
+        return write_table_lines(lines, output_path, progress=progress)
+    return write_report_lines(lines, output_path, progress=progress)

@@ -19,7 +19,7 @@ from mammosearch.cli import app
 from mammosearch.config import load_settings
 from mammosearch.errors import InputError
 from mammosearch.pipeline import export_fhir, normalize_reports, report_bundle, sample_reports_dir
-from mammosearch.pipeline.fhir import LOCAL_SYSTEM, SNOMED
+from mammosearch.pipeline.fhir import LOCAL_SYSTEM, LOINC, SNOMED
 from tests.conftest import PHI_CANARY, SHARED_DATA
 
 pytest.importorskip("fhir.resources")
@@ -34,6 +34,13 @@ CORPORA = {
     "paraguay-es": ("reports-real", "paraguay-es", "texts"),
 }
 MODELS = {"DiagnosticReport": DiagnosticReport, "Observation": Observation}
+# (finding type, asymmetry descriptor) → its SNOMED CT code (docs/CLI.md); the rest are local
+FINDING_SNOMED = {
+    ("mass", None): {"129788004"},
+    ("calcification", None): {"697944008"},
+    ("architectural_distortion", None): {"129792006"},
+    ("asymmetry", "focal"): {"129789007"},
+}
 
 
 @pytest.fixture(scope="module", params=list(CORPORA))
@@ -67,6 +74,8 @@ def test_every_report_is_a_valid_bundle(normalized: Path, tmp_path: Path) -> Non
         report, observations = resources[0], resources[1:]
         assert report["resourceType"] == "DiagnosticReport"
         assert report["identifier"][0]["value"] == record["id"]
+        assert _codes(report["code"], LOINC) == {"10193-1"}
+        assert _codes(report["code"], LOCAL_SYSTEM) == {"mammography-report"}
         urls = {e["fullUrl"] for e in data["entry"][1:]}
         assert {r["reference"] for r in report.get("result", ())} == urls
         assert "presentedForm" not in report  # no text unless it was scrubbed
@@ -82,6 +91,8 @@ def test_every_report_is_a_valid_bundle(normalized: Path, tmp_path: Path) -> Non
                                                    for c in o["code"]["coding"])]  # fmt: skip
         for finding, obs in zip(present, findings, strict=True):
             assert _codes(obs["code"], LOCAL_SYSTEM) == {f"finding-{finding['type']}"}
+            assert _codes(obs["code"], SNOMED) == FINDING_SNOMED.get(
+                (finding["type"], finding["descriptors"]["asymmetry"]), set())  # fmt: skip
             assert obs["note"] == [{"text": finding["evidence"]["text"]}]
             side = {"left": "80248007", "right": "73056007", "bilateral": "63762007"}
             if finding["laterality"]:
@@ -110,6 +121,35 @@ def test_codes_of_density_and_birads() -> None:
     assert _codes(birads["valueCodeableConcept"], SNOMED) == set()  # 4A: a local code only
     assert _codes(birads["valueCodeableConcept"], LOCAL_SYSTEM) == {"birads-4A"}
     assert _codes(right["valueCodeableConcept"], SNOMED) == {"397145000"}
+
+
+def _finding(kind: str, asymmetry: str | None = None) -> dict[str, Any]:
+    return {"type": kind, "laterality": None, "negated": False, "uncertain": False,
+            "historical": False, "evidence": {"text": kind, "start": 0, "end": len(kind)},
+            "descriptors": {"shape": [], "margin": [], "mass_density": [], "calc_morphology": [],
+                            "calc_distribution": [], "asymmetry": asymmetry, "size_mm": None},
+            "location": {"quadrant": None, "clock": None, "depth": None}}  # fmt: skip
+
+
+def test_codes_of_the_report_and_of_findings() -> None:
+    kinds = [("mass", None), ("calcification", None), ("architectural_distortion", None),
+             ("asymmetry", "focal"), ("asymmetry", "global"), ("lymph_node", None)]  # fmt: skip
+    record = {"id": "r", "density": None, "density_by_side": {}, "birads": None,
+              "birads_by_side": {}, "findings": [_finding(*k) for k in kinds],
+              "standardized_text": "s", "warnings": [], "error": None, "recommendation": None,
+              "language": "en"}  # fmt: skip
+    resources = [e["resource"] for e in report_bundle(record, subject="Patient/1")["entry"]]
+    report, findings = resources[0], resources[1:]
+    assert report["code"]["coding"][0] == {
+        "system": LOINC,
+        "code": "10193-1",
+        "display": "Physical findings of Breasts Narrative",
+    }
+    codes = [_codes(obs["code"], SNOMED) for obs in findings]
+    assert codes == [{"129788004"}, {"697944008"}, {"129792006"}, {"129789007"}, set(), set()]
+    assert [_codes(obs["code"], LOCAL_SYSTEM) for obs in findings] == [
+        {f"finding-{kind}"} for kind, _ in kinds
+    ]  # the local code stays beside the standard one
 
 
 def test_only_scrubbed_text_travels(tmp_path: Path) -> None:

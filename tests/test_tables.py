@@ -28,6 +28,7 @@ from mammosearch.pipeline import (
 from mammosearch.pipeline._tables import TableWriter, arrow_schema
 from mammosearch.pipeline.tables import PHI_KINDS, findings_table_path, flatten_report
 from mammosearch.records import FindingType, Laterality
+from mammosearch.samples.reports import generate_reports
 from tests.conftest import SHARED_DATA
 
 pa = pytest.importorskip("pyarrow")
@@ -225,6 +226,34 @@ def test_normalize_writes_the_same_tables_and_pandas_and_duckdb_load_them(tmp_pa
             assert pq.read_table(out).equals(pq.read_table(expected))
             assert pq.read_table(findings_table_path(out)).equals(
                 pq.read_table(findings_table_path(expected)))  # fmt: skip
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_jobs_tables_are_its_json_lines_converted(tmp_path: Path, workers: int) -> None:
+    """The job's workers flatten each record into its rows with no JSON in between: its tables
+    are, byte for byte (CSV) and value for value (Parquet), those its JSON Lines convert to."""
+    source = tmp_path / "reports.jsonl"
+    with source.open("w", encoding="utf-8") as handle:
+        for report in generate_reports(120, seed=5):
+            handle.write(json.dumps({"id": report.truth["id"], "text": report.text}) + "\n")
+        handle.write('{"id": "broken", "text": 3}\nnot json\n')  # two rows with an error
+    settings = load_settings()
+    lines = tmp_path / "n.jsonl"
+    normalize_reports(source, lines, settings=settings, workers=workers, scrub=True)
+    for fmt in ("parquet", "csv"):
+        expected = tmp_path / "expected" / f"reports.{fmt}"
+        write_report_tables(lines, expected)
+        out = tmp_path / "job" / f"reports.{fmt}"
+        summary = normalize_reports(source, out, settings=settings, workers=workers, scrub=True)
+        assert (summary.total, summary.failed) == (122, 2)
+        for job, converted in ((out, expected), (findings_table_path(out),
+                                                 findings_table_path(expected))):  # fmt: skip
+            if fmt == "csv":
+                assert job.read_bytes() == converted.read_bytes()
+            else:
+                assert pq.read_table(job).equals(pq.read_table(converted))
+    findings = pq.read_table(findings_table_path(tmp_path / "job" / "reports.parquet"))
+    assert findings.num_rows > 120 and any(findings.column("margin").to_pylist())
 
 
 def test_a_report_with_an_error_is_a_row(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ errors), cuts it into shards and puts the shards that are not done yet into the 
 Ray Data runs them through a pool of :class:`NormalizeActor` (one report engine per actor),
 and the driver writes each shard's JSON lines as a Parquet file as soon as all its rows are
 back. The output file is then written from the shards in input order by the same writer as
-the local engine (:func:`mammosearch.pipeline.reports.write_report_lines`).
+the local engine (:func:`mammosearch.pipeline.tables.write_normalized`). For tables the driver
+flattens each shard line into its rows (:class:`~mammosearch.pipeline.tables.TableRows`, as the
+local engine's workers do), since the shards keep JSON lines so that a job can resume.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from mammosearch.errors import RecordedError
 from mammosearch.nlp import Normalizer
 from mammosearch.nlp.normalizer import ReportLine
 from mammosearch.pipeline.records import NormalizeSummary
-from mammosearch.pipeline.reports import iter_report_inputs, write_report_lines
+from mammosearch.pipeline.reports import iter_report_inputs
+from mammosearch.pipeline.tables import json_loads, table_rows, write_normalized
 
 __all__ = ["NormalizeActor", "normalize_on_ray"]
 
@@ -133,6 +136,17 @@ def _read_lines(store: ShardStore) -> Iterator[ReportLine]:
             yield ReportLine(_decode(line), *rest)
 
 
+def _with_rows(lines: Iterator[ReportLine], output_path: Path) -> Iterator[ReportLine]:
+    """The lines, each with its table rows when ``output_path`` is a table."""
+    rows = table_rows(output_path)
+    if rows is None:
+        yield from lines
+        return
+    loads = json_loads()
+    for line in lines:
+        yield line._replace(json="", rows=rows(loads(line.json)))
+
+
 def normalize_on_ray(
     input_path: Path,
     output_path: Path,
@@ -184,7 +198,8 @@ def normalize_on_ray(
                 results.iter_batches(batch_format="pandas", batch_size=None), expected, store,
                 _lines_table, crash_after=options.crash_after_shards,
             )  # fmt: skip
-    summary = write_report_lines(_read_lines(store), output_path, progress=progress)
+    lines = _with_rows(_read_lines(store), output_path)
+    summary = write_normalized(lines, output_path, progress=progress)
     summary.seconds = time.perf_counter() - started
     summary.shards = counts
     store.close()

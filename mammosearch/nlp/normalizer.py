@@ -5,7 +5,9 @@ bytes into normalized reports. :meth:`Normalizer.normalize_many` streams any
 number of reports through worker processes in input order, with bounded memory; a report that
 cannot be read or parsed becomes a record with ``error`` set, and the stream goes on.
 :meth:`Normalizer.normalize_lines` also scrubs PHI (:mod:`.scrub`) in the same workers, for
-``normalize --scrub`` on either engine.
+``normalize --scrub`` on either engine, and serialises each record there: as a JSON line, or
+through a function the caller gives (``rows``: the pipeline's table rows), so that the parent
+process only writes.
 """
 
 from __future__ import annotations
@@ -153,11 +155,12 @@ class Normalizer:
         n_process: int = 1,
         batch_size: int = 64,
         scrub: bool = False,
+        rows: Callable[[dict[str, Any]], Any] | None = None,
     ) -> Iterator[ReportLine]:
         """Like :meth:`normalize_many`, but each report as one JSON line with a summary.
 
-        For batch jobs that write JSON Lines: the workers scrub (with ``scrub``), normalize and
-        serialise, so the parent process only writes.
+        For batch jobs that write JSON Lines or tables: the workers scrub (with ``scrub``),
+        normalize and serialise, so the parent process only writes.
 
         Args:
             items: Report texts, or ``(id, text | bytes | exception)`` pairs.
@@ -168,39 +171,50 @@ class Normalizer:
                 report, which the evidence spans index) and ``phi`` (spans replaced, by kind).
                 A report that failed to read or is longer than ``max_chars`` is not scrubbed
                 (its line carries the error and no text).
+            rows: Instead of a JSON line, apply this to each record's JSON form (picklable: it
+                runs in the workers); its result is the line's ``rows`` and ``json`` is empty.
 
         Yields:
             One line per input, in input order.
         """
         if n_process <= 1:
             for item in items:
-                yield self.normalize_line(item, scrub=scrub)
+                yield self.normalize_line(item, scrub=scrub, rows=rows)
             return
-        yield from self._parallel(items, n_process, batch_size, partial(_work_lines, scrub=scrub))
+        work = partial(_work_lines, scrub=scrub, rows=rows)
+        yield from self._parallel(items, n_process, batch_size, work)
 
-    def normalize_line(self, item: ReportInput, *, scrub: bool = False) -> ReportLine:
-        """One input as a JSON line (see :meth:`normalize_lines`); never raises for a bad
-        report, and never normalizes a report that failed to scrub."""
+    def normalize_line(
+        self,
+        item: ReportInput,
+        *,
+        scrub: bool = False,
+        rows: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> ReportLine:
+        """One input as a JSON line, or as ``rows`` of its JSON form (see
+        :meth:`normalize_lines`); never raises for a bad report, and never normalizes a report
+        that failed to scrub."""
         rid, payload = item if isinstance(item, tuple) else (None, item)
         if not scrub or isinstance(payload, Exception):
-            return _line(self.normalize_safe(item))
+            return _line(self.normalize_safe(item), rows=rows)
         warning = None
         if isinstance(payload, bytes):
             try:
                 payload, warning = decode_report_bytes(payload)
             except ReportParseError as e:  # not text: the record carries the error
-                return _line(NormalizedReport.failed(rid or "unknown", _describe(e)))
+                return _line(NormalizedReport.failed(rid or "unknown", _describe(e)), rows=rows)
         if not isinstance(payload, str) or len(payload) > self.max_chars:
-            return _line(self.normalize_safe(payload if rid is None else (rid, payload)))
+            report = self.normalize_safe(payload if rid is None else (rid, payload))
+            return _line(report, rows=rows)
         try:
             scrubbed = _scrub(payload)
         except Exception as e:  # one bad report never stops a batch, nor leaves unscrubbed
             logger.error("unexpected %s while scrubbing a report", type(e).__name__)
-            return _line(NormalizedReport.failed(rid or "unknown", _describe(e)))
+            return _line(NormalizedReport.failed(rid or "unknown", _describe(e)), rows=rows)
         report = self.normalize_safe(scrubbed.text if rid is None else (rid, scrubbed.text))
         if warning and report.error is None:  # how the bytes were read, as without --scrub
             report = replace(report, warnings=(warning, *report.warnings))
-        return _line(report, scrubbed)
+        return _line(report, scrubbed, rows=rows)
 
     def _parallel(
         self,
@@ -231,25 +245,33 @@ class Normalizer:
 
 
 class ReportLine(NamedTuple):
-    """A normalized report as a JSON line, with what a job summary counts."""
+    """A normalized report as a JSON line (or as the rows a caller asked for), with what a job
+    summary counts."""
 
     json: str
     error: str | None
     has_density: bool
     has_birads: bool
     language: str | None
+    rows: Any = None
 
 
-def _line(report: NormalizedReport, scrubbed: ScrubResult | None = None) -> ReportLine:
+def _line(
+    report: NormalizedReport,
+    scrubbed: ScrubResult | None = None,
+    *,
+    rows: Callable[[dict[str, Any]], Any] | None = None,
+) -> ReportLine:
     data = report.to_dict()
     if scrubbed is not None:  # the text the evidence spans index, and what was replaced
         data.update(text=scrubbed.text, phi=scrubbed.counts)
     return ReportLine(
-        json.dumps(data, ensure_ascii=False),
+        json.dumps(data, ensure_ascii=False) if rows is None else "",
         report.error,
         report.density is not None,
         report.birads is not None,
         report.language,
+        None if rows is None else rows(data),
     )
 
 
@@ -282,7 +304,9 @@ def _work_dicts(batch: list[ReportInput]) -> list[dict[str, Any]]:
     return [_WORKER.normalize_safe(item).to_dict() for item in batch]
 
 
-def _work_lines(batch: list[ReportInput], *, scrub: bool) -> list[ReportLine]:
+def _work_lines(
+    batch: list[ReportInput], *, scrub: bool, rows: Callable[[dict[str, Any]], Any] | None
+) -> list[ReportLine]:
     if _WORKER is None:  # pragma: no cover - set by the initializer
         raise RuntimeError("worker not initialised")
-    return [_WORKER.normalize_line(item, scrub=scrub) for item in batch]
+    return [_WORKER.normalize_line(item, scrub=scrub, rows=rows) for item in batch]

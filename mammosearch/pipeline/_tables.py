@@ -6,6 +6,11 @@ A table is declared as ``(name, type)`` columns with Arrow's type names (``strin
 its name only when all are complete. In CSV, list columns are joined (``warnings`` with
 ``" | "``, every other with ``"|"``), booleans are ``true``/``false`` and a missing value is an
 empty cell.
+
+A row is held as its cells in column order, as :class:`CellEncoder` makes them: the values
+themselves for Parquet (a batch becomes one Arrow array per column), the CSV cells for CSV. The
+encoder is a small picklable object, so that the processes that make the rows (the normalize
+job's workers) also encode them, and the writer only appends (:meth:`TableWriter.append`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from mammosearch.pipeline.parquet import pyarrow_modules
 __all__ = [
     "BATCH_ROWS",
     "TABLE_SUFFIXES",
+    "CellEncoder",
     "Column",
     "TableWriter",
     "arrow_schema",
@@ -60,13 +66,51 @@ def arrow_schema(columns: Sequence[Column]) -> Any:
     return pa.schema([pa.field(name, types[kind]) for name, kind in columns])
 
 
+class CellEncoder:
+    """A row's values (in column order) → the cells a :class:`TableWriter` holds.
+
+    For Parquet the values as they are; for CSV the list and bool columns as text (a missing
+    value is left ``None``, which the csv module writes as an empty cell). Picklable, so that
+    worker processes encode the rows they make.
+
+    Args:
+        columns: The table's columns.
+        fmt: ``parquet`` or ``csv``.
+    """
+
+    def __init__(self, columns: Sequence[Column], fmt: str) -> None:
+        self.fmt = fmt
+        self._lists = tuple(
+            (i, _LIST_JOIN.get(name, "|"))
+            for i, (name, kind) in enumerate(columns)
+            if kind.startswith("list")
+        )
+        self._bools = tuple(i for i, (_, kind) in enumerate(columns) if kind == "bool")
+
+    def __call__(self, values: list[Any]) -> list[Any]:
+        """The cells of one row (``values``: one per column, in order; for CSV changed in
+        place)."""
+        cells = values
+        if self.fmt == "parquet":
+            return cells
+        for i, joiner in self._lists:
+            if cells[i] is not None:
+                cells[i] = joiner.join(cells[i])
+        for i in self._bools:
+            if cells[i] is not None:
+                cells[i] = "true" if cells[i] else "false"
+        return cells
+
+
 class TableWriter:
     """Rows of one declared table, streamed to a temporary file in batches (Parquet or CSV)."""
 
     def __init__(self, path: Path, columns: Sequence[Column], fmt: str) -> None:
         self.path, self.columns, self.fmt = path, tuple(columns), fmt
+        self.names = tuple(name for name, _ in self.columns)
+        self.encode = CellEncoder(self.columns, fmt)
         self.partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        self.rows: list[Mapping[str, Any]] = []
+        self.rows: list[Sequence[Any]] = []
         self.count = 0
         self._parquet: Any = None
         self._handle: Any = None
@@ -78,15 +122,15 @@ class TableWriter:
         else:
             self._handle = self.partial.open("w", encoding="utf-8", newline="")
             self._csv = csv.writer(self._handle)
-            self._csv.writerow([name for name, _ in self.columns])
-            self._lists = {
-                n: _LIST_JOIN.get(n, "|") for n, kind in self.columns if kind.startswith("list")
-            }
-            self._bools = {n for n, kind in self.columns if kind == "bool"}
+            self._csv.writerow(self.names)
 
     def write(self, row: Mapping[str, Any]) -> None:
         """Add one row (a value for every column); a full batch is written out."""
-        self.rows.append(row)
+        self.append(self.encode([row[name] for name in self.names]))
+
+    def append(self, cells: Sequence[Any]) -> None:
+        """Add one row as :attr:`encode` made it (in this process or in a worker)."""
+        self.rows.append(cells)
         if len(self.rows) >= BATCH_ROWS:
             self.flush()
 
@@ -97,25 +141,13 @@ class TableWriter:
         self.count += len(self.rows)
         if self._parquet is not None:
             pa, _ = pyarrow_modules()
-            batch = pa.RecordBatch.from_pylist(self.rows, schema=self._schema)
-            self._parquet.write_batch(batch)
+            columns = zip(*self.rows, strict=True)
+            arrays = [pa.array(values, type=field.type)
+                      for values, field in zip(columns, self._schema, strict=True)]  # fmt: skip
+            self._parquet.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
         else:
-            self._csv.writerows(self._csv_row(r) for r in self.rows)
+            self._csv.writerows(self.rows)
         self.rows = []
-
-    def _csv_row(self, row: Mapping[str, Any]) -> list[Any]:
-        out = []
-        for name, _ in self.columns:
-            value = row[name]
-            if value is None:
-                out.append("")
-            elif name in self._lists:
-                out.append(self._lists[name].join(value))
-            elif name in self._bools:
-                out.append("true" if value else "false")
-            else:
-                out.append(value)
-        return out
 
     def close(self) -> None:
         """Write what is left and close the temporary file (it stays at its temporary name)."""

@@ -10,7 +10,9 @@
 Both run the same stages (:mod:`.stages`) and hand the jobs the same records, so the outputs
 are the same whichever engine ran. A report of ``normalize`` (``--scrub`` included) goes
 through :meth:`~mammosearch.nlp.Normalizer.normalize_lines` on both: in this machine's worker
-processes, or in the Ray actors.
+processes, or in the Ray actors. For tables (``-o OUT.parquet`` / ``.csv``) the local engine's
+workers also flatten each record into its table rows (:class:`~.tables.TableRows`), so that no
+JSON is written or read; the Ray engine flattens the JSON lines of its shards in the driver.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from mammosearch.embeddings import Embedder, FittedEmbedder
 from mammosearch.nlp import Normalizer
 from mammosearch.pipeline.journal import Journal
 from mammosearch.pipeline.records import ManifestRow, NormalizeSummary, PreparedRow
-from mammosearch.pipeline.reports import iter_report_inputs, write_report_lines
+from mammosearch.pipeline.reports import iter_report_inputs
 from mammosearch.pipeline.stages import prepare_row
+from mammosearch.pipeline.tables import table_rows, write_normalized
 
 __all__ = ["Engine", "LocalEngine", "PreparedRows", "RayEngine", "RowJob", "get_engine"]
 
@@ -94,7 +97,8 @@ class Engine(Protocol):
         self, input_path: Path, output_path: Path, *, settings: Settings, workers: int | None,
         id_column: str, text_column: str, progress: bool, scrub: bool,
     ) -> NormalizeSummary:  # fmt: skip
-        """Normalize every report of ``input_path`` into JSON Lines at ``output_path``."""
+        """Normalize every report of ``input_path`` into JSON Lines at ``output_path`` (or
+        tables, for ``.parquet`` and ``.csv``: :func:`~.tables.write_normalized`)."""
         ...
 
     def prepare(self, rows: Sequence[ManifestRow], out: Path, job: RowJob) -> PreparedRows:
@@ -156,13 +160,14 @@ class LocalEngine:
         self, input_path: Path, output_path: Path, *, settings: Settings, workers: int | None,
         id_column: str, text_column: str, progress: bool, scrub: bool,
     ) -> NormalizeSummary:  # fmt: skip
-        """Normalize (and with ``scrub``, scrub) with ``workers`` processes; see
+        """Normalize (and with ``scrub``, scrub) with ``workers`` processes, which also serialise
+        each record (a JSON line, or its table rows); see
         :func:`mammosearch.pipeline.normalize_reports`."""
         items = iter_report_inputs(input_path, id_column=id_column, text_column=text_column)
         normalizer = Normalizer(max_chars=settings.max_report_chars)
         lines = normalizer.normalize_lines(items, n_process=workers or settings.workers,
-                                           scrub=scrub)  # fmt: skip
-        return write_report_lines(lines, output_path, progress=progress)
+                                           scrub=scrub, rows=table_rows(output_path))  # fmt: skip
+        return write_normalized(lines, output_path, progress=progress)
 
     def prepare(self, rows: Sequence[ManifestRow], out: Path, job: RowJob) -> PreparedRows:
         """Rows prepared here (by ``settings.workers`` processes), journaled beside ``out``."""

@@ -7,9 +7,11 @@ composition (and one per side stated), one for the BI-RADS assessment category (
 side), and one per present finding (neither negated nor historical) with its side as the body
 site, its descriptors, location and size as components and its evidence text in a note.
 
-Codes come from SNOMED CT where this module lists one (:data:`SNOMED_VERSION`; docs/CLI.md
-names each), from UCUM for sizes, from HL7's own code systems for categories, and from the
-local system :data:`LOCAL_SYSTEM` where no standard code is known here: never made up. The
+Codes come from LOINC (the report's code, :data:`LOINC_VERSION`) and SNOMED CT
+(:data:`SNOMED_VERSION`) where this module lists one, each found in a published source that
+docs/CLI.md names, from UCUM for sizes, from HL7's own code systems for categories, and from
+the local system :data:`LOCAL_SYSTEM` where no standard code was found: never made up. A
+concept with a standard code keeps its local code beside it, so a reader can rely on either. The
 patient (and encounter) are references the caller gives, never taken from report text; the
 report's text travels (as ``presentedForm``) only when it was scrubbed (``normalize --scrub``).
 
@@ -37,6 +39,8 @@ from mammosearch.pipeline.outputs import check_output_file
 
 __all__ = [
     "LOCAL_SYSTEM",
+    "LOINC",
+    "LOINC_VERSION",
     "SNOMED",
     "SNOMED_VERSION",
     "export_fhir",
@@ -50,6 +54,15 @@ SNOMED = "http://snomed.info/sct"
 # the edition the SNOMED CT codes below were checked against (published value sets that expand
 # them: HL7 Lithuania's breast IG, ICHOM breast cancer IG)
 SNOMED_VERSION = "SNOMED CT International Edition 2025-02-01"
+LOINC = "http://loinc.org"
+# the LOINC release the code below was checked against: the expansion of HL7's Breast Imaging
+# Reporting IG (0.3.0) value set BreastImagingReportTypesVS, the codes of
+# BreastImagingReport.code
+LOINC_VERSION = "LOINC 2.73"
+# LOINC: the breast imaging report, as HL7's breast imaging IG codes it (whatever the exam's
+# purpose: the study codes 24606-6 MG Breast Screening and 24605-8 MG Breast Diagnostic are
+# narrower, and a normalized report does not say which exam it was)
+_REPORT_CODE = (LOINC, "10193-1", "Physical findings of Breasts Narrative")
 UCUM = "http://unitsofmeasure.org"
 LOCAL_SYSTEM = "https://mammosearch.example/codes"
 REPORT_ID_SYSTEM = "https://mammosearch.example/report-id"
@@ -73,6 +86,14 @@ _BIRADS = {
     "4": ("397144001", "Mammography assessment (Category 4) - Suspicious abnormality"),
     "5": ("397145000", "Mammography assessment (Category 5) - Highly suggestive of malignancy"),
 }
+# SNOMED CT: mammographic findings (the findings value set of HL7 Lithuania's breast IG, expanded
+# on the edition above); the other finding types are local
+_FINDINGS = {
+    "mass": ("129788004", "Mammographic breast mass"),
+    "calcification": ("697944008", "Mammographic calcification of breast"),
+    "architectural_distortion": ("129792006", "Architectural distortion of breast"),
+}
+_FOCAL_ASYMMETRY = ("129789007", "Focal asymmetric breast tissue finding")
 # SNOMED CT body structures
 _SIDES = {
     "left": ("80248007", "Left breast structure"),
@@ -124,6 +145,17 @@ def _birads_value(category: str) -> dict[str, Any]:
     if category in _BIRADS:
         codings.insert(0, _coding(SNOMED, *_BIRADS[category]))
     return {"coding": codings, "text": f"BI-RADS {category}"}
+
+
+def _finding_code(finding: Mapping[str, Any]) -> dict[str, Any]:
+    kind = finding["type"]
+    concept = _local(f"finding-{kind}", _words(kind))
+    standard = _FINDINGS.get(kind)
+    if kind == "asymmetry" and finding["descriptors"].get("asymmetry") == "focal":
+        standard = _FOCAL_ASYMMETRY  # a focal asymmetry only: the others have no code here
+    if standard is not None:
+        concept["coding"].insert(0, _coding(SNOMED, *standard))
+    return concept
 
 
 def _body_site(side: str | None) -> dict[str, Any] | None:
@@ -238,16 +270,21 @@ def report_bundle(
     for finding in record.get("findings") or ():
         if finding["negated"] or finding["historical"]:
             continue
-        kind = finding["type"]
         results.append(builder.observation_of(
-            _local(f"finding-{kind}", _words(kind)), None, side=finding.get("laterality"),
+            _finding_code(finding), None, side=finding.get("laterality"),
             note=finding["evidence"]["text"], components=_finding_components(finding)))  # fmt: skip
     diagnostic: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "identifier": [{"system": REPORT_ID_SYSTEM, "value": str(record["id"])}],
         "status": "unknown" if record.get("error") else "final",
         "category": [{"coding": [_coding(_DIAGNOSTIC_SERVICE, "RAD", "Radiology")]}],
-        "code": _local("mammography-report", "Mammography report"),
+        "code": {
+            "coding": [
+                _coding(*_REPORT_CODE),
+                _coding(LOCAL_SYSTEM, "mammography-report", "Mammography report"),
+            ],
+            "text": "Mammography report",
+        },  # fmt: skip
         "subject": builder.subject,
         "result": [{"reference": url} for url in results],
     }

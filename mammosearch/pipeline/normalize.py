@@ -5,14 +5,13 @@ The job reads its input with :func:`~.reports.iter_report_inputs`, lets the engi
 (:mod:`.engines`) normalize (and, with ``scrub``, scrub) each record, and writes the lines in
 input order with :func:`~.reports.write_report_lines`. A record that cannot be read or parsed
 is written with ``error`` set and the job goes on. An output named ``.parquet`` or ``.csv``
-gets tables (:mod:`.tables`): the engine writes JSON Lines beside it, which are then streamed
-into the tables and removed, so that both engines write the same tables.
+gets tables (:mod:`.tables`) instead, with no JSON in between: the local engine's workers
+flatten each record into its table rows and the parent appends them to the tables' batches
+(the Ray engine's driver flattens its shards' lines); both engines write the same tables.
 """
 
 from __future__ import annotations
 
-import time
-from contextlib import suppress
 from pathlib import Path
 
 from mammosearch.config import Settings
@@ -21,7 +20,7 @@ from mammosearch.pipeline._tables import table_format
 from mammosearch.pipeline.engines import get_engine
 from mammosearch.pipeline.outputs import check_output_file
 from mammosearch.pipeline.records import NormalizeSummary
-from mammosearch.pipeline.tables import findings_table_path, write_report_tables
+from mammosearch.pipeline.tables import findings_table_path
 
 __all__ = ["normalize_reports"]
 
@@ -69,23 +68,9 @@ def normalize_reports(
         ConfigError: ``engine`` is unknown, or Ray is missing or unreachable.
     """
     check_output_file(output_path)
-    tables = table_format(output_path) is not None
-    if tables:
+    if table_format(output_path) is not None:
         check_output_file(findings_table_path(output_path))
-    # tables: the engine's JSON Lines go beside the output first (a fixed name, so that a Ray
-    # job's shards, named after it, are found again when the same command resumes)
-    lines_path = output_path.with_name(f".{output_path.name}.jsonl") if tables else output_path
-    try:
-        summary = get_engine(engine, ray).normalize(
-            input_path, lines_path, settings=settings, workers=workers, id_column=id_column,
-            text_column=text_column, progress=progress, scrub=scrub,
-        )  # fmt: skip
-        if tables:
-            started = time.perf_counter()
-            write_report_tables(lines_path, output_path)
-            summary.seconds += time.perf_counter() - started
-    finally:
-        if tables:
-            with suppress(FileNotFoundError):
-                lines_path.unlink()
-    return summary
+    return get_engine(engine, ray).normalize(
+        input_path, output_path, settings=settings, workers=workers, id_column=id_column,
+        text_column=text_column, progress=progress, scrub=scrub,
+    )  # fmt: skip

@@ -11,7 +11,8 @@ Tables are read as UTF-8 and decided record by record, never from their first by
 record holding bytes that are not UTF-8 (one legacy row deep in a large file) is handed on as
 its own bytes, which are decoded on their own. A table in UTF-16 or UTF-32 (byte-order mark, or
 recognised by its NUL bytes) is read in that encoding.
-:func:`write_report_lines` writes normalized reports as JSON Lines, atomically, for both engines.
+:func:`write_report_lines` writes normalized reports as JSON Lines, atomically, for both engines
+(:func:`count_lines` counts them, for it and for the tables' writer).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "CSV_FIELD_LIMIT",
     "REPORT_INPUT_SUFFIXES",
     "ReportItem",
+    "count_lines",
     "iter_report_inputs",
     "open_table",
     "read_gold",
@@ -304,12 +306,30 @@ def iter_report_inputs(
     )
 
 
+def count_lines(
+    lines: Iterable[ReportLine], summary: NormalizeSummary, *, progress: bool, stack: ExitStack
+) -> Iterator[ReportLine]:
+    """Yield each line after counting it in ``summary`` (with ``progress``, a bar on stderr that
+    ``stack`` closes)."""
+    bar: Any = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = stack.enter_context(tqdm(unit="report", desc="normalize", dynamic_ncols=True))
+    for line in lines:
+        summary.add(line)
+        if bar is not None:
+            bar.update(1)
+        yield line
+
+
 def write_report_lines(
     lines: Iterable[ReportLine], output_path: Path, *, progress: bool = False
 ) -> NormalizeSummary:
     """Write normalized report lines (in order) to a JSON Lines file, atomically, and count them.
 
-    The one writer of ``normalize`` output, for both engines.
+    The one writer of ``normalize``'s JSON Lines, for both engines (tables:
+    :func:`~.tables.write_table_lines`).
     """
     summary = NormalizeSummary()
     output_path.parent.mkdir(parents=True, exist_ok=True)
@@ -320,16 +340,8 @@ def write_report_lines(
         )
         stack.callback(_remove_quietly, Path(tmp_name))
         out = stack.enter_context(os.fdopen(fd, "w", encoding="utf-8", newline="\n"))
-        bar: Any = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = stack.enter_context(tqdm(unit="report", desc="normalize", dynamic_ncols=True))
-        for line in lines:
+        for line in count_lines(lines, summary, progress=progress, stack=stack):
             out.write(line.json + "\n")
-            summary.add(line)
-            if bar is not None:
-                bar.update(1)
         out.flush()
         os.fsync(out.fileno())
         out.close()

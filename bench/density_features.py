@@ -1,7 +1,8 @@
 """What each group of the weight-free image features buys for density, by nested CV.
 
-The radiomics features (:data:`mammosearch.embeddings.radiomics.GROUPS`: intensity, density
-fractions, co-occurrence texture, run lengths, local binary patterns) feed two density paths:
+The radiomics feature groups (:data:`mammosearch.embeddings.radiomics.CANDIDATES`: intensity,
+density fractions, co-occurrence texture, run lengths, local binary patterns; the embedder keeps
+those of ``GROUPS``) feed two density paths:
 the linear probe (a logistic regression on the standardised features) and the neighbour vote
 (nearest images in the embedded space, which weights the groups). This script scores both with
 patient-grouped cross-validation on a labelled manifest:
@@ -12,6 +13,8 @@ patient-grouped cross-validation on a labelled manifest:
    subset (of :data:`SUBSETS`) and the vote's weighting are chosen by inner patient-grouped
    folds on the outer training patients only, the simplest within one standard error of the
    best; the outer fold only scores them. Repeated over several fold seeds; mean ± sd.
+3. **The choice on every film**: the same rule on 3 patient-grouped folds of all the films
+   (what a revision of the features would adopt).
 
 Every standardisation statistic and model is fitted on training patients only. On MIAS the
 figures are checks of the procedure (the feature list was written while reading these films),
@@ -40,8 +43,8 @@ from mammosearch.accel import parallel_map  # noqa: E402
 from mammosearch.classifiers.heads import LinearProbe  # noqa: E402
 from mammosearch.embeddings.base import l2_normalize  # noqa: E402
 from mammosearch.embeddings.radiomics import (  # noqa: E402
-    GROUPS,
-    _group_weights,
+    _WEIGHTS,
+    CANDIDATES,
     group_slices,
     image_features,
 )
@@ -51,7 +54,8 @@ from mammosearch.pipeline.density import labelled_images  # noqa: E402
 from mammosearch.pipeline.stages import fit_vote_by_patient  # noqa: E402
 from mammosearch.records import Neighbour  # noqa: E402
 
-NAMES = tuple(GROUPS)
+NAMES = tuple(CANDIDATES)
+_ALL = functools.partial(image_features, groups=NAMES)
 # the probe's candidate feature subsets: every group, and every group but one
 SUBSETS: dict[str, tuple[str, ...]] = {
     "all": NAMES,
@@ -70,7 +74,7 @@ VOTE_WEIGHTS: dict[str, dict[str, float]] = {
 
 
 def _columns(subset: tuple[str, ...]) -> NDArray[np.int64]:
-    slices = group_slices()
+    slices = group_slices(NAMES)
     return np.concatenate([np.arange(slices[n].start, slices[n].stop) for n in subset])
 
 
@@ -88,19 +92,24 @@ def probe_accuracy(
     weighted, L2-normalised), on the columns of ``subset``."""
     cols = _columns(subset)
     z_train, z_test = _standardised(x[train], x[test])
-    weights = _group_weights()
+    weights = _scales(_WEIGHTS | {"runlength": 0.15})
     v_train = l2_normalize(z_train[:, cols] * weights[cols])
     v_test = l2_normalize(z_test[:, cols] * weights[cols])
     probe = LinearProbe.fit(v_train, list(y[train]), list(groups[train]), labels, folds=folds)
     return float(np.mean(np.asarray(probe.predict(v_test)) == y[test]))
 
 
-def _weighted(z: NDArray[Any], weights: dict[str, float]) -> NDArray[Any]:
-    scale = np.zeros(z.shape[1])
-    for name, part in group_slices().items():
+def _scales(weights: dict[str, float]) -> NDArray[np.float64]:
+    """Each column's weight; ``{}``: every feature alike (a group scaled by 1/sqrt(its size))."""
+    scale = np.zeros(sum(CANDIDATES.values()))
+    for name, part in group_slices(NAMES).items():
         size = part.stop - part.start
-        scale[part] = weights.get(name, 1.0 / np.sqrt(size)) if weights else 1.0 / np.sqrt(size)
-    return l2_normalize(z * scale)
+        scale[part] = weights[name] if weights else 1.0 / np.sqrt(size)
+    return scale
+
+
+def _weighted(z: NDArray[Any], weights: dict[str, float]) -> NDArray[Any]:
+    return l2_normalize(z * _scales(weights))
 
 
 def vote_accuracy(
@@ -150,7 +159,7 @@ def features_of(manifest: Path, cache: Path | None, workers: int) -> tuple[Any, 
     if cache is not None and cache.is_file():
         x = np.load(cache)["x"]
     else:
-        x = np.stack(list(parallel_map(image_features, images, workers=workers)))
+        x = np.stack(list(parallel_map(_ALL, images, workers=workers)))
         if cache is not None:
             np.savez(cache, x=x)
     y = np.asarray([str(r.label) for r in rows])
@@ -171,7 +180,7 @@ def main() -> None:
     started = time.perf_counter()
     x, y, groups, labels = features_of(args.manifest, args.cache, args.workers)
     print(f"{len(y)} images, {len(set(groups))} patients, {x.shape[1]} features "
-          f"({', '.join(f'{n} {s}' for n, s in GROUPS.items())}); "
+          f"({', '.join(f'{n} {s}' for n, s in CANDIDATES.items())}); "
           f"{time.perf_counter() - started:.0f} s")  # fmt: skip
     probe = functools.partial(probe_accuracy, x, y, groups, labels=labels)
     vote = functools.partial(vote_accuracy, x, y, groups, labels=labels)
@@ -214,6 +223,13 @@ def main() -> None:
     for path, values in nested.items():
         print(f"  nested {path}: {np.mean(values):.3f} ± {np.std(values):.3f} over seeds "
               f"{args.seeds}")  # fmt: skip
+    every = np.arange(len(y))
+    inner = [(every[a], every[b]) for a, b in _folds(y, groups, 3, args.seeds[0])]
+    probe_scores = {k: [probe(a, b, subset=v, folds=3) for a, b in inner]
+                    for k, v in SUBSETS.items()}  # fmt: skip
+    vote_scores = {k: [vote(a, b, weights=w) for a, b in inner] for k, w in VOTE_WEIGHTS.items()}
+    print(f"\n3. the same choice on every film: probe on [{_choose(probe_scores, sizes)}], "
+          f"vote weights [{_choose(vote_scores, vote_sizes)}]")  # fmt: skip
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 

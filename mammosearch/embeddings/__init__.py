@@ -10,7 +10,7 @@ Hugging Face cache first and does not wait on a hub it cannot reach.
 Example:
     >>> from mammosearch.embeddings import create_embedder
     >>> create_embedder("radiomics.v1").dim
-    207
+    165
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Images: breast-tissue descriptors that capture density and texture, computed inside the breast
 (the non-zero pixels of a breast-cropped image, without the pectoral muscle where
-:func:`mammosearch.imaging.pectoral_mask` finds one), in five groups (:data:`GROUPS`):
+:func:`mammosearch.imaging.pectoral_mask` finds one), in groups (:data:`CANDIDATES`):
 
 - ``intensity``: moments, percentiles and histogram of the breast's intensities scaled to its
   own 1st-99th percentile range (film and digital exposures differ), its area, raw mean and sd;
@@ -10,10 +10,11 @@ Images: breast-tissue descriptors that capture density and texture, computed ins
   own intensities (fixed levels of the scaled range, mean + k·sd, Otsu, the upper class of a
   three-class Otsu split) and at fixed raw levels;
 - ``glcm``: grey-level co-occurrence properties (scikit-image) per distance;
-- ``runlength``: grey-level run-length statistics of rows and columns;
+- ``runlength``: grey-level run-length statistics of rows and columns (a candidate: not in
+  this revision's vectors, :data:`GROUPS`);
 - ``lbp``: uniform local binary pattern histograms (scikit-image);
 
-the three texture groups at three scales: the fine texture at 256 px and the coarser pattern of
+the texture groups at three scales: the fine texture at 256 px and the coarser pattern of
 fibroglandular tissue on the same breast reduced to 128 and 64 px. Features are standardised
 with statistics fitted on a collection (:meth:`RadiomicsEmbedder.fit`, stored with an index),
 each group weighted, and L2-normalised. ``bench/density_features.py`` reports what each group
@@ -27,7 +28,7 @@ BI-RADS terms whatever the report's language. Text and image vectors live in dif
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -59,45 +60,49 @@ _TEXT_DIM = 256
 
 _Scale = tuple[NDArray[Any], NDArray[np.bool_]]  # a scale's scaled breast and its mask
 
-# the feature groups in their order in a vector, with their sizes
-GROUPS: dict[str, int] = {
+# every candidate feature group, in its order in a vector, with its size
+CANDIDATES: dict[str, int] = {
     "intensity": 8 + len(_PERCENTILES) + _HIST_BINS,
     "density": 2 * len(_DENSE_LEVELS) + len(_SPREADS) + 3,
     "glcm": len(_PROPS) * (len(_DISTANCES) + len(_COARSE) * len(_COARSE_DISTANCES)),
     "runlength": _RUN_STATS * 2 * (1 + len(_COARSE)),
     "lbp": _LBP_BINS,
 }
+# the groups this revision's vectors hold: chosen by nested patient-grouped cross-validation on
+# MIAS (bench/density_features.py); the run lengths lowered the probe and were left out
+GROUPS: tuple[str, ...] = ("intensity", "density", "glcm", "lbp")
 # the weight of each group in the embedded vector (what the neighbour vote compares)
-_WEIGHTS: dict[str, float] = {
-    "intensity": 0.15, "density": 0.15, "glcm": 0.15, "runlength": 0.15, "lbp": 1.0,
-}  # fmt: skip
+_WEIGHTS: dict[str, float] = {"intensity": 0.15, "density": 0.15, "glcm": 0.15, "lbp": 1.0}
 
 
-def image_features(image: NDArray[np.float32]) -> NDArray[np.float64]:
-    """Density and texture descriptors of a breast-cropped image (background = 0), the
-    :data:`GROUPS` in order."""
+def image_features(
+    image: NDArray[np.float32], groups: Sequence[str] = GROUPS
+) -> NDArray[np.float64]:
+    """Density and texture descriptors of a breast-cropped image (background = 0): the
+    ``groups`` (of :data:`CANDIDATES`) in order."""
     from skimage.transform import resize
 
     square = tissue_square(image, _SIDE)
     mask = square > 1e-3
     values = square[mask]
     if values.size < 64:
-        return np.zeros(_feature_count(), dtype=np.float64)
+        return np.zeros(_feature_count(groups), dtype=np.float64)
     scaled = _scaled(square, mask)
     scales: list[_Scale | None] = [(scaled, mask)]
     for side in _COARSE:
         small = resize(square, (side, side), anti_aliasing=True, preserve_range=True)
         small_mask = small > 1e-3
         scales.append((_scaled(small, small_mask), small_mask) if small_mask.sum() >= 16 else None)
-    groups = {
-        "intensity": _intensity(scaled[mask], values, float(mask.mean())),
-        "density": _density(scaled[mask], values),
-        "glcm": _cooccurrence(scales),
-        "runlength": _run_lengths(scales),
-        "lbp": np.concatenate([_lbp_histograms(*scale) if scale is not None
-                               else np.zeros(_LBP_BINS // len(scales)) for scale in scales]),
+    makers: dict[str, Callable[[], NDArray[np.float64]]] = {
+        "intensity": lambda: _intensity(scaled[mask], values, float(mask.mean())),
+        "density": lambda: _density(scaled[mask], values),
+        "glcm": lambda: _cooccurrence(scales),
+        "runlength": lambda: _run_lengths(scales),
+        "lbp": lambda: np.concatenate([_lbp_histograms(*scale) if scale is not None
+                                       else np.zeros(_LBP_BINS // len(scales))
+                                       for scale in scales]),
     }  # fmt: skip
-    features = np.concatenate([groups[name] for name in GROUPS])
+    features = np.concatenate([makers[name]() for name in groups])
     return np.nan_to_num(features.astype(np.float64))
 
 
@@ -219,25 +224,24 @@ def _lbp_histograms(scaled: NDArray[np.float64], mask: NDArray[np.bool_]) -> NDA
     return np.concatenate(hists)
 
 
-def group_slices() -> dict[str, slice]:
-    """Where each of :data:`GROUPS` lies in a feature vector."""
+def group_slices(groups: Sequence[str] = GROUPS) -> dict[str, slice]:
+    """Where each of ``groups`` lies in a feature vector of them."""
     slices, start = {}, 0
-    for name, size in GROUPS.items():
-        slices[name] = slice(start, start + size)
-        start += size
+    for name in groups:
+        slices[name] = slice(start, start + CANDIDATES[name])
+        start += CANDIDATES[name]
     return slices
 
 
-def _group_weights(weights: dict[str, float] | None = None) -> NDArray[np.float64]:
-    chosen = _WEIGHTS if weights is None else weights
+def _group_weights() -> NDArray[np.float64]:
     vector = np.zeros(_feature_count())
     for name, part in group_slices().items():
-        vector[part] = chosen.get(name, 0.0)
+        vector[part] = _WEIGHTS[name]
     return vector
 
 
-def _feature_count() -> int:
-    return sum(GROUPS.values())
+def _feature_count(groups: Sequence[str] = GROUPS) -> int:
+    return sum(CANDIDATES[name] for name in groups)
 
 
 class RadiomicsEmbedder:
@@ -251,8 +255,8 @@ class RadiomicsEmbedder:
 
     name = "radiomics.v1"
     model_id = (
-        "radiomics.v1 (weight-free; rev 4: pectoral muscle excluded, GLCM, run lengths and LBP "
-        "at 3 scales)"
+        "radiomics.v1 (weight-free; rev 4: pectoral muscle excluded, relative dense fractions, "
+        "GLCM and LBP at 3 scales)"
     )
     supports_cross_modal = False
     prepared_size = PREPARED_SIZE

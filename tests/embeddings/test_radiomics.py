@@ -7,10 +7,12 @@ import pytest
 
 from mammosearch.embeddings import create_embedder, list_embedders
 from mammosearch.embeddings.radiomics import (
+    CANDIDATES,
     GROUPS,
     RadiomicsEmbedder,
     _run_statistics,
     group_slices,
+    image_features,
 )
 from mammosearch.errors import ConfigError, RegistryError
 from mammosearch.imaging import prepare_image, read_image
@@ -52,9 +54,17 @@ def test_density_signal_orders_neighbours() -> None:
 
 def test_feature_groups_tile_the_vector() -> None:
     slices = group_slices()
-    assert list(slices) == ["intensity", "density", "glcm", "runlength", "lbp"]
-    assert [s.start for s in slices.values()] == [0, 31, 46, 81, 123]
-    assert slices["lbp"].stop == RadiomicsEmbedder().dim == sum(GROUPS.values()) == 207
+    assert list(slices) == list(GROUPS) == ["intensity", "density", "glcm", "lbp"]
+    assert [s.start for s in slices.values()] == [0, 31, 46, 81]
+    assert slices["lbp"].stop == RadiomicsEmbedder().dim == 165
+    # every candidate group, run lengths included, in CANDIDATES' order; the adopted groups'
+    # columns are the same values
+    image = breast(0.4, 7)
+    every = image_features(image, groups=tuple(CANDIDATES))
+    assert every.shape == (207,)
+    columns = group_slices(tuple(CANDIDATES))
+    adopted = np.concatenate([every[columns[name]] for name in GROUPS])
+    np.testing.assert_array_equal(adopted, image_features(image))
 
 
 def test_run_length_statistics_by_hand() -> None:
@@ -87,7 +97,7 @@ def test_dense_fraction_grows_with_density() -> None:
 
 def test_lbp_histograms_at_three_scales() -> None:
     features = RadiomicsEmbedder().features([breast(0.3)])[0]
-    assert features.shape == (207,)
+    assert features.shape == (165,)
     sizes = [10, 18] * 3  # P8R1 and P16R2 uniform codes at 256, 128 and 64 px
     cuts = np.cumsum([0, *sizes])
     hists = [features[-84:][a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]

@@ -27,15 +27,18 @@ from __future__ import annotations
 import json
 import os
 import threading
+from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from mammosearch.index.store import CaseStore
+import numpy as np
+
+from mammosearch.index.store import SHOWN_SEPARATOR, CaseStore
 from mammosearch.records import Laterality, NormalizedReport, View
 
-__all__ = ["CACHE_ROWS", "Fields", "HitRows", "manifest_signature"]
+__all__ = ["CACHE_ROWS", "Fields", "HitRows", "ShownColumns", "manifest_signature"]
 
 CACHE_ROWS = 2048  # rows kept (with parsed reports, a few MB)
 
@@ -101,12 +104,26 @@ class HitRows:
         self.enabled = signature is not None and size > 0 and store.backend == "sqlite"
         self._cache: OrderedDict[int, Fields] = OrderedDict()  # row id -> fields with report
         self._lock = threading.Lock()
+        self._columns: ShownColumns | None = None  # loaded at the first search without reports
+        self._columns_tried = False
+        self._loading = threading.Lock()
 
     def get(self, ids: Sequence[int], with_reports: bool) -> dict[int, Fields]:
         """The fields of the rows the store has of ``ids``, with their reports when
-        ``with_reports`` (only those searches use the cache)."""
-        if not (with_reports and self.enabled and self._current()):
+        ``with_reports`` (those searches use the cache, the others the column store)."""
+        if not (self.enabled and self._current()):
             return self._read(ids, with_reports)
+        if not with_reports:
+            columns = self._columns if self._columns_tried else self._load_columns()
+            if columns is None:  # the store's values cannot be kept so (see ShownColumns)
+                return self._read(ids, with_reports)
+            shown = columns.fields
+            out = {}
+            for i in ids:
+                fields = shown(i)
+                if fields is not None:
+                    out[i] = fields
+            return out
         # each step on the cache is one operation of the C OrderedDict, atomic under the GIL;
         # the lock keeps an insertion from following the turning off of the cache
         cache = self._cache
@@ -133,6 +150,19 @@ class HitRows:
             out.update(found)
         return out
 
+    def _load_columns(self) -> ShownColumns | None:
+        """The column store, read once (other threads wait for it); ``None`` when it cannot
+        hold the store's values or the manifest was replaced meanwhile."""
+        with self._loading:
+            if not self._columns_tried:
+                columns = ShownColumns.load(self.store, self.root)
+                with self._lock:
+                    # a swap during the load turned the cache off: drop what was read
+                    if self.enabled and manifest_signature(self.manifest) == self.signature:
+                        self._columns = columns
+                    self._columns_tried = True
+        return self._columns
+
     def _read(self, ids: Sequence[int], with_reports: bool) -> dict[int, Fields]:
         return {
             r[0]: self._fields(r, with_reports)
@@ -148,6 +178,7 @@ class HitRows:
             if self.enabled:
                 self.enabled = False
                 self._cache.clear()
+                self._columns = None
                 self.store.reopen()  # a SQLite store: read the published file
         return False
 
@@ -159,3 +190,86 @@ class HitRows:
             report = NormalizedReport.from_dict(json.loads(report_json))
         return (case_id, patient_id, label, _side(side), _view(view), f"{self.root}/{thumbnail}",
                 report, image_path or None)  # fmt: skip
+
+
+class ShownColumns:
+    """What a search without reports shows of every row, in memory, indexed by row id.
+
+    A search's ten rows read from SQLite cost 25-45 µs (a B-tree seek each, over a file whose
+    rows are spread), a third of a 100k-vector IVF search. Here a row costs two array look-ups
+    and a split. The four text columns of a row (case, patient, thumbnail, source path) are
+    one UTF-8 record in one ``bytes`` buffer, joined by :data:`SHOWN_SEPARATOR`; ``ends[i]``
+    and ``ends[i + 1]`` bound row ``i``'s record (equal where there is no row ``i``, so ids
+    removed or never given cost nothing but their 8 bytes). Label, side and view, of a few
+    kinds in any index, are one code per row (``kinds``) into a list of their parsed triples.
+    Per row id up to the highest: 10 bytes, plus the record (its four UTF-8 values and three
+    separators): about 53 bytes a row in ``bench/search.py``'s index.
+
+    Built by :meth:`load` from one scan of the store; a store whose values this layout cannot
+    keep (a text value holding the separator, a NULL one, more than 65,536 kinds) gives
+    ``None`` and its searches read the store as before.
+    """
+
+    __slots__ = ("_data", "_ends", "_kinds", "_last", "_root", "_triples")
+
+    def __init__(
+        self,
+        data: bytes,
+        ends: array[int],
+        kinds: array[int],
+        triples: list[tuple[str | None, Laterality | None, View | None]],
+        root: str,
+    ) -> None:
+        self._data = data
+        self._ends = ends
+        self._kinds = kinds
+        self._triples = triples
+        self._last = len(kinds) - 1
+        self._root = root
+
+    @classmethod
+    def load(cls, store: CaseStore, root: str) -> ShownColumns | None:
+        """The shown columns of the rows ``store`` sees (one scan)."""
+        rows = store.shown_columns()
+        if not rows:
+            return cls(b"", array("q", [0, 0]), array("H", [0]), [(None, None, None)], root)
+        ids, labels, sides, views, records = zip(*rows, strict=True)
+        if None in records:  # a NULL text value (the schema has none; older stores?)
+            return None
+        codes: dict[tuple[str | None, str | None, str | None], int] = {}
+        kind = [codes.setdefault(t, len(codes)) for t in zip(labels, sides, views, strict=True)]
+        if len(codes) > 1 << 16:
+            return None
+        data = b"".join(records)
+        if data.count(SHOWN_SEPARATOR.encode()) != 3 * len(records):  # a value holds it
+            return None
+        at = np.asarray(ids, dtype=np.int64)
+        sizes = np.zeros(int(at[-1]) + 2, dtype=np.int64)
+        sizes[at + 1] = np.fromiter(map(len, records), dtype=np.int64, count=len(records))
+        kinds = np.zeros(int(at[-1]) + 1, dtype=np.uint16)
+        kinds[at] = kind
+        triples = [(label, _side(side), _view(view)) for label, side, view in codes]
+        ends, by_id = array("q"), array("H")
+        ends.frombytes(np.cumsum(sizes).tobytes())
+        by_id.frombytes(kinds.tobytes())
+        return cls(data, ends, by_id, triples, root)
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes its arrays and records take."""
+        return len(self._data) + self._ends.itemsize * len(self._ends) + 2 * len(self._kinds)
+
+    def fields(self, i: int) -> Fields | None:
+        """Row ``i``'s neighbour fields without a report; ``None`` when the store has no row
+        ``i`` (at the reader's generation)."""
+        if not 0 <= i <= self._last:
+            return None
+        start, end = self._ends[i], self._ends[i + 1]
+        if start == end:
+            return None
+        case_id, patient_id, thumbnail, image_path = (
+            self._data[start:end].decode().split(SHOWN_SEPARATOR)
+        )
+        label, side, view = self._triples[self._kinds[i]]
+        return (case_id, patient_id, label, side, view, f"{self._root}/{thumbnail}", None,
+                image_path or None)  # fmt: skip

@@ -130,15 +130,22 @@ def test_search_results_match_golden(
             _assert_same(results[name], want, name)
 
 
-def test_cached_rows_never_outlive_their_case(tmp_path: Path, store: str | None) -> None:
-    """A reader keeps rows of hits in a cache; once a writer publishes a removal, the removed
-    case must not come back from it, nor a new image that took a removed row's id (SQLite
+@pytest.mark.parametrize("with_reports", [True, False], ids=["row cache", "column store"])
+def test_cached_rows_never_outlive_their_case(
+    tmp_path: Path, store: str | None, with_reports: bool
+) -> None:
+    """A reader keeps rows of hits in a cache (searches with reports) and the shown columns
+    of all rows in memory (searches without); once a writer publishes a removal, the removed
+    case must not come back from either, nor a new image that took a removed row's id (SQLite
     gives the highest free id again) be shown with the removed case's fields."""
     directory = tmp_path / "idx"
     vectors = _build(directory, store)
     last = vectors[39]  # rows 39 and 40: case19, the highest ids
     with CaseIndex(directory) as stale:
-        before = stale.search(image_vector=last, k=40)
+        before = stale.search(image_vector=last, k=40, with_reports=with_reports)
+        # SQLite readers keep rows; PostgreSQL ones read the store every time
+        kept = stale._hits._cache if with_reports else stale._hits._columns
+        assert bool(kept) == (store is None)
         assert {n.case_id for n in before} >= {"case19"}
         with IndexWriter(directory, INFO) as writer:
             assert writer.remove_case("case19") == 2
@@ -147,7 +154,7 @@ def test_cached_rows_never_outlive_their_case(tmp_path: Path, store: str | None)
             writer.add(row(100, "A", "p99"), -last, None, b"png")  # far from the query
             commit(writer)
         # the stale reader still finds ids 39 and 40 in its vectors; their rows are gone
-        after = stale.search(image_vector=last, k=40)
+        after = stale.search(image_vector=last, k=40, with_reports=with_reports)
         assert "case19" not in {n.case_id for n in after}
         assert [n.row_id for n in after] == [n.row_id for n in before if n.case_id != "case19"]
         assert not any(n.case_id == "case50" for n in after)  # not visible at its generation
@@ -155,3 +162,46 @@ def test_cached_rows_never_outlive_their_case(tmp_path: Path, store: str | None)
         hits = fresh.search(image_vector=-last, k=1)
         new_id = 39 if store is None else 41  # PostgreSQL's sequence never gives an id again
         assert (hits[0].row_id, hits[0].case_id) == (new_id, "case50")
+
+
+def test_column_store_serves_searches_without_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SQLite reader's searches without reports take their rows from the column store once
+    it is loaded (the store is not read again), and give what the store holds."""
+    directory = tmp_path / "idx"
+    vectors = _build(directory, None)
+    with CaseIndex(directory) as index:
+        first = index.search(image_vector=vectors[7], k=40, with_reports=False)
+        columns = index._hits._columns
+        assert columns is not None
+        # 40 rows, ids 1-40: 41 ends of 8 bytes, 41 kinds of 2 bytes, records of 3 separators
+        # and their values (e.g. "case3", "p1", "thumbs/7.png", "img6.png")
+        records = sum(
+            len(f"case{i // 2}p{i // 4}thumbs/{i + 1}.pngimg{i}.png") + 3 for i in range(40)
+        )
+        assert columns.nbytes == records + 8 * 42 + 2 * 41
+
+        def unread(*args: Any, **kwargs: Any) -> None:
+            raise AssertionError("the store was read")
+
+        monkeypatch.setattr(index.store, "hit_rows", unread)
+        again = index.search(image_vector=vectors[7], k=40, with_reports=False)
+    assert [_fields(n, directory) for n in again] == [_fields(n, directory) for n in first]
+    assert columns.fields(0) is None and columns.fields(41) is None and columns.fields(-1) is None
+
+
+def test_values_the_column_store_cannot_keep_are_read_from_the_store(tmp_path: Path) -> None:
+    """A text value holding the column store's separator turns it off for the reader: its
+    searches read the store, with every value as stored."""
+    directory = tmp_path / "idx"
+    vectors = unit(np.random.default_rng(3), 6)
+    with IndexWriter(directory, INFO) as writer:
+        for i, v in enumerate(vectors):
+            writer.add(row(i, "A", f"p\x1f{i}"), v, None, b"png")
+        commit(writer)
+    with CaseIndex(directory) as index:
+        hits = index.search(image_vector=vectors[2], k=6, with_reports=False)
+        assert index._hits._columns is None and index._hits._columns_tried
+        assert hits[0].row_id == 3 and hits[0].patient_id == "p\x1f2"
+        assert sorted(n.patient_id for n in hits) == [f"p\x1f{i}" for i in range(6)]

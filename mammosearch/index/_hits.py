@@ -38,9 +38,13 @@ import numpy as np
 from mammosearch.index.store import SHOWN_SEPARATOR, CaseStore
 from mammosearch.records import Laterality, NormalizedReport, View
 
-__all__ = ["CACHE_ROWS", "Fields", "HitRows", "ShownColumns", "manifest_signature"]
+__all__ = ["CACHE_ROWS", "COLUMNS_AFTER", "Fields", "HitRows", "ShownColumns", "manifest_signature"]
 
 CACHE_ROWS = 2048  # rows kept (with parsed reports, a few MB)
+# the search without reports that loads the column store: its one scan of the store takes
+# about half as long as opening the index, which a reader answering a few searches (one
+# exam's assessment) would not win back at some 20-40 µs a search
+COLUMNS_AFTER = 32
 
 Signature = tuple[int, int, int, int, int]
 # case_id, patient_id, label, laterality, view, thumbnail, report, image_path
@@ -86,6 +90,7 @@ class HitRows:
         signature: :func:`manifest_signature` taken before the manifest was read; ``None``
             turns the cache off.
         size: Rows the cache keeps.
+        columns_after: The search without reports that loads the column store (1: the first).
     """
 
     def __init__(
@@ -95,6 +100,7 @@ class HitRows:
         manifest: str,
         signature: Signature | None,
         size: int = CACHE_ROWS,
+        columns_after: int = COLUMNS_AFTER,
     ) -> None:
         self.store = store
         self.root = root
@@ -104,7 +110,9 @@ class HitRows:
         self.enabled = signature is not None and size > 0 and store.backend == "sqlite"
         self._cache: OrderedDict[int, Fields] = OrderedDict()  # row id -> fields with report
         self._lock = threading.Lock()
-        self._columns: ShownColumns | None = None  # loaded at the first search without reports
+        self.columns_after = columns_after
+        self._plain = 0  # searches without reports so far (counted until the columns load)
+        self._columns: ShownColumns | None = None
         self._columns_tried = False
         self._loading = threading.Lock()
 
@@ -114,16 +122,15 @@ class HitRows:
         if not (self.enabled and self._current()):
             return self._read(ids, with_reports)
         if not with_reports:
-            columns = self._columns if self._columns_tried else self._load_columns()
-            if columns is None:  # the store's values cannot be kept so (see ShownColumns)
+            columns = self._columns
+            if columns is None and not self._columns_tried:
+                self._plain += 1
+                if self._plain >= self.columns_after:
+                    columns = self._load_columns()
+            if columns is None:  # not yet, or the values cannot be kept so (ShownColumns)
                 return self._read(ids, with_reports)
             shown = columns.fields
-            out = {}
-            for i in ids:
-                fields = shown(i)
-                if fields is not None:
-                    out[i] = fields
-            return out
+            return {i: f for i in ids if (f := shown(i)) is not None}
         # each step on the cache is one operation of the C OrderedDict, atomic under the GIL;
         # the lock keeps an insertion from following the turning off of the cache
         cache = self._cache

@@ -17,12 +17,14 @@ import numpy as np
 import pytest
 
 from mammosearch.index import CaseIndex, IndexWriter, SearchFilters
+from mammosearch.index._hits import COLUMNS_AFTER
 from mammosearch.records import (
     DensityCategory,
     Laterality,
     Neighbour,
     NormalizedReport,
     View,
+    new_neighbour,
 )
 from tests.index.test_case_index import INFO, commit, row, unit
 
@@ -113,13 +115,18 @@ def test_search_results_match_golden(
     directory = tmp_path / "idx"
     vectors = _build(directory, store)
     with CaseIndex(directory) as index:
-        passes = [
-            {
-                name: [_fields(n, directory) for n in _search(index, vectors, spec)]
-                for name, spec in SEARCHES
-            }  # fmt: skip
-            for _ in range(2)  # the second pass finds the rows in the cache
-        ]
+        passes = []
+        for turn in range(2):
+            # the second pass finds the rows in the cache (searches with reports) and, a SQLite
+            # reader's column store loaded by its first search, in that (without reports)
+            index._hits.columns_after = turn
+            passes.append(
+                {
+                    name: [_fields(n, directory) for n in _search(index, vectors, spec)]
+                    for name, spec in SEARCHES
+                }
+            )
+        assert (index._hits._columns is not None) == (store is None)
     if update_golden and store is None:
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(json.dumps(passes[0], indent=1) + "\n", encoding="utf-8")
@@ -142,6 +149,7 @@ def test_cached_rows_never_outlive_their_case(
     vectors = _build(directory, store)
     last = vectors[39]  # rows 39 and 40: case19, the highest ids
     with CaseIndex(directory) as stale:
+        stale._hits.columns_after = 1  # loaded by the first search without reports
         before = stale.search(image_vector=last, k=40, with_reports=with_reports)
         # SQLite readers keep rows; PostgreSQL ones read the store every time
         kept = stale._hits._cache if with_reports else stale._hits._columns
@@ -168,11 +176,16 @@ def test_column_store_serves_searches_without_reports(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A SQLite reader's searches without reports take their rows from the column store once
-    it is loaded (the store is not read again), and give what the store holds."""
+    its ``COLUMNS_AFTER``-th such search loaded it (the store is not read again), and give
+    what the store holds."""
     directory = tmp_path / "idx"
     vectors = _build(directory, None)
     with CaseIndex(directory) as index:
-        first = index.search(image_vector=vectors[7], k=40, with_reports=False)
+        for _ in range(COLUMNS_AFTER - 1):
+            first = index.search(image_vector=vectors[7], k=40, with_reports=False)
+            index.search(image_vector=vectors[7], k=40)  # with reports: not counted
+        assert index._hits._columns is None
+        assert index.search(image_vector=vectors[7], k=40, with_reports=False) == first
         columns = index._hits._columns
         assert columns is not None
         # 40 rows, ids 1-40: 41 ends of 8 bytes, 41 kinds of 2 bytes, records of 3 separators
@@ -201,7 +214,18 @@ def test_values_the_column_store_cannot_keep_are_read_from_the_store(tmp_path: P
             writer.add(row(i, "A", f"p\x1f{i}"), v, None, b"png")
         commit(writer)
     with CaseIndex(directory) as index:
+        index._hits.columns_after = 1
         hits = index.search(image_vector=vectors[2], k=6, with_reports=False)
         assert index._hits._columns is None and index._hits._columns_tried
         assert hits[0].row_id == 3 and hits[0].patient_id == "p\x1f2"
         assert sorted(n.patient_id for n in hits) == [f"p\x1f{i}" for i in range(6)]
+
+
+def test_new_neighbour_is_the_neighbour_its_init_makes() -> None:
+    """The maker searches use sets every field as ``Neighbour(...)`` does."""
+    report = NormalizedReport(id="r", language="en", standardized_text="s")
+    values = (7, "case3", "p1", 0.5, {"image": 0.5}, "B", Laterality.RIGHT, View.MLO,
+              "dir/thumbs/7.png", report, "img6.png")  # fmt: skip
+    made = new_neighbour(*values)
+    assert made == Neighbour(*values)
+    assert [getattr(made, f) for f in Neighbour.__slots__] == list(values)

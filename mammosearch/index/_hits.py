@@ -25,6 +25,7 @@ late, so its rows are read on every search.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from array import array
@@ -35,10 +36,13 @@ from typing import Any
 
 import numpy as np
 
+from mammosearch.errors import IndexIntegrityError
 from mammosearch.index.store import SHOWN_SEPARATOR, CaseStore
 from mammosearch.records import Laterality, NormalizedReport, View
 
 __all__ = ["CACHE_ROWS", "COLUMNS_AFTER", "Fields", "HitRows", "ShownColumns", "manifest_signature"]
+
+logger = logging.getLogger(__name__)
 
 CACHE_ROWS = 2048  # rows kept (with parsed reports, a few MB)
 # the search without reports that loads the column store: its one scan of the store takes
@@ -113,8 +117,7 @@ class HitRows:
         self.columns_after = columns_after
         self._plain = 0  # searches without reports so far (counted until the columns load)
         self._columns: ShownColumns | None = None
-        self._columns_tried = False
-        self._loading = threading.Lock()
+        self._loader: threading.Thread | None = None  # the thread that loads the columns
 
     def get(self, ids: Sequence[int], with_reports: bool) -> dict[int, Fields]:
         """The fields of the rows the store has of ``ids``, with their reports when
@@ -123,14 +126,14 @@ class HitRows:
             return self._read(ids, with_reports)
         if not with_reports:
             columns = self._columns
-            if columns is None and not self._columns_tried:
+            if columns is not None:
+                return columns.rows(ids)
+            if self._loader is None:
                 self._plain += 1
                 if self._plain >= self.columns_after:
-                    columns = self._load_columns()
-            if columns is None:  # not yet, or the values cannot be kept so (ShownColumns)
-                return self._read(ids, with_reports)
-            shown = columns.fields
-            return {i: f for i in ids if (f := shown(i)) is not None}
+                    self._start_loading()
+            # not loaded yet, or the store's values cannot be kept so (ShownColumns)
+            return self._read(ids, with_reports)
         # each step on the cache is one operation of the C OrderedDict, atomic under the GIL;
         # the lock keeps an insertion from following the turning off of the cache
         cache = self._cache
@@ -157,18 +160,35 @@ class HitRows:
             out.update(found)
         return out
 
-    def _load_columns(self) -> ShownColumns | None:
-        """The column store, read once (other threads wait for it); ``None`` when it cannot
-        hold the store's values or the manifest was replaced meanwhile."""
-        with self._loading:
-            if not self._columns_tried:
-                columns = ShownColumns.load(self.store, self.root)
-                with self._lock:
-                    # a swap during the load turned the cache off: drop what was read
-                    if self.enabled and manifest_signature(self.manifest) == self.signature:
-                        self._columns = columns
-                    self._columns_tried = True
-        return self._columns
+    def _start_loading(self) -> None:
+        """Load the column store in a thread of its own; searches read the store meanwhile
+        (the scan, seconds at a million rows, holds up none of them: SQLite steps without
+        Python's lock)."""
+        with self._lock:
+            if self._loader is None and self.enabled:
+                self._loader = threading.Thread(
+                    target=self._load_columns, name="mammosearch-columns", daemon=True
+                )
+                self._loader.start()
+
+    def _load_columns(self) -> None:
+        try:
+            columns = ShownColumns.load(self.store, self.root)
+        except IndexIntegrityError:  # the store failed: searches go on reading it
+            logger.warning("the search column store could not be loaded", exc_info=True)
+            return
+        with self._lock:
+            # a newer manifest turned the cache off during the load: what was read is dropped
+            if self.enabled and manifest_signature(self.manifest) == self.signature:
+                self._columns = columns
+
+    def wait_columns(self, timeout: float | None = None) -> bool:
+        """Wait for the column store's load, when one began; whether searches without reports
+        now read it."""
+        loader = self._loader
+        if loader is not None:
+            loader.join(timeout)
+        return self._columns is not None
 
     def _read(self, ids: Sequence[int], with_reports: bool) -> dict[int, Fields]:
         return {
@@ -266,17 +286,24 @@ class ShownColumns:
         """The bytes its arrays and records take."""
         return len(self._data) + self._ends.itemsize * len(self._ends) + 2 * len(self._kinds)
 
+    def rows(self, ids: Sequence[int]) -> dict[int, Fields]:
+        """:meth:`fields` of the rows there are of ``ids`` (one call for a search's hits)."""
+        data, ends, kinds, triples, last = (
+            self._data, self._ends, self._kinds, self._triples, self._last
+        )  # fmt: skip
+        root = self._root + "/"
+        out: dict[int, Fields] = {}
+        for i in ids:
+            if 0 <= i <= last and (start := ends[i]) != (end := ends[i + 1]):
+                case_id, patient_id, thumbnail, path = (
+                    data[start:end].decode().split(SHOWN_SEPARATOR)
+                )
+                label, side, view = triples[kinds[i]]
+                out[i] = (case_id, patient_id, label, side, view, root + thumbnail, None,
+                          path or None)  # fmt: skip
+        return out
+
     def fields(self, i: int) -> Fields | None:
         """Row ``i``'s neighbour fields without a report; ``None`` when the store has no row
         ``i`` (at the reader's generation)."""
-        if not 0 <= i <= self._last:
-            return None
-        start, end = self._ends[i], self._ends[i + 1]
-        if start == end:
-            return None
-        case_id, patient_id, thumbnail, image_path = (
-            self._data[start:end].decode().split(SHOWN_SEPARATOR)
-        )
-        label, side, view = self._triples[self._kinds[i]]
-        return (case_id, patient_id, label, side, view, f"{self._root}/{thumbnail}", None,
-                image_path or None)  # fmt: skip
+        return self.rows((i,)).get(i)

@@ -117,16 +117,17 @@ def test_search_results_match_golden(
     with CaseIndex(directory) as index:
         passes = []
         for turn in range(2):
-            # the second pass finds the rows in the cache (searches with reports) and, a SQLite
-            # reader's column store loaded by its first search, in that (without reports)
-            index._hits.columns_after = turn
+            # the first pass reads the store; the second finds the rows in the cache (searches
+            # with reports) and, a SQLite reader's column store loaded, in that (without)
+            if turn:
+                index._hits._start_loading()
+                assert index._hits.wait_columns() == (store is None)
             passes.append(
                 {
                     name: [_fields(n, directory) for n in _search(index, vectors, spec)]
                     for name, spec in SEARCHES
                 }
             )
-        assert (index._hits._columns is not None) == (store is None)
     if update_golden and store is None:
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(json.dumps(passes[0], indent=1) + "\n", encoding="utf-8")
@@ -149,11 +150,14 @@ def test_cached_rows_never_outlive_their_case(
     vectors = _build(directory, store)
     last = vectors[39]  # rows 39 and 40: case19, the highest ids
     with CaseIndex(directory) as stale:
-        stale._hits.columns_after = 1  # loaded by the first search without reports
+        stale._hits.columns_after = 1  # loaded after the first search without reports
         before = stale.search(image_vector=last, k=40, with_reports=with_reports)
         # SQLite readers keep rows; PostgreSQL ones read the store every time
-        kept = stale._hits._cache if with_reports else stale._hits._columns
-        assert bool(kept) == (store is None)
+        if with_reports:
+            assert bool(stale._hits._cache) == (store is None)
+        else:
+            assert stale._hits.wait_columns() == (store is None)
+            assert stale.search(image_vector=last, k=40, with_reports=False) == before
         assert {n.case_id for n in before} >= {"case19"}
         with IndexWriter(directory, INFO) as writer:
             assert writer.remove_case("case19") == 2
@@ -184,8 +188,10 @@ def test_column_store_serves_searches_without_reports(
         for _ in range(COLUMNS_AFTER - 1):
             first = index.search(image_vector=vectors[7], k=40, with_reports=False)
             index.search(image_vector=vectors[7], k=40)  # with reports: not counted
-        assert index._hits._columns is None
+        assert index._hits._loader is None and not index._hits.wait_columns()
+        # this one starts the load (in a thread of its own) and reads the store
         assert index.search(image_vector=vectors[7], k=40, with_reports=False) == first
+        assert index._hits.wait_columns()
         columns = index._hits._columns
         assert columns is not None
         # 40 rows, ids 1-40: 41 ends of 8 bytes, 41 kinds of 2 bytes, records of 3 separators
@@ -215,8 +221,9 @@ def test_values_the_column_store_cannot_keep_are_read_from_the_store(tmp_path: P
         commit(writer)
     with CaseIndex(directory) as index:
         index._hits.columns_after = 1
+        index.search(image_vector=vectors[2], k=6, with_reports=False)
+        assert index._hits._loader is not None and not index._hits.wait_columns()
         hits = index.search(image_vector=vectors[2], k=6, with_reports=False)
-        assert index._hits._columns is None and index._hits._columns_tried
         assert hits[0].row_id == 3 and hits[0].patient_id == "p\x1f2"
         assert sorted(n.patient_id for n in hits) == [f"p\x1f{i}" for i in range(6)]
 
@@ -229,3 +236,16 @@ def test_new_neighbour_is_the_neighbour_its_init_makes() -> None:
     made = new_neighbour(*values)
     assert made == Neighbour(*values)
     assert [getattr(made, f) for f in Neighbour.__slots__] == list(values)
+
+
+def test_a_column_load_that_ends_after_a_publication_keeps_nothing(tmp_path: Path) -> None:
+    """The column store is loaded in a thread while searches go on; when a writer published
+    meanwhile, what the load read may hold removed rows, and is dropped."""
+    directory = tmp_path / "idx"
+    _build(directory, None)
+    with CaseIndex(directory) as stale:
+        with IndexWriter(directory, INFO) as writer:
+            assert writer.remove_case("case19") == 2
+            commit(writer)
+        stale._hits._load_columns()  # as the loader thread would, with no search since
+        assert stale._hits.enabled and stale._hits._columns is None

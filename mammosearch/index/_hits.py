@@ -1,23 +1,29 @@
-"""The case rows of search hits, as the fields of a ``Neighbour``, with a cache of hot rows.
+"""The case rows of search hits, as the fields of a ``Neighbour``: a cache of hot rows with
+their reports, and the shown columns of every row in memory.
 
 :class:`HitRows` reads the rows of all a search's hits in one store query and makes of each
 what a :class:`~mammosearch.records.Neighbour` needs (side and view parsed, thumbnail path,
 report parsed). Searches with reports keep these in a small least-recently-used cache keyed by
 row id: parsing a normalized report costs about 0.14 ms, more than the whole search without
 reports, so a row found again costs neither a query nor parsing. Searches without reports
-(assessment, evaluation, ``bench/search.py``) read the store every time: their rows are mostly
-new ones, and the cache's upkeep (a ``stat`` of the manifest, the look-ups and insertions) cost
-about 10% of a 100k-vector IVF search where it found nothing (measured).
+(assessment, evaluation, ``bench/search.py``) find mostly rows they have not seen, and ten of
+them read from SQLite cost 25-45 µs (a B-tree seek each), a third of a 100k-vector IVF search.
+So a SQLite reader that has answered :data:`COLUMNS_AFTER` of them loads what they show of
+every row into memory (:class:`ShownColumns`, about 10 bytes a row plus the row's text values),
+in a thread of its own while searches go on reading the store, and reads it from then on: a
+reader answering a few searches (one exam's assessment) never pays the scan, which takes about
+half as long as opening the index.
 
-A cached row must never outlive its case. The rows a reader sees are fixed by the generation of
-the manifest it opened, except that a later publication deletes removed rows for good (and a
-SQLite store can then give a removed row's id to a new image). So the cache holds rows only
-while the index directory still holds the manifest the reader opened: before each use it
-compares the manifest file's identity (``os.stat``: device, inode, size, modification and change
-times) with the one taken before the manifest was read. Once they differ the cache is emptied
-and stays off, and a SQLite store's connections, which still read the replaced file, are
-closed so that later reads see the published one (removed rows gone, new rows of a later
-generation invisible), as a PostgreSQL reader does. A PostgreSQL store is never cached: it is
+Neither may outlive a case. The rows a reader sees are fixed by the generation of the manifest
+it opened, except that a later publication deletes removed rows for good (and a SQLite store
+can then give a removed row's id to a new image). So the cache and the column store serve rows
+only while the index directory still holds the manifest the reader opened: before each use
+:class:`HitRows` compares the manifest file's identity (``os.stat``: device, inode, size,
+modification and change times) with the one taken before the manifest was read. Once they
+differ both are dropped and stay off (a column store whose load ends after that is dropped
+too), and a SQLite store's connections, which still read the replaced file, are closed so that
+later reads see the published one (removed rows gone, new rows of a later generation
+invisible), as a PostgreSQL reader does. A PostgreSQL store is never kept in memory: it is
 shared by readers on other machines, where a manifest swap on a shared file system may be seen
 late, so its rows are read on every search.
 """
@@ -92,8 +98,8 @@ class HitRows:
         root: The index directory as thumbnail paths start (``f"{root}/{thumbnail}"``).
         manifest: The path of the index's manifest file.
         signature: :func:`manifest_signature` taken before the manifest was read; ``None``
-            turns the cache off.
-        size: Rows the cache keeps.
+            turns the cache and the column store off.
+        size: Rows the cache keeps (0 turns both off).
         columns_after: The search without reports that loads the column store (1: the first).
     """
 

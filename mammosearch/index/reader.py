@@ -62,6 +62,9 @@ class SearchFilters:
     exclude_case: str | None = None
 
 
+_NO_FILTERS = SearchFilters()
+
+
 def _open_store(directory: Path, manifest: IndexManifest) -> CaseStore:
     """The published case store of an index, seen at the manifest's generation."""
     where = manifest.store
@@ -221,6 +224,8 @@ class CaseIndex:
             raise IndexIntegrityError("the case store has text rows but no text vectors")
 
     def _excluded(self, filters: SearchFilters) -> tuple[list[int] | None, list[int]]:
+        if filters is _NO_FILTERS:  # the default: nothing to look at
+            return None, []
         allow = None
         if filters.laterality or filters.view or filters.label:
             side = filters.laterality
@@ -239,7 +244,7 @@ class CaseIndex:
         image_vector: NDArray[np.float32] | None = None,
         text_vector: NDArray[np.float32] | None = None,
         k: int = 10,
-        filters: SearchFilters = SearchFilters(),
+        filters: SearchFilters = _NO_FILTERS,
         weights: tuple[float, float] = (0.5, 0.5),
         fusion: str = "weighted",
         with_reports: bool = True,

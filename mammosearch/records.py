@@ -592,8 +592,16 @@ def _neighbour_maker() -> Callable[
         thumbnail: str | None, report: NormalizedReport | None, image_path: str | None,
     ) -> Neighbour:  # fmt: skip
         n: Neighbour = new(Neighbour)
-        s0(n, row_id), s1(n, case_id), s2(n, patient_id), s3(n, score), s4(n, scores)
-        s5(n, label), s6(n, laterality), s7(n, view), s8(n, thumbnail), s9(n, report)
+        s0(n, row_id)
+        s1(n, case_id)
+        s2(n, patient_id)
+        s3(n, score)
+        s4(n, scores)
+        s5(n, label)
+        s6(n, laterality)
+        s7(n, view)
+        s8(n, thumbnail)
+        s9(n, report)
         s10(n, image_path)
         return n
 

@@ -8,8 +8,8 @@ DESIGN.md: :meth:`NormalizedReport.to_dict` always emits every key, and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -567,6 +567,49 @@ class Neighbour:
             thumbnail=data.get("thumbnail"), image_path=data.get("image_path"),
             report=NormalizedReport.from_dict(report) if report else None,
         )  # fmt: skip
+
+
+def _neighbour_maker() -> Callable[
+    [int, str, str, float, Mapping[str, float], str | None, Laterality | None, View | None,
+     str | None, NormalizedReport | None, str | None],
+    Neighbour,
+]:  # fmt: skip
+    """A maker of :class:`Neighbour` from all its fields in order, which sets its slots
+    directly: the generated ``__init__`` of a frozen dataclass sets each field through
+    ``object.__setattr__``, and a search makes ten neighbours at a time (the maker takes
+    about half as long). Nothing is defaulted or checked: every field is given."""
+    names = [f.name for f in fields(Neighbour)]
+    expected = ["row_id", "case_id", "patient_id", "score", "scores", "label", "laterality",
+                "view", "thumbnail", "report", "image_path"]  # fmt: skip
+    if names != expected:  # pragma: no cover - a new field must be added below too
+        raise TypeError(f"Neighbour's fields changed ({names}): update the maker")
+    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10 = (Neighbour.__dict__[n].__set__ for n in names)
+    new = object.__new__
+
+    def make(
+        row_id: int, case_id: str, patient_id: str, score: float, scores: Mapping[str, float],
+        label: str | None, laterality: Laterality | None, view: View | None,
+        thumbnail: str | None, report: NormalizedReport | None, image_path: str | None,
+    ) -> Neighbour:  # fmt: skip
+        n: Neighbour = new(Neighbour)
+        s0(n, row_id)
+        s1(n, case_id)
+        s2(n, patient_id)
+        s3(n, score)
+        s4(n, scores)
+        s5(n, label)
+        s6(n, laterality)
+        s7(n, view)
+        s8(n, thumbnail)
+        s9(n, report)
+        s10(n, image_path)
+        return n
+
+    return make
+
+
+# a Neighbour from every field in order, made faster than through its __init__ (searches)
+new_neighbour = _neighbour_maker()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ from mammosearch.index.manifest import (
 from mammosearch.index.store import CaseStore
 from mammosearch.index.vectors import VectorIndex
 from mammosearch.index.vote import VoteParams, vote_density
-from mammosearch.records import DensityVote, Laterality, Neighbour, View
+from mammosearch.records import DensityVote, Laterality, Neighbour, View, new_neighbour
 
 __all__ = ["FUSIONS", "CaseIndex", "SearchFilters", "verify_index"]
 
@@ -59,6 +60,9 @@ class SearchFilters:
     label: str | None = None
     exclude_patient: str | None = None
     exclude_case: str | None = None
+
+
+_NO_FILTERS = SearchFilters()
 
 
 def _open_store(directory: Path, manifest: IndexManifest) -> CaseStore:
@@ -220,6 +224,8 @@ class CaseIndex:
             raise IndexIntegrityError("the case store has text rows but no text vectors")
 
     def _excluded(self, filters: SearchFilters) -> tuple[list[int] | None, list[int]]:
+        if filters is _NO_FILTERS:  # the default: nothing to look at
+            return None, []
         allow = None
         if filters.laterality or filters.view or filters.label:
             side = filters.laterality
@@ -238,7 +244,7 @@ class CaseIndex:
         image_vector: NDArray[np.float32] | None = None,
         text_vector: NDArray[np.float32] | None = None,
         k: int = 10,
-        filters: SearchFilters = SearchFilters(),
+        filters: SearchFilters = _NO_FILTERS,
         weights: tuple[float, float] = (0.5, 0.5),
         fusion: str = "weighted",
         with_reports: bool = True,
@@ -284,26 +290,30 @@ class CaseIndex:
             found = zip(ids[0].tolist(), scores[0].tolist(), strict=True)
             key = label if modality == label else "text_to_image"
             per_modality[key] = {i: s for i, s in found if i >= 0}
-        fused = _fuse(per_modality, weights, fusion)
-        best = sorted(fused.items(), key=lambda kv: -kv[1])[:k]
-        rows = self._hits.get([i for i, _ in best], with_reports)
         only = next(iter(per_modality)) if len(per_modality) == 1 else None
+        # one modality: its scores are the fused ones (stable: equal scores keep FAISS's order)
+        fused = per_modality[only] if only is not None else _fuse(per_modality, weights, fusion)
+        best = sorted(fused.items(), key=_score, reverse=True)[:k]
+        rows = self._hits.get([i for i, _ in best], with_reports)
         out = []
         for i, score in best:
             f = rows.get(i)
             if f is None:  # a row removed since this reader opened the index is skipped
                 continue
-            if only is not None:  # one modality: its score is the fused one
+            if only is not None:
                 by_modality = {only: score}
             else:
                 by_modality = {m: hits[i] for m, hits in per_modality.items() if i in hits}
-            out.append(Neighbour(i, f[0], f[1], score, by_modality, f[2], f[3], f[4], f[5],
-                                 f[6], f[7]))  # fmt: skip
+            out.append(new_neighbour(i, f[0], f[1], score, by_modality, f[2], f[3], f[4], f[5],
+                                     f[6], f[7]))  # fmt: skip
         return out
 
     def vote(self, neighbours: Sequence[Neighbour]) -> DensityVote:
         """The density vote of neighbours, with this index's fitted parameters."""
         return vote_density(neighbours, self.labels, self.vote_params)
+
+
+_score = itemgetter(1)
 
 
 def _fuse(

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from mammosearch.errors import IndexIntegrityError, InputError
 
-__all__ = ["HEAD_REVISION", "HIT_COLUMNS", "CaseRow", "CaseStore", "redact_url"]
+__all__ = ["HEAD_REVISION", "HIT_COLUMNS", "SHOWN_SEPARATOR", "CaseRow", "CaseStore", "redact_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,9 @@ _LIGHT = ("report_text", "report_json")
 # what a search result shows of a row (CaseStore.hit_rows)
 HIT_COLUMNS = ("id", "case_id", "patient_id", "label", "laterality", "view", "thumbnail",
                "image_path", "report_json")  # fmt: skip
+# the text columns CaseStore.shown_columns joins into one value, and what separates them
+_SHOWN_JOINED = ("case_id", "patient_id", "thumbnail", "image_path")
+SHOWN_SEPARATOR = "\x1f"  # ASCII unit separator
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,6 +412,34 @@ class CaseStore:
                 f"the case store failed ({_reason(e)})", fix="run 'mammosearch index verify'"
             ) from e
         return out
+
+    def shown_columns(self) -> list[tuple[Any, ...]]:
+        """Every visible row of a read-only SQLite store, by id, as what a search result shows
+        of it without its report: ``(id, label, laterality, view, blob)`` with ``blob`` the
+        UTF-8 bytes of ``case_id``, ``patient_id``, ``thumbnail`` and ``image_path`` joined by
+        :data:`SHOWN_SEPARATOR` (``None`` where one of them is NULL).
+
+        Raises:
+            IndexIntegrityError: The store is not a read-only SQLite store, or it failed.
+        """
+        if self._own_connect is None:
+            raise IndexIntegrityError("only a read-only SQLite store lists its shown columns")
+        sep = f"char({ord(SHOWN_SEPARATOR)})"
+        joined = f" || {sep} || ".join(f'"{c}"' for c in _SHOWN_JOINED)
+        sql = f'SELECT "id", "label", "laterality", "view", CAST({joined} AS BLOB) FROM images'
+        if self._generations:
+            sql += " WHERE added_gen <= ? AND (removed_gen IS NULL OR removed_gen > ?)"
+        gens = [self.generation] * 2 if self._generations else []
+        try:
+            conn = self._own_connect()  # a connection of its own, closed after this one read
+            try:
+                return conn.execute(sql + ' ORDER BY "id"', gens).fetchall()
+            finally:
+                conn.close()
+        except self._driver_error as e:
+            raise IndexIntegrityError(
+                f"the case store failed ({_reason(e)})", fix="run 'mammosearch index verify'"
+            ) from e
 
     def _by_id_sql(self, n: int, columns: tuple[str, ...], with_reports: bool) -> str:
         """The statement of :meth:`_by_id` for ``n`` ids, in the driver's parameter style."""

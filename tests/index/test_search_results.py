@@ -17,12 +17,14 @@ import numpy as np
 import pytest
 
 from mammosearch.index import CaseIndex, IndexWriter, SearchFilters
+from mammosearch.index._hits import COLUMNS_AFTER
 from mammosearch.records import (
     DensityCategory,
     Laterality,
     Neighbour,
     NormalizedReport,
     View,
+    new_neighbour,
 )
 from tests.index.test_case_index import INFO, commit, row, unit
 
@@ -113,13 +115,19 @@ def test_search_results_match_golden(
     directory = tmp_path / "idx"
     vectors = _build(directory, store)
     with CaseIndex(directory) as index:
-        passes = [
-            {
-                name: [_fields(n, directory) for n in _search(index, vectors, spec)]
-                for name, spec in SEARCHES
-            }  # fmt: skip
-            for _ in range(2)  # the second pass finds the rows in the cache
-        ]
+        passes = []
+        for turn in range(2):
+            # the first pass reads the store; the second finds the rows in the cache (searches
+            # with reports) and, a SQLite reader's column store loaded, in that (without)
+            if turn:
+                index._hits._start_loading()
+                assert index._hits.wait_columns() == (store is None)
+            passes.append(
+                {
+                    name: [_fields(n, directory) for n in _search(index, vectors, spec)]
+                    for name, spec in SEARCHES
+                }
+            )
     if update_golden and store is None:
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(json.dumps(passes[0], indent=1) + "\n", encoding="utf-8")
@@ -130,15 +138,26 @@ def test_search_results_match_golden(
             _assert_same(results[name], want, name)
 
 
-def test_cached_rows_never_outlive_their_case(tmp_path: Path, store: str | None) -> None:
-    """A reader keeps rows of hits in a cache; once a writer publishes a removal, the removed
-    case must not come back from it, nor a new image that took a removed row's id (SQLite
+@pytest.mark.parametrize("with_reports", [True, False], ids=["row cache", "column store"])
+def test_cached_rows_never_outlive_their_case(
+    tmp_path: Path, store: str | None, with_reports: bool
+) -> None:
+    """A reader keeps rows of hits in a cache (searches with reports) and the shown columns
+    of all rows in memory (searches without); once a writer publishes a removal, the removed
+    case must not come back from either, nor a new image that took a removed row's id (SQLite
     gives the highest free id again) be shown with the removed case's fields."""
     directory = tmp_path / "idx"
     vectors = _build(directory, store)
     last = vectors[39]  # rows 39 and 40: case19, the highest ids
     with CaseIndex(directory) as stale:
-        before = stale.search(image_vector=last, k=40)
+        stale._hits.columns_after = 1  # loaded after the first search without reports
+        before = stale.search(image_vector=last, k=40, with_reports=with_reports)
+        # SQLite readers keep rows; PostgreSQL ones read the store every time
+        if with_reports:
+            assert bool(stale._hits._cache) == (store is None)
+        else:
+            assert stale._hits.wait_columns() == (store is None)
+            assert stale.search(image_vector=last, k=40, with_reports=False) == before
         assert {n.case_id for n in before} >= {"case19"}
         with IndexWriter(directory, INFO) as writer:
             assert writer.remove_case("case19") == 2
@@ -147,7 +166,7 @@ def test_cached_rows_never_outlive_their_case(tmp_path: Path, store: str | None)
             writer.add(row(100, "A", "p99"), -last, None, b"png")  # far from the query
             commit(writer)
         # the stale reader still finds ids 39 and 40 in its vectors; their rows are gone
-        after = stale.search(image_vector=last, k=40)
+        after = stale.search(image_vector=last, k=40, with_reports=with_reports)
         assert "case19" not in {n.case_id for n in after}
         assert [n.row_id for n in after] == [n.row_id for n in before if n.case_id != "case19"]
         assert not any(n.case_id == "case50" for n in after)  # not visible at its generation
@@ -155,3 +174,78 @@ def test_cached_rows_never_outlive_their_case(tmp_path: Path, store: str | None)
         hits = fresh.search(image_vector=-last, k=1)
         new_id = 39 if store is None else 41  # PostgreSQL's sequence never gives an id again
         assert (hits[0].row_id, hits[0].case_id) == (new_id, "case50")
+
+
+def test_column_store_serves_searches_without_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SQLite reader's searches without reports take their rows from the column store once
+    its ``COLUMNS_AFTER``-th such search loaded it (the store is not read again), and give
+    what the store holds."""
+    directory = tmp_path / "idx"
+    vectors = _build(directory, None)
+    with CaseIndex(directory) as index:
+        for _ in range(COLUMNS_AFTER - 1):
+            first = index.search(image_vector=vectors[7], k=40, with_reports=False)
+            index.search(image_vector=vectors[7], k=40)  # with reports: not counted
+        assert index._hits._loader is None and not index._hits.wait_columns()
+        # this one starts the load (in a thread of its own) and reads the store
+        assert index.search(image_vector=vectors[7], k=40, with_reports=False) == first
+        assert index._hits.wait_columns()
+        columns = index._hits._columns
+        assert columns is not None
+        # 40 rows, ids 1-40: 41 ends of 8 bytes, 41 kinds of 2 bytes, records of 3 separators
+        # and their values (e.g. "case3", "p1", "thumbs/7.png", "img6.png")
+        records = sum(
+            len(f"case{i // 2}p{i // 4}thumbs/{i + 1}.pngimg{i}.png") + 3 for i in range(40)
+        )
+        assert columns.nbytes == records + 8 * 42 + 2 * 41
+
+        def unread(*args: Any, **kwargs: Any) -> None:
+            raise AssertionError("the store was read")
+
+        monkeypatch.setattr(index.store, "hit_rows", unread)
+        again = index.search(image_vector=vectors[7], k=40, with_reports=False)
+    assert [_fields(n, directory) for n in again] == [_fields(n, directory) for n in first]
+    assert columns.fields(0) is None and columns.fields(41) is None and columns.fields(-1) is None
+
+
+def test_values_the_column_store_cannot_keep_are_read_from_the_store(tmp_path: Path) -> None:
+    """A text value holding the column store's separator turns it off for the reader: its
+    searches read the store, with every value as stored."""
+    directory = tmp_path / "idx"
+    vectors = unit(np.random.default_rng(3), 6)
+    with IndexWriter(directory, INFO) as writer:
+        for i, v in enumerate(vectors):
+            writer.add(row(i, "A", f"p\x1f{i}"), v, None, b"png")
+        commit(writer)
+    with CaseIndex(directory) as index:
+        index._hits.columns_after = 1
+        index.search(image_vector=vectors[2], k=6, with_reports=False)
+        assert index._hits._loader is not None and not index._hits.wait_columns()
+        hits = index.search(image_vector=vectors[2], k=6, with_reports=False)
+        assert hits[0].row_id == 3 and hits[0].patient_id == "p\x1f2"
+        assert sorted(n.patient_id for n in hits) == [f"p\x1f{i}" for i in range(6)]
+
+
+def test_new_neighbour_is_the_neighbour_its_init_makes() -> None:
+    """The maker searches use sets every field as ``Neighbour(...)`` does."""
+    report = NormalizedReport(id="r", language="en", standardized_text="s")
+    values = (7, "case3", "p1", 0.5, {"image": 0.5}, "B", Laterality.RIGHT, View.MLO,
+              "dir/thumbs/7.png", report, "img6.png")  # fmt: skip
+    made = new_neighbour(*values)
+    assert made == Neighbour(*values)
+    assert [getattr(made, f) for f in Neighbour.__slots__] == list(values)
+
+
+def test_a_column_load_that_ends_after_a_publication_keeps_nothing(tmp_path: Path) -> None:
+    """The column store is loaded in a thread while searches go on; when a writer published
+    meanwhile, what the load read may hold removed rows, and is dropped."""
+    directory = tmp_path / "idx"
+    _build(directory, None)
+    with CaseIndex(directory) as stale:
+        with IndexWriter(directory, INFO) as writer:
+            assert writer.remove_case("case19") == 2
+            commit(writer)
+        stale._hits._load_columns()  # as the loader thread would, with no search since
+        assert stale._hits.enabled and stale._hits._columns is None

@@ -318,8 +318,10 @@ class CaseStore:
             with self._connect(write=True) as conn:
                 conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
 
-    def _ids(self, *where: Any) -> list[int]:
+    def _ids(self, *where: Any, limit: int | None = None) -> list[int]:
         query = sa.select(_images.c.id).where(self._visible(), *where).order_by(_images.c.id)
+        if limit is not None:
+            query = query.limit(limit)
         with self._connect() as conn:
             return [int(r[0]) for r in conn.execute(query)]
 
@@ -354,9 +356,9 @@ class CaseStore:
         with self._connect() as conn:
             return {str(r[0]) for r in conn.execute(query)}
 
-    def ids(self, *, with_text: bool = False) -> list[int]:
-        """All row ids (or those with a text vector), ascending."""
-        return self._ids(*([_images.c.has_text_vector == 1] if with_text else []))
+    def ids(self, *, with_text: bool = False, limit: int | None = None) -> list[int]:
+        """All row ids (or those with a text vector), ascending; the first ``limit`` only."""
+        return self._ids(*([_images.c.has_text_vector == 1] if with_text else []), limit=limit)
 
     def _select(self, with_reports: bool) -> Any:
         return sa.select(

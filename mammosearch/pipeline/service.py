@@ -294,7 +294,7 @@ class CaseService:
         """
         store = self.index.store
         with self._lock:
-            ids = store.ids(with_text=True) or store.ids()
+            ids = store.ids(with_text=True, limit=1) or store.ids(limit=1)
             if not ids:
                 return None
             first = store.get([ids[0]], with_reports=True)[ids[0]]

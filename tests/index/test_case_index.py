@@ -99,6 +99,17 @@ def test_filters(built: tuple[Path, np.ndarray], filters: SearchFilters, check: 
         assert hits and all(check(n) for n in hits)
 
 
+def test_the_first_ids_only(built: tuple[Path, np.ndarray]) -> None:
+    """Row ids ascending, the first ``limit`` of them; with texts: rows 2, 3, 5, 6, … (every
+    image but each third, from the first, was written with a text vector)."""
+    directory, _ = built
+    with CaseIndex(directory) as index:
+        assert index.store.ids(limit=3) == [1, 2, 3]
+        assert index.store.ids(with_text=True, limit=3) == [2, 3, 5]
+        assert index.store.ids(with_text=True)[:5] == [2, 3, 5, 6, 8]
+        assert len(index.store.ids()) == 40
+
+
 def test_search_needs_a_query(built: tuple[Path, np.ndarray]) -> None:
     with CaseIndex(built[0]) as index, pytest.raises(InputError):
         index.search(k=3)

@@ -28,6 +28,7 @@ BI-RADS terms whatever the report's language. Text and image vectors live in dif
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -127,7 +128,10 @@ def _density(inside: NDArray[Any], values: NDArray[Any]) -> NDArray[np.float64]:
 
     spread = np.ptp(inside) > 0
     otsu = float(threshold_otsu(inside)) if spread else 0.5
-    upper = float(threshold_multiotsu(inside, classes=3)[1]) if spread else 0.5
+    upper = otsu  # a breast of two grey values has no three classes: its upper one is Otsu's
+    if len(np.unique(inside)) > 2:
+        with contextlib.suppress(ValueError):  # fewer than three values after binning
+            upper = float(threshold_multiotsu(inside, classes=3)[1])
     mean, std = float(inside.mean()), float(inside.std())
     return np.array(
         [float(np.mean(inside > level)) for level in _DENSE_LEVELS]

@@ -325,7 +325,6 @@ def evaluate_density(
         if repeats > 1:
             result["repeats"] = _spread(accuracy, config.seed)
         mode = f"{folds}-fold patient cross-validation"
-        result["nested"] = nested
     first = next(iter(paths.values()))
     return {"mode": mode, "arch": config.arch if model_dir is None else None,
             "image_size": config.image_size if model_dir is None else None,

@@ -10,6 +10,7 @@ from mammosearch.embeddings.radiomics import (
     CANDIDATES,
     GROUPS,
     RadiomicsEmbedder,
+    _density,
     _run_statistics,
     group_slices,
     image_features,
@@ -93,6 +94,13 @@ def test_dense_fraction_grows_with_density() -> None:
     dense = features[:, group_slices()["density"]]
     otsu_fraction = dense[:, 9]  # after 4 scaled levels, 4 mean + k·sd levels, Otsu itself
     assert otsu_fraction[0] < otsu_fraction[1] < otsu_fraction[2]
+
+
+def test_a_breast_of_two_grey_values_has_dense_fractions() -> None:
+    """No three-class split exists: the upper class is Otsu's (half the pixels above it)."""
+    values = np.array([0.2] * 50 + [0.8] * 50)
+    dense = _density(values, values)
+    assert dense[9] == dense[10] == 0.5  # Otsu's fraction, the upper class's fraction
 
 
 def test_lbp_histograms_at_three_scales() -> None:

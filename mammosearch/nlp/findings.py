@@ -765,9 +765,18 @@ class FindingsExtractor:
         has_digit: bool = True,
     ) -> None:
         heads = {} if _WITH_WORDS.isdisjoint(norms[lo:hi]) else _dependent_heads(items, norms)
+        bounds = [lo + k for k, w in enumerate(norms[lo:hi]) if w == "," or w == ";"]
+
+        def in_clause(s: int, e: int) -> list[_Item]:
+            # "a mass in the UIQ, calcifications in the LOQ": a place binds within its own
+            # clause when a finding is there, not to a nearer one across the comma
+            a = max([b for b in bounds if b < s] + [lo - 1])
+            z = min([b for b in bounds if b >= e] + [hi])
+            return [it for it in items if a < it.start and it.end <= z] or items
+
         for s, e, payloads in self._locations.scan(norms, lo, hi):
             name, value = payloads[0]
-            for nearest in self._nearest(items, s, e)[:1]:
+            for nearest in self._nearest(in_clause(s, e), s, e)[:1]:
                 head = heads.get(id(nearest))
                 if head is not None and e == nearest.start:
                     break  # "central microcalcification": a place inside the lesion
@@ -788,7 +797,7 @@ class FindingsExtractor:
                 if clock is None:
                     continue
                 s = _token_at(tokens, m.start(), lo, hi)
-                for it in self._nearest(items, s, s + 1)[:1]:
+                for it in self._nearest(in_clause(s, s + 1), s, s + 1)[:1]:
                     if it.clock is None:
                         it.clock = clock
 

@@ -1,0 +1,136 @@
+"""The findings binding at its bounds: cue scopes, lists, competing findings, next sentences.
+
+Each sentence was written for a gap the mutation check left (docs/MUTATION.md, "Findings
+binding"): a behaviour no test pinned. The expected values are the clinical reading of the
+sentence (which finding is negated or dated, which place, size or shape belongs to which
+finding), not the code's output; tests/nlp/test_findings_binding.py holds the first batch.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mammosearch.nlp import normalize
+from mammosearch.records import Finding
+
+
+def by_type(text: str) -> dict[str, Finding]:
+    findings = list(normalize(text).findings)
+    out = {f.type.value: f for f in findings}
+    assert len(out) == len(findings), "one finding of each type expected"
+    return out
+
+
+def flags(text: str) -> dict[str, tuple[bool, bool, bool]]:
+    return {k: (f.negated, f.uncertain, f.historical) for k, f in by_type(text).items()}
+
+
+N, H, PRESENT = (True, False, False), (False, False, True), (False, False, False)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a forward cue reaches a finding 8 words on (max_gap) ...
+        ("No evidence of a new suspicious spiculated or irregular high density mass.", {"mass": N}),
+        # ... and not one 9 or more words on, in a clause about something else
+        ("Patient without symptoms referred for screening mammography at the local clinic showing a mass in the left breast.", {"mass": PRESENT}),
+        # list items 7 words apart (chain_gap) joined by "or" share the negation
+        ("No mass or suspicious clustered pleomorphic fine linear branching calcifications.", {"mass": N, "calcification": N}),
+        # a semicolon is no list connector: the negation ends with its clause
+        ("No masses in the right breast; benign calcifications in the left breast.", {"mass": N, "calcification": PRESENT}),
+        # a terminator between the findings and a backward cue keeps the earlier one out
+        ("There are benign calcifications but a mass is not seen.", {"calcification": PRESENT, "mass": N}),
+        # a backward cue reaches a finding 8 words before it ...
+        ("The calcifications described in the outside report of 2024 are not seen.", {"calcification": N}),
+        # ... and not one far before it, about which the sentence says something else
+        ("Benign calcifications in both breasts; the pectoral muscle on the left mediolateral oblique view is not seen.", {"calcification": PRESENT}),
+        # a backward list broken by a semicolon: only the finding next to the cue is negated
+        ("Intramammary lymph node in the right breast; calcifications are not seen.", {"lymph_node": PRESENT, "calcification": N}),
+        # a backward list, items 7 words apart joined by "or"
+        ("Masses or suspicious clustered pleomorphic fine linear branching calcifications are not seen.", {"mass": N, "calcification": N}),
+        # a finding after a backward cue is outside its scope
+        ("Masses are not seen; there are scattered benign calcifications.", {"mass": N, "calcification": PRESENT}),
+        # a bidirectional (historical) cue: its backward scope stops at the semicolon
+        ("Lymph node in the right axilla; calcifications unchanged.", {"lymph_node": PRESENT, "calcification": H}),
+        ("Ganglio en la axila derecha; calcificaciones sin cambios.", {"lymph_node": PRESENT, "calcification": H}),
+    ],
+)  # fmt: skip
+def test_cue_scopes_at_their_bounds(
+    text: str, expected: dict[str, tuple[bool, bool, bool]]
+) -> None:
+    assert flags(text) == expected
+
+
+def quadrants(text: str) -> dict[str, str | None]:
+    return {
+        k: f.location.quadrant.value if f.location.quadrant else None
+        for k, f in by_type(text).items()
+    }
+
+
+def clocks(text: str) -> dict[str, str | None]:
+    return {k: f.location.clock for k, f in by_type(text).items()}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the nearer of two findings before a place takes it
+        ("A lymph node in the axilla and a mass in the upper inner quadrant.", {"lymph_node": None, "mass": "UIQ"}),
+        # each clause's place is its own finding's, not the nearer finding's across the comma
+        ("A mass in the upper inner quadrant, calcifications in the lower outer quadrant.", {"mass": "UIQ", "calcification": "LOQ"}),
+        ("Nódulo en el cuadrante superior interno, calcificaciones en el cuadrante inferior externo.", {"mass": "UIQ", "calcification": "LOQ"}),
+        # calcifications inside a mass: the place is the mass's
+        ("Mass with calcifications in the upper outer quadrant.", {"mass": "UOQ", "calcification": None}),
+        # a place in the next sentence is not this sentence's finding's
+        ("A mass in the right breast. Irregular asymmetry in the upper outer quadrant of the left breast.", {"mass": None, "asymmetry": "UOQ"}),
+    ],
+)  # fmt: skip
+def test_each_place_binds_to_its_own_finding(text: str, expected: dict[str, str | None]) -> None:
+    assert quadrants(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("A mass at 2 o'clock and calcifications at 10 o'clock.", {"mass": "2:00", "calcification": "10:00"}),
+        ("A mass at 2 o'clock, calcifications at 10 o'clock.", {"mass": "2:00", "calcification": "10:00"}),
+        ("A mass in the right breast. Calcifications at 10 o'clock in the left breast.", {"mass": None, "calcification": "10:00"}),
+    ],
+)  # fmt: skip
+def test_each_clock_position_binds_to_its_own_finding(
+    text: str, expected: dict[str, str | None]
+) -> None:
+    assert clocks(text) == expected
+
+
+def test_a_descriptor_after_a_negated_one_still_binds() -> None:
+    mass = by_type("Mass without spiculated margins, which is oval and circumscribed.")["mass"]
+    assert [s.value for s in mass.descriptors.shape] == ["oval"]
+    assert [m.value for m in mass.descriptors.margin] == ["circumscribed"]
+    assert not mass.negated
+
+
+def test_a_descriptor_in_the_next_sentence_is_not_this_sentences() -> None:
+    found = by_type("A mass in the right breast. Irregular asymmetry in the left breast.")
+    assert found["mass"].descriptors.shape == ()
+    assert found["mass"].laterality is not None and found["mass"].laterality.value == "right"
+    assert found["asymmetry"].laterality is not None
+    assert found["asymmetry"].laterality.value == "left"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("A 14 mm mass next to calcifications.", {"mass": 14.0, "calcification": None}),
+        ("Calcifications near a mass of 9 mm.", {"calcification": None, "mass": 9.0}),
+        ("Calcifications and a lymph node of 9 mm.", {"calcification": None, "lymph_node": 9.0}),
+        ("Oval mass, 11 mm, and amorphous calcifications.", {"mass": 11.0, "calcification": None}),
+        ("Nódulo de 12 mm y calcificaciones.", {"mass": 12.0, "calcification": None}),
+        # a size in the next sentence is that sentence's
+        ("A mass in the right breast. Calcifications at 10 o'clock, 4 mm.", {"mass": None, "calcification": 4.0}),
+    ],
+)  # fmt: skip
+def test_each_size_binds_to_its_own_finding(text: str, expected: dict[str, float | None]) -> None:
+    assert {k: f.descriptors.size_mm for k, f in by_type(text).items()} == expected

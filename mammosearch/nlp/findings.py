@@ -863,7 +863,12 @@ class FindingsExtractor:
             if near:
                 values = {x[2] for x in near}
                 if in_clause or len(values) > 1:
-                    it.side = min(near, key=lambda x: distance(x, it))[2]
+                    # at equal distance an English side word before the finding loses to the
+                    # one after it: "a node in the left breast next to calcifications of the
+                    # right breast" (a Spanish one before pays its word-order penalty instead)
+                    it.side = min(
+                        near, key=lambda x: (distance(x, it), x[1] <= it.start and not x[3])
+                    )[2]
                 else:
                     it.side = next(iter(values))
             else:
@@ -887,7 +892,9 @@ _ELIDED_ARTICLES = frozenset({"un", "una", "unas", "unos", "algunas", "algunos",
                               "some", "other", "otra", "otras", "otro", "otros"})  # fmt: skip
 _BOTH_WORDS = ["neither breast", "bilateral", "bilaterally", "bilaterales", "bilateralmente",
                "both breasts", "both", "either breast", "each breast", "either", "ambas mamas",
-               "ambas", "ambos", "ambas regiones", "ambos lados"]  # fmt: skip
+               "ambas", "ambos", "ambas regiones", "ambos lados", "left and right",
+               "right and left", "derecha e izquierda", "izquierda y derecha",
+               "derecho e izquierdo", "izquierdo y derecho"]  # fmt: skip
 
 
 # Spanish side words, which follow the noun they qualify ("ganglio axilar izquierdo",

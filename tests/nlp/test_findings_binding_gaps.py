@@ -134,3 +134,37 @@ def test_a_descriptor_in_the_next_sentence_is_not_this_sentences() -> None:
 )  # fmt: skip
 def test_each_size_binds_to_its_own_finding(text: str, expected: dict[str, float | None]) -> None:
     assert {k: f.descriptors.size_mm for k, f in by_type(text).items()} == expected
+
+
+def sides(text: str) -> list[tuple[str, str | None]]:
+    return [
+        (f.type.value, f.laterality.value if f.laterality else None)
+        for f in normalize(text).findings
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a side phrase after each finding is that finding's, at equal distance too
+        ("Intramammary lymph node in the left breast next to calcifications of the right breast.", [("lymph_node", "left"), ("calcification", "right")]),
+        ("Ganglio intramamario en la mama izquierda junto a calcificaciones de la mama derecha.", [("lymph_node", "left"), ("calcification", "right")]),
+        # both sides named together are both breasts
+        ("Left and right breasts: benign calcifications.", [("calcification", "bilateral")]),
+        ("Benign calcifications in the right and left breasts.", [("calcification", "bilateral")]),
+        ("Calcificaciones benignas en las mamas derecha e izquierda.", [("calcification", "bilateral")]),
+        # a side after two findings joined by "and" is both findings'
+        ("Calcifications in the right breast, a mass and a lymph node in the left breast.", [("calcification", "right"), ("mass", "left"), ("lymph_node", "left")]),
+        ("In the right breast a mass, in the left breast calcifications.", [("mass", "right"), ("calcification", "left")]),
+        ("Right breast, a mass; left breast, calcifications.", [("mass", "right"), ("calcification", "left")]),
+        ("A mass in the right breast near the nipple, with skin thickening of the left breast.", [("mass", "right"), ("skin_thickening", "left")]),
+        ("Bilateral benign calcifications and a mass in the right breast.", [("calcification", "bilateral"), ("mass", "right")]),
+        # a finding named only by its descriptor and another side ("... y amorfas en la
+        # izquierda") keeps that side, and the findings after it still take theirs
+        ("Round calcifications in the right breast and amorphous in the left breast.", [("calcification", "right"), ("calcification", "left")]),
+        ("Calcificaciones redondas en la mama derecha y amorfas en la izquierda; nódulo oval en la mama derecha.", [("calcification", "right"), ("calcification", "left"), ("mass", "right")]),
+        ("Calcificaciones redondas en la mama derecha y amorfas en la izquierda, con un ganglio axilar derecho.", [("calcification", "right"), ("calcification", "left"), ("lymph_node", "right")]),
+    ],
+)  # fmt: skip
+def test_each_finding_takes_its_own_side(text: str, expected: list[tuple[str, str | None]]) -> None:
+    assert sides(text) == expected

@@ -727,6 +727,11 @@ class FindingsExtractor:
             after = next((it for it in near if it.start >= e), None)
             inside = [it for it in near if it.start < e and s < it.end]
             candidates = inside + [it for it in near if it is before or it is after]
+            touching = [it for it in candidates if it.start <= e and s <= it.end]
+            if touching and not any(self._accepts(it, options) for it in touching):
+                # "an oval lymph node", "un ganglio ovalado": the word describes the finding
+                # it stands next to, which has no such field; it is not another finding's
+                continue
             if not any(self._accepts(it, options) for it in candidates):
                 # a long sentence with one finding that takes this descriptor: it is that one's
                 takers = [it for it in items if it.kind != _GENERIC and self._accepts(it, options)]

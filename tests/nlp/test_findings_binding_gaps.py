@@ -168,3 +168,42 @@ def sides(text: str) -> list[tuple[str, str | None]]:
 )  # fmt: skip
 def test_each_finding_takes_its_own_side(text: str, expected: list[tuple[str, str | None]]) -> None:
     assert sides(text) == expected
+
+
+def shapes(text: str) -> list[tuple[str, list[str]]]:
+    return [
+        (f.type.value, [s.value for s in f.descriptors.shape]) for f in normalize(text).findings
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # two masses, each with its own shape: the word next to a mass is that mass's
+        ("An oval mass in the right breast and an irregular mass in the left breast.", [("mass", ["oval"]), ("mass", ["irregular"])]),
+        ("Nódulo ovalado en la mama derecha y nódulo irregular en la mama izquierda.", [("mass", ["oval"]), ("mass", ["irregular"])]),
+        # a shape word next to a lymph node is the node's (which codes no shape), not the mass's
+        ("Irregular mass next to an oval lymph node.", [("mass", ["irregular"]), ("lymph_node", [])]),
+        ("Nódulo irregular junto a un ganglio ovalado.", [("mass", ["irregular"]), ("lymph_node", [])]),
+    ],
+)  # fmt: skip
+def test_each_shape_binds_to_its_own_finding(
+    text: str, expected: list[tuple[str, list[str]]]
+) -> None:
+    assert shapes(text) == expected
+
+
+def test_skin_next_to_skin_thickening_is_no_calcification_morphology() -> None:
+    calcification, skin = normalize("No microcalcifications or skin thickening.").findings
+    assert calcification.negated and skin.negated
+    assert calcification.descriptors.calc_morphology == ()
+
+
+def test_a_margin_eight_words_from_its_mass_binds_with_another_mass_in_the_sentence() -> None:
+    first, second = normalize(
+        "A mass seen in the upper inner quadrant, with circumscribed margins; an irregular "
+        "mass in the left axillary tail."
+    ).findings
+    assert [m.value for m in first.descriptors.margin] == ["circumscribed"]
+    assert [s.value for s in second.descriptors.shape] == ["irregular"]
+    assert second.descriptors.margin == ()

@@ -604,6 +604,16 @@ class FindingsExtractor:
         pseudo = [(s, e) for s, e, p in cues if p[0].category == "PSEUDO"]
         negated_spans: list[tuple[int, int]] = []
         ordered = sorted(items, key=lambda it: it.start)
+        # words naming a place or a side ("in the upper outer quadrant of the right breast")
+        # modify the finding: they do not count towards the reach (max_gap) of a predicate
+        # cue ("... is not seen", "no se observan ..."); a bidirectional cue is an adjective
+        # ("previa", "stable") of the words next to it and keeps its plain reach
+        places = {
+            k
+            for index in (self._locations, self._sides)
+            for a, b, _ in index.scan(norms, lo, hi)
+            for k in range(a, b)
+        }
         for s, e, payloads in cues:
             cue = payloads[0]
             if cue.category in ("PSEUDO", "TERMINATE"):
@@ -611,10 +621,11 @@ class FindingsExtractor:
             if cue.category != "HISTORICAL" and any(ps <= s and e <= pe for ps, pe in pseudo):
                 continue
             scoped: list[_Item] = []
+            skip: set[int] = set() if cue.direction == "BIDIRECTIONAL" else places
             if cue.direction in ("FORWARD", "BIDIRECTIONAL"):
-                scoped += self._forward(ordered, e, connectors, terminators, hi, norms)
+                scoped += self._forward(ordered, e, connectors, terminators, hi, norms, skip)
             if cue.direction in ("BACKWARD", "BIDIRECTIONAL"):
-                scoped += self._backward(ordered, s, connectors, terminators, lo, norms)
+                scoped += self._backward(ordered, s, connectors, terminators, lo, norms, skip)
             for it in scoped:
                 if cue.category == "NEGATED_EXISTENCE":
                     it.negated = True
@@ -638,6 +649,7 @@ class FindingsExtractor:
         terminators: list[int],
         hi: int,
         norms: list[str],
+        places: set[int],
     ) -> list[_Item]:
         stop = min([t for t in terminators if t >= cue_end] + [hi])
         scoped: list[_Item] = []
@@ -649,7 +661,7 @@ class FindingsExtractor:
                 break
             gap = it.start - prev_end
             if not scoped:
-                if gap > self._max_gap:
+                if gap - len(places.intersection(range(prev_end, it.start))) > self._max_gap:
                     break
             elif gap < 0:
                 pass  # another finding named by the same words ("skin thickening or retraction")
@@ -671,6 +683,7 @@ class FindingsExtractor:
         terminators: list[int],
         lo: int,
         norms: list[str],
+        places: set[int],
     ) -> list[_Item]:
         stop = max([t for t in terminators if t < cue_start] + [lo - 1])
         scoped: list[_Item] = []
@@ -682,7 +695,7 @@ class FindingsExtractor:
                 break
             gap = next_start - it.end
             if not scoped:
-                if gap > self._max_gap:
+                if gap - len(places.intersection(range(it.end, next_start))) > self._max_gap:
                     break
             elif gap < 0:
                 pass

@@ -45,6 +45,9 @@ N, H, PRESENT = (True, False, False), (False, False, True), (False, False, False
         ("The calcifications described in the outside report of 2024 are not seen.", {"calcification": N}),
         # ... and not one far before it, about which the sentence says something else
         ("Benign calcifications in both breasts; the pectoral muscle on the left mediolateral oblique view is not seen.", {"calcification": PRESENT}),
+        # the words naming the finding's place and side are part of it: the cue reaches past them
+        ("A mass in the upper outer quadrant of the right breast is not seen.", {"mass": N}),
+        ("El nódulo del cuadrante superior externo de la mama derecha descrito en 2023 ya no se observa.", {"mass": N}),
         # a backward list broken by a semicolon: only the finding next to the cue is negated
         ("Intramammary lymph node in the right breast; calcifications are not seen.", {"lymph_node": PRESENT, "calcification": N}),
         # a backward list, items 7 words apart joined by "or"

@@ -131,6 +131,10 @@ def test_a_descriptor_in_the_next_sentence_is_not_this_sentences() -> None:
         ("Calcifications and a lymph node of 9 mm.", {"calcification": None, "lymph_node": 9.0}),
         ("Oval mass, 11 mm, and amorphous calcifications.", {"mass": 11.0, "calcification": None}),
         ("Nódulo de 12 mm y calcificaciones.", {"mass": 12.0, "calcification": None}),
+        # a size ends its sentence: the finding that starts the next one does not take it
+        ("Mass measuring 11 mm. Calcifications.", {"mass": 11.0, "calcification": None}),
+        ("Nódulo de 8 mm. Calcificaciones en la mama izquierda.", {"mass": 8.0, "calcification": None}),
+        ("NODULO DE 5 MM. DE DIAMETRO EN LA MAMA DERECHA.", {"mass": 5.0}),
         # a size in the next sentence is that sentence's
         ("A mass in the right breast. Calcifications at 10 o'clock, 4 mm.", {"mass": None, "calcification": 4.0}),
     ],

@@ -815,7 +815,9 @@ class FindingsExtractor:
                 if clock is None:
                     continue
                 s = _token_at(tokens, m.start(), lo, hi)
-                for it in self._nearest(in_clause(s, s + 1), s, s + 1)[:1]:
+                for nearest in self._nearest(in_clause(s, s + 1), s, s + 1)[:1]:
+                    # "mass with central calcifications at 2 o'clock": the lesion's position
+                    it = heads.get(id(nearest)) or nearest
                     if it.clock is None:
                         it.clock = clock
 
@@ -833,6 +835,14 @@ class FindingsExtractor:
             s = _token_at(tokens, m.start(), lo, hi)
             sized = [it for it in items if it.kind in _SIZED and it.size_mm is None]
             near = self._nearest(sized, s, s + 1)
+
+            def gap(it: _Item, s: int = s) -> int:
+                return s - it.end if it.end <= s else max(0, it.start - s - 1)
+
+            if near and any(
+                gap(o) <= 1 and gap(o) < gap(near[0]) for o in items if o.kind not in _SIZED
+            ):
+                continue  # "skin thickening of 4 mm over a mass": that finding's measure
             # a size belongs to the nearest mass-like finding of the sentence unless another
             # finding is right next to it ("a 16 mm group of calcifications")
             if near and min(abs(near[0].start - s), abs(s - near[0].end)) > 3:

@@ -214,3 +214,34 @@ def test_a_margin_eight_words_from_its_mass_binds_with_another_mass_in_the_sente
     assert [m.value for m in first.descriptors.margin] == ["circumscribed"]
     assert [s.value for s in second.descriptors.shape] == ["irregular"]
     assert second.descriptors.margin == ()
+
+
+@pytest.mark.parametrize("text", ["Possible oval mass.", "Probable nódulo ovalado."])
+def test_a_shape_after_an_uncertainty_cue_binds(text: str) -> None:
+    (mass,) = normalize(text).findings
+    assert mass.uncertain and not mass.negated
+    assert [s.value for s in mass.descriptors.shape] == ["oval"]
+
+
+def test_calcifications_inside_a_mass_leave_the_place_to_the_mass() -> None:
+    got = by_type("Oval mass with central calcifications in the upper outer quadrant.")
+    assert got["mass"].location.quadrant is not None
+    assert got["mass"].location.quadrant.value == "UOQ"
+    assert got["calcification"].location.quadrant is None
+    got = by_type("Oval mass with central calcifications at 2 o'clock.")
+    assert (got["mass"].location.clock, got["calcification"].location.clock) == ("2:00", None)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the measure of a finding that codes no size is not the mass's
+        ("Skin thickening of 4 mm over a mass.", {"skin_thickening": None, "mass": None}),
+        ("Engrosamiento cutáneo de 4 mm sobre un nódulo.", {"skin_thickening": None, "mass": None}),
+        ("A 9 mm mass with overlying skin thickening.", {"mass": 9.0, "skin_thickening": None}),
+    ],
+)  # fmt: skip
+def test_a_size_next_to_a_finding_without_size(
+    text: str, expected: dict[str, float | None]
+) -> None:
+    assert {k: f.descriptors.size_mm for k, f in by_type(text).items()} == expected

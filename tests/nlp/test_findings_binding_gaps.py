@@ -166,6 +166,19 @@ def sides(text: str) -> list[tuple[str, str | None]]:
         ("Right breast, a mass; left breast, calcifications.", [("mass", "right"), ("calcification", "left")]),
         ("A mass in the right breast near the nipple, with skin thickening of the left breast.", [("mass", "right"), ("skin_thickening", "left")]),
         ("Bilateral benign calcifications and a mass in the right breast.", [("calcification", "bilateral"), ("mass", "right")]),
+        # the comma after a finding closes its clause, side and all
+        ("Right breast with a mass, left breast normal.", [("mass", "right")]),
+        # a finding joined by "and" with no side of its own takes its clause's side
+        ("Right breast mass and calcifications, left breast normal.", [("mass", "right"), ("calcification", "right")]),
+        # one side named in the sentence is every finding's, however far
+        ("In the right breast, compared with the previous study from another institution performed two years ago, there is a new mass.", [("mass", "right")]),
+        # a clause without a side takes the nearest side of the sentence
+        ("Left breast without findings; in the right breast, an irregular mass.", [("mass", "right")]),
+        ("Calcifications in the left breast; in the right breast, behind the nipple, a mass.", [("calcification", "left"), ("mass", "right")]),
+        ("Scattered benign calcifications in the left breast; in the upper outer quadrant of the right breast, behind the nipple at a depth of about four centimeters, an oval mass.", [("calcification", "left"), ("mass", "right")]),
+        # a side word right before the finding is its own, not one named later for comparison
+        ("Right axillary lymph node larger than the left.", [("lymph_node", "right")]),
+        ("Ganglio axilar derecho mayor que el izquierdo.", [("lymph_node", "right")]),
         # a finding named only by its descriptor and another side ("... y amorfas en la
         # izquierda") keeps that side, and the findings after it still take theirs
         ("Round calcifications in the right breast and amorphous in the left breast.", [("calcification", "right"), ("calcification", "left")]),

@@ -884,13 +884,8 @@ class FindingsExtractor:
             if in_part and others:
                 in_clause = in_part
             pool = in_clause or sides
-            named = {x[2] for x in pool}
-            if len(named) == 1 and (default is None or default in named or in_clause):
-                near = pool  # one side named in the sentence: it is that one
-            elif len(named) == 1:
-                # under a header of the other side ("RIGHT BREAST: a mass ..., compared to the
-                # left breast"), a side word far from the finding is about something else
-                near = [x for x in pool if distance(x, it) <= _SIDE_WINDOW]
+            if len({x[2] for x in pool}) == 1:  # one side named in the sentence: it is that one
+                near = pool
             else:
                 near = [x for x in pool if distance(x, it) <= _SIDE_WINDOW]
             if near:

@@ -258,19 +258,3 @@ def test_a_size_next_to_a_finding_without_size(
     text: str, expected: dict[str, float | None]
 ) -> None:
     assert {k: f.descriptors.size_mm for k, f in by_type(text).items()} == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "side"),
-    [
-        # under a side header, the other side named far away for comparison is not the finding's
-        ("RIGHT BREAST:\nThere is a mass with irregular margins seen deep in the breast parenchyma at the level of the nipple, compared to the left breast which is normal.", "right"),
-        ("MAMA DERECHA:\nSe observa un nódulo de márgenes irregulares en el plano profundo del parénquima a la altura del pezón, a diferencia de la mama izquierda que es normal.", "right"),
-        # ... but a side named next to the finding is its own
-        ("RIGHT BREAST:\nA mass in the left breast.", "left"),
-        ("LEFT BREAST:\nThere is a mass with irregular margins seen deep in the breast parenchyma at the level of the nipple, compared to the left breast which is normal.", "left"),
-    ],
-)  # fmt: skip
-def test_a_side_header_against_a_far_side_word(text: str, side: str) -> None:
-    (mass,) = normalize(text).findings
-    assert mass.laterality is not None and mass.laterality.value == side

@@ -626,6 +626,14 @@ class FindingsExtractor:
                 scoped += self._forward(ordered, e, connectors, terminators, hi, norms, skip)
             if cue.direction in ("BACKWARD", "BIDIRECTIONAL"):
                 scoped += self._backward(ordered, s, connectors, terminators, lo, norms, skip)
+            elif (
+                not scoped
+                and (e >= hi or norms[e] in _CLAUSE_ENDS)
+                and any(p.category == cue.category and p.direction == "BACKWARD" for p in payloads)
+            ):
+                # a cue listed both ways that ends its clause with nothing after it looks back:
+                # "un area de distorsion ... no se observa"
+                scoped = self._backward(ordered, s, connectors, terminators, lo, norms, skip)
             for it in scoped:
                 if cue.category == "NEGATED_EXISTENCE":
                     it.negated = True

@@ -48,6 +48,25 @@ N, H, PRESENT = (True, False, False), (False, False, True), (False, False, False
         # the words naming the finding's place and side are part of it: the cue reaches past them
         ("A mass in the upper outer quadrant of the right breast is not seen.", {"mass": N}),
         ("El nódulo del cuadrante superior externo de la mama derecha descrito en 2023 ya no se observa.", {"mass": N}),
+        # a forward list broken inside one sentence: by a word that is no connector ...
+        ("No mass in the right breast with benign calcifications in the left breast.", {"mass": N, "calcification": PRESENT}),
+        # ... by a connector more than 7 words on, and by a relative clause
+        ("No mass in the upper outer quadrant of the right breast, and benign calcifications in the left breast.", {"mass": N, "calcification": PRESENT}),
+        ("No masses in the right breast, where benign calcifications persist.", {"mass": N, "calcification": PRESENT}),
+        ("Sin nódulos en la mama derecha, donde persisten calcificaciones benignas.", {"mass": N, "calcification": H}),
+        # a backward list broken inside one sentence
+        ("Intramammary lymph node in the right breast with calcifications not seen.", {"lymph_node": PRESENT, "calcification": N}),
+        ("Benign calcifications in both breasts with the pectoral muscle on the left mediolateral oblique view not seen.", {"calcification": PRESENT}),
+        ("Masses are not seen, only scattered benign calcifications.", {"mass": N, "calcification": PRESENT}),
+        ("New lymph node in the right axilla near calcifications unchanged since 2022.", {"lymph_node": PRESENT, "calcification": H}),
+        ("Ganglio nuevo en la axila derecha junto a calcificaciones sin cambios desde 2022.", {"lymph_node": PRESENT, "calcification": H}),
+        # a generic head with its finding word is one list item
+        ("A mass lesion is not seen.", {"mass": N}),
+        ("An area of architectural distortion is not seen.", {"architectural_distortion": N}),
+        # a cue read both ways that closes its clause looks back; one followed by words does not
+        ("Un área de distorsión de la arquitectura no se observa.", {"architectural_distortion": N}),
+        ("El nódulo descrito en la mama derecha no se visualiza.", {"mass": N}),
+        ("Calcificaciones benignas, no se observan otros hallazgos.", {"calcification": PRESENT}),
         # a backward list broken by a semicolon: only the finding next to the cue is negated
         ("Intramammary lymph node in the right breast; calcifications are not seen.", {"lymph_node": PRESENT, "calcification": N}),
         # a backward list, items 7 words apart joined by "or"

@@ -438,7 +438,7 @@ class FindingsExtractor:
         has_digit = _DIGIT.search(folded, tokens.starts[lo], tokens.ends[hi - 1]) is not None
         self._attach_locations(items, folded, tokens, norms, lo, hi, has_digit)
         if has_digit:
-            self._attach_sizes(items, folded, tokens, lo, hi)
+            self._attach_sizes(items, folded, tokens, lo, hi, norms)
         self._attach_sides(items, norms, lo, hi, sentence.side or exam_side)
         return self._build(text, tokens, items, sentence)
 
@@ -830,8 +830,9 @@ class FindingsExtractor:
                         it.clock = clock
 
     def _attach_sizes(
-        self, items: list[_Item], folded: str, tokens: Tokens, lo: int, hi: int
+        self, items: list[_Item], folded: str, tokens: Tokens, lo: int, hi: int, norms: list[str]
     ) -> None:
+        heads = {} if _WITH_WORDS.isdisjoint(norms[lo:hi]) else _dependent_heads(items, norms)
         begin, finish = tokens.starts[lo], tokens.ends[hi - 1]
         for m in _SIZE.finditer(folded, begin, finish):
             tail = " ".join(folded[m.end() : m.end() + 30].split())
@@ -853,10 +854,13 @@ class FindingsExtractor:
                 continue  # "skin thickening of 4 mm over a mass": that finding's measure
             # a size belongs to the nearest mass-like finding of the sentence unless another
             # finding is right next to it ("a 16 mm group of calcifications")
-            if near and min(abs(near[0].start - s), abs(s - near[0].end)) > 3:
+            if near and gap(near[0]) > 3:
                 lesions = [it for it in near if it.kind in _LESIONS]
                 near = lesions or near
             for it in near[:1]:
+                head = heads.get(id(it))
+                if head is not None and head.size_mm is None and "," in norms[it.end : s]:
+                    it = head  # "mass with calcifications, 16 mm": the lesion's size
                 it.size_mm = round(size, 1)
 
     def _attach_sides(

@@ -119,6 +119,7 @@ def test_each_place_binds_to_its_own_finding(text: str, expected: dict[str, str 
         ("A mass at 2 o'clock and calcifications at 10 o'clock.", {"mass": "2:00", "calcification": "10:00"}),
         ("A mass at 2 o'clock, calcifications at 10 o'clock.", {"mass": "2:00", "calcification": "10:00"}),
         ("A mass in the right breast. Calcifications at 10 o'clock in the left breast.", {"mass": None, "calcification": "10:00"}),
+        ("A 12 mm mass in the right breast. Calcifications at 10 o'clock in the left breast.", {"mass": None, "calcification": "10:00"}),
     ],
 )  # fmt: skip
 def test_each_clock_position_binds_to_its_own_finding(
@@ -154,6 +155,14 @@ def test_a_descriptor_in_the_next_sentence_is_not_this_sentences() -> None:
         ("Mass measuring 11 mm. Calcifications.", {"mass": 11.0, "calcification": None}),
         ("Nódulo de 8 mm. Calcificaciones en la mama izquierda.", {"mass": 8.0, "calcification": None}),
         ("NODULO DE 5 MM. DE DIAMETRO EN LA MAMA DERECHA.", {"mass": 5.0}),
+        # a size right before a group of calcifications is the group's
+        ("A 16 mm group of calcifications next to a mass.", {"calcification": 16.0, "mass": None}),
+        ("Un grupo de 16 mm de microcalcificaciones junto a un nódulo.", {"calcification": 16.0, "mass": None}),
+        # a size after "mass with calcifications," is the mass's; "de 3 mm" is the calcifications'
+        ("Mass with calcifications, 16 mm.", {"mass": 16.0, "calcification": None}),
+        ("Nódulo con calcificaciones, de 16 mm.", {"mass": 16.0, "calcification": None}),
+        ("Nódulo con calcificaciones de 3 mm.", {"mass": None, "calcification": 3.0}),
+        ("A mass at 2 o'clock in the right breast. Calcifications, 4 mm, in the left breast.", {"mass": None, "calcification": 4.0}),
         # a size in the next sentence is that sentence's
         ("A mass in the right breast. Calcifications at 10 o'clock, 4 mm.", {"mass": None, "calcification": 4.0}),
     ],
@@ -277,3 +286,12 @@ def test_a_size_next_to_a_finding_without_size(
     text: str, expected: dict[str, float | None]
 ) -> None:
     assert {k: f.descriptors.size_mm for k, f in by_type(text).items()} == expected
+
+
+def test_a_far_margin_binds_to_the_one_finding_that_takes_it_among_several() -> None:
+    got = by_type(
+        "Calcifications and a mass in the upper outer quadrant of the right breast on the "
+        "craniocaudal view with spiculated margins."
+    )
+    assert [m.value for m in got["mass"].descriptors.margin] == ["spiculated"]
+    assert got["calcification"].descriptors.calc_morphology == ()

@@ -857,9 +857,10 @@ class FindingsExtractor:
             if near and gap(near[0]) > 3:
                 lesions = [it for it in near if it.kind in _LESIONS]
                 near = lesions or near
-            for it in near[:1]:
-                head = heads.get(id(it))
-                if head is not None and head.size_mm is None and "," in norms[it.end : s]:
+            for nearest in near[:1]:
+                head = heads.get(id(nearest))
+                it = nearest
+                if head is not None and head.size_mm is None and "," in norms[nearest.end : s]:
                     it = head  # "mass with calcifications, 16 mm": the lesion's size
                 it.size_mm = round(size, 1)
 

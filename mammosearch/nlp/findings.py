@@ -10,10 +10,15 @@ Works on the word tokens of each sentence (with a header on the same line, so th
    uncertain or historical: a cue governs the first finding after (or before) it and the
    findings chained to it by list connectors (",", "or", "ni"), so "no suspicious masses,
    calcifications or distortion" negates all three while "no hay nódulo dominante
-   microcalcificaciones redondas" negates only the nodule;
-4. each descriptor, location and size attaches to the nearest finding that takes it; a
-   generic head ("lesión espiculada", "ill-defined opacity") with a mass descriptor becomes a
-   mass; laterality comes from the clause, the sentence, or the side header.
+   microcalcificaciones redondas" negates only the nodule; the words naming a finding's place
+   and side do not count towards a forward or backward cue's reach ("a mass in the upper outer
+   quadrant of the right breast is not seen"), and a cue listed both ways ("no se observa")
+   that closes its clause looks back;
+4. each descriptor, location and size attaches to the nearest finding that takes it (a place
+   or clock position within its own comma clause when a finding is there; a descriptor next to
+   a finding without such a field, "an oval lymph node", to none); a generic head ("lesión
+   espiculada", "ill-defined opacity") with a mass descriptor becomes a mass; laterality comes
+   from the clause, the sentence, or the side header.
 
 Rules and lexicons are data: ``findings.json``, ``location.json``, ``context_findings.json``.
 """

@@ -854,7 +854,9 @@ class FindingsExtractor:
                 return s - it.end if it.end <= s else max(0, it.start - s - 1)
 
             if near and any(
-                gap(o) <= 1 and gap(o) < gap(near[0]) for o in items if o.kind not in _SIZED
+                gap(o) <= 1 and gap(o) < gap(near[0]) and "," not in norms[o.end : s]
+                for o in items
+                if o.kind not in _SIZED
             ):
                 continue  # "skin thickening of 4 mm over a mass": that finding's measure
             # a size belongs to the nearest mass-like finding of the sentence unless another

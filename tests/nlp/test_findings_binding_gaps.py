@@ -67,6 +67,10 @@ N, H, PRESENT = (True, False, False), (False, False, True), (False, False, False
         ("Un área de distorsión de la arquitectura no se observa.", {"architectural_distortion": N}),
         ("El nódulo descrito en la mama derecha no se visualiza.", {"mass": N}),
         ("Calcificaciones benignas, no se observan otros hallazgos.", {"calcification": PRESENT}),
+        # a bidirectional cue is an adjective of the words next to it: the places between do
+        # not bring a far finding into its reach ("compared with the prior examination")
+        ("Mass in the upper outer quadrant of the right breast, compared with the prior examination.", {"mass": PRESENT}),
+        ("Nódulo en el cuadrante superior externo de la mama derecha, comparado con la mamografía previa.", {"mass": PRESENT}),
         # a backward list broken by a semicolon: only the finding next to the cue is negated
         ("Intramammary lymph node in the right breast; calcifications are not seen.", {"lymph_node": PRESENT, "calcification": N}),
         # a backward list, items 7 words apart joined by "or"
@@ -280,6 +284,10 @@ def test_calcifications_inside_a_mass_leave_the_place_to_the_mass() -> None:
         ("Skin thickening of 4 mm over a mass.", {"skin_thickening": None, "mass": None}),
         ("Engrosamiento cutáneo de 4 mm sobre un nódulo.", {"skin_thickening": None, "mass": None}),
         ("A 9 mm mass with overlying skin thickening.", {"mass": 9.0, "skin_thickening": None}),
+        # a later size in the sentence still binds, and one after a comma is the mass's
+        ("Skin thickening of 4 mm over a mass of 12 mm.", {"skin_thickening": None, "mass": 12.0}),
+        ("Engrosamiento cutáneo de 4 mm sobre un nódulo de 12 mm.", {"skin_thickening": None, "mass": 12.0}),
+        ("Mass with skin retraction, 12 mm.", {"mass": 12.0, "skin_retraction": None}),
     ],
 )  # fmt: skip
 def test_a_size_next_to_a_finding_without_size(

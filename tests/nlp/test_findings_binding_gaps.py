@@ -71,6 +71,10 @@ N, H, PRESENT = (True, False, False), (False, False, True), (False, False, False
         # not bring a far finding into its reach ("compared with the prior examination")
         ("Mass in the upper outer quadrant of the right breast, compared with the prior examination.", {"mass": PRESENT}),
         ("Nódulo en el cuadrante superior externo de la mama derecha, comparado con la mamografía previa.", {"mass": PRESENT}),
+        # a backward cue with more words after it in its clause still looks back
+        ("Masses are not seen in either breast.", {"mass": N}),
+        # places between a forward cue and its finding do not count towards its reach
+        ("No se observan en el cuadrante superior externo de la mama derecha nódulos ni calcificaciones.", {"mass": N, "calcification": N}),
         # a backward list broken by a semicolon: only the finding next to the cue is negated
         ("Intramammary lymph node in the right breast; calcifications are not seen.", {"lymph_node": PRESENT, "calcification": N}),
         # a backward list, items 7 words apart joined by "or"
@@ -237,6 +241,8 @@ def shapes(text: str) -> list[tuple[str, list[str]]]:
         # a shape word next to a lymph node is the node's (which codes no shape), not the mass's
         ("Irregular mass next to an oval lymph node.", [("mass", ["irregular"]), ("lymph_node", [])]),
         ("Nódulo irregular junto a un ganglio ovalado.", [("mass", ["irregular"]), ("lymph_node", [])]),
+        # ... and the descriptors after it still bind
+        ("An oval lymph node next to an irregular mass.", [("lymph_node", []), ("mass", ["irregular"])]),
     ],
 )  # fmt: skip
 def test_each_shape_binds_to_its_own_finding(

@@ -87,7 +87,11 @@ TARGETS: dict[str, Target] = {
     ),
     "findings": Target(
         "mammosearch/nlp/findings.py",
-        ("tests/nlp/test_findings.py", "tests/nlp/test_findings_binding.py"),
+        (
+            "tests/nlp/test_findings.py",
+            "tests/nlp/test_findings_binding.py",
+            "tests/nlp/test_findings_binding_gaps.py",
+        ),
         functions=_BINDING,
     ),
     "embeddings-base": Target("mammosearch/embeddings/base.py", ("tests/embeddings/test_base.py",)),

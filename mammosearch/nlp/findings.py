@@ -10,10 +10,15 @@ Works on the word tokens of each sentence (with a header on the same line, so th
    uncertain or historical: a cue governs the first finding after (or before) it and the
    findings chained to it by list connectors (",", "or", "ni"), so "no suspicious masses,
    calcifications or distortion" negates all three while "no hay nódulo dominante
-   microcalcificaciones redondas" negates only the nodule;
-4. each descriptor, location and size attaches to the nearest finding that takes it; a
-   generic head ("lesión espiculada", "ill-defined opacity") with a mass descriptor becomes a
-   mass; laterality comes from the clause, the sentence, or the side header.
+   microcalcificaciones redondas" negates only the nodule; the words naming a finding's place
+   and side do not count towards a forward or backward cue's reach ("a mass in the upper outer
+   quadrant of the right breast is not seen"), and a cue listed both ways ("no se observa")
+   that closes its clause looks back;
+4. each descriptor, location and size attaches to the nearest finding that takes it (a place
+   or clock position within its own comma clause when a finding is there; a descriptor next to
+   a finding without such a field, "an oval lymph node", to none); a generic head ("lesión
+   espiculada", "ill-defined opacity") with a mass descriptor becomes a mass; laterality comes
+   from the clause, the sentence, or the side header.
 
 Rules and lexicons are data: ``findings.json``, ``location.json``, ``context_findings.json``.
 """
@@ -438,7 +443,7 @@ class FindingsExtractor:
         has_digit = _DIGIT.search(folded, tokens.starts[lo], tokens.ends[hi - 1]) is not None
         self._attach_locations(items, folded, tokens, norms, lo, hi, has_digit)
         if has_digit:
-            self._attach_sizes(items, folded, tokens, lo, hi)
+            self._attach_sizes(items, folded, tokens, lo, hi, norms)
         self._attach_sides(items, norms, lo, hi, sentence.side or exam_side)
         return self._build(text, tokens, items, sentence)
 
@@ -604,6 +609,16 @@ class FindingsExtractor:
         pseudo = [(s, e) for s, e, p in cues if p[0].category == "PSEUDO"]
         negated_spans: list[tuple[int, int]] = []
         ordered = sorted(items, key=lambda it: it.start)
+        # words naming a place or a side ("in the upper outer quadrant of the right breast")
+        # modify the finding: they do not count towards the reach (max_gap) of a predicate
+        # cue ("... is not seen", "no se observan ..."); a bidirectional cue is an adjective
+        # ("previa", "stable") of the words next to it and keeps its plain reach
+        places = {
+            k
+            for index in (self._locations, self._sides)
+            for a, b, _ in index.scan(norms, lo, hi)
+            for k in range(a, b)
+        }
         for s, e, payloads in cues:
             cue = payloads[0]
             if cue.category in ("PSEUDO", "TERMINATE"):
@@ -611,10 +626,19 @@ class FindingsExtractor:
             if cue.category != "HISTORICAL" and any(ps <= s and e <= pe for ps, pe in pseudo):
                 continue
             scoped: list[_Item] = []
+            skip: set[int] = set() if cue.direction == "BIDIRECTIONAL" else places
             if cue.direction in ("FORWARD", "BIDIRECTIONAL"):
-                scoped += self._forward(ordered, e, connectors, terminators, hi, norms)
+                scoped += self._forward(ordered, e, connectors, terminators, hi, norms, skip)
             if cue.direction in ("BACKWARD", "BIDIRECTIONAL"):
-                scoped += self._backward(ordered, s, connectors, terminators, lo, norms)
+                scoped += self._backward(ordered, s, connectors, terminators, lo, norms, skip)
+            elif (
+                not scoped
+                and (e >= hi or norms[e] in _CLAUSE_ENDS)
+                and any(p.category == cue.category and p.direction == "BACKWARD" for p in payloads)
+            ):
+                # a cue listed both ways that ends its clause with nothing after it looks back:
+                # "un area de distorsion ... no se observa"
+                scoped = self._backward(ordered, s, connectors, terminators, lo, norms, skip)
             for it in scoped:
                 if cue.category == "NEGATED_EXISTENCE":
                     it.negated = True
@@ -638,6 +662,7 @@ class FindingsExtractor:
         terminators: list[int],
         hi: int,
         norms: list[str],
+        places: set[int],
     ) -> list[_Item]:
         stop = min([t for t in terminators if t >= cue_end] + [hi])
         scoped: list[_Item] = []
@@ -649,7 +674,7 @@ class FindingsExtractor:
                 break
             gap = it.start - prev_end
             if not scoped:
-                if gap > self._max_gap:
+                if gap - len(places.intersection(range(prev_end, it.start))) > self._max_gap:
                     break
             elif gap < 0:
                 pass  # another finding named by the same words ("skin thickening or retraction")
@@ -671,6 +696,7 @@ class FindingsExtractor:
         terminators: list[int],
         lo: int,
         norms: list[str],
+        places: set[int],
     ) -> list[_Item]:
         stop = max([t for t in terminators if t < cue_start] + [lo - 1])
         scoped: list[_Item] = []
@@ -682,7 +708,7 @@ class FindingsExtractor:
                 break
             gap = next_start - it.end
             if not scoped:
-                if gap > self._max_gap:
+                if gap - len(places.intersection(range(it.end, next_start))) > self._max_gap:
                     break
             elif gap < 0:
                 pass
@@ -727,6 +753,11 @@ class FindingsExtractor:
             after = next((it for it in near if it.start >= e), None)
             inside = [it for it in near if it.start < e and s < it.end]
             candidates = inside + [it for it in near if it is before or it is after]
+            touching = [it for it in candidates if it.start <= e and s <= it.end]
+            if touching and not any(self._accepts(it, options) for it in touching):
+                # "an oval lymph node", "un ganglio ovalado": the word describes the finding
+                # it stands next to, which has no such field; it is not another finding's
+                continue
             if not any(self._accepts(it, options) for it in candidates):
                 # a long sentence with one finding that takes this descriptor: it is that one's
                 takers = [it for it in items if it.kind != _GENERIC and self._accepts(it, options)]
@@ -765,9 +796,18 @@ class FindingsExtractor:
         has_digit: bool = True,
     ) -> None:
         heads = {} if _WITH_WORDS.isdisjoint(norms[lo:hi]) else _dependent_heads(items, norms)
+        bounds = [lo + k for k, w in enumerate(norms[lo:hi]) if w == "," or w == ";"]
+
+        def in_clause(s: int, e: int) -> list[_Item]:
+            # "a mass in the UIQ, calcifications in the LOQ": a place binds within its own
+            # clause when a finding is there, not to a nearer one across the comma
+            a = max([b for b in bounds if b < s] + [lo - 1])
+            z = min([b for b in bounds if b >= e] + [hi])
+            return [it for it in items if a < it.start and it.end <= z] or items
+
         for s, e, payloads in self._locations.scan(norms, lo, hi):
             name, value = payloads[0]
-            for nearest in self._nearest(items, s, e)[:1]:
+            for nearest in self._nearest(in_clause(s, e), s, e)[:1]:
                 head = heads.get(id(nearest))
                 if head is not None and e == nearest.start:
                     break  # "central microcalcification": a place inside the lesion
@@ -788,13 +828,16 @@ class FindingsExtractor:
                 if clock is None:
                     continue
                 s = _token_at(tokens, m.start(), lo, hi)
-                for it in self._nearest(items, s, s + 1)[:1]:
+                for nearest in self._nearest(in_clause(s, s + 1), s, s + 1)[:1]:
+                    # "mass with central calcifications at 2 o'clock": the lesion's position
+                    it = heads.get(id(nearest)) or nearest
                     if it.clock is None:
                         it.clock = clock
 
     def _attach_sizes(
-        self, items: list[_Item], folded: str, tokens: Tokens, lo: int, hi: int
+        self, items: list[_Item], folded: str, tokens: Tokens, lo: int, hi: int, norms: list[str]
     ) -> None:
+        heads = {} if _WITH_WORDS.isdisjoint(norms[lo:hi]) else _dependent_heads(items, norms)
         begin, finish = tokens.starts[lo], tokens.ends[hi - 1]
         for m in _SIZE.finditer(folded, begin, finish):
             tail = " ".join(folded[m.end() : m.end() + 30].split())
@@ -806,12 +849,26 @@ class FindingsExtractor:
             s = _token_at(tokens, m.start(), lo, hi)
             sized = [it for it in items if it.kind in _SIZED and it.size_mm is None]
             near = self._nearest(sized, s, s + 1)
+
+            def gap(it: _Item, s: int = s) -> int:
+                return s - it.end if it.end <= s else max(0, it.start - s - 1)
+
+            if near and any(
+                gap(o) <= 1 and gap(o) < gap(near[0]) and "," not in norms[o.end : s]
+                for o in items
+                if o.kind not in _SIZED
+            ):
+                continue  # "skin thickening of 4 mm over a mass": that finding's measure
             # a size belongs to the nearest mass-like finding of the sentence unless another
             # finding is right next to it ("a 16 mm group of calcifications")
-            if near and min(abs(near[0].start - s), abs(s - near[0].end)) > 3:
+            if near and gap(near[0]) > 3:
                 lesions = [it for it in near if it.kind in _LESIONS]
                 near = lesions or near
-            for it in near[:1]:
+            for nearest in near[:1]:
+                head = heads.get(id(nearest))
+                it = nearest
+                if head is not None and head.size_mm is None and "," in norms[nearest.end : s]:
+                    it = head  # "mass with calcifications, 16 mm": the lesion's size
                 it.size_mm = round(size, 1)
 
     def _attach_sides(
@@ -854,7 +911,12 @@ class FindingsExtractor:
             if near:
                 values = {x[2] for x in near}
                 if in_clause or len(values) > 1:
-                    it.side = min(near, key=lambda x: distance(x, it))[2]
+                    # at equal distance an English side word before the finding loses to the
+                    # one after it: "a node in the left breast next to calcifications of the
+                    # right breast" (a Spanish one before pays its word-order penalty instead)
+                    it.side = min(
+                        near, key=lambda x: (distance(x, it), x[1] <= it.start and not x[3])
+                    )[2]
                 else:
                     it.side = next(iter(values))
             else:
@@ -878,7 +940,9 @@ _ELIDED_ARTICLES = frozenset({"un", "una", "unas", "unos", "algunas", "algunos",
                               "some", "other", "otra", "otras", "otro", "otros"})  # fmt: skip
 _BOTH_WORDS = ["neither breast", "bilateral", "bilaterally", "bilaterales", "bilateralmente",
                "both breasts", "both", "either breast", "each breast", "either", "ambas mamas",
-               "ambas", "ambos", "ambas regiones", "ambos lados"]  # fmt: skip
+               "ambas", "ambos", "ambas regiones", "ambos lados", "left and right",
+               "right and left", "derecha e izquierda", "izquierda y derecha",
+               "derecho e izquierdo", "izquierdo y derecho"]  # fmt: skip
 
 
 # Spanish side words, which follow the noun they qualify ("ganglio axilar izquierdo",

@@ -39,6 +39,7 @@ _TERMINATOR = re.compile(r"[.!?;]+(?=[\s\-)\"']|$)")
 _BULLET = re.compile(r"^\s*(?:[-*\u2022\u00b7\u25aa\u2013]|\d{1,2}[.)]|[a-d][.)])\s")
 _WRAP_MIN = 45  # a line at least this long that does not end a sentence may be hard-wrapped
 _TAIL = re.compile(r"[a-z.]+$")  # the word before a full stop (abbreviation check)
+_UNITS = frozenset({"mm", "cm"})  # abbreviations that a sentence often ends with
 _HEADER_REACH = 60  # a header label ends within this many characters of its line's start
 
 
@@ -149,6 +150,12 @@ class Segmenter:
             j = m.start()
             tail = _TAIL.search(folded, max(0, j - 8), j)
             if tail is not None and tail.group() in self._abbrev:
+                # a unit written in lower case ends its sentence when a capital follows
+                # ("... 11 mm. Calcifications"); "5 mm. de diametro" and capitals throughout
+                # ("5 MM. DE DIAMETRO") go on
+                if tail.group() in _UNITS and text[m.start() - 2 : m.start()].islower():
+                    rest = text[m.end() : m.end() + 3].lstrip(" \t")
+                    return rest[:1].isupper()
                 return False
         return True
 

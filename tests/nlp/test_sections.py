@@ -60,6 +60,14 @@ def test_abbreviations_and_decimals_do_not_split() -> None:
     assert got == ["Mass of 1.4 cm, approx. 2 cm from Dr. Lee's marker.", "BI-RADS 4."]
 
 
+def test_a_unit_ends_its_sentence_before_a_capital() -> None:
+    got = [s[0] for s in sentences("Mass measuring 11 mm. Calcifications 2 cm. Asymmetry.")]
+    assert got == ["Mass measuring 11 mm.", "Calcifications 2 cm.", "Asymmetry."]
+    # a lower-case word goes on, and so do capitals throughout
+    assert len(sentences("Nódulo de 5 mm. de diámetro.")) == 1
+    assert len(sentences("NODULO DE 5 MM. DE DIAMETRO.")) == 1
+
+
 def test_side_header_in_technique_starts_findings() -> None:
     text = "TECHNIQUE: CC and MLO.\nRIGHT BREAST: Oval mass.\nLEFT BREAST: Normal."
     got = sentences(text)

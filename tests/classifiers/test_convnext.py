@@ -152,14 +152,19 @@ def test_initial_weights_from_a_file_and_from_the_hub_cache(
     assert "initial weights: ImageNet (local hub cache)" in caplog.text
 
 
-def test_cli_train_and_evaluate(tmp_path: Path) -> None:
+def phantom_manifest(tmp_path: Path, n: int) -> None:
+    """``m.csv`` of ``n`` phantoms in ``tmp_path``: densities F, G, D in turn, two per patient."""
     (tmp_path / "img").mkdir()
     rows = []
-    for i in range(16):
+    for i in range(n):
         breast_png(tmp_path / "img" / f"{i}.png", 0.1 + 0.3 * (i % 3), i)
         rows.append({"image": f"img/{i}.png", "case_id": f"c{i}", "patient_id": f"p{i // 2}",
                      "density": "FGD"[i % 3]})  # fmt: skip
     write_manifest(tmp_path / "m.csv", rows)
+
+
+def test_cli_train_and_evaluate(tmp_path: Path) -> None:
+    phantom_manifest(tmp_path, 16)
     runner = CliRunner()
     trained = runner.invoke(app, ["train-density", str(tmp_path / "m.csv"), "-o",
                                   str(tmp_path / "model"), "--size", "64", "--epochs", "1",
@@ -207,13 +212,7 @@ def test_cli_train_and_evaluate(tmp_path: Path) -> None:
 def test_evaluate_density_repeats_are_runs_with_the_next_fold_seeds(tmp_path: Path) -> None:
     """``--repeats 2`` reports every path's accuracy of the run with ``--seed`` and of the run
     with ``--seed`` + 1, each as the single run with that seed gives it, and their mean."""
-    (tmp_path / "img").mkdir()
-    rows = []
-    for i in range(24):
-        breast_png(tmp_path / "img" / f"{i}.png", 0.1 + 0.3 * (i % 3), i)
-        rows.append({"image": f"img/{i}.png", "case_id": f"c{i}", "patient_id": f"p{i // 2}",
-                     "density": "FGD"[i % 3]})  # fmt: skip
-    write_manifest(tmp_path / "m.csv", rows)
+    phantom_manifest(tmp_path, 24)
     runner = CliRunner()
     base = ["evaluate", "density", str(tmp_path / "m.csv"), "--folds", "3", "--no-convnext",
             "--json"]  # fmt: skip

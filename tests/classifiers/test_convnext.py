@@ -17,7 +17,7 @@ from mammosearch.classifiers.convnext import (
     patient_split,
     train_convnext,
 )
-from mammosearch.cli import app
+from mammosearch.cli import _print_scores, app
 from mammosearch.errors import InputError, ModelLoadError
 from tests.classifiers.test_convnext_inference import TINY, images
 from tests.conftest import write_manifest
@@ -209,7 +209,9 @@ def test_cli_train_and_evaluate(tmp_path: Path) -> None:
     assert "assess policy: " in trained.output and "within one standard error" in trained.output
 
 
-def test_evaluate_density_repeats_are_runs_with_the_next_fold_seeds(tmp_path: Path) -> None:
+def test_evaluate_density_repeats_are_runs_with_the_next_fold_seeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """``--repeats 2`` reports every path's accuracy of the run with ``--seed`` and of the run
     with ``--seed`` + 1, each as the single run with that seed gives it, and their mean."""
     phantom_manifest(tmp_path, 24)
@@ -228,8 +230,11 @@ def test_evaluate_density_repeats_are_runs_with_the_next_fold_seeds(tmp_path: Pa
         assert scores["mean"] == pytest.approx(np.mean(single))
         assert scores["sd"] == pytest.approx(np.std(single, ddof=1))
     assert data["paths"] == runs[0]["paths"]  # the detailed figures are the first run's
-    table = runner.invoke(app, base[:-1] + ["--repeats", "2"])
-    assert "repeated cross-validation (fold seeds 0, 1)" in table.stdout, table.output
+    _print_scores(data, False, None)  # the same scores as the command prints them
+    table = capsys.readouterr().out
+    assert "repeated cross-validation (fold seeds 3, 4)" in table
+    probe = data["repeats"]["paths"]["probe"]
+    assert f"probe     {probe['mean']:.3f} ± {probe['sd']:.3f}" in table
 
 
 class _Payload:

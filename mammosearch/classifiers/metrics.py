@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = ["density_metrics", "plot_confusion"]
 
@@ -103,16 +104,39 @@ def _bootstrap(
     for i, patient in enumerate(patients):
         groups.setdefault(patient, []).append(i)
     keys = list(groups)
+    members = [np.asarray(groups[key]) for key in keys]
     draws: dict[str, list[float]] = {"accuracy": [], "macro_f1": [], "quadratic_kappa": []}
     ta, pa = np.asarray(t), np.asarray(p)
     for _ in range(rounds):
         chosen = rng.choice(len(keys), size=len(keys), replace=True)
-        idx = np.concatenate([groups[keys[c]] for c in chosen])
-        scores = _scores(ta[idx].tolist(), pa[idx].tolist(), classes)
-        for name, values in draws.items():
-            values.append(scores[name])
+        idx = np.concatenate([members[c] for c in chosen])
+        for name, value in zip(draws, _resample_scores(ta[idx], pa[idx], len(classes)),
+                               strict=True):  # fmt: skip
+            draws[name].append(value)
     return {name: [round(float(np.percentile(v, 2.5)), 4), round(float(np.percentile(v, 97.5)), 4)]
             for name, v in draws.items()}  # fmt: skip
+
+
+def _resample_scores(t: NDArray[np.int64], p: NDArray[np.int64], k: int) -> tuple[float, ...]:
+    """Accuracy, macro-F1 and quadratic kappa of one resample, as :func:`_scores` computes them
+    with scikit-learn (a test holds them equal), from the counts of ``k`` classes ``0..k-1``
+    (a prediction of ``-1`` is none): a thousand resamples in milliseconds instead of seconds of
+    scikit-learn's per-call validation."""
+    hit = t == p
+    tp = np.bincount(t[hit], minlength=k)[:k].astype(np.float64)
+    given = p >= 0
+    fp = np.bincount(p[given], minlength=k)[:k] - tp
+    fn = np.bincount(t, minlength=k)[:k] - tp
+    denominator = 2 * tp + fp + fn
+    f1 = np.divide(2 * tp, denominator, out=np.zeros(k), where=denominator > 0)
+    kappa = 0.0
+    inside_t, inside_p = t[given], p[given]
+    if len(set(inside_t.tolist()) | set(inside_p.tolist())) > 1:  # as _scores: else 0
+        confusion = np.bincount(inside_t * k + inside_p, minlength=k * k).reshape(k, k)
+        expected = np.outer(confusion.sum(axis=0), confusion.sum(axis=1)) / confusion.sum()
+        weights = (np.arange(k)[:, None] - np.arange(k)[None, :]) ** 2
+        kappa = float(1 - np.sum(weights * confusion) / np.sum(weights * expected))
+    return float(np.mean(hit)), float(f1.mean()), kappa
 
 
 def plot_confusion(metrics: dict[str, Any], path: Path, *, title: str = "") -> Path:

@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mammosearch.classifiers.metrics import density_metrics, plot_confusion
+from mammosearch.classifiers.metrics import (
+    _resample_scores,
+    _scores,
+    density_metrics,
+    plot_confusion,
+)
 
 BIRADS = ["A", "B", "C", "D"]
 
@@ -136,3 +141,24 @@ def test_plot_size_colours_title_and_labels(tmp_path: Path) -> None:
     # no colour bar: it would add a gradient of several hundred shades (about 200 without it)
     colours = {tuple(p) for p in pixels.reshape(-1, 3) if not p[0] == p[1] == p[2]}
     assert len(colours) < 400
+
+
+def test_resample_scores_are_scikit_learns() -> None:
+    """The bootstrap's fast scores equal scikit-learn's (``_scores``) on samples of every kind:
+    missing predictions (-1), classes absent from truth or predictions, one class only."""
+    rng = np.random.default_rng(5)
+    cases = [(np.array([1, 1, 1]), np.array([1, 1, 1])),  # one class: kappa reported 0
+             (np.array([0, 2, 2, 1]), np.array([-1, -1, -1, -1])),  # nothing predicted
+             (np.array([0, 0, 3]), np.array([0, 1, 3]))]  # fmt: skip
+    for _ in range(300):
+        n = int(rng.integers(1, 40))
+        t = rng.integers(0, 4, n)
+        p = np.where(
+            rng.random(n) < 0.1, -1, np.where(rng.random(n) < 0.6, t, rng.integers(0, 4, n))
+        )
+        cases.append((t, p))
+    for t, p in cases:
+        reference = _scores(t.tolist(), p.tolist(), [0, 1, 2, 3])
+        fast = _resample_scores(t, p, 4)
+        expected = (reference["accuracy"], reference["macro_f1"], reference["quadratic_kappa"])
+        np.testing.assert_allclose(fast, expected, rtol=0, atol=1e-12)

@@ -293,7 +293,8 @@ class ShownColumns:
         return len(self._data) + self._ends.itemsize * len(self._ends) + 2 * len(self._kinds)
 
     def rows(self, ids: Sequence[int]) -> dict[int, Fields]:
-        """:meth:`fields` of the rows there are of ``ids`` (one call for a search's hits)."""
+        """The neighbour fields, without reports, of the rows there are of ``ids`` (at the
+        reader's generation; one call for a search's hits)."""
         data, ends, kinds, triples, last = (
             self._data, self._ends, self._kinds, self._triples, self._last
         )  # fmt: skip
@@ -308,8 +309,3 @@ class ShownColumns:
                 out[i] = (case_id, patient_id, label, side, view, root + thumbnail, None,
                           path or None)  # fmt: skip
         return out
-
-    def fields(self, i: int) -> Fields | None:
-        """Row ``i``'s neighbour fields without a report; ``None`` when the store has no row
-        ``i`` (at the reader's generation)."""
-        return self.rows((i,)).get(i)

@@ -299,6 +299,7 @@ def evaluate_density(
         labels, _ = label_order(set(truth), label_order_arg)
         features = _features(weight_free_embedder(), images, workers)
         accuracy: dict[str, list[float]] = {}
+        truth_index = np.asarray([labels.index(t) for t in truth])
         for repeat in range(repeats):
             run_config = dataclasses.replace(config, seed=config.seed + repeat)
             if repeats > 1:
@@ -310,7 +311,7 @@ def evaluate_density(
                                        run.vote_margin, run.vote_abstain, run.fold,
                                        folds=CHOICE_FOLDS, seed=run_config.seed)  # fmt: skip
             for path, probs in {**run.probabilities, "combined": run_nested["combined"]}.items():
-                hits = probs.argmax(axis=1) == np.asarray([labels.index(t) for t in truth])
+                hits = probs.argmax(axis=1) == truth_index
                 accuracy.setdefault(path, []).append(float(hits.mean()))
             if repeat == 0:
                 oof, nested = run, run_nested

@@ -207,7 +207,7 @@ def test_column_store_serves_searches_without_reports(
         monkeypatch.setattr(index.store, "hit_rows", unread)
         again = index.search(image_vector=vectors[7], k=40, with_reports=False)
     assert [_fields(n, directory) for n in again] == [_fields(n, directory) for n in first]
-    assert columns.fields(0) is None and columns.fields(41) is None and columns.fields(-1) is None
+    assert columns.rows([0, 41, -1]) == {}  # no such rows
 
 
 def test_values_the_column_store_cannot_keep_are_read_from_the_store(tmp_path: Path) -> None:

@@ -59,6 +59,14 @@ _BINDING = (  # the findings binding: cues, descriptors, locations, sizes and si
     "*FindingsExtractor*_accepts*",
 )
 
+_CONVNEXT = tuple(  # the ConvNeXt path's numbers without training (training: test_learning.py)
+    f"*.x{name}__mutmut_*"
+    for name in (
+        "_patient_split", "__augment", "_tissue_inputs", "__to_tensor", "__normalise",
+        "\u01c1ConvNeXtDensity\u01c1*", "__member_file", "_data_hash", "__load_probe",
+    )
+)  # fmt: skip
+
 TARGETS: dict[str, Target] = {
     "vote": Target("mammosearch/index/vote.py", ("tests/index/test_vote.py",)),
     "metrics": Target(
@@ -103,7 +111,8 @@ OPT_IN: dict[str, Target] = {
     "heads": Target("mammosearch/classifiers/heads.py", ("tests/classifiers/test_heads.py",)),
     "convnext": Target(
         "mammosearch/classifiers/convnext.py",
-        ("tests/classifiers/test_convnext.py", "tests/classifiers/test_learning.py"),
+        ("tests/classifiers/test_convnext_values.py",),
+        functions=_CONVNEXT,
     ),
 }
 _DETECTED = {"killed", "timeout", "segfault", "caught by type check"}

@@ -147,6 +147,8 @@ def prepare(target: Target, work: Path) -> None:
 def run_mutmut(target: Target, work: Path, jobs: int) -> None:
     """``mutmut run`` in the scratch copy, niced, without the caller's PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["OMP_NUM_THREADS"] = "1"  # mutmut forks each mutant's run: a forked child hangs in
+    # an OpenMP pool its parent started (torch), and the hang read as a 'timeout' kill
     cmd = ["nice", "-n", "10", sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)]
     with open(work / "mutmut.log", "w", encoding="utf-8") as log:
         subprocess.run([*cmd, *target.functions], cwd=work, env=env, stdout=log, stderr=log,

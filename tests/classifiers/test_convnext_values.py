@@ -62,6 +62,13 @@ def _images(n: int, seed: int = 0) -> list[np.ndarray]:
     return out
 
 
+def _phantoms() -> list[np.ndarray]:
+    """Two synthetic MLO films (with a pectoral muscle), as floats in [0, 1]."""
+    from mammosearch.samples.phantoms import phantom
+
+    return [(phantom(d, "MLO", "R", seed=i) / 255).astype(np.float32) for i, d in enumerate("AC")]
+
+
 def _softmax(logits: np.ndarray) -> np.ndarray:
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     return np.asarray(e / e.sum(axis=1, keepdims=True))
@@ -204,9 +211,8 @@ def test_tissue_inputs_and_to_tensor_are_the_stacked_tissue_squares() -> None:
     import torch
 
     from mammosearch.imaging import tissue_square
-    from mammosearch.samples.phantoms import phantom
 
-    images = [(phantom(d, "MLO", "R", seed=i) / 255).astype(np.float32) for i, d in enumerate("AC")]
+    images = _phantoms()
     for without in (True, False):
         squares = np.stack([tissue_square(i, SIZE, without_pectoral=without) for i in images])
         np.testing.assert_array_equal(tissue_inputs(images, SIZE, without), squares)
@@ -225,10 +231,11 @@ def test_tissue_inputs_and_to_tensor_are_the_stacked_tissue_squares() -> None:
 
 
 def test_inputs_use_the_models_size_and_pectoral_setting() -> None:
-    images = _images(3)
-    for without in (True, False):
-        model = _model(without_pectoral=without)
-        np.testing.assert_array_equal(model.inputs(images), tissue_inputs(images, SIZE, without))
+    images = _phantoms()
+    inputs = {without: _model(without_pectoral=without).inputs(images) for without in (True, False)}
+    for without, made in inputs.items():
+        np.testing.assert_array_equal(made, tissue_inputs(images, SIZE, without))
+    assert not np.array_equal(inputs[True], inputs[False])  # the muscle is there or not
 
 
 # --- probabilities and labels ----------------------------------------------------------------

@@ -182,6 +182,17 @@ def test_augment_flips_vertically_rotates_scales_shifts_and_jitters_as_written()
     ).all()
 
 
+def test_augment_clips_to_0_1_before_the_gamma() -> None:
+    """Values outside [0, 1] (never made by the inputs, but a caller's batch may hold them)
+    are clipped before the gamma: no NaN from a negative base, no gamma of a value above 1."""
+    import torch
+
+    batch = np.random.default_rng(8).uniform(-0.5, 1.5, (8, 1, 9, 12)).astype(np.float32)
+    got = _augment(torch.from_numpy(batch), np.random.default_rng(2)).numpy()
+    assert not np.isnan(got).any()
+    np.testing.assert_allclose(got, _expected_augment(batch.astype(np.float64), 2), atol=2e-5)
+
+
 def test_augment_keeps_a_flat_image_flat_in_its_middle() -> None:
     """A uniform image stays uniform where the motion samples inside it: only gamma and
     contrast change its value there."""

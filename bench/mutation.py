@@ -20,9 +20,10 @@ Usage::
     python bench/mutation.py --modules selection --recheck \
         --survivors docs/mutation/selection-survivors.txt  # the survivors a file lists
 
-A run over the default list takes about an hour on 2 shared cores; ``radiomics`` (a 40 s test
-file), ``heads`` (its tests train models, 2.5 min per run) and ``convnext`` (ConvNeXt training)
-are opt-in by name.
+A run over the default list takes about an hour on 2 shared cores; ``radiomics`` (its fast
+value tests and its phantom tests, without the slow MIAS accuracy test: about 15 minutes),
+``heads`` (its tests train models, 2.5 min per run) and ``convnext`` (ConvNeXt training) are
+opt-in by name.
 """
 
 from __future__ import annotations
@@ -312,7 +313,8 @@ def main() -> None:
         raise SystemExit("mutmut is not installed: pip install -e '.[dev]' (a dev extra)") from None
     if args.list:
         for name, t in known.items():
-            print(f"{name:16} {t.path:40} {' '.join(t.tests)}")
+            marked = f"  (-m {t.markers!r})" if t.markers else ""
+            print(f"{name:16} {t.path:40} {' '.join(t.tests)}{marked}")
         return
     names = [n.strip() for n in args.modules.split(",") if n.strip()]
     if args.survivors and not (args.recheck and len(names) == 1):

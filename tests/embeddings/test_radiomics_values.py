@@ -87,6 +87,9 @@ def test_intensity_moments_percentiles_and_histogram() -> None:
 def test_a_flat_breast_has_zero_skew_and_kurtosis() -> None:
     got = _intensity(np.full(10, 0.4), np.full(10, 0.7), 0.1)
     np.testing.assert_allclose(got[:8], [0.4, 0.0, 0.0, 0.0, 0.4, 0.1, 0.7, 0.0], atol=1e-12)
+    # the histogram's bins are fixed on [0, 1], not on the breast's own range: 0.4 falls in
+    # the seventh of 16
+    assert got[15:].tolist() == [0.0] * 6 + [1.0] + [0.0] * 9
 
 
 def test_image_features_of_a_two_tone_breast() -> None:
@@ -124,6 +127,8 @@ def test_image_features_needs_64_breast_pixels_and_16_at_a_coarse_scale() -> Non
     faint = np.zeros((256, 256), dtype=np.float32)
     faint[100:110, 100:110] = 0.002  # above the 0.001 background cut
     assert image_features(faint, groups=("intensity",))[5] == pytest.approx(100 / 256**2)
+    faint[100:110, 100:110] = 0.001  # at the cut: background
+    assert not image_features(faint, groups=("intensity",)).any()
 
 
 def test_a_coarse_scale_with_too_few_pixels_gives_zeros() -> None:
@@ -136,6 +141,25 @@ def test_a_coarse_scale_with_too_few_pixels_gives_zeros() -> None:
     glcm, lbp = features[:35], features[35:]
     assert not glcm[25:].any() and glcm[:25].any()  # 15 + 10 at 256 and 128 px, 10 zeros
     assert [round(lbp[a:b].sum(), 9) for a, b in ((0, 28), (28, 56), (56, 84))] == [2, 2, 0]
+
+
+def test_coarse_scales_are_the_breast_reduced_and_scaled_on_its_own() -> None:
+    """At 128 and 64 px the texture is that of the square reduced with anti-aliasing
+    (scikit-image's resize), its breast the pixels above the background cut, its intensities
+    scaled to that breast's own percentiles (not the background's)."""
+    from skimage.transform import resize
+
+    image = two_tone()
+    got = image_features(image, groups=("glcm", "lbp"))
+    scales = []
+    for side in (128, 64):
+        small = resize(image, (side, side), anti_aliasing=True, preserve_range=True)
+        mask = small > 1e-3
+        scales.append((_scaled(small, mask), mask))
+    np.testing.assert_allclose(got[15:35], _cooccurrence([None, *scales])[15:], rtol=1e-9)
+    np.testing.assert_allclose(
+        got[35 + 28 :], np.concatenate([_lbp_histograms(*s) for s in scales])
+    )
 
 
 # --- density -------------------------------------------------------------------------------
@@ -168,6 +192,11 @@ def test_two_grey_values_and_a_flat_breast() -> None:
     two = np.repeat([0.2, 0.8], [30, 70])
     got = _density(two, two)
     assert got[8] == threshold_otsu(two) and (got[9], got[10]) == (0.7, 0.7)
+    # three values, two of them in one of the 256 bins of the three-class split: no three
+    # classes, the upper one is Otsu's
+    close = np.repeat([0.2, 0.2 + 1e-6, 0.8], [20, 10, 70])
+    got = _density(close, close)
+    assert got[8] == threshold_otsu(close) and (got[9], got[10]) == (0.7, 0.7)
     flat = _density(np.full(20, 0.375), np.full(20, 0.375))
     # no spread: Otsu's threshold is taken as 0.5 and nothing is dense
     assert flat.tolist() == [0.0] * 8 + [0.5, 0.0, 0.0] + [0.0] * 4
@@ -238,6 +267,15 @@ def test_run_lengths_of_rows_then_columns_at_each_scale() -> None:
     assert not np.allclose(rows, columns)
 
 
+def test_run_statistics_count_a_first_run_at_any_level() -> None:
+    """Rows 2 2 1 and 2 · ·: runs of 2, 1 and 1 at levels 2, 1, 2."""
+    grey = np.array([[2, 2, 1], [2, 0, 0]], dtype=np.uint8)
+    got = _run_statistics(grey)
+    assert got[4] == pytest.approx(3 / 4)  # three runs over four breast pixels
+    assert got[0] == pytest.approx((1 / 4 + 1 + 1) / 3)
+    assert got[5] == pytest.approx((1 / 4 + 1 + 1 / 4) / 3)
+
+
 def test_run_statistics_of_one_long_run() -> None:
     """One row of five pixels at the top grey level 16 and one of five outside."""
     grey = np.array([[16] * 5, [0] * 5], dtype=np.uint8)
@@ -282,6 +320,9 @@ def test_lbp_of_a_flat_patch_is_one_code() -> None:
     expected[8], expected[10 + 16] = 1.0, 1.0
     np.testing.assert_array_equal(got, expected)
     assert not _lbp_histograms(flat, np.zeros((9, 9), dtype=bool)).any()  # no breast: zeros
+    one = np.zeros((9, 9), dtype=bool)
+    one[4, 4] = True  # one breast pixel: each histogram is that pixel's code, share 1
+    np.testing.assert_array_equal(_lbp_histograms(flat, one), expected)
 
 
 # --- groups, statistics, embedding ---------------------------------------------------------

@@ -250,7 +250,8 @@ def recheck(target: Target, work: Path, jobs: int) -> dict[str, object]:
     killed = len(names) - len(second["survivors"])  # type: ignore[arg-type]
     detected = int(first["detected"]) + killed  # type: ignore[call-overload]
     scored = int(first["scored"])  # type: ignore[call-overload]
-    counts = {**first["counts"], "killed": first["counts"].get("killed", 0) + killed,  # type: ignore[attr-defined]
+    earlier: dict[str, int] = first["counts"]  # type: ignore[assignment]
+    counts = {**earlier, "killed": earlier.get("killed", 0) + killed,
               "survived": len(second["survivors"])}  # type: ignore[arg-type]  # fmt: skip
     return {**first, "counts": counts, "detected": detected, "score": round(detected / scored, 4),
             "survivors": second["survivors"], "rechecked": len(names)}  # fmt: skip
@@ -338,7 +339,7 @@ def main() -> None:
                 run_mutmut(target, work, args.jobs)
             result = collect(target, work)
         results.append(result)
-        c = result["counts"]
+        c: dict[str, int] = result["counts"]  # type: ignore[assignment]
         print(f"{target.path:40} score {result['score']}  killed {result['detected']}/"
               f"{result['scored']}  survived {c.get('survived', 0)}  no tests "
               f"{c.get('no tests', 0)}", flush=True)  # fmt: skip

@@ -188,6 +188,18 @@ def test_otsu_and_the_upper_class_of_three() -> None:
     assert (got[9], got[10]) == (0.5, 0.2)
 
 
+def test_a_pixel_at_the_threshold_is_not_dense() -> None:
+    """0, 101/512 and 1: scikit-image's thresholds are the centres of 256 bins over [0, 1],
+    (2i + 1)/512, so both the Otsu and the three-class split fall exactly on the middle value
+    (the first of equally good splits): the dense pixels are those above it (scikit-image's
+    foreground, ``image > threshold``), the 1s only."""
+    middle = 101 / 512
+    inside = np.repeat([0.0, middle, 1.0], [40, 20, 40])
+    assert threshold_otsu(inside) == middle == threshold_multiotsu(inside, classes=3)[1]
+    got = _density(inside, inside)
+    assert (got[8], got[9], got[10]) == (middle, 0.4, 0.4)
+
+
 def test_two_grey_values_and_a_flat_breast() -> None:
     two = np.repeat([0.2, 0.8], [30, 70])
     got = _density(two, two)
@@ -225,13 +237,13 @@ def test_cooccurrence_against_scikit_image() -> None:
     the four angles, pairs that touch the background left out; 32 grey levels at full scale,
     16 at the coarser ones; a missing scale gives zeros."""
     full, coarse = random_scale(1), random_scale(2, side=20)
-    got = _cooccurrence([full, coarse, None])
+    got = _cooccurrence([full, None, coarse])
     assert got.shape == (35,)
     grey_full = _quantized(full[0], full[1], 32)
     grey_coarse = _quantized(coarse[0], coarse[1], 16)
     np.testing.assert_allclose(got[:15], _reference_glcm(grey_full, (1, 3, 6), 32), rtol=1e-12)
-    np.testing.assert_allclose(got[15:25], _reference_glcm(grey_coarse, (1, 2), 16), rtol=1e-12)
-    assert not got[25:].any()
+    assert not got[15:25].any()
+    np.testing.assert_allclose(got[25:], _reference_glcm(grey_coarse, (1, 2), 16), rtol=1e-12)
     # the background pairs matter: with them the contrast is another number
     kept = graycoprops(
         graycomatrix(grey_full, distances=(1,), angles=_ANGLES, levels=32, symmetric=True),
@@ -357,17 +369,19 @@ def test_set_stats_rejects_other_feature_counts() -> None:
 
 
 def test_fit_standardises_weights_groups_and_normalises() -> None:
-    """Two rows a fixed step apart in every column but the last: standardised they are ±1
-    there (population sd: half the step), and 0 in the last (sd 0 counts as 1); weighted
-    0.15 in the first 81 columns, 1 in the LBP columns; then unit length."""
+    """Two rows apart by a step of its own in every column but the last (0.1 to 3): standardised
+    they are ±1 there (population sd: half the step), and 0 in the last (sd 0 counts as 1);
+    weighted 0.15 in the first 81 columns, 1 in the LBP columns; then unit length."""
     base = np.linspace(0.0, 2.0, 165)
-    rows = np.stack([base, base + 0.5])
+    step = np.linspace(0.1, 3.0, 165)
+    rows = np.stack([base, base + step])
     rows[:, -1] = 3.0
     embedder = RadiomicsEmbedder()
     stats = embedder.fit_features(rows)
-    np.testing.assert_allclose(stats["mean"][:-1], base[:-1] + 0.25)
-    np.testing.assert_allclose(stats["std"], [0.25] * 164 + [0.0])
-    assert embedder.stats is not None and embedder.stats["std"][-1] == 1.0  # the stored floor
+    np.testing.assert_allclose(stats["mean"][:-1], (base + step / 2)[:-1])
+    np.testing.assert_allclose(stats["std"], [*(step[:-1] / 2), 0.0])
+    assert embedder.stats is not None
+    np.testing.assert_allclose(embedder.stats["std"], [*(step[:-1] / 2), 1.0])  # sd 0 stored 1
     got = embedder.embed_features(rows)
     assert got.dtype == np.float32
     norm = np.sqrt(81 * 0.15**2 + 83 * 1.0)

@@ -21,7 +21,7 @@ Usage::
         --survivors docs/mutation/selection-survivors.txt  # the survivors a file lists
 
 A run over the default list takes about an hour on 2 shared cores; ``radiomics`` (its fast
-value tests and its phantom tests, without the slow MIAS accuracy test: about 15 minutes),
+value tests and its phantom tests, without the slow MIAS accuracy test: 5 to 10 minutes),
 ``heads`` (its tests train models, 2.5 min per run) and ``convnext`` (ConvNeXt training) are
 opt-in by name.
 """

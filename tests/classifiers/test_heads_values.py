@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.preprocessing import StandardScaler
 
 from mammosearch.classifiers import LinearProbe, ZeroShotDensity, density_prompts
 from mammosearch.errors import InputError, ModelLoadError
@@ -38,7 +39,8 @@ def _standardise(x: NDArray[np.float64]) -> NDArray[np.float64]:
 
 def _reference_c(x: NDArray[np.float64], y: NDArray[np.int_], groups: Sequence[str], n_splits: int,
                  seed: int) -> float:  # fmt: skip
-    """The C of the grid with the lowest mean log-loss over patient-grouped folds, by hand."""
+    """The C of the grid with the lowest mean log-loss over patient-grouped folds, by hand; a
+    class a fold's training rows lack has probability 0 there (clipped by ``log_loss``)."""
     z, classes = _standardise(x), sorted(set(y.tolist()))
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     splits = list(splitter.split(z, y, np.asarray(groups)))
@@ -48,7 +50,11 @@ def _reference_c(x: NDArray[np.float64], y: NDArray[np.int_], groups: Sequence[s
         for train, test in splits:
             model = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
             model.fit(z[train], y[train])
-            losses.append(log_loss(y[test], model.predict_proba(z[test]), labels=classes))
+            probabilities = np.zeros((len(test), len(classes)))
+            probabilities[:, [classes.index(k) for k in model.classes_]] = model.predict_proba(
+                z[test]
+            )
+            losses.append(log_loss(y[test], probabilities, labels=classes))
         if best is None or float(np.mean(losses)) < best[0]:
             best = (float(np.mean(losses)), c)
     assert best is not None
@@ -125,12 +131,13 @@ def test_probe_two_classes_without_enough_patients_to_cross_validate() -> None:
     probe = LinearProbe.fit(x.astype(np.float32), truth, patients, MIAS, embedder=_Embedder())
     assert probe.info == {"C": 1.0, "n": 6, "folds": 1, "embedder": "stub.v1",
                           "model_id": "stub-model", "dim": 2}  # fmt: skip
-    z = _standardise(x)
+    z = StandardScaler().fit_transform(x)
     reference = LogisticRegression(C=1.0, class_weight="balanced").fit(z, [0, 0, 1, 1, 1, 1])
     np.testing.assert_allclose(probe.coef[0], 0.0)
-    np.testing.assert_allclose(probe.coef[2], reference.coef_[0], rtol=1e-4)
+    # float64 throughout: a fit in float32 differs from scikit-learn's by about 1e-7
+    np.testing.assert_allclose(probe.coef[2], reference.coef_[0], rtol=1e-10)
     assert probe.intercept[0] == 0.0
-    assert probe.intercept[2] == pytest.approx(reference.intercept_[0], rel=1e-4)
+    assert probe.intercept[2] == pytest.approx(reference.intercept_[0], rel=1e-10)
     assert np.all(probe.coef[1] == 0.0) and probe.intercept[1] <= -1e9
     probs = probe.predict_proba(x.astype(np.float32))
     np.testing.assert_allclose(probs[:, [0, 2]], reference.predict_proba(z), atol=1e-5)
@@ -147,26 +154,46 @@ def test_probe_noise_takes_the_strongest_regularisation_and_the_folds_asked() ->
 
 
 def test_probe_separable_classes_take_the_weakest_regularisation_and_five_folds() -> None:
-    """Five patients per class, far apart: the largest C of the grid, 5 folds by default."""
+    """Six patients per class, far apart: the largest C of the grid, 5 folds by default."""
     rng = np.random.default_rng(0)
-    y = np.arange(15) % 3
-    x = rng.normal(size=(15, 3))
+    y = np.arange(18) % 3
+    x = rng.normal(size=(18, 3))
     x[:, 0] += 4.0 * y
     probe = LinearProbe.fit(x.astype(np.float32), [MIAS[i] for i in y],
-                            [f"p{i}" for i in range(15)], MIAS)  # fmt: skip
-    assert probe.info == {"C": 10.0, "n": 15, "folds": 5}
+                            [f"p{i}" for i in range(18)], MIAS)  # fmt: skip
+    assert probe.info == {"C": 10.0, "n": 18, "folds": 5}
+
+
+def test_probe_scores_folds_that_lack_a_class_over_every_class() -> None:
+    """Patients with images of several classes: the seeded grouped split holds out both of D's
+    patients in one fold, so the other fold has no D to train on and none held out. Each fold
+    is still scored over F, G and D (``predict_proba`` of the D-less fold has two columns; its
+    scores were NaN for every C, and C fell to the grid's first, 0.01, with warnings)."""
+    y = np.asarray([2, 0, 0, 0, 0, 2, 2, 1, 0, 0, 0, 1])
+    patients = [f"p{g}" for g in (3, 2, 1, 0, 3, 3, 0, 0, 2, 1, 4, 2)]
+    splitter = StratifiedGroupKFold(n_splits=2, shuffle=True, random_state=0)
+    held_out = [set(y[test].tolist()) for _, test in splitter.split(y, y, patients)]
+    assert {0, 1} in held_out  # the case this test is about: no D held out
+    x = np.random.default_rng(3).normal(size=(12, 2))
+    x[:, 0] += y
+    x = x.astype(np.float32).astype(np.float64)
+    probe = LinearProbe.fit(x.astype(np.float32), [MIAS[i] for i in y], patients, MIAS)
+    c = _reference_c(x, y, patients, 2, seed=0)
+    assert c == 3.0 and probe.info == {"C": 3.0, "n": 12, "folds": 2}
 
 
 def test_probe_fit_errors() -> None:
     x = np.zeros((4, 2), dtype=np.float32)
-    with pytest.raises(InputError, match="vectors, labels and patients differ in length"):
-        LinearProbe.fit(x, ["F", "D", "F"], ["p0", "p1", "p2", "p3"], MIAS)
-    with pytest.raises(InputError, match="vectors, labels and patients differ in length"):
-        LinearProbe.fit(x, ["F", "D", "F", "D"], ["p0", "p1", "p2"], MIAS)
+    for truth, patients in ((["F", "D", "F"], ["p0", "p1", "p2", "p3"]),
+                            (["F", "D", "F", "D"], ["p0", "p1", "p2"])):  # fmt: skip
+        with pytest.raises(InputError) as raised:
+            LinearProbe.fit(x, truth, patients, MIAS)
+        assert raised.value.message == "vectors, labels and patients differ in length"
     with pytest.raises(InputError, match=r"labels outside the label set: \['X', 'Y'\]"):
         LinearProbe.fit(x, ["Y", "F", "X", "D"], ["p0", "p1", "p2", "p3"], MIAS)
-    with pytest.raises(InputError, match="a probe needs images of at least two density classes"):
+    with pytest.raises(InputError) as raised:
         LinearProbe.fit(x, ["G"] * 4, ["p0", "p1", "p2", "p3"], MIAS)
+    assert raised.value.message == "a probe needs images of at least two density classes"
 
 
 def _hand_probe() -> LinearProbe:
@@ -325,6 +352,7 @@ def test_zero_shot_class_vectors_are_unit_means_even_of_short_vectors(
     assert caplog.messages == ["zero-shot: 2 classes, 3 prompts"]
     assert tower.calls == [["p", "q"], ["r"]]
     assert head.prompts == {"lo": ["p", "q"], "hi": ["r"]} and head.labels == ["lo", "hi"]
+    assert head.embedder is tower
     half = np.sqrt(0.5)
     assert head.class_vectors.dtype == np.float32
     np.testing.assert_allclose(head.class_vectors, [[half, half, 0.0], [0.0, 0.0, 1.0]],

@@ -22,7 +22,7 @@ Usage::
 
 A run over the default list takes about an hour on 2 shared cores; ``radiomics`` (a 40 s test
 file), ``heads`` and ``convnext`` (ConvNeXt training) are opt-in by name. ``heads`` runs only
-``tests/classifiers/test_heads_values.py`` (10 s): ``test_heads.py`` trains probes on images,
+``tests/classifiers/test_heads_values.py`` (11 s of CPU): ``test_heads.py`` trains probes on images,
 2.5 min per run, too slow to run for each mutant.
 """
 

@@ -34,7 +34,8 @@ MIAS = ["F", "G", "D"]
 
 
 def _standardise(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    return (x - x.mean(axis=0)) / x.std(axis=0)
+    z: NDArray[np.float64] = (x - x.mean(axis=0)) / x.std(axis=0)
+    return z
 
 
 def _reference_c(x: NDArray[np.float64], y: NDArray[np.int_], groups: Sequence[str], n_splits: int,

@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,6 +51,23 @@ def _unit(vectors: NDArray[Any]) -> NDArray[np.float32]:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     unit: NDArray[np.float32] = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
     return unit
+
+
+def _held_out_log_loss(
+    estimator: Any, z: NDArray[np.float64], y: NDArray[np.int_], *, seen: Sequence[int]
+) -> float:
+    """Negative log-loss of a fold's held-out rows over every class ``seen`` in the training data.
+
+    A fold whose held-out rows lack a class still scores it (``labels``); a class that the
+    fold's own training rows lack (all its patients held out) gets probability 0, which
+    scikit-learn clips to its float epsilon: the same cost for every ``C``, where its
+    ``predict_proba`` would have too few columns and the fold would score NaN for all.
+    """
+    from sklearn.metrics import log_loss
+
+    probabilities = np.zeros((len(z), len(seen)))
+    probabilities[:, np.searchsorted(seen, estimator.classes_)] = estimator.predict_proba(z)
+    return -float(log_loss(y, probabilities, labels=list(seen)))
 
 
 def _softmax(logits: NDArray[np.float64]) -> NDArray[np.float32]:
@@ -97,7 +115,6 @@ class LinearProbe:
             InputError: Lengths differ, a label is outside ``labels``, or one class only.
         """
         from sklearn.linear_model import LogisticRegression
-        from sklearn.metrics import log_loss, make_scorer
         from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
         from sklearn.preprocessing import StandardScaler
 
@@ -118,9 +135,7 @@ class LinearProbe:
         model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)
         if n_splits >= 2:
             splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-            # log-loss over every class seen, also in folds that lack one
-            scorer = make_scorer(log_loss, greater_is_better=False, response_method="predict_proba",
-                                 labels=sorted(set(y.tolist())))  # fmt: skip
+            scorer = partial(_held_out_log_loss, seen=sorted(set(y.tolist())))
             search = GridSearchCV(model, {"C": list(_CS)}, scoring=scorer,
                                   cv=list(splitter.split(z, y, groups)))  # fmt: skip
             model = search.fit(z, y).best_estimator_

@@ -117,6 +117,7 @@ class LinearProbe:
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
         from sklearn.preprocessing import StandardScaler
+        from threadpoolctl import threadpool_limits
 
         x = np.asarray(vectors, dtype=np.float64)
         if not (len(x) == len(truth) == len(patients)):
@@ -133,14 +134,17 @@ class LinearProbe:
         smallest = min(len(set(groups[y == c])) for c in set(y.tolist()))
         n_splits = min(folds, smallest, len(set(groups)))
         model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)
-        if n_splits >= 2:
-            splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-            scorer = partial(_held_out_log_loss, seen=sorted(set(y.tolist())))
-            search = GridSearchCV(model, {"C": list(_CS)}, scoring=scorer,
-                                  cv=list(splitter.split(z, y, groups)))  # fmt: skip
-            model = search.fit(z, y).best_estimator_
-        else:  # too few patients per class to cross-validate: sklearn's default strength
-            model.fit(z, y)
+        # one BLAS thread: on these small matrices a second one only waits for its share, and
+        # on a machine busy with other work waiting made the fit 3-5x slower
+        with threadpool_limits(limits=1, user_api="blas"):
+            if n_splits >= 2:
+                splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+                scorer = partial(_held_out_log_loss, seen=sorted(set(y.tolist())))
+                search = GridSearchCV(model, {"C": list(_CS)}, scoring=scorer,
+                                      cv=list(splitter.split(z, y, groups)))  # fmt: skip
+                model = search.fit(z, y).best_estimator_
+            else:  # too few patients per class to cross-validate: sklearn's default strength
+                model.fit(z, y)
         c_value = float(model.C)
         coef = np.zeros((len(labels), x.shape[1]))
         intercept = np.full(len(labels), -1e9)  # a class with no training image is never chosen

@@ -986,6 +986,12 @@ def evaluate_retrieval_command(
                 work_dir=Path(tmp) / "index",
             )  # fmt: skip
         _print_scores(scores, as_json, None)
+        if not as_json:
+            typer.echo(
+                "  (the index's feature statistics and the vote's temperature and "
+                "margin were fitted on every image, each query's included, as a build "
+                "fits them: a little optimistic; 'evaluate density' fits them per fold)"
+            )
 
     _run(body)
 

@@ -359,6 +359,9 @@ def test_cli_round_trip(corpus: Path, tmp_path: Path) -> None:
     evaluated = runner.invoke(app, ["evaluate", "retrieval", str(corpus / "manifest.csv"),
                                     "--embedder", "radiomics.v1", "--json"])  # fmt: skip
     assert json.loads(evaluated.output)["images"] == 24
+    printed = runner.invoke(app, ["evaluate", "retrieval", str(corpus / "manifest.csv"),
+                                  "--embedder", "radiomics.v1"])  # fmt: skip
+    assert "accuracy" in printed.output and "a little optimistic" in printed.output
 
 
 @pytest.mark.slow

@@ -109,14 +109,19 @@ def test_a_bad_report_costs_its_report_not_the_build(corpus: Path, tmp_path: Pat
     rows[2]["report_path"] = str(tmp_path / "missing-report.txt")
     for r in rows:
         r.setdefault("report_path", "")
+    rows[4]["report"] = "BINARY-CELL"
     manifest = write_manifest(tmp_path / "long.csv", rows)
+    # row 5's report cell: the bytes of a JPEG pasted into the table (not text in any encoding)
+    jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x02\x00\x00\x01\x00\x01\x00\x00"
+    manifest.write_bytes(manifest.read_bytes().replace(b"BINARY-CELL", jpeg))
     out = tmp_path / "idx"
     result = run("index", "build", manifest, "-o", out, "--embedder", "radiomics.v1",
                  env={"MAMMOSEARCH_MAX_REPORT_CHARS": "1000"})  # fmt: skip
-    clean(result, 0, "indexed 8 of 8 rows", "2 reports dropped", "E022", "E020")
+    clean(result, 0, "indexed 8 of 8 rows", "3 reports dropped", "E022", "E020", "E023")
     report = json.loads((out / "build_report.json").read_text(encoding="utf-8"))
-    assert report["reports_dropped"] == 2 and report["with_report"] == 6
-    assert [d["row"] for d in report["dropped_reports"]] == [2, 3]
+    assert report["reports_dropped"] == 3 and report["with_report"] == 5
+    assert [d["row"] for d in report["dropped_reports"]] == [2, 3, 5]
+    assert report["dropped_reports"][2]["error"].startswith("E023: the report of manifest row 5")
 
 
 def test_a_build_that_indexes_nothing_publishes_nothing(corpus: Path, tmp_path: Path) -> None:

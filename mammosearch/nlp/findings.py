@@ -109,6 +109,7 @@ class _Item:
     fixed_side: Laterality | None = None  # named right after an elided finding
     qualifier_start: int | None = None  # the evidence, with a qualifier ("no suspicious ...")
     qualifier_end: int | None = None
+    lead: int | None = None  # the first token of the descriptors written before it
 
     @property
     def ev_start(self) -> int:
@@ -571,7 +572,8 @@ class FindingsExtractor:
                     name in _ACCEPTS[it.kind] for name, _ in descriptors[k][1]
                 ):
                     k = descriptors[k][0]
-                if k == j or not any(k <= x < k + 4 for x in sides):
+                anaphor = not _ANAPHORS.isdisjoint(norms[c + 1 : j])  # "and another in ..."
+                if (k == j and not anaphor) or not any(k <= x < k + 4 for x in sides):
                     break
                 if any(c < s < k + 4 for s in starts):
                     break
@@ -774,6 +776,8 @@ class FindingsExtractor:
                 if it.kind == _GENERIC:
                     it.kind = "mass"
                 it.add(name, value)
+                if e <= it.start:
+                    it.lead = s if it.lead is None else min(it.lead, s)
                 break
 
     @staticmethod
@@ -851,7 +855,9 @@ class FindingsExtractor:
             near = self._nearest(sized, s, s + 1)
 
             def gap(it: _Item, s: int = s) -> int:
-                return s - it.end if it.end <= s else max(0, it.start - s - 1)
+                # a finding begins at its descriptors ("16 mm cluster of amorphous calcs")
+                first = it.start if it.lead is None else it.lead
+                return s - it.end if it.end <= s else max(0, first - s - 1)
 
             if near and any(
                 gap(o) <= 1 and gap(o) < gap(near[0]) and "," not in norms[o.end : s]
@@ -937,7 +943,10 @@ _NORMAL_WORDS = ("axil", "node", "gangli", "adenopat")
 _CHAR_REACH = 3  # words between a "characterised as" cue and the finding word it names
 _WITH_WORDS = frozenset({"with", "con", "showing", "containing", "contains", "contiene"})
 _ELIDED_ARTICLES = frozenset({"un", "una", "unas", "unos", "algunas", "algunos", "a", "an", "one",
-                              "some", "other", "otra", "otras", "otro", "otros"})  # fmt: skip
+                              "some", "other", "otra", "otras", "otro", "otros",
+                              "another"})  # fmt: skip
+# words that stand for another finding of the kind just named ("and another in the left breast")
+_ANAPHORS = frozenset({"another", "otro", "otra", "otros", "otras"})
 _BOTH_WORDS = ["neither breast", "bilateral", "bilaterally", "bilaterales", "bilateralmente",
                "both breasts", "both", "either breast", "each breast", "either", "ambas mamas",
                "ambas", "ambos", "ambas regiones", "ambos lados", "left and right",

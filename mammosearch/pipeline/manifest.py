@@ -90,8 +90,12 @@ def _record(line: str | dict[str, Any], n: int) -> dict[str, Any]:
             raise InputError(f"manifest line {n} is not valid JSON ({e.msg})") from e
         if not isinstance(line, dict):
             raise InputError(f"manifest line {n} is not a JSON object")
+    # a report that is not text costs only the report: it is decoded with the row's other
+    # reports, where an error drops it and the row goes on (stages.row_report_text)
     return {
-        key: table_text(value, what=f"manifest row {n}") if isinstance(value, str) else value
+        key: table_text(value, what=f"manifest row {n}")
+        if isinstance(value, str) and key != "report"
+        else value
         for key, value in line.items()
     }
 

@@ -29,7 +29,7 @@ from mammosearch.index import EmbedderInfo, VectorIndex, VoteParams, fit_vote
 from mammosearch.nlp import Normalizer
 from mammosearch.nlp.scrub import scrub
 from mammosearch.pipeline.records import ManifestRow, PreparedRow
-from mammosearch.pipeline.reports import read_report_file
+from mammosearch.pipeline.reports import read_report_file, table_text
 from mammosearch.records import NormalizedReport
 
 __all__ = [
@@ -82,13 +82,15 @@ def thumbnail(prepared: NDArray[np.float32]) -> bytes:
 
 
 def row_report_text(row: ManifestRow) -> str | None:
-    """A manifest row's report text: its ``report`` column, else its ``report_path`` file.
+    """A manifest row's report text: its ``report`` column (decoded here, not when the
+    manifest is read: a cell that is not text costs its row's report only), else its
+    ``report_path`` file.
 
     Raises:
-        InputError: The report file cannot be read.
+        InputError: The report file cannot be read, or the cell or file is not text.
     """
     if row.report is not None:
-        return row.report
+        return table_text(row.report, what=f"report of manifest row {row.number}")
     if row.report_path is not None:
         return read_report_file(row.report_path)
     return None

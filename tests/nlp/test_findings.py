@@ -228,6 +228,9 @@ def test_negation_scope(text: str, expected: set[tuple[str, str | None, bool]]) 
         ("The mass is unchanged since 2019.", False, True),
         ("Nódulo sin cambios respecto a estudio previo.", False, True),
         ("Previously biopsied calcifications.", False, True),
+        ("The asymmetry in the left breast persists.", False, True),
+        ("A mass is redemonstrated at 10 o'clock.", False, True),
+        ("Re-demonstrated amorphous calcifications.", False, True),
         ("Oval mass.", False, False),
     ],
 )
@@ -251,6 +254,10 @@ def test_uncertain_and_historical(text: str, uncertain: bool, historical: bool) 
         ("En ambas mamas se observan calcificaciones.", {("calcification", "bilateral", False)}),
         ("Right breast: no mass. Left breast: no mass.", {("mass", "bilateral", True)}),
         ("LEFT DIAGNOSTIC MAMMOGRAM\nOval mass at 2 o'clock.", {("mass", "left", False)}),
+        # "another" stands for a second finding of the kind just named, on the side it names
+        ("There is an oval mass in the right breast and another in the left breast.", {("mass", "right", False), ("mass", "left", False)}),
+        ("Nódulo ovalado en la mama derecha y otro en la mama izquierda.", {("mass", "right", False), ("mass", "left", False)}),
+        ("An oval mass and another irregular mass in the right breast.", {("mass", "right", False)}),
     ],
 )  # fmt: skip
 def test_laterality(text: str, expected: set[tuple[str, str | None, bool]]) -> None:
@@ -296,6 +303,19 @@ def test_location(text: str, quadrant: str | None, clock: str | None, depth: str
 )
 def test_size(text: str, size: float | None) -> None:
     assert one(text).descriptors.size_mm == size
+
+
+@pytest.mark.parametrize(
+    ("text", "sizes"),
+    [
+        # a finding begins at the descriptors written before it: the size is the cluster's
+        ("A 16 mm cluster of amorphous calcifications next to a mass.", {"calcification": 16.0, "mass": None}),
+        ("Un grupo de 16 mm de microcalcificaciones amorfas junto a un nódulo.", {"calcification": 16.0, "mass": None}),
+        ("A 16 mm mass next to a cluster of amorphous calcifications.", {"calcification": None, "mass": 16.0}),
+    ],
+)  # fmt: skip
+def test_size_of_which_finding(text: str, sizes: dict[str, float | None]) -> None:
+    assert {f.type.value: f.descriptors.size_mm for f in findings(text)} == sizes
 
 
 @pytest.mark.parametrize(

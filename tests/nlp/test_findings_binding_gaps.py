@@ -52,7 +52,7 @@ N, H, PRESENT = (True, False, False), (False, False, True), (False, False, False
         ("No mass in the right breast with benign calcifications in the left breast.", {"mass": N, "calcification": PRESENT}),
         # ... by a connector more than 7 words on, and by a relative clause
         ("No mass in the upper outer quadrant of the right breast, and benign calcifications in the left breast.", {"mass": N, "calcification": PRESENT}),
-        ("No masses in the right breast, where benign calcifications persist.", {"mass": N, "calcification": PRESENT}),
+        ("No masses in the right breast, where benign calcifications persist.", {"mass": N, "calcification": H}),
         ("Sin nódulos en la mama derecha, donde persisten calcificaciones benignas.", {"mass": N, "calcification": H}),
         # a backward list broken inside one sentence
         ("Intramammary lymph node in the right breast with calcifications not seen.", {"lymph_node": PRESENT, "calcification": N}),

@@ -8,7 +8,9 @@ neighbours) and through raw ``faiss`` on the same index, one after the other for
 (raw FAISS first for every other query: the second call finds the inverted lists the first one
 read still in the CPU cache, so always timing raw FAISS second flattered it), and measures
 recall@10 of the index against exact search. The overhead is the ratio of the mean times (and
-of the medians, which a busy machine's stalls move less). Before the timed queries, 50 others
+of the medians, which a busy machine's stalls move less), and of the median CPU times of the
+calling thread (``time.thread_time``: time the thread waited for a core while other jobs ran
+is left out, so a busy machine moves it least). Before the timed queries, 50 others
 warm the reader up as a server's first queries would; at the 32nd search without reports
 (``mammosearch.index._hits.COLUMNS_AFTER``) a reader starts loading the shown columns of
 every row into memory in a thread of its own, and the bench waits for that load to end (the
@@ -75,6 +77,7 @@ def run(n: int, n_queries: int, keep: Path | None = None) -> None:
             kind = index.manifest.vectors["image"]
             ours: list[float] = []
             theirs: list[float] = []
+            cpu: dict[int, list[float]] = {id(ours): [], id(theirs): []}  # the thread's CPU time
             calls = [
                 (lambda q: index.search(image_vector=q, k=10, with_reports=False), ours),
                 (lambda q: raw.search(q[None, :], 10), theirs),
@@ -95,9 +98,10 @@ def run(n: int, n_queries: int, keep: Path | None = None) -> None:
                     # every other query goes to raw FAISS first: the second call of a query
                     # finds the inverted lists the first one just read in the CPU cache
                     for call, times in calls[:: 1 if j % 2 else -1]:
-                        t = time.perf_counter()
+                        c, t = time.thread_time(), time.perf_counter()
                         call(q)
                         times.append(time.perf_counter() - t)
+                        cpu[id(times)].append(time.thread_time() - c)
             finally:
                 faiss.omp_set_num_threads(threads)
             exact = faiss.IndexFlatIP(DIM)
@@ -112,7 +116,8 @@ def run(n: int, n_queries: int, keep: Path | None = None) -> None:
         print(f"N={n:>9,} {kind['type']:<9} build {build} | CaseIndex p50 {p50o:6.2f} ms "
               f"p95 {p95o:6.2f} ms {1 / np.mean(ours):7.0f} q/s | raw FAISS p50 {p50r:6.2f} ms "
               f"p95 {p95r:6.2f} ms {1 / np.mean(theirs):7.0f} q/s | overhead "
-              f"{np.mean(ours) / np.mean(theirs):.2f}x (p50 {p50o / p50r:.2f}x) | "
+              f"{np.mean(ours) / np.mean(theirs):.2f}x (p50 {p50o / p50r:.2f}x; CPU p50 "
+              f"{np.median(cpu[id(ours)]) / np.median(cpu[id(theirs)]):.2f}x) | "
               f"recall@10 {recall:.3f} | load wait {waited * 1e3:.0f} ms")  # fmt: skip
     finally:
         if keep is None:

@@ -574,36 +574,51 @@ def _neighbour_maker() -> Callable[
      str | None, NormalizedReport | None, str | None],
     Neighbour,
 ]:  # fmt: skip
-    """A maker of :class:`Neighbour` from all its fields in order, which sets its slots
-    directly: the generated ``__init__`` of a frozen dataclass sets each field through
-    ``object.__setattr__``, and a search makes ten neighbours at a time (the maker takes
-    about half as long). Nothing is defaulted or checked: every field is given."""
-    names = [f.name for f in fields(Neighbour)]
-    expected = ["row_id", "case_id", "patient_id", "score", "scores", "label", "laterality",
-                "view", "thumbnail", "report", "image_path"]  # fmt: skip
+    """A maker of :class:`Neighbour` from all its fields in order, four times as fast as its
+    ``__init__`` (a search makes ten at a time).
+
+    The generated ``__init__`` of a frozen dataclass sets each field through
+    ``object.__setattr__``. The maker fills a draft of the same slots by plain assignment and
+    then makes it a ``Neighbour`` (``__class__`` assignment, which CPython allows between
+    classes of the same slots and base): the result is a frozen ``Neighbour`` like any other,
+    equal to one made by ``__init__``. Nothing is defaulted or checked: every field is given.
+    """
+    names = tuple(f.name for f in fields(Neighbour))
+    expected = ("row_id", "case_id", "patient_id", "score", "scores", "label", "laterality",
+                "view", "thumbnail", "report", "image_path")  # fmt: skip
     if names != expected:  # pragma: no cover - a new field must be added below too
         raise TypeError(f"Neighbour's fields changed ({names}): update the maker")
-    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10 = (Neighbour.__dict__[n].__set__ for n in names)
-    new = object.__new__
+
+    class Draft:
+        __slots__ = expected
+
+        def __init__(
+            self, row_id: int, case_id: str, patient_id: str, score: float,
+            scores: Mapping[str, float], label: str | None, laterality: Laterality | None,
+            view: View | None, thumbnail: str | None, report: NormalizedReport | None,
+            image_path: str | None,
+        ) -> None:  # fmt: skip
+            self.row_id = row_id
+            self.case_id = case_id
+            self.patient_id = patient_id
+            self.score = score
+            self.scores = scores
+            self.label = label
+            self.laterality = laterality
+            self.view = view
+            self.thumbnail = thumbnail
+            self.report = report
+            self.image_path = image_path
 
     def make(
         row_id: int, case_id: str, patient_id: str, score: float, scores: Mapping[str, float],
         label: str | None, laterality: Laterality | None, view: View | None,
         thumbnail: str | None, report: NormalizedReport | None, image_path: str | None,
     ) -> Neighbour:  # fmt: skip
-        n: Neighbour = new(Neighbour)
-        s0(n, row_id)
-        s1(n, case_id)
-        s2(n, patient_id)
-        s3(n, score)
-        s4(n, scores)
-        s5(n, label)
-        s6(n, laterality)
-        s7(n, view)
-        s8(n, thumbnail)
-        s9(n, report)
-        s10(n, image_path)
-        return n
+        n: Any = Draft(row_id, case_id, patient_id, score, scores, label, laterality, view,
+                       thumbnail, report, image_path)  # fmt: skip
+        n.__class__ = Neighbour
+        return n  # type: ignore[no-any-return]
 
     return make
 

@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,6 +51,23 @@ def _unit(vectors: NDArray[Any]) -> NDArray[np.float32]:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     unit: NDArray[np.float32] = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
     return unit
+
+
+def _held_out_log_loss(
+    estimator: Any, z: NDArray[np.float64], y: NDArray[np.int_], *, seen: Sequence[int]
+) -> float:
+    """Negative log-loss of a fold's held-out rows over every class ``seen`` in the training data.
+
+    A fold whose held-out rows lack a class still scores it (``labels``); a class that the
+    fold's own training rows lack (all its patients held out) gets probability 0, which
+    scikit-learn clips to its float epsilon: the same cost for every ``C``, where its
+    ``predict_proba`` would have too few columns and the fold would score NaN for all.
+    """
+    from sklearn.metrics import log_loss
+
+    probabilities = np.zeros((len(z), len(seen)))
+    probabilities[:, np.searchsorted(seen, estimator.classes_)] = estimator.predict_proba(z)
+    return -float(log_loss(y, probabilities, labels=list(seen)))
 
 
 def _softmax(logits: NDArray[np.float64]) -> NDArray[np.float32]:
@@ -97,9 +115,9 @@ class LinearProbe:
             InputError: Lengths differ, a label is outside ``labels``, or one class only.
         """
         from sklearn.linear_model import LogisticRegression
-        from sklearn.metrics import log_loss, make_scorer
         from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
         from sklearn.preprocessing import StandardScaler
+        from threadpoolctl import threadpool_limits
 
         x = np.asarray(vectors, dtype=np.float64)
         if not (len(x) == len(truth) == len(patients)):
@@ -116,16 +134,17 @@ class LinearProbe:
         smallest = min(len(set(groups[y == c])) for c in set(y.tolist()))
         n_splits = min(folds, smallest, len(set(groups)))
         model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)
-        if n_splits >= 2:
-            splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-            # log-loss over every class seen, also in folds that lack one
-            scorer = make_scorer(log_loss, greater_is_better=False, response_method="predict_proba",
-                                 labels=sorted(set(y.tolist())))  # fmt: skip
-            search = GridSearchCV(model, {"C": list(_CS)}, scoring=scorer,
-                                  cv=list(splitter.split(z, y, groups)))  # fmt: skip
-            model = search.fit(z, y).best_estimator_
-        else:  # too few patients per class to cross-validate: sklearn's default strength
-            model.fit(z, y)
+        # one BLAS thread: on these small matrices a second one only waits for its share, and
+        # on a machine busy with other work waiting made the fit 3-5x slower
+        with threadpool_limits(limits=1, user_api="blas"):
+            if n_splits >= 2:
+                splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+                scorer = partial(_held_out_log_loss, seen=sorted(set(y.tolist())))
+                search = GridSearchCV(model, {"C": list(_CS)}, scoring=scorer,
+                                      cv=list(splitter.split(z, y, groups)))  # fmt: skip
+                model = search.fit(z, y).best_estimator_
+            else:  # too few patients per class to cross-validate: sklearn's default strength
+                model.fit(z, y)
         c_value = float(model.C)
         coef = np.zeros((len(labels), x.shape[1]))
         intercept = np.full(len(labels), -1e9)  # a class with no training image is never chosen

@@ -287,13 +287,17 @@ class CaseIndex:
             scores, ids = self.vectors[modality].search(
                 vector, depth, allow=allow, exclude=exclude or None
             )
-            found = zip(ids[0].tolist(), scores[0].tolist(), strict=True)
             key = label if modality == label else "text_to_image"
+            found = zip(ids[0].tolist(), scores[0].tolist(), strict=True)
+            if len(queries) == 1:  # one modality: FAISS's order (best first) is the result's
+                only = key
+                best = [(i, s) for i, s in found if i >= 0]
+                break
             per_modality[key] = {i: s for i, s in found if i >= 0}
-        only = next(iter(per_modality)) if len(per_modality) == 1 else None
-        # one modality: its scores are the fused ones (stable: equal scores keep FAISS's order)
-        fused = per_modality[only] if only is not None else _fuse(per_modality, weights, fusion)
-        best = sorted(fused.items(), key=_score, reverse=True)[:k]
+        else:
+            only = None
+            fused = _fuse(per_modality, weights, fusion)
+            best = sorted(fused.items(), key=_score, reverse=True)[:k]
         rows = self._hits.get([i for i, _ in best], with_reports)
         out = []
         for i, score in best:

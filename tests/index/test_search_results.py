@@ -9,7 +9,9 @@ review the diff of ``pytest --update-golden`` before committing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -234,8 +236,12 @@ def test_new_neighbour_is_the_neighbour_its_init_makes() -> None:
     values = (7, "case3", "p1", 0.5, {"image": 0.5}, "B", Laterality.RIGHT, View.MLO,
               "dir/thumbs/7.png", report, "img6.png")  # fmt: skip
     made = new_neighbour(*values)
-    assert made == Neighbour(*values)
+    assert type(made) is Neighbour and made == Neighbour(*values)
     assert [getattr(made, f) for f in Neighbour.__slots__] == list(values)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.score = 1.0  # type: ignore[misc]
+    assert dataclasses.replace(made, score=0.25).score == 0.25
+    assert pickle.loads(pickle.dumps(made)) == made
 
 
 def test_a_column_load_that_ends_after_a_publication_keeps_nothing(tmp_path: Path) -> None:

@@ -94,11 +94,9 @@ def test_patient_split_sizes_per_first_label_and_whole_patients() -> None:
     """Each label's patients (a patient counted under its first image's label) give
     ``max(1, round(n × fraction))`` to validation, a label with one patient gives none, and a
     patient's images stay on one side; indices in image order."""
-    # label A: 5 patients (2 images each), B: 2 patients, C: 1 patient; p7 first reads B then A
-    patients = [f"p{i // 2}" for i in range(10)] + ["p5", "p6", "p7", "p7", "p5"]
-    labels = ["A"] * 10 + ["B", "B", "B", "A", "B"]
-    patients += ["p8"]
-    labels += ["C"]
+    # label A: 5 patients (2 images each), B: 3 (p7's first image B, its second A), C: 1
+    patients = [f"p{i // 2}" for i in range(10)] + ["p5", "p6", "p7", "p7", "p5", "p8"]
+    labels = ["A"] * 10 + ["B", "B", "B", "A", "B", "C"]
     train, val = patient_split(patients, labels, 0.3, seed=4)
     assert train == sorted(train) and val == sorted(val)
     assert sorted(train + val) == list(range(len(patients)))

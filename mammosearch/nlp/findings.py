@@ -546,7 +546,9 @@ class FindingsExtractor:
 
     def _elided(self, items: list[_Item], norms: list[str], lo: int, hi: int) -> list[_Item]:
         """Findings named only by a descriptor and another side ("calcificaciones puntiformes
-        en ambas mamas y una anular en la mama derecha"): a finding of the same type."""
+        en ambas mamas y una anular en la mama derecha"), or by "another" ("a mass in the
+        right breast and another in the left breast", "y otro en la izquierda"): a finding
+        of the same type."""
         accepting = [it for it in items if it.kind in _ACCEPTS]
         if not accepting or _AND_WORDS.isdisjoint(norms[lo:hi]):
             return []

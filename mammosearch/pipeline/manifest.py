@@ -90,8 +90,8 @@ def _record(line: str | dict[str, Any], n: int) -> dict[str, Any]:
             raise InputError(f"manifest line {n} is not valid JSON ({e.msg})") from e
         if not isinstance(line, dict):
             raise InputError(f"manifest line {n} is not a JSON object")
-    # a report that is not text costs only the report: it is decoded with the row's other
-    # reports, where an error drops it and the row goes on (stages.row_report_text)
+    # the report cell is decoded later, when its row is prepared (stages.row_report_text): one
+    # that is not text then costs its row's report only, not the whole manifest
     return {
         key: table_text(value, what=f"manifest row {n}")
         if isinstance(value, str) and key != "report"

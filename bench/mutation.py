@@ -126,6 +126,18 @@ OPT_IN: dict[str, Target] = {
         ("tests/classifiers/test_convnext_values.py",),
         functions=_CONVNEXT,
     ),
+    "biomedclip": Target(  # the tiny model of tests/tinyclip.py; hub downloads never run
+        "mammosearch/embeddings/biomedclip.py",
+        (
+            "tests/embeddings/test_embedder_values.py",
+            "tests/embeddings/test_biomedclip.py",
+            "tests/embeddings/test_biomedclip_reference.py",
+        ),
+    ),
+    "convnext-embedder": Target(
+        "mammosearch/embeddings/convnext.py",
+        ("tests/embeddings/test_embedder_values.py", "tests/embeddings/test_convnext_embedder.py"),
+    ),
 }
 _DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
 

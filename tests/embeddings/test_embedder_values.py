@@ -82,7 +82,7 @@ def plain_features(model: Any, images: list[np.ndarray], size: int, mean: float,
     finally:
         hook.remove()
     features = np.concatenate(captured)
-    return features / np.linalg.norm(features, axis=1, keepdims=True)
+    return np.asarray(features / np.linalg.norm(features, axis=1, keepdims=True))
 
 
 @pytest.mark.parametrize("without_pectoral", [True, False])

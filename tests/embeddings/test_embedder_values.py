@@ -292,3 +292,28 @@ def test_biomedclip_load_errors(tmp_path: Path, tiny_model_dir: Path) -> None:
         "once and pass local-dir:PATH (open_clip_config.json, weights, tokenizer and the text "
         "tower's config.json), or fill the Hugging Face cache"
     )
+
+
+def test_biomedclip_reads_the_models_own_preprocessing(tiny_model_dir: Path) -> None:
+    """Another open_clip model's size (as a pair), mean and std: the images are normalised with
+    them (224-pixel squares, so the resize changes nothing) before ``encode_image``."""
+    import open_clip
+    import torch
+
+    source = f"local-dir:{tiny_model_dir}"
+    model, _ = open_clip.create_model_from_pretrained(source, device="cpu")
+    model.visual.preprocess_cfg = {"size": [224, 224], "mean": [0.5, 0.4, 0.3], "std": [0.2] * 3}
+    made = BiomedClipEmbedder.from_model(model, open_clip.get_tokenizer(source), model_id="m")
+    assert made.preprocess == {
+        "size": 224,
+        "mean": [0.5, 0.4, 0.3],
+        "std": pytest.approx([0.2] * 3),
+    }
+    rng = np.random.default_rng(9)
+    images = [np.round(rng.random((224, 224)) * 255).astype(np.float32) / 255 for _ in range(3)]
+    mean = torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)
+    batch = torch.from_numpy(np.stack(images))[:, None].expand(-1, 3, -1, -1)
+    with torch.inference_mode():
+        expected = model.eval().encode_image((batch - mean) / 0.2).numpy()
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(made.embed_images(images), expected, atol=1e-5)

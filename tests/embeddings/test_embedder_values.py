@@ -210,7 +210,7 @@ def test_biomedclip_from_model_and_its_defaults(tiny_model_dir: Path) -> None:
         "mean": pytest.approx([0.48145466, 0.4578275, 0.40821073]),
         "std": pytest.approx([0.26862954, 0.26130258, 0.27577711]),
     }
-    assert bare.logit_scale == 100.0 and bare.context_length == 256
+    assert bare.logit_scale == 100.0 and bare.context_length == 256 and bare.batch_size == 16
     assert bare.half and bare.dtype == torch.bfloat16  # reduced precision on the CPU: bf16
 
 
@@ -227,7 +227,8 @@ def test_biomedclip_batches_do_not_change_vectors(clip: BiomedClipEmbedder) -> N
         np.concatenate([clip.embed_texts([t]) for t in texts]),
         atol=1e-5,
     )
-    assert clip.embed_texts([]).shape == (0, 16)
+    for empty in (clip.embed_texts([]), clip.embed_images([])):
+        assert empty.shape == (0, 16) and empty.dtype == np.float32
 
 
 def test_biomedclip_truncation_warning_counts(
@@ -260,6 +261,8 @@ def test_biomedclip_local_text_config(tmp_path: Path, tiny_model_dir: Path) -> N
     assert _local_text_cfg(folder, path) is None
     path.write_text(json.dumps({"model_cfg": {}}), encoding="utf-8")
     assert _local_text_cfg(folder, path) is None
+    path.write_text("{}", encoding="utf-8")
+    assert _local_text_cfg(folder, path) is None
 
 
 def test_biomedclip_load_errors(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -283,6 +286,7 @@ def test_biomedclip_load_errors(tmp_path: Path, tiny_model_dir: Path) -> None:
     with pytest.raises(ModelLoadError) as info:
         BiomedClipEmbedder(f"local-dir:{folder}", device="cpu")
     assert f"cannot load the BiomedCLIP model local-dir:{folder} (" in str(info.value)
+    assert "(NoneType)" not in str(info.value)  # the error's own type
     assert info.value.fix == "check that the folder holds a complete open_clip model"
     with pytest.raises(ModelLoadError) as info:
         BiomedClipEmbedder("hf-hub:nobody/not-a-model-xyz", device="cpu")
@@ -317,3 +321,53 @@ def test_biomedclip_reads_the_models_own_preprocessing(tiny_model_dir: Path) -> 
         expected = model.eval().encode_image((batch - mean) / 0.2).numpy()
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
     np.testing.assert_allclose(made.embed_images(images), expected, atol=1e-5)
+
+
+def test_biomedclip_tokenizer_context_and_a_plain_tokenizer(
+    tiny_model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The context length is the tokenizer's own; a tokenizer without an inner Hugging Face
+    tokenizer (a plain callable) embeds the same, without the truncation check."""
+    import open_clip
+
+    source = f"local-dir:{tiny_model_dir}"
+    model, _ = open_clip.create_model_from_pretrained(source, device="cpu")
+    short = open_clip.get_tokenizer(source, context_length=8)
+    made = BiomedClipEmbedder.from_model(model, short, model_id="m")
+    assert made.context_length == 8
+    caplog.set_level(logging.WARNING, logger="mammosearch")
+    made.embed_texts(["mass " * 6, "mass " * 7])  # 8 and 9 token ids
+    assert [r.getMessage() for r in caplog.records] == [
+        "1 of 2 texts exceed the 8-token context and were truncated"
+    ]
+    full = open_clip.get_tokenizer(source)
+    plain_call = lambda texts: full(texts)  # noqa: E731, PLW0108 (no inner .tokenizer)
+    plain = BiomedClipEmbedder.from_model(model, plain_call, model_id="p")
+    caplog.clear()
+    texts = ["mass " * 300, "negative"]
+    reference = BiomedClipEmbedder.from_model(model, full, model_id="r")
+    np.testing.assert_allclose(plain.embed_texts(texts), reference.embed_texts(texts), atol=1e-6)
+    assert len(caplog.records) == 1  # the reference's warning only
+
+
+def test_biomedclip_refuses_pickled_objects_in_a_checkpoint(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """``weights_only``: a ``.bin`` checkpoint that holds an object besides tensors is refused."""
+    import datetime
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    weights = load_file(str(folder / "open_clip_model.safetensors"))
+    (folder / "open_clip_model.safetensors").unlink()
+    checkpoint = {"state_dict": weights, "saved": datetime.date(2020, 1, 1)}
+    torch.save(checkpoint, folder / "open_clip_pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="cannot load the BiomedCLIP model"):
+        BiomedClipEmbedder(f"local-dir:{folder}", device="cpu")
+    torch.save({"state_dict": weights}, folder / "open_clip_pytorch_model.bin")
+    made = BiomedClipEmbedder(f"local-dir:{folder}", device="cpu")
+    assert made.weights_path == folder / "open_clip_pytorch_model.bin"

@@ -315,7 +315,7 @@ def test_biomedclip_reads_the_models_own_preprocessing(tiny_model_dir: Path) -> 
         "std": pytest.approx([0.2] * 3),
     }
     rng = np.random.default_rng(9)
-    images = [np.round(rng.random((224, 224)) * 255).astype(np.float32) / 255 for _ in range(3)]
+    images = [(np.round(rng.random((224, 224)) * 255) / 255).astype(np.float32) for _ in range(3)]
     mean = torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)
     batch = torch.from_numpy(np.stack(images))[:, None].expand(-1, 3, -1, -1)
     with torch.inference_mode():

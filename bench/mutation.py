@@ -20,15 +20,18 @@ Usage::
     python bench/mutation.py --modules selection --recheck \
         --survivors docs/mutation/selection-survivors.txt  # the survivors a file lists
 
-A run over the default list takes about an hour on 2 shared cores; ``radiomics``, ``heads`` and
-``convnext`` are opt-in by name. ``radiomics`` runs its value tests and its
-phantom tests without the slow MIAS accuracy test (``-m "not slow"``): 5 to 10 minutes.
-``heads`` runs only ``tests/classifiers/test_heads_values.py`` (11 s of CPU): ``test_heads.py``
-trains probes on images, 2.5 min per run, too slow to run for each mutant. ``convnext`` mutates
-only the functions that compute numbers without training and runs only
+A run over the default list takes about an hour on 2 shared cores; ``radiomics``, ``heads``,
+``convnext``, ``biomedclip`` and ``convnext-embedder`` are opt-in by name. ``radiomics`` runs
+its value tests and its phantom tests without the slow MIAS accuracy test (``-m "not slow"``): 5
+to 10 minutes. ``heads`` runs only ``tests/classifiers/test_heads_values.py`` (11 s of CPU):
+``test_heads.py`` trains probes on images, 2.5 min per run, too slow to run for each mutant.
+``convnext`` mutates only the functions that compute numbers without training and runs only
 ``tests/classifiers/test_convnext_values.py`` (6 s): 3 minutes; its training is guarded by
-``test_learning.py``. mutmut runs with ``OMP_NUM_THREADS=1``: it forks each mutant's test run,
-and a forked child hangs in an OpenMP pool (torch's) that its parent started.
+``test_learning.py``. ``biomedclip`` and ``convnext-embedder`` (the embedders) run
+``tests/embeddings/test_embedder_values.py`` with their older test files, on tiny models built
+in the tests (BiomedCLIP's of ``tests/tinyclip.py``; a hub download never runs). mutmut runs
+with ``OMP_NUM_THREADS=1``: it forks each mutant's test run, and a forked child hangs in an
+OpenMP pool (torch's) that its parent started.
 """
 
 from __future__ import annotations
@@ -125,6 +128,18 @@ OPT_IN: dict[str, Target] = {
         "mammosearch/classifiers/convnext.py",
         ("tests/classifiers/test_convnext_values.py",),
         functions=_CONVNEXT,
+    ),
+    "biomedclip": Target(  # the tiny model of tests/tinyclip.py; hub downloads never run
+        "mammosearch/embeddings/biomedclip.py",
+        (
+            "tests/embeddings/test_embedder_values.py",
+            "tests/embeddings/test_biomedclip.py",
+            "tests/embeddings/test_biomedclip_reference.py",
+        ),
+    ),
+    "convnext-embedder": Target(
+        "mammosearch/embeddings/convnext.py",
+        ("tests/embeddings/test_embedder_values.py", "tests/embeddings/test_convnext_embedder.py"),
     ),
 }
 _DETECTED = {"killed", "timeout", "segfault", "caught by type check"}

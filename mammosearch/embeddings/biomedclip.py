@@ -174,14 +174,14 @@ class BiomedClipEmbedder:
         """Embed texts (truncated to the model's context, with a warning); returns ``n×dim``."""
         import torch
 
+        if not len(texts):  # before the tokenizer: Hugging Face's fails on an empty list
+            return np.zeros((0, self.dim), dtype=np.float32)
         self._warn_truncation(texts)
         out = []
         with torch.inference_mode():
             for i in range(0, len(texts), self.batch_size):
                 tokens = self._tokenizer(list(texts[i : i + self.batch_size])).to(self.device)
                 out.append(self._model.encode_text(tokens).float().cpu().numpy())
-        if not out:
-            return np.zeros((0, self.dim), dtype=np.float32)
         return l2_normalize(np.concatenate(out))
 
     def _warn_truncation(self, texts: Sequence[str]) -> None:

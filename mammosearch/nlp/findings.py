@@ -442,9 +442,12 @@ class FindingsExtractor:
             return []
         self._qualify(items, norms, lo, hi)
         has_digit = _DIGIT.search(folded, tokens.starts[lo], tokens.ends[hi - 1]) is not None
-        self._attach_locations(items, folded, tokens, norms, lo, hi, has_digit)
+        # findings named after a lesion's "with" ("mass with calcifications"): their places and
+        # sizes are the lesion's
+        heads = {} if _WITH_WORDS.isdisjoint(norms[lo:hi]) else _dependent_heads(items, norms)
+        self._attach_locations(items, folded, tokens, norms, lo, hi, heads, has_digit)
         if has_digit:
-            self._attach_sizes(items, folded, tokens, lo, hi, norms)
+            self._attach_sizes(items, folded, tokens, lo, hi, norms, heads)
         self._attach_sides(items, norms, lo, hi, sentence.side or exam_side)
         return self._build(text, tokens, items, sentence)
 
@@ -799,9 +802,9 @@ class FindingsExtractor:
         norms: list[str],
         lo: int,
         hi: int,
+        heads: dict[int, _Item],
         has_digit: bool = True,
     ) -> None:
-        heads = {} if _WITH_WORDS.isdisjoint(norms[lo:hi]) else _dependent_heads(items, norms)
         bounds = [lo + k for k, w in enumerate(norms[lo:hi]) if w == "," or w == ";"]
 
         def in_clause(s: int, e: int) -> list[_Item]:
@@ -841,9 +844,15 @@ class FindingsExtractor:
                         it.clock = clock
 
     def _attach_sizes(
-        self, items: list[_Item], folded: str, tokens: Tokens, lo: int, hi: int, norms: list[str]
+        self,
+        items: list[_Item],
+        folded: str,
+        tokens: Tokens,
+        lo: int,
+        hi: int,
+        norms: list[str],
+        heads: dict[int, _Item],
     ) -> None:
-        heads = {} if _WITH_WORDS.isdisjoint(norms[lo:hi]) else _dependent_heads(items, norms)
         begin, finish = tokens.starts[lo], tokens.ends[hi - 1]
         for m in _SIZE.finditer(folded, begin, finish):
             tail = " ".join(folded[m.end() : m.end() + 30].split())

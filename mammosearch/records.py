@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 __all__ = [
     "AsymmetryKind",
@@ -578,10 +578,11 @@ def _neighbour_maker() -> Callable[
     ``__init__`` (a search makes ten at a time).
 
     The generated ``__init__`` of a frozen dataclass sets each field through
-    ``object.__setattr__``. The maker fills a draft of the same slots by plain assignment and
-    then makes it a ``Neighbour`` (``__class__`` assignment, which CPython allows between
-    classes of the same slots and base): the result is a frozen ``Neighbour`` like any other,
-    equal to one made by ``__init__``. Nothing is defaulted or checked: every field is given.
+    ``object.__setattr__``. The maker is a draft class of the same slots whose ``__init__``
+    sets them by plain assignment and then makes the object a ``Neighbour`` (``__class__``
+    assignment, which CPython allows between classes of the same slots and base): what it
+    returns is a frozen ``Neighbour`` like any other, equal to one made by ``__init__``.
+    Nothing is defaulted or checked: every field is given.
     """
     names = tuple(f.name for f in fields(Neighbour))
     expected = ("row_id", "case_id", "patient_id", "score", "scores", "label", "laterality",
@@ -609,18 +610,9 @@ def _neighbour_maker() -> Callable[
             self.thumbnail = thumbnail
             self.report = report
             self.image_path = image_path
+            self.__class__ = Neighbour  # type: ignore[assignment]
 
-    def make(
-        row_id: int, case_id: str, patient_id: str, score: float, scores: Mapping[str, float],
-        label: str | None, laterality: Laterality | None, view: View | None,
-        thumbnail: str | None, report: NormalizedReport | None, image_path: str | None,
-    ) -> Neighbour:  # fmt: skip
-        n: Any = Draft(row_id, case_id, patient_id, score, scores, label, laterality, view,
-                       thumbnail, report, image_path)  # fmt: skip
-        n.__class__ = Neighbour
-        return n  # type: ignore[no-any-return]
-
-    return make
+    return cast(Callable[..., Neighbour], Draft)
 
 
 # a Neighbour from every field in order, made faster than through its __init__ (searches)

@@ -77,10 +77,11 @@ def run(n: int, n_queries: int, keep: Path | None = None) -> None:
             kind = index.manifest.vectors["image"]
             ours: list[float] = []
             theirs: list[float] = []
-            cpu: dict[int, list[float]] = {id(ours): [], id(theirs): []}  # the thread's CPU time
+            ours_cpu: list[float] = []  # the thread's CPU time
+            theirs_cpu: list[float] = []
             calls = [
-                (lambda q: index.search(image_vector=q, k=10, with_reports=False), ours),
-                (lambda q: raw.search(q[None, :], 10), theirs),
+                (lambda q: index.search(image_vector=q, k=10, with_reports=False), ours, ours_cpu),
+                (lambda q: raw.search(q[None, :], 10), theirs, theirs_cpu),
             ]
             threads = faiss.omp_get_max_threads()
             faiss.omp_set_num_threads(1)  # one query, one thread (see the docstring)
@@ -97,11 +98,11 @@ def run(n: int, n_queries: int, keep: Path | None = None) -> None:
                 for j, q in enumerate(queries):
                     # every other query goes to raw FAISS first: the second call of a query
                     # finds the inverted lists the first one just read in the CPU cache
-                    for call, times in calls[:: 1 if j % 2 else -1]:
+                    for call, times, cpu in calls[:: 1 if j % 2 else -1]:
                         c, t = time.thread_time(), time.perf_counter()
                         call(q)
                         times.append(time.perf_counter() - t)
-                        cpu[id(times)].append(time.thread_time() - c)
+                        cpu.append(time.thread_time() - c)
             finally:
                 faiss.omp_set_num_threads(threads)
             exact = faiss.IndexFlatIP(DIM)
@@ -117,7 +118,7 @@ def run(n: int, n_queries: int, keep: Path | None = None) -> None:
               f"p95 {p95o:6.2f} ms {1 / np.mean(ours):7.0f} q/s | raw FAISS p50 {p50r:6.2f} ms "
               f"p95 {p95r:6.2f} ms {1 / np.mean(theirs):7.0f} q/s | overhead "
               f"{np.mean(ours) / np.mean(theirs):.2f}x (p50 {p50o / p50r:.2f}x; CPU p50 "
-              f"{np.median(cpu[id(ours)]) / np.median(cpu[id(theirs)]):.2f}x) | "
+              f"{np.median(ours_cpu) / np.median(theirs_cpu):.2f}x) | "
               f"recall@10 {recall:.3f} | load wait {waited * 1e3:.0f} ms")  # fmt: skip
     finally:
         if keep is None:

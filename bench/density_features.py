@@ -203,38 +203,39 @@ def main() -> None:
     print("\n2. nested: chosen on inner folds of the outer training patients, scored outside")
     sizes = {k: len(_columns(v)) for k, v in SUBSETS.items()}
     vote_sizes = {k: i for i, k in enumerate(VOTE_WEIGHTS)}  # ties: the earlier weighting
+
+    def choose(inner: list[tuple[Any, Any]]) -> tuple[str, str]:
+        """The probe's subset and the vote's weighting the rule picks on ``inner`` folds."""
+        probe_scores = {k: [probe(a, b, subset=v, folds=3) for a, b in inner]
+                        for k, v in SUBSETS.items()}  # fmt: skip
+        vote_scores = {k: [vote(a, b, weights=w) for a, b in inner]
+                       for k, w in VOTE_WEIGHTS.items()}  # fmt: skip
+        return _choose(probe_scores, sizes), _choose(vote_scores, vote_sizes)
+
     nested: dict[str, list[float]] = {"probe": [], "vote": []}
     chosen: list[tuple[str, str]] = []
     for seed in args.seeds:
-        outer_probe, outer_vote, picks = [], [], []
+        outer_probe, outer_vote = [], []
+        picks: list[tuple[str, str]] = []
         for train, test in _folds(y, groups, args.folds, seed):
             inner = [(train[a], train[b]) for a, b in _folds(y[train], groups[train], 3, seed)]
-            probe_scores = {k: [probe(a, b, subset=v, folds=3) for a, b in inner]
-                            for k, v in SUBSETS.items()}  # fmt: skip
-            vote_scores = {k: [vote(a, b, weights=w) for a, b in inner]
-                           for k, w in VOTE_WEIGHTS.items()}  # fmt: skip
-            subset, weights = _choose(probe_scores, sizes), _choose(vote_scores, vote_sizes)
-            picks.append((subset, weights))
-            chosen.append((subset, weights))
-            outer_probe.append(probe(train, test, subset=SUBSETS[subset]))
-            outer_vote.append(vote(train, test, weights=VOTE_WEIGHTS[weights]))
+            picks.append(choose(inner))
+            outer_probe.append(probe(train, test, subset=SUBSETS[picks[-1][0]]))
+            outer_vote.append(vote(train, test, weights=VOTE_WEIGHTS[picks[-1][1]]))
+        chosen += picks
         nested["probe"].append(float(np.mean(outer_probe)))
         nested["vote"].append(float(np.mean(outer_vote)))
         print(f"  seed {seed}: probe {nested['probe'][-1]:.3f}  vote {nested['vote'][-1]:.3f}  "
               f"folds {' / '.join(f'{a:.2f}' for a in outer_probe)}")  # fmt: skip
-        for subset, weights in picks:
-            print(f"    chose probe on [{subset}], vote weights [{weights}]")
+        for on, weighting in picks:
+            print(f"    chose probe on [{on}], vote weights [{weighting}]")
     for path, values in nested.items():
         print(f"  nested {path}: {np.mean(values):.3f} ± {np.std(values):.3f} over seeds "
               f"{args.seeds}")  # fmt: skip
-    every = np.arange(len(y))
-    inner = [(every[a], every[b]) for a, b in _folds(y, groups, 3, args.seeds[0])]
-    probe_scores = {k: [probe(a, b, subset=v, folds=3) for a, b in inner]
-                    for k, v in SUBSETS.items()}  # fmt: skip
-    vote_scores = {k: [vote(a, b, weights=w) for a, b in inner] for k, w in VOTE_WEIGHTS.items()}
+    on, weighting = choose(_folds(y, groups, 3, args.seeds[0]))
     print(
         f"\n3. the same rule once on every film (3 folds, seed {args.seeds[0]}): probe on "
-        f"[{_choose(probe_scores, sizes)}], vote weights [{_choose(vote_scores, vote_sizes)}]"
+        f"[{on}], vote weights [{weighting}]"
     )
     for n, part in enumerate(("probe on", "vote weights")):
         counts = Counter(pick[n] for pick in chosen).most_common()

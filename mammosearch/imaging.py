@@ -502,7 +502,7 @@ def pectoral_mask(pixels: NDArray[np.float32]) -> NDArray[np.bool_]:
     from PIL import Image
     from scipy import ndimage
     from skimage.feature import canny
-    from skimage.transform import hough_line, hough_line_peaks
+    from skimage.transform import hough_line
 
     side = _PECTORAL_SIDE
     empty = np.zeros(pixels.shape, dtype=bool)
@@ -523,10 +523,10 @@ def pectoral_mask(pixels: NDArray[np.float32]) -> NDArray[np.bool_]:
                   mask=ndimage.binary_erosion(breast, iterations=3) & region)  # fmt: skip
     # normals between 5 and 85 degrees: lines from the top edge down to the chest wall
     space, angles, distances = hough_line(edges, theta=np.deg2rad(np.linspace(5, 85, 81)))
-    yy, xx = np.mgrid[0:side, 0:side]
+    yy, xx = np.ogrid[0:side, 0:side]
     best: tuple[float, float, float, float] | None = None
-    peaks = hough_line_peaks(space, angles, distances, num_peaks=8, min_distance=3, min_angle=3)
-    for _, angle, dist in zip(*peaks, strict=True):
+    _, angle_at, dist_at = hough_peaks(space, min_distance=3, min_angle=3, num_peaks=8)
+    for angle, dist in zip(angles[angle_at], distances[dist_at], strict=True):
         c, s = float(np.cos(angle)), float(np.sin(angle))
         x_top, y_wall = (dist - top * s) / c, dist / s
         if not (0.08 * width < x_top < 0.85 * width and top + 0.1 * height < y_wall < top + height):
@@ -543,8 +543,85 @@ def pectoral_mask(pixels: NDArray[np.float32]) -> NDArray[np.bool_]:
         return empty
     _, c, s, dist = best
     scale = side / np.asarray(pixels.shape, dtype=np.float64)
-    rr, cc = np.mgrid[0 : pixels.shape[0], 0 : pixels.shape[1]]
+    rr, cc = np.ogrid[0 : pixels.shape[0], 0 : pixels.shape[1]]
     return np.asarray((cc * scale[1] * c + rr * scale[0] * s < dist) & (pixels > 0.03), dtype=bool)
+
+
+def _running_max(values: NDArray[Any], radius: int, axis: int) -> NDArray[Any]:
+    """Maximum over a window of ``2 * radius + 1`` along ``axis``, zeros beyond the edges
+    (``scipy.ndimage.maximum_filter1d`` in ``"constant"`` mode; a few ``np.maximum`` of
+    shifted views are five times quicker on a Hough space)."""
+    along = np.moveaxis(values, axis, 0)
+    length = along.shape[0]
+    padded = np.zeros((length + 2 * radius, *along.shape[1:]), dtype=along.dtype)
+    padded[radius : radius + length] = along
+    out = padded[:length].copy()
+    for shift in range(1, 2 * radius + 1):
+        np.maximum(out, padded[shift : shift + length], out=out)
+    return np.moveaxis(out, 0, axis)
+
+
+def hough_peaks(
+    space: NDArray[Any], *, min_distance: int, min_angle: int, num_peaks: int
+) -> tuple[NDArray[Any], NDArray[np.intp], NDArray[np.intp]]:
+    """The peaks of a straight-line Hough space: what ``skimage.transform.hough_line_peaks``
+    returns (values, angle indices, distance indices), equal to it element for element, about
+    3.6 times quicker (``bench/classify.py`` measures the whole pectoral search).
+
+    skimage (0.26) measures every above-threshold maximum with ``regionprops``, whose lazy
+    properties cost most of its time; here the regions' maxima and centroids are summed in
+    one pass (``bincount``), and the same greedy suppression, in the same order, picks the
+    peaks. The threshold is skimage's default, half the space's maximum.
+    """
+    from scipy import ndimage
+
+    rows, cols = space.shape
+    min_angle = min(min_angle, cols)
+    threshold = 0.5 * np.max(space)
+    img_max = _running_max(_running_max(space, min_distance, axis=0), min_angle, axis=1)
+    labels, count = ndimage.label(
+        (space == img_max) & (space > threshold), structure=np.ones((3, 3), dtype=bool)
+    )
+    flat = labels.ravel()
+    at = np.flatnonzero(flat)
+    which = flat[at] - 1
+    sizes = np.bincount(which, minlength=count)
+    y = np.round(np.bincount(which, at // cols, minlength=count) / sizes).astype(int)
+    x = np.round(np.bincount(which, at % cols, minlength=count) / sizes).astype(int)
+    highest = np.full(count, -np.inf)
+    np.maximum.at(highest, which, img_max.ravel()[at].astype(np.float64))
+    # skimage sorts by maximum (stable) and reverses: ties go last-labelled first, and its
+    # labels, like these, are numbered in raster order of their first pixel
+    order = np.lexsort((-np.arange(count), -highest))
+    values: list[Any] = []
+    kept_y: list[int] = []
+    kept_x: list[int] = []
+    dy, dx = np.mgrid[-min_distance : min_distance + 1, -min_angle : min_angle + 1]
+    for k in order:
+        accum = img_max[y[k], x[k]]
+        if not accum > threshold:
+            continue
+        ny, nx = y[k] + dy, x[k] + dx
+        keep = (ny > 0) & (ny < rows)  # skimage's bounds (row 0 is never suppressed)
+        ny, nx = ny[keep], nx[keep]
+        # angles wrap around (the distance mirrors)
+        low, high = nx < 0, nx >= cols
+        ny[low | high] = rows - ny[low | high]
+        nx[low] += cols
+        nx[high] -= cols
+        img_max[ny, nx] = 0
+        values.append(accum)
+        kept_y.append(int(y[k]))
+        kept_x.append(int(x[k]))
+    peaks, at_y, at_x = (
+        np.array(values),
+        np.array(kept_y, dtype=np.intp),
+        np.array(kept_x, dtype=np.intp),
+    )
+    if num_peaks < len(peaks):
+        best = np.argsort(peaks)[::-1][:num_peaks]
+        peaks, at_y, at_x = peaks[best], at_y[best], at_x[best]
+    return peaks, at_x, at_y
 
 
 def tissue_square(

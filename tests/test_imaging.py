@@ -26,6 +26,7 @@ from mammosearch.imaging import (
     breast_mask,
     breast_region,
     fit_square,
+    hough_peaks,
     pectoral_mask,
     prepare_image,
     read_image,
@@ -282,6 +283,45 @@ def test_pectoral_muscle_is_found_on_mlo_and_not_invented() -> None:
     assert tissue_square(image, 128, without_pectoral=False)[:10, :20].min() > 0.7
 
 
+def _same_peaks_as_skimage(
+    space: np.ndarray, min_distance: int, min_angle: int, num_peaks: int
+) -> None:
+    from skimage.transform import hough_line_peaks
+
+    angles = np.linspace(-1.0, 1.0, space.shape[1])
+    distances = np.arange(space.shape[0]) - space.shape[0] / 2
+    want = hough_line_peaks(space, angles, distances, min_distance=min_distance,
+                            min_angle=min_angle, num_peaks=num_peaks)  # fmt: skip
+    values, angle_at, dist_at = hough_peaks(space, min_distance=min_distance,
+                                            min_angle=min_angle, num_peaks=num_peaks)  # fmt: skip
+    assert values.dtype == want[0].dtype
+    np.testing.assert_array_equal(values, want[0])
+    np.testing.assert_array_equal(angles[angle_at], want[1])
+    np.testing.assert_array_equal(distances[dist_at], want[2])
+
+
+@pytest.mark.parametrize(
+    ("min_distance", "min_angle", "num_peaks"), [(3, 3, 8), (1, 1, 5), (9, 10, 100), (2, 5, 3)]
+)
+def test_hough_peaks_are_skimages_peaks(min_distance: int, min_angle: int, num_peaks: int) -> None:
+    """Element for element, order included, on spaces full of ties (small integer counts),
+    on continuous ones, and on Hough spaces of scattered edge points, whose peaks sit at the
+    angle axis's ends (the wrap) as often as inside."""
+    from skimage.transform import hough_line
+
+    rng = np.random.default_rng(7)
+    for trial in range(150):
+        rows, cols = (int(v) for v in rng.integers(3, 50, 2))
+        if trial % 3 == 0:
+            space = rng.integers(0, 4, (rows, cols)).astype(np.uint64)
+        elif trial % 3 == 1:
+            space = rng.random((rows, cols))
+        else:
+            space, _, _ = hough_line(rng.random((40, 40)) > 0.97, theta=np.linspace(0.1, 1.5, 81))
+        _same_peaks_as_skimage(space, min_distance, min_angle, num_peaks)
+    _same_peaks_as_skimage(np.zeros((5, 5), dtype=np.uint64), 3, 3, 8)  # nothing above half of 0
+
+
 def test_label_does_not_survive_in_the_prepared_image(tmp_path: Path) -> None:
     path = tmp_path / "l.dcm"
     write_dicom(path, phantom())
@@ -309,16 +349,23 @@ def test_all_cbis_ddsm_dicoms() -> None:
 
 @pytest.mark.shared_data
 def test_all_mias_images() -> None:
+    from skimage.feature import canny
+    from skimage.transform import hough_line
+
     folder = shared_path("mini-mias")
     paths = sorted((folder / "images").glob("*.png"))
     assert len(paths) == 214
     found = 0
-    for path in paths:
+    for number, path in enumerate(paths):
         image = read_image(path)
         assert image.pixels.shape == (512, 512) and image.laterality is None
         prepared = prepare_image(image, 128)
         assert prepared[:, :16].mean() > prepared[:, -16:].mean()  # chest wall on the left
         found += bool(pectoral_mask(prepared).any())
+        if number % 4 == 0:  # the peak search on real Hough spaces, a quarter of the films
+            edges = canny(prepared, sigma=1.0, low_threshold=0.005, high_threshold=0.02)
+            space = hough_line(edges, theta=np.deg2rad(np.linspace(5, 85, 81)))[0]
+            _same_peaks_as_skimage(space, 3, 3, 8)
     assert found > 0.75 * len(paths)  # all MLO views: most show the muscle
 
 

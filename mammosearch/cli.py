@@ -738,15 +738,38 @@ def evaluate_reports_command(
 
 
 def _train_config(
-    arch: str, size: int, epochs: int, batch: int, seed: int, init: str, ensemble: int
-) -> Any:
+    arch: str, size: int, epochs: int, batch: int, seed: int, init: str, ensemble: int,
+    regularise: tuple[float, float, float, bool],
+) -> Any:  # fmt: skip
     from mammosearch.pipeline import TrainConfig
 
+    mixup, drop_path, ema, flip_tta = regularise
     return TrainConfig(arch=arch, image_size=size, epochs=epochs, batch_size=batch, seed=seed,
-                       init=init, ensemble=ensemble)  # fmt: skip
+                       init=init, ensemble=ensemble, mixup=mixup, drop_path=drop_path, ema=ema,
+                       flip_tta=flip_tta)  # fmt: skip
 
 
 _ENSEMBLE_HELP = "ConvNeXts trained with seeds seed, seed+1, ...; their mean predicts."
+_MixupOpt = Annotated[
+    float,
+    typer.Option(min=0.0, help="Mixup: Beta(a, a) blends of two films and their labels (0: off).",
+                 metavar="FLOAT"),
+]  # fmt: skip
+_DropPathOpt = Annotated[
+    float,
+    typer.Option(min=0.0, max=0.9, help="Stochastic depth rate (0: off).", metavar="FLOAT"),
+]
+_EmaOpt = Annotated[
+    float,
+    typer.Option(min=0.0, max=0.9999, metavar="FLOAT",
+                 help="Keep an exponential moving average of the weights with this decay per "
+                 "step, validated and saved instead of the last weights (0: off)."),
+]  # fmt: skip
+_FlipTtaOpt = Annotated[
+    bool,
+    typer.Option("--flip-tta/--no-flip-tta",
+                 help="Predict the mean of each film and its vertical flip."),
+]  # fmt: skip
 _SIZE, _EPOCHS, _ENSEMBLE = 128, 30, 1  # TrainConfig's defaults (a test holds them equal)
 
 
@@ -774,6 +797,10 @@ def train_density_command(
     ensemble: Annotated[
         int, typer.Option(min=1, help=_ENSEMBLE_HELP, metavar="INTEGER")
     ] = _ENSEMBLE,
+    mixup: _MixupOpt = 0.0,
+    drop_path: _DropPathOpt = 0.0,
+    ema: _EmaOpt = 0.0,
+    flip_tta: _FlipTtaOpt = False,
     seed: Annotated[int, typer.Option(help="Seed (same seed, same model).", metavar="INTEGER")] = 0,
     init: Annotated[
         str,
@@ -805,7 +832,9 @@ def train_density_command(
     def body() -> None:
         order = [x.strip() for x in label_order.split(",")] if label_order else None
         model = train_density(
-            manifest, output, _train_config(arch, size, epochs, batch_size, seed, init, ensemble),
+            manifest, output,
+            _train_config(arch, size, epochs, batch_size, seed, init, ensemble,
+                          (mixup, drop_path, ema, flip_tta)),
             label_order_arg=order, resume=resume, progress=progress and sys.stderr.isatty(),
             policy_folds=policy_folds, workers=ctx.obj.settings(workers=workers).workers,
         )  # fmt: skip
@@ -861,6 +890,10 @@ def evaluate_density_command(
     ensemble: Annotated[
         int, typer.Option(min=1, help=_ENSEMBLE_HELP, metavar="INTEGER")
     ] = _ENSEMBLE,
+    mixup: _MixupOpt = 0.0,
+    drop_path: _DropPathOpt = 0.0,
+    ema: _EmaOpt = 0.0,
+    flip_tta: _FlipTtaOpt = False,
     seed: Annotated[int, typer.Option(help="Seed.", metavar="INTEGER")] = 0,
     init: Annotated[
         str, typer.Option(help="Initial weights (as train-density).", metavar="TEXT")
@@ -895,7 +928,8 @@ def evaluate_density_command(
 
     def body() -> None:
         scores = evaluate_density(
-            manifest, _train_config(arch, size, epochs, 16, seed, init, ensemble), model_dir=model,
+            manifest, _train_config(arch, size, epochs, 16, seed, init, ensemble,
+                                    (mixup, drop_path, ema, flip_tta)), model_dir=model,
             folds=folds, progress=sys.stderr.isatty(), with_convnext=convnext,
             workers=ctx.obj.settings(workers=workers).workers, repeats=repeats,
         )  # fmt: skip

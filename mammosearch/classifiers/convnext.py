@@ -69,6 +69,13 @@ class TrainConfig:
     ensemble: int = 1  # members trained with seeds seed, seed+1, ... (own validation patients)
     init: str | None = "auto"  # "auto" (cached ImageNet, else none), "imagenet", a file, None
     without_pectoral: bool = True  # the pectoral muscle set to background in the input
+    # regularisation for a few hundred films (all off by default; bench/convnext_regularisation.py
+    # and docs/RESULTS.md say what each bought on MIAS)
+    mixup: float = 0.0  # Beta(a, a) of mixup (two images and their labels blended); 0: off
+    drop_path: float = 0.0  # stochastic depth: timm's drop_path_rate; 0: off
+    ema: float = 0.0  # decay of an exponential moving average of the weights, which are then
+    #                   validated and saved; 0: off
+    flip_tta: bool = False  # predictions average each image and its vertical flip
 
 
 def _torch() -> Any:
@@ -122,13 +129,15 @@ def _cached_imagenet(arch: str) -> str | None:
     return None
 
 
-def _build(arch: str, num_classes: int, init: str | None) -> Any:
+def _build(arch: str, num_classes: int, init: str | None, drop_path: float = 0.0) -> Any:
     """A ConvNeXt with initial weights from ``init``: ``"auto"`` (ImageNet from the local hub
     cache when there, else none), ``"imagenet"`` (from the hub, downloading), a weights file, or
-    ``None``/``"none"`` (from scratch)."""
+    ``None``/``"none"`` (from scratch); ``drop_path`` is its stochastic-depth rate."""
     import timm
 
     kwargs: dict[str, Any] = {"in_chans": 1, "num_classes": num_classes}
+    if drop_path > 0:
+        kwargs["drop_path_rate"] = drop_path
     if init == "auto":
         cached = _cached_imagenet(arch)
         if cached is None:
@@ -274,11 +283,18 @@ class ConvNeXtDensity:
         with torch.inference_mode(), torch.autocast("cuda", torch.float16, enabled=cuda):
             for batch in device_batches(inputs, batch_size, device):
                 x = _normalise(batch[:, None])
-                mean = sum(torch.softmax(network(x.to(next(network.parameters()).device)).float(),
-                                         dim=1).to(device) for network in networks)  # fmt: skip
+                mean = sum(self._probabilities(network, x).to(device) for network in networks)
                 out.append(mean / len(networks))
             probabilities = torch.cat(out).cpu().numpy()
         return np.asarray(probabilities, dtype=np.float32)
+
+    def _probabilities(self, network: Any, x: Any) -> Any:
+        """One network's softmax for a normalised batch (with its flip when trained so)."""
+        torch = _torch()
+        x = x.to(next(network.parameters()).device)
+        if self.config.get("flip_tta", False):
+            return _scores(network, x, flip=True)
+        return torch.softmax(network(x).float(), dim=1)
 
     def predict(self, images: Sequence[NDArray[np.float32]]) -> list[str]:
         """The most probable label of each image."""
@@ -465,6 +481,39 @@ def train_convnext(
     return result
 
 
+def _averaged(model: Any, decay: float) -> Any | None:
+    """An exponential moving average of ``model``'s weights (torch's ``AveragedModel``), or
+    none when ``decay`` is 0."""
+    if decay <= 0:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    average = get_ema_multi_avg_fn(decay)  # type: ignore[no-untyped-call]
+    return AveragedModel(model, multi_avg_fn=average, use_buffers=True)
+
+
+def _mixup_loss(
+    model: Any, loss_fn: Any, batch: Any, target: Any, alpha: float, rng: np.random.Generator
+) -> Any:
+    """Mixup (Zhang et al., 2018): the batch blended with a shuffled copy of itself, a share
+    ``λ ~ Beta(alpha, alpha)`` of each, and the loss blended the same way between the two
+    images' labels."""
+    share = float(rng.beta(alpha, alpha))
+    other = _torch().from_numpy(rng.permutation(len(target))).to(target.device)
+    out = model(share * batch + (1 - share) * batch[other])
+    return share * loss_fn(out, target) + (1 - share) * loss_fn(out, target[other])
+
+
+def _scores(network: Any, batch: Any, flip: bool) -> Any:
+    """The network's logits for ``batch``, or with ``flip`` the mean of its probabilities for
+    the batch and its vertical flip (the chest wall stays on the left)."""
+    torch = _torch()
+    if not flip:
+        return network(batch)
+    both = torch.softmax(network(batch).float(), dim=1)
+    return (both + torch.softmax(network(batch.flip(-2)).float(), dim=1)) / 2
+
+
 def _train_member(
     x: Any,
     y: NDArray[np.int64],
@@ -487,7 +536,9 @@ def _train_member(
     rng = np.random.default_rng(seed)
     train_idx, val_idx = split
     device = _device()
-    model = _build(config.arch, classes, config.init).to(device)
+    model = _build(config.arch, classes, config.init, config.drop_path).to(device)
+    ema = _averaged(model, config.ema)
+    judged = model if ema is None else ema.module  # the network validated and kept
     counts = np.bincount(y[train_idx], minlength=classes).astype(np.float64)
     weights = torch.tensor(
         counts.sum() / np.maximum(counts, 1) / classes, dtype=torch.float32, device=device
@@ -509,6 +560,8 @@ def _train_member(
                 fix=f"delete {checkpoint.name} from the output folder, or train without --resume",
             ) from None
         model.load_state_dict(saved["model"])
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
         optimiser.load_state_dict(saved["optimiser"])
         schedule.load_state_dict(saved["schedule"])
         start, best_kappa, stale = (
@@ -529,17 +582,24 @@ def _train_member(
         for s in range(0, len(perm), config.batch_size):
             idx = perm[s : s + config.batch_size]
             batch = _normalise(_augment(x[idx], rng)).to(device)
-            loss = loss_fn(model(batch), torch.from_numpy(y[idx]).to(device))
+            target = torch.from_numpy(y[idx]).to(device)
+            if config.mixup > 0:
+                loss = _mixup_loss(model, loss_fn, batch, target, config.mixup, rng)
+            else:
+                loss = loss_fn(model(batch), target)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             schedule.step()
+            if ema is not None:
+                ema.update_parameters(model)
             total += float(loss.detach()) * len(idx)
-        model.eval()
+        judged.eval()
         with torch.inference_mode():
-            logits = torch.cat([model(_normalise(x[val_idx[s : s + 32]]).to(device))
-                                for s in range(0, len(val_idx), 32)])  # fmt: skip
-        pred = logits.argmax(dim=1).cpu().numpy()
+            batches = (_normalise(x[val_idx[s : s + 32]]).to(device)
+                       for s in range(0, len(val_idx), 32))  # fmt: skip
+            scores = torch.cat([_scores(judged, batch, config.flip_tta) for batch in batches])
+        pred = scores.argmax(dim=1).cpu().numpy()
         kappa = (
             float(cohen_kappa_score(y[val_idx], pred, weights="quadratic"))
             if len(set(y[val_idx])) > 1
@@ -557,7 +617,7 @@ def _train_member(
             bar.update(1)
         if kappa > best_kappa:
             best_kappa, stale = kappa, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in judged.state_dict().items()}
         else:
             stale += 1
         if checkpoint is not None:
@@ -565,7 +625,9 @@ def _train_member(
             torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
                         "schedule": schedule.state_dict(), "epoch": epoch,
                         "best_kappa": best_kappa, "stale": stale, "best_model": best_state,
-                        "history": json.dumps(history)}, checkpoint)  # fmt: skip
+                        "history": json.dumps(history),
+                        **({} if ema is None else {"ema": ema.state_dict()})},
+                       checkpoint)  # fmt: skip
     if best_state is not None:
         model.load_state_dict(best_state)
     return model.eval(), history

@@ -8,6 +8,8 @@ Training: patient-level train/validation split, class-weighted loss, mammography
 augmentation (vertical flips, which keep the chest wall on the left; small affine; gamma and
 contrast jitter; no colour), AdamW with a cosine schedule, early stopping on validation
 quadratic-weighted kappa, a checkpoint every epoch to resume from, determinism with a seed.
+Optional regularisers for a few hundred films (:class:`TrainConfig`): mixup, stochastic depth,
+an exponential moving average of the weights, flip test-time augmentation.
 
 A model directory holds ``model.safetensors`` and ``config.json`` (architecture, labels and
 their order, preprocessing, training-data hash, metrics, the assess policy), an ensemble's other

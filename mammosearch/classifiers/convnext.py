@@ -71,8 +71,8 @@ class TrainConfig:
     ensemble: int = 1  # members trained with seeds seed, seed+1, ... (own validation patients)
     init: str | None = "auto"  # "auto" (cached ImageNet, else none), "imagenet", a file, None
     without_pectoral: bool = True  # the pectoral muscle set to background in the input
-    # regularisation for a few hundred films (all off by default; bench/convnext_regularisation.py
-    # and docs/RESULTS.md say what each bought on MIAS)
+    # regularisation for a few hundred films (all off by default; docs/RESULTS.md, "What the
+    # choices bought", says what each did on MIAS)
     mixup: float = 0.0  # Beta(a, a) of mixup (two images and their labels blended); 0: off
     drop_path: float = 0.0  # stochastic depth: timm's drop_path_rate; 0: off
     ema: float = 0.0  # decay of an exponential moving average of the weights, which are then
@@ -539,8 +539,6 @@ def _train_member(
     train_idx, val_idx = split
     device = _device()
     model = _build(config.arch, classes, config.init, config.drop_path).to(device)
-    ema = _averaged(model, config.ema)
-    judged = model if ema is None else ema.module  # the network validated and kept
     counts = np.bincount(y[train_idx], minlength=classes).astype(np.float64)
     weights = torch.tensor(
         counts.sum() / np.maximum(counts, 1) / classes, dtype=torch.float32, device=device
@@ -553,6 +551,7 @@ def _train_member(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.epochs * steps)
     start, best_kappa, best_state, stale = 0, -math.inf, None, 0
     history: list[dict[str, float]] = []
+    saved: dict[str, Any] = {}
     if resume and checkpoint and checkpoint.is_file():
         try:  # weights only: a checkpoint that carries code is refused, never run
             saved = torch.load(checkpoint, weights_only=True, map_location=device)
@@ -562,8 +561,6 @@ def _train_member(
                 fix=f"delete {checkpoint.name} from the output folder, or train without --resume",
             ) from None
         model.load_state_dict(saved["model"])
-        if ema is not None:
-            ema.load_state_dict(saved["ema"])
         optimiser.load_state_dict(saved["optimiser"])
         schedule.load_state_dict(saved["schedule"])
         start, best_kappa, stale = (
@@ -575,6 +572,10 @@ def _train_member(
         logger.info("resumed density training at epoch %d", start)
         if bar is not None:
             bar.update(start)
+    ema = _averaged(model, config.ema)  # when resumed, from the checkpoint's average if it has one
+    if ema is not None and "ema" in saved:
+        ema.load_state_dict(saved["ema"])
+    judged = model if ema is None else ema.module  # the network validated and kept
     for epoch in range(start, config.epochs):
         if stale >= config.patience:  # stopped early before the pause
             break

@@ -107,6 +107,20 @@ def test_the_moving_average_is_what_is_validated_and_kept(train: tuple, tmp_path
     assert max(float((kept[n] - saved[best]["model"][n]).abs().max()) for n in kept) > 1e-5
 
 
+def test_a_resumed_training_continues_its_average(train: tuple, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    """Resumed for one more step, the average is ``(a_2 + w_3) / 2``: the checkpoint's average
+    goes on (a new one would start as ``w_3``)."""
+    config = replace(FAST, batch_size=len(train[0]), epochs=2, ema=0.5)
+    train_convnext(*train, LABELS, config, out=tmp_path)
+    before = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    train_convnext(*train, LABELS, replace(config, epochs=3), out=tmp_path, resume=True)
+    after = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert after["epoch"] == 2
+    for name, value in after["model"].items():
+        earlier = before["ema"][f"module.{name}"]
+        torch.testing.assert_close(after["ema"][f"module.{name}"], (earlier + value) / 2)
+
+
 def test_flip_tta_predicts_the_mean_of_each_film_and_its_vertical_flip() -> None:
     images, _, _ = phantoms(6, first_seed=50)
     model = train_convnext(*phantoms(8, first_seed=0), LABELS, replace(FAST, epochs=1))

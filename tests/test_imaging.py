@@ -306,8 +306,7 @@ def _same_peaks_as_skimage(
 def test_hough_peaks_are_skimages_peaks(min_distance: int, min_angle: int, num_peaks: int) -> None:
     """Element for element, order included, on spaces full of ties (small integer counts),
     on continuous ones, and on Hough spaces of scattered edge points, peaks at the angle
-    axis's ends among them (where the suppression wraps; a test without them passes a wrong
-    wrap)."""
+    axis's ends among them (where the suppression wraps round)."""
     from skimage.transform import hough_line
 
     rng = np.random.default_rng(7)

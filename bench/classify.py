@@ -7,8 +7,10 @@ at 224 px and 320 px, on a GPU when one is present, else this CPU:
   validation pass and kappa), timed over its second epoch; side by side with a bare timm loop
   (forward, backward, AdamW step on ready tensors) on the same images, the peer;
 - inference: ``ConvNeXtDensity.predict_proba`` on breast-cropped 512x400 images (square fit,
-  pectoral muscle, normalisation, softmax), batch 16, and ``predict_inputs`` on inputs already
-  made (the device's part alone), side by side with the bare model forward;
+  pectoral muscle, normalisation, softmax), batch 16, with one process and with its inputs made
+  by one worker process a core (``workers=``; the last column: its ratio to the bare forward),
+  and ``predict_inputs`` on inputs already made (the device's part alone), side by side with
+  the bare model forward;
 - the inputs (``tissue_inputs``: square fit and pectoral muscle, the CPU part) made by 1, 2, 4,
   ... worker processes up to the cores.
 
@@ -23,6 +25,7 @@ Usage: ``python bench/classify.py [--images 48] [--archs convnext_atto,convnext_
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
@@ -103,8 +106,10 @@ def main() -> None:
     labels = ["FGD"[i % 3] for i in range(args.images)]
     patients = [f"p{i // 2}" for i in range(args.images)]
     n_train = args.images - round(args.images * 0.2)
+    cores = os.cpu_count() or 1
     print(f"{'arch':<15}{'px':>5}{'train img/s':>13}{'bare':>8}{'ratio':>7}"
-          f"{'infer img/s':>13}{'inputs ready':>14}{'bare':>8}{'ratio':>7}")  # fmt: skip
+          f"{'infer img/s':>13}{f'{cores} workers':>12}{'inputs ready':>14}{'bare':>8}"
+          f"{'ratio':>7}{'ratio, workers':>16}")  # fmt: skip
     for arch in args.archs.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
             bare_train = _bare_train(arch, size, n_train, 16, device)
@@ -114,6 +119,9 @@ def main() -> None:
             start = time.perf_counter()
             model.predict_proba(images, batch_size=16)
             ours_infer = args.images / (time.perf_counter() - start)
+            start = time.perf_counter()
+            model.predict_proba(images, batch_size=16, workers=cores)
+            spread = args.images / (time.perf_counter() - start)
             inputs = tissue_inputs(images, size, model.without_pectoral)
             model.predict_inputs(inputs[:16])  # warm-up
             start = time.perf_counter()
@@ -121,8 +129,9 @@ def main() -> None:
             ready = args.images / (time.perf_counter() - start)
             bare_infer = _bare_infer(model.model, size, args.images, 16, device)
             print(f"{arch:<15}{size:>5}{ours_train:>13.1f}{bare_train:>8.1f}"
-                  f"{ours_train / bare_train:>7.2f}{ours_infer:>13.1f}{ready:>14.1f}"
-                  f"{bare_infer:>8.1f}{ready / bare_infer:>7.2f}")  # fmt: skip
+                  f"{ours_train / bare_train:>7.2f}{ours_infer:>13.1f}{spread:>12.1f}"
+                  f"{ready:>14.1f}{bare_infer:>8.1f}{ready / bare_infer:>7.2f}"
+                  f"{spread / bare_infer:>16.2f}")  # fmt: skip
     _input_workers(images, int(args.sizes.split(",")[0]))
 
 
@@ -131,8 +140,6 @@ def _input_workers(images: list[np.ndarray], size: int) -> None:
     least 64 images a core (the images repeated): each call starts its own worker processes,
     and on fewer images that start-up, not the work, sets the rate (a 16-core run on 256 images
     flattened at about 250 images/s from 8 workers on)."""
-    import os
-
     from mammosearch.classifiers.convnext import tissue_inputs
 
     cores = os.cpu_count() or 1

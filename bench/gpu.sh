@@ -25,5 +25,5 @@ timeout 240 python3 -m pytest -q -p no:cacheprovider -o addopts="-ra" -o filterw
     | tee "$OUT/tests.txt" | tail -12
 timeout 240 python3 bench/embed.py --images 512 --rounds 3 --files 512 --skip-mias 2>&1 \
     | grep -v "huggingface.co\|Retrying" | tee "$OUT/embed.txt"
-timeout 200 python3 bench/classify.py --images 256 --archs convnext_atto,convnext_tiny \
+timeout 240 python3 bench/classify.py --images 1024 --archs convnext_atto,convnext_tiny \
     --sizes 224 2>&1 | tee "$OUT/classify.txt"

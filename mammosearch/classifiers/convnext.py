@@ -281,22 +281,16 @@ class ConvNeXtDensity:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         device = next(self.model.parameters()).device
         cuda = device.type == "cuda"
+        flip = bool(self.config.get("flip_tta", False))
         out = []
         with torch.inference_mode(), torch.autocast("cuda", torch.float16, enabled=cuda):
             for batch in device_batches(inputs, batch_size, device):
                 x = _normalise(batch[:, None])
-                mean = sum(self._probabilities(network, x).to(device) for network in networks)
+                mean = sum(_probabilities(network, x.to(next(network.parameters()).device), flip)
+                           .to(device) for network in networks)  # fmt: skip
                 out.append(mean / len(networks))
             probabilities = torch.cat(out).cpu().numpy()
         return np.asarray(probabilities, dtype=np.float32)
-
-    def _probabilities(self, network: Any, x: Any) -> Any:
-        """One network's softmax for a normalised batch (with its flip when trained so)."""
-        torch = _torch()
-        x = x.to(next(network.parameters()).device)
-        if self.config.get("flip_tta", False):
-            return _scores(network, x, flip=True)
-        return torch.softmax(network(x).float(), dim=1)
 
     def predict(self, images: Sequence[NDArray[np.float32]]) -> list[str]:
         """The most probable label of each image."""
@@ -506,14 +500,19 @@ def _mixup_loss(
     return share * loss_fn(out, target) + (1 - share) * loss_fn(out, target[other])
 
 
-def _scores(network: Any, batch: Any, flip: bool) -> Any:
-    """The network's logits for ``batch``, or with ``flip`` the mean of its probabilities for
-    the batch and its vertical flip (the chest wall stays on the left)."""
+def _probabilities(network: Any, batch: Any, flip: bool) -> Any:
+    """The network's softmax for a normalised batch, or with ``flip`` the mean of it and the
+    softmax for the batch's vertical flip (the chest wall stays on the left)."""
     torch = _torch()
-    if not flip:
-        return network(batch)
-    both = torch.softmax(network(batch).float(), dim=1)
-    return (both + torch.softmax(network(batch.flip(-2)).float(), dim=1)) / 2
+    probabilities = torch.softmax(network(batch).float(), dim=1)
+    if flip:
+        probabilities = (probabilities + torch.softmax(network(batch.flip(-2)).float(), dim=1)) / 2
+    return probabilities
+
+
+def _scores(network: Any, batch: Any, flip: bool) -> Any:
+    """What validation ranks: the logits, or with ``flip`` :func:`_probabilities`."""
+    return _probabilities(network, batch, flip=True) if flip else network(batch)
 
 
 def _train_member(

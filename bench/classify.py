@@ -132,17 +132,16 @@ def main() -> None:
                   f"{ours_train / bare_train:>7.2f}{ours_infer:>13.1f}{spread:>12.1f}"
                   f"{ready:>14.1f}{bare_infer:>8.1f}{ready / bare_infer:>7.2f}"
                   f"{spread / bare_infer:>16.2f}")  # fmt: skip
-    _input_workers(images, int(args.sizes.split(",")[0]))
+    _input_workers(images, int(args.sizes.split(",")[0]), cores)
 
 
-def _input_workers(images: list[np.ndarray], size: int) -> None:
+def _input_workers(images: list[np.ndarray], size: int, cores: int) -> None:
     """The CPU part of density inference (``tissue_inputs``) by 1, 2, 4, ... processes, on at
     least 64 images a core (the images repeated): each call starts its own worker processes,
     and on fewer images that start-up, not the work, sets the rate (a 16-core run on 256 images
     flattened at about 250 images/s from 8 workers on)."""
     from mammosearch.classifiers.convnext import tissue_inputs
 
-    cores = os.cpu_count() or 1
     total = max(len(images), 64 * cores)
     work = [images[i % len(images)] for i in range(total)]
     counts = sorted({1, cores, *(2**k for k in range(1, 8) if 2**k < cores)})

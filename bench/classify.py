@@ -1,7 +1,9 @@
 """ConvNeXt density model throughput: training and inference images/second.
 
 For ``convnext_atto`` and ``convnext_tiny`` (random weights: speed does not depend on them),
-at 224 px and 320 px, on a GPU when one is present, else this CPU:
+at 224 px and 320 px, on a GPU when one is present, else this CPU, the model that reads the
+whole input square (``patch=0``; the figures in docs/RESULTS.md were taken with it; the
+default model reads 64 px patches of a 256 px square, a different workload):
 
 - training: ``train_convnext`` itself (augmentation, class-weighted loss, AdamW + cosine, the
   validation pass and kappa), timed over its second epoch; side by side with a bare timm loop
@@ -80,7 +82,9 @@ def _ours_train(
     included; the first carries the set-up)."""
     from mammosearch.classifiers.convnext import TrainConfig, train_convnext
 
-    config = TrainConfig(arch=arch, image_size=size, epochs=2, batch_size=16, patience=9)
+    config = TrainConfig(
+        arch=arch, image_size=size, patch=0, epochs=2, batch_size=16, patience=9, drop_path=0.0
+    )  # the whole-image model, as the figures before patches
     ends: list[float] = []
     model = train_convnext(images, labels, patients, ["F", "G", "D"], config,
                            on_epoch=lambda _e, _m: ends.append(time.perf_counter()))  # fmt: skip

@@ -738,15 +738,15 @@ def evaluate_reports_command(
 
 
 def _train_config(
-    arch: str, size: int, epochs: int, batch: int, seed: int, init: str, ensemble: int,
-    regularise: tuple[float, float, float, bool],
+    arch: str, size: int, patch: int, epochs: int, batch: int, seed: int, init: str,
+    ensemble: int, regularise: tuple[float, float, float, bool],
 ) -> Any:  # fmt: skip
     from mammosearch.pipeline import TrainConfig
 
     mixup, drop_path, ema, flip_tta = regularise
-    return TrainConfig(arch=arch, image_size=size, epochs=epochs, batch_size=batch, seed=seed,
-                       init=init, ensemble=ensemble, mixup=mixup, drop_path=drop_path, ema=ema,
-                       flip_tta=flip_tta)  # fmt: skip
+    return TrainConfig(arch=arch, image_size=size, patch=patch, epochs=epochs, batch_size=batch,
+                       seed=seed, init=init, ensemble=ensemble, mixup=mixup, drop_path=drop_path,
+                       ema=ema, flip_tta=flip_tta)  # fmt: skip
 
 
 _ENSEMBLE_HELP = "ConvNeXts trained with seeds seed, seed+1, ...; their mean predicts."
@@ -759,6 +759,13 @@ _DropPathOpt = Annotated[
     float,
     typer.Option(min=0.0, max=0.9, help="Stochastic depth rate (0: off).", metavar="FLOAT"),
 ]
+_PatchOpt = Annotated[
+    int,
+    typer.Option(min=0, max=1024, metavar="INTEGER",
+                 help="Train and read the ConvNeXt on patches of this many pixels cut from the "
+                 "input square, an image's label from the mean over its breast patches "
+                 "(0: the whole input)."),
+]  # fmt: skip
 _EmaOpt = Annotated[
     float,
     typer.Option(min=0.0, max=0.9999, metavar="FLOAT",
@@ -770,7 +777,8 @@ _FlipTtaOpt = Annotated[
     typer.Option("--flip-tta/--no-flip-tta",
                  help="Predict the mean of each film and its vertical flip."),
 ]  # fmt: skip
-_SIZE, _EPOCHS, _ENSEMBLE = 128, 30, 1  # TrainConfig's defaults (a test holds them equal)
+# TrainConfig's defaults (a test holds them equal)
+_SIZE, _PATCH, _EPOCHS, _BATCH, _DROP_PATH, _ENSEMBLE = 256, 64, 12, 64, 0.1, 1
 
 
 @app.command("train-density")
@@ -788,17 +796,18 @@ def train_density_command(
     size: Annotated[
         int, typer.Option(min=64, max=1024, help="Input size (pixels).", metavar="INTEGER")
     ] = _SIZE,
+    patch: _PatchOpt = _PATCH,
     epochs: Annotated[
         int, typer.Option(min=1, help="Maximum epochs.", metavar="INTEGER")
     ] = _EPOCHS,
     batch_size: Annotated[
-        int, typer.Option(min=1, help="Images per step.", metavar="INTEGER")
-    ] = 16,
+        int, typer.Option(min=1, help="Images (or patches) per step.", metavar="INTEGER")
+    ] = _BATCH,
     ensemble: Annotated[
         int, typer.Option(min=1, help=_ENSEMBLE_HELP, metavar="INTEGER")
     ] = _ENSEMBLE,
     mixup: _MixupOpt = 0.0,
-    drop_path: _DropPathOpt = 0.0,
+    drop_path: _DropPathOpt = _DROP_PATH,
     ema: _EmaOpt = 0.0,
     flip_tta: _FlipTtaOpt = False,
     seed: Annotated[int, typer.Option(help="Seed (same seed, same model).", metavar="INTEGER")] = 0,
@@ -833,14 +842,15 @@ def train_density_command(
         order = [x.strip() for x in label_order.split(",")] if label_order else None
         model = train_density(
             manifest, output,
-            _train_config(arch, size, epochs, batch_size, seed, init, ensemble,
+            _train_config(arch, size, patch, epochs, batch_size, seed, init, ensemble,
                           (mixup, drop_path, ema, flip_tta)),
             label_order_arg=order, resume=resume, progress=progress and sys.stderr.isatty(),
             policy_folds=policy_folds, workers=ctx.obj.settings(workers=workers).workers,
         )  # fmt: skip
         best = model.config.get("best", {})
         _err.print(
-            f"trained {arch} at {size} px on {model.config['train_images']} images; best "
+            f"trained {arch} at {size} px{f' on {patch} px patches' if patch else ''} on "
+            f"{model.config['train_images']} images; best "
             f"validation accuracy {best.get('val_accuracy', 0):.3f}, quadratic kappa "
             f"{best.get('val_quadratic_kappa', 0):.3f} (epoch {best.get('epoch')}) → {output}",
             highlight=False,
@@ -884,6 +894,7 @@ def evaluate_density_command(
     size: Annotated[
         int, typer.Option(min=64, max=1024, help="Input size.", metavar="INTEGER")
     ] = _SIZE,
+    patch: _PatchOpt = _PATCH,
     epochs: Annotated[
         int, typer.Option(min=1, help="Maximum epochs per fold.", metavar="INTEGER")
     ] = _EPOCHS,
@@ -891,7 +902,7 @@ def evaluate_density_command(
         int, typer.Option(min=1, help=_ENSEMBLE_HELP, metavar="INTEGER")
     ] = _ENSEMBLE,
     mixup: _MixupOpt = 0.0,
-    drop_path: _DropPathOpt = 0.0,
+    drop_path: _DropPathOpt = _DROP_PATH,
     ema: _EmaOpt = 0.0,
     flip_tta: _FlipTtaOpt = False,
     seed: Annotated[int, typer.Option(help="Seed.", metavar="INTEGER")] = 0,
@@ -928,7 +939,7 @@ def evaluate_density_command(
 
     def body() -> None:
         scores = evaluate_density(
-            manifest, _train_config(arch, size, epochs, 16, seed, init, ensemble,
+            manifest, _train_config(arch, size, patch, epochs, _BATCH, seed, init, ensemble,
                                     (mixup, drop_path, ema, flip_tta)), model_dir=model,
             folds=folds, progress=sys.stderr.isatty(), with_convnext=convnext,
             workers=ctx.obj.settings(workers=workers).workers, repeats=repeats,

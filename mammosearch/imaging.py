@@ -40,6 +40,8 @@ __all__ = [
     "quarantine_reason",
     "fit_square",
     "pectoral_mask",
+    "patch_windows",
+    "window_shares",
     "prepare_image",
     "tissue_square",
     "read_image",
@@ -58,6 +60,8 @@ _RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 _MASK_SIDE = 256  # segmentation runs on a copy this size along its longer side
 _PECTORAL_SIDE = 128  # the pectoral line is searched on a copy this size
 _PECTORAL_MIN_CONTRAST = 0.05  # muscle minus the tissue beside it (intensities in [0, 1])
+_PATCH_BACKGROUND = 0.02  # a tissue-square pixel above this is breast (the background is 0)
+MIN_PATCH_TISSUE = 0.8  # a patch is read when at least this share of it is breast
 # SNOMED / DICOM codes of ViewCodeSequence (CID 4014) for the common views.
 _VIEW_CODES = {
     "R-10242": View.CC, "399162004": View.CC, "R-10226": View.MLO, "399368009": View.MLO,
@@ -633,6 +637,30 @@ def tissue_square(
     if not without_pectoral:
         return square
     return np.where(pectoral_mask(square), 0.0, square).astype(np.float32)
+
+
+def window_shares(squares: Any, patch: int, stride: int) -> Any:
+    """The breast share of every ``patch``×``patch`` window on a ``stride`` grid of torch
+    tensors ``n×S×S`` of :func:`tissue_square` (breast above 0.02, background 0):
+    ``n×rows×cols``."""
+    tissue = (squares > _PATCH_BACKGROUND).float()
+    return tissue.unfold(1, patch, stride).unfold(2, patch, stride).mean(dim=(-1, -2))
+
+
+def patch_windows(squares: Any, patch: int) -> tuple[Any, Any]:
+    """The patches a patch model reads of :func:`tissue_square` tensors ``n×S×S``: the windows
+    on a stride of half a patch that are at least :data:`MIN_PATCH_TISSUE` breast (an image's
+    most-breast window when none is), in row-major order.
+
+    Returns:
+        ``(windows, owner)``: the windows ``m×1×patch×patch`` and the image each is from.
+    """
+    stride = max(1, patch // 2)
+    shares = window_shares(squares, patch, stride).flatten(1)
+    keep = (shares >= MIN_PATCH_TISSUE).scatter_(1, shares.argmax(dim=1, keepdim=True), True)
+    owner, which = keep.nonzero(as_tuple=True)
+    windows = squares.unfold(1, patch, stride).unfold(2, patch, stride).flatten(1, 2)
+    return windows[owner, which][:, None], owner
 
 
 def prepare_image(image: MammoImage, size: int = 512) -> NDArray[np.float32]:

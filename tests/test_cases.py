@@ -395,7 +395,7 @@ def test_assess_with_a_density_model(index_dir: Path, corpus: Path, tmp_path: Pa
 
     model_dir = tmp_path / "density"
     model = train_density(corpus / "manifest.csv", model_dir,
-                          TrainConfig(image_size=64, epochs=1, batch_size=8), policy_folds=2)  # fmt: skip
+                          TrainConfig(image_size=64, patch=0, epochs=1, batch_size=8), policy_folds=2)  # fmt: skip
     policy = model.config["policy"]
     assert policy["folds"] == 2 and set(policy["accuracy"]) == {"convnext", "probe", "vote"}
     assert set(policy["temperatures"]) == {"convnext", "probe", "vote"}
@@ -404,7 +404,7 @@ def test_assess_with_a_density_model(index_dir: Path, corpus: Path, tmp_path: Pa
     assert abs(sum(policy["weights"].values()) - 1.0) < 1e-6
     assert (model_dir / "probe.json").is_file()
     resumed = train_density(corpus / "manifest.csv", model_dir,
-                            TrainConfig(image_size=64, epochs=2, batch_size=8), resume=True)  # fmt: skip
+                            TrainConfig(image_size=64, patch=0, epochs=2, batch_size=8), resume=True)  # fmt: skip
     assert resumed.config["policy"] == policy and len(resumed.config["history"]) == 2
     loaded = open_density_model(model_dir, load_settings(), None)
     assert loaded.probe is not None and loaded.config["policy"] == policy
@@ -457,7 +457,7 @@ def test_convnext_embedder_drives_retrieval(corpus: Path, tmp_path: Path) -> Non
 
     model_dir = tmp_path / "density"
     train_density(corpus / "manifest.csv", model_dir,
-                  TrainConfig(image_size=64, epochs=1, batch_size=8), policy_folds=0)  # fmt: skip
+                  TrainConfig(image_size=64, patch=0, epochs=1, batch_size=8), policy_folds=0)  # fmt: skip
     embedder = create_embedder("convnext.v1", source=str(model_dir))
     vectors = embedder.embed_images([np.random.default_rng(0).random((80, 50), dtype=np.float32)])
     assert vectors.shape == (1, embedder.dim) and embedder.dim == 320

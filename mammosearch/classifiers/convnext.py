@@ -4,12 +4,20 @@ A timm ConvNeXt (``convnext_atto`` … ``convnext_base``) with one grey input ch
 a pretrained RGB stem into it) and a head for the manifest's label set. Inputs are the
 breast-cropped, chest-wall-left images of :mod:`mammosearch.imaging`, fitted to a square with
 the pectoral muscle set to background (:func:`mammosearch.imaging.tissue_square`).
+
+By default the network reads patches (``TrainConfig.patch``, 64 px of a 256 px square): density
+is a property of the tissue's texture, and a few hundred films give thousands of patches where
+they give a few hundred whole images. Training draws random windows that are mostly breast;
+an image's scores are the mean log-probabilities of its mostly-breast windows on a half-patch
+grid (:func:`mammosearch.imaging.patch_windows`). ``patch=0`` reads the whole square.
+
 Training: patient-level train/validation split, class-weighted loss, mammography-safe
-augmentation (vertical flips, which keep the chest wall on the left; small affine; gamma and
-contrast jitter; no colour), AdamW with a cosine schedule, early stopping on validation
-quadratic-weighted kappa, a checkpoint every epoch to resume from, determinism with a seed.
-Optional regularisers for a few hundred films (:class:`TrainConfig`): mixup, stochastic depth,
-an exponential moving average of the weights, flip test-time augmentation.
+augmentation (whole images: vertical flips, which keep the chest wall on the left, and a small
+affine; patches: any of the square's eight flips and turns; both: gamma and contrast jitter, no
+colour), AdamW with a cosine schedule, early stopping on validation quadratic-weighted kappa, a
+checkpoint every epoch to resume from, determinism with a seed. Regularisers for a few hundred
+films (:class:`TrainConfig`): stochastic depth (on by default), and optionally mixup, an
+exponential moving average of the weights, flip test-time augmentation.
 
 A model directory holds ``model.safetensors`` and ``config.json`` (architecture, labels and
 their order, preprocessing, training-data hash, metrics, the assess policy), an ensemble's other
@@ -29,7 +37,7 @@ import json
 import logging
 import math
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +47,7 @@ from numpy.typing import NDArray
 
 from mammosearch.accel import Images, device_batches, parallel_map
 from mammosearch.errors import InputError, ModelLoadError
+from mammosearch.imaging import MIN_PATCH_TISSUE, patch_windows, window_shares
 from mammosearch.registry import classifiers
 
 __all__ = [
@@ -60,9 +69,12 @@ class TrainConfig:
     """How to train (stored in ``config.json``)."""
 
     arch: str = "convnext_atto"
-    image_size: int = 128  # from scratch on ~200 films 128 px beat 224 (README)
-    epochs: int = 30
-    batch_size: int = 16
+    image_size: int = 256  # the input square (with patches, the square they are cut from)
+    patch: int = 64  # >0: trained on patches of this many px, an image read as the mean of
+    #                  its breast patches' log-probabilities; 0: the whole square (README)
+    patches_per_image: int = 24  # patches drawn from each training image in an epoch
+    epochs: int = 12
+    batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.05
     patience: int = 15
@@ -74,7 +86,7 @@ class TrainConfig:
     # regularisation for a few hundred films (all off by default; docs/RESULTS.md, "What the
     # choices bought", says what each did on MIAS)
     mixup: float = 0.0  # Beta(a, a) of mixup (two images and their labels blended); 0: off
-    drop_path: float = 0.0  # stochastic depth: timm's drop_path_rate; 0: off
+    drop_path: float = 0.1  # stochastic depth: timm's drop_path_rate; 0: off
     ema: float = 0.0  # decay of an exponential moving average of the weights, which are then
     #                   validated and saved; 0: off
     flip_tta: bool = False  # predictions average each image and its vertical flip
@@ -196,9 +208,7 @@ def _augment(batch: Any, rng: np.random.Generator) -> Any:
     theta[:, :, 2] = shift
     grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
     batch = F.grid_sample(batch, grid, align_corners=False, padding_mode="zeros")
-    gamma = torch.from_numpy(rng.uniform(0.8, 1.25, (n, 1, 1, 1))).float()
-    contrast = torch.from_numpy(rng.uniform(0.9, 1.1, (n, 1, 1, 1))).float()
-    return (batch.clamp(0, 1) ** gamma * contrast).clamp(0, 1)
+    return _jitter(batch, rng)
 
 
 def tissue_inputs(
@@ -230,6 +240,54 @@ def _normalise(batch: Any) -> Any:
     return (batch - _MEAN) / _STD
 
 
+def _patch_origins(square: Any, patch: int) -> NDArray[np.int64]:
+    """Top-left corners ``k×2`` of the windows training draws from one input ``S×S``: those at
+    least 80% breast on a stride of an eighth of a patch (the most-breast one when none is)."""
+    stride = max(1, patch // 8)
+    shares = window_shares(square[None], patch, stride)[0]
+    rows, cols = (shares >= MIN_PATCH_TISSUE).nonzero(as_tuple=True)
+    if not len(rows):
+        best = int(shares.argmax())
+        rows, cols = [best // shares.shape[1]], [best % shares.shape[1]]
+    return np.stack([np.asarray(rows), np.asarray(cols)], axis=1).astype(np.int64) * stride
+
+
+def _patches(
+    x: Any, idx: NDArray[np.int64], origins: Mapping[int, NDArray[np.int64]], patch: int,
+    rng: np.random.Generator,
+) -> Any:  # fmt: skip
+    """One random training window of each image ``idx`` of inputs ``x`` (``n×1×S×S``)."""
+    torch = _torch()
+    corners = [origins[i][rng.integers(len(origins[i]))] for i in idx]
+    return torch.stack([x[i, :, r : r + patch, c : c + patch]
+                        for i, (r, c) in zip(idx, corners, strict=True)])  # fmt: skip
+
+
+def _jitter(batch: Any, rng: np.random.Generator) -> Any:
+    """Gamma and contrast jitter of a batch in [0, 1]."""
+    torch = _torch()
+    n = batch.shape[0]
+    gamma = torch.from_numpy(rng.uniform(0.8, 1.25, (n, 1, 1, 1))).float()
+    contrast = torch.from_numpy(rng.uniform(0.9, 1.1, (n, 1, 1, 1))).float()
+    return (batch.clamp(0, 1) ** gamma * contrast).clamp(0, 1)
+
+
+def _augment_patches(batch: Any, rng: np.random.Generator) -> Any:
+    """A random one of the eight flips and quarter turns of each patch (texture has no
+    orientation within a patch), then gamma and contrast jitter."""
+    torch = _torch()
+    n = batch.shape[0]
+    for turned in ("rows", "columns", "transpose"):
+        chosen = torch.from_numpy(rng.random(n) < 0.5)[:, None, None, None]
+        other = (
+            batch.transpose(-1, -2)
+            if turned == "transpose"
+            else batch.flip(-2 if turned == "rows" else -1)
+        )
+        batch = torch.where(chosen, other, batch)
+    return _jitter(batch, rng)
+
+
 @dataclass(slots=True)
 class ConvNeXtDensity:
     """A trained density model: predicts label probabilities for breast-cropped images.
@@ -253,6 +311,11 @@ class ConvNeXtDensity:
     @property
     def image_size(self) -> int:
         return int(self.config.get("image_size", 224))
+
+    @property
+    def patch(self) -> int:
+        """The patch size it reads images on (0: the whole input)."""
+        return int(self.config.get("patch", 0))
 
     @property
     def without_pectoral(self) -> bool:
@@ -285,9 +348,9 @@ class ConvNeXtDensity:
         out = []
         with torch.inference_mode(), torch.autocast("cuda", torch.float16, enabled=cuda):
             for batch in device_batches(inputs, batch_size, device):
-                x = _normalise(batch[:, None])
-                mean = sum(_probabilities(network, x.to(next(network.parameters()).device), flip)
-                           .to(device) for network in networks)  # fmt: skip
+                mean = sum(_probabilities(network, batch.to(next(network.parameters()).device),
+                                          flip, self.patch).to(device)
+                           for network in networks)  # fmt: skip
                 out.append(mean / len(networks))
             probabilities = torch.cat(out).cpu().numpy()
         return np.asarray(probabilities, dtype=np.float32)
@@ -306,7 +369,8 @@ class ConvNeXtDensity:
             save_file(state, str(directory / _member_file(WEIGHTS, i)))
         preprocessing = {"input": "breast-cropped, chest wall left, grey",
                          "size": self.image_size, "mean": _MEAN, "std": _STD,
-                         "without_pectoral": self.without_pectoral}  # fmt: skip
+                         "without_pectoral": self.without_pectoral,
+                         "patch": self.patch}  # fmt: skip
         config = dict(self.config, format=FORMAT, classifier=NAME, labels=self.labels,
                       preprocessing=preprocessing, ensemble=1 + len(self.members))  # fmt: skip
         (directory / CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
@@ -375,16 +439,25 @@ def data_hash(keys: Sequence[str]) -> str:
 
 @contextlib.contextmanager
 def _deterministic(torch: Any) -> Iterator[None]:
-    """PyTorch's deterministic algorithms on, then the process's own setting back."""
+    """PyTorch's deterministic algorithms on, then the process's own setting back.
+
+    Without filling new tensors' memory first: that guards against reading memory never
+    written, which these networks do not do, and it took half the time of a training step of
+    small patches on the CPU (``aten::fill_``)."""
+    import torch.utils.deterministic
+
     before = (
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.utils.deterministic.fill_uninitialized_memory,
     )
     torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.utils.deterministic.fill_uninitialized_memory = before[2]
 
 
 def train_convnext(
@@ -430,6 +503,10 @@ def train_convnext(
         raise InputError("training needs at least two labels", fix="check the manifest")
     if config.ensemble < 1:
         raise InputError("an ensemble needs at least one member", fix="use --ensemble 1 or more")
+    if not 0 <= config.patch <= config.image_size:
+        raise InputError(f"patches of {config.patch} px do not fit inputs of "
+                         f"{config.image_size} px", fix="use --patch 0 (the whole input) or "
+                         "a patch no larger than --size")  # fmt: skip
     order = {label: i for i, label in enumerate(label_order)}
     y = np.array([order[label] for label in labels])
     x = _to_tensor(images, config.image_size, config.without_pectoral, workers)
@@ -500,19 +577,39 @@ def _mixup_loss(
     return share * loss_fn(out, target) + (1 - share) * loss_fn(out, target[other])
 
 
-def _probabilities(network: Any, batch: Any, flip: bool) -> Any:
-    """The network's softmax for a normalised batch, or with ``flip`` the mean of it and the
-    softmax for the batch's vertical flip (the chest wall stays on the left)."""
+def _probabilities(network: Any, batch: Any, flip: bool, patch: int = 0) -> Any:
+    """The network's softmax for inputs ``n×S×S`` (not normalised), or with ``flip`` the mean
+    of it and the softmax for their vertical flip (the chest wall stays on the left); with
+    ``patch``, the softmax of :func:`_patch_scores`."""
     torch = _torch()
-    probabilities = torch.softmax(network(batch).float(), dim=1)
+    if patch:
+        return torch.softmax(_patch_scores(network, batch, flip, patch), dim=1)
+    x = _normalise(batch[:, None])
+    probabilities = torch.softmax(network(x).float(), dim=1)
     if flip:
-        probabilities = (probabilities + torch.softmax(network(batch.flip(-2)).float(), dim=1)) / 2
+        probabilities = (probabilities + torch.softmax(network(x.flip(-2)).float(), dim=1)) / 2
     return probabilities
 
 
-def _scores(network: Any, batch: Any, flip: bool) -> Any:
-    """What validation ranks: the logits, or with ``flip`` :func:`_probabilities`."""
-    return _probabilities(network, batch, flip=True) if flip else network(batch)
+def _patch_scores(network: Any, batch: Any, flip: bool, patch: int) -> Any:
+    """The mean log-probabilities of each input's :func:`patch_windows` (``n×classes``); with
+    ``flip`` each window's are the mean of it and its vertical flip."""
+    torch = _torch()
+    windows, owner = patch_windows(batch, patch)
+    x = _normalise(windows)
+    log_p = torch.log_softmax(network(x).float(), dim=1)
+    if flip:
+        log_p = (log_p + torch.log_softmax(network(x.flip(-2)).float(), dim=1)) / 2
+    total = torch.zeros(len(batch), log_p.shape[1], device=log_p.device).index_add_(0, owner, log_p)
+    return total / torch.bincount(owner, minlength=len(batch))[:, None]
+
+
+def _scores(network: Any, batch: Any, flip: bool, patch: int) -> Any:
+    """What validation ranks for inputs ``n×S×S``: the logits, or with ``flip`` or ``patch``
+    the probabilities' logarithms (:func:`_probabilities`)."""
+    if flip or patch:
+        return _probabilities(network, batch, flip, patch).log()
+    return network(_normalise(batch[:, None]))
 
 
 def _train_member(
@@ -546,7 +643,10 @@ def _train_member(
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
-    steps = math.ceil(len(train_idx) / config.batch_size)
+    patch = config.patch
+    origins = {i: _patch_origins(x[i, 0], patch) for i in train_idx} if patch else {}
+    draws = np.repeat(train_idx, config.patches_per_image) if patch else np.asarray(train_idx)
+    steps = math.ceil(len(draws) / config.batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.epochs * steps)
     start, best_kappa, best_state, stale = 0, -math.inf, None, 0
     history: list[dict[str, float]] = []
@@ -579,11 +679,15 @@ def _train_member(
         if stale >= config.patience:  # stopped early before the pause
             break
         model.train()
-        perm = rng.permutation(train_idx)
+        perm = rng.permutation(draws)
         total = 0.0
         for s in range(0, len(perm), config.batch_size):
             idx = perm[s : s + config.batch_size]
-            batch = _normalise(_augment(x[idx], rng)).to(device)
+            if patch:
+                batch = _augment_patches(_patches(x, idx, origins, patch, rng), rng)
+            else:
+                batch = _augment(x[idx], rng)
+            batch = _normalise(batch).to(device)
             target = torch.from_numpy(y[idx]).to(device)
             if config.mixup > 0:
                 loss = _mixup_loss(model, loss_fn, batch, target, config.mixup, rng)
@@ -598,9 +702,9 @@ def _train_member(
             total += float(loss.detach()) * len(idx)
         judged.eval()
         with torch.inference_mode():
-            batches = (_normalise(x[val_idx[s : s + 32]]).to(device)
-                       for s in range(0, len(val_idx), 32))  # fmt: skip
-            scores = torch.cat([_scores(judged, batch, config.flip_tta) for batch in batches])
+            batches = (x[val_idx[s : s + 32], 0].to(device) for s in range(0, len(val_idx), 32))
+            scores = torch.cat([_scores(judged, batch, config.flip_tta, patch)
+                                for batch in batches])  # fmt: skip
         pred = scores.argmax(dim=1).cpu().numpy()
         kappa = (
             float(cohen_kappa_score(y[val_idx], pred, weights="quadratic"))

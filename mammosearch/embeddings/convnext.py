@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from mammosearch.embeddings.base import PREPARED_SIZE, l2_normalize
 from mammosearch.embeddings.radiomics import RadiomicsEmbedder
 from mammosearch.errors import ModelLoadError
-from mammosearch.imaging import tissue_square
+from mammosearch.imaging import patch_windows, tissue_square
 from mammosearch.registry import embedders
 
 __all__ = ["ConvNeXtEmbedder"]
@@ -72,6 +72,7 @@ class ConvNeXtEmbedder:
             "mean": float(prep.get("mean", 0.5)),
             "std": float(prep.get("std", 0.25)),
             "without_pectoral": bool(prep.get("without_pectoral", False)),
+            "patch": int(prep.get("patch", 0)),
         }
         self.model_id = f"local-dir:{folder}"
         self.weights_path = weights
@@ -82,22 +83,27 @@ class ConvNeXtEmbedder:
         self.text_dim = self._text.text_dim
 
     def embed_images(self, images: Sequence[NDArray[np.float32]]) -> NDArray[np.float32]:
-        """Penultimate (pooled, pre-logit) features of breast-cropped images; ``n×dim``."""
+        """Penultimate (pooled, pre-logit) features of breast-cropped images, ``n×dim``; of a
+        model that reads patches, the mean of its patches' features."""
         import torch
 
-        size = int(self.preprocess["size"])
+        size, patch = int(self.preprocess["size"]), int(self.preprocess["patch"])
         mean, std = float(self.preprocess["mean"]), float(self.preprocess["std"])
         pectoral = bool(self.preprocess["without_pectoral"])
         out = []
         with torch.inference_mode():
             for i in range(0, len(images), self.batch_size):
-                batch = np.stack([tissue_square(img, size, without_pectoral=pectoral)
-                                  for img in images[i : i + self.batch_size]])  # fmt: skip
-                tensor = (torch.from_numpy(batch[:, None]) - mean) / std
+                squares = torch.from_numpy(np.stack(
+                    [tissue_square(img, size, without_pectoral=pectoral)
+                     for img in images[i : i + self.batch_size]]
+                ))  # fmt: skip
+                windows, owner = (patch_windows(squares, patch) if patch
+                                  else (squares[:, None], torch.arange(len(squares))))  # fmt: skip
                 features = self._model.forward_head(
-                    self._model.forward_features(tensor), pre_logits=True
+                    self._model.forward_features((windows - mean) / std), pre_logits=True
                 )
-                out.append(features.numpy())
+                total = torch.zeros(len(squares), features.shape[1]).index_add_(0, owner, features)
+                out.append((total / torch.bincount(owner, minlength=len(squares))[:, None]).numpy())
         if not out:
             return np.zeros((0, self.dim), dtype=np.float32)
         return l2_normalize(np.concatenate(out))

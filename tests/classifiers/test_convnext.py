@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ def test_cli_defaults_are_the_train_configs() -> None:
     from mammosearch import cli
 
     d = TrainConfig()
-    assert (d.image_size, d.epochs, d.ensemble) == (cli._SIZE, cli._EPOCHS, cli._ENSEMBLE)
+    assert (d.image_size, d.patch, d.epochs, d.batch_size, d.drop_path, d.ensemble) == (
+        cli._SIZE, cli._PATCH, cli._EPOCHS, cli._BATCH, cli._DROP_PATH, cli._ENSEMBLE
+    )  # fmt: skip
 
 
 def test_patient_split_keeps_patients_together() -> None:
@@ -54,13 +57,12 @@ def test_train_save_load_predict_and_resume(tmp_path: Path) -> None:
     assert probs.shape == (4, 3) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(probs, model.predict_proba(imgs[:4]), atol=1e-5)
     assert set(loaded.predict(imgs)) <= {"F", "G", "D"}
-    longer = TrainConfig(image_size=64, epochs=2, batch_size=4)
+    longer = TrainConfig(image_size=64, patch=0, epochs=2, batch_size=4)
     resumed = train_convnext(imgs, labels, patients, ["F", "G", "D"], longer, out=out, resume=True)
     assert [h["epoch"] for h in resumed.config["history"]] == [0, 1]
 
 
 def test_an_ensemble_averages_members_with_their_own_seeds(tmp_path: Path) -> None:
-    from dataclasses import replace
 
     imgs, labels, patients = images(12)
     out = tmp_path / "m"
@@ -92,14 +94,19 @@ def test_an_ensemble_averages_members_with_their_own_seeds(tmp_path: Path) -> No
         train_convnext(imgs, labels, patients, ["F", "G", "D"], replace(TINY, ensemble=0))
 
 
-def test_same_seed_same_model() -> None:
+@pytest.mark.parametrize("patch", [0, 32])
+def test_same_seed_same_model(patch: int) -> None:
     import torch
+    import torch.utils.deterministic
 
     imgs, labels, patients = images(9)
+    config = replace(TINY, patch=patch, patches_per_image=2)
     assert not torch.are_deterministic_algorithms_enabled()
-    a = train_convnext(imgs, labels, patients, ["F", "G", "D"], TINY)
+    assert torch.utils.deterministic.fill_uninitialized_memory
+    a = train_convnext(imgs, labels, patients, ["F", "G", "D"], config)
     assert not torch.are_deterministic_algorithms_enabled()  # on while training only
-    b = train_convnext(imgs, labels, patients, ["F", "G", "D"], TINY)
+    assert torch.utils.deterministic.fill_uninitialized_memory  # the process's setting back
+    b = train_convnext(imgs, labels, patients, ["F", "G", "D"], config)
     np.testing.assert_allclose(a.predict_proba(imgs), b.predict_proba(imgs), atol=1e-5)
 
 
@@ -131,7 +138,7 @@ def test_initial_weights_from_a_file_and_from_the_hub_cache(
     imgs, labels, patients = images(8)
     caplog.set_level(logging.INFO, logger="mammosearch.classifiers.convnext")
     state = imagenet_like_weights(tmp_path / "w.safetensors")
-    one_epoch = TrainConfig(image_size=64, epochs=1, batch_size=4, lr=1e-12,
+    one_epoch = TrainConfig(image_size=64, patch=0, epochs=1, batch_size=4, lr=1e-12,
                             init=str(tmp_path / "w.safetensors"))  # fmt: skip
     model = train_convnext(imgs, labels, patients, ["F", "G", "D"], one_epoch)
     stem = model.model.state_dict()["stem.0.weight"]  # grey stem: timm sums the RGB filters
@@ -140,7 +147,9 @@ def test_initial_weights_from_a_file_and_from_the_hub_cache(
     assert "initial weights: local file w.safetensors" in caplog.text
     # auto: the hub cache when the weights are there, else from scratch (never the network)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
-    train_convnext(imgs, labels, patients, ["F", "G", "D"], TrainConfig(image_size=64, epochs=1))
+    train_convnext(
+        imgs, labels, patients, ["F", "G", "D"], TrainConfig(image_size=64, patch=0, epochs=1)
+    )
     assert "no ImageNet weights in the local hub cache" in caplog.text
     cache = tmp_path / "hub"
     snapshot = cache / "models--timm--convnext_atto.d2_in1k" / "snapshots" / "abc123"
@@ -148,7 +157,9 @@ def test_initial_weights_from_a_file_and_from_the_hub_cache(
     (cache / "models--timm--convnext_atto.d2_in1k" / "refs").mkdir()
     (cache / "models--timm--convnext_atto.d2_in1k" / "refs" / "main").write_text("abc123")
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    train_convnext(imgs, labels, patients, ["F", "G", "D"], TrainConfig(image_size=64, epochs=1))
+    train_convnext(
+        imgs, labels, patients, ["F", "G", "D"], TrainConfig(image_size=64, patch=0, epochs=1)
+    )
     assert "initial weights: ImageNet (local hub cache)" in caplog.text
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from mammosearch.classifiers.convnext import TrainConfig, tissue_inputs, train_convnext
 
-TINY = TrainConfig(image_size=64, epochs=1, batch_size=4)  # test_convnext.py's too
+TINY = TrainConfig(image_size=64, patch=0, epochs=1, batch_size=4)  # test_convnext.py's too
 
 
 def images(n: int) -> tuple[list[np.ndarray], list[str], list[str]]:

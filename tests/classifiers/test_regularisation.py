@@ -33,9 +33,9 @@ from tests.classifiers.test_learning import (
 __all__ = ["held_out", "train"]  # the fixtures, imported for pytest
 
 
-def test_defaults_leave_every_regulariser_off() -> None:
-    d = TrainConfig()
-    assert (d.mixup, d.drop_path, d.ema, d.flip_tta) == (0.0, 0.0, 0.0, False)
+def test_defaults_leave_every_regulariser_but_stochastic_depth_off() -> None:
+    d = TrainConfig()  # stochastic depth 0.1 is part of the patch recipe (docs/RESULTS.md)
+    assert (d.mixup, d.drop_path, d.ema, d.flip_tta) == (0.0, 0.1, 0.0, False)
 
 
 def test_mixup_blends_inputs_and_labels_by_one_beta_draw() -> None:

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from mammosearch.classifiers.convnext import ConvNeXtDensity, TrainConfig, train_convnext
 from mammosearch.embeddings import create_embedder
+from mammosearch.imaging import patch_windows, tissue_square
 from mammosearch.samples.phantoms import phantom
 
 
@@ -23,12 +25,14 @@ def breasts(n: int) -> list[np.ndarray]:
     return [(v.astype(np.float32) / 255).reshape(160, 4, 120, 4).mean(axis=(1, 3)) for v in views]
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A density model at its (seeded, random) initial weights: no training needed here."""
+@pytest.fixture(scope="module", params=[0, 32], ids=["whole", "patches"])
+def model_dir(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """A density model at its (seeded, random) initial weights: no training needed here; one
+    that reads the whole input and one that reads 32 px patches of it."""
     out = tmp_path_factory.mktemp("convnext") / "model"
     images = breasts(4)
-    config = TrainConfig(arch="test_convnext", image_size=48, epochs=0, init=None)
+    config = TrainConfig(arch="test_convnext", image_size=96, patch=request.param, epochs=0,
+                         init=None)  # fmt: skip
     train_convnext(images, ["A", "D"] * 2, ["p0", "p1", "p2", "p3"], ["A", "D"], config, out=out)
     return out
 
@@ -54,6 +58,12 @@ def test_vectors_are_the_classifiers_penultimate_features(
     finally:
         hook.remove()
     features = np.concatenate(captured)
+    if classifier.patch:  # one row a window: the image's is the mean of its windows'
+        squares = np.stack([tissue_square(i, classifier.image_size, without_pectoral=without_pectoral)
+                            for i in images])  # fmt: skip
+        owner = patch_windows(torch.from_numpy(squares), classifier.patch)[1].numpy()
+        assert len(owner) == len(features) > len(images)
+        features = np.stack([features[owner == i].mean(axis=0) for i in range(len(images))])
     embedder = create_embedder("convnext.v1", source=f"local-dir:{model_dir}")
     vectors = embedder.embed_images(images)
     assert vectors.shape == (6, embedder.dim) == features.shape

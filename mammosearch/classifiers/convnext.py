@@ -72,7 +72,7 @@ class TrainConfig:
     image_size: int = 256  # the input square (with patches, the square they are cut from)
     patch: int = 64  # >0: trained on patches of this many px, an image read as the mean of
     #                  its breast patches' log-probabilities; 0: the whole square (README)
-    patches_per_image: int = 24  # patches drawn from each training image in an epoch
+    patches_per_image: int = 16  # patches drawn from each training image in an epoch
     epochs: int = 12
     batch_size: int = 64
     lr: float = 1e-3

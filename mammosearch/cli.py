@@ -849,7 +849,7 @@ def train_density_command(
         )  # fmt: skip
         best = model.config.get("best", {})
         _err.print(
-            f"trained {arch} at {size} px{f' on {patch} px patches' if patch else ''} on "
+            f"trained {arch} at {size} px{f' (on {patch} px patches)' if patch else ''} on "
             f"{model.config['train_images']} images; best "
             f"validation accuracy {best.get('val_accuracy', 0):.3f}, quadratic kappa "
             f"{best.get('val_quadratic_kappa', 0):.3f} (epoch {best.get('epoch')}) → {output}",

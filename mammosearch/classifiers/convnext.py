@@ -71,7 +71,7 @@ class TrainConfig:
     arch: str = "convnext_atto"
     image_size: int = 256  # the input square (with patches, the square they are cut from)
     patch: int = 64  # >0: trained on patches of this many px, an image read as the mean of
-    #                  its breast patches' log-probabilities; 0: the whole square (README)
+    #                  its breast patches' log-probabilities; 0: the whole square (RESULTS.md)
     patches_per_image: int = 16  # patches drawn from each training image in an epoch
     epochs: int = 12
     batch_size: int = 64
@@ -83,8 +83,8 @@ class TrainConfig:
     ensemble: int = 1  # members trained with seeds seed, seed+1, ... (own validation patients)
     init: str | None = "auto"  # "auto" (cached ImageNet, else none), "imagenet", a file, None
     without_pectoral: bool = True  # the pectoral muscle set to background in the input
-    # regularisation for a few hundred films (all off by default; docs/RESULTS.md, "What the
-    # choices bought", says what each did on MIAS)
+    # regularisation for a few hundred films (stochastic depth on by default, with patches; the
+    # others off; docs/RESULTS.md, "What the choices bought", says what each did on MIAS)
     mixup: float = 0.0  # Beta(a, a) of mixup (two images and their labels blended); 0: off
     drop_path: float = 0.1  # stochastic depth: timm's drop_path_rate; 0: off
     ema: float = 0.0  # decay of an exponential moving average of the weights, which are then

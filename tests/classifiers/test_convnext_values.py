@@ -333,7 +333,7 @@ def test_save_writes_the_weights_and_config_and_load_gives_the_same_model(tmp_pa
         "arch": ARCH, "image_size": SIZE, "without_pectoral": False, "note": 7,
         "format": FORMAT, "classifier": NAME, "labels": ["A", "B", "C"], "ensemble": 3,
         "preprocessing": {"input": "breast-cropped, chest wall left, grey", "size": SIZE,
-                          "mean": 0.5, "std": 0.25, "without_pectoral": False},
+                          "mean": 0.5, "std": 0.25, "without_pectoral": False, "patch": 0},
     }  # fmt: skip
     assert FORMAT == "mammosearch.convnext_density.v1" and NAME == "convnext_density.v1"
     loaded = ConvNeXtDensity.load(out)

@@ -104,7 +104,8 @@ def test_convnext_vectors_are_a_plain_timm_forward(tmp_path: Path, without_pecto
 def test_convnext_defaults_of_a_config_without_preprocessing(tmp_path: Path) -> None:
     model = write_model(tmp_path / "a", {"image_size": 36})
     embedder = ConvNeXtEmbedder(str(tmp_path / "a"), batch_size=0)  # a plain path works too
-    assert embedder.preprocess == {"size": 36, "mean": 0.5, "std": 0.25, "without_pectoral": False}
+    assert embedder.preprocess == {"size": 36, "mean": 0.5, "std": 0.25, "without_pectoral": False,
+                                   "patch": 0}  # fmt: skip
     assert embedder.batch_size == 1
     images = breasts(2)
     np.testing.assert_allclose(

@@ -42,6 +42,7 @@ __all__ = [
     "pectoral_mask",
     "patch_windows",
     "window_shares",
+    "window_means",
     "prepare_image",
     "tissue_square",
     "read_image",
@@ -661,6 +662,13 @@ def patch_windows(squares: Any, patch: int) -> tuple[Any, Any]:
     owner, which = keep.nonzero(as_tuple=True)
     windows = squares.unfold(1, patch, stride).unfold(2, patch, stride).flatten(1, 2)
     return windows[owner, which][:, None], owner
+
+
+def window_means(rows: Any, owner: Any, images: int) -> Any:
+    """The mean of each image's rows (``m×d`` torch tensor, one row a window of
+    :func:`patch_windows`, ``owner`` its image): ``images×d``."""
+    total = rows.new_zeros(images, rows.shape[1]).index_add_(0, owner, rows)
+    return total / owner.bincount(minlength=images)[:, None]
 
 
 def prepare_image(image: MammoImage, size: int = 512) -> NDArray[np.float32]:

@@ -47,7 +47,7 @@ from numpy.typing import NDArray
 
 from mammosearch.accel import Images, device_batches, parallel_map
 from mammosearch.errors import InputError, ModelLoadError
-from mammosearch.imaging import MIN_PATCH_TISSUE, patch_windows, window_shares
+from mammosearch.imaging import MIN_PATCH_TISSUE, patch_windows, window_means, window_shares
 from mammosearch.registry import classifiers
 
 __all__ = [
@@ -600,8 +600,7 @@ def _patch_scores(network: Any, batch: Any, flip: bool, patch: int) -> Any:
     log_p = torch.log_softmax(network(x).float(), dim=1)
     if flip:
         log_p = (log_p + torch.log_softmax(network(x.flip(-2)).float(), dim=1)) / 2
-    total = torch.zeros(len(batch), log_p.shape[1], device=log_p.device).index_add_(0, owner, log_p)
-    return total / torch.bincount(owner, minlength=len(batch))[:, None]
+    return window_means(log_p, owner, len(batch))
 
 
 def _scores(network: Any, batch: Any, flip: bool, patch: int) -> Any:

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from mammosearch.embeddings.base import PREPARED_SIZE, l2_normalize
 from mammosearch.embeddings.radiomics import RadiomicsEmbedder
 from mammosearch.errors import ModelLoadError
-from mammosearch.imaging import patch_windows, tissue_square
+from mammosearch.imaging import patch_windows, tissue_square, window_means
 from mammosearch.registry import embedders
 
 __all__ = ["ConvNeXtEmbedder"]
@@ -102,8 +102,7 @@ class ConvNeXtEmbedder:
                 features = self._model.forward_head(
                     self._model.forward_features((windows - mean) / std), pre_logits=True
                 )
-                total = torch.zeros(len(squares), features.shape[1]).index_add_(0, owner, features)
-                out.append((total / torch.bincount(owner, minlength=len(squares))[:, None]).numpy())
+                out.append(window_means(features, owner, len(squares)).numpy())
         if not out:
             return np.zeros((0, self.dim), dtype=np.float32)
         return l2_normalize(np.concatenate(out))

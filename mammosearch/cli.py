@@ -777,8 +777,9 @@ _FlipTtaOpt = Annotated[
     typer.Option("--flip-tta/--no-flip-tta",
                  help="Predict the mean of each film and its vertical flip."),
 ]  # fmt: skip
-# TrainConfig's defaults (a test holds them equal)
+# TrainConfig's defaults and train_density's policy folds (a test holds them equal)
 _SIZE, _PATCH, _EPOCHS, _BATCH, _DROP_PATH, _ENSEMBLE = 256, 64, 12, 64, 0.1, 1
+_POLICY_FOLDS = 4
 
 
 @app.command("train-density")
@@ -826,9 +827,19 @@ def train_density_command(
     policy_folds: Annotated[
         int,
         typer.Option(
-            min=0, help="Folds that tune the assess policy (0: no tuning).", metavar="INTEGER"
+            min=0,
+            help="Patient folds that tune the assess policy (0: no tuning).",
+            metavar="INTEGER",
         ),
-    ] = 3,
+    ] = _POLICY_FOLDS,
+    cross_fit: Annotated[
+        bool,
+        typer.Option(
+            "--cross-fit/--no-cross-fit",
+            help="The ConvNeXt is the policy folds' networks, each scored on the patients it "
+            "never saw (--no-cross-fit: one more network trained on every image).",
+        ),
+    ] = True,
     workers: _WorkersOpt = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -846,15 +857,24 @@ def train_density_command(
                           (mixup, drop_path, ema, flip_tta)),
             label_order_arg=order, resume=resume, progress=progress and sys.stderr.isatty(),
             policy_folds=policy_folds, workers=ctx.obj.settings(workers=workers).workers,
+            cross_fit=cross_fit,
         )  # fmt: skip
-        best = model.config.get("best", {})
-        _err.print(
-            f"trained {arch} at {size} px{f' (on {patch} px patches)' if patch else ''} on "
-            f"{model.config['train_images']} images; best "
-            f"validation accuracy {best.get('val_accuracy', 0):.3f}, quadratic kappa "
-            f"{best.get('val_quadratic_kappa', 0):.3f} (epoch {best.get('epoch')}) → {output}",
-            highlight=False,
-        )
+        trained = f"trained {arch} at {size} px{f' (on {patch} px patches)' if patch else ''}"
+        if "cross_fit" in model.config:
+            oof = model.config["policy"]["accuracy"]["convnext"]
+            summary = (
+                f"{trained}: {len(model.config['members'])} networks cross-fitted on "
+                f"{model.config['cross_fit']} patient folds of {model.config['train_images']} "
+                f"images, out-of-fold accuracy {oof:.3f} (each network on patients it never saw)"
+            )
+        else:
+            best = model.config.get("best", {})
+            summary = (
+                f"{trained} on {model.config['train_images']} images; best validation accuracy "
+                f"{best.get('val_accuracy', 0):.3f}, quadratic kappa "
+                f"{best.get('val_quadratic_kappa', 0):.3f} (epoch {best.get('epoch')})"
+            )
+        _err.print(f"{summary} → {output}", highlight=False)
         if "policy" in model.config:
             _err.print(_policy_line(model.config["policy"]), highlight=False)
 

@@ -403,9 +403,20 @@ def test_assess_with_a_density_model(index_dir: Path, corpus: Path, tmp_path: Pa
     assert rule["mean"] >= policy["floor"] and len(rule["folds"]) == policy["inner_folds"] >= 2
     assert abs(sum(policy["weights"].values()) - 1.0) < 1e-6
     assert (model_dir / "probe.json").is_file()
-    resumed = train_density(corpus / "manifest.csv", model_dir,
-                            TrainConfig(image_size=64, patch=0, epochs=2, batch_size=8), resume=True)  # fmt: skip
-    assert resumed.config["policy"] == policy and len(resumed.config["history"]) == 2
+    # cross-fitted by default: the two folds' networks, their checkpoints gone
+    assert model.config["cross_fit"] == 2 and len(model.members) == 1
+    assert [m["fold"] for m in model.config["members"]] == [1, 2]
+    assert not (model_dir / "folds").exists()
+    single = tmp_path / "single"  # one network on every image; --resume keeps its policy
+    first = train_density(corpus / "manifest.csv", single,
+                          TrainConfig(image_size=64, patch=0, epochs=1, batch_size=8),
+                          policy_folds=2, cross_fit=False)  # fmt: skip
+    assert "cross_fit" not in first.config and not first.members
+    resumed = train_density(corpus / "manifest.csv", single,
+                            TrainConfig(image_size=64, patch=0, epochs=2, batch_size=8), resume=True,
+                            cross_fit=False)  # fmt: skip
+    assert resumed.config["policy"] == first.config["policy"]
+    assert len(resumed.config["history"]) == 2
     loaded = open_density_model(model_dir, load_settings(), None)
     assert loaded.probe is not None and loaded.config["policy"] == policy
     index, embedder = open_index(index_dir)
@@ -447,6 +458,54 @@ def test_assess_with_a_density_model(index_dir: Path, corpus: Path, tmp_path: Pa
                                  "--method", "convnext", "--json"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["density"]["method"] == "convnext"
+
+
+def test_cross_fitted_networks_are_the_ones_the_policy_scored(corpus: Path, tmp_path: Path) -> None:
+    import torch
+
+    from mammosearch.classifiers.convnext import CHECKPOINT, ConvNeXtDensity, TrainConfig
+    from mammosearch.pipeline import train_density
+    from mammosearch.pipeline.density import (
+        cross_validate_paths,
+        labelled_images,
+        weight_free_embedder,
+    )
+    from mammosearch.pipeline.manifest import label_order
+
+    manifest, config = corpus / "manifest.csv", TrainConfig(image_size=64, patch=0, epochs=1)
+    rows, images = labelled_images(manifest, weight_free_embedder().prepared_size)
+    truth, patients = [str(r.label) for r in rows], [r.patient_id for r in rows]
+    labels, _ = label_order(set(truth), None)
+    oof = cross_validate_paths(images, truth, patients, labels, config, 2)
+    model = train_density(manifest, tmp_path / "m", config, policy_folds=2)
+    loaded = ConvNeXtDensity.load(tmp_path / "m")
+    assert model.config["policy"]["accuracy"]["convnext"] == round(
+        float(np.mean(oof.probabilities["convnext"].argmax(axis=1)
+                      == [labels.index(t) for t in truth])), 4
+    )  # fmt: skip
+    # each saved network, alone, gives the out-of-fold probabilities of the fold it never saw
+    for fold, network in enumerate([loaded.model, *loaded.members]):
+        alone = ConvNeXtDensity(network, loaded.labels, loaded.config)
+        held_out = np.flatnonzero(oof.fold == fold)
+        np.testing.assert_allclose(alone.predict_proba([images[i] for i in held_out]),
+                                   oof.probabilities["convnext"][held_out], atol=1e-6)  # fmt: skip
+    # the ensemble predicts the mean of its networks
+    both = [ConvNeXtDensity(n, loaded.labels, loaded.config).predict_proba(images)
+            for n in (loaded.model, *loaded.members)]  # fmt: skip
+    np.testing.assert_allclose(loaded.predict_proba(images), np.mean(both, axis=0), atol=1e-6)
+    # --resume continues each fold from its checkpoint (a finished fold is read, not retrained)
+    folds = tmp_path / "r" / "folds"
+    cross_validate_paths(images, truth, patients, labels, config, 2, checkpoints=folds)
+    saved = torch.load(folds / "fold-1" / CHECKPOINT, weights_only=True)
+    saved["best_model"]["head.fc.bias"] = torch.full_like(saved["best_model"]["head.fc.bias"], 7)
+    torch.save(saved, folds / "fold-1" / CHECKPOINT)
+    resumed = train_density(manifest, tmp_path / "r", config, policy_folds=2, resume=True)
+    assert torch.equal(
+        resumed.model.state_dict()["head.fc.bias"], saved["best_model"]["head.fc.bias"]
+    )
+    assert not torch.equal(resumed.members[0].state_dict()["head.fc.bias"],
+                           saved["best_model"]["head.fc.bias"])  # fmt: skip
+    assert not folds.exists()
 
 
 def test_convnext_embedder_drives_retrieval(corpus: Path, tmp_path: Path) -> None:

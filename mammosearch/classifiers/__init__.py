@@ -1,11 +1,12 @@
 """Density classifiers and their metrics.
 
-:class:`ConvNeXtDensity` (image-only ConvNeXt, :func:`train_convnext`), heads on frozen
-embeddings (:class:`LinearProbe`, :class:`ZeroShotDensity`), the assess policy (:func:`decide`;
-chosen by :func:`choose_policy`, scored by :func:`nested_scores`) and the clinical metrics every
-``evaluate`` command reports (:func:`density_metrics`, :func:`plot_confusion`). Saved models load
-through the classifiers registry (:func:`load_density_model`, :func:`create_classifier`). Heavy
-libraries (torch, timm, scikit-learn) load when a function needs them.
+:class:`ConvNeXtDensity` (image-only ConvNeXt, :func:`train_convnext`, :func:`cross_fitted`),
+heads on frozen embeddings (:class:`LinearProbe`, :class:`ZeroShotDensity`), the assess policy
+(:func:`decide`; chosen by :func:`choose_policy`, scored by :func:`nested_scores`) and the
+clinical metrics every ``evaluate`` command reports (:func:`density_metrics`,
+:func:`plot_confusion`). Saved models load through the classifiers registry
+(:func:`load_density_model`, :func:`create_classifier`). Heavy libraries (torch, timm,
+scikit-learn) load when a function needs them.
 """
 
 from mammosearch.classifiers.base import (
@@ -14,7 +15,12 @@ from mammosearch.classifiers.base import (
     list_classifiers,
     load_density_model,
 )
-from mammosearch.classifiers.convnext import ConvNeXtDensity, TrainConfig, train_convnext
+from mammosearch.classifiers.convnext import (
+    ConvNeXtDensity,
+    TrainConfig,
+    cross_fitted,
+    train_convnext,
+)
 from mammosearch.classifiers.heads import LinearProbe, ZeroShotDensity, density_prompts
 from mammosearch.classifiers.metrics import density_metrics, plot_confusion
 from mammosearch.classifiers.policy import decide
@@ -24,6 +30,7 @@ __all__ = [
     "ConvNeXtDensity",
     "DensityClassifier",
     "create_classifier",
+    "cross_fitted",
     "list_classifiers",
     "load_density_model",
     "LinearProbe",

@@ -51,7 +51,8 @@ from mammosearch.imaging import MIN_PATCH_TISSUE, patch_windows, window_means, w
 from mammosearch.registry import classifiers
 
 __all__ = [
-    "ConvNeXtDensity", "TrainConfig", "patient_split", "tissue_inputs", "train_convnext"
+    "ConvNeXtDensity", "TrainConfig", "cross_fitted", "model_files", "patient_split",
+    "tissue_inputs", "train_convnext",
 ]  # fmt: skip
 
 logger = logging.getLogger(__name__)
@@ -425,6 +426,16 @@ def _member_file(name: str, member: int) -> str:
     return name if member == 0 else name.replace(".", f"-{member}.", 1)
 
 
+def model_files(directory: Path) -> list[str]:
+    """The names of the files that make the density model in ``directory`` (its config, every
+    ensemble member's weights and its probe, where present): what a copy of it must carry."""
+    from mammosearch.classifiers.heads import PROBE_FILE
+
+    config = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
+    members = [_member_file(WEIGHTS, i) for i in range(int(config.get("ensemble", 1)))]
+    return [name for name in (CONFIG, *members, PROBE_FILE) if (directory / name).is_file()]
+
+
 def _load_probe(directory: Path) -> Any | None:
     """The probe saved beside a model, if any."""
     from mammosearch.classifiers.heads import PROBE_FILE, LinearProbe
@@ -552,6 +563,42 @@ def train_convnext(
     if out is not None:
         result.save(out)
     return result
+
+
+def cross_fitted(models: Sequence[ConvNeXtDensity], data_keys: Sequence[str]) -> ConvNeXtDensity:
+    """One ensemble of the networks of cross-validation folds' models (a *cross-fitted* model):
+    every network was trained without one fold's patients and scored on them, so the fold's
+    out-of-fold predictions describe the very networks that predict; its prediction is the mean
+    of all their probabilities. ``data_keys``: the identity of every image the folds drew on.
+
+    Raises:
+        InputError: No models, or models of different label sets or settings.
+    """
+    if not models:
+        raise InputError("a cross-fitted model needs the models of two or more folds")
+    first = models[0]
+    settings = ("arch", "image_size", "patch", "without_pectoral", "flip_tta")
+    for model in models[1:]:
+        if model.labels != first.labels or any(
+            model.config.get(k) != first.config.get(k) for k in settings
+        ):
+            raise InputError("the folds' models differ in labels or settings")
+    per_fold = ("history", "best", "members", "train_images", "validation_images",
+                "training_data_sha256")  # fmt: skip
+    members = [
+        dict(member, fold=fold + 1)
+        for fold, model in enumerate(models)
+        for member in model.config["members"]
+    ]
+    config = {
+        **{k: v for k, v in first.config.items() if k not in per_fold},
+        "cross_fit": len(models),
+        "members": members,
+        "train_images": len(data_keys),
+        "training_data_sha256": data_hash(data_keys),
+    }
+    networks = [network for model in models for network in (model.model, *model.members)]
+    return ConvNeXtDensity(networks[0], list(first.labels), config, members=networks[1:])
 
 
 def _averaged(model: Any, decay: float) -> Any | None:

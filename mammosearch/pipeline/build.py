@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from mammosearch import __version__
 from mammosearch.classifiers import load_density_model
+from mammosearch.classifiers.convnext import model_files
 from mammosearch.config import Settings
 from mammosearch.embeddings import Embedder, FittedEmbedder, open_embedder
 from mammosearch.errors import IndexIntegrityError, InputError, MammosearchError
@@ -46,8 +47,6 @@ from mammosearch.pipeline.stages import (
 __all__ = ["build_index", "migrate_index", "remove_cases"]
 
 logger = logging.getLogger(__name__)
-
-_DENSITY_MODEL_FILES = ("config.json", "model.safetensors", "probe.json")
 
 
 @dataclass(slots=True)
@@ -234,10 +233,9 @@ def _write(
         writer.add_file("build_report.json", json.dumps(report.to_dict(), indent=2).encode())
         if options.density_model is not None:  # a copy travels with the index (assess finds it)
             load_density_model(options.density_model)  # refuse what is not a density model
-            for name in _DENSITY_MODEL_FILES:
-                if (options.density_model / name).is_file():
-                    data = (options.density_model / name).read_bytes()
-                    writer.add_file(f"density_model/{name}", data)
+            for name in model_files(options.density_model):  # every ensemble member's weights
+                data = (options.density_model / name).read_bytes()
+                writer.add_file(f"density_model/{name}", data)
         note = options.note or existing.note
         writer.commit(
             labels=labels,

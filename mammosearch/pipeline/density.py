@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from numpy.typing import NDArray
 from mammosearch.classifiers import (
     LinearProbe,
     choose_policy,
+    cross_fitted,
     density_metrics,
     nested_scores,
     train_convnext,
@@ -52,6 +54,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CHOICE_FOLDS = 5  # inner folds that choose the policy on out-of-fold rows (cheap: no training)
+POLICY_FOLDS = 4  # train-density's patient folds: cross-fitted, one network each (docs/CLI.md)
+FOLDS_DIR = "folds"  # under a model being trained: each fold's checkpoints, for --resume
 
 
 def weight_free_embedder() -> FittedEmbedder:
@@ -103,8 +107,9 @@ def train_density(
     label_order_arg: Sequence[str] | None = None,
     resume: bool = False,
     progress: bool = False,
-    policy_folds: int = 3,
+    policy_folds: int = POLICY_FOLDS,
     workers: int = 1,
+    cross_fit: bool = True,
 ) -> Any:
     """Train the density model on a labelled manifest; writes ``out``.
 
@@ -113,28 +118,40 @@ def train_density(
     ``policy_folds``-fold cross-validation of every path (ConvNeXt, probe, weight-free neighbour
     vote) gives out-of-fold predictions, on which :func:`~mammosearch.classifiers.choose_policy`
     chooses the rule by :data:`CHOICE_FOLDS` patient-grouped folds; the policy, every candidate's
-    inner-fold scores and the paths' out-of-fold accuracies go into ``config.json``. ``resume``
-    continues the ConvNeXt from its checkpoint and keeps the policy already chosen. ``workers``
-    processes make the models' inputs (:mod:`mammosearch.accel`).
-    """
+    inner-fold scores and the paths' out-of-fold accuracies go into ``config.json``.
 
+    ``cross_fit`` (the default, with policy folds): the ConvNeXt *is* the folds' networks, an
+    ensemble (:func:`~mammosearch.classifiers.cross_fitted`), so the policy weighs the networks
+    that predict, each on patients it never saw; otherwise (or without policy folds) one more
+    network is trained on every image, and the policy weighs it by its fold siblings, which saw
+    fewer. ``resume`` continues the ConvNeXt from its checkpoints (cross-fitted: each fold's, in
+    ``out/folds/fold-K``, removed at the end) and, not cross-fitted, keeps the policy already
+    chosen. ``workers`` processes make the models' inputs (:mod:`mammosearch.accel`).
+    """
+    cross_fit = cross_fit and policy_folds >= 2
     rows, images = labelled_images(manifest, weight_free_embedder().prepared_size)
     labels, _ = label_order({str(r.label) for r in rows}, label_order_arg)
     truth = [str(r.label) for r in rows]
     patients = [r.patient_id for r in rows]
+    keys = [r.source_key for r in rows]
+    folds_dir = out / FOLDS_DIR if cross_fit else None
     policy = None
-    if resume and (out / "config.json").is_file():  # keep the policy tuned before the pause
+    if resume and not cross_fit and (out / "config.json").is_file():  # keep the tuned policy
         policy = json.loads((out / "config.json").read_text(encoding="utf-8")).get("policy")
     elif policy_folds >= 2:
         oof = cross_validate_paths(images, truth, patients, labels, config, policy_folds,
-                                   progress=progress, workers=workers)  # fmt: skip
+                                   progress=progress, workers=workers, checkpoints=folds_dir,
+                                   resume=resume)  # fmt: skip
         chosen = choose_policy(truth, labels, oof.probabilities, patients, oof.vote_margin,
                                oof.vote_abstain, folds=CHOICE_FOLDS, seed=config.seed)  # fmt: skip
         policy = {"folds": policy_folds, **chosen}
-    model = train_convnext(
-        images, truth, patients, labels, config, out=out, resume=resume, progress=progress,
-        data_keys=[r.source_key for r in rows], workers=workers,
-    )  # fmt: skip
+    if cross_fit:
+        model = cross_fitted(oof.models, keys)
+    else:
+        model = train_convnext(
+            images, truth, patients, labels, config, out=out, resume=resume, progress=progress,
+            data_keys=keys, workers=workers,
+        )  # fmt: skip
     radiomics = weight_free_embedder()
     features = _features(radiomics, images, workers)
     radiomics.fit_features(features)
@@ -144,6 +161,8 @@ def train_density(
     if policy is not None:
         model.config["policy"] = policy
     model.save(out)
+    if folds_dir is not None:
+        shutil.rmtree(folds_dir, ignore_errors=True)  # the folds' checkpoints: done with
     return model
 
 
@@ -166,6 +185,7 @@ class OutOfFold:
         probabilities: ``{"convnext" | "vote" | "probe": n×len(labels)}``.
         vote_margin: The vote's winner-minus-runner-up margin of each image.
         vote_abstain: Whether the fitted vote would abstain on each image.
+        models: The ConvNeXt of each fold, in fold order (none without the ConvNeXt).
     """
 
     labels: list[str]
@@ -175,6 +195,7 @@ class OutOfFold:
     probabilities: dict[str, NDArray[np.float32]]
     vote_margin: NDArray[np.float64]
     vote_abstain: NDArray[np.bool_]
+    models: list[Any] = dataclasses.field(default_factory=list)
 
     def predicted(self, path: str) -> list[str]:
         """The most probable label of each image on one path."""
@@ -193,12 +214,16 @@ def cross_validate_paths(
     with_convnext: bool = True,
     workers: int = 1,
     features: NDArray[np.float64] | None = None,
+    checkpoints: Path | None = None,
+    resume: bool = False,
 ) -> OutOfFold:
     """Patient-level cross-validation of the ConvNeXt, the weight-free neighbour vote
     (``radiomics.v1``, its statistics and vote fitted on each training fold only) and a linear
     probe on the same radiomics vectors; every image is scored by models that never saw its
     patient. ``with_convnext=False`` leaves the ConvNeXt out (the weight-free paths only, in
     minutes on a CPU). ``features``: the images' raw radiomics features, when already computed.
+    ``checkpoints``: a folder for each fold's ConvNeXt checkpoints (``fold-K``), which
+    ``resume`` continues from.
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -219,8 +244,12 @@ def cross_validate_paths(
         train_truth = [truth[i] for i in train_idx]
         train_patients = [patients[i] for i in train_idx]
         if with_convnext:
-            model = train_convnext([images[i] for i in train_idx], train_truth, train_patients,
-                                   labels, config, progress=progress, workers=workers)  # fmt: skip
+            model = train_convnext(
+                [images[i] for i in train_idx], train_truth, train_patients, labels, config,
+                progress=progress, workers=workers, resume=resume,
+                out=checkpoints / f"fold-{fold + 1}" if checkpoints else None,
+            )  # fmt: skip
+            out.models.append(model)
             test_images = [images[i] for i in test_idx]
             out.probabilities["convnext"][test_idx] = model.predict_proba(
                 test_images, workers=workers

@@ -27,11 +27,13 @@ from tests.test_cases import breast_png
 
 def test_cli_defaults_are_the_train_configs() -> None:
     from mammosearch import cli
+    from mammosearch.pipeline.density import POLICY_FOLDS
 
     d = TrainConfig()
     assert (d.image_size, d.patch, d.epochs, d.batch_size, d.drop_path, d.ensemble) == (
         cli._SIZE, cli._PATCH, cli._EPOCHS, cli._BATCH, cli._DROP_PATH, cli._ENSEMBLE
     )  # fmt: skip
+    assert cli._POLICY_FOLDS == POLICY_FOLDS
 
 
 def test_patient_split_keeps_patients_together() -> None:
@@ -181,7 +183,10 @@ def test_cli_train_and_evaluate(tmp_path: Path) -> None:
                                   str(tmp_path / "model"), "--size", "64", "--epochs", "1",
                                   "--ensemble", "2"])  # fmt: skip
     assert trained.exit_code == 0, trained.output
-    assert (tmp_path / "model" / "model-1.safetensors").is_file()
+    # cross-fitted: the 4 policy folds' ensembles of 2, each network scored on its held-out fold
+    assert "8 networks cross-fitted on 4 patient folds of 16 images" in trained.output
+    assert (tmp_path / "model" / "model-7.safetensors").is_file()
+    assert not (tmp_path / "model" / "folds").exists()
     scored = runner.invoke(app, ["evaluate", "density", str(tmp_path / "m.csv"), "--model",
                                  str(tmp_path / "model"), "--json", "--plot",
                                  str(tmp_path / "cm.png")])  # fmt: skip

@@ -85,6 +85,11 @@ def main() -> None:
         majority = Counter(truth.values()).most_common(1)[0][1] / len(truth)
         print(f"{len(truth)} held-out films of {args.patients} patients (seed {args.seed}); "
               f"trained on the rest in {trained:.0f} s; majority class {majority:.3f}")  # fmt: skip
+        config = json.loads((model / "config.json").read_text(encoding="utf-8"))
+        policy = config.get("policy", {})
+        fitted = ", cross-fitted" if "cross_fit" in config else ""
+        print(f"  ConvNeXt: {config.get('ensemble', 1)} network(s){fitted}; policy "
+              f"{policy.get('rule')}; out-of-fold accuracy {policy.get('accuracy')}")  # fmt: skip
         for method in ("auto", "vote", "convnext", "probe"):
             out = _cli("assess", str(index), "--manifest", str(test), "--density-model",
                        str(model), "--method", method)  # fmt: skip

@@ -945,6 +945,14 @@ def evaluate_density_command(
             metavar="INTEGER",
         ),
     ] = 1,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write every image's out-of-fold probabilities per path (each repeat) to this "
+            "CSV.",
+            metavar="PATH",
+        ),
+    ] = None,
     plot: Annotated[
         Path | None, typer.Option(help="Save the confusion matrix as a PNG.", metavar="PATH")
     ] = None,
@@ -963,6 +971,7 @@ def evaluate_density_command(
                                     (mixup, drop_path, ema, flip_tta)), model_dir=model,
             folds=folds, progress=sys.stderr.isatty(), with_convnext=convnext,
             workers=ctx.obj.settings(workers=workers).workers, repeats=repeats,
+            predictions=predictions,
         )  # fmt: skip
         _print_scores(scores, as_json, plot)
 

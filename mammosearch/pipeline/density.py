@@ -9,9 +9,11 @@ chosen on the other folds' rows only.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import logging
+import os
 import shutil
 from collections import Counter
 from collections.abc import Sequence
@@ -37,6 +39,7 @@ from mammosearch.index import VectorIndex, vote_density
 from mammosearch.pipeline.assess import DensityModel, exam_density
 from mammosearch.pipeline.assessment import Assessment, DensityDecision
 from mammosearch.pipeline.manifest import label_order, read_manifest
+from mammosearch.pipeline.outputs import check_output_file
 from mammosearch.pipeline.records import ManifestRow
 from mammosearch.pipeline.stages import fit_vote_by_patient, image_inputs
 from mammosearch.records import Neighbour
@@ -49,6 +52,7 @@ __all__ = [
     "labelled_images",
     "train_density",
     "weight_free_embedder",
+    "write_predictions",
 ]
 
 logger = logging.getLogger(__name__)
@@ -290,6 +294,7 @@ def evaluate_density(
     with_convnext: bool = True,
     workers: int = 1,
     repeats: int = 1,
+    predictions: Path | None = None,
 ) -> dict[str, Any]:
     """Density accuracy of every path, by patient-level cross-validation (each image scored by
     models that never saw its patient), or of a trained model's paths on the manifest.
@@ -297,6 +302,8 @@ def evaluate_density(
     ``repeats`` > 1 runs the cross-validation again with the fold seeds ``config.seed + 1``,
     ``config.seed + 2``, …: one split's figure moves with the patients that fall together, and
     the spread over the repeats says by how much. The detailed figures are the first run's.
+    ``predictions``: a CSV file that receives every image's out-of-fold rows, one per repeat
+    (:func:`write_predictions`), for one's own analysis (written only by cross-validation).
 
     Returns:
         ``mode``, ``n``, ``labels``, ``majority_rate`` and ``paths``: the
@@ -311,11 +318,14 @@ def evaluate_density(
         repeat (``seeds``, ``accuracy``) with their mean and standard deviation.
     """
 
+    if predictions is not None:
+        check_output_file(predictions, what="predictions file")
     rows, images = labelled_images(manifest, weight_free_embedder().prepared_size)
     truth = [str(r.label) for r in rows]
     patients = [r.patient_id for r in rows]
     paths: dict[str, dict[str, Any]] = {}
     result: dict[str, Any] = {}
+    runs: list[tuple[int, OutOfFold, NDArray[Any]]] = []  # (fold seed, rows, nested combined)
     if model_dir is not None:
         model = DensityModel.load(model_dir)
         labels = model.labels
@@ -342,6 +352,7 @@ def evaluate_density(
             for path, probs in {**run.probabilities, "combined": run_nested["combined"]}.items():
                 hits = probs.argmax(axis=1) == truth_index
                 accuracy.setdefault(path, []).append(float(hits.mean()))
+            runs.append((run_config.seed, run, run_nested["combined"]))
             if repeat == 0:
                 oof, nested = run, run_nested
         for path in oof.probabilities:
@@ -355,6 +366,8 @@ def evaluate_density(
         if repeats > 1:
             result["repeats"] = _spread(accuracy, config.seed)
         mode = f"{folds}-fold patient cross-validation"
+        if predictions is not None:
+            write_predictions(predictions, rows, runs)
     first = next(iter(paths.values()))
     return {"mode": mode, "arch": config.arch if model_dir is None else None,
             "image_size": config.image_size if model_dir is None else None,
@@ -362,6 +375,39 @@ def evaluate_density(
             "n": first["n"], "labels": first["labels"], "majority_rate": first["majority_rate"],
             "paths": paths, "exams": exam_metrics(rows, probabilities, labels),
             **result}  # fmt: skip
+
+
+def write_predictions(
+    path: Path, rows: Sequence[ManifestRow], runs: Sequence[tuple[int, OutOfFold, NDArray[Any]]]
+) -> None:
+    """Write cross-validation's out-of-fold rows as CSV (atomically): per image and repeat, its
+    manifest row, case, patient and view, the true label, the fold seed and fold, each path's
+    probability of each label (``convnext_F``, …, ``combined_D``: the nested policy's), and the
+    vote's margin and abstention."""
+    labels = runs[0][1].labels
+    columns = [f"{p}_{label}" for p in (*runs[0][1].probabilities, "combined") for label in labels]
+    fields = ["row", "case_id", "patient_id", "view", "truth", "fold_seed", "fold", *columns,
+              "vote_margin", "vote_abstain"]  # fmt: skip
+    partial = path.with_name(path.name + ".partial")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            for seed, run, combined in runs:
+                table = np.concatenate([*run.probabilities.values(), combined], axis=1)
+                for i, row in enumerate(rows):
+                    writer.writerow({
+                        "row": row.number, "case_id": row.case_id, "patient_id": row.patient_id,
+                        "view": row.view.value if row.view else "", "truth": run.truth[i],
+                        "fold_seed": seed, "fold": int(run.fold[i]),
+                        **dict(zip(columns, np.round(table[i], 6).tolist(), strict=True)),
+                        "vote_margin": round(float(run.vote_margin[i]), 6),
+                        "vote_abstain": bool(run.vote_abstain[i]),
+                    })  # fmt: skip
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _spread(accuracy: dict[str, list[float]], seed: int) -> dict[str, Any]:

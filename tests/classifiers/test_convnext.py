@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from dataclasses import replace
@@ -197,9 +198,24 @@ def test_cli_train_and_evaluate(tmp_path: Path) -> None:
     )
     assert (tmp_path / "cm-convnext.png").is_file() and (tmp_path / "cm-probe.png").is_file()
     cv = runner.invoke(app, ["evaluate", "density", str(tmp_path / "m.csv"), "--folds", "2",
-                             "--size", "64", "--epochs", "1", "--json"])  # fmt: skip
+                             "--size", "64", "--epochs", "1", "--json",
+                             "--predictions", str(tmp_path / "oof.csv")])  # fmt: skip
     assert cv.exit_code == 0, cv.output
     data = json.loads(cv.stdout)
+    # the out-of-fold rows written are the ones scored: each path's accuracy recomputed from them
+    with (tmp_path / "oof.csv").open(encoding="utf-8", newline="") as handle:
+        oof = list(csv.DictReader(handle))
+    assert len(oof) == 16 and {r["fold"] for r in oof} == {"0", "1"}
+    assert {r["fold_seed"] for r in oof} == {"0"} and oof[0]["patient_id"] == "p0"
+    for path in ("convnext", "probe", "vote", "combined"):
+        best = [max("FGD", key=lambda label, r=r: float(r[f"{path}_{label}"])) for r in oof]
+        hits = sum(b == r["truth"] for b, r in zip(best, oof, strict=True))
+        assert hits / 16 == pytest.approx(data["paths"][path]["accuracy"]), path
+        assert all(abs(sum(float(r[f"{path}_{x}"]) for x in "FGD") - 1) < 1e-4 for r in oof)
+    refused = runner.invoke(app, ["evaluate", "density", str(tmp_path / "m.csv"),
+                                  "--predictions", str(tmp_path)])  # a folder: before any work
+    assert refused.exit_code == 1 and "predictions file" in refused.output
+    assert "is a directory" in refused.output
     assert data["mode"].startswith("2-fold") and data["n"] == 16
     assert set(data["paths"]) == {"convnext", "probe", "vote", "combined"}
     assert data["exams"]["n"] == 16 and set(data["exams"]["paths"]) == set(data["paths"])

@@ -212,8 +212,9 @@ def test_cli_train_and_evaluate(tmp_path: Path) -> None:
         hits = sum(b == r["truth"] for b, r in zip(best, oof, strict=True))
         assert hits / 16 == pytest.approx(data["paths"][path]["accuracy"]), path
         assert all(abs(sum(float(r[f"{path}_{x}"]) for x in "FGD") - 1) < 1e-4 for r in oof)
-    refused = runner.invoke(app, ["evaluate", "density", str(tmp_path / "m.csv"),
-                                  "--predictions", str(tmp_path)])  # a folder: before any work
+    refused = runner.invoke(
+        app, ["evaluate", "density", str(tmp_path / "m.csv"), "--predictions", str(tmp_path)]
+    )  # a folder: before any work
     assert refused.exit_code == 1 and "predictions file" in refused.output
     assert "is a directory" in refused.output
     assert data["mode"].startswith("2-fold") and data["n"] == 16
@@ -290,3 +291,19 @@ def test_a_checkpoint_with_code_is_refused_not_run(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="not a plain weights file"):
         train_convnext(imgs, ["F", "G"] * 3, patients, ["F", "G"], TINY, out=out, resume=True)
     assert not marker.exists()
+
+
+def test_cross_fitted_refuses_folds_that_do_not_match() -> None:
+    from mammosearch.classifiers import cross_fitted
+
+    with pytest.raises(InputError, match="two or more folds"):
+        cross_fitted([], [])
+    config = {"arch": "convnext_atto", "image_size": 64, "patch": 0, "members": [{"seed": 0}]}
+    fold = ConvNeXtDensity(None, ["F", "G", "D"], config)
+    for other in (ConvNeXtDensity(None, ["F", "D", "G"], config),
+                  ConvNeXtDensity(None, ["F", "G", "D"], config | {"patch": 32})):  # fmt: skip
+        with pytest.raises(InputError, match="differ in labels or settings"):
+            cross_fitted([fold, other], ["a", "b"])
+    made = cross_fitted([fold, fold], ["b", "a"])
+    assert made.config["cross_fit"] == 2 and made.config["train_images"] == 2
+    assert made.config["members"] == [{"seed": 0, "fold": 1}, {"seed": 0, "fold": 2}]

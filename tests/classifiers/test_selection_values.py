@@ -101,12 +101,15 @@ def test_the_vote_threshold_is_the_decile_that_separates_right_votes() -> None:
 
 def test_a_weighted_mean_finds_the_one_path_that_is_right() -> None:
     """The probe is always right, the ConvNeXt uniform: every grid point with any probe weight
-    is right everywhere, so the weighted rule is perfect on every fold (and the probe alone,
-    simplest, is chosen)."""
+    is right everywhere, so the weighted rule is perfect on every fold; so is the plain mean,
+    but the uniform ConvNeXt is no better than the majority class, so it enters no mean, and
+    the probe alone, simplest, is chosen."""
     t = np.arange(30) % 3
     probabilities = {"convnext": np.full((30, 3), 1 / 3), "probe": _probs(t)}
     chosen = choose_policy(_names(t), LABELS, probabilities, _patients(30), np.zeros(30))
     assert chosen["candidates"]["weighted"]["folds"] == [1.0] * 5
+    assert chosen["candidates"]["mean(convnext, probe)"]["folds"] == [1.0] * 5
+    assert chosen["idle"] == ["convnext"]
     assert chosen["rule"] == "probe" and chosen["weights"] == {"probe": 1.0}
 
 
@@ -128,15 +131,15 @@ def _noisy(seed: int, patients: int = 60) -> dict:
 
 
 def _rank(rule: str, paths: int) -> tuple[int, int]:
-    """The module docstring's table: simplicity (alone 1, mean 2, gate 3, weighted 4), then
-    the number of paths (a gate counts the vote)."""
+    """The module docstring's table: simplicity (alone or mean 1, gate 2, weighted 3), then
+    more paths first (a gate counts the vote)."""
     if rule == "weighted":
-        return 4, paths
+        return 3, -paths
     if rule.startswith("gate("):
-        return 3, 1 + _rank(rule[5:-1], paths)[1]
+        return 2, -1 + _rank(rule[5:-1], paths)[1]
     if rule.startswith("mean("):
-        return 2, len(rule[5:-1].split(", "))
-    return 1, 1
+        return 1, -len(rule[5:-1].split(", "))
+    return 1, -1
 
 
 def test_stored_scores_and_the_simplest_rule_within_one_standard_error() -> None:
@@ -161,8 +164,15 @@ def test_stored_scores_and_the_simplest_rule_within_one_standard_error() -> None
     top = max(means.values())
     assert chosen["best"] == min((r for r in means if means[r] == top), key=lambda r: _rank(r, 3))
     assert chosen["floor"] == round(top - table[chosen["best"]]["se"], 4)
-    within = [r for r in table if means[r] >= chosen["floor"] - 1e-9]
+    # a path not one standard error above the majority-class rate (the vote of noise) enters no
+    # mean; of the rest within one standard error of the best: the simplest, most paths
+    majority = max(data["truth"].count(x) for x in LABELS) / len(data["truth"])
+    idle = {p for p in ("convnext", "probe", "vote") if means[p] - table[p]["se"] <= majority}
+    assert chosen["idle"] == sorted(idle) == ["vote"]
+    within = [r for r in table if means[r] >= chosen["floor"] - 1e-9
+              and not (r.startswith("mean(") and "vote" in r)]  # fmt: skip
     assert chosen["rule"] == min(within, key=lambda r: (_rank(r, 3), -means[r]))
+    assert chosen["rule"] == "mean(convnext, probe)"
     # the folds are the seed's: the default seed is 0, another seed gives other folds
     assert choose_policy(*args, seed=0) == chosen
     assert choose_policy(*args, seed=1)["candidates"] != table
@@ -173,18 +183,19 @@ def test_stored_scores_and_the_simplest_rule_within_one_standard_error() -> None
 
 def test_between_equal_candidates_the_best_is_the_simplest() -> None:
     """Two copies of one path: every candidate scores the same; the best and the choice are
-    the first of the simplest, the ConvNeXt alone."""
+    the simplest of the most paths, their mean."""
     data = _noisy(12, patients=40)
     probe = data["probabilities"]["probe"]
     chosen = choose_policy(data["truth"], LABELS, {"probe": probe, "convnext": probe.copy()},
                            data["patients"], data["margins"])  # fmt: skip
     assert len({s["mean"] for s in chosen["candidates"].values()}) == 1
-    assert chosen["best"] == "convnext" and chosen["rule"] == "convnext"
+    assert chosen["best"] == chosen["rule"] == "mean(convnext, probe)"
 
 
-def test_between_equally_simple_rules_within_the_noise_the_better_mean_is_chosen() -> None:
+def test_within_the_noise_a_mean_of_both_paths_is_chosen_over_the_better_one() -> None:
     """The ConvNeXt is the probe spoilt on 3 rows (each 1/120 of the mean of 5 folds of 24
-    rows): both are within one standard error of the best; the probe, better, is chosen."""
+    rows): both are within one standard error of the best, so the folds cannot tell them
+    apart, and their mean, as simple and of more paths, is chosen over the probe alone."""
     data = _noisy(11)
     probe = data["probabilities"]["probe"]
     t = np.asarray([LABELS.index(x) for x in data["truth"]])
@@ -196,7 +207,8 @@ def test_between_equally_simple_rules_within_the_noise_the_better_mean_is_chosen
     table = chosen["candidates"]
     assert table["convnext"]["mean"] == pytest.approx(table["probe"]["mean"] - 0.025, abs=1e-4)
     assert table["convnext"]["mean"] >= chosen["floor"]
-    assert chosen["rule"] == "probe"
+    assert table["mean(convnext, probe)"]["mean"] >= chosen["floor"] and not chosen["idle"]
+    assert chosen["rule"] == "mean(convnext, probe)"
 
 
 def test_two_patients_per_class_make_two_folds_and_one_is_too_few() -> None:
@@ -276,7 +288,7 @@ def test_temperature_of_a_calibrated_path_and_of_a_sharpened_one() -> None:
 
 
 def test_the_candidates_are_ordered_as_the_module_table_says() -> None:
-    """Simplicity first (alone, mean, gate, weighted), then fewer paths (a gate counts the
+    """Simplicity first (alone or mean, gate, weighted), then more paths (a gate counts the
     vote); equal ranks are ties. Only the order matters to the choice."""
     paths = ["convnext", "probe", "vote"]
     ranks = dict(_candidates(paths))
@@ -329,7 +341,7 @@ def test_without_calibration_an_overconfident_path_needs_weights() -> None:
     probe = np.repeat(np.where(convnext_right, 0.25, 0.05)[:, None], 3, axis=1)
     probe[i, np.where(convnext_right, wrong, t)] = np.where(convnext_right, 0.5, 0.9)
     args = (_names(t), LABELS, {"convnext": convnext, "probe": probe}, _patients(36),
-            np.zeros(36), None, (i // 2) % 3)  # fmt: skip
+            np.zeros(36), None, (i // 6) % 3)  # fmt: skip
     raw = nested_scores(*args, calibrated=False)
     assert raw["rules"] == ["weighted"] * 3 and raw["scores"]["combined"]["mean"] == 1.0
     calibrated = nested_scores(*args)
@@ -340,7 +352,7 @@ def test_without_calibration_an_overconfident_path_needs_weights() -> None:
 def test_nested_scores_default_to_five_inner_folds_and_seed_0() -> None:
     """On paths close enough that the folds decide between them, the defaults give what
     ``folds=5, seed=0`` give, and 6 folds or seed 1 choose otherwise."""
-    data = _noisy(39, patients=30)
+    data = _noisy(7, patients=30)
     probabilities = {p: data["probabilities"][p] for p in ("probe", "convnext")}
     args = (data["truth"], LABELS, probabilities, data["patients"], data["margins"], None,
             np.repeat(np.arange(30) % 3, 2))  # fmt: skip

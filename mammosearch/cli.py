@@ -885,13 +885,15 @@ def _policy_line(policy: dict[str, Any]) -> str:
     """What train-density chose for assess, and why (its inner-fold scores)."""
     if "candidates" not in policy:  # a policy of an earlier version
         return f"assess policy: vote above margin {policy['vote_margin']}, else {policy['weights']}"
-    rule, table = policy["rule"], policy["candidates"]
+    rule, table, idle = policy["rule"], policy["candidates"], policy.get("idle", [])
     gate = f" (the vote decides above margin {policy['vote_margin']:.3f})" if "gate" in rule else ""
     return (
         f"assess policy: {rule}{gate}, weights {policy['weights']}; inner-fold accuracy "
         f"{table[rule]['mean']:.3f} ± {table[rule]['se']:.3f} over {policy['inner_folds']} "
         f"patient folds, best {policy['best']} {table[policy['best']]['mean']:.3f}: the simplest "
-        f"rule within one standard error; out-of-fold accuracy per path {policy['accuracy']}"
+        f"rule of the most paths within one standard error"
+        f"{'; no better than the majority class: ' + ', '.join(idle) if idle else ''}; "
+        f"out-of-fold accuracy per path {policy['accuracy']}"
     )
 
 

@@ -307,3 +307,13 @@ def test_cross_fitted_refuses_folds_that_do_not_match() -> None:
     made = cross_fitted([fold, fold], ["b", "a"])
     assert made.config["cross_fit"] == 2 and made.config["train_images"] == 2
     assert made.config["members"] == [{"seed": 0, "fold": 1}, {"seed": 0, "fold": 2}]
+
+
+def test_the_policy_line_names_paths_no_better_than_the_majority_class() -> None:
+    from mammosearch.cli import _policy_line
+
+    policy = {"rule": "probe", "weights": {"probe": 1.0}, "vote_margin": 2.0, "inner_folds": 5,
+              "best": "probe", "candidates": {"probe": {"mean": 0.7, "se": 0.02}},
+              "accuracy": {"probe": 0.7, "vote": 0.33}, "idle": ["vote"]}  # fmt: skip
+    assert "; no better than the majority class: vote; " in _policy_line(policy)
+    assert "majority" not in _policy_line(policy | {"idle": []})

@@ -66,6 +66,7 @@ EXPECTED_EXPORTS = {
         "TrainConfig",
         "ZeroShotDensity",
         "create_classifier",
+        "cross_fitted",
         "decide",
         "density_metrics",
         "density_prompts",

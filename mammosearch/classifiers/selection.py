@@ -214,7 +214,8 @@ def choose_policy(
     Returns:
         The policy (``rule``, ``weights``, ``vote_margin``, ``temperatures``, fitted on every
         row) with why: ``candidates`` (each rule's accuracy per fold, mean and standard error),
-        ``best``, ``floor`` (best mean less its standard error), ``inner_folds``, ``n`` and
+        ``best``, ``floor`` (best mean less its standard error), ``idle`` (the paths not one
+        standard error above the majority-class rate, in no mean), ``inner_folds``, ``n`` and
         ``accuracy`` (each path's accuracy on the rows).
 
     Raises:

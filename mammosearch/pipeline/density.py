@@ -145,7 +145,7 @@ def train_density(
     elif policy_folds >= 2:
         oof = cross_validate_paths(images, truth, patients, labels, config, policy_folds,
                                    progress=progress, workers=workers, checkpoints=folds_dir,
-                                   resume=resume)  # fmt: skip
+                                   resume=resume, keep_models=cross_fit)  # fmt: skip
         chosen = choose_policy(truth, labels, oof.probabilities, patients, oof.vote_margin,
                                oof.vote_abstain, folds=CHOICE_FOLDS, seed=config.seed)  # fmt: skip
         policy = {"folds": policy_folds, **chosen}
@@ -189,7 +189,7 @@ class OutOfFold:
         probabilities: ``{"convnext" | "vote" | "probe": n×len(labels)}``.
         vote_margin: The vote's winner-minus-runner-up margin of each image.
         vote_abstain: Whether the fitted vote would abstain on each image.
-        models: The ConvNeXt of each fold, in fold order (none without the ConvNeXt).
+        models: The ConvNeXt of each fold, in fold order (kept only when asked for).
     """
 
     labels: list[str]
@@ -220,6 +220,7 @@ def cross_validate_paths(
     features: NDArray[np.float64] | None = None,
     checkpoints: Path | None = None,
     resume: bool = False,
+    keep_models: bool = False,
 ) -> OutOfFold:
     """Patient-level cross-validation of the ConvNeXt, the weight-free neighbour vote
     (``radiomics.v1``, its statistics and vote fitted on each training fold only) and a linear
@@ -227,7 +228,8 @@ def cross_validate_paths(
     patient. ``with_convnext=False`` leaves the ConvNeXt out (the weight-free paths only, in
     minutes on a CPU). ``features``: the images' raw radiomics features, when already computed.
     ``checkpoints``: a folder for each fold's ConvNeXt checkpoints (``fold-K``), which
-    ``resume`` continues from.
+    ``resume`` continues from. ``keep_models``: keep each fold's ConvNeXt (``models``), for a
+    cross-fitted model; otherwise each is dropped once it has scored its fold.
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -253,7 +255,8 @@ def cross_validate_paths(
                 progress=progress, workers=workers, resume=resume,
                 out=checkpoints / f"fold-{fold + 1}" if checkpoints else None,
             )  # fmt: skip
-            out.models.append(model)
+            if keep_models:
+                out.models.append(model)
             test_images = [images[i] for i in test_idx]
             out.probabilities["convnext"][test_idx] = model.predict_proba(
                 test_images, workers=workers

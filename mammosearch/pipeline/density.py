@@ -9,11 +9,9 @@ chosen on the other folds' rows only.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
-import os
 import shutil
 from collections import Counter
 from collections.abc import Sequence
@@ -36,6 +34,7 @@ from mammosearch.embeddings import WEIGHT_FREE, FittedEmbedder, create_embedder
 from mammosearch.errors import ConfigError, InputError, InvalidDicomError
 from mammosearch.imaging import prepare_image, read_image
 from mammosearch.index import VectorIndex, vote_density
+from mammosearch.pipeline._tables import TableWriter, commit_tables
 from mammosearch.pipeline.assess import DensityModel, exam_density
 from mammosearch.pipeline.assessment import Assessment, DensityDecision
 from mammosearch.pipeline.manifest import label_order, read_manifest
@@ -383,34 +382,30 @@ def evaluate_density(
 def write_predictions(
     path: Path, rows: Sequence[ManifestRow], runs: Sequence[tuple[int, OutOfFold, NDArray[Any]]]
 ) -> None:
-    """Write cross-validation's out-of-fold rows as CSV (atomically): per image and repeat, its
-    manifest row, case, patient and view, the true label, the fold seed and fold, each path's
-    probability of each label (``convnext_F``, …, ``combined_D``: the nested policy's), and the
-    vote's margin and abstention."""
+    """Write cross-validation's out-of-fold rows as a CSV table (:class:`TableWriter`: whole or
+    not at all): per image and repeat, its manifest row, case, patient and view, the true label,
+    the fold seed and fold, each path's probability of each label (``convnext_F``, …,
+    ``combined_D``: the nested policy's), and the vote's margin and abstention."""
     labels = runs[0][1].labels
-    columns = [f"{p}_{label}" for p in (*runs[0][1].probabilities, "combined") for label in labels]
-    fields = ["row", "case_id", "patient_id", "view", "truth", "fold_seed", "fold", *columns,
-              "vote_margin", "vote_abstain"]  # fmt: skip
-    partial = path.with_name(path.name + ".partial")
+    scored = [f"{p}_{label}" for p in (*runs[0][1].probabilities, "combined") for label in labels]
+    columns = [("row", "int64"), ("case_id", "string"), ("patient_id", "string"),
+               ("view", "string"), ("truth", "string"), ("fold_seed", "int64"),
+               ("fold", "int64"), *((name, "float64") for name in scored),
+               ("vote_margin", "float64"), ("vote_abstain", "bool")]  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
+    writer = TableWriter(path, columns, "csv")
     try:
-        with partial.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields)
-            writer.writeheader()
-            for seed, run, combined in runs:
-                table = np.concatenate([*run.probabilities.values(), combined], axis=1)
-                for i, row in enumerate(rows):
-                    writer.writerow({
-                        "row": row.number, "case_id": row.case_id, "patient_id": row.patient_id,
-                        "view": row.view.value if row.view else "", "truth": run.truth[i],
-                        "fold_seed": seed, "fold": int(run.fold[i]),
-                        **dict(zip(columns, np.round(table[i], 6).tolist(), strict=True)),
-                        "vote_margin": round(float(run.vote_margin[i]), 6),
-                        "vote_abstain": bool(run.vote_abstain[i]),
-                    })  # fmt: skip
-        os.replace(partial, path)
+        for seed, run, combined in runs:
+            table = np.round(np.concatenate([*run.probabilities.values(), combined], axis=1), 6)
+            for i, row in enumerate(rows):
+                writer.append(writer.encode([
+                    row.number, row.case_id, row.patient_id, row.view.value if row.view else "",
+                    run.truth[i], seed, int(run.fold[i]), *table[i].tolist(),
+                    round(float(run.vote_margin[i]), 6), bool(run.vote_abstain[i]),
+                ]))  # fmt: skip
+        commit_tables((writer,))
     finally:
-        partial.unlink(missing_ok=True)
+        writer.discard()  # nothing once committed
 
 
 def _spread(accuracy: dict[str, list[float]], seed: int) -> dict[str, Any]:

@@ -396,7 +396,8 @@ def write_predictions(
     writer = TableWriter(path, columns, "csv")
     try:
         for seed, run, combined in runs:
-            table = np.round(np.concatenate([*run.probabilities.values(), combined], axis=1), 6)
+            table = np.concatenate([*run.probabilities.values(), combined], axis=1)
+            table = np.round(table.astype(np.float64), 6)  # a float32 rounded prints 0.20000000298…
             for i, row in enumerate(rows):
                 writer.append(writer.encode([
                     row.number, row.case_id, row.patient_id, row.view.value if row.view else "",

@@ -955,6 +955,21 @@ def evaluate_density_command(
             metavar="PATH",
         ),
     ] = None,
+    as_trained: Annotated[
+        bool,
+        typer.Option(
+            "--as-trained",
+            help="Score what train-density ships: in each fold, its cross-fitted networks on "
+            "--policy-folds patient folds of the other folds' images and the policy they chose "
+            "(policy folds × folds trainings).",
+        ),
+    ] = False,
+    policy_folds: Annotated[
+        int,
+        typer.Option(
+            min=2, help="train-density's policy folds (with --as-trained).", metavar="INTEGER"
+        ),
+    ] = _POLICY_FOLDS,
     plot: Annotated[
         Path | None, typer.Option(help="Save the confusion matrix as a PNG.", metavar="PATH")
     ] = None,
@@ -967,13 +982,17 @@ def evaluate_density_command(
     """
     from mammosearch.pipeline import evaluate_density
 
+    if as_trained and (model is not None or not convnext):
+        raise _usage(ctx, "--as-trained cross-validates the ConvNeXt: not with --model or "
+                          "--no-convnext")  # fmt: skip
+
     def body() -> None:
         scores = evaluate_density(
             manifest, _train_config(arch, size, patch, epochs, _BATCH, seed, init, ensemble,
                                     (mixup, drop_path, ema, flip_tta)), model_dir=model,
             folds=folds, progress=sys.stderr.isatty(), with_convnext=convnext,
             workers=ctx.obj.settings(workers=workers).workers, repeats=repeats,
-            predictions=predictions,
+            predictions=predictions, as_trained=policy_folds if as_trained else 0,
         )  # fmt: skip
         _print_scores(scores, as_json, plot)
 
@@ -1101,8 +1120,13 @@ def _print_scores(scores: dict[str, Any], as_json: bool, plot: Path | None) -> N
 
 
 def _nested_table(nested: dict[str, Any]) -> None:
-    typer.echo("nested cross-validation (the policy chosen on the other outer folds only), "
-               "accuracy per outer fold:")  # fmt: skip
+    if nested.get("as_trained"):
+        typer.echo(f"nested cross-validation (each outer fold's model and policy as train-density "
+                   f"makes them of the other folds, {nested['as_trained']} policy folds), "
+                   f"accuracy per outer fold:")  # fmt: skip
+    else:
+        typer.echo("nested cross-validation (the policy chosen on the other outer folds only), "
+                   "accuracy per outer fold:")  # fmt: skip
     for name, s in nested["scores"].items():
         folds = " ".join(f"{x:.2f}" for x in s["folds"])
         typer.echo(f"  {name:<10}{s['mean']:.3f} ± {s['sd']:.3f} (mean ± sd)   {folds}")

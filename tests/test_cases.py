@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -506,6 +507,57 @@ def test_cross_fitted_networks_are_the_ones_the_policy_scored(corpus: Path, tmp_
     assert not torch.equal(resumed.members[0].state_dict()["head.fc.bias"],
                            saved["best_model"]["head.fc.bias"])  # fmt: skip
     assert not folds.exists()
+
+
+def test_evaluate_as_trained_scores_what_train_density_ships(corpus: Path, tmp_path: Path) -> None:
+    """``as_trained``: each outer fold is scored by the very model and policy that train-density
+    makes of the other folds' images (retrained here from a manifest of those rows)."""
+    from mammosearch.classifiers.convnext import TrainConfig
+    from mammosearch.classifiers.policy import apply_policy
+    from mammosearch.pipeline import evaluate_density, train_density
+    from mammosearch.pipeline.assess import DensityModel
+    from mammosearch.pipeline.density import labelled_images, weight_free_embedder
+
+    manifest, config = corpus / "manifest.csv", TrainConfig(image_size=64, patch=0, epochs=1)
+    scores = evaluate_density(manifest, config, folds=2, as_trained=2,
+                              predictions=tmp_path / "oof.csv")  # fmt: skip
+    assert scores["mode"].endswith("as train-density makes it (2 policy folds)")
+    assert scores["nested"]["as_trained"] == 2 and len(scores["nested"]["rules"]) == 2
+    with (tmp_path / "oof.csv").open(encoding="utf-8", newline="") as handle:
+        oof = list(csv.DictReader(handle))
+    rows, images = labelled_images(manifest, weight_free_embedder().prepared_size)
+    labels = ["A", "B", "C", "D"]
+    for fold in (0, 1):
+        held = [i for i, r in enumerate(oof) if r["fold"] == str(fold)]
+        with (corpus / "manifest.csv").open(encoding="utf-8", newline="") as handle:
+            source = [r for r in csv.DictReader(handle) if r["image"] != "img/missing.png"]
+        write_manifest(tmp_path / f"train-{fold}.csv",
+                       [r | {"image": str(corpus / r["image"])}
+                        for i, r in enumerate(source) if i not in held])  # fmt: skip
+        train_density(tmp_path / f"train-{fold}.csv", tmp_path / f"m{fold}", config,
+                      policy_folds=2)  # fmt: skip
+        shipped = DensityModel.load(tmp_path / f"m{fold}")
+        policy = shipped.config["policy"]
+        assert scores["nested"]["rules"][fold] == policy["rule"]
+        table = {path: np.array([[float(oof[i][f"{path}_{x}"]) for x in labels] for i in held])
+                 for path in ("convnext", "probe", "vote", "combined")}  # fmt: skip
+        made = shipped.probabilities([images[i] for i in held])
+        for path in ("convnext", "probe"):
+            np.testing.assert_allclose(table[path], made[path], atol=1e-5, err_msg=path)
+        margin = np.array([float(oof[i]["vote_margin"]) for i in held])
+        abstain = np.array([oof[i]["vote_abstain"] == "true" for i in held])
+        # the shipped policy on the shipped model's rows (those of the file are rounded to 6
+        # places, which its temperatures can stretch to 1e-4)
+        combined = apply_policy(policy, {**made, "vote": table["vote"]}, margin, abstain)
+        np.testing.assert_allclose(table["combined"], combined, atol=1e-3)
+        assert (table["combined"].argmax(axis=1) == combined.argmax(axis=1)).all()
+    hits = [
+        np.mean([max(labels, key=lambda x, r=r: float(r[f"combined_{x}"])) == r["truth"]
+                 for r in oof if r["fold"] == str(fold)])
+        for fold in (0, 1)
+    ]  # fmt: skip
+    assert scores["nested"]["scores"]["combined"]["folds"] == pytest.approx(hits, abs=1e-4)
+    assert len(oof) == len(rows) == 24
 
 
 def test_convnext_embedder_drives_retrieval(corpus: Path, tmp_path: Path) -> None:

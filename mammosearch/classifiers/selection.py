@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 from mammosearch.classifiers.policy import ALWAYS_MODEL, PATHS, apply_policy
 from mammosearch.errors import InputError
 
-__all__ = ["choose_policy", "fit_temperature", "nested_scores"]
+__all__ = ["choose_policy", "fit_temperature", "nested_scores", "outer_fold_scores"]
 
 _STEP = 0.1
 _EPS = 1e-6
@@ -259,7 +259,6 @@ def nested_scores(
     rows = _rows(truth, labels, probabilities, vote_margin, vote_abstain)
     groups, outer = np.asarray(patients), np.asarray(outer_fold)
     combined = np.zeros((len(rows.t), len(labels)), dtype=np.float32)
-    per_fold: dict[str, list[float]] = {"combined": [], **{p: [] for p in rows.probs}}
     rules = []
     for fold in sorted(set(outer.tolist())):
         inside, scored = outer != fold, outer == fold
@@ -267,11 +266,24 @@ def nested_scores(
         rules.append(policy["rule"])
         held = rows.take(scored)
         combined[scored] = apply_policy(policy, held.probs, held.margins, held.abstain)
-        per_fold["combined"].append(float(np.mean(combined[scored].argmax(axis=1) == held.t)))
-        for path, probs in held.probs.items():
-            per_fold[path].append(float(np.mean(probs.argmax(axis=1) == held.t)))
-    scores = {name: {"folds": [round(s, 4) for s in values],
-                     "mean": round(float(np.mean(values)), 4),
-                     "sd": round(float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, 4)}
-              for name, values in per_fold.items()}  # fmt: skip
+    scores = outer_fold_scores(rows.t, {"combined": combined, **rows.probs}, outer)
     return {"combined": combined, "rules": rules, "scores": scores}
+
+
+def outer_fold_scores(
+    t: Sequence[int] | NDArray[Any],
+    probabilities: Mapping[str, NDArray[Any]],
+    outer_fold: Sequence[int] | NDArray[Any],
+) -> dict[str, dict[str, Any]]:
+    """Each path's accuracy in each outer fold (folds in ascending order), with their mean and
+    standard deviation: ``{path: {"folds", "mean", "sd"}}``. ``t``: the true label indices."""
+    t, outer = np.asarray(t), np.asarray(outer_fold)
+    per_fold = {
+        path: [float(np.mean(np.asarray(probs)[outer == fold].argmax(axis=1) == t[outer == fold]))
+               for fold in sorted(set(outer.tolist()))]
+        for path, probs in probabilities.items()
+    }  # fmt: skip
+    return {name: {"folds": [round(s, 4) for s in values],
+                   "mean": round(float(np.mean(values)), 4),
+                   "sd": round(float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, 4)}
+            for name, values in per_fold.items()}  # fmt: skip

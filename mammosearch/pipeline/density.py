@@ -30,6 +30,8 @@ from mammosearch.classifiers import (
     nested_scores,
     train_convnext,
 )
+from mammosearch.classifiers.policy import apply_policy
+from mammosearch.classifiers.selection import outer_fold_scores
 from mammosearch.embeddings import WEIGHT_FREE, FittedEmbedder, create_embedder
 from mammosearch.errors import ConfigError, InputError, InvalidDicomError
 from mammosearch.imaging import prepare_image, read_image
@@ -142,12 +144,9 @@ def train_density(
     if resume and not cross_fit and (out / "config.json").is_file():  # keep the tuned policy
         policy = json.loads((out / "config.json").read_text(encoding="utf-8")).get("policy")
     elif policy_folds >= 2:
-        oof = cross_validate_paths(images, truth, patients, labels, config, policy_folds,
-                                   progress=progress, workers=workers, checkpoints=folds_dir,
-                                   resume=resume, keep_models=cross_fit)  # fmt: skip
-        chosen = choose_policy(truth, labels, oof.probabilities, patients, oof.vote_margin,
-                               oof.vote_abstain, folds=CHOICE_FOLDS, seed=config.seed)  # fmt: skip
-        policy = {"folds": policy_folds, **chosen}
+        oof, policy = _chosen_policy(images, truth, patients, labels, config, policy_folds,
+                                     progress=progress, workers=workers, checkpoints=folds_dir,
+                                     resume=resume, keep_models=cross_fit)  # fmt: skip
     if cross_fit:
         model = cross_fitted(oof.models, keys)
     else:
@@ -167,6 +166,25 @@ def train_density(
     if folds_dir is not None:
         shutil.rmtree(folds_dir, ignore_errors=True)  # the folds' checkpoints: done with
     return model
+
+
+def _chosen_policy(
+    images: Sequence[NDArray[np.float32]],
+    truth: list[str],
+    patients: list[str],
+    labels: list[str],
+    config: Any,
+    policy_folds: int,
+    **cross_validation: Any,
+) -> tuple[OutOfFold, dict[str, Any]]:
+    """train-density's policy: every path cross-validated on ``policy_folds`` patient folds
+    (:func:`cross_validate_paths`, given ``cross_validation``'s options), and the rule chosen on
+    their out-of-fold rows by :data:`CHOICE_FOLDS` patient-grouped folds."""
+    oof = cross_validate_paths(images, truth, patients, labels, config, policy_folds,
+                               **cross_validation)  # fmt: skip
+    chosen = choose_policy(truth, labels, oof.probabilities, patients, oof.vote_margin,
+                           oof.vote_abstain, folds=CHOICE_FOLDS, seed=config.seed)  # fmt: skip
+    return oof, {"folds": policy_folds, **chosen}
 
 
 def _features(
@@ -189,6 +207,7 @@ class OutOfFold:
         vote_margin: The vote's winner-minus-runner-up margin of each image.
         vote_abstain: Whether the fitted vote would abstain on each image.
         models: The ConvNeXt of each fold, in fold order (kept only when asked for).
+        policies: The assess policy chosen in each fold, in fold order (only ``as_trained``).
     """
 
     labels: list[str]
@@ -199,6 +218,7 @@ class OutOfFold:
     vote_margin: NDArray[np.float64]
     vote_abstain: NDArray[np.bool_]
     models: list[Any] = dataclasses.field(default_factory=list)
+    policies: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def predicted(self, path: str) -> list[str]:
         """The most probable label of each image on one path."""
@@ -220,6 +240,7 @@ def cross_validate_paths(
     checkpoints: Path | None = None,
     resume: bool = False,
     keep_models: bool = False,
+    as_trained: int = 0,
 ) -> OutOfFold:
     """Patient-level cross-validation of the ConvNeXt, the weight-free neighbour vote
     (``radiomics.v1``, its statistics and vote fitted on each training fold only) and a linear
@@ -229,6 +250,13 @@ def cross_validate_paths(
     ``checkpoints``: a folder for each fold's ConvNeXt checkpoints (``fold-K``), which
     ``resume`` continues from. ``keep_models``: keep each fold's ConvNeXt (``models``), for a
     cross-fitted model; otherwise each is dropped once it has scored its fold.
+
+    ``as_trained`` (>= 2, with the ConvNeXt): each fold's ConvNeXt and policy are what
+    :func:`train_density` makes of the other folds' images with that many policy folds, its
+    default: the cross-fitted networks of an inner cross-validation and the policy chosen on
+    their out-of-fold rows (``policies``); ``as_trained`` × ``folds`` trainings. The probe and
+    the vote are the same either way (train-density's probe and an index of the training images
+    are fitted as they are here).
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -248,12 +276,21 @@ def cross_validate_paths(
         out.fold[test_idx] = fold
         train_truth = [truth[i] for i in train_idx]
         train_patients = [patients[i] for i in train_idx]
-        if with_convnext:
+        if with_convnext and as_trained >= 2:  # train-density on the fold's training images
+            inner, policy = _chosen_policy(
+                [images[i] for i in train_idx], train_truth, train_patients, labels, config,
+                as_trained, progress=progress, workers=workers, features=features[train_idx],
+                keep_models=True,
+            )  # fmt: skip
+            model = cross_fitted(inner.models, [str(i) for i in train_idx])
+            out.policies.append(policy)
+        elif with_convnext:
             model = train_convnext(
                 [images[i] for i in train_idx], train_truth, train_patients, labels, config,
                 progress=progress, workers=workers, resume=resume,
                 out=checkpoints / f"fold-{fold + 1}" if checkpoints else None,
             )  # fmt: skip
+        if with_convnext:
             if keep_models:
                 out.models.append(model)
             test_images = [images[i] for i in test_idx]
@@ -297,6 +334,7 @@ def evaluate_density(
     workers: int = 1,
     repeats: int = 1,
     predictions: Path | None = None,
+    as_trained: int = 0,
 ) -> dict[str, Any]:
     """Density accuracy of every path, by patient-level cross-validation (each image scored by
     models that never saw its patient), or of a trained model's paths on the manifest.
@@ -306,6 +344,12 @@ def evaluate_density(
     the spread over the repeats says by how much. The detailed figures are the first run's.
     ``predictions``: a CSV file that receives every image's out-of-fold rows, one per repeat
     (:func:`write_predictions`), for one's own analysis (written only by cross-validation).
+    ``as_trained`` (>= 2, with the ConvNeXt): each outer fold's ConvNeXt and policy are what
+    :func:`train_density` with that many policy folds makes of the other folds' images (the
+    cross-fitted networks and the policy they chose; :func:`cross_validate_paths`), so
+    ``combined`` scores what train-density ships, by ``as_trained`` × ``folds`` trainings;
+    otherwise one network per outer fold, and the policy is chosen on the other outer folds'
+    rows (:func:`~mammosearch.classifiers.nested_scores`: cheaper, an approximation of it).
 
     Returns:
         ``mode``, ``n``, ``labels``, ``majority_rate`` and ``paths``: the
@@ -314,8 +358,9 @@ def evaluate_density(
         fold on the other folds' out-of-fold predictions, so its figure is not chosen on the
         images it scores; ``with_convnext=False``: without ``convnext``) — or of ``convnext``
         and ``probe`` for a trained model; with
-        cross-validation also ``nested``: the rule chosen in each outer fold and every path's
-        and the policy's accuracy per outer fold with their mean and standard deviation; with
+        cross-validation also ``nested``: the rule chosen in each outer fold (``rules``),
+        every path's and the policy's accuracy per outer fold with their mean and standard
+        deviation (``scores``) and ``as_trained`` (the policy folds, 0 when not); with
         ``repeats`` > 1 also ``repeats``: every path's and the nested policy's accuracy per
         repeat (``seeds``, ``accuracy``) with their mean and standard deviation.
     """
@@ -347,10 +392,15 @@ def evaluate_density(
                 logger.info("density cross-validation: repeat %d of %d", repeat + 1, repeats)
             run = cross_validate_paths(images, truth, patients, labels, run_config, folds,
                                        progress=progress, with_convnext=with_convnext,
-                                       workers=workers, features=features)  # fmt: skip
-            run_nested = nested_scores(truth, labels, run.probabilities, patients,
-                                       run.vote_margin, run.vote_abstain, run.fold,
-                                       folds=CHOICE_FOLDS, seed=run_config.seed)  # fmt: skip
+                                       workers=workers, features=features,
+                                       as_trained=as_trained)  # fmt: skip
+            if run.policies:
+                run_nested = _as_trained_scores(run, truth_index)
+            else:
+                run_nested = nested_scores(truth, labels, run.probabilities, patients,
+                                           run.vote_margin, run.vote_abstain, run.fold,
+                                           folds=CHOICE_FOLDS, seed=run_config.seed)  # fmt: skip
+            run_nested["as_trained"] = as_trained if run.policies else 0
             for path, probs in {**run.probabilities, "combined": run_nested["combined"]}.items():
                 hits = probs.argmax(axis=1) == truth_index
                 accuracy.setdefault(path, []).append(float(hits.mean()))
@@ -368,6 +418,8 @@ def evaluate_density(
         if repeats > 1:
             result["repeats"] = _spread(accuracy, config.seed)
         mode = f"{folds}-fold patient cross-validation"
+        if oof.policies:
+            mode += f", each fold's model as train-density makes it ({as_trained} policy folds)"
         if predictions is not None:
             write_predictions(predictions, rows, runs)
     first = next(iter(paths.values()))
@@ -377,6 +429,20 @@ def evaluate_density(
             "n": first["n"], "labels": first["labels"], "majority_rate": first["majority_rate"],
             "paths": paths, "exams": exam_metrics(rows, probabilities, labels),
             **result}  # fmt: skip
+
+
+def _as_trained_scores(run: OutOfFold, t: NDArray[Any]) -> dict[str, Any]:
+    """The combined probabilities of cross-validation ``as_trained``: each fold's rows under the
+    policy chosen for that fold's model, the rules, and every path's accuracy per fold."""
+    combined = np.zeros_like(run.probabilities["convnext"])
+    for fold, policy in enumerate(run.policies):
+        scored = run.fold == fold
+        combined[scored] = apply_policy(
+            policy, {path: probs[scored] for path, probs in run.probabilities.items()},
+            run.vote_margin[scored], run.vote_abstain[scored],
+        )  # fmt: skip
+    scores = outer_fold_scores(t, {"combined": combined, **run.probabilities}, run.fold)
+    return {"combined": combined, "rules": [p["rule"] for p in run.policies], "scores": scores}
 
 
 def write_predictions(

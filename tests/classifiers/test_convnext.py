@@ -317,3 +317,23 @@ def test_the_policy_line_names_paths_no_better_than_the_majority_class() -> None
               "accuracy": {"probe": 0.7, "vote": 0.33}, "idle": ["vote"]}  # fmt: skip
     assert "; no better than the majority class: vote; " in _policy_line(policy)
     assert "majority" not in _policy_line(policy | {"idle": []})
+
+
+def test_as_trained_needs_the_convnext_and_says_what_it_scored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    phantom_manifest(tmp_path, 8)
+    runner = CliRunner()
+    for extra in (["--no-convnext"], ["--model", str(tmp_path)]):
+        refused = runner.invoke(app, ["evaluate", "density", str(tmp_path / "m.csv"),
+                                      "--as-trained", *extra])  # fmt: skip
+        assert refused.exit_code == 2 and "--as-trained cross-validates the ConvNeXt" in (
+            refused.output
+        )
+    scores = {"combined": {"folds": [0.5, 0.7], "mean": 0.6, "sd": 0.1414}}
+    for as_trained, header in ((3, "as train-density makes them of the other folds, 3 policy "
+                                   "folds"), (0, "the policy chosen on the other outer folds")):  # fmt: skip
+        _print_scores({"nested": {"scores": scores, "rules": ["probe", "vote"],
+                                  "as_trained": as_trained}}, False, None)  # fmt: skip
+        printed = capsys.readouterr().out
+        assert header in printed and "combined  0.600 ± 0.141 (mean ± sd)   0.50 0.70" in printed

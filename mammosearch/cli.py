@@ -1141,7 +1141,7 @@ def _repeats_table(repeats: dict[str, Any]) -> None:
     for name, s in repeats["paths"].items():
         runs = " ".join(f"{x:.3f}" for x in s["accuracy"])
         typer.echo(f"  {name:<10}{s['mean']:.3f} ± {s['sd']:.3f} (mean ± sd)   {runs}")
-    typer.echo("  (combined: the policy chosen in each outer fold on the other folds; optimistic "
+    typer.echo("  (combined: each outer fold's policy chosen without that fold; optimistic "
                "where the paths' own settings were chosen on these images)")  # fmt: skip
 
 

@@ -252,8 +252,8 @@ def cross_validate_paths(
     cross-fitted model; otherwise each is dropped once it has scored its fold.
 
     ``as_trained`` (>= 2, with the ConvNeXt): each fold's ConvNeXt and policy are what
-    :func:`train_density` makes of the other folds' images with that many policy folds, its
-    default: the cross-fitted networks of an inner cross-validation and the policy chosen on
+    :func:`train_density` (cross-fitted, its default) makes of the other folds' images with
+    that many policy folds: the networks of an inner cross-validation and the policy chosen on
     their out-of-fold rows (``policies``); ``as_trained`` × ``folds`` trainings. The probe and
     the vote are the same either way (train-density's probe and an index of the training images
     are fitted as they are here).

@@ -527,10 +527,10 @@ def test_evaluate_as_trained_scores_what_train_density_ships(corpus: Path, tmp_p
         oof = list(csv.DictReader(handle))
     rows, images = labelled_images(manifest, weight_free_embedder().prepared_size)
     labels = ["A", "B", "C", "D"]
+    with (corpus / "manifest.csv").open(encoding="utf-8", newline="") as handle:
+        source = [r for r in csv.DictReader(handle) if r["image"] != "img/missing.png"]
     for fold in (0, 1):
         held = [i for i, r in enumerate(oof) if r["fold"] == str(fold)]
-        with (corpus / "manifest.csv").open(encoding="utf-8", newline="") as handle:
-            source = [r for r in csv.DictReader(handle) if r["image"] != "img/missing.png"]
         write_manifest(tmp_path / f"train-{fold}.csv",
                        [r | {"image": str(corpus / r["image"])}
                         for i, r in enumerate(source) if i not in held])  # fmt: skip

@@ -4,6 +4,10 @@
 # benches. Python packages missing there travel as wheels in .whl/ (open_clip_torch, ftfy,
 # wcwidth); results go to $OUT (default /tmp/gpu-out).
 #
+# Before the lease, on the development machine (.whl/ is git-ignored, so name it in the
+# device tool's carry):
+#   .venv/bin/pip download --no-deps -d .whl open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4
+#
 # Usage: bash bench/gpu.sh
 set -u
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1

@@ -155,7 +155,7 @@ def _http_search(http: Any, path: Path) -> dict[str, float]:
         "orig_name": path.name,
         "meta": {"_type": "gradio.FileData"},
     }
-    payload = {"data": [[file], "", 10, 0.5, "any", "any", "any", ""]}
+    payload = {"data": [[file], "", 10, 0.5, "any", "any", "any", "", False]}
     called = http.post("/gradio_api/call/search", json=payload)
     called.raise_for_status()
     stream = http.get(f"/gradio_api/call/search/{called.json()['event_id']}")

@@ -545,6 +545,9 @@ def search(
     exclude_patient: Annotated[
         str | None, typer.Option(help="Leave out this patient.", metavar="TEXT")
     ] = None,
+    per_case: Annotated[
+        bool, typer.Option("--per-case", help="One hit per case: its best image.")
+    ] = False,
     image_weight: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Image share.", metavar="FLOAT")
     ] = 0.5,
@@ -563,7 +566,7 @@ def search(
         found = search_cases(
             directory, image=image, text=text, k=k,
             filters=SearchFilters(laterality=Laterality.parse(laterality), view=View.parse(view),
-                                  label=label, exclude_patient=exclude_patient),
+                                  label=label, exclude_patient=exclude_patient, per_case=per_case),
             weights=(image_weight, 1.0 - image_weight), fusion=fusion, model=model,
             settings=state.settings(),
         )  # fmt: skip

@@ -338,6 +338,11 @@ def test_cli_round_trip(corpus: Path, tmp_path: Path) -> None:
     found = runner.invoke(app, ["search", str(out), "--image", str(corpus / "img" / "3.png"),
                                 "-k", "2", "--json"])  # fmt: skip
     assert found.exit_code == 0 and len(json.loads(found.output)) == 2
+    cases = runner.invoke(app, ["search", str(out), "--image", str(corpus / "img" / "3.png"),
+                                "-k", "30", "--per-case", "--json"])  # fmt: skip
+    assert cases.exit_code == 0, cases.output
+    ids = [n["case_id"] for n in json.loads(cases.output)]
+    assert len(ids) == len(set(ids)) == 12 and ids[0] == "c1"  # 24 images of 12 cases
     rights = runner.invoke(app, ["search", str(out), "--image", str(corpus / "img" / "3.png"),
                                  "-k", "4", "--json", "--laterality", "r", "--view", "cc"])  # fmt: skip
     assert rights.exit_code == 0, rights.output

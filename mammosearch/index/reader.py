@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mammosearch.errors import IndexIntegrityError, InputError
-from mammosearch.index._hits import HitRows, Signature, manifest_signature
+from mammosearch.index._hits import Fields, HitRows, Signature, manifest_signature
 from mammosearch.index._recovery import _recover
 from mammosearch.index.layout import MANIFEST, MODALITIES, STORE, THUMBS
 from mammosearch.index.manifest import (
@@ -53,6 +53,7 @@ class SearchFilters:
         label: Only images with this density label.
         exclude_patient: Never return this patient's images (a patient's own priors).
         exclude_case: Never return this case's images.
+        per_case: At most one image per case (its best), so ``k`` hits are ``k`` cases.
     """
 
     laterality: Laterality | None = None
@@ -60,6 +61,7 @@ class SearchFilters:
     label: str | None = None
     exclude_patient: str | None = None
     exclude_case: str | None = None
+    per_case: bool = False
 
 
 _NO_FILTERS = SearchFilters()
@@ -272,7 +274,6 @@ class CaseIndex:
         if allow is not None and not allow:
             return []
         depth = k if image_vector is None or text_vector is None else max(4 * k, 50)
-        per_modality: dict[str, dict[int, float]] = {}
         queries: list[tuple[str, str, NDArray[np.float32]]] = []
         if image_vector is not None:
             queries.append(("image", "image", image_vector))
@@ -283,31 +284,27 @@ class CaseIndex:
                 queries.append(("image", "text", text_vector))  # text → image
         if not queries:
             raise InputError("this index has no text vectors", fix="query it with an image")
-        for modality, label, vector in queries:
-            scores, ids = self.vectors[modality].search(
-                vector, depth, allow=allow, exclude=exclude or None
-            )
-            key = label if modality == label else "text_to_image"
-            found = zip(ids[0].tolist(), scores[0].tolist(), strict=True)
-            if len(queries) == 1:  # one modality: FAISS's order (best first) is the result's
-                only = key
-                best = [(i, s) for i, s in found if i >= 0]
-                break
-            per_modality[key] = {i: s for i, s in found if i >= 0}
-        else:
-            only = None
-            fused = _fuse(per_modality, weights, fusion)
-            best = sorted(fused.items(), key=_score, reverse=True)[:k]
-        rows = self._hits.get([i for i, _ in best], with_reports)
+        if not filters.per_case:
+            ranked, per_modality = self._ranked(queries, depth, allow, exclude, weights, fusion)
+            best = ranked[:k]
+            rows = self._hits.get([i for i, _ in best], with_reports)
+        else:  # deeper until k cases are found or every image has been ranked
+            searchable = max(self.vectors[modality].ntotal for modality, _, _ in queries)
+            depth *= _IMAGES_PER_CASE
+            while True:
+                ranked, per_modality = self._ranked(queries, depth, allow, exclude, weights,
+                                                    fusion)  # fmt: skip
+                rows = self._hits.get([i for i, _ in ranked], with_reports)
+                best = _best_per_case(ranked, rows, k)
+                if len(best) == k or depth >= searchable:
+                    break
+                depth *= 4
         out = []
         for i, score in best:
             f = rows.get(i)
             if f is None:  # a row removed since this reader opened the index is skipped
                 continue
-            if only is not None:
-                by_modality = {only: score}
-            else:
-                by_modality = {m: hits[i] for m, hits in per_modality.items() if i in hits}
+            by_modality = {m: hits[i] for m, hits in per_modality.items() if i in hits}
             out.append(new_neighbour(i, f[0], f[1], score, by_modality, f[2], f[3], f[4], f[5],
                                      f[6], f[7]))  # fmt: skip
         return out
@@ -316,8 +313,51 @@ class CaseIndex:
         """The density vote of neighbours, with this index's fitted parameters."""
         return vote_density(neighbours, self.labels, self.vote_params)
 
+    def _ranked(
+        self,
+        queries: list[tuple[str, str, NDArray[np.float32]]],
+        depth: int,
+        allow: list[int] | None,
+        exclude: list[int],
+        weights: tuple[float, float],
+        fusion: str,
+    ) -> tuple[list[tuple[int, float]], dict[str, dict[int, float]]]:
+        """Each query's ``depth`` nearest ids, fused when there are several: every candidate
+        with its score, best first, and each modality's scores of its candidates."""
+        per_modality: dict[str, dict[int, float]] = {}
+        for modality, label, vector in queries:
+            scores, ids = self.vectors[modality].search(
+                vector, depth, allow=allow, exclude=exclude or None
+            )
+            key = label if modality == label else "text_to_image"
+            found = [(i, s) for i, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True)
+                     if i >= 0]  # fmt: skip
+            if len(queries) == 1:  # one modality: FAISS's order (best first) is the result's
+                return found, {key: dict(found)}
+            per_modality[key] = dict(found)
+        fused = _fuse(per_modality, weights, fusion)
+        return sorted(fused.items(), key=_score, reverse=True), per_modality
+
 
 _score = itemgetter(1)
+_IMAGES_PER_CASE = 8  # a per-case search's first depth, in images per case wanted
+
+
+def _best_per_case(
+    ranked: list[tuple[int, float]], rows: dict[int, Fields], k: int
+) -> list[tuple[int, float]]:
+    """The first ``k`` ranked ids of distinct cases (each case's best image)."""
+    best: list[tuple[int, float]] = []
+    seen: set[str] = set()
+    for i, score in ranked:
+        f = rows.get(i)
+        if f is None or f[0] in seen:
+            continue
+        seen.add(f[0])
+        best.append((i, score))
+        if len(best) == k:
+            break
+    return best
 
 
 def _fuse(

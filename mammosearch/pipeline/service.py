@@ -211,7 +211,8 @@ class CaseService:
         Each view is assessed on its own (report, vote or image models); the exam's density is
         the report's when it states one, else the denser breast over the views
         (:func:`~.assess.exam_density`). The neighbours are the best-scoring indexed
-        images over all views, each fused with the report when there is one. A view given as a
+        images over all views, each fused with the report when there is one (with
+        ``filters.per_case``, each case's best image only). A view given as a
         :class:`PreparedImage` is not read or embedded again (``timings`` then count only the
         work done here).
 
@@ -249,15 +250,16 @@ class CaseService:
                 views.append(QueryView(ready.prepared, ready.laterality, ready.view, assessment))
                 vectors.append(ready.vector)
             start = time.perf_counter()
-            best: dict[int, Neighbour] = {}
+            best: dict[int | str, Neighbour] = {}  # by image, or by case (per_case)
             for vector in vectors or [None]:
                 found = self.index.search(
                     image_vector=vector, text_vector=text_vector, k=k, filters=filters,
                     weights=weights, fusion=fusion,
                 )  # fmt: skip
                 for hit in found:
-                    if hit.row_id not in best or hit.score > best[hit.row_id].score:
-                        best[hit.row_id] = hit
+                    key = hit.case_id if filters.per_case else hit.row_id
+                    if key not in best or hit.score > best[key].score:
+                        best[key] = hit
             neighbours = sorted(best.values(), key=lambda n: -n.score)[:k]
             timings["search"] += time.perf_counter() - start
         return QueryResult(

@@ -88,6 +88,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
         view: str,
         label: str,
         exclude_patient: str | None,
+        per_case: bool | None = False,
     ) -> tuple[Any, ...]:
         ready = prepared(files)
         filters = SearchFilters(
@@ -95,6 +96,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
             view=None if view == _ANY else View.parse(view),
             label=None if label == _ANY else label,
             exclude_patient=(exclude_patient or "").strip() or None,
+            per_case=bool(per_case),
         )
         try:
             result = service.query(
@@ -244,6 +246,11 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
                             label="Exclude this patient ID (their priors)",
                             elem_id="exclude-patient",
                         )
+                        per_case = gr.Checkbox(
+                            value=False,
+                            label="One image per case (its best)",
+                            elem_id="per-case",
+                        )
                     button = gr.Button("Search", variant="primary", elem_id="search-btn")
                     shown_examples = (
                         gr.Examples(
@@ -305,7 +312,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
             # one query at a time, and a view uploaded is prepared before the search that uses it
             query: dict[str, Any] = {"concurrency_id": "query", "concurrency_limit": 1}
             files.upload(uploaded, [files], [views], api_visibility="private", **query)
-            inputs = [files, text, k, weight, laterality, view, label, exclude]
+            inputs = [files, text, k, weight, laterality, view, label, exclude, per_case]
             outputs = [views, density, decided, terms, standard, neighbours, summary, found]
             button.click(search, inputs, outputs, api_name="search", **query)
             if shown_examples is not None:

@@ -47,8 +47,9 @@ def search_app(
     view: str = "any",
     label: str = "any",
     exclude_patient: str = "",
+    per_case: bool = False,
 ) -> dict[str, Any]:
-    """One query through the app's ``/search`` endpoint.
+    """One query through the app's ``/search`` endpoint (``per_case``: one image per case).
 
     Returns:
         ``density`` (the exam's result as JSON: label, probabilities, method, confidence),
@@ -61,7 +62,7 @@ def search_app(
 
     files = [handle_file(str(p)) for p in images] or None
     out = client.predict(
-        files, text or "", k, image_weight, laterality, view, label, exclude_patient,
+        files, text or "", k, image_weight, laterality, view, label, exclude_patient, per_case,
         api_name="/search",
     )  # fmt: skip
     views, bar, decided, terms, standardized, gallery, summary = out[:7]

@@ -99,6 +99,70 @@ def test_filters(built: tuple[Path, np.ndarray], filters: SearchFilters, check: 
         assert hits and all(check(n) for n in hits)
 
 
+def _first_per_case(hits: list[Neighbour], k: int) -> list[tuple[int, float]]:
+    """The reference: each case's first image in a ranking of every image, the first ``k``."""
+    seen: set[str] = set()
+    out = []
+    for n in hits:
+        if n.case_id not in seen:
+            seen.add(n.case_id)
+            out.append((n.row_id, n.score))
+    return out[:k]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"image": True},
+        {"text": True},  # cross-modal: text and text-to-image, fused
+        {"image": True, "text": True},
+        {"image": True, "fusion": "rrf"},
+        {"image": True, "filters": {"laterality": Laterality.LEFT}},
+    ],
+)
+def test_one_image_per_case(built: tuple[Path, np.ndarray], query: dict[str, Any]) -> None:
+    """``per_case``: the k best cases, each by its best image, in the order of the per-image
+    ranking of every image (the same scores). A text-only query fuses each modality's nearest
+    ``depth`` (8 a case wanted), so it is compared where that depth covers the 40 images."""
+    directory, vectors = built
+    v = vectors[5]
+    kw: dict[str, Any] = {"image_vector": v if query.get("image") else None,
+                          "text_vector": v if query.get("text") else None}  # fmt: skip
+    if query.get("text") and query.get("image") or query.get("fusion"):
+        kw["text_vector"] = vectors[9]
+        kw["fusion"] = query.get("fusion", "weighted")
+    plain = query.get("filters", {})
+    with CaseIndex(directory) as index:
+        for k in (5, 7, 25) if kw["image_vector"] is None else (1, 3, 7, 25):
+            every = index.search(k=40, filters=SearchFilters(**plain), **kw)
+            hits = index.search(k=k, filters=SearchFilters(**plain, per_case=True), **kw)
+            assert [(n.row_id, n.score) for n in hits] == _first_per_case(every, k)
+            assert len({n.case_id for n in hits}) == len(hits)
+        assert len(index.search(k=25, filters=SearchFilters(per_case=True), **kw)) == 20
+
+
+def test_one_image_per_case_searches_deeper(tmp_path: Path) -> None:
+    """A case with more images than the first depth looks at (8 a case wanted) before any
+    other case's: the search goes deeper until it has k cases."""
+    rng = np.random.default_rng(3)
+    near = unit(rng, 1)[0]
+    crowd = near + 0.01 * rng.normal(size=(40, DIM)).astype(np.float32)
+    crowd /= np.linalg.norm(crowd, axis=1, keepdims=True)
+    others = unit(rng, 20)
+    with IndexWriter(tmp_path / "idx", INFO) as writer:
+        for i, vec in enumerate([*crowd, *others]):
+            values = row(i, "A", f"p{i}")
+            values["case_id"] = "crowd" if i < len(crowd) else f"case{i}"
+            writer.add(values, vec, None, b"png")
+        commit(writer)
+    with CaseIndex(tmp_path / "idx") as index:
+        every = index.search(image_vector=near, k=60)
+        assert [n.case_id for n in every[:40]] == ["crowd"] * 40
+        hits = index.search(image_vector=near, k=3, filters=SearchFilters(per_case=True))
+        assert [(n.row_id, n.score) for n in hits] == _first_per_case(every, 3)
+        assert hits[0].case_id == "crowd" and len({n.case_id for n in hits}) == 3
+
+
 def test_the_first_ids_only(built: tuple[Path, np.ndarray]) -> None:
     """Row ids ascending, the first ``limit`` of them; with texts: rows 2, 3, 5, 6, … (every
     image but each third, from the first, was written with a text vector)."""

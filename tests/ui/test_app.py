@@ -137,6 +137,29 @@ def test_exclude_patient_leaves_their_images_out(client: Any) -> None:
     assert patient not in {n["case_id"] for n in without["neighbours"]}
 
 
+def test_one_image_per_case(client: Any, query_image: Path, tmp_path: Path) -> None:
+    """The views of a case share its report, so a text query ranks them together; one image
+    per case then gives k cases, each by its best image. Two query views are merged by case."""
+    from PIL import Image
+
+    from mammosearch.samples.phantoms import phantom
+    from mammosearch.ui.client import search_app
+
+    every = search_app(client, text=DENSE_REPORT, k=20)["neighbours"]
+    ids = [n["case_id"] for n in every]
+    assert len(set(ids)) < len(ids)  # the demo's cases have several views
+    cases = search_app(client, text=DENSE_REPORT, k=5, per_case=True)["neighbours"]
+    best: dict[str, dict[str, Any]] = {}
+    for n in every:
+        best.setdefault(n["case_id"], n)
+    top = [(n["case_id"], n["score"]) for n in list(best.values())[:5]]
+    assert [(n["case_id"], n["score"]) for n in cases] == top
+    other = tmp_path / "query_LMLO.png"
+    Image.fromarray(phantom("B", "MLO", "L", seed=535_353)).save(other)
+    merged = search_app(client, images=[query_image, other], k=8, per_case=True)["neighbours"]
+    assert len(merged) == 8 and len({n["case_id"] for n in merged}) == 8
+
+
 def test_search_errors_are_clear(client: Any, tmp_path: Path) -> None:
     from gradio_client.exceptions import AppError
 
@@ -230,7 +253,7 @@ def _upload(served: Served, path: Path) -> str:
 def _search_uploaded(served: Served, path: str, k: int = 5) -> list[Any]:
     """A raw /search call over an uploaded file; the outputs as the page receives them."""
     file = {"path": path, "meta": {"_type": "gradio.FileData"}}
-    payload = {"data": [[file], "", k, 0.5, "any", "any", "any", ""]}
+    payload = {"data": [[file], "", k, 0.5, "any", "any", "any", "", False]}
     status, body = _request(
         served, "POST", "/gradio_api/call/search", json.dumps(payload).encode(),
         **{"Content-Type": "application/json"},
@@ -367,7 +390,7 @@ def test_the_server_fetches_no_url(served: Served, path: str) -> None:
 def _call_search_with_file(served: Served, path: str) -> tuple[int, bytes]:
     """A raw /search call whose file input names ``path`` instead of an upload."""
     file = {"path": path, "meta": {"_type": "gradio.FileData"}}
-    payload = {"data": [[file], "", 5, 0.5, "any", "any", "any", ""]}
+    payload = {"data": [[file], "", 5, 0.5, "any", "any", "any", "", False]}
     return _request(
         served, "POST", "/gradio_api/call/search", json.dumps(payload).encode(),
         **{"Content-Type": "application/json"},

@@ -137,12 +137,10 @@ def test_exclude_patient_leaves_their_images_out(client: Any) -> None:
     assert patient not in {n["case_id"] for n in without["neighbours"]}
 
 
-def test_one_image_per_case(client: Any, query_image: Path, tmp_path: Path) -> None:
+def test_one_image_per_case(client: Any, demo_dir: Path) -> None:
     """The views of a case share its report, so a text query ranks them together; one image
-    per case then gives k cases, each by its best image. Two query views are merged by case."""
-    from PIL import Image
-
-    from mammosearch.samples.phantoms import phantom
+    per case then gives k cases, each by its best image. Query views are merged by case: two
+    views of one indexed exam each find their own image of it first."""
     from mammosearch.ui.client import search_app
 
     every = search_app(client, text=DENSE_REPORT, k=20)["neighbours"]
@@ -154,10 +152,10 @@ def test_one_image_per_case(client: Any, query_image: Path, tmp_path: Path) -> N
         best.setdefault(n["case_id"], n)
     top = [(n["case_id"], n["score"]) for n in list(best.values())[:5]]
     assert [(n["case_id"], n["score"]) for n in cases] == top
-    other = tmp_path / "query_LMLO.png"
-    Image.fromarray(phantom("B", "MLO", "L", seed=535_353)).save(other)
-    merged = search_app(client, images=[query_image, other], k=8, per_case=True)["neighbours"]
+    views = [demo_dir.parent / "corpus" / "images" / f"SYN-011_R{v}.png" for v in ("CC", "MLO")]
+    merged = search_app(client, images=views, k=8, per_case=True)["neighbours"]
     assert len(merged) == 8 and len({n["case_id"] for n in merged}) == 8
+    assert merged[0]["case_id"] == "SYN-011"
 
 
 def test_search_errors_are_clear(client: Any, tmp_path: Path) -> None:

@@ -165,6 +165,26 @@ def test_synthetic_demo_search(page: Any, hosts: list[str], served: Served, demo
     assert set(hosts) == {served.url.rstrip("/")}, "the page fetched from another host"
 
 
+def test_one_image_per_case_in_the_browser(page: Any, served: Served) -> None:
+    """A report query ranks the views of an exam together (they share its report); with *One
+    image per case* ticked, the ten similar cases are ten exams."""
+    from playwright.sync_api import expect
+
+    cases: dict[bool, list[str]] = {}
+    for per_case in (False, True):  # each on a fresh page: the result shown is this search's
+        _open(page, served)
+        page.get_by_text("Options").click()
+        page.locator("#per-case input[type=checkbox]").set_checked(per_case)
+        page.locator("#query-report textarea").fill(DENSE_REPORT)
+        page.locator("#search-btn").click()
+        expect(page.locator("#neighbours button.thumbnail-item")).to_have_count(10)
+        page.get_by_text("Result as JSON").click()
+        expect(page.locator("#result-json")).to_contain_text("SYN-")
+        cases[per_case] = re.findall(r"SYN-\d+", page.locator("#result-json").inner_text())
+    assert len(cases[False]) == 10 and len(set(cases[False])) < 10
+    assert len(cases[True]) == len(set(cases[True])) == 10
+
+
 def test_examples_fill_the_form_and_search(page: Any, hosts: list[str], served: Served) -> None:
     """The first screen offers examples; one click fills the form and shows results."""
     from playwright.sync_api import expect

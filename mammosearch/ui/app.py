@@ -247,7 +247,7 @@ def build_app(service: Any, settings: Settings, *, keep_files_s: int = KEEP_FILE
                             elem_id="exclude-patient",
                         )
                         per_case = gr.Checkbox(
-                            value=False,
+                            value=True,
                             label="One image per case (its best)",
                             elem_id="per-case",
                         )

@@ -49,7 +49,8 @@ def search_app(
     exclude_patient: str = "",
     per_case: bool = False,
 ) -> dict[str, Any]:
-    """One query through the app's ``/search`` endpoint (``per_case``: one image per case).
+    """One query through the app's ``/search`` endpoint (``per_case``: one image per case,
+    the page's default; here per image, as ``mammosearch search``).
 
     Returns:
         ``density`` (the exam's result as JSON: label, probabilities, method, confidence),

@@ -143,7 +143,7 @@ def test_one_image_per_case(client: Any, demo_dir: Path) -> None:
     views of one indexed exam each find their own image of it first."""
     from mammosearch.ui.client import search_app
 
-    every = search_app(client, text=DENSE_REPORT, k=20)["neighbours"]
+    every = search_app(client, text=DENSE_REPORT, k=20, per_case=False)["neighbours"]
     ids = [n["case_id"] for n in every]
     assert len(set(ids)) < len(ids)  # the demo's cases have several views
     cases = search_app(client, text=DENSE_REPORT, k=5, per_case=True)["neighbours"]

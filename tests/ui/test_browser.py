@@ -167,13 +167,14 @@ def test_synthetic_demo_search(page: Any, hosts: list[str], served: Served, demo
 
 def test_one_image_per_case_in_the_browser(page: Any, served: Served) -> None:
     """A report query ranks the views of an exam together (they share its report); with *One
-    image per case* ticked, the ten similar cases are ten exams."""
+    image per case* ticked (the page's default), the ten similar cases are ten exams."""
     from playwright.sync_api import expect
 
     cases: dict[bool, list[str]] = {}
     for per_case in (False, True):  # each on a fresh page: the result shown is this search's
         _open(page, served)
         page.get_by_text("Options").click()
+        expect(page.locator("#per-case input[type=checkbox]")).to_be_checked()
         page.locator("#per-case input[type=checkbox]").set_checked(per_case)
         page.locator("#query-report textarea").fill(DENSE_REPORT)
         page.locator("#search-btn").click()

@@ -17,7 +17,9 @@ every row into memory in a thread of its own, and the bench waits for that load 
 wait is printed as ``load wait``) before it times. The timed searches run with one
 OpenMP thread: a single query gains little from a second one, and on a machine busy with other
 work FAISS's parallel regions wait for a descheduled thread (a 10k exact search then took
-90 ms instead of 1.4 ms).
+90 ms instead of 1.4 ms). Then the same queries once more with one hit per case
+(``SearchFilters(per_case=True)``; the indexed images come four to a case, as the views of an
+exam), printed as its p50 and its ratio to the per-image search's.
 
 Usage: ``python bench/search.py [--sizes 10000 100000 1000000] [--queries 500] [--keep DIR]``
 """
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mammosearch.index import CaseIndex, EmbedderInfo, IndexWriter, VoteParams
+from mammosearch.index import CaseIndex, EmbedderInfo, IndexWriter, SearchFilters, VoteParams
 
 DIM = 512
 WARM_UP = 50  # untimed queries first (the reader loads its column store at the 32nd)
@@ -50,7 +52,7 @@ def _build(directory: Path, info: EmbedderInfo, vectors: np.ndarray) -> float:
     start = time.perf_counter()
     with IndexWriter(directory, info) as writer:
         for i, vector in enumerate(vectors):
-            writer.add({"source_key": str(i), "case_id": f"c{i}", "patient_id": f"p{i // 4}",
+            writer.add({"source_key": str(i), "case_id": f"c{i // 4}", "patient_id": f"p{i // 4}",
                         "laterality": "L", "view": "CC", "label": "ABCD"[i % 4],
                         "image_path": f"{i}.png"}, vector, None, b"")  # fmt: skip
         writer.rebuild_vectors()
@@ -103,6 +105,12 @@ def run(n: int, n_queries: int, keep: Path | None = None) -> None:
                         call(q)
                         times.append(time.perf_counter() - t)
                         cpu.append(time.thread_time() - c)
+                per_case = SearchFilters(per_case=True)
+                cases: list[float] = []
+                for q in queries:
+                    t = time.perf_counter()
+                    index.search(image_vector=q, k=10, with_reports=False, filters=per_case)
+                    cases.append(time.perf_counter() - t)
             finally:
                 faiss.omp_set_num_threads(threads)
             exact = faiss.IndexFlatIP(DIM)
@@ -119,7 +127,9 @@ def run(n: int, n_queries: int, keep: Path | None = None) -> None:
               f"p95 {p95r:6.2f} ms {1 / np.mean(theirs):7.0f} q/s | overhead "
               f"{np.mean(ours) / np.mean(theirs):.2f}x (p50 {p50o / p50r:.2f}x; CPU p50 "
               f"{np.median(ours_cpu) / np.median(theirs_cpu):.2f}x) | "
-              f"recall@10 {recall:.3f} | load wait {waited * 1e3:.0f} ms")  # fmt: skip
+              f"recall@10 {recall:.3f} | load wait {waited * 1e3:.0f} ms | per case p50 "
+              f"{np.median(cases) * 1e3:.2f} ms ({np.median(cases) / np.median(ours):.2f}x)"
+              )  # fmt: skip
     finally:
         if keep is None:
             shutil.rmtree(root, ignore_errors=True)

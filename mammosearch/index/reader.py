@@ -287,18 +287,18 @@ class CaseIndex:
         if not filters.per_case:
             ranked, per_modality = self._ranked(queries, depth, allow, exclude, weights, fusion)
             best = ranked[:k]
-            rows = self._hits.get([i for i, _ in best], with_reports)
         else:  # deeper until k cases are found or every image has been ranked
             searchable = max(self.vectors[modality].ntotal for modality, _, _ in queries)
             depth *= _IMAGES_PER_CASE
             while True:
                 ranked, per_modality = self._ranked(queries, depth, allow, exclude, weights,
                                                     fusion)  # fmt: skip
-                rows = self._hits.get([i for i, _ in ranked], with_reports)
-                best = _best_per_case(ranked, rows, k)
+                # the candidates' cases, without their reports (only the chosen ones' are read)
+                best = _best_per_case(ranked, self._hits.get([i for i, _ in ranked], False), k)
                 if len(best) == k or depth >= searchable:
                     break
                 depth *= 4
+        rows = self._hits.get([i for i, _ in best], with_reports)
         out = []
         for i, score in best:
             f = rows.get(i)

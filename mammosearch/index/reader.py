@@ -284,6 +284,7 @@ class CaseIndex:
                 queries.append(("image", "text", text_vector))  # text → image
         if not queries:
             raise InputError("this index has no text vectors", fix="query it with an image")
+        candidates: dict[int, Fields] | None = None
         if not filters.per_case:
             ranked, per_modality = self._ranked(queries, depth, allow, exclude, weights, fusion)
             best = ranked[:k]
@@ -294,11 +295,15 @@ class CaseIndex:
                 ranked, per_modality = self._ranked(queries, depth, allow, exclude, weights,
                                                     fusion)  # fmt: skip
                 # the candidates' cases, without their reports (only the chosen ones' are read)
-                best = _best_per_case(ranked, self._hits.get([i for i, _ in ranked], False), k)
+                candidates = self._hits.get([i for i, _ in ranked], False)
+                best = _best_per_case(ranked, candidates, k)
                 if len(best) == k or depth >= searchable:
                     break
                 depth *= 4
-        rows = self._hits.get([i for i, _ in best], with_reports)
+        if candidates is not None and not with_reports:
+            rows = candidates
+        else:
+            rows = self._hits.get([i for i, _ in best], with_reports)
         out = []
         for i, score in best:
             f = rows.get(i)

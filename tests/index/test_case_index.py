@@ -6,6 +6,7 @@ directory, and a real PostgreSQL server started for the session).
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -99,14 +100,14 @@ def test_filters(built: tuple[Path, np.ndarray], filters: SearchFilters, check: 
         assert hits and all(check(n) for n in hits)
 
 
-def _first_per_case(hits: list[Neighbour], k: int) -> list[tuple[int, float]]:
+def _first_per_case(hits: list[Neighbour], k: int) -> list[Neighbour]:
     """The reference: each case's first image in a ranking of every image, the first ``k``."""
     seen: set[str] = set()
     out = []
     for n in hits:
         if n.case_id not in seen:
             seen.add(n.case_id)
-            out.append((n.row_id, n.score))
+            out.append(n)
     return out[:k]
 
 
@@ -122,8 +123,9 @@ def _first_per_case(hits: list[Neighbour], k: int) -> list[tuple[int, float]]:
 )
 def test_one_image_per_case(built: tuple[Path, np.ndarray], query: dict[str, Any]) -> None:
     """``per_case``: the k best cases, each by its best image, in the order of the per-image
-    ranking of every image (the same scores). A text-only query fuses each modality's nearest
-    ``depth`` (8 a case wanted), so it is compared where that depth covers the 40 images."""
+    ranking of every image (the same hits, scores and rows, with or without their reports). A
+    text-only query fuses each modality's nearest ``depth`` (8 a case wanted), so it is
+    compared where that depth covers the 40 images."""
     directory, vectors = built
     v = vectors[5]
     kw: dict[str, Any] = {"image_vector": v if query.get("image") else None,
@@ -133,10 +135,13 @@ def test_one_image_per_case(built: tuple[Path, np.ndarray], query: dict[str, Any
         kw["fusion"] = query.get("fusion", "weighted")
     plain = query.get("filters", {})
     with CaseIndex(directory) as index:
-        for k in (5, 7, 25) if kw["image_vector"] is None else (1, 3, 7, 25):
-            every = index.search(k=40, filters=SearchFilters(**plain), **kw)
-            hits = index.search(k=k, filters=SearchFilters(**plain, per_case=True), **kw)
-            assert [(n.row_id, n.score) for n in hits] == _first_per_case(every, k)
+        for k, reports in itertools.product(
+            (5, 7, 25) if kw["image_vector"] is None else (1, 3, 7, 25), (True, False)
+        ):
+            every = index.search(k=40, filters=SearchFilters(**plain), with_reports=reports, **kw)
+            hits = index.search(k=k, filters=SearchFilters(**plain, per_case=True),
+                                with_reports=reports, **kw)  # fmt: skip
+            assert hits == _first_per_case(every, k)
             assert len({n.case_id for n in hits}) == len(hits)
         assert len(index.search(k=25, filters=SearchFilters(per_case=True), **kw)) == 20
 
@@ -159,7 +164,7 @@ def test_one_image_per_case_searches_deeper(tmp_path: Path) -> None:
         every = index.search(image_vector=near, k=60)
         assert [n.case_id for n in every[:40]] == ["crowd"] * 40
         hits = index.search(image_vector=near, k=3, filters=SearchFilters(per_case=True))
-        assert [(n.row_id, n.score) for n in hits] == _first_per_case(every, 3)
+        assert hits == _first_per_case(every, 3)
         assert hits[0].case_id == "crowd" and len({n.case_id for n in hits}) == 3
 
 

@@ -140,6 +140,26 @@ def test_search_results_match_golden(
             _assert_same(results[name], want, name)
 
 
+@pytest.mark.parametrize("with_reports", [True, False], ids=["with reports", "without"])
+def test_one_image_per_case_keeps_every_field(
+    tmp_path: Path, store: str | None, with_reports: bool
+) -> None:
+    """Each case's best image, field by field (its report too) as the per-image search gives
+    it: the per-case search finds the cases without reports and reads only the chosen ones'."""
+    directory = tmp_path / "idx"
+    vectors = _build(directory, store)
+    with CaseIndex(directory) as index:
+        for query in (3, 7, 11):
+            every = index.search(image_vector=vectors[query], k=40, with_reports=with_reports)
+            best: dict[str, Neighbour] = {}
+            for n in every:
+                best.setdefault(n.case_id, n)
+            hits = index.search(image_vector=vectors[query], k=6, with_reports=with_reports,
+                                filters=SearchFilters(per_case=True))  # fmt: skip
+            assert hits == list(best.values())[:6]
+            assert all(n.report is not None for n in hits if n.row_id % 4 != 0) == with_reports
+
+
 @pytest.mark.parametrize("with_reports", [True, False], ids=["row cache", "column store"])
 def test_cached_rows_never_outlive_their_case(
     tmp_path: Path, store: str | None, with_reports: bool

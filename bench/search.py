@@ -19,7 +19,8 @@ OpenMP thread: a single query gains little from a second one, and on a machine b
 work FAISS's parallel regions wait for a descheduled thread (a 10k exact search then took
 90 ms instead of 1.4 ms). Then the same queries once more with one hit per case
 (``SearchFilters(per_case=True)``; the indexed images come four to a case, as the views of an
-exam), printed as its p50 and its ratio to the per-image search's.
+exam), printed as its p50 and its ratio to the per-image search's. An index kept (``--keep``)
+by a version before 5 December 2026 has one image a case, so its per-case figure means nothing.
 
 Usage: ``python bench/search.py [--sizes 10000 100000 1000000] [--queries 500] [--keep DIR]``
 """

@@ -3,7 +3,9 @@
 The allow-list (what may stay in an identifier zone) is the union of:
 
 - every word of the project's own lexicons (the other JSON files of ``mammosearch/nlp/data``:
-  BI-RADS, density, findings, locations, sections, context cues, recommendations);
+  BI-RADS, density, findings, locations, sections, context cues, recommendations), and the
+  breast-imaging words of ``phi.json``'s ``clinical_words`` that their patterns do not spell
+  out ("palpable", "axilla", "telorrea"): clinical words, never names;
 - the report-structure and function words of ``phi.json``;
 - ``phi_vocabulary.txt.gz``: the most frequent English and Spanish words (wordfreq) minus every
   word that is a personal or place name in any of several lists (prebuilt by
@@ -131,6 +133,10 @@ def phi_lists() -> PhiLists:
             lexicon.update(words)
             if name in _CLINICAL:
                 clinical.update(words)
+    # breast-imaging words the lexicons' patterns do not spell out ("axil(?:a|ae)")
+    clinical_words = {fold(w) for w in rules["clinical_words"]}
+    lexicon |= clinical_words
+    clinical |= clinical_words
     structure = {fold(w) for w in rules["structure_words"] + rules["function_words"]}
     vocabulary = gzip.decompress(_data("phi_vocabulary.txt.gz")).decode("utf-8").split()
     names = gzip.decompress(_data("phi_names.txt.gz")).decode("utf-8").split()

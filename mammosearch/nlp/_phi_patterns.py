@@ -51,7 +51,8 @@ _INSTITUTION_TAILS = (
     r"General\s+Hospital|Memorial\s+Hospital|Community\s+Hospital|Children's\s+Hospital|Hospitals?|"
     r"Medical\s+(?:Cent(?:er|re)|College|Institute)|Health(?:\s+System|care|\s+City)?|Clinic|"
     r"Imaging\s+Cent(?:er|re)|Diagnostics|Scans?|Radiology\s+(?:Associates|Group|Partners|Services)|"
-    r"Women's\s+(?:Center|Imaging)|Institute|Nursing\s+Home|Polyclinic|Labs?"
+    r"Women's\s+(?:Center|Imaging)|Institute|Nursing\s+Home|Polyclinic|Labs?|Infirmary|"
+    r"Presbyterian|Methodist|Baptist"
 )
 
 # never PHI although they look like it: clock times and clock-face positions
@@ -71,7 +72,8 @@ _GATE_WORDS = {
     "institute fundacion fundación complejo medical imaging breast cancer diagnostico diagnóstico "
     "laboratorio policlinic nursing",
     "tail": "hospital hospitals medical health healthcare clinic imaging diagnostics scan scans "
-    "radiology women institute nursing polyclinic lab labs",
+    "radiology women institute nursing polyclinic lab labs infirmary presbyterian methodist "
+    "baptist",
     "street": _STREET_EN.replace("|", " ") + " flat apt apartment unit suite house door plot",
     "street_es": "calle c avda avenida av paseo plaza pza camino carretera ctra ronda travesia "
     "travesía rambla glorieta urbanizacion urbanización urb pasaje psje barrio b",
@@ -280,5 +282,19 @@ def patterns() -> tuple[tuple[str, Any], ...]:
                 rf"{_WORD}(?:[ \t]+{_WORD}){{0,2}},?[ \t]+[A-Z]{{2}}[ \t]+\d{{5}}(?:-\d{{4}})?)\b"
             ),
         ),  # fmt: skip
+        (
+            "ADDRESS",  # a town, then a US state and ZIP code or an Australian state and postcode
+            _c(
+                rf"(?P<v>\b{_WORD}(?:[ \t]+{_WORD}){{0,2}},?[ \t]+(?:[A-Z]{{2}}[ \t]+\d{{5}}"
+                r"(?:-\d{4})?|(?:NSW|VIC|QLD|TAS|ACT|WA|SA|NT)[ \t]+\d{4}))\b"
+            ),
+        ),  # fmt: skip
         ("ADDRESS", _c(r"(?<![\w\-])(?P<v>[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2})\b")),  # UK postcode
+        (
+            "ADDRESS",  # a Canadian postal code, with the town and province before it
+            _c(
+                rf"(?<![\w\-])(?P<v>(?:{_WORD}(?:[ \t]+{_WORD}){{0,2}},?[ \t]+"
+                r"(?:AB|BC|MB|NB|NL|NS|NT|NU|ON|PE|QC|SK|YT)[ \t]+)?[A-Z]\d[A-Z][ \-]?\d[A-Z]\d)\b"
+            ),
+        ),  # fmt: skip
     )

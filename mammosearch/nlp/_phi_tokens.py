@@ -22,6 +22,7 @@ _KEPT_CODE = re.compile(
     r"|[a-z]{1,4}\d"
 )
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_AGE_CODE = re.compile(r"0?(\d{1,3})(?:y|yo|yr|yrs|a)")  # "47Y", DICOM's "047Y"
 
 
 @dataclass(slots=True)
@@ -60,6 +61,9 @@ def number_kind(tokens: list[Token], i: int, text: str, lists: PhiLists, strict:
     word = token.folded
     digits = sum(c.isdigit() for c in word)
     if not word.replace(".", "").replace(",", "").isdigit():  # letters and digits
+        age = _AGE_CODE.fullmatch(word)
+        if age and any(t.folded in lists.age_labels for t in tokens[max(0, i - 3) : i]):
+            return "" if int(age.group(1)) < 90 else "AGE"  # "Age: 47Y"
         parts = re.split(r"[-./]", word)
         if any(sum(c.isdigit() for c in p) >= 3 for p in parts) and not _CODE.fullmatch(word):
             return "ID"

@@ -884,8 +884,16 @@ class FindingsExtractor:
             for nearest in near[:1]:
                 head = heads.get(id(nearest))
                 it = nearest
-                if head is not None and head.size_mm is None and "," in norms[nearest.end : s]:
-                    it = head  # "mass with calcifications, 16 mm": the lesion's size
+                if (
+                    head is not None
+                    and head.size_mm is None
+                    and (
+                        "," in norms[nearest.end : s]  # "mass with calcifications, 16 mm"
+                        # "nodular image, 15 mm, with fine linear calcifications inside"
+                        or (head.end <= s < nearest.start and gap(nearest) > 1)
+                    )
+                ):
+                    it = head  # the lesion's size
                 it.size_mm = round(size, 1)
 
     def _attach_sides(

@@ -229,6 +229,18 @@ def test_negation_scope(text: str, expected: set[tuple[str, str | None, bool]]) 
         ("Nódulo sin cambios respecto a estudio previo.", False, True),
         ("Previously biopsied calcifications.", False, True),
         ("The asymmetry in the left breast persists.", False, True),
+        # persisting on spot compression views says it is real, not that it was seen before
+        (
+            "The focal asymmetry in the right breast persists on spot compression views.",
+            False,
+            False,
+        ),
+        (
+            "Asimetría focal en mama derecha, que persiste en las proyecciones localizadas.",
+            False,
+            False,
+        ),
+        ("Persistent focal asymmetry, unchanged since 2019.", False, True),
         ("A mass is redemonstrated at 10 o'clock.", False, True),
         ("Re-demonstrated amorphous calcifications.", False, True),
         ("Oval mass.", False, False),
@@ -312,6 +324,11 @@ def test_size(text: str, size: float | None) -> None:
         ("A 16 mm cluster of amorphous calcifications next to a mass.", {"calcification": 16.0, "mass": None}),
         ("Un grupo de 16 mm de microcalcificaciones amorfas junto a un nódulo.", {"calcification": 16.0, "mass": None}),
         ("A 16 mm mass next to a cluster of amorphous calcifications.", {"calcification": None, "mass": 16.0}),
+        # a size between a lesion and what it carries ("con ..."): the lesion's
+        ("Imagen nodular de contornos espiculados, de 15 mm, con microcalcificaciones finas en su interior.",
+         {"mass": 15.0, "calcification": None}),
+        ("Irregular mass, 15 mm, with associated pleomorphic calcifications.", {"mass": 15.0, "calcification": None}),
+        ("Oval mass with a 3 mm coarse calcification.", {"mass": None, "calcification": 3.0}),
     ],
 )  # fmt: skip
 def test_size_of_which_finding(text: str, sizes: dict[str, float | None]) -> None:

@@ -72,6 +72,11 @@ def test_phi_goes_and_birads_content_stays(text: str, gone: list[str], kept: lis
         # no street type, but a town, a state and a ZIP code
         ("Seen at 4410 Maplecrest, Dunmore, PA 18512\nBreasts are almost entirely fatty.",
          ["4410", "Maplecrest", "Dunmore", "18512"], ["Breasts are almost entirely fatty."]),
+        # a town, a state and a postcode after an institution (Australia), a Canadian postcode
+        ("Performed at Royal Prince Alfred Hospital, Camperdown NSW 2050.\nBreasts dense.",
+         ["Alfred", "Camperdown", "2050"], ["Breasts dense."]),
+        ("Toronto, ON M5V 2T6. Scattered fibroglandular densities.", ["Toronto", "M5V", "2T6"],
+         ["Scattered fibroglandular densities."]),
         # a period after a whole word still ends the value
         ("Domicilio: Itauguá. Mamas heterogéneamente densas.", ["Itauguá"],
          ["Mamas heterogéneamente densas."]),
@@ -92,6 +97,30 @@ def test_clinical_text_is_left_alone() -> None:
         "Masses may 2 be seen. TÉCNICA: Proyecciones cráneo-caudal y oblicua. Control en 6 meses."
     )
     assert scrub(text).text == text
+
+
+def test_breast_imaging_words_stay_in_capitals_and_in_identifier_zones() -> None:
+    # "palpable" is a surname in a name list and none of the lexicons spells it out
+    text = (
+        "IMPRESSION: ACR BI-RADS CATEGORY 1. CLINICAL MANAGEMENT OF THE PALPABLE LUMP SHOULD BE "
+        "BASED ON CLINICAL GROUNDS.\nAxilla: normal.\nTelorrea: no.\nSex: F  Age: 47Y"
+    )
+    assert scrub(text).text == text
+    assert scrub("Age: 093Y").text == "Age: 90+"
+
+
+@pytest.mark.parametrize(
+    ("text", "gone"),
+    [
+        ("Compared with films from St. Luke's Presbyterian dated 2021.", ["Luke", "Presbyterian"]),
+        ("Prior at Manchester Royal Infirmary. ACR B.", ["Manchester", "Royal", "Infirmary"]),
+    ],
+)
+def test_institutions_named_by_their_tail(text: str, gone: list[str]) -> None:
+    result = scrub(text)
+    assert "[INSTITUTION]" in result.text
+    for value in gone:
+        assert value not in result.text, value
 
 
 def test_offsets_map_onto_the_scrubbed_text() -> None:

@@ -100,6 +100,7 @@ class _Item:
     hypothetical: bool = False
     uncertain: bool = False
     historical: bool = False
+    new: bool = False  # "new", "de nueva aparición": never historical
     side: Laterality | None = None
     quadrant: str | None = None
     clock: str | None = None
@@ -219,6 +220,7 @@ class FindingsExtractor:
             qualifier_entries += [(p, ("after", word)) for p in where["after"]]
         self._qualifiers: PhraseIndex[tuple[str, str]] = PhraseIndex(qualifier_entries)
         self._qualifier_first = frozenset(phrase_words(q)[0] for q, _ in qualifier_entries)
+        self._negative_values = tuple(phrase_words(v) for v in f.get("negative_values", []))
         # patterns that start with the same literal word are searched as one
         grouped: dict[tuple[str, str], list[str]] = {}
         for kind, patterns in f.get("normal_statements", {}).items():
@@ -435,6 +437,8 @@ class FindingsExtractor:
         connectors = {s for s, _, _ in self._connectors.scan(norms, lo, hi)}
         terminators = [s for s, _, payloads in cues if payloads[0].category == "TERMINATE"]
         negated_spans = self._apply_context(items, cues, connectors, terminators, lo, hi, norms)
+        if ":" in norms[lo:hi]:
+            self._apply_label_values(items, norms, lo, hi)
         items = [it for it in items if not it.hypothetical]
         self._attach_descriptors(items, norms, lo, hi, negated_spans)
         items = [it for it in items if it.kind != _GENERIC]
@@ -634,10 +638,16 @@ class FindingsExtractor:
                 continue
             scoped: list[_Item] = []
             skip: set[int] = set() if cue.direction == "BIDIRECTIONAL" else places
+            # "new" is an adjective of the finding next to it ("a new 9 mm mass", "nódulo de
+            # nueva aparición"), not of one further on ("ganglio nuevo ... junto a calcificaciones
+            # sin cambios"); looking back, of the nearest one only
+            new = cue.category == "NEW"
+            reach = _NEW_REACH if new else self._max_gap
             if cue.direction in ("FORWARD", "BIDIRECTIONAL"):
-                scoped += self._forward(ordered, e, connectors, terminators, hi, norms, skip)
+                scoped += self._forward(ordered, e, connectors, terminators, hi, norms, skip, reach)
             if cue.direction in ("BACKWARD", "BIDIRECTIONAL"):
-                scoped += self._backward(ordered, s, connectors, terminators, lo, norms, skip)
+                back = self._backward(ordered, s, connectors, terminators, lo, norms, skip, reach)
+                scoped += back[:1] if new else back
             elif (
                 not scoped
                 and (e >= hi or norms[e] in _CLAUSE_ENDS)
@@ -655,11 +665,38 @@ class FindingsExtractor:
                     it.uncertain = True
                 elif cue.category == "HISTORICAL":
                     it.historical = True
+                elif cue.category == "NEW":
+                    it.new = True
             if cue.category == "NEGATED_EXISTENCE" and cue.direction == "FORWARD":
                 stop = min([t for t in terminators if t >= e] + [hi, e + self._max_gap])
                 last = max([it.end for it in scoped], default=stop)
                 negated_spans.append((e, max(stop, last)))
+        for it in items:
+            # "a new mass compared with the prior study", "nódulo de nueva aparición respecto
+            # al estudio previo": the comparison does not make the finding a known one
+            it.historical = it.historical and not it.new
         return negated_spans
+
+    def _apply_label_values(self, items: list[_Item], norms: list[str], lo: int, hi: int) -> None:
+        """Findings named as a label whose value says there are none ("Mass: none.",
+        "Masses and calcifications: not seen", "Distorsión: no."): negated."""
+        boundary = lo
+        for c in range(lo, hi):
+            if norms[c] in (".", ";"):
+                boundary = c + 1
+            if norms[c] != ":":
+                continue
+            for value in self._negative_values:
+                after = c + 1 + len(value)
+                if tuple(norms[c + 1 : after]) != value:
+                    continue
+                if value == ("no",) and after < hi and norms[after] not in _CLAUSE_ENDS:
+                    continue  # "Mass: no change", "Findings: no mass"
+                for it in items:
+                    if boundary <= it.start and it.end <= c:
+                        it.negated = True
+                break
+            boundary = c + 1
 
     def _forward(
         self,
@@ -670,6 +707,7 @@ class FindingsExtractor:
         hi: int,
         norms: list[str],
         places: set[int],
+        reach: int | None = None,
     ) -> list[_Item]:
         stop = min([t for t in terminators if t >= cue_end] + [hi])
         scoped: list[_Item] = []
@@ -681,7 +719,8 @@ class FindingsExtractor:
                 break
             gap = it.start - prev_end
             if not scoped:
-                if gap - len(places.intersection(range(prev_end, it.start))) > self._max_gap:
+                skipped = len(places.intersection(range(prev_end, it.start)))
+                if gap - skipped > (self._max_gap if reach is None else reach):
                     break
             elif gap < 0:
                 pass  # another finding named by the same words ("skin thickening or retraction")
@@ -704,6 +743,7 @@ class FindingsExtractor:
         lo: int,
         norms: list[str],
         places: set[int],
+        reach: int | None = None,
     ) -> list[_Item]:
         stop = max([t for t in terminators if t < cue_start] + [lo - 1])
         scoped: list[_Item] = []
@@ -715,7 +755,8 @@ class FindingsExtractor:
                 break
             gap = next_start - it.end
             if not scoped:
-                if gap - len(places.intersection(range(it.end, next_start))) > self._max_gap:
+                skipped = len(places.intersection(range(it.end, next_start)))
+                if gap - skipped > (self._max_gap if reach is None else reach):
                     break
             elif gap < 0:
                 pass
@@ -954,6 +995,7 @@ _LEFT_WORDS = ["left", "left breast", "left side", "left sided", "izquierda", "i
                "izquierdas", "izquierdos", "mama izquierda", "lado izquierdo"]  # fmt: skip
 _AND_WORDS = frozenset({"y", "e", "and"})
 _CLAUSE_ENDS = frozenset({",", ";", ".", ":"})
+_NEW_REACH = 3  # words between "new" and its finding ("new 9 mm irregular mass")
 _DIGIT = re.compile(r"\d")
 # a report naming none of these has no ultrasound statement to look for
 _US_WORDS = ("ecograf", "ultrason", "ultrasound", "sonogra", "usg")

@@ -241,6 +241,12 @@ def test_negation_scope(text: str, expected: set[tuple[str, str | None, bool]]) 
             False,
         ),
         ("Persistent focal asymmetry, unchanged since 2019.", False, True),
+        # a new finding, whatever the comparison around it
+        ("In the right breast there is a 5 mm round mass, new since 2023.", False, False),
+        ("A new 9 mm irregular mass compared with the prior study.", False, False),
+        ("Oval mass at 2 o'clock, not present on the prior examination.", False, False),
+        ("Nódulo de nueva aparición respecto al estudio previo.", False, False),
+        ("Microcalcificaciones agrupadas nuevas en relación con el estudio previo.", False, False),
         ("A mass is redemonstrated at 10 o'clock.", False, True),
         ("Re-demonstrated amorphous calcifications.", False, True),
         ("Oval mass.", False, False),
@@ -338,10 +344,47 @@ def test_size_of_which_finding(text: str, sizes: dict[str, float | None]) -> Non
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
+        # "new" is the adjective of the finding next to it, looking back of the nearest only
+        ("Nódulo de 8 mm sin cambios, microcalcificaciones nuevas.",
+         {("mass", True), ("calcification", False)}),
+        ("Stable oval mass at 2 o'clock, new calcifications at 5 o'clock.",
+         {("mass", True), ("calcification", False)}),
+        ("New masses and calcifications compared with the prior study.",
+         {("mass", False), ("calcification", False)}),
+    ],
+)  # fmt: skip
+def test_new_findings_are_not_historical(text: str, expected: set[tuple[str, bool]]) -> None:
+    assert {(f.type.value, f.historical) for f in findings(text)} == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a structured report: each finding type a label, its value "none"
+        ("Mass: none. Calcifications: none. Architectural distortion: not seen. Asymmetry: nil.",
+         {("mass", None, True), ("calcification", None, True),
+          ("architectural_distortion", None, True), ("asymmetry", None, True)}),
+        ("Masses and calcifications: not seen.", {("mass", None, True), ("calcification", None, True)}),
+        ("Nódulos: no. Microcalcificaciones: no se observan. Distorsión: no.",
+         {("mass", None, True), ("calcification", None, True), ("architectural_distortion", None, True)}),
+        # a bare "no" that starts a statement negates nothing before the colon
+        ("Left breast mass: no change since 2020.", {("mass", "left", False)}),
+        ("Calcifications: benign, scattered. Findings: no mass.",
+         {("calcification", None, False), ("mass", None, True)}),
+    ],
+)  # fmt: skip
+def test_label_values_that_say_none(text: str, expected: set[tuple[str, str | None, bool]]) -> None:
+    assert summary(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
         ("Recommend routine annual screening mammography.", "routine_screening"),
         ("Se sugiere control anual.", "routine_screening"),
         ("Short-interval follow-up in 6 months.", "short_interval_follow_up"),
         ("Control en 6 meses.", "short_interval_follow_up"),
+        ("Se sugiere control ecográfico en 6 meses.", "short_interval_follow_up"),
         ("Additional views and ultrasound are recommended.", "additional_imaging"),
         ("Se sugiere correlación con ecografía mamaria.", "additional_imaging"),
         ("Ultrasound-guided core biopsy is recommended.", "biopsy"),

@@ -38,6 +38,10 @@ def density(text: str) -> str | None:
         ("Patrón 2.", "B"),
         ("patron mamografico tipo 4", "D"),
         ("BIRADS II ACR b", "B"),
+        # a letter in brackets after the atlas word it abbreviates
+        ("Dense (D). No findings.", "D"),
+        ("Mamas densas (C).", "C"),
+        ("The breasts are fatty (A).", "A"),
         ("Breast density: D.", "D"),
         ("Breast composition: category C.", "C"),
         ("BI-RADS density category B.", "B"),

@@ -341,6 +341,13 @@ def test_size_of_which_finding(text: str, sizes: dict[str, float | None]) -> Non
     assert {f.type.value: f.descriptors.size_mm for f in findings(text)} == sizes
 
 
+def test_calcification_abbreviations() -> None:
+    assert summary("Left: 4 mm group of punctate calcs UOQ. No suspicious microcalcs.") == {
+        ("calcification", "left", False),
+        ("calcification", "left", True),  # "Left:" heads the line
+    }
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -385,6 +392,7 @@ def test_label_values_that_say_none(text: str, expected: set[tuple[str, str | No
         ("Short-interval follow-up in 6 months.", "short_interval_follow_up"),
         ("Control en 6 meses.", "short_interval_follow_up"),
         ("Se sugiere control ecográfico en 6 meses.", "short_interval_follow_up"),
+        ("BI-RADS 0 - mag views.", "additional_imaging"),
         ("Additional views and ultrasound are recommended.", "additional_imaging"),
         ("Se sugiere correlación con ecografía mamaria.", "additional_imaging"),
         ("Ultrasound-guided core biopsy is recommended.", "biopsy"),

@@ -989,10 +989,15 @@ class FindingsExtractor:
                 it.side = default
 
 
+# with the abbreviations of other house styles: "RT breast", "R breast", "mama dcha.", "CSE de
+# MI" (Spain's MD/MI for mama derecha/izquierda, after a preposition: never "MD" the degree)
 _RIGHT_WORDS = ["right", "right breast", "right side", "right sided", "derecha", "derecho",
-                "derechas", "derechos", "mama derecha", "lado derecho"]  # fmt: skip
+                "derechas", "derechos", "mama derecha", "lado derecho", "rt breast", "r breast",
+                "dcha", "dcho", "mama dcha", "de md", "en md", "la md"]  # fmt: skip
 _LEFT_WORDS = ["left", "left breast", "left side", "left sided", "izquierda", "izquierdo",
-               "izquierdas", "izquierdos", "mama izquierda", "lado izquierdo"]  # fmt: skip
+               "izquierdas", "izquierdos", "mama izquierda", "lado izquierdo", "lt breast",
+               "l breast", "izda", "izdo", "izqda", "izqdo", "mama izda", "mama izq", "de mi",
+               "la mi"]  # fmt: skip  ("en mi" is also "en mi opinión")
 _AND_WORDS = frozenset({"y", "e", "and"})
 _CLAUSE_ENDS = frozenset({",", ";", ".", ":"})
 _NEW_REACH = 3  # words between "new" and its finding ("new 9 mm irregular mass")
@@ -1012,7 +1017,7 @@ _BOTH_WORDS = ["neither breast", "bilateral", "bilaterally", "bilaterales", "bil
                "both breasts", "both", "either breast", "each breast", "either", "ambas mamas",
                "ambas", "ambos", "ambas regiones", "ambos lados", "left and right",
                "right and left", "derecha e izquierda", "izquierda y derecha",
-               "derecho e izquierdo", "izquierdo y derecho"]  # fmt: skip
+               "derecho e izquierdo", "izquierdo y derecho", "bilat"]  # fmt: skip
 
 
 # Spanish side words, which follow the noun they qualify ("ganglio axilar izquierdo",
@@ -1020,7 +1025,10 @@ _BOTH_WORDS = ["neither breast", "bilateral", "bilaterally", "bilaterales", "bil
 _POSTPOSED = frozenset(
     w
     for w in _RIGHT_WORDS + _LEFT_WORDS + _BOTH_WORDS
-    if w.startswith(("derech", "izquierd", "mama ", "lado ", "amb", "bilaterales", "bilateralm"))
+    if w.startswith(
+        ("derech", "izquierd", "mama ", "lado ", "amb", "bilaterales", "bilateralm", "dch", "izd",
+         "izq", "de m", "en m", "la m")
+    )
 )
 
 

@@ -276,6 +276,16 @@ def test_uncertain_and_historical(text: str, uncertain: bool, historical: bool) 
         ("There is an oval mass in the right breast and another in the left breast.", {("mass", "right", False), ("mass", "left", False)}),
         ("Nódulo ovalado en la mama derecha y otro en la mama izquierda.", {("mass", "right", False), ("mass", "left", False)}),
         ("An oval mass and another irregular mass in the right breast.", {("mass", "right", False)}),
+        # abbreviations of other house styles, as headers and inline
+        ("R breast: one-view asymmetry.\nL breast: no mass.", {("asymmetry", "right", False), ("mass", "left", True)}),
+        ("Bilat: secretory calcifications.", {("calcification", "bilateral", False)}),
+        ("R BREAST:\nOval mass.\n\nMAMA IZDA:\nNo mass.", {("mass", "right", False), ("mass", "left", True)}),
+        ("Mama dcha: quiste simple.\nMama izda: sin nódulos.", {("mass", "right", False), ("mass", "left", True)}),
+        ("Mass in the RT breast. Calcifications in the L breast.", {("mass", "right", False), ("calcification", "left", False)}),
+        ("Nódulo de 12 mm en CSE de MI. Quiste en mama dcha. Ganglio axilar izdo.",
+         {("mass", "left", False), ("mass", "right", False), ("lymph_node", "left", False)}),
+        ("Microcalcificaciones en la MD.", {("calcification", "right", False)}),
+        ("En mi opinión, nódulo probablemente benigno.", {("mass", None, False)}),
     ],
 )  # fmt: skip
 def test_laterality(text: str, expected: set[tuple[str, str | None, bool]]) -> None:

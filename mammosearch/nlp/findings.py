@@ -994,10 +994,28 @@ class FindingsExtractor:
 _RIGHT_WORDS = ["right", "right breast", "right side", "right sided", "derecha", "derecho",
                 "derechas", "derechos", "mama derecha", "lado derecho", "rt breast", "r breast",
                 "dcha", "dcho", "mama dcha", "de md", "en md", "la md"]  # fmt: skip
-_LEFT_WORDS = ["left", "left breast", "left side", "left sided", "izquierda", "izquierdo",
-               "izquierdas", "izquierdos", "mama izquierda", "lado izquierdo", "lt breast",
-               "l breast", "izda", "izdo", "izqda", "izqdo", "mama izda", "mama izq", "de mi",
-               "la mi"]  # fmt: skip  ("en mi" is also "en mi opinión")
+_LEFT_WORDS = [
+    "left",
+    "left breast",
+    "left side",
+    "left sided",
+    "izquierda",
+    "izquierdo",
+    "izquierdas",
+    "izquierdos",
+    "mama izquierda",
+    "lado izquierdo",
+    "lt breast",
+    "l breast",
+    "izda",
+    "izdo",
+    "izqda",
+    "izqdo",
+    "mama izda",
+    "mama izq",
+    "de mi",
+    "la mi",
+]  # fmt: skip  ("en mi" is also "en mi opinión")
 _AND_WORDS = frozenset({"y", "e", "and"})
 _CLAUSE_ENDS = frozenset({",", ";", ".", ":"})
 _NEW_REACH = 3  # words between "new" and its finding ("new 9 mm irregular mass")
@@ -1026,8 +1044,21 @@ _POSTPOSED = frozenset(
     w
     for w in _RIGHT_WORDS + _LEFT_WORDS + _BOTH_WORDS
     if w.startswith(
-        ("derech", "izquierd", "mama ", "lado ", "amb", "bilaterales", "bilateralm", "dch", "izd",
-         "izq", "de m", "en m", "la m")
+        (
+            "derech",
+            "izquierd",
+            "mama ",
+            "lado ",
+            "amb",
+            "bilaterales",
+            "bilateralm",
+            "dch",
+            "izd",
+            "izq",
+            "de m",
+            "en m",
+            "la m",
+        )
     )
 )
 

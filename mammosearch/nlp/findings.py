@@ -994,28 +994,11 @@ class FindingsExtractor:
 _RIGHT_WORDS = ["right", "right breast", "right side", "right sided", "derecha", "derecho",
                 "derechas", "derechos", "mama derecha", "lado derecho", "rt breast", "r breast",
                 "dcha", "dcho", "mama dcha", "de md", "en md", "la md"]  # fmt: skip
-_LEFT_WORDS = [
-    "left",
-    "left breast",
-    "left side",
-    "left sided",
-    "izquierda",
-    "izquierdo",
-    "izquierdas",
-    "izquierdos",
-    "mama izquierda",
-    "lado izquierdo",
-    "lt breast",
-    "l breast",
-    "izda",
-    "izdo",
-    "izqda",
-    "izqdo",
-    "mama izda",
-    "mama izq",
-    "de mi",
-    "la mi",
-]  # fmt: skip  ("en mi" is also "en mi opinión")
+# ("en mi" is also "en mi opinión": not a side)
+_LEFT_WORDS = ["left", "left breast", "left side", "left sided", "izquierda", "izquierdo",
+               "izquierdas", "izquierdos", "mama izquierda", "lado izquierdo", "lt breast",
+               "l breast", "izda", "izdo", "izqda", "izqdo", "mama izda", "mama izq", "de mi",
+               "la mi"]  # fmt: skip
 _AND_WORDS = frozenset({"y", "e", "and"})
 _CLAUSE_ENDS = frozenset({",", ";", ".", ":"})
 _NEW_REACH = 3  # words between "new" and its finding ("new 9 mm irregular mass")
@@ -1040,26 +1023,10 @@ _BOTH_WORDS = ["neither breast", "bilateral", "bilaterally", "bilaterales", "bil
 
 # Spanish side words, which follow the noun they qualify ("ganglio axilar izquierdo",
 # "cambios posquirúrgicos en la mama derecha"); English ones also precede it ("right breast mass").
+_POSTPOSED_STARTS = ("derech", "izquierd", "mama ", "lado ", "amb", "bilaterales", "bilateralm",
+                     "dch", "izd", "izq", "de m", "en m", "la m")  # fmt: skip
 _POSTPOSED = frozenset(
-    w
-    for w in _RIGHT_WORDS + _LEFT_WORDS + _BOTH_WORDS
-    if w.startswith(
-        (
-            "derech",
-            "izquierd",
-            "mama ",
-            "lado ",
-            "amb",
-            "bilaterales",
-            "bilateralm",
-            "dch",
-            "izd",
-            "izq",
-            "de m",
-            "en m",
-            "la m",
-        )
-    )
+    w for w in _RIGHT_WORDS + _LEFT_WORDS + _BOTH_WORDS if w.startswith(_POSTPOSED_STARTS)
 )
 
 

@@ -102,6 +102,7 @@ class PhiLists:
     identifying_labels: frozenset[str]
     age_labels: frozenset[str]
     person_cues: tuple[tuple[str, ...], ...]
+    place_cues: tuple[tuple[str, ...], ...]
     signature_cues: tuple[tuple[str, ...], ...]
 
 
@@ -173,5 +174,6 @@ def phi_lists() -> PhiLists:
         ),
         age_labels=frozenset(rules["age_labels"]),
         person_cues=_phrases(rules["person_cues"] + rules["titles"]),
+        place_cues=_phrases(rules["place_cues"]),
         signature_cues=_phrases(rules["signature_cues"]),
     )

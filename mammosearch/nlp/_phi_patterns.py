@@ -52,7 +52,7 @@ _INSTITUTION_TAILS = (
     r"Medical\s+(?:Cent(?:er|re)|College|Institute)|Health(?:\s+System|care|\s+City)?|Clinic|"
     r"Imaging\s+Cent(?:er|re)|Diagnostics|Scans?|Radiology\s+(?:Associates|Group|Partners|Services)|"
     r"Women's\s+(?:Center|Imaging)|Institute|Nursing\s+Home|Polyclinic|Labs?|Infirmary|"
-    r"Presbyterian|Methodist|Baptist"
+    r"Presbyterian|Methodist|Baptist|Practice"
 )
 
 # never PHI although they look like it: clock times and clock-face positions
@@ -73,7 +73,7 @@ _GATE_WORDS = {
     "laboratorio policlinic nursing",
     "tail": "hospital hospitals medical health healthcare clinic imaging diagnostics scan scans "
     "radiology women institute nursing polyclinic lab labs infirmary presbyterian methodist "
-    "baptist",
+    "baptist practice",
     "street": _STREET_EN.replace("|", " ") + " flat apt apartment unit suite house door plot",
     "street_es": "calle c avda avenida av paseo plaza pza camino carretera ctra ronda travesia "
     "travesía rambla glorieta urbanizacion urbanización urb pasaje psje barrio b",
@@ -290,6 +290,13 @@ def patterns() -> tuple[tuple[str, Any], ...]:
             ),
         ),  # fmt: skip
         ("ADDRESS", _c(r"(?<![\w\-])(?P<v>[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2})\b")),  # UK postcode
+        (
+            "INSTITUTION",  # a company: "Diagnóstico Médico Integral S.A.", "Vista Imaging LLC"
+            _c(
+                rf"(?P<v>\b(?:{_WORD}[ \t]+){{1,4}}(?:S\.A\.(?:[ \t]*de[ \t]*C\.V\.)?|S\.R\.L\.?|"
+                r"SRL\b|S\.A\.S\.|S\.L\.|Ltda\.?|LLC\b|PLLC\b|Inc\.|P\.C\.|S\.C\.))"
+            ),
+        ),  # fmt: skip
         (
             "ADDRESS",  # a Canadian postal code, with the town and province before it
             _c(

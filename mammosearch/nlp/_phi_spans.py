@@ -94,6 +94,16 @@ _TAIL = re.compile(
 )
 
 
+# what follows an institution on its line when it is a place: ", Lake Success NY", ", Austin,
+# TX 78701", ", Camperdown NSW 2050" (a town, then a US or Australian state)
+_STATES = (
+    "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|"
+    "NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|NSW|VIC|QLD|TAS|ACT|NT|SA"
+)
+_PLACE_TAIL = re.compile(
+    r"[ \t]*,[ \t]*(?:[A-Z][^\W\d_]+(?:['.\-][^\W\d_]+)*[ \t]+){0,3}[A-Z][^\W\d_]+,?[ \t]+"
+    rf"(?:{_STATES})\b(?:[ \t]+\d{{4,5}}(?:-\d{{4}})?\b)?"
+)
 # a word of five letters or more and a period: a sentence ends there, not an abbreviation
 _SENTENCE_END = re.compile(r"[^\W\d_]{5}\.(?=[ \t])")
 # the words of an address's parts and corners, which a tail may pass over (", barrio X",
@@ -106,7 +116,8 @@ _ADDRESS_WORDS = frozenset(
 
 
 def address_tails(text: str, found: list[Span]) -> list[Span]:
-    """A street address takes the town, state and postcode written after it on its line.
+    """A street address takes the town, state and postcode written after it on its line, an
+    institution the town and state (US, Australia) after it.
 
     Args:
         text: The report's text.
@@ -119,6 +130,8 @@ def address_tails(text: str, found: list[Span]) -> list[Span]:
     out = []
     for start, end, kind in found:
         stop = end
+        if kind == "INSTITUTION" and (m := _PLACE_TAIL.match(text, stop)):
+            stop = m.end()
         while kind == "ADDRESS" and (m := _TAIL.match(text, stop)):
             tail = m.group()
             if sentence_end := _SENTENCE_END.search(tail):  # "Puerto Nuevo. Mamografía ..."

@@ -85,6 +85,40 @@ def _name_run(tokens: list[Token], i: int, text: str, lists: PhiLists, titled: b
     return taken
 
 
+def _places(tokens: list[Token], text: str, lists: PhiLists, skip: int) -> list[tuple[int, str]]:
+    """The places named after a place cue, in clinical text and identifier zones alike."""
+    cues = _by_first(lists.place_cues)
+    out: list[tuple[int, str]] = []
+    for i in range(skip, len(tokens)):
+        key = tokens[i].folded
+        if key in cues and (cue := _phrase_at(tokens, i, cues[key])):
+            run = _place_run(tokens, i + cue, text, lists)
+            out.extend((i + cue + j, "ADDRESS") for j in range(run))
+    return out
+
+
+def _place_run(tokens: list[Token], i: int, text: str, lists: PhiLists) -> int:
+    """How many tokens from ``i`` make a place after a place cue ("procedente de Ciudad del
+    Este, Alto Paraná"): capitalised words, the particles between them, on one line."""
+    taken = 0
+    j = i
+    while j < len(tokens) and j - i < 8:
+        token = tokens[j]
+        gap = text[tokens[j - 1].end : token.start] if j > i else ""
+        if "\n" in gap or not _NAME_GAP.fullmatch(gap) or token.state:
+            break
+        if token.folded in lists.particles and j > i:
+            j += 1
+            continue
+        if not (token.text.isalpha() and is_capitalised(token.text)):
+            break
+        if token.folded in lists.clinical or token.folded in lists.section_words:
+            break
+        j += 1
+        taken = j - i
+    return taken
+
+
 # the Latin-1 characters that are not letters, and those that are not lower-case letters
 _NOT_LETTERS = bytes(c for c in range(256) if not chr(c).isalpha())
 _NOT_LOWER = bytes(c for c in range(256) if not (chr(c).isalpha() and chr(c).islower()))
@@ -186,8 +220,14 @@ def _strict(
 def _body(tokens: list[Token], text: str, lists: PhiLists, skip: int = 0) -> list[tuple[int, str]]:
     """Clinical text: names after person cues, capitalised words off the allow-list in
     mid-sentence, identifying numbers; after a signature cue, an identifier zone."""
-    out = _body_hits(tokens, text, lists, skip)
-    # a word off the allow-list next to a name is part of it ("ZULEMA ACHUCARRO")
+    return _grown_names(_body_hits(tokens, text, lists, skip), tokens, text, lists, skip)
+
+
+def _grown_names(
+    out: list[tuple[int, str]], tokens: list[Token], text: str, lists: PhiLists, skip: int
+) -> list[tuple[int, str]]:
+    """``out`` with each word off the allow-list next to a name taken as part of it ("ZULEMA
+    ACHUCARRO"; "mary ann jones" in lower case, when the word is a listed name)."""
     named = {i for i, kind in out if kind == "NAME"}
     grown = True
     while grown:
@@ -201,7 +241,7 @@ def _body(tokens: list[Token], text: str, lists: PhiLists, skip: int = 0) -> lis
                 beside = _NAME_GAP.fullmatch(gap) and "\n" not in gap
                 if (
                     beside
-                    and is_capitalised(token.text)
+                    and (is_capitalised(token.text) or token.folded in lists.person_names)
                     and not allowed(token, lists)
                     and token.folded not in lists.clinical
                 ):
@@ -378,6 +418,8 @@ def find_zoned(
                     for j, key in enumerate([t.folded for t in part])
                 )
                 hits = _strict(part, text, kind, lists, skip=label_len, person=person)
+                hits = _grown_names(hits, part, text, lists, label_len)
+            hits += _places(part, text, lists, label_len)
             # the label itself: its words are structure words, anything else goes (but a
             # misspelt section header, "Finidngs:", is a header)
             if label_len:

@@ -123,6 +123,33 @@ def test_institutions_named_by_their_tail(text: str, gone: list[str]) -> None:
         assert value not in result.text, value
 
 
+@pytest.mark.parametrize(
+    ("text", "gone", "kept"),
+    [
+        # a company's legal form names it
+        ("Comparación con mamografía realizada en Diagnóstico Médico Integral S.A. Mamas densas.",
+         ["Integral", "S.A."], ["Mamas densas."]),
+        ("Referred by the GP of Riverside Family Practice. ACR B.", ["Riverside", "Family"], ["ACR B."]),
+        # the town and state after an institution
+        ("Outside mammogram from Northwell Health, Lake Success NY, dated 2023. BI-RADS 2.",
+         ["Northwell", "Lake Success", "NY"], ["BI-RADS 2."]),
+        # a place after a place cue, in clinical text or not
+        ("Paciente de 45 años, procedente de Ciudad del Este, Alto Paraná. Mamas densas.",
+         ["Ciudad del Este", "Alto"], ["45 años", "Mamas densas."]),
+        ("She lives in Little Rock. Scattered fibroglandular densities.", ["Little Rock"],
+         ["Scattered fibroglandular densities."]),
+        # a name in lower case takes the listed names next to it
+        ("patient mary ann jones presented for screening.", ["mary", "ann", "jones"], ["presented"]),
+    ],
+)  # fmt: skip
+def test_places_companies_and_lower_case_names(text: str, gone: list[str], kept: list[str]) -> None:
+    result = scrub(text)
+    for value in gone:
+        assert value not in result.text, value
+    for value in kept:
+        assert value in result.text, value
+
+
 def test_offsets_map_onto_the_scrubbed_text() -> None:
     text = "Dr. Ana Ruiz. ACR C. BI-RADS 2."
     result = scrub(text)

@@ -679,24 +679,33 @@ class FindingsExtractor:
 
     def _apply_label_values(self, items: list[_Item], norms: list[str], lo: int, hi: int) -> None:
         """Findings named as a label whose value says there are none ("Mass: none.",
-        "Masses and calcifications: not seen", "Distorsión: no."): negated."""
+        "Masses and calcifications: not seen", "Distorsión: no.") or names them only negated
+        ("Lymph nodes: no axillary adenopathy"): negated."""
         boundary = lo
         for c in range(lo, hi):
             if norms[c] in (".", ";"):
                 boundary = c + 1
             if norms[c] != ":":
                 continue
+            label = [it for it in items if boundary <= it.start and it.end <= c]
+            boundary = c + 1
+            if not label:
+                continue
             for value in self._negative_values:
                 after = c + 1 + len(value)
                 if tuple(norms[c + 1 : after]) != value:
                     continue
                 if value == ("no",) and after < hi and norms[after] not in _CLAUSE_ENDS:
-                    continue  # "Mass: no change", "Findings: no mass"
-                for it in items:
-                    if boundary <= it.start and it.end <= c:
-                        it.negated = True
+                    break  # "Mass: no change", "Lymph nodes: no adenopathy" (below)
+                for it in label:
+                    it.negated = True
                 break
-            boundary = c + 1
+            end = next((k for k in range(c + 1, hi) if norms[k] in (".", ";", ":")), hi)
+            said = [it for it in items if c < it.start and it.end <= end]
+            for it in label:
+                same = [o for o in said if o.kind == it.kind]
+                if same and all(o.negated for o in same):
+                    it.negated = True
 
     def _forward(
         self,

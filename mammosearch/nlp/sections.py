@@ -166,6 +166,7 @@ class Segmenter:
         section = "preamble"
         side: Laterality | None = None
         side_has_content = False
+        side_inline = False
         # A history/comparison/technique header with text on its line covers that line; one on
         # a line of its own covers the paragraph below it. What follows is the report body.
         scope: str | None = None
@@ -223,6 +224,7 @@ class Segmenter:
                     if section in _CONTEXT_SECTIONS:
                         section = "findings"
                     side_has_content = bool(text[pos:line_end].strip())
+                    side_inline = side_has_content
                 else:
                     if kind == "other":
                         if section in _CONTEXT_SECTIONS:
@@ -235,6 +237,10 @@ class Segmenter:
                         scope = "inline" if scope_has_content else "block"
             else:
                 continues = self._continues(prev_line, line)
+                if side_inline and not continues:
+                    # "Mama izquierda: ganglio intramamario." covers its line (and the lines
+                    # that continue it); a side header on a line of its own covers the paragraph
+                    side, side_inline = None, False
                 if scope == "inline" and not continues:
                     section, scope = "findings", None
                 elif scope == "block":

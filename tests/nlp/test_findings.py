@@ -286,6 +286,10 @@ def test_uncertain_and_historical(text: str, uncertain: bool, historical: bool) 
          {("mass", "left", False), ("mass", "right", False), ("lymph_node", "left", False)}),
         ("Microcalcificaciones en la MD.", {("calcification", "right", False)}),
         ("En mi opinión, nódulo probablemente benigno.", {("mass", None, False)}),
+        # a side header with text on its line covers that line; on a line of its own, the paragraph
+        ("Mama izquierda: ganglio intramamario.\nNo se identifican microcalcificaciones.",
+         {("lymph_node", "left", False), ("calcification", None, True)}),
+        ("LEFT BREAST:\nOval mass.\nNo calcifications.", {("mass", "left", False), ("calcification", "left", True)}),
     ],
 )  # fmt: skip
 def test_laterality(text: str, expected: set[tuple[str, str | None, bool]]) -> None:
@@ -384,6 +388,9 @@ def test_new_findings_are_not_historical(text: str, expected: set[tuple[str, boo
         ("Masses and calcifications: not seen.", {("mass", None, True), ("calcification", None, True)}),
         ("Nódulos: no. Microcalcificaciones: no se observan. Distorsión: no.",
          {("mass", None, True), ("calcification", None, True), ("architectural_distortion", None, True)}),
+        # a label whose value names its finding only negated
+        ("Lymph nodes: no axillary adenopathy.", {("lymph_node", None, True)}),
+        ("Lymph nodes: axillary adenopathy on the left.", {("lymph_node", "left", False)}),
         # a bare "no" that starts a statement negates nothing before the colon
         ("Left breast mass: no change since 2020.", {("mass", "left", False)}),
         ("Calcifications: benign, scattered. Findings: no mass.",

@@ -32,22 +32,18 @@ def test_findings_f1(scores: dict[str, object]) -> None:
     """A robustness check, not accuracy (the generator and the rules share this project).
 
     The truth codes the filler sentence "the axillary regions are unremarkable" as a negated
-    lymph node for both breasts (DESIGN). Where the generator puts that sentence on a line
-    under a one-line side header ("LEFT BREAST: no masses."), the segmenter keeps the header
-    in force until a blank line or the next header and reads the axillae as that side's: those
-    negated nodes are the only finding errors (measured: lymph node F1 0.887 on these 400,
-    every other type 1.000), so lymph nodes are held to a lower floor and every present node
-    to be found.
+    lymph node for both breasts (DESIGN). Where the generator puts that sentence on the line
+    after a side header with text on its own line ("LEFT BREAST: no masses."), the header
+    covers its line only, so the axillae stay both breasts' (measured: every type 1.000 on
+    these 400; lymph nodes 0.887 when such a header covered the paragraph below it).
     """
     by_type = scores["findings_by_type"]
     assert isinstance(by_type, dict)
     for kind, prf in by_type.items():
-        assert prf["f1"] >= (0.85 if kind == "lymph_node" else 0.97), kind
+        assert prf["f1"] >= 0.97, kind
     errors = scores["finding_errors"]
     assert isinstance(errors, dict)
     assert errors["wrong_negation"] == 0
-    off = [line for line in errors["examples"] if " lymph_node " not in line]
-    assert off == [] and all(line.endswith(" negated") for line in errors["examples"]), off[:5]
 
 
 def test_descriptor_f1(scores: dict[str, object]) -> None:

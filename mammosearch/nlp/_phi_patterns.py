@@ -52,7 +52,7 @@ _INSTITUTION_TAILS = (
     r"Medical\s+(?:Cent(?:er|re)|College|Institute)|Health(?:\s+System|care|\s+City)?|Clinic|"
     r"Imaging\s+Cent(?:er|re)|Diagnostics|Scans?|Radiology\s+(?:Associates|Group|Partners|Services)|"
     r"Women's\s+(?:Center|Imaging)|Institute|Nursing\s+Home|Polyclinic|Labs?|Infirmary|"
-    r"Presbyterian|Methodist|Baptist|Practice"
+    r"Presbyterian|Methodist|Baptist|Practice|Family\s+(?:Medicine|Health)|Medical\s+(?:Group|Associates)"
 )
 
 # never PHI although they look like it: clock times and clock-face positions
@@ -73,7 +73,7 @@ _GATE_WORDS = {
     "laboratorio policlinic nursing",
     "tail": "hospital hospitals medical health healthcare clinic imaging diagnostics scan scans "
     "radiology women institute nursing polyclinic lab labs infirmary presbyterian methodist "
-    "baptist practice",
+    "baptist practice family",
     "street": _STREET_EN.replace("|", " ") + " flat apt apartment unit suite house door plot",
     "street_es": "calle c avda avenida av paseo plaza pza camino carretera ctra ronda travesia "
     "travesía rambla glorieta urbanizacion urbanización urb pasaje psje barrio b",

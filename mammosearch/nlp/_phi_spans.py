@@ -104,6 +104,12 @@ _PLACE_TAIL = re.compile(
     r"[ \t]*,[ \t]*(?:[A-Z][^\W\d_]+(?:['.\-][^\W\d_]+)*[ \t]+){0,3}[A-Z][^\W\d_]+,?[ \t]+"
     rf"(?:{_STATES})\b(?:[ \t]+\d{{4,5}}(?:-\d{{4}})?\b)?"
 )
+# a town after an institution, up to the end of its clause: "Clínica del Country, Bogotá."
+_TOWN_TAIL = re.compile(
+    r"[ \t]*,[ \t]*((?:[A-ZÁÉÍÓÚÑ][^\W\d_]+)(?:[ \t]+(?:(?:de|del|la|las|los|el)[ \t]+)?"
+    r"[A-ZÁÉÍÓÚÑ][^\W\d_]+){0,3})(?=[ \t]*(?:$|[.,;)]|[ \t]-))",
+    re.MULTILINE,
+)
 # a word of five letters or more and a period: a sentence ends there, not an abbreviation
 _SENTENCE_END = re.compile(r"[^\W\d_]{5}\.(?=[ \t])")
 # the words of an address's parts and corners, which a tail may pass over (", barrio X",
@@ -117,7 +123,7 @@ _ADDRESS_WORDS = frozenset(
 
 def address_tails(text: str, found: list[Span]) -> list[Span]:
     """A street address takes the town, state and postcode written after it on its line, an
-    institution the town and state (US, Australia) after it.
+    institution the town (and US or Australian state) after it.
 
     Args:
         text: The report's text.
@@ -132,6 +138,10 @@ def address_tails(text: str, found: list[Span]) -> list[Span]:
         stop = end
         if kind == "INSTITUTION" and (m := _PLACE_TAIL.match(text, stop)):
             stop = m.end()
+        elif kind == "INSTITUTION" and (m := _TOWN_TAIL.match(text, stop)):
+            words = [fold(w) for w in re.findall(r"[^\W\d_]+", m.group(1))]
+            if not any(w in lists.clinical or w in lists.section_words for w in words):
+                stop = m.end()
         while kind == "ADDRESS" and (m := _TAIL.match(text, stop)):
             tail = m.group()
             if sentence_end := _SENTENCE_END.search(tail):  # "Puerto Nuevo. Mamografía ..."

@@ -133,6 +133,10 @@ def test_institutions_named_by_their_tail(text: str, gone: list[str]) -> None:
         # the town and state after an institution
         ("Outside mammogram from Northwell Health, Lake Success NY, dated 2023. BI-RADS 2.",
          ["Northwell", "Lake Success", "NY"], ["BI-RADS 2."]),
+        ("Clínica del Country, Bogotá.\nMamas densas (ACR C).", ["Country", "Bogotá"], ["Mamas densas"]),
+        ("Referring: Pacific Family Medicine, Honolulu HI. Breasts dense.", ["Pacific", "Honolulu", "HI"],
+         ["Breasts dense."]),
+        ("Seen at Mercy Hospital, Right breast mass.", ["Mercy"], ["Right breast mass."]),
         # a place after a place cue, in clinical text or not
         ("Paciente de 45 años, procedente de Ciudad del Este, Alto Paraná. Mamas densas.",
          ["Ciudad del Este", "Alto"], ["45 años", "Mamas densas."]),

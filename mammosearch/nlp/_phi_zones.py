@@ -79,7 +79,12 @@ def _name_run(tokens: list[Token], i: int, text: str, lists: PhiLists, titled: b
             break
         known = lists.person_names if titled else lists.names
         if allowed(token, lists) and word not in known:
-            break
+            # after a title a capitalised word is a name even when it is a common word
+            # ("Dr. Naomi Feldstein", "Dr. Rich"), unless it is a role, a structure, section
+            # or clinical word ("Dr. Lee Radiology", "Sra. Mamografía")
+            plain = _role(word, lists) or word in lists.clinical or word in lists.section_words
+            if not titled or plain:
+                break
         j += 1
         taken = j - i
     return taken
@@ -194,8 +199,12 @@ def _strict(
             if word not in lists.particles and word not in lists.function_words:
                 out.append((i, kind))
         elif i >= person_from and token.text.isalpha() and not _role(word, lists):
-            if not allowed(token, lists) or word in lists.person_names:
-                out.append((i, kind))  # a person zone: "john smith" in lower case too
+            # a person zone: "john smith" in lower case too, and a capitalised common word
+            # ("Dr. Naomi Feldstein") unless it is clinical or a section's
+            named = is_capitalised(token.text) and word not in lists.clinical
+            named = named and word not in lists.section_words
+            if not allowed(token, lists) or word in lists.person_names or named:
+                out.append((i, kind))
         elif not allowed(token, lists):
             if mixed_case is None:
                 mixed_case = _mixed_case(tokens, text)

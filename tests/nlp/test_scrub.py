@@ -142,6 +142,14 @@ def test_institutions_named_by_their_tail(text: str, gone: list[str]) -> None:
          ["Ciudad del Este", "Alto"], ["45 años", "Mamas densas."]),
         ("She lives in Little Rock. Scattered fibroglandular densities.", ["Little Rock"],
          ["Scattered fibroglandular densities."]),
+        # after a title a common word is a name ("feldstein" is a frequent English word)
+        ("Left breast mass discussed with Dr. Feldstein today.", ["Feldstein"], ["Left breast mass", "today."]),
+        ("Findings called to Dr. Wallace at 11:15 by Dr. Naomi Feldstein.", ["Wallace", "Naomi", "Feldstein"],
+         ["at 11:15 by Dr."]),
+        ("Mamas densas. Nódulo informado a la Dra. Rosa Blanco por teléfono.", ["Rosa", "Blanco"],
+         ["Nódulo informado", "por teléfono."]),
+        ("Breasts dense. BI-RADS 1.\nReported by Dr. Naomi Feldstein, Consultant Radiologist.", ["Feldstein"],
+         ["Consultant Radiologist."]),
         # a name in lower case takes the listed names next to it
         ("patient mary ann jones presented for screening.", ["mary", "ann", "jones"], ["presented"]),
     ],

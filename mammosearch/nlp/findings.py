@@ -290,6 +290,12 @@ class FindingsExtractor:
         if not len(tokens):
             return []
         norms = self.speller.correct(tokens.norms, self._protector(text, folded, tokens))
+        for i in range(1, len(norms)):
+            if norms[i] in ("md", "mi") and norms[i - 1] in _SIDE_CODE_BEFORE:
+                side = _SIDE_CODES.get(text[tokens.starts[i] : tokens.ends[i]])
+                if side is not None:
+                    norms = norms if norms is not tokens.norms else list(norms)
+                    norms[i] = side
         us_here = any(w in folded for w in _US_WORDS)
         triggers = [s for s, _, _ in self._triggers.scan(norms)]
         normal = self._normal_statements(folded, tokens)
@@ -998,16 +1004,17 @@ class FindingsExtractor:
                 it.side = default
 
 
-# with the abbreviations of other house styles: "RT breast", "R breast", "mama dcha.", "CSE de
-# MI" (Spain's MD/MI for mama derecha/izquierda, after a preposition: never "MD" the degree)
+# with the abbreviations of other house styles: "RT breast", "R breast", "mama dcha."
 _RIGHT_WORDS = ["right", "right breast", "right side", "right sided", "derecha", "derecho",
                 "derechas", "derechos", "mama derecha", "lado derecho", "rt breast", "r breast",
-                "dcha", "dcho", "mama dcha", "de md", "en md", "la md"]  # fmt: skip
-# ("en mi" is also "en mi opinión": not a side)
+                "dcha", "dcho", "mama dcha"]  # fmt: skip
 _LEFT_WORDS = ["left", "left breast", "left side", "left sided", "izquierda", "izquierdo",
                "izquierdas", "izquierdos", "mama izquierda", "lado izquierdo", "lt breast",
-               "l breast", "izda", "izdo", "izqda", "izqdo", "mama izda", "mama izq", "de mi",
-               "la mi"]  # fmt: skip
+               "l breast", "izda", "izdo", "izqda", "izqdo", "mama izda", "mama izq"]  # fmt: skip
+# Spain's MD/MI for mama derecha/izquierda, in capitals after a preposition ("CSE de MI", "en
+# MD"): never "MD" the degree nor "en mi opinión"
+_SIDE_CODES = {"MD": "derecha", "MI": "izquierda"}
+_SIDE_CODE_BEFORE = frozenset({"en", "de", "la", "del", "a"})
 _AND_WORDS = frozenset({"y", "e", "and"})
 _CLAUSE_ENDS = frozenset({",", ";", ".", ":"})
 _NEW_REACH = 3  # words between "new" and its finding ("new 9 mm irregular mass")
@@ -1033,7 +1040,7 @@ _BOTH_WORDS = ["neither breast", "bilateral", "bilaterally", "bilaterales", "bil
 # Spanish side words, which follow the noun they qualify ("ganglio axilar izquierdo",
 # "cambios posquirúrgicos en la mama derecha"); English ones also precede it ("right breast mass").
 _POSTPOSED_STARTS = ("derech", "izquierd", "mama ", "lado ", "amb", "bilaterales", "bilateralm",
-                     "dch", "izd", "izq", "de m", "en m", "la m")  # fmt: skip
+                     "dch", "izd", "izq")  # fmt: skip
 _POSTPOSED = frozenset(
     w for w in _RIGHT_WORDS + _LEFT_WORDS + _BOTH_WORDS if w.startswith(_POSTPOSED_STARTS)
 )
@@ -1158,6 +1165,16 @@ def merge_findings(findings: Sequence[Finding]) -> list[Finding]:
             existing = merged.get(both)
             merged[both] = folded if existing is None else _merge(existing, folded)
             del merged[(kind, Laterality.LEFT, True)], merged[(kind, Laterality.RIGHT, True)]
+    for kind in {k[0] for k in merged}:
+        # a present finding named again without its side or anything of its own ("biopsy of
+        # the calcifications is recommended") is the one the report placed
+        unsided = merged.get((kind, None, False))
+        sided = [merged[k] for k in merged if k[0] == kind and k[1] is not None and not k[2]]
+        bare = unsided is not None and unsided.descriptors == _NO_DESCRIPTORS
+        if unsided is not None and bare and unsided.location == _NO_LOCATION and sided:
+            first = min(sided, key=lambda f: f.evidence.start)
+            merged[(kind, first.laterality, False)] = _merge(first, unsided)
+            del merged[(kind, None, False)]
     # a total order: findings of one phrase ("no skin thickening or nipple retraction") share
     # a start, and their order must not depend on how sets of them were iterated
     return sorted(merged.values(), key=lambda f: (f.evidence.start, f.evidence.end, f.type.value,

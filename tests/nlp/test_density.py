@@ -42,6 +42,7 @@ def density(text: str) -> str | None:
         ("Dense (D). No findings.", "D"),
         ("Mamas densas (C).", "C"),
         ("The breasts are fatty (A).", "A"),
+        ("Patrón mamario tipo B.", "B"),
         ("Breast density: D.", "D"),
         ("Breast composition: category C.", "C"),
         ("BI-RADS density category B.", "B"),

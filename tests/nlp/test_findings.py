@@ -285,6 +285,14 @@ def test_uncertain_and_historical(text: str, uncertain: bool, historical: bool) 
         ("Nódulo de 12 mm en CSE de MI. Quiste en mama dcha. Ganglio axilar izdo.",
          {("mass", "left", False), ("mass", "right", False), ("lymph_node", "left", False)}),
         ("Microcalcificaciones en la MD.", {("calcification", "right", False)}),
+        ("En MI, cambios postquirúrgicos con clip metálico.", {("post_surgical", "left", False)}),
+        ("Mass discussed with Jane Doe, MD.", {("mass", None, False)}),
+        # a present finding named again without its side or anything of its own is the placed one
+        ("Right breast: amorphous calcifications.\nLeft breast: negative.\nImpression: stereotactic biopsy of the calcifications is recommended.",
+         {("calcification", "right", False)}),
+        # one with a place of its own stays
+        ("A mass in the upper inner quadrant, with circumscribed margins; an irregular mass in the left axillary tail.",
+         {("mass", None, False), ("mass", "left", False)}),
         ("En mi opinión, nódulo probablemente benigno.", {("mass", None, False)}),
         # a side header with text on its line covers that line; on a line of its own, the paragraph
         ("Mama izquierda: ganglio intramamario.\nNo se identifican microcalcificaciones.",
@@ -388,6 +396,11 @@ def test_new_findings_are_not_historical(text: str, expected: set[tuple[str, boo
         ("Masses and calcifications: not seen.", {("mass", None, True), ("calcification", None, True)}),
         ("Nódulos: no. Microcalcificaciones: no se observan. Distorsión: no.",
          {("mass", None, True), ("calcification", None, True), ("architectural_distortion", None, True)}),
+        # nodes described as normal
+        ("Bilateral axillae: few subcentimetric lymph nodes with preserved fatty hilum.",
+         {("lymph_node", "bilateral", True)}),
+        ("Axila izquierda: ganglios con hilio graso conservado.", {("lymph_node", "left", True)}),
+        ("Enlarged left axillary node with loss of fatty hilum.", {("lymph_node", "left", False)}),
         # a label whose value names its finding only negated
         ("Lymph nodes: no axillary adenopathy.", {("lymph_node", None, True)}),
         ("Lymph nodes: axillary adenopathy on the left.", {("lymph_node", "left", False)}),

@@ -400,6 +400,12 @@ def test_new_findings_are_not_historical(text: str, expected: set[tuple[str, boo
         ("Bilateral axillae: few subcentimetric lymph nodes with preserved fatty hilum.",
          {("lymph_node", "bilateral", True)}),
         ("Axila izquierda: ganglios con hilio graso conservado.", {("lymph_node", "left", True)}),
+        ("Ganglios intramamarios en ambas mamas, de morfología normal.", {("lymph_node", "bilateral", True)}),
+        # "not seen before" says new, not absent
+        ("Asimetría focal en la mama izquierda, no visualizada en estudios previos (asimetría en desarrollo).",
+         {("asymmetry", "left", False)}),
+        ("Focal asymmetry in the left breast, not seen on prior studies (a developing asymmetry).",
+         {("asymmetry", "left", False)}),
         ("Enlarged left axillary node with loss of fatty hilum.", {("lymph_node", "left", False)}),
         # a label whose value names its finding only negated
         ("Lymph nodes: no axillary adenopathy.", {("lymph_node", None, True)}),

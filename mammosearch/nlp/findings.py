@@ -366,13 +366,23 @@ class FindingsExtractor:
         self, norms: list[str], units: list[tuple[Sentence, int, int]]
     ) -> Laterality | None:
         """The side of a unilateral exam named in the report's title ("LEFT DIAGNOSTIC
-        MAMMOGRAM", "MAMOGRAFÍA DIGITALIZADA IZQUIERDA")."""
-        if not units or units[0][0].section != "preamble":
+        MAMMOGRAM", "MAMOGRAFÍA DIGITALIZADA IZQUIERDA") or in a line naming the study before
+        the findings ("Estudio: mamografía unilateral izquierda")."""
+        if not units:
             return None
-        _, lo, hi = units[0]
-        sides = {p[0][0] for _, _, p in self._sides.scan(norms, lo, hi)}
-        if len(sides) == 1 and Laterality.BILATERAL not in sides:
-            return next(iter(sides))
+        for n, (sentence, lo, hi) in enumerate(units):
+            if sentence.section not in ("preamble", "technique", "other"):
+                break
+            if not (n == 0 and sentence.section == "preamble"):  # the title, else:
+                if not any(w.startswith(_EXAM_WORDS) for w in norms[lo:hi]):
+                    continue  # a line of the header (a name, an address): not the exam's
+                if any(True for _ in self._triggers.scan(norms, lo, hi)):
+                    break  # the findings have begun
+            sides = {p[0][0] for _, _, p in self._sides.scan(norms, lo, hi)}
+            if len(sides) == 1 and Laterality.BILATERAL not in sides:
+                return next(iter(sides))
+            if sides:
+                break
         return None
 
     @staticmethod
@@ -739,6 +749,8 @@ class FindingsExtractor:
                     break
             elif gap < 0:
                 pass  # another finding named by the same words ("skin thickening or retraction")
+            elif gap == 0 and it.kind != scoped[-1].kind:
+                pass  # unpunctuated dictation: "no suspicious mass calcification or distortion"
             elif (
                 gap > self._chain_gap or not any(prev_end <= c < it.start for c in connectors)
             ) and not _same_item(scoped[-1], it, norms):
@@ -1017,6 +1029,8 @@ _SIDE_CODES = {"MD": "derecha", "MI": "izquierda"}
 _SIDE_CODE_BEFORE = frozenset({"en", "de", "la", "del", "a"})
 _AND_WORDS = frozenset({"y", "e", "and"})
 _CLAUSE_ENDS = frozenset({",", ";", ".", ":"})
+# words that name the exam in a report's opening lines ("Estudio: mamografía unilateral")
+_EXAM_WORDS = ("mammo", "mamogra", "mastogra", "mx")
 _NEW_REACH = 3  # words between "new" and its finding ("new 9 mm irregular mass")
 _DIGIT = re.compile(r"\d")
 # a report naming none of these has no ultrasound statement to look for

@@ -294,6 +294,10 @@ def test_uncertain_and_historical(text: str, uncertain: bool, historical: bool) 
         ("A mass in the upper inner quadrant, with circumscribed margins; an irregular mass in the left axillary tail.",
          {("mass", None, False), ("mass", "left", False)}),
         ("En mi opinión, nódulo probablemente benigno.", {("mass", None, False)}),
+        # a unilateral exam named in a line before the findings, not only in the title
+        ("Paciente: Ana Pérez, 32 años.\nEstudio: mamografía unilateral izquierda.\nMasa de 30 mm. Engrosamiento de la piel.",
+         {("mass", "left", False), ("skin_thickening", "left", False)}),
+        ("Paciente: Ana.\nMamografía bilateral.\nMasa de 30 mm.", {("mass", None, False)}),
         # a side header with text on its line covers that line; on a line of its own, the paragraph
         ("Mama izquierda: ganglio intramamario.\nNo se identifican microcalcificaciones.",
          {("lymph_node", "left", False), ("calcification", None, True)}),
@@ -407,6 +411,12 @@ def test_new_findings_are_not_historical(text: str, expected: set[tuple[str, boo
         ("Focal asymmetry in the left breast, not seen on prior studies (a developing asymmetry).",
          {("asymmetry", "left", False)}),
         ("Enlarged left axillary node with loss of fatty hilum.", {("lymph_node", "left", False)}),
+        ("Ganglios axilares izquierdos sin características patológicas.", {("lymph_node", "left", True)}),
+        ("Left axillary nodes without suspicious features.", {("lymph_node", "left", True)}),
+        # "tampoco" with its verb, and a list without punctuation
+        ("No hay masas. Tampoco se observan asimetrías.", {("mass", None, True), ("asymmetry", None, True)}),
+        ("no suspicious mass calcification or architectural distortion either breast",
+         {("mass", "bilateral", True), ("calcification", "bilateral", True), ("architectural_distortion", "bilateral", True)}),
         # a label whose value names its finding only negated
         ("Lymph nodes: no axillary adenopathy.", {("lymph_node", None, True)}),
         ("Lymph nodes: axillary adenopathy on the left.", {("lymph_node", "left", False)}),

@@ -373,11 +373,15 @@ class FindingsExtractor:
         for n, (sentence, lo, hi) in enumerate(units):
             if sentence.section not in ("preamble", "technique", "other"):
                 break
-            if not (n == 0 and sentence.section == "preamble"):  # the title, else:
-                if not any(w.startswith(_EXAM_WORDS) for w in norms[lo:hi]):
-                    continue  # a line of the header (a name, an address): not the exam's
-                if any(True for _ in self._triggers.scan(norms, lo, hi)):
-                    break  # the findings have begun
+            exam = any(w.startswith(_EXAM_WORDS) for w in norms[lo:hi])
+            found = any(True for _ in self._triggers.scan(norms, lo, hi))
+            if n == 0 and sentence.section == "preamble":  # the title, unless it is a finding
+                if found and not exam:
+                    break  # "Mass in the right breast." opens the report: no title
+            elif not exam:
+                continue  # a line of the header (a name, an address): not the exam's
+            elif found:
+                break  # the findings have begun
             sides = {p[0][0] for _, _, p in self._sides.scan(norms, lo, hi)}
             if len(sides) == 1 and Laterality.BILATERAL not in sides:
                 return next(iter(sides))

@@ -37,6 +37,7 @@ _SCOPED_SECTIONS = frozenset({"history", "comparison", "technique"})
 
 _TERMINATOR = re.compile(r"[.!?;]+(?=[\s\-)\"']|$)")
 _BULLET = re.compile(r"^\s*(?:[-*\u2022\u00b7\u25aa\u2013]|\d{1,2}[.)]|[a-d][.)])\s")
+_FULL_STOP = re.compile(r"[^\W\d_]\.(?:\s|$)")  # a word's full stop (not "1.5", not "Dr.X")
 _WRAP_MIN = 45  # a line at least this long that does not end a sentence may be hard-wrapped
 _TAIL = re.compile(r"[a-z.]+$")  # the word before a full stop (abbreviation check)
 _UNITS = frozenset({"mm", "cm"})  # abbreviations that a sentence often ends with
@@ -167,6 +168,8 @@ class Segmenter:
         side: Laterality | None = None
         side_has_content = False
         side_inline = False
+        # dictation without a single full stop: each line is a statement, not a wrapped one
+        unpunctuated = _FULL_STOP.search(text) is None and text.count("\n") >= 2
         # A history/comparison/technique header with text on its line covers that line; one on
         # a line of its own covers the paragraph below it. What follows is the report body.
         scope: str | None = None
@@ -236,7 +239,7 @@ class Segmenter:
                         scope_has_content = bool(text[pos:line_end].strip())
                         scope = "inline" if scope_has_content else "block"
             else:
-                continues = self._continues(prev_line, line)
+                continues = not unpunctuated and self._continues(prev_line, line)
                 if side_inline and not continues:
                     # "Mama izquierda: ganglio intramamario." covers its line (and the lines
                     # that continue it); a side header on a line of its own covers the paragraph

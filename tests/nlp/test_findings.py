@@ -298,6 +298,8 @@ def test_uncertain_and_historical(text: str, uncertain: bool, historical: bool) 
         ("Paciente: Ana Pérez, 32 años.\nEstudio: mamografía unilateral izquierda.\nMasa de 30 mm. Engrosamiento de la piel.",
          {("mass", "left", False), ("skin_thickening", "left", False)}),
         ("Paciente: Ana.\nMamografía bilateral.\nMasa de 30 mm.", {("mass", None, False)}),
+        # a finding that opens the report is no title naming the exam's side
+        ("Mass in the right breast. Lumpectomy scar.", {("mass", "right", False), ("post_surgical", None, False)}),
         # a side header with text on its line covers that line; on a line of its own, the paragraph
         ("Mama izquierda: ganglio intramamario.\nNo se identifican microcalcificaciones.",
          {("lymph_node", "left", False), ("calcification", None, True)}),
@@ -413,6 +415,13 @@ def test_new_findings_are_not_historical(text: str, expected: set[tuple[str, boo
         ("Enlarged left axillary node with loss of fatty hilum.", {("lymph_node", "left", False)}),
         ("Ganglios axilares izquierdos sin características patológicas.", {("lymph_node", "left", True)}),
         ("Left axillary nodes without suspicious features.", {("lymph_node", "left", True)}),
+        ("Ganglios axilares normales.", {("lymph_node", None, True)}),
+        # a sentinel node biopsy is surgery, not a node; a space-occupying lesion is a mass
+        ("Surgical clips in the left axilla from prior sentinel node biopsy.", {("post_surgical", "left", False)}),
+        ("Lesión de ocupación de espacio en la mama izquierda, de 2 cm.", {("mass", "left", False)}),
+        # dictation without a full stop: each line is a statement
+        ("se observa nodulo de 7 mm en mama derecha\nno se observan microcalcificaciones ni distorsion\nbirads 3",
+         {("mass", "right", False), ("calcification", None, True), ("architectural_distortion", None, True)}),
         # "tampoco" with its verb, and a list without punctuation
         ("No hay masas. Tampoco se observan asimetrías.", {("mass", None, True), ("asymmetry", None, True)}),
         ("no suspicious mass calcification or architectural distortion either breast",

@@ -1187,9 +1187,10 @@ def merge_findings(findings: Sequence[Finding]) -> list[Finding]:
         # a present finding named again without its side or anything of its own ("biopsy of
         # the calcifications is recommended") is the one the report placed
         unsided = merged.get((kind, None, False))
+        if unsided is None or unsided.descriptors != _NO_DESCRIPTORS:
+            continue
         sided = [merged[k] for k in merged if k[0] == kind and k[1] is not None and not k[2]]
-        bare = unsided is not None and unsided.descriptors == _NO_DESCRIPTORS
-        if unsided is not None and bare and unsided.location == _NO_LOCATION and sided:
+        if sided and unsided.location == _NO_LOCATION:
             first = min(sided, key=lambda f: f.evidence.start)
             merged[(kind, first.laterality, False)] = _merge(first, unsided)
             del merged[(kind, None, False)]

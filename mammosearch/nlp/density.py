@@ -20,12 +20,14 @@ from mammosearch.nlp.mentions import CategoryMention, Resolution, SideFinder, hi
 from mammosearch.nlp.sections import Segmentation
 from mammosearch.records import DensityCategory, Laterality
 
+
 __all__ = ["DensityExtractor", "resolve_density"]
 
 _SRC = "density.json"
 _CODE, _DESCRIPTION, _VAGUE = 2, 1, 0
 _BESIDE = 30  # characters between a density code and the atlas words it restates
 _ALTERNATIVE = re.compile(r"\s*(?:/|-|\bo\b|\bor\b)\s*(?:[a-d]|[1-4])(?![a-z0-9])")
+_INNER_HYPHEN = re.compile(r"(?<=[a-z])-(?=[a-z])")  # replaced by a space: offsets hold
 # Where a description is not about mammographic composition (ultrasound echotexture).
 _NON_MAMMO_SECTIONS = frozenset({"ultrasound"})
 
@@ -115,13 +117,20 @@ class DensityExtractor:
                     )
             mentions.sort(key=lambda x: (x.start, -x.end))
             return _dedupe(mentions)
+        # the atlas words hyphenated ("heterogeneously-dense fibroglandular tissue") read as
+        # written apart; the text is searched as it is too ("fibro-glandular" patterns)
+        texts = [folded]
+        if "-" in folded and (spaced := _INNER_HYPHEN.sub(" ", folded)) != folded:
+            texts.append(spaced)
         for category, pattern in self._descriptions:
-            for m in word_matches(pattern, folded):
-                mentions.append(
-                    self._mention(folded, seg, category, m.start(), m.end(), _DESCRIPTION)
-                )
-        for m in word_matches(self._vague, folded):
-            mentions.append(self._mention(folded, seg, "", m.start(), m.end(), _VAGUE))
+            for text_ in texts:
+                for m in word_matches(pattern, text_):
+                    mentions.append(
+                        self._mention(folded, seg, category, m.start(), m.end(), _DESCRIPTION)
+                    )
+        for text_ in texts:
+            for m in word_matches(self._vague, text_):
+                mentions.append(self._mention(folded, seg, "", m.start(), m.end(), _VAGUE))
         mentions.sort(key=lambda x: (x.start, -x.end))
         return _mark_alternatives(_dedupe(mentions), seg)
 

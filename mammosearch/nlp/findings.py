@@ -1038,7 +1038,7 @@ _EXAM_WORDS = ("mammo", "mamogra", "mastogra", "mx")
 _NEW_REACH = 3  # words between "new" and its finding ("new 9 mm irregular mass")
 _DIGIT = re.compile(r"\d")
 # a report naming none of these has no ultrasound statement to look for
-_US_WORDS = ("ecograf", "ultrason", "ultrasound", "sonogra", "usg")
+_US_WORDS = ("ecograf", "ultrason", "ultrasound", "sonogra", "usg", "echoic", "ecoic", "echotext")
 # a report naming none of these states no normal node or axilla (normal_statements)
 _NORMAL_WORDS = ("axil", "node", "gangli", "adenopat")
 _CHAR_REACH = 3  # words between a "characterised as" cue and the finding word it names

@@ -43,6 +43,10 @@ def density(text: str) -> str | None:
         ("Mamas densas (C).", "C"),
         ("The breasts are fatty (A).", "A"),
         ("Patrón mamario tipo B.", "B"),
+        # hyphenated atlas words
+        ("The breasts demonstrate heterogeneously-dense fibroglandular tissue.", "C"),
+        ("Extremely-dense breasts.", "D"),
+        ("Tejido fibro-glandular disperso.", "B"),
         ("Breast density: D.", "D"),
         ("Breast composition: category C.", "C"),
         ("BI-RADS density category B.", "B"),

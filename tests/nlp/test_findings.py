@@ -425,6 +425,13 @@ def test_new_findings_are_not_historical(text: str, expected: set[tuple[str, boo
         # dictation without a full stop: each line is a statement
         ("se observa nodulo de 7 mm en mama derecha\nno se observan microcalcificaciones ni distorsion\nbirads 3",
          {("mass", "right", False), ("calcification", None, True), ("architectural_distortion", None, True)}),
+        # an older word for a mass: a density with a shape or margin
+        ("Within the upper outer left breast there is a circumscribed density measuring 1 cm.", {("mass", "left", False)}),
+        # what an ultrasound shows is not coded (DESIGN): named, or said in its own words
+        ("Breast ultrasound was subsequently performed, which demonstrated an oval mass at 2 o'clock.", set()),
+        ("Additional ultrasonographic imaging of the left breast demonstrates a cyst.", set()),
+        ("Oval mass in the left breast.\nA 5 mm hypoechoic mass in the right breast at 10 o'clock.",
+         {("mass", "left", False)}),
         # "tampoco" with its verb, and a list without punctuation
         ("No hay masas. Tampoco se observan asimetrías.", {("mass", None, True), ("asymmetry", None, True)}),
         ("no suspicious mass calcification or architectural distortion either breast",
@@ -438,7 +445,11 @@ def test_new_findings_are_not_historical(text: str, expected: set[tuple[str, boo
          {("calcification", None, False), ("mass", None, True)}),
     ],
 )  # fmt: skip
-def test_label_values_that_say_none(text: str, expected: set[tuple[str, str | None, bool]]) -> None:
+def test_wording_of_other_house_styles(
+    text: str, expected: set[tuple[str, str | None, bool]]
+) -> None:
+    """Structured labels, normal-node wording, US-only statements, dictation without
+    punctuation: what the hand-written house-style sets (data/house_styles) found missing."""
     assert summary(text) == expected
 
 

@@ -38,6 +38,13 @@ _SCOPED_SECTIONS = frozenset({"history", "comparison", "technique"})
 _TERMINATOR = re.compile(r"[.!?;]+(?=[\s\-)\"']|$)")
 _BULLET = re.compile(r"^\s*(?:[-*\u2022\u00b7\u25aa\u2013]|\d{1,2}[.)]|[a-d][.)])\s")
 _FULL_STOP = re.compile(r"[^\W\d_]\.(?:\s|$)")  # a word's full stop (not "1.5", not "Dr.X")
+_US_PARAGRAPH = re.compile(
+    r"[ \t]*(?:(?:bilateral|left|right|targeted|additional|complementary|breast|the)[ \t]+)*"
+    r"(?:ultrasound|ultrasonography|sonography|ultrasonographic imaging)\b[^\n.]*?"
+    r"\b(?:performed|demonstrat|show|reveal)"
+    r"|[ \t]*(?:se (?:realiza|realizo|complementa con) )?(?:ecografia|ultrasonido)\b[^\n.]*?"
+    r"\b(?:realiz|muestra|evidencia|demuestra|informa)"
+)
 _WRAP_MIN = 45  # a line at least this long that does not end a sentence may be hard-wrapped
 _TAIL = re.compile(r"[a-z.]+$")  # the word before a full stop (abbreviation check)
 _UNITS = frozenset({"mm", "cm"})  # abbreviations that a sentence often ends with
@@ -240,6 +247,11 @@ class Segmenter:
                         scope = "inline" if scope_has_content else "block"
             else:
                 continues = not unpunctuated and self._continues(prev_line, line)
+                if not prev_line.strip() and _US_PARAGRAPH.match(folded, line_start, line_end):
+                    # "Bilateral breast ultrasound was subsequently performed, which showed ...":
+                    # a paragraph that opens with an ultrasound is about it to its end
+                    close(line_start)
+                    section, scope, scope_has_content = "ultrasound", "block", True
                 if side_inline and not continues:
                     # "Mama izquierda: ganglio intramamario." covers its line (and the lines
                     # that continue it); a side header on a line of its own covers the paragraph

@@ -432,6 +432,13 @@ def test_new_findings_are_not_historical(text: str, expected: set[tuple[str, boo
         ("Additional ultrasonographic imaging of the left breast demonstrates a cyst.", set()),
         ("Oval mass in the left breast.\nA 5 mm hypoechoic mass in the right breast at 10 o'clock.",
          {("mass", "left", False)}),
+        # a paragraph that opens with an ultrasound is about it to its end; one that recommends
+        # an ultrasound is not
+        ("Oval mass in the left breast.\n\nBilateral breast ultrasound was performed, which showed a cyst.\n"
+         "This may represent a lipoma in the right breast.\n\nCalcifications in the right breast.",
+         {("mass", "left", False), ("calcification", "right", False)}),
+        ("Oval mass in the left breast.\n\nUltrasound is recommended for the mass in the right breast.",
+         {("mass", "left", False), ("mass", "right", False)}),
         # "tampoco" with its verb, and a list without punctuation
         ("No hay masas. Tampoco se observan asimetrías.", {("mass", None, True), ("asymmetry", None, True)}),
         ("no suspicious mass calcification or architectural distortion either breast",

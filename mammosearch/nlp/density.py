@@ -20,7 +20,6 @@ from mammosearch.nlp.mentions import CategoryMention, Resolution, SideFinder, hi
 from mammosearch.nlp.sections import Segmentation
 from mammosearch.records import DensityCategory, Laterality
 
-
 __all__ = ["DensityExtractor", "resolve_density"]
 
 _SRC = "density.json"

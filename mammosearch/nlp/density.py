@@ -26,6 +26,7 @@ _SRC = "density.json"
 _CODE, _DESCRIPTION, _VAGUE = 2, 1, 0
 _BESIDE = 30  # characters between a density code and the atlas words it restates
 _ALTERNATIVE = re.compile(r"\s*(?:/|-|\bo\b|\bor\b)\s*(?:[a-d]|[1-4])(?![a-z0-9])")
+_STATEMENT_END = re.compile(r"[ \t]*(?:[.;]|$)", re.MULTILINE)  # after a density letter
 _INNER_HYPHEN = re.compile(r"(?<=[a-z])-(?=[a-z])")  # replaced by a space: offsets hold
 # Where a description is not about mammographic composition (ultrasound echotexture).
 _NON_MAMMO_SECTIONS = frozenset({"ultrasound"})
@@ -96,7 +97,10 @@ class DensityExtractor:
                 raw = m.group("val")
                 if code.letter_guard and raw.isalpha() and len(raw) == 1:
                     before = folded[max(0, v_start - 3) : v_start].rstrip()
-                    if not (text[v_start].isupper() or before.endswith((":", "=", "("))):
+                    # "Density a." ends its statement: a category, not Spanish "a"
+                    ends = _STATEMENT_END.match(folded, v_end) is not None
+                    ends = ends and "\n" not in folded[m.start() : v_start]  # not a legend's "c."
+                    if not (text[v_start].isupper() or before.endswith((":", "=", "(")) or ends):
                         continue
                 if code.needs_context and not self._has_context(folded, seg, m.start()):
                     continue

@@ -29,6 +29,7 @@ import bisect
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 from typing import Any
 
 from mammosearch.nlp._phrases import PhraseIndex, Speller, Tokens, phrase_words, tokenize
@@ -306,6 +307,7 @@ class FindingsExtractor:
         units = self._units(tokens, seg, folded)
         exam_side = self._exam_side(norms, units)
         found: list[Finding] = []
+        placed: tuple[int, Laterality] | None = None  # where the last lesion's sentence ended
         for sentence, lo, hi in units:
             if sentence.section in _SKIPPED_SECTIONS:
                 continue
@@ -313,11 +315,23 @@ class FindingsExtractor:
             if i == len(triggers) or triggers[i] >= hi:
                 continue  # no finding word in this sentence
             statements = [x for x in normal if lo <= x[1] < hi]
-            found.extend(
-                self._unit(
-                    text, folded, tokens, norms, lo, hi, sentence, exam_side, statements, us_here
-                )
+            unit = self._unit(
+                text, folded, tokens, norms, lo, hi, sentence, exam_side, statements, us_here
             )
+            if placed is not None and "\n\n" not in folded[placed[0] : tokens.starts[lo]]:
+                # "Nódulo espiculado en mama izquierda. Retracción de la piel suprayacente.":
+                # the skin and nipple signs of the next sentence are that lesion's side's
+                unit = [
+                    dc_replace(f, laterality=placed[1])
+                    if f.laterality is None and not f.negated and f.type in _LESION_SIGNS
+                    else f
+                    for f in unit
+                ]
+            sides = {f.laterality for f in unit if not f.negated and f.type not in _LESION_SIGNS}
+            if sides:
+                side = next(iter(sides)) if len(sides) == 1 else None
+                placed = (tokens.ends[hi - 1], side) if side in _ONE_SIDE else None
+            found.extend(unit)
         return merge_findings(found)
 
     def _protector(self, text: str, folded: str, tokens: Tokens) -> Callable[[int], bool]:
@@ -1035,6 +1049,11 @@ _AND_WORDS = frozenset({"y", "e", "and"})
 _CLAUSE_ENDS = frozenset({",", ";", ".", ":"})
 # words that name the exam in a report's opening lines ("Estudio: mamografía unilateral")
 _EXAM_WORDS = ("mammo", "mamogra", "mastogra", "mx")
+# the signs a lesion shows in the skin and nipple, said in a sentence after it
+_LESION_SIGNS = frozenset(
+    {FindingType.SKIN_THICKENING, FindingType.SKIN_RETRACTION, FindingType.NIPPLE_RETRACTION}
+)
+_ONE_SIDE = (Laterality.LEFT, Laterality.RIGHT)
 _NEW_REACH = 3  # words between "new" and its finding ("new 9 mm irregular mass")
 _DIGIT = re.compile(r"\d")
 # a report naming none of these has no ultrasound statement to look for

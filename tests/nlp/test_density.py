@@ -43,6 +43,10 @@ def density(text: str) -> str | None:
         ("Mamas densas (C).", "C"),
         ("The breasts are fatty (A).", "A"),
         ("Patrón mamario tipo B.", "B"),
+        ("Tipo de mama: D.", "D"),
+        # a lower-case letter that ends its statement is a category; Spanish "a" is not
+        ("SCREENING. Density a. No masses.", "A"),
+        ("Densidad a nivel del CSE aumentada.", None),
         # hyphenated atlas words
         ("The breasts demonstrate heterogeneously-dense fibroglandular tissue.", "C"),
         ("Extremely-dense breasts.", "D"),

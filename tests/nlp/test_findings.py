@@ -439,6 +439,13 @@ def test_new_findings_are_not_historical(text: str, expected: set[tuple[str, boo
          {("mass", "left", False), ("calcification", "right", False)}),
         ("Oval mass in the left breast.\n\nUltrasound is recommended for the mass in the right breast.",
          {("mass", "left", False), ("mass", "right", False)}),
+        # "SOL" (a space-occupying lesion) of Indian reports
+        ("No SOL seen in either breast.", {("mass", "bilateral", True)}),
+        # a lesion's skin and nipple signs said in the next sentence take its side
+        ("Nódulo espiculado de 18 mm en mama izquierda. Engrosamiento y retracción de la piel.",
+         {("mass", "left", False), ("skin_thickening", "left", False), ("skin_retraction", "left", False)}),
+        ("Mass in the right breast.\n\nSkin thickening.", {("mass", "right", False), ("skin_thickening", None, False)}),
+        ("Masses in both breasts. Nipple retraction.", {("mass", "bilateral", False), ("nipple_retraction", None, False)}),
         # "tampoco" with its verb, and a list without punctuation
         ("No hay masas. Tampoco se observan asimetrías.", {("mass", None, True), ("asymmetry", None, True)}),
         ("no suspicious mass calcification or architectural distortion either breast",

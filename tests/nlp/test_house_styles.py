@@ -1,4 +1,4 @@
-"""The 102 hand-written reports in other house styles (``data/house_styles``): findings, density,
+"""The 112 hand-written reports in other house styles (``data/house_styles``): findings, density,
 category and PHI recall, per set.
 
 Every set is a development set now (README there): the floors sit just below the figures of the
@@ -19,13 +19,12 @@ from mammosearch.nlp.evaluation import format_scores, score_reports
 from mammosearch.nlp.scrub import scrub
 
 DATA = Path(__file__).parent / "data" / "house_styles"
-# set -> findings F1 floor; measured 0.978 / 0.959 / 0.992 / 1.000 / 0.949 / 0.968 / 0.977 (first
-# scores 0.923 / 0.928 / 0.952 / 0.870 / 0.846 / 0.936 / 0.977, README there)
-FLOORS = {"set1": 0.97, "set2": 0.95, "set3": 0.98, "set4": 0.99, "set5": 0.94, "set6": 0.96,
-          "set7": 0.97}  # fmt: skip
-# set 7 was scored once with the rules as they stand, and no rule changed for it: its one
-# density miss ("Tipo de mama: B.") is allowed
-DENSITY_MISSES = {"set7": 1}
+# set -> findings F1 floor; measured 1.000 / 0.959 / 0.992 / 1.000 / 0.949 / 0.968 / 1.000 / 0.877
+# (first scores 0.923 / 0.928 / 0.952 / 0.870 / 0.846 / 0.936 / 0.977 / 0.786, README there)
+FLOORS = {"set1": 0.99, "set2": 0.95, "set3": 0.98, "set4": 0.99, "set5": 0.94, "set6": 0.96,
+          "set7": 0.99, "set8": 0.87}  # fmt: skip
+# set 8's checkbox form and its "BR1" are left unread (README there)
+CATEGORY_MISSES = {"set8": 1}
 _WORD = re.compile(r"[^\W_]+")
 
 
@@ -45,8 +44,8 @@ def test_findings_density_and_category(name: str) -> None:
     scores = score_reports(rows, predicted)
     report = format_scores(scores)
     assert scores.findings.f1 >= FLOORS[name], report
-    assert scores.n - scores.density_correct <= DENSITY_MISSES.get(name, 0), report
-    assert scores.birads_accuracy == 1.0, report
+    assert scores.density_accuracy == 1.0, report
+    assert scores.n - scores.birads_correct <= CATEGORY_MISSES.get(name, 0), report
 
 
 def test_every_planted_phi_word_is_scrubbed() -> None:
@@ -71,5 +70,5 @@ def test_every_planted_phi_word_is_scrubbed() -> None:
 
 def test_the_sets_are_the_corpus() -> None:
     ids = [r["id"] for name in FLOORS for r in _rows(name)]
-    assert len(ids) == len(set(ids)) == 102
+    assert len(ids) == len(set(ids)) == 112
     assert sorted(ids) == sorted(p.stem for p in (DATA / "texts").glob("*.txt"))

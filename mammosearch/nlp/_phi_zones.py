@@ -78,16 +78,20 @@ def _name_run(tokens: list[Token], i: int, text: str, lists: PhiLists, titled: b
         if not is_capitalised(token.text) or word in lists.titles:
             break
         known = lists.person_names if titled else lists.names
-        if allowed(token, lists) and word not in known:
-            # after a title a capitalised word is a name even when it is a common word
-            # ("Dr. Naomi Feldstein", "Dr. Rich"), unless it is a role, a structure, section
-            # or clinical word ("Dr. Lee Radiology", "Sra. Mamografía")
-            plain = _role(word, lists) or word in lists.clinical or word in lists.section_words
-            if not titled or plain:
-                break
+        # after a title a capitalised word is a name even when it is a common word ("Dr. Naomi
+        # Feldstein", "Dr. Rich"), unless it is a role, a structure, section or clinical word
+        # ("Dr. Lee Radiology", "Sra. Mamografía")
+        plain = not titled or _role(word, lists) or _report_word(word, lists)
+        if allowed(token, lists) and word not in known and plain:
+            break
         j += 1
         taken = j - i
     return taken
+
+
+def _report_word(word: str, lists: PhiLists) -> bool:
+    """A clinical or section-header word: never a name or a place, capitalised or not."""
+    return word in lists.clinical or word in lists.section_words
 
 
 def _places(tokens: list[Token], text: str, lists: PhiLists, skip: int) -> list[tuple[int, str]]:
@@ -117,7 +121,7 @@ def _place_run(tokens: list[Token], i: int, text: str, lists: PhiLists) -> int:
             continue
         if not (token.text.isalpha() and is_capitalised(token.text)):
             break
-        if token.folded in lists.clinical or token.folded in lists.section_words:
+        if _report_word(token.folded, lists):
             break
         j += 1
         taken = j - i
@@ -201,8 +205,7 @@ def _strict(
         elif i >= person_from and token.text.isalpha() and not _role(word, lists):
             # a person zone: "john smith" in lower case too, and a capitalised common word
             # ("Dr. Naomi Feldstein") unless it is clinical or a section's
-            named = is_capitalised(token.text) and word not in lists.clinical
-            named = named and word not in lists.section_words
+            named = is_capitalised(token.text) and not _report_word(word, lists)
             if not allowed(token, lists) or word in lists.person_names or named:
                 out.append((i, kind))
         elif not allowed(token, lists):

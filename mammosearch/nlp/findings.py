@@ -291,21 +291,18 @@ class FindingsExtractor:
         if not len(tokens):
             return []
         norms = self.speller.correct(tokens.norms, self._protector(text, folded, tokens))
-        for i in range(1, len(norms)):
-            if norms[i] in ("md", "mi") and norms[i - 1] in _SIDE_CODE_BEFORE:
-                side = _SIDE_CODES.get(text[tokens.starts[i] : tokens.ends[i]])
-                if side is not None:
-                    norms = norms if norms is not tokens.norms else list(norms)
-                    norms[i] = side
+        if "md" in norms or "mi" in norms:
+            norms = _side_codes(text, tokens, norms)
         us_here = any(w in folded for w in _US_WORDS)
-        triggers = [s for s, _, _ in self._triggers.scan(norms)]
+        words = [s for s, _, _ in self._triggers.scan(norms)]  # where finding words start
+        triggers = words
         normal = self._normal_statements(folded, tokens)
         if normal:
             triggers = sorted({*triggers, *(s for _, s, _ in normal)})
         if not triggers:
             return []
         units = self._units(tokens, seg, folded)
-        exam_side = self._exam_side(norms, units)
+        exam_side = self._exam_side(norms, units, words)
         found: list[Finding] = []
         placed: tuple[int, Laterality] | None = None  # where the last lesion's sentence ended
         for sentence, lo, hi in units:
@@ -377,18 +374,18 @@ class FindingsExtractor:
         return out
 
     def _exam_side(
-        self, norms: list[str], units: list[tuple[Sentence, int, int]]
+        self, norms: list[str], units: list[tuple[Sentence, int, int]], words: list[int]
     ) -> Laterality | None:
         """The side of a unilateral exam named in the report's title ("LEFT DIAGNOSTIC
         MAMMOGRAM", "MAMOGRAFÍA DIGITALIZADA IZQUIERDA") or in a line naming the study before
-        the findings ("Estudio: mamografía unilateral izquierda")."""
-        if not units:
-            return None
+        the findings ("Estudio: mamografía unilateral izquierda"). ``words``: where the finding
+        words of the report start, in order."""
         for n, (sentence, lo, hi) in enumerate(units):
             if sentence.section not in ("preamble", "technique", "other"):
                 break
             exam = any(w.startswith(_EXAM_WORDS) for w in norms[lo:hi])
-            found = any(True for _ in self._triggers.scan(norms, lo, hi))
+            i = bisect.bisect_left(words, lo)
+            found = i < len(words) and words[i] < hi
             if n == 0 and sentence.section == "preamble":  # the title, unless it is a finding
                 if found and not exam:
                     break  # "Mass in the right breast." opens the report: no title
@@ -689,7 +686,7 @@ class FindingsExtractor:
             ):
                 # a cue listed both ways that ends its clause with nothing after it looks back:
                 # "un area de distorsion ... no se observa"
-                scoped = self._backward(ordered, s, connectors, terminators, lo, norms, skip)
+                scoped = self._backward(ordered, s, connectors, terminators, lo, norms, skip, reach)
             for it in scoped:
                 if cue.category == "NEGATED_EXISTENCE":
                     it.negated = True
@@ -750,7 +747,7 @@ class FindingsExtractor:
         hi: int,
         norms: list[str],
         places: set[int],
-        reach: int | None = None,
+        reach: int,
     ) -> list[_Item]:
         stop = min([t for t in terminators if t >= cue_end] + [hi])
         scoped: list[_Item] = []
@@ -763,7 +760,7 @@ class FindingsExtractor:
             gap = it.start - prev_end
             if not scoped:
                 skipped = len(places.intersection(range(prev_end, it.start)))
-                if gap - skipped > (self._max_gap if reach is None else reach):
+                if gap - skipped > reach:
                     break
             elif gap < 0:
                 pass  # another finding named by the same words ("skin thickening or retraction")
@@ -788,7 +785,7 @@ class FindingsExtractor:
         lo: int,
         norms: list[str],
         places: set[int],
-        reach: int | None = None,
+        reach: int,
     ) -> list[_Item]:
         stop = max([t for t in terminators if t < cue_start] + [lo - 1])
         scoped: list[_Item] = []
@@ -801,7 +798,7 @@ class FindingsExtractor:
             gap = next_start - it.end
             if not scoped:
                 skipped = len(places.intersection(range(it.end, next_start)))
-                if gap - skipped > (self._max_gap if reach is None else reach):
+                if gap - skipped > reach:
                     break
             elif gap < 0:
                 pass
@@ -1081,6 +1078,19 @@ _POSTPOSED_STARTS = ("derech", "izquierd", "mama ", "lado ", "amb", "bilaterales
 _POSTPOSED = frozenset(
     w for w in _RIGHT_WORDS + _LEFT_WORDS + _BOTH_WORDS if w.startswith(_POSTPOSED_STARTS)
 )
+
+
+def _side_codes(text: str, tokens: Tokens, norms: list[str]) -> list[str]:
+    """``norms`` with Spain's MD/MI read as the sides they stand for, where they are in
+    capitals after a preposition ("CSE de MI"); a copy when one is."""
+    out = norms
+    for i in range(1, len(norms)):
+        if norms[i] in ("md", "mi") and norms[i - 1] in _SIDE_CODE_BEFORE:
+            side = _SIDE_CODES.get(text[tokens.starts[i] : tokens.ends[i]])
+            if side is not None:
+                out = list(norms) if out is norms else out
+                out[i] = side
+    return out
 
 
 def _literal_prefix(pattern: str) -> str:

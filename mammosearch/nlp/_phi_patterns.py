@@ -13,12 +13,26 @@ from typing import Any
 
 import regex
 
-__all__ = ["KEEP", "gated_patterns", "gates", "line_windows", "lowered", "patterns"]
+__all__ = [
+    "AU_STATES",
+    "KEEP",
+    "US_STATES",
+    "gated_patterns",
+    "gates",
+    "line_windows",
+    "lowered",
+    "patterns",
+]
 
 _U = r"\p{Lu}"
 _L = r"\p{Ll}"
 _WORD = rf"(?:[{_U}][{_L}]+(?:[{_U}][{_L}]+)?(?:['’\-][{_U}]?[{_L}]+)*|[{_U}]{{2,}}|[{_U}]\.)"
 _PARTICLE = r"(?:de|del|la|las|los|y|i|van|von|da|di|du|le|st\.?)"
+US_STATES = (
+    "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|"
+    "NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY"
+)
+AU_STATES = "NSW|VIC|QLD|TAS|ACT|WA|SA|NT"
 _MONTHS_EN = (r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
               r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?")  # fmt: skip
 _MONTHS_ES = (r"ene(?:ro)?|feb(?:rero)?|mar(?:zo)?|abr(?:il)?|may(?:o)?|jun(?:io)?|jul(?:io)?|"
@@ -286,7 +300,7 @@ def patterns() -> tuple[tuple[str, Any], ...]:
             "ADDRESS",  # a town, then a US state and ZIP code or an Australian state and postcode
             _c(
                 rf"(?P<v>\b{_WORD}(?:[ \t]+{_WORD}){{0,2}},?[ \t]+(?:[A-Z]{{2}}[ \t]+\d{{5}}"
-                r"(?:-\d{4})?|(?:NSW|VIC|QLD|TAS|ACT|WA|SA|NT)[ \t]+\d{4}))\b"
+                rf"(?:-\d{{4}})?|(?:{AU_STATES})[ \t]+\d{{4}}))\b"
             ),
         ),  # fmt: skip
         ("ADDRESS", _c(r"(?<![\w\-])(?P<v>[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2})\b")),  # UK postcode

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from mammosearch.nlp._allowlist import fold, phi_lists
+from mammosearch.nlp._phi_patterns import AU_STATES, US_STATES
 
 __all__ = ["address_tails", "institutions"]
 
@@ -96,10 +97,7 @@ _TAIL = re.compile(
 
 # what follows an institution on its line when it is a place: ", Lake Success NY", ", Austin,
 # TX 78701", ", Camperdown NSW 2050" (a town, then a US or Australian state)
-_STATES = (
-    "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|"
-    "NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|NSW|VIC|QLD|TAS|ACT|NT|SA"
-)
+_STATES = f"{US_STATES}|{AU_STATES}"
 _PLACE_TAIL = re.compile(
     r"[ \t]*,[ \t]*(?:[A-Z][^\W\d_]+(?:['.\-][^\W\d_]+)*[ \t]+){0,3}[A-Z][^\W\d_]+,?[ \t]+"
     rf"(?:{_STATES})\b(?:[ \t]+\d{{4,5}}(?:-\d{{4}})?\b)?"
